@@ -1,0 +1,183 @@
+//! The `fabrik` command line: argument parsing, dispatch, and rendering for humans or JSON.
+//! Doc comments on the clap types are the `--help` text.
+
+mod apply;
+mod exit;
+mod new;
+mod report;
+mod templates;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+pub use exit::ExitStatus;
+
+/// Deploy web apps end to end from a small YAML spec: DNS, Coolify, HTTPS verification,
+/// rollback.
+#[derive(Debug, Parser)]
+#[command(name = "fabrik", version, propagate_version = true, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Log more (`-v` info, `-vv` debug); `FABRIK_LOG` takes a full filter
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Accepted and ignored: the orchestrator is always used (kept for older docs)
+    #[arg(long, global = true, hide = true)]
+    use_orchestrator: bool,
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (with --detailed-exitcode: success and nothing to change)
+  1  failure (a deploy failed or was rolled back, or an unexpected error)
+  2  usage or validation error (bad arguments, invalid spec)
+  3  with --detailed-exitcode: success, and the plan has changes";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a new spec, NAME.yaml, from a template
+    New(NewArgs),
+    /// Check specs without deploying: schema, template, domain, compose
+    Validate(ValidateArgs),
+    /// List the templates a project can use
+    Templates(OutputArgs),
+    /// Deploy specs: DNS, Coolify, verification, rollback on failure
+    Apply(ApplyArgs),
+    /// Show what `apply` would do, without changing anything (same as `apply --dry-run`)
+    Plan(PlanArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Readable text
+    #[default]
+    Human,
+    /// One JSON object per line (NDJSON) on stdout
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct OutputArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+struct NewArgs {
+    /// Template to start from (see `fabrik templates`)
+    #[arg(long, short)]
+    template: String,
+    /// App name: lowercase letters, digits and hyphens; the file is NAME.yaml
+    name: String,
+    /// Directory to write the spec into
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Overwrite NAME.yaml if it exists
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// Spec files to check
+    #[arg(required = true)]
+    specs: Vec<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// Spec files to plan
+    #[arg(required = true)]
+    specs: Vec<PathBuf>,
+    /// Exit with 3 when the plan has changes, 0 when it has none
+    #[arg(long)]
+    detailed_exitcode: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// Spec files to deploy
+    #[arg(required = true)]
+    specs: Vec<PathBuf>,
+    /// Print the plan and stop: no provider is called, no credentials are needed
+    #[arg(long)]
+    dry_run: bool,
+    /// On failure, leave everything in place instead of following the spec's rollback policy
+    #[arg(long)]
+    no_rollback: bool,
+    /// With --dry-run: exit with 3 when the plan has changes, 0 when it has none
+    #[arg(long, requires = "dry_run")]
+    detailed_exitcode: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Parses the command line, runs the command and maps its outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let status = match run(cli) {
+        Ok(status) => status,
+        Err(error) => {
+            report::error(&error);
+            ExitStatus::Failure
+        }
+    };
+    status.into()
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match cli.command {
+        Command::New(args) => new::run(&args),
+        Command::Validate(args) => validate::run(&args.specs, args.output.output),
+        Command::Templates(args) => templates::run(&args),
+        Command::Plan(args) => apply::plan(&args.specs, args.output.output, args.detailed_exitcode),
+        Command::Apply(args) => apply::run(&args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "fabrik", &mut std::io::stdout());
+            Ok(ExitStatus::Success)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FABRIK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

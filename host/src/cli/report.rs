@@ -1,0 +1,59 @@
+//! Rendering of errors and diagnostics, for humans (stderr) or as JSON lines (stdout).
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::OutputFormat;
+use crate::spec::SpecError;
+
+/// Prints an unexpected error with its chain of causes.
+pub fn error(error: &anyhow::Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {error}");
+    for cause in error.chain().skip(1) {
+        let _ = writeln!(stderr, "  caused by: {cause}");
+    }
+}
+
+/// Prints why a spec failed to load.
+pub fn spec_error(error: &SpecError, format: OutputFormat) {
+    match format {
+        OutputFormat::Human => {
+            let mut stderr = std::io::stderr().lock();
+            match error {
+                SpecError::Read { .. } => {
+                    let _ = writeln!(stderr, "error: {error}");
+                }
+                SpecError::Invalid { diagnostics, .. } => {
+                    for diagnostic in diagnostics {
+                        let _ = writeln!(stderr, "error: {diagnostic}");
+                    }
+                    let _ = writeln!(stderr, "{error}");
+                }
+            }
+        }
+        OutputFormat::Json => {
+            let (spec, diagnostics, message) = match error {
+                SpecError::Read { path, .. } => (path, Vec::new(), error.to_string()),
+                SpecError::Invalid { path, diagnostics } => {
+                    (path, diagnostics.clone(), error.to_string())
+                }
+            };
+            json_line(&serde_json::json!({
+                "event": "invalid",
+                "spec": spec,
+                "message": message,
+                "diagnostics": diagnostics,
+            }));
+        }
+    }
+}
+
+/// Writes one JSON object as a line on stdout.
+pub fn json_line(value: &impl Serialize) {
+    let mut stdout = std::io::stdout().lock();
+    if let Ok(text) = serde_json::to_string(value) {
+        let _ = writeln!(stdout, "{text}");
+    }
+}

@@ -1,0 +1,7 @@
+//! Fabrik: deploy web apps end to end from a YAML spec. See DESIGN.md for the architecture;
+//! the `fabrik` binary is a thin wrapper around [`cli::main`].
+
+pub mod cli;
+pub mod orchestrator;
+pub mod project;
+pub mod spec;

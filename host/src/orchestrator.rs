@@ -1,0 +1,4 @@
+//! The deployment lifecycle: plan, apply, verify, rollback. For now only planning exists;
+//! applying needs the provider plugins.
+
+pub mod plan;

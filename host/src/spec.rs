@@ -1,0 +1,191 @@
+//! The spec: parsing with source locations, validation, templates and the canonical hash.
+
+pub mod diagnostic;
+pub mod domain;
+pub mod hash;
+pub mod locate;
+pub mod model;
+pub mod template;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{Diagnostic, Location};
+pub use model::Spec;
+pub use template::{Rendered, TemplateRegistry};
+
+use diagnostic::Diagnostics;
+use locate::SourceMap;
+use template::TemplateError;
+
+/// A spec that passed validation, with its rendered compose document.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    pub path: PathBuf,
+    pub spec: Spec,
+    pub rendered: Rendered,
+}
+
+/// Why a spec could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` has {} problem{}", path.display(), diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" })]
+    Invalid {
+        path: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// Reads and validates the spec at `path`.
+pub fn load(path: &Path, templates: &TemplateRegistry) -> Result<LoadedSpec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text, templates)
+}
+
+/// Validates `text` as the spec at `path`, reporting every problem found.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    templates: &TemplateRegistry,
+) -> Result<LoadedSpec, SpecError> {
+    let mut diags = Diagnostics::new(path);
+    let invalid = |diags: Diagnostics| SpecError::Invalid {
+        path: path.to_path_buf(),
+        diagnostics: diags.into_sorted(),
+    };
+    let map = match SourceMap::parse(text) {
+        Ok(map) => map,
+        Err(e) => {
+            diags.push(e.location, "", format!("invalid YAML: {}", e.message));
+            return Err(invalid(diags));
+        }
+    };
+    let root: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let location = e
+                .location()
+                .map_or(Location { line: 1, column: 1 }, |l| Location {
+                    line: l.line(),
+                    column: l.column(),
+                });
+            diags.push(location, "", format!("invalid YAML: {e}"));
+            return Err(invalid(diags));
+        }
+    };
+    let draft = validate::read(&root, &map, &mut diags);
+
+    let template = draft
+        .template
+        .as_deref()
+        .and_then(|name| match templates.get(name) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let hint = matches!(e, TemplateError::Unknown(_)).then(|| {
+                    validate::did_you_mean(templates.names(), name).unwrap_or_else(|| {
+                        format!(
+                            "available templates: {} (see `fabrik templates`)",
+                            templates.names().join(", ")
+                        )
+                    })
+                });
+                diags.push_with_hint(map.value("template"), "template", e.to_string(), hint);
+                None
+            }
+        });
+    let mut port = draft.port;
+    if let Some(template) = template {
+        let name = &template.name;
+        let accepted = &template.meta.sources;
+        match &draft.source {
+            None if !accepted.is_empty() && !draft.source_written => {
+                let kinds: Vec<String> = accepted.iter().map(ToString::to_string).collect();
+                diags.push_with_hint(
+                    map.value("source"),
+                    "source",
+                    format!("is required by template `{name}`"),
+                    Some(format!("set `source` with one of: {}", kinds.join(", "))),
+                );
+            }
+            Some(source) if !accepted.contains(&source.kind()) => {
+                let kinds: Vec<String> = accepted.iter().map(ToString::to_string).collect();
+                let message = if kinds.is_empty() {
+                    format!("template `{name}` takes no source")
+                } else {
+                    format!(
+                        "template `{name}` cannot build from a {} source (it takes {})",
+                        source.kind(),
+                        kinds.join(", ")
+                    )
+                };
+                diags.push(map.value("source"), "source", message);
+            }
+            _ => {}
+        }
+        if port.is_none() && !draft.port_written {
+            port = template.meta.default_port;
+            if port.is_none() {
+                diags.push_with_hint(
+                    map.value("port"),
+                    "port",
+                    format!("is required: template `{name}` has no default port"),
+                    Some(
+                        "set `port` to the port the app listens on inside its container".to_owned(),
+                    ),
+                );
+            }
+        }
+    }
+
+    if !diags.is_empty() {
+        return Err(invalid(diags));
+    }
+    let (Some(template), Some(name), Some(template_name), Some(domain), Some(server), Some(port)) = (
+        template,
+        draft.name.clone(),
+        draft.template.clone(),
+        draft.domain.clone(),
+        draft.server.clone(),
+        port,
+    ) else {
+        // Every `None` above was reported; this is only reached if a rule forgot to.
+        diags.push(
+            Location { line: 1, column: 1 },
+            "",
+            "the spec is incomplete",
+        );
+        return Err(invalid(diags));
+    };
+    let spec = Spec {
+        coolify: draft.coolify(&name),
+        name,
+        template: template_name,
+        domain,
+        server,
+        source: draft.source,
+        port,
+        env: draft.env,
+        secrets: draft.secrets,
+        healthcheck: draft.healthcheck,
+        rollback: draft.rollback,
+    };
+    match template.render(&spec) {
+        Ok(rendered) => Ok(LoadedSpec {
+            path: path.to_path_buf(),
+            spec,
+            rendered,
+        }),
+        Err(e) => {
+            diags.push(map.value("template"), "template", e.to_string());
+            Err(invalid(diags))
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! Templates: docker-compose documents with placeholders, embedded in the binary or added
+//! by a project in `templates/NAME.yaml`.
+//!
+//! A template file is a small YAML header (description, default port, accepted sources,
+//! the service that receives the domain), a `---` line, then a minijinja template of a
+//! compose document. Every `{{ expression }}` is written as a JSON literal, which is also a
+//! YAML literal: a value from a spec can never add keys or break the document, and
+//! authors write `image: {{ image }}` without quotes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior, Value as JinjaValue};
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use super::model::{Source, SourceKind, Spec};
+
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "docker-image",
+        include_str!("../../templates/docker-image.yaml"),
+    ),
+    ("node-api", include_str!("../../templates/node-api.yaml")),
+    (
+        "python-api",
+        include_str!("../../templates/python-api.yaml"),
+    ),
+    (
+        "static-site",
+        include_str!("../../templates/static-site.yaml"),
+    ),
+];
+
+/// The header of a template file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateMeta {
+    pub description: String,
+    /// Port used when the spec sets none; without it the spec must set `port`.
+    #[serde(default)]
+    pub default_port: Option<u16>,
+    /// Sources the template can build from; empty means it needs none.
+    #[serde(default)]
+    pub sources: Vec<SourceKind>,
+    /// The compose service that serves the app's domain.
+    #[serde(default = "default_service")]
+    pub service: String,
+    /// What the app becomes in Coolify.
+    #[serde(default)]
+    pub coolify_resource: CoolifyResource,
+}
+
+/// The kind of Coolify resource a template deploys as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CoolifyResource {
+    /// A compose service (`POST /services`), from the rendered compose document.
+    #[default]
+    Service,
+    /// A docker-image application (`POST /applications/dockerimage`): Coolify tracks its
+    /// deployments, so build failures are reported precisely.
+    Application,
+}
+
+impl fmt::Display for CoolifyResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            CoolifyResource::Service => "service",
+            CoolifyResource::Application => "application",
+        })
+    }
+}
+
+fn default_service() -> String {
+    "app".to_owned()
+}
+
+/// Where a template was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Builtin,
+    Project(PathBuf),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Builtin => f.write_str("built-in"),
+            Origin::Project(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A loaded template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub name: String,
+    pub origin: Origin,
+    pub meta: TemplateMeta,
+    body: String,
+}
+
+/// A template that could not be loaded, kept so that only specs using it fail.
+#[derive(Debug, Clone)]
+pub struct BrokenTemplate {
+    pub origin: Origin,
+    pub problem: String,
+}
+
+/// The compose document a template rendered for a spec.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Normalized YAML (no comments, stable layout): what is sent to Coolify.
+    pub compose: String,
+    /// The same document as JSON, for the canonical hash.
+    pub canonical: serde_json::Value,
+    /// The service that receives the domain.
+    pub service: String,
+    /// What the app becomes in Coolify.
+    pub coolify_resource: CoolifyResource,
+}
+
+/// Every template available to a project: built-ins, then `templates/*.yaml`, which may
+/// replace a built-in of the same name.
+#[derive(Debug, Default)]
+pub struct TemplateRegistry {
+    templates: BTreeMap<String, Result<Template, BrokenTemplate>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("`{0}` is not a template")]
+    Unknown(String),
+    #[error("template `{name}` ({origin}) cannot be loaded: {problem}")]
+    Broken {
+        name: String,
+        origin: Origin,
+        problem: String,
+    },
+    #[error("template `{name}` does not render: {problem}")]
+    Render { name: String, problem: String },
+    #[error("template `{name}` renders an unsafe or invalid compose document: {problem}")]
+    Lint { name: String, problem: String },
+}
+
+impl TemplateRegistry {
+    /// Loads the built-ins and the project's `templates/` directory, if any.
+    pub fn load(project_dir: &Path) -> std::io::Result<Self> {
+        let mut registry = Self::default();
+        for (name, text) in BUILTIN {
+            registry.insert(name, Origin::Builtin, text);
+        }
+        let dir = project_dir.join("templates");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(registry),
+            Err(e) => return Err(e),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path)?;
+            registry.insert(&name, Origin::Project(path), &text);
+        }
+        Ok(registry)
+    }
+
+    fn insert(&mut self, name: &str, origin: Origin, text: &str) {
+        let parsed = parse_template(name, origin.clone(), text)
+            .map_err(|problem| BrokenTemplate { origin, problem });
+        self.templates.insert(name.to_owned(), parsed);
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Template, TemplateError> {
+        match self.templates.get(name) {
+            None => Err(TemplateError::Unknown(name.to_owned())),
+            Some(Ok(t)) => Ok(t),
+            Some(Err(broken)) => Err(TemplateError::Broken {
+                name: name.to_owned(),
+                origin: broken.origin.clone(),
+                problem: broken.problem.clone(),
+            }),
+        }
+    }
+
+    /// All templates by name, loaded or broken.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Result<Template, BrokenTemplate>)> {
+        self.templates.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.templates.keys().map(String::as_str).collect()
+    }
+}
+
+fn parse_template(name: &str, origin: Origin, text: &str) -> Result<Template, String> {
+    let (header, body) = split_header(text).ok_or_else(|| {
+        "expected a header (description, default_port, sources, service), a `---` line, then the compose template".to_owned()
+    })?;
+    let meta: TemplateMeta =
+        serde_yaml::from_str(header).map_err(|e| format!("invalid header: {e}"))?;
+    Ok(Template {
+        name: name.to_owned(),
+        origin,
+        meta,
+        body: body.to_owned(),
+    })
+}
+
+fn split_header(text: &str) -> Option<(&str, &str)> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            return Some((&text[..offset], &text[offset + line.len()..]));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+impl Template {
+    /// Renders the compose document for `spec` and lints it.
+    pub fn render(&self, spec: &Spec) -> Result<Rendered, TemplateError> {
+        let render_error = |problem: String| TemplateError::Render {
+            name: self.name.clone(),
+            problem,
+        };
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        env.set_formatter(|out, _state, value| {
+            let json = serde_json::to_string(value).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+            })?;
+            out.write_str(&json).map_err(minijinja::Error::from)
+        });
+        env.add_template(&self.name, &self.body)
+            .map_err(|e| render_error(describe_jinja(&e)))?;
+        let template = env
+            .get_template(&self.name)
+            .map_err(|e| render_error(describe_jinja(&e)))?;
+        let text = template
+            .render(context(spec))
+            .map_err(|e| render_error(describe_jinja(&e)))?;
+        let document: Value = serde_yaml::from_str(&text)
+            .map_err(|e| render_error(format!("the output is not YAML: {e}")))?;
+        lint(&document, &self.meta.service).map_err(|problem| TemplateError::Lint {
+            name: self.name.clone(),
+            problem,
+        })?;
+        let compose = serde_yaml::to_string(&document)
+            .map_err(|e| render_error(format!("cannot serialize the output: {e}")))?;
+        let canonical = serde_json::to_value(&document)
+            .map_err(|e| render_error(format!("the output has non-string keys: {e}")))?;
+        Ok(Rendered {
+            compose,
+            canonical,
+            service: self.meta.service.clone(),
+            coolify_resource: self.meta.coolify_resource,
+        })
+    }
+}
+
+fn describe_jinja(e: &minijinja::Error) -> String {
+    match e.line() {
+        Some(line) => format!(
+            "{} (template line {line})",
+            e.detail().unwrap_or(&e.to_string())
+        ),
+        None => e.to_string(),
+    }
+}
+
+/// The variables a template sees. Documented in README.md ("Templates").
+fn context(spec: &Spec) -> JinjaValue {
+    let mut environment: BTreeMap<String, String> = spec
+        .env
+        .iter()
+        // Compose interpolates `$`; a literal value must not.
+        .map(|(k, v)| (k.clone(), v.replace('$', "$$")))
+        .collect();
+    for secret in &spec.secrets {
+        // The value stays in Coolify's environment; the compose file only refers to it.
+        environment.insert(secret.clone(), format!("${{{secret}}}"));
+    }
+    environment
+        .entry("PORT".to_owned())
+        .or_insert_with(|| spec.port.to_string());
+    let (image, git) = match &spec.source {
+        Some(Source::Image { image }) => (Some(image.clone()), None),
+        Some(Source::Git { repository, branch }) => {
+            let base = repository.trim_end_matches('/');
+            let base = base.strip_suffix(".git").unwrap_or(base);
+            let git = serde_json::json!({
+                "repository": repository,
+                "branch": branch,
+                "context": format!("{base}.git#{branch}"),
+            });
+            (None, Some(git))
+        }
+        None => (None, None),
+    };
+    JinjaValue::from_serialize(serde_json::json!({
+        "name": spec.name,
+        "domain": spec.domain,
+        "server": spec.server,
+        "url": format!("https://{}", spec.domain),
+        "port": spec.port,
+        "image": image,
+        "git": git,
+        "environment": environment,
+        "healthcheck": { "path": spec.healthcheck.path },
+    }))
+}
+
+/// Rejects compose documents that cannot work or would hand the host to the container.
+fn lint(document: &Value, service: &str) -> Result<(), String> {
+    let services = document
+        .get("services")
+        .and_then(Value::as_mapping)
+        .filter(|s| !s.is_empty())
+        .ok_or("it has no `services`")?;
+    if !services.contains_key(service) {
+        return Err(format!(
+            "it has no service `{service}` (the one the template header names)"
+        ));
+    }
+    for (name, body) in services {
+        let name = name.as_str().ok_or("a service name is not a string")?;
+        let body = body
+            .as_mapping()
+            .ok_or_else(|| format!("services.{name} is not a mapping"))?;
+        let at = |key: &str| format!("services.{name}.{key}");
+        if !body.contains_key("image") && !body.contains_key("build") {
+            return Err(format!("services.{name} has neither `image` nor `build`"));
+        }
+        if body.get("privileged").and_then(Value::as_bool) == Some(true) {
+            return Err(format!(
+                "{} is true; privileged containers are not allowed",
+                at("privileged")
+            ));
+        }
+        for key in ["network_mode", "pid", "ipc", "userns_mode"] {
+            if body.get(key).and_then(Value::as_str) == Some("host") {
+                return Err(format!(
+                    "{} is `host`; sharing the host's namespaces is not allowed",
+                    at(key)
+                ));
+            }
+        }
+        if let Some(caps) = body.get("cap_add").and_then(Value::as_sequence) {
+            for cap in caps.iter().filter_map(Value::as_str) {
+                if matches!(
+                    cap.to_ascii_uppercase().trim_start_matches("CAP_"),
+                    "ALL" | "SYS_ADMIN"
+                ) {
+                    return Err(format!(
+                        "{} adds `{cap}`, which is equivalent to privileged",
+                        at("cap_add")
+                    ));
+                }
+            }
+        }
+        if let Some(volumes) = body.get("volumes").and_then(Value::as_sequence) {
+            for volume in volumes {
+                let source = match volume {
+                    Value::String(s) => s.split(':').next().unwrap_or_default().to_owned(),
+                    Value::Mapping(m) => m
+                        .get("source")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    _ => String::new(),
+                };
+                if source.ends_with("docker.sock") || source == "/" {
+                    return Err(format!(
+                        "{} mounts `{source}`, which gives the container the host",
+                        at("volumes")
+                    ));
+                }
+            }
+        }
+        for key in ["ports", "expose"] {
+            if let Some(ports) = body.get(key) {
+                let list = ports
+                    .as_sequence()
+                    .ok_or_else(|| format!("{} is not a list", at(key)))?;
+                for entry in list {
+                    check_port_entry(entry).map_err(|problem| format!("{}: {problem}", at(key)))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_port_entry(entry: &Value) -> Result<(), String> {
+    match entry {
+        Value::Number(n) => n
+            .as_u64()
+            .filter(|p| (1..=65535).contains(p))
+            .map(|_| ())
+            .ok_or_else(|| format!("{n} is not a port number")),
+        Value::String(s) => {
+            let spec = s
+                .strip_suffix("/tcp")
+                .or_else(|| s.strip_suffix("/udp"))
+                .unwrap_or(s);
+            // `[ip:]published:target`; an IPv6 address is bracketed.
+            let ports = match spec.rfind(']') {
+                Some(i) => spec[i + 1..].trim_start_matches(':'),
+                None => spec,
+            };
+            let parts: Vec<&str> = ports.split(':').collect();
+            let numeric = match parts.as_slice() {
+                [target] => vec![*target],
+                [published, target] => vec![*published, *target],
+                [_ip, published, target] => vec![*published, *target],
+                _ => return Err(format!("{s:?} is not a port mapping")),
+            };
+            for part in numeric {
+                if !part.parse::<u16>().is_ok_and(|p| p > 0) {
+                    return Err(format!("{s:?} has a non-numeric port `{part}`"));
+                }
+            }
+            Ok(())
+        }
+        Value::Mapping(m) => {
+            for key in ["target", "published"] {
+                if let Some(v) = m.get(key) {
+                    check_port_entry(v)?;
+                }
+            }
+            Ok(())
+        }
+        other => Err(format!("{other:?} is not a port")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Value {
+        serde_yaml::from_str(text).expect("test yaml")
+    }
+
+    #[test]
+    fn builtins_parse() {
+        let registry = TemplateRegistry::load(Path::new("/nonexistent")).expect("load");
+        for name in ["python-api", "node-api", "static-site", "docker-image"] {
+            assert!(registry.get(name).is_ok(), "{name}");
+        }
+        assert!(matches!(
+            registry.get("nope"),
+            Err(TemplateError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn lint_rejects_unsafe_documents() {
+        let cases = [
+            ("services: {}", "no `services`"),
+            ("services: {app: {restart: always}}", "neither"),
+            (
+                "services: {app: {image: x, privileged: true}}",
+                "privileged",
+            ),
+            (
+                "services: {app: {image: x, network_mode: host}}",
+                "namespaces",
+            ),
+            (
+                "services: {app: {image: x, ports: ['80a:80']}}",
+                "non-numeric",
+            ),
+            (
+                "services: {app: {image: x, ports: ['8000-8010:80']}}",
+                "non-numeric",
+            ),
+            ("services: {app: {image: x, expose: [0]}}", "not a port"),
+            (
+                "services: {app: {image: x, volumes: ['/var/run/docker.sock:/s']}}",
+                "docker.sock",
+            ),
+            (
+                "services: {app: {image: x, cap_add: [SYS_ADMIN]}}",
+                "privileged",
+            ),
+            ("services: {web: {image: x}}", "no service `app`"),
+        ];
+        for (text, expected) in cases {
+            let err = lint(&doc(text), "app").expect_err(text);
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn lint_accepts_numeric_ports() {
+        let ok = "services: {app: {image: x, ports: [8080, '8080:80', '127.0.0.1:8080:80/tcp', '[::1]:8080:80', {target: 80, published: '8080'}], expose: [3000]}}";
+        assert_eq!(lint(&doc(ok), "app"), Ok(()));
+    }
+
+    #[test]
+    fn split_header_needs_a_separator() {
+        assert!(split_header("a: 1\n---\nb: 2\n").is_some());
+        assert!(split_header("services: {}\n").is_none());
+    }
+}

@@ -1,0 +1,819 @@
+//! Reads a YAML tree into a [`Draft`] of the spec, checking every rule and recording every
+//! problem with its location instead of stopping at the first.
+
+use std::collections::BTreeMap;
+
+use serde_yaml::{Mapping, Value};
+
+use super::diagnostic::Diagnostics;
+use super::domain::normalize_public_domain;
+use super::locate::{SourceMap, child, item};
+use super::model::{
+    CoolifyTarget, DEFAULT_BRANCH, DEFAULT_ENVIRONMENT, DEFAULT_HEALTH_INTERVAL,
+    DEFAULT_HEALTH_TIMEOUT, Healthcheck, RollbackMode, RollbackPolicy, Source,
+};
+
+const TOP_LEVEL: &[&str] = &[
+    "name",
+    "template",
+    "domain",
+    "server",
+    "source",
+    "port",
+    "coolify",
+    "env",
+    "secrets",
+    "healthcheck",
+    "rollback",
+];
+const SOURCE_KEYS: &[&str] = &["image", "git", "branch"];
+const COOLIFY_KEYS: &[&str] = &["project", "environment"];
+const HEALTH_KEYS: &[&str] = &["path", "timeout", "interval", "expect_status"];
+const ROLLBACK_KEYS: &[&str] = &["coolify", "dns"];
+
+/// Coolify generates these per service; a spec that sets them fights Coolify.
+const RESERVED_ENV_PREFIXES: &[&str] = &["SERVICE_FQDN_", "SERVICE_URL_"];
+
+/// The spec as read, before the template fills in defaults that depend on it (the port).
+/// Fields are `None` only when a diagnostic explains why.
+#[derive(Debug)]
+pub struct Draft {
+    pub name: Option<String>,
+    pub template: Option<String>,
+    pub domain: Option<String>,
+    pub server: Option<String>,
+    pub source: Option<Source>,
+    /// `None` here can also mean "not written": the template's default applies.
+    pub port: Option<u16>,
+    /// Whether `source` / `port` were written (valid or not), so that a missing-field
+    /// error is not added on top of an invalid-value error.
+    pub source_written: bool,
+    pub port_written: bool,
+    pub coolify_project: Option<String>,
+    pub coolify_environment: String,
+    pub env: BTreeMap<String, String>,
+    pub secrets: Vec<String>,
+    pub healthcheck: Healthcheck,
+    pub rollback: RollbackPolicy,
+}
+
+impl Draft {
+    fn empty() -> Self {
+        Self {
+            name: None,
+            template: None,
+            domain: None,
+            server: None,
+            source: None,
+            port: None,
+            source_written: false,
+            port_written: false,
+            coolify_project: None,
+            coolify_environment: DEFAULT_ENVIRONMENT.to_owned(),
+            env: BTreeMap::new(),
+            secrets: Vec::new(),
+            healthcheck: Healthcheck {
+                path: "/".to_owned(),
+                timeout: DEFAULT_HEALTH_TIMEOUT,
+                interval: DEFAULT_HEALTH_INTERVAL,
+                expect_status: None,
+            },
+            rollback: RollbackPolicy::default(),
+        }
+    }
+
+    pub fn coolify(&self, name: &str) -> CoolifyTarget {
+        CoolifyTarget {
+            project: self
+                .coolify_project
+                .clone()
+                .unwrap_or_else(|| name.to_owned()),
+            environment: self.coolify_environment.clone(),
+        }
+    }
+}
+
+/// Reads and checks the whole document.
+pub fn read(root: &Value, map: &SourceMap, diags: &mut Diagnostics) -> Draft {
+    let mut r = Reader { map, diags };
+    let empty = Mapping::new();
+    let top = match root {
+        Value::Null => {
+            r.error_with_hint(
+                "",
+                "the spec is empty",
+                Some("start from `fabrik new --template python-api NAME`".to_owned()),
+            );
+            &empty
+        }
+        Value::Mapping(m) if m.is_empty() => {
+            r.error_with_hint(
+                "",
+                "the spec is empty",
+                Some("start from `fabrik new --template python-api NAME`".to_owned()),
+            );
+            &empty
+        }
+        Value::Mapping(m) => m,
+        other => {
+            r.error(
+                "",
+                format!(
+                    "expected the spec to be a mapping of fields, found {}",
+                    describe(other)
+                ),
+            );
+            &empty
+        }
+    };
+    if top.is_empty() {
+        // Nothing else can be said about a document with no fields.
+        return Draft::empty();
+    }
+    r.known_keys(top, "", TOP_LEVEL);
+
+    let name = r
+        .required_string(top, "", "name")
+        .and_then(|v| r.slug(v, "name"));
+    let template = r.required_string(top, "", "template");
+    let domain = r.required_string(top, "", "domain").and_then(|v| {
+        normalize_public_domain(&v)
+            .map_err(|e| r.error_with_hint("domain", e.message, e.hint))
+            .ok()
+    });
+    let server = r
+        .required_string(top, "", "server")
+        .and_then(|v| r.plain_name(v, "server"));
+    let source = r.source(top);
+    let port = r
+        .integer(top, "", "port", 1, 65535)
+        .and_then(|p| u16::try_from(p).ok());
+    let (coolify_project, coolify_environment) = r.coolify(top);
+    let env = r.env(top);
+    let secrets = r.secrets(top, &env);
+    let healthcheck = r.healthcheck(top);
+    let rollback = r.rollback(top);
+
+    Draft {
+        name,
+        template,
+        domain,
+        server,
+        source,
+        port,
+        source_written: Reader::get(top, "source").is_some(),
+        port_written: Reader::get(top, "port").is_some(),
+        coolify_project,
+        coolify_environment,
+        env,
+        secrets,
+        healthcheck,
+        rollback,
+    }
+}
+
+struct Reader<'a> {
+    map: &'a SourceMap,
+    diags: &'a mut Diagnostics,
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a decimal number",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+impl Reader<'_> {
+    fn error(&mut self, path: &str, message: impl Into<String>) {
+        let location = self.map.value(path);
+        self.diags.push(location, path, message);
+    }
+
+    fn error_with_hint(&mut self, path: &str, message: impl Into<String>, hint: Option<String>) {
+        let location = self.map.value(path);
+        self.diags.push_with_hint(location, path, message, hint);
+    }
+
+    fn mapping<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v Mapping> {
+        match value {
+            Value::Mapping(m) => Some(m),
+            other => {
+                let what = if path.is_empty() {
+                    "the spec"
+                } else {
+                    "this field"
+                };
+                self.error(
+                    path,
+                    format!(
+                        "expected {what} to be a mapping of fields, found {}",
+                        describe(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports every key that is not in `known`, suggesting the closest known one.
+    fn known_keys(&mut self, mapping: &Mapping, path: &str, known: &[&str]) {
+        for key in mapping.keys() {
+            let Some(key) = key.as_str() else {
+                let location = self.map.value(path);
+                self.diags.push(
+                    location,
+                    path,
+                    format!("field names must be strings, found {}", describe(key)),
+                );
+                continue;
+            };
+            if known.contains(&key) {
+                continue;
+            }
+            let hint = did_you_mean(known.iter().copied(), key)
+                .or_else(|| Some(format!("known fields here: {}", known.join(", "))));
+            let field = child(path, key);
+            let location = self.map.key(&field);
+            self.diags
+                .push_with_hint(location, &field, "unknown field", hint);
+        }
+    }
+
+    fn get<'v>(mapping: &'v Mapping, key: &str) -> Option<&'v Value> {
+        mapping.get(key).filter(|v| !v.is_null())
+    }
+
+    fn string(&mut self, mapping: &Mapping, path: &str, key: &str) -> Option<String> {
+        let field = child(path, key);
+        match Self::get(mapping, key)? {
+            Value::String(s) if s.trim().is_empty() => {
+                self.error(&field, "must not be empty");
+                None
+            }
+            Value::String(s) => Some(s.trim().to_owned()),
+            other => {
+                self.error(
+                    &field,
+                    format!("expected a string, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn required_string(&mut self, mapping: &Mapping, path: &str, key: &str) -> Option<String> {
+        if Self::get(mapping, key).is_none() {
+            let location = self.map.value(path);
+            let field = child(path, key);
+            self.diags.push(location, &field, "is required");
+            return None;
+        }
+        self.string(mapping, path, key)
+    }
+
+    fn integer(
+        &mut self,
+        mapping: &Mapping,
+        path: &str,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
+        let field = child(path, key);
+        let value = Self::get(mapping, key)?;
+        let number = match value {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        match number {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.error(
+                    &field,
+                    format!("{n} is out of range; expected {min} to {max}"),
+                );
+                None
+            }
+            None => {
+                self.error(
+                    &field,
+                    format!(
+                        "expected a whole number from {min} to {max}, found {}",
+                        describe(value)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn slug(&mut self, value: String, field: &str) -> Option<String> {
+        let ok = !value.is_empty()
+            && value.len() <= 63
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !value.starts_with('-')
+            && !value.ends_with('-');
+        if ok {
+            return Some(value);
+        }
+        self.error_with_hint(
+            field,
+            format!("{value:?} is not a valid app name"),
+            Some("use 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen (a DNS label)".into()),
+        );
+        None
+    }
+
+    /// A name shown in Coolify (server, project, environment): printable, one line.
+    fn plain_name(&mut self, value: String, field: &str) -> Option<String> {
+        if value.len() > 255 || value.chars().any(char::is_control) {
+            self.error(
+                field,
+                format!("{value:?} must be one line of at most 255 characters"),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    fn source(&mut self, top: &Mapping) -> Option<Source> {
+        let value = Self::get(top, "source")?;
+        let mapping = self.mapping(value, "source")?;
+        self.known_keys(mapping, "source", SOURCE_KEYS);
+        let image = self.string(mapping, "source", "image");
+        let git = self.string(mapping, "source", "git");
+        let branch = self.string(mapping, "source", "branch");
+        match (image, git) {
+            (Some(_), Some(_)) => {
+                self.error_with_hint(
+                    "source",
+                    "sets both `image` and `git`",
+                    Some("choose one place the code comes from".into()),
+                );
+                None
+            }
+            (Some(image), None) => {
+                if branch.is_some() {
+                    self.error_with_hint(
+                        "source.branch",
+                        "only applies to a `git` source",
+                        Some("remove `branch`, or pin the image by tag or digest".into()),
+                    );
+                }
+                match image_reference_problem(&image) {
+                    Some(problem) => {
+                        self.error_with_hint("source.image", format!("{image:?} is not a valid image reference: {problem}"), Some("write a reference such as `ghcr.io/acme/my-api:1.4` or `nginx@sha256:<digest>`".into()));
+                        None
+                    }
+                    None => Some(Source::Image { image }),
+                }
+            }
+            (None, Some(repository)) => {
+                let repository = self.git_repository(repository)?;
+                let branch = branch.unwrap_or_else(|| DEFAULT_BRANCH.to_owned());
+                if let Some(problem) = branch_problem(&branch) {
+                    self.error(
+                        "source.branch",
+                        format!("{branch:?} is not a valid branch name: {problem}"),
+                    );
+                    return None;
+                }
+                Some(Source::Git { repository, branch })
+            }
+            (None, None) => {
+                self.error_with_hint(
+                    "source",
+                    "names no source",
+                    Some(
+                        "set `image: <reference>`, or `git: <https url>` with an optional `branch`"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn git_repository(&mut self, url: String) -> Option<String> {
+        let field = "source.git";
+        let Some(rest) = url.strip_prefix("https://") else {
+            self.error_with_hint(field, format!("{url:?} is not an https URL"), Some("Fabrik deploys public repositories over https, such as `https://github.com/acme/my-api`".into()));
+            return None;
+        };
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.contains('@') {
+            // Credentials in a URL would end up in Coolify, the state and the logs.
+            self.error_with_hint(
+                field,
+                "must not contain credentials",
+                Some("use a public repository; private repositories are not supported yet".into()),
+            );
+            return None;
+        }
+        let path = rest[host.len()..].trim_matches('/');
+        if host.is_empty()
+            || path.is_empty()
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            self.error(
+                field,
+                format!("{url:?} is not a repository URL (expected https://<host>/<owner>/<repo>)"),
+            );
+            return None;
+        }
+        Some(url)
+    }
+
+    fn coolify(&mut self, top: &Mapping) -> (Option<String>, String) {
+        let mut project = None;
+        let mut environment = DEFAULT_ENVIRONMENT.to_owned();
+        if let Some(value) = Self::get(top, "coolify")
+            && let Some(mapping) = self.mapping(value, "coolify")
+        {
+            self.known_keys(mapping, "coolify", COOLIFY_KEYS);
+            project = self
+                .string(mapping, "coolify", "project")
+                .and_then(|v| self.plain_name(v, "coolify.project"));
+            if let Some(env) = self
+                .string(mapping, "coolify", "environment")
+                .and_then(|v| self.plain_name(v, "coolify.environment"))
+            {
+                environment = env;
+            }
+        }
+        (project, environment)
+    }
+
+    fn env_key(&mut self, key: &str, field: &str) -> bool {
+        if !is_env_key(key) {
+            let location = self.map.key(field);
+            self.diags.push_with_hint(location, field, format!("{key:?} is not a valid environment variable name"), Some("start with a letter or `_`, then letters, digits, `_` or `.` (Coolify's rule), at most 255 characters".to_owned()));
+            return false;
+        }
+        if let Some(prefix) = RESERVED_ENV_PREFIXES.iter().find(|p| key.starts_with(*p)) {
+            let location = self.map.key(field);
+            self.diags.push_with_hint(
+                location,
+                field,
+                format!("{key:?} is reserved"),
+                Some(format!(
+                    "Coolify generates `{prefix}*` variables itself; choose another name"
+                )),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn env(&mut self, top: &Mapping) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let Some(value) = Self::get(top, "env") else {
+            return env;
+        };
+        let Some(mapping) = self.mapping(value, "env") else {
+            return env;
+        };
+        for (key, value) in mapping {
+            let Some(key) = key.as_str() else {
+                self.error(
+                    "env",
+                    format!("variable names must be strings, found {}", describe(key)),
+                );
+                continue;
+            };
+            let field = child("env", key);
+            let key_ok = self.env_key(key, &field);
+            let text = match value {
+                Value::String(s) => Some(s.clone()),
+                // Whole numbers convert without loss; decimals and booleans do not (`1.10`
+                // would become "1.1", `yes`/`on` differ between YAML versions).
+                Value::Number(n) if !n.is_f64() => Some(n.to_string()),
+                other => {
+                    self.error_with_hint(
+                        &field,
+                        format!("expected a string, found {}", describe(other)),
+                        Some(format!(
+                            "quote the value so it is passed exactly: {key}: \"...\""
+                        )),
+                    );
+                    None
+                }
+            };
+            if key_ok && let Some(text) = text {
+                env.insert(key.to_owned(), text);
+            }
+        }
+        env
+    }
+
+    fn secrets(&mut self, top: &Mapping, env: &BTreeMap<String, String>) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let Some(value) = Self::get(top, "secrets") else {
+            return names;
+        };
+        let Value::Sequence(items) = value else {
+            self.error_with_hint(
+                "secrets",
+                format!("expected a list of names, found {}", describe(value)),
+                Some("write `secrets: [DATABASE_URL, API_KEY]`".into()),
+            );
+            return names;
+        };
+        for (index, value) in items.iter().enumerate() {
+            let field = item("secrets", index);
+            let Some(name) = value.as_str() else {
+                self.error(
+                    &field,
+                    format!("expected a secret name, found {}", describe(value)),
+                );
+                continue;
+            };
+            if !self.env_key(name, &field) {
+                continue;
+            }
+            if names.iter().any(|n| n == name) {
+                self.error(&field, format!("{name:?} is listed twice"));
+                continue;
+            }
+            if env.contains_key(name) {
+                self.error_with_hint(
+                    &field,
+                    format!("{name:?} is also set in `env`"),
+                    Some(
+                        "a variable is either plain (`env`) or secret (`secrets`), not both".into(),
+                    ),
+                );
+                continue;
+            }
+            names.push(name.to_owned());
+        }
+        names.sort();
+        names
+    }
+
+    fn healthcheck(&mut self, top: &Mapping) -> Healthcheck {
+        let mut health = Healthcheck {
+            path: "/".to_owned(),
+            timeout: DEFAULT_HEALTH_TIMEOUT,
+            interval: DEFAULT_HEALTH_INTERVAL,
+            expect_status: None,
+        };
+        let Some(value) = Self::get(top, "healthcheck") else {
+            return health;
+        };
+        let Some(mapping) = self.mapping(value, "healthcheck") else {
+            return health;
+        };
+        let p = "healthcheck";
+        self.known_keys(mapping, p, HEALTH_KEYS);
+        if let Some(path) = self.string(mapping, p, "path") {
+            if let Some(problem) = health_path_problem(&path) {
+                self.error_with_hint(
+                    "healthcheck.path",
+                    format!("{path:?} {problem}"),
+                    Some("write a path such as `/health`".into()),
+                );
+            } else {
+                health.path = path;
+            }
+        }
+        let mut timeout_ok = true;
+        match self.integer(mapping, p, "timeout", 1, 3600) {
+            Some(t) => health.timeout = u32::try_from(t).unwrap_or(DEFAULT_HEALTH_TIMEOUT),
+            None => timeout_ok = Self::get(mapping, "timeout").is_none(),
+        }
+        if let Some(i) = self.integer(mapping, p, "interval", 1, 300) {
+            let interval = u32::try_from(i).unwrap_or(DEFAULT_HEALTH_INTERVAL);
+            if timeout_ok && interval > health.timeout {
+                self.error(
+                    "healthcheck.interval",
+                    format!(
+                        "{interval} s is longer than the timeout ({} s)",
+                        health.timeout
+                    ),
+                );
+            } else {
+                health.interval = interval;
+            }
+        }
+        health.expect_status = self
+            .integer(mapping, p, "expect_status", 100, 599)
+            .and_then(|s| u16::try_from(s).ok());
+        health
+    }
+
+    fn rollback(&mut self, top: &Mapping) -> RollbackPolicy {
+        let mut policy = RollbackPolicy::default();
+        let Some(value) = Self::get(top, "rollback") else {
+            return policy;
+        };
+        let Some(mapping) = self.mapping(value, "rollback") else {
+            return policy;
+        };
+        self.known_keys(mapping, "rollback", ROLLBACK_KEYS);
+        for class in ROLLBACK_KEYS {
+            let Some(text) = self.string(mapping, "rollback", class) else {
+                continue;
+            };
+            let field = child("rollback", class);
+            match RollbackMode::parse(&text) {
+                Some(mode) if *class == "coolify" => policy.coolify = mode,
+                Some(mode) => policy.dns = mode,
+                None => self.error_with_hint(
+                    &field,
+                    format!("{text:?} is not a rollback mode"),
+                    Some(format!("use one of {}", RollbackMode::NAMES.join(", "))),
+                ),
+            }
+        }
+        policy
+    }
+}
+
+/// `did you mean `x`?` for the candidate closest to a misspelt `word`, if one is close.
+pub fn did_you_mean<'a>(
+    candidates: impl IntoIterator<Item = &'a str>,
+    word: &str,
+) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(c, word), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+/// Coolify's rule for environment variable keys: `^[A-Za-z_][A-Za-z0-9_.]*$`, ≤ 255.
+pub fn is_env_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    key.len() <= 255
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+/// Characters allowed in a health path: Coolify's health-path set plus a query string.
+/// Quotes, spaces and shell metacharacters are excluded because templates embed the path
+/// in container health-check commands.
+fn health_path_problem(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return Some("must start with `/`");
+    }
+    if path.len() > 1024 {
+        return Some("is longer than 1024 characters");
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/-_.~%,;?=&+".contains(c);
+    if !path.chars().all(allowed) {
+        return Some("contains characters other than letters, digits and `/-_.~%,;?=&+`");
+    }
+    None
+}
+
+/// Loose check of a container image reference: `[registry/]repo[:tag][@digest]`.
+fn image_reference_problem(image: &str) -> Option<&'static str> {
+    if image.len() > 255 {
+        return Some("longer than 255 characters");
+    }
+    if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("contains whitespace");
+    }
+    let (name_tag, digest) = match image.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let Some((algorithm, hex)) = digest.split_once(':') else {
+            return Some("the digest must look like `sha256:<hex>`");
+        };
+        if algorithm.is_empty() || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some("the digest must look like `sha256:<hex>`");
+        }
+    }
+    // A tag follows the last `:` after the last `/` (a `:` before it is a registry port).
+    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match name_tag[last_slash..].rfind(':') {
+        Some(i) => (
+            &name_tag[..last_slash + i],
+            Some(&name_tag[last_slash + i + 1..]),
+        ),
+        None => (name_tag, None),
+    };
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && tag
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !ok {
+            return Some("the tag must be 1 to 128 letters, digits, `_`, `.` or `-`");
+        }
+    }
+    let repository = match name.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
+        _ => name,
+    };
+    let ok = !repository.is_empty()
+        && repository.split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        });
+    if !ok {
+        return Some(
+            "the repository must be lowercase letters, digits and `._-`, separated by `/`",
+        );
+    }
+    None
+}
+
+/// The subset of git's ref-name rules that catches typos and injection.
+fn branch_problem(branch: &str) -> Option<&'static str> {
+    if branch.starts_with('-') || branch.starts_with('/') || branch.ends_with('/') {
+        return Some("must not start with `-` or start or end with `/`");
+    }
+    if branch.contains("..") || branch.ends_with(".lock") || branch.contains("@{") {
+        return Some("must not contain `..` or `@{` or end with `.lock`");
+    }
+    if branch
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
+    {
+        return Some("must not contain spaces or any of ~^:?*[\\");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_keys_follow_coolify() {
+        for ok in ["A", "_A", "a.b", "LOG_LEVEL", "x1"] {
+            assert!(is_env_key(ok), "{ok}");
+        }
+        for bad in ["", "1A", "A-B", "A B", ".A", "É"] {
+            assert!(!is_env_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_references() {
+        for ok in [
+            "nginx",
+            "nginx:1.27",
+            "ghcr.io/acme/my-api:1.4",
+            "localhost:5000/app",
+            "registry.example.com:5000/team/app:v2-rc.1",
+            "nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(image_reference_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "Nginx",
+            "nginx:",
+            "nginx:-x",
+            "a b",
+            "ghcr.io/Acme/app",
+            "app@md5",
+            "a//b",
+        ] {
+            assert!(image_reference_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn health_paths() {
+        assert_eq!(health_path_problem("/health"), None);
+        assert_eq!(health_path_problem("/api/v1/health?deep=1"), None);
+        assert!(health_path_problem("health").is_some());
+        assert!(health_path_problem("/a b").is_some());
+        assert!(health_path_problem("/a'b").is_some());
+    }
+
+    #[test]
+    fn branches() {
+        assert_eq!(branch_problem("main"), None);
+        assert_eq!(branch_problem("release/1.4"), None);
+        for bad in ["-x", "a..b", "a b", "x.lock", "a:b", "/a"] {
+            assert!(branch_problem(bad).is_some(), "{bad}");
+        }
+    }
+}
