@@ -1,1 +1,8 @@
-fn main() {}
+//! End-to-end tests: they run the real `fabrik` binary.
+
+mod apply;
+mod cli;
+mod new;
+mod support;
+mod templates;
+mod validate;

@@ -514,3 +514,68 @@ mod tests {
         assert!(split_header("services: {}\n").is_none());
     }
 }
+
+#[cfg(test)]
+mod render_tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::spec::parse;
+
+    fn spec_text(template: &str, source: &str) -> String {
+        format!(
+            "name: my-app\ntemplate: {template}\ndomain: app.example.com\nserver: vps1\nport: 8080\nsource: {source}\nenv: {{GREETING: 'a $HOME b'}}\nsecrets: [API_KEY]\nhealthcheck: {{path: /health}}\n"
+        )
+    }
+
+    #[test]
+    fn every_builtin_renders_from_each_source_it_accepts() {
+        let registry = TemplateRegistry::load(Path::new("/nonexistent")).expect("templates");
+        for (name, template) in registry.iter() {
+            let template = template.as_ref().expect("built-in loads");
+            for kind in &template.meta.sources {
+                let source = match kind {
+                    SourceKind::Image => "{image: 'ghcr.io/acme/app:1'}",
+                    SourceKind::Git => "{git: 'https://github.com/acme/app', branch: dev}",
+                };
+                let loaded = parse(Path::new("s.yaml"), &spec_text(name, source), &registry)
+                    .unwrap_or_else(|e| panic!("{name} with {kind}: {e:?}"));
+                let compose = &loaded.rendered.compose;
+                let service = &loaded.rendered.canonical["services"][&template.meta.service];
+                // Secrets are referenced, never inlined; literal `$` is escaped for compose.
+                assert_eq!(service["environment"]["API_KEY"], "${API_KEY}", "{name}");
+                assert_eq!(service["environment"]["GREETING"], "a $$HOME b", "{name}");
+                assert_eq!(service["environment"]["PORT"], "8080", "{name}");
+                match kind {
+                    SourceKind::Image => {
+                        assert_eq!(service["image"], "ghcr.io/acme/app:1", "{name}")
+                    }
+                    SourceKind::Git => assert_eq!(
+                        service["build"]["context"], "https://github.com/acme/app.git#dev",
+                        "{name}: {compose}"
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn spec_values_cannot_inject_compose_structure() {
+        let registry = TemplateRegistry::load(Path::new("/nonexistent")).expect("templates");
+        let text = spec_text("docker-image", "{image: nginx}").replace(
+            "GREETING: 'a $HOME b'",
+            "EVIL: \"x\\n    privileged: true\\n  other:\\n    image: y\"",
+        );
+        let loaded = parse(Path::new("s.yaml"), &text, &registry).expect("valid");
+        let services = loaded.rendered.canonical["services"]
+            .as_object()
+            .expect("services");
+        assert_eq!(services.len(), 1);
+        assert!(services["app"].get("privileged").is_none());
+        assert!(
+            services["app"]["environment"]["EVIL"]
+                .as_str()
+                .is_some_and(|v| v.contains("privileged"))
+        );
+    }
+}

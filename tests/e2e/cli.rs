@@ -1,0 +1,83 @@
+use predicates::prelude::*;
+
+use crate::support::fabrik;
+
+#[test]
+fn version_names_the_binary() {
+    fabrik()
+        .arg("--version")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with(format!(
+            "fabrik {}",
+            env!("CARGO_PKG_VERSION")
+        )));
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    fabrik()
+        .arg("--help")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("Exit codes:"))
+        .stdout(predicate::str::contains("3  with --detailed-exitcode"));
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    fabrik().arg("frobnicate").assert().code(2);
+    fabrik().arg("validate").assert().code(2);
+    fabrik()
+        .args(["apply", "--detailed-exitcode", "fixtures/test-api.yaml"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn use_orchestrator_is_an_accepted_hidden_no_op() {
+    let with = fabrik()
+        .args([
+            "--use-orchestrator",
+            "apply",
+            "--dry-run",
+            "fixtures/test-api.yaml",
+        ])
+        .output()
+        .expect("runs");
+    let after = fabrik()
+        .args([
+            "apply",
+            "--use-orchestrator",
+            "--dry-run",
+            "fixtures/test-api.yaml",
+        ])
+        .output()
+        .expect("runs");
+    let without = fabrik()
+        .args(["apply", "--dry-run", "fixtures/test-api.yaml"])
+        .output()
+        .expect("runs");
+    assert_eq!(with.status.code(), Some(0));
+    assert_eq!(with.stdout, without.stdout);
+    assert_eq!(after.stdout, without.stdout);
+    fabrik()
+        .arg("--help")
+        .assert()
+        .stdout(predicate::str::contains("use-orchestrator").not());
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_fabrik()"),
+        ("zsh", "#compdef fabrik"),
+        ("fish", "complete -c fabrik"),
+    ] {
+        fabrik()
+            .args(["completions", shell])
+            .assert()
+            .code(0)
+            .stdout(predicate::str::contains(marker));
+    }
+}

@@ -1,0 +1,71 @@
+use predicates::prelude::*;
+
+use crate::support::fabrik;
+
+#[test]
+fn every_template_gives_a_spec_that_validates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for template in ["python-api", "node-api", "static-site", "docker-image"] {
+        let name = format!("app-{template}");
+        fabrik()
+            .current_dir(dir.path())
+            .args(["new", "--template", template, &name])
+            .assert()
+            .code(0)
+            .stderr(predicate::str::contains(format!("wrote ./{name}.yaml")));
+        fabrik()
+            .current_dir(dir.path())
+            .args(["validate", &format!("{name}.yaml")])
+            .assert()
+            .code(0);
+    }
+}
+
+#[test]
+fn refuses_to_overwrite_without_force() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("svc.yaml");
+    std::fs::write(&path, "keep me\n").expect("write");
+    fabrik()
+        .current_dir(dir.path())
+        .args(["new", "--template", "node-api", "svc"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already exists"))
+        .stderr(predicate::str::contains("--force"));
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "keep me\n");
+    fabrik()
+        .current_dir(dir.path())
+        .args(["new", "--template", "node-api", "svc", "--force"])
+        .assert()
+        .code(0);
+    assert!(
+        std::fs::read_to_string(&path)
+            .expect("read")
+            .contains("template: node-api")
+    );
+}
+
+#[test]
+fn rejects_bad_names_and_unknown_templates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fabrik()
+        .current_dir(dir.path())
+        .args(["new", "--template", "node-api", "Bad_Name"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "\"Bad_Name\" is not a valid app name",
+        ));
+    fabrik()
+        .current_dir(dir.path())
+        .args(["new", "--template", "rails", "web"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`rails` is not a template"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("read dir").count(),
+        0,
+        "nothing written"
+    );
+}
