@@ -4,6 +4,7 @@
 mod apply;
 mod exit;
 mod new;
+mod providers;
 mod report;
 mod templates;
 mod validate;
@@ -51,11 +52,22 @@ enum Command {
     Apply(ApplyArgs),
     /// Show what `apply` would do, without changing anything (same as `apply --dry-run`)
     Plan(PlanArgs),
+    /// Show or pin the project's provider plugins
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProvidersCommand {
+    /// List the providers: role, name, version, source, contract version, sha256, kinds
+    List(OutputArgs),
+    /// Write `fabrik.lock`, pinning each provider's version and sha256
+    Lock,
 }
 
 /// How results are printed.
@@ -150,6 +162,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Templates(args) => templates::run(&args),
         Command::Plan(args) => apply::plan(&args.specs, args.output.output, args.detailed_exitcode),
         Command::Apply(args) => apply::run(&args),
+        Command::Providers(ProvidersCommand::List(args)) => providers::list(args.output),
+        Command::Providers(ProvidersCommand::Lock) => providers::lock(),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "fabrik", &mut std::io::stdout());
             Ok(ExitStatus::Success)

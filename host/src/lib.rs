@@ -3,5 +3,7 @@
 
 pub mod cli;
 pub mod orchestrator;
+pub mod plugins;
 pub mod project;
+pub mod secrets;
 pub mod spec;

@@ -1,10 +1,17 @@
 //! The project a spec belongs to: the nearest directory, from the spec's own upwards, that
-//! holds a `fabrik.toml`; without one, the spec's directory.
+//! holds a `fabrik.toml`; without one, the spec's directory. `fabrik.toml` names the
+//! project and its providers.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
 
 /// Name of the project file that marks a project's root.
 pub const PROJECT_FILE: &str = "fabrik.toml";
+
+/// The provider roles the orchestrator uses.
+pub const ROLES: &[&str] = &["coolify", "dns"];
 
 /// The project directory of the spec at `spec_path`.
 pub fn project_dir(spec_path: &Path) -> PathBuf {
@@ -12,8 +19,189 @@ pub fn project_dir(spec_path: &Path) -> PathBuf {
     let spec_dir = absolute
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    spec_dir
-        .ancestors()
-        .find(|dir| dir.join(PROJECT_FILE).is_file())
-        .map_or(spec_dir.clone(), Path::to_path_buf)
+    find_root(&spec_dir)
+}
+
+/// The project directory containing `dir`: the nearest ancestor with a `fabrik.toml`.
+pub fn find_root(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|d| d.join(PROJECT_FILE).is_file())
+        .map_or_else(|| dir.to_path_buf(), Path::to_path_buf)
+}
+
+/// A loaded project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub dir: PathBuf,
+    /// Used in owner tags (`fabrik:<name>/<app>`).
+    pub name: String,
+    /// Providers by role, with defaults filled in for roles the file does not name.
+    pub providers: BTreeMap<String, ProviderEntry>,
+}
+
+/// Where a provider comes from and how it is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    /// A provider embedded in `fabrik`, by name (`coolify`, `cloudflare`).
+    pub bundled: Option<String>,
+    /// A component file, relative to the project directory.
+    pub path: Option<PathBuf>,
+    /// The version required (checked against what the provider reports).
+    pub version: Option<String>,
+    /// Non-secret configuration, passed to the provider's `configure`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Secret configuration: key → name of the environment variable (or `.env` key) that
+    /// holds the value. Never the value itself.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Configuration read from environment variables when `config` does not set it.
+    #[serde(skip)]
+    pub config_env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFile {
+    #[serde(default)]
+    project: ProjectSection,
+    #[serde(default)]
+    providers: BTreeMap<String, ProviderEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectSection {
+    name: Option<String>,
+}
+
+/// Why `fabrik.toml` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` is invalid: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The provider a role uses when `fabrik.toml` does not say, with the environment
+/// variables its configuration comes from.
+pub fn default_entry(role: &str) -> Option<ProviderEntry> {
+    type Pairs = &'static [(&'static str, &'static str)];
+    let (bundled, config_env, secrets): (&str, Pairs, Pairs) = match role {
+        "coolify" => (
+            "coolify",
+            &[("base-url", "COOLIFY_URL")],
+            &[("api-token", "COOLIFY_TOKEN")],
+        ),
+        "dns" => (
+            "cloudflare",
+            &[("base-url", "CLOUDFLARE_API_URL")],
+            &[("api-token", "CLOUDFLARE_API_TOKEN")],
+        ),
+        _ => return None,
+    };
+    let map = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    Some(ProviderEntry {
+        bundled: Some(bundled.to_owned()),
+        path: None,
+        version: None,
+        config: BTreeMap::new(),
+        secrets: map(secrets),
+        config_env: map(config_env),
+    })
+}
+
+impl Project {
+    /// Loads the project rooted at `dir` (its `fabrik.toml`, if any).
+    pub fn load(dir: &Path) -> Result<Self, ProjectError> {
+        let path = dir.join(PROJECT_FILE);
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                toml::from_str::<ProjectFile>(&text).map_err(|e| ProjectError::Invalid {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ProjectFile::default(),
+            Err(source) => return Err(ProjectError::Read { path, source }),
+        };
+        let invalid = |message: String| ProjectError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        let mut providers = BTreeMap::new();
+        for (role, mut entry) in file.providers {
+            if !ROLES.contains(&role.as_str()) {
+                return Err(invalid(format!(
+                    "unknown provider role `{role}` (roles: {})",
+                    ROLES.join(", ")
+                )));
+            }
+            match (&entry.bundled, &entry.path) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(format!(
+                        "providers.{role}: set `bundled` or `path`, not both"
+                    )));
+                }
+                (None, None) => {
+                    // Only configuration given: the role's default provider with it.
+                    let default = default_entry(&role).ok_or_else(|| {
+                        invalid(format!("providers.{role}: set `bundled` or `path`"))
+                    })?;
+                    entry.bundled = default.bundled;
+                    for (k, v) in default.secrets {
+                        entry.secrets.entry(k).or_insert(v);
+                    }
+                    entry.config_env = default.config_env;
+                }
+                (Some(name), None) => {
+                    if let Some(default) =
+                        default_entry(&role).filter(|d| d.bundled.as_ref() == Some(name))
+                    {
+                        for (k, v) in default.secrets {
+                            entry.secrets.entry(k).or_insert(v);
+                        }
+                        entry.config_env = default.config_env;
+                    }
+                }
+                (None, Some(_)) => {}
+            }
+            for (key, var) in &entry.secrets {
+                if !crate::spec::validate::is_env_key(var) {
+                    return Err(invalid(format!(
+                        "providers.{role}.secrets.{key} must name an environment variable, not hold a value (got something that is not a variable name)"
+                    )));
+                }
+            }
+            providers.insert(role, entry);
+        }
+        for role in ROLES {
+            if !providers.contains_key(*role)
+                && let Some(entry) = default_entry(role)
+            {
+                providers.insert((*role).to_owned(), entry);
+            }
+        }
+        let name = file.project.name.unwrap_or_else(|| {
+            dir.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("default")
+                .to_owned()
+        });
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            name,
+            providers,
+        })
+    }
 }

@@ -1,0 +1,283 @@
+//! `http-send`: the only way out of a provider's sandbox.
+//!
+//! The host, not the guest, decides where a request may go (the origins granted to the
+//! provider), attaches credentials (only to those origins; the guest names a credential
+//! and never sees its value), caps bodies, applies timeouts and never follows a redirect
+//! to another origin.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use url::{Origin, Url};
+
+/// Largest request or response body, by default.
+pub const DEFAULT_BODY_LIMIT: usize = 8 << 20;
+/// Longest a request may take, by default and at most.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthScheme {
+    Bearer,
+    Header(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub key: String,
+    pub scheme: AuthScheme,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub credential: Option<Credential>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("response body larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+/// What one provider may reach and the credentials the host holds for it.
+#[derive(Debug, Default)]
+pub struct Grants {
+    origins: Vec<Origin>,
+    credentials: HashMap<String, SecretString>,
+}
+
+impl Grants {
+    /// Grants the origin of `url` (`https://host:port`); an unparsable URL grants nothing.
+    pub fn allow_origin(&mut self, url: &str) -> Result<(), String> {
+        let parsed = Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(format!("`{url}` is not an http(s) URL"));
+        }
+        self.origins.push(parsed.origin());
+        Ok(())
+    }
+
+    /// Holds a credential the provider may name in requests.
+    pub fn add_credential(&mut self, key: &str, value: SecretString) {
+        self.credentials.insert(key.to_owned(), value);
+    }
+
+    pub fn origins(&self) -> impl Iterator<Item = String> + '_ {
+        self.origins.iter().map(Origin::ascii_serialization)
+    }
+
+    fn allows(&self, url: &Url) -> bool {
+        self.origins.contains(&url.origin())
+    }
+}
+
+/// Sends requests for one provider within its grants.
+#[derive(Debug)]
+pub struct HttpGateway {
+    provider: String,
+    grants: Grants,
+    client: reqwest::Client,
+    body_limit: usize,
+}
+
+/// Headers the host owns.
+const RESERVED_HEADERS: &[&str] = &["host", "content-length", "connection", "transfer-encoding"];
+
+impl HttpGateway {
+    pub fn new(provider: &str, grants: Grants) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let same_origin = attempt
+                    .previous()
+                    .first()
+                    .is_some_and(|first| first.origin() == attempt.url().origin());
+                if same_origin && attempt.previous().len() < 5 {
+                    attempt.follow()
+                } else {
+                    // Returned to the provider as the 3xx it is.
+                    attempt.stop()
+                }
+            }))
+            .user_agent(concat!("fabrik/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            provider: provider.to_owned(),
+            grants,
+            client,
+            body_limit: DEFAULT_BODY_LIMIT,
+        })
+    }
+
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// Values the redaction layer must hide.
+    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
+        self.grants.credentials.values().map(|s| s.expose_secret())
+    }
+
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let url = Url::parse(&request.url).map_err(|e| {
+            HttpError::InvalidRequest(format!("`{}` is not a URL: {e}", request.url))
+        })?;
+        if !self.grants.allows(&url) {
+            tracing::warn!(provider = %self.provider, origin = %url.origin().ascii_serialization(), "denied a request to an origin not granted to the provider");
+            return Err(HttpError::Denied(format!(
+                "origin `{}` is not granted to provider `{}` (granted: {})",
+                url.origin().ascii_serialization(),
+                self.provider,
+                self.grants.origins().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Head => reqwest::Method::HEAD,
+        };
+        let credential_header = request.credential.as_ref().map(|c| match &c.scheme {
+            AuthScheme::Bearer => "authorization".to_owned(),
+            AuthScheme::Header(name) => name.to_ascii_lowercase(),
+        });
+        let mut builder = self.client.request(method.clone(), url.clone());
+        for (name, value) in &request.headers {
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str())
+                || Some(&lower) == credential_header.as_ref()
+            {
+                return Err(HttpError::InvalidRequest(format!(
+                    "header `{name}` is set by the host"
+                )));
+            }
+            builder = builder.header(name, value);
+        }
+        if let Some(credential) = &request.credential {
+            let Some(secret) = self.grants.credentials.get(&credential.key) else {
+                return Err(HttpError::Denied(format!(
+                    "credential `{}` is not configured for provider `{}`",
+                    credential.key, self.provider
+                )));
+            };
+            let mut value = match &credential.scheme {
+                AuthScheme::Bearer => reqwest::header::HeaderValue::from_str(&format!(
+                    "Bearer {}",
+                    secret.expose_secret()
+                )),
+                AuthScheme::Header(_) => {
+                    reqwest::header::HeaderValue::from_str(secret.expose_secret())
+                }
+            }
+            .map_err(|_| {
+                HttpError::InvalidRequest(format!(
+                    "credential `{}` is not a valid header value",
+                    credential.key
+                ))
+            })?;
+            value.set_sensitive(true);
+            builder = builder.header(
+                credential_header.as_deref().unwrap_or("authorization"),
+                value,
+            );
+        }
+        if let Some(body) = request.body {
+            if body.len() > self.body_limit {
+                return Err(HttpError::InvalidRequest(format!(
+                    "request body of {} bytes is over the limit of {}",
+                    body.len(),
+                    self.body_limit
+                )));
+            }
+            builder = builder.body(body);
+        }
+        let timeout = request
+            .timeout
+            .map_or(DEFAULT_REQUEST_TIMEOUT, |t| t.min(DEFAULT_REQUEST_TIMEOUT));
+        builder = builder.timeout(timeout);
+
+        let started = Instant::now();
+        let mut response = builder.send().await.map_err(|e| classify(&e))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+            if body.len() + chunk.len() > self.body_limit {
+                return Err(HttpError::TooLarge(self.body_limit as u64));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        tracing::debug!(
+            provider = %self.provider,
+            method = %method,
+            url = %redact_query(&url),
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "provider request"
+        );
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+fn classify(error: &reqwest::Error) -> HttpError {
+    if error.is_timeout() {
+        HttpError::Timeout
+    } else {
+        // The chain carries the useful part (DNS, refused, TLS), not the top message.
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            message = format!("{message}: {cause}");
+            source = cause.source();
+        }
+        HttpError::Connect(message)
+    }
+}
+
+/// The URL without its query string, which may carry parameters not meant for logs.
+fn redact_query(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.query().is_some() {
+        shown.set_query(Some("…"));
+    }
+    shown.to_string()
+}

@@ -1,0 +1,131 @@
+//! `fabrik.lock`: the providers a project is pinned to, by version and sha256 of their bytes.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const LOCK_FILE: &str = "fabrik.lock";
+const FORMAT_VERSION: u32 = 1;
+
+/// The whole lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockFile {
+    pub version: u32,
+    #[serde(default, rename = "provider")]
+    pub providers: Vec<LockEntry>,
+}
+
+/// One pinned provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockEntry {
+    pub role: String,
+    pub name: String,
+    pub version: String,
+    /// `bundled` or `path:<path relative to the project>`.
+    pub source: String,
+    /// The contract version read from the component.
+    pub wit: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` is invalid: {message}\n  hint: run `fabrik providers lock` to write it again", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "provider `{role}` ({source_label}) does not match `fabrik.lock`:\n  locked:  sha256:{locked}\n  found:   sha256:{actual}\n  hint: if this change is intended, run `fabrik providers lock` to pin the new bytes"
+    )]
+    Mismatch {
+        role: String,
+        source_label: String,
+        locked: String,
+        actual: String,
+    },
+    #[error(
+        "provider `{role}` ({source_label}) is not in `fabrik.lock`\n  hint: run `fabrik providers lock` to pin it"
+    )]
+    Unlocked { role: String, source_label: String },
+}
+
+impl LockFile {
+    pub fn new(mut providers: Vec<LockEntry>) -> Self {
+        providers.sort_by(|a, b| a.role.cmp(&b.role));
+        Self {
+            version: FORMAT_VERSION,
+            providers,
+        }
+    }
+
+    /// Reads `<dir>/fabrik.lock`; `None` if there is none.
+    pub fn read(dir: &Path) -> Result<Option<Self>, LockError> {
+        let path = dir.join(LOCK_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(LockError::Read { path, source }),
+        };
+        let lock: Self = toml::from_str(&text).map_err(|e| LockError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if lock.version != FORMAT_VERSION {
+            return Err(LockError::Invalid {
+                path,
+                message: format!("format version {} is not {FORMAT_VERSION}", lock.version),
+            });
+        }
+        Ok(Some(lock))
+    }
+
+    /// Writes `<dir>/fabrik.lock` atomically.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf, LockError> {
+        let path = dir.join(LOCK_FILE);
+        let body = toml::to_string_pretty(self).map_err(|e| LockError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let text = format!(
+            "# Written by `fabrik providers lock`. Commit it: `fabrik apply` refuses providers\n# whose bytes differ from what is pinned here.\n{body}"
+        );
+        let temp = dir.join(format!(".{LOCK_FILE}.{}.tmp", std::process::id()));
+        std::fs::write(&temp, text)
+            .and_then(|()| std::fs::rename(&temp, &path))
+            .map_err(|source| LockError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(path)
+    }
+
+    /// Checks that `role`, loaded from `source_label` with `sha256`, is what is pinned.
+    pub fn check(&self, role: &str, source_label: &str, sha256: &str) -> Result<(), LockError> {
+        let Some(entry) = self.providers.iter().find(|e| e.role == role) else {
+            return Err(LockError::Unlocked {
+                role: role.to_owned(),
+                source_label: source_label.to_owned(),
+            });
+        };
+        if entry.sha256 == sha256 {
+            Ok(())
+        } else {
+            Err(LockError::Mismatch {
+                role: role.to_owned(),
+                source_label: source_label.to_owned(),
+                locked: entry.sha256.clone(),
+                actual: sha256.to_owned(),
+            })
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The state a provider instance runs with, and the sandbox policy: WASI with nothing
+//! granted, a memory cap, a per-call deadline, and guest output routed to tracing.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWrite;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::http::HttpGateway;
+
+/// Limits applied to every instance.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxLimits {
+    /// Largest linear memory, in bytes.
+    pub memory: usize,
+    /// Longest one call may take, host calls included.
+    pub call_timeout: Duration,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            memory: 64 << 20,
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The store data of one provider instance.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: MemoryLimiter,
+    pub(super) http: Arc<HttpGateway>,
+    pub(super) provider: Arc<str>,
+    pub(super) deadline: Option<Instant>,
+    pub(super) stderr_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl HostState {
+    pub fn new(provider: &str, http: Arc<HttpGateway>, limits: SandboxLimits) -> Self {
+        let provider: Arc<str> = Arc::from(provider);
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        // Nothing is granted: no preopened directories, no environment, no arguments, no
+        // stdin, and (the builder's defaults) no TCP, UDP or name lookups.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestOutput::new(provider.clone(), "stdout", None))
+            .stderr(GuestOutput::new(
+                provider.clone(),
+                "stderr",
+                Some(stderr_tail.clone()),
+            ))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                cap: limits.memory,
+                exceeded: None,
+            },
+            http,
+            provider,
+            deadline: None,
+            stderr_tail,
+        }
+    }
+
+    /// The last lines the guest wrote to stderr (a Rust panic message lands there).
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr_tail
+            .lock()
+            .map(|tail| tail.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers that the cap was hit, because wasmtime reports the
+/// resulting trap only as a message.
+pub struct MemoryLimiter {
+    cap: usize,
+    pub(super) exceeded: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.exceeded = Some(desired);
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit of {} MiB exceeded (asked for {} MiB)",
+                self.cap >> 20,
+                desired >> 20
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Guest stdout or stderr, forwarded to tracing line by line.
+#[derive(Clone)]
+struct GuestOutput {
+    provider: Arc<str>,
+    stream: &'static str,
+    tail: Option<Arc<Mutex<VecDeque<String>>>>,
+}
+
+impl GuestOutput {
+    fn new(
+        provider: Arc<str>,
+        stream: &'static str,
+        tail: Option<Arc<Mutex<VecDeque<String>>>>,
+    ) -> Self {
+        Self {
+            provider,
+            stream,
+            tail,
+        }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(LineWriter {
+            output: self.clone(),
+            pending: Vec::new(),
+        })
+    }
+}
+
+/// Longest line kept before it is emitted anyway.
+const MAX_LINE: usize = 4096;
+/// Lines of stderr kept for error messages.
+const TAIL_LINES: usize = 8;
+
+struct LineWriter {
+    output: GuestOutput,
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit(&mut self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line).trim_end().to_owned();
+        if text.is_empty() {
+            return;
+        }
+        tracing::info!(provider = %self.output.provider, stream = self.output.stream, "{text}");
+        if let Some(tail) = &self.output.tail
+            && let Ok(mut tail) = tail.lock()
+        {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(text);
+        }
+    }
+}
+
+impl AsyncWrite for LineWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.pending.extend_from_slice(buf);
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.emit(&line);
+        }
+        if self.pending.len() > MAX_LINE {
+            let line = std::mem::take(&mut self.pending);
+            self.emit(&line);
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            self.emit(&line);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}

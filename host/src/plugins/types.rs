@@ -1,0 +1,121 @@
+//! The host's view of providers: plain Rust types, independent of any WIT version's
+//! generated bindings (those are converted in `wit/v0_*.rs`).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// What a provider says about itself in `describe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub kinds: Vec<String>,
+    pub config: Vec<ConfigKey>,
+    pub default_origins: Vec<String>,
+}
+
+/// One configuration key a provider accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigKey {
+    pub name: String,
+    pub description: String,
+    pub secret: bool,
+    pub required: bool,
+}
+
+/// A live resource reported by a provider.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resource {
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+    pub owner: Option<String>,
+    pub live: serde_json::Value,
+    pub outputs: serde_json::Value,
+}
+
+/// Where a long operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressState {
+    Pending,
+    Running,
+    Ready,
+    Failed,
+}
+
+/// A long operation's state and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub state: ProgressState,
+    pub message: Option<String>,
+}
+
+/// Why a provider call failed: what the provider reported, or what the host saw
+/// (a trap, a time or memory limit), which counts as permanent for that step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{message} (transient{})", retry_after.map(|d| format!(", retry after {} ms", d.as_millis())).unwrap_or_default())]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{0}")]
+    Permanent(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+}
+
+impl ProviderError {
+    /// Whether retrying the same call may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ProviderError::Transient { .. })
+    }
+}
+
+/// The WIT contract version a component targets, read from its export names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct WitVersion {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl fmt::Display for WitVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl WitVersion {
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('.');
+        let mut next = || parts.next()?.split(['-', '+']).next()?.parse().ok();
+        let version = Self {
+            major: next()?,
+            minor: next()?,
+            patch: next()?,
+        };
+        Some(version)
+    }
+
+    /// Semver compatibility of a guest built against `self` with a host binding for
+    /// `host`: same major and, on 0.x, same minor; on 1.x+, a minor no newer than the host's.
+    pub fn is_served_by(self, host: WitVersion) -> bool {
+        if self.major != host.major {
+            return false;
+        }
+        if self.major == 0 {
+            self.minor == host.minor
+        } else {
+            self.minor <= host.minor
+        }
+    }
+}
