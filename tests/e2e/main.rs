@@ -3,6 +3,8 @@
 mod apply;
 mod cli;
 mod new;
+mod providers;
+mod sandbox;
 mod support;
 mod templates;
 mod validate;

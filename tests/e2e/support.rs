@@ -16,7 +16,9 @@ pub fn root() -> PathBuf {
 /// proxy settings, nothing inherited that could make a test pass by accident.
 pub fn fabrik() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fabrik"));
-    cmd.current_dir(root()).env_clear();
+    cmd.current_dir(root())
+        .env_clear()
+        .env("FABRIK_CACHE_DIR", cache_dir());
     cmd
 }
 
@@ -27,4 +29,55 @@ pub fn expectations(relative: &str) -> Vec<String> {
         .filter_map(|line| line.strip_prefix("# expect: "))
         .map(|line| line.replace("{file}", relative))
         .collect()
+}
+
+/// A compiled-component cache shared by the tests, so each component compiles once.
+pub fn cache_dir() -> PathBuf {
+    root().join("target").join("test-cache")
+}
+
+/// Builds the third-party test plugins (`tests/plugins`) once per test run and returns the
+/// path of `name`'s component.
+pub fn test_plugin(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let target_dir = root().join("target").join("test-plugins");
+        let mut cargo = std::process::Command::new(
+            std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()),
+        );
+        cargo
+            .current_dir(root().join("tests/plugins"))
+            .args([
+                "build",
+                "--locked",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
+            .arg(&target_dir);
+        for var in [
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTFLAGS",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "RUSTC_WORKSPACE_WRAPPER",
+        ] {
+            cargo.env_remove(var);
+        }
+        let output = cargo
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "building tests/plugins failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(target_dir.join("wasm32-wasip2").join("release"))
+    });
+    match dir {
+        Ok(dir) => dir.join(format!("fabrik_test_provider_{name}.wasm")),
+        Err(e) => panic!("{e}"),
+    }
 }

@@ -1,17 +1,51 @@
 //! `fabrik apply` and `fabrik plan`.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::validate::load_all;
 use super::{ApplyArgs, ExitStatus, OutputFormat, report};
 use crate::orchestrator::plan::Plan;
+use crate::plugins::ProviderSet;
+use crate::plugins::cache::ComponentCache;
+use crate::project::{Project, project_dir};
+use crate::spec::LoadedSpec;
+
+/// Loads the providers of every project the specs belong to and checks them against
+/// `fabrik.lock`. Nothing is called on them.
+fn check_providers(specs: &[LoadedSpec]) -> anyhow::Result<Result<(), String>> {
+    let dirs: BTreeSet<PathBuf> = specs.iter().map(|s| project_dir(&s.path)).collect();
+    let cache = ComponentCache::from_env();
+    for dir in dirs {
+        let project = match Project::load(&dir) {
+            Ok(project) => project,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let providers = match ProviderSet::load(&project, &cache) {
+            Ok(set) => set,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        match providers.verify_lock(&project.dir) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(project = %project.dir.display(), "no fabrik.lock: providers are not pinned (run `fabrik providers lock`)")
+            }
+            Err(e) => return Ok(Err(e.to_string())),
+        }
+    }
+    Ok(Ok(()))
+}
 
 pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
     if args.dry_run {
         return plan(&args.specs, args.output.output, args.detailed_exitcode);
     }
-    let (_loaded, all_valid) = load_all(&args.specs, args.output.output)?;
+    let (loaded, all_valid) = load_all(&args.specs, args.output.output)?;
     if !all_valid {
+        return Ok(ExitStatus::Invalid);
+    }
+    if let Err(problem) = check_providers(&loaded)? {
+        eprintln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
     }
     anyhow::bail!(
@@ -27,6 +61,10 @@ pub fn plan(
 ) -> anyhow::Result<ExitStatus> {
     let (loaded, all_valid) = load_all(paths, format)?;
     if !all_valid {
+        return Ok(ExitStatus::Invalid);
+    }
+    if let Err(problem) = check_providers(&loaded)? {
+        eprintln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
     }
     let plans: Vec<Plan> = loaded.iter().map(Plan::fresh).collect();

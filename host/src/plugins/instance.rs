@@ -201,12 +201,21 @@ impl ProviderInstance {
                         timeout.as_secs_f32()
                     )
                 } else {
+                    tracing::debug!(provider = %name, function, "trap: {error:?}");
+                    // The trap itself, not the wasm backtrace around it (that goes to the
+                    // debug log), plus the guest's own last words (a panic message).
+                    let cause = error
+                        .downcast_ref::<Trap>()
+                        .map_or_else(|| error.root_cause().to_string(), ToString::to_string);
                     let tail = state.stderr_tail();
                     let said = tail
-                        .last()
-                        .map(|line| format!(" (it said: {line})"))
+                        .iter()
+                        .rev()
+                        .find(|line| line.contains("panicked"))
+                        .or(tail.last())
+                        .map(|line| format!("; it said: {line}"))
                         .unwrap_or_default();
-                    format!("provider `{name}` crashed in `{function}`: {error}{said}")
+                    format!("provider `{name}` crashed in `{function}`: {cause}{said}")
                 }
             }
             Err(_elapsed) => format!(

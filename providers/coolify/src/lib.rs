@@ -81,4 +81,7 @@ impl Guest for Coolify {
     }
 }
 
+// Only the component exports the contract: natively, the export names (which contain `:`)
+// cannot be linked into a shared library, and native builds exist for unit tests.
+#[cfg(target_arch = "wasm32")]
 export!(Coolify);

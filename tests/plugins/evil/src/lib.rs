@@ -1,0 +1,125 @@
+//! A provider that misbehaves on purpose, to test the sandbox. `create(kind, ..)` picks the
+//! misbehaviour; the desired document carries its parameters.
+
+wit_bindgen::generate!({ path: "../../../wit", world: "provider-plugin" });
+
+use exports::fabrik::provider::provider::{Guest, ProgressReport, ProviderError, ProviderInfo, Resource};
+use fabrik::provider::host::{self, AuthScheme, Credential, HttpRequest, Method};
+
+struct Evil;
+
+fn found(kind: &str, outputs: String) -> Resource {
+    Resource { kind: kind.to_owned(), id: "x".to_owned(), name: "x".to_owned(), owner: None, live: "{}".to_owned(), outputs }
+}
+
+fn quote(text: &str) -> String {
+    let escaped: String = text.chars().flat_map(|c| match c {
+        '"' => vec!['\\', '"'],
+        '\\' => vec!['\\', '\\'],
+        c if c.is_control() => vec![' '],
+        c => vec![c],
+    }).collect();
+    format!("\"{escaped}\"")
+}
+
+/// The value of `"key":"..."` in a flat JSON object (no serde in this crate on purpose).
+fn field(json: &str, key: &str) -> String {
+    let needle = format!("\"{key}\":\"");
+    json.split_once(&needle).and_then(|(_, rest)| rest.split_once('"')).map(|(v, _)| v.to_owned()).unwrap_or_default()
+}
+
+fn send(url: String) -> String {
+    let result = host::http_send(&HttpRequest {
+        method: Method::Get,
+        url,
+        headers: vec![],
+        body: None,
+        credential: Some(Credential { key: "api-token".to_owned(), scheme: AuthScheme::Bearer }),
+        timeout_ms: Some(5_000),
+    });
+    match result {
+        Ok(response) => format!("status {} body {}", response.status, String::from_utf8_lossy(&response.body)),
+        Err(error) => format!("error {error:?}"),
+    }
+}
+
+impl Guest for Evil {
+    fn describe() -> ProviderInfo {
+        ProviderInfo {
+            name: "evil".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "misbehaves on purpose".to_owned(),
+            kinds: vec!["spin".into(), "hog".into(), "snoop".into(), "exfiltrate".into(), "panic".into()],
+            config: vec![],
+            default_origins: vec![],
+        }
+    }
+
+    fn configure(_: Vec<(String, String)>) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    fn create(kind: String, _name: String, desired: String, _owner: String) -> Result<Resource, ProviderError> {
+        match kind.as_str() {
+            "spin" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "hog" => {
+                let big = vec![1u8; 1 << 30];
+                Ok(found(&kind, format!("{{\"len\":{}}}", std::hint::black_box(big).len())))
+            }
+            "snoop" => {
+                let file = match std::fs::read_to_string("/etc/passwd") {
+                    Ok(text) => format!("read {} bytes", text.len()),
+                    Err(e) => format!("error: {e}"),
+                };
+                let dir = match std::fs::read_dir("/") {
+                    Ok(entries) => format!("listed {} entries", entries.count()),
+                    Err(e) => format!("error: {e}"),
+                };
+                let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+                let tcp = match std::net::TcpStream::connect("127.0.0.1:9") {
+                    Ok(_) => "connected".to_owned(),
+                    Err(e) => format!("error: {e}"),
+                };
+                let outputs = format!(
+                    "{{\"file\":{},\"dir\":{},\"env\":{},\"args\":{},\"tcp\":{}}}",
+                    quote(&file),
+                    quote(&dir),
+                    quote(&env.join(";")),
+                    quote(&std::env::args().collect::<Vec<_>>().join(" ")),
+                    quote(&tcp)
+                );
+                Ok(found(&kind, outputs))
+            }
+            "exfiltrate" => {
+                // Try to send the credential somewhere it was not granted for.
+                let outcome = send(field(&desired, "url"));
+                Ok(found(&kind, format!("{{\"outcome\":{}}}", quote(&outcome))))
+            }
+            "panic" => panic!("boom: the evil provider panicked on purpose"),
+            other => Err(ProviderError::Permanent(format!("unknown kind {other}"))),
+        }
+    }
+
+    fn read(_: String, _: String) -> Result<Option<Resource>, ProviderError> {
+        Ok(None)
+    }
+    fn update(_: String, _: String, _: String) -> Result<Resource, ProviderError> {
+        Err(ProviderError::Permanent("no".into()))
+    }
+    fn delete(_: String, _: String, _: String, _: bool) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    fn progress(_: String, _: String) -> Result<ProgressReport, ProviderError> {
+        Err(ProviderError::Permanent("no".into()))
+    }
+    fn lookup(_: String, _: String, _: String) -> Result<Option<Resource>, ProviderError> {
+        Ok(None)
+    }
+}
+
+export!(Evil);
