@@ -57,8 +57,8 @@ fn main() {
     let status = command.status();
     if !status.as_ref().is_ok_and(|s| s.success()) {
         eprintln!(
-            "error: building the bundled provider components failed ({status:?}).\n\
-             The `{TARGET}` target is needed: run `rustup target add {TARGET}`."
+            "error: building the bundled provider components failed ({status:?}); see cargo's output above.\n\
+             If the `{TARGET}` target is missing, run `rustup target add {TARGET}`."
         );
         std::process::exit(1);
     }

@@ -93,7 +93,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl ProviderSet {
     /// Loads every provider the project names (or the defaults), using `cache`.
     pub fn load(project: &Project, cache: &ComponentCache) -> Result<Self, PluginError> {
-        let engine = PluginEngine::new(Compiler::default())
+        let engine = PluginEngine::new(Compiler::from_env())
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let mut providers = Vec::new();
         for (role, entry) in &project.providers {

@@ -3,6 +3,9 @@
 mod apply;
 mod cli;
 mod new;
+mod provider_cloudflare;
+mod provider_coolify;
+mod provider_support;
 mod providers;
 mod sandbox;
 mod support;

@@ -2,18 +2,244 @@
 //! spoken through Cloudflare's v4 API. Built as a WebAssembly component of the
 //! `fabrik:provider` world; the host attaches the API token.
 //!
-//! This version describes itself and accepts its configuration; the API calls are built
-//! on top of it.
+//! Kind `dns-record`. Desired state (JSON): `{"type": "A", "content": "203.0.113.7",
+//! "ttl": 1, "proxied": false}`; `type` defaults to `A`, `ttl` to 1 (automatic), `proxied`
+//! to false and is always sent, so the proxy never flips by omission. The resource name is
+//! the record's full name. The owner tag is stored in the record's `comment`. Resource ids
+//! are `<zone id>/<record id>`. Outputs: `zone_id`, `record_id`, `name`.
 
 wit_bindgen::generate!({ path: "../../wit", world: "provider-plugin" });
 
+mod api;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use exports::fabrik::provider::provider::{
-    ConfigKey, Guest, ProgressReport, ProviderError, ProviderInfo, Resource,
+    ConfigKey, Guest, ProgressReport, ProgressState, ProviderError, ProviderInfo, Resource,
 };
+use fabrik::provider::host::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const KIND: &str = "dns-record";
+const DEFAULT_BASE: &str = "https://api.cloudflare.com/client/v4";
+
+struct State {
+    base: String,
+    /// Zone name → zone id, found by walking labels.
+    zones: HashMap<String, String>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State { base: DEFAULT_BASE.to_owned(), zones: HashMap::new() });
+}
+
+fn base() -> String {
+    STATE.with(|s| s.borrow().base.clone())
+}
+
+/// The desired record.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Desired {
+    #[serde(rename = "type", default = "default_type")]
+    record_type: String,
+    content: String,
+    #[serde(default = "default_ttl")]
+    ttl: u32,
+    #[serde(default)]
+    proxied: bool,
+}
+
+fn default_type() -> String {
+    "A".to_owned()
+}
+fn default_ttl() -> u32 {
+    1
+}
+
+fn permanent(message: impl Into<String>) -> ProviderError {
+    ProviderError::Permanent(message.into())
+}
+
+fn parse_desired(text: &str) -> Result<Desired, ProviderError> {
+    let desired: Desired = serde_json::from_str(text)
+        .map_err(|e| permanent(format!("invalid desired dns-record: {e}")))?;
+    match desired.record_type.as_str() {
+        "A" if desired.content.parse::<std::net::Ipv4Addr>().is_err() => {
+            return Err(permanent(format!(
+                "an A record needs an IPv4 address, not {:?}",
+                desired.content
+            )));
+        }
+        "AAAA" if desired.content.parse::<std::net::Ipv6Addr>().is_err() => {
+            return Err(permanent(format!(
+                "an AAAA record needs an IPv6 address, not {:?}",
+                desired.content
+            )));
+        }
+        "CNAME" if desired.content.trim().is_empty() => {
+            return Err(permanent("a CNAME record needs a target name"));
+        }
+        "A" | "AAAA" | "CNAME" => {}
+        other => {
+            return Err(permanent(format!(
+                "record type {other} is not supported (A, AAAA, CNAME)"
+            )));
+        }
+    }
+    if desired.ttl != 1 && !(60..=86400).contains(&desired.ttl) {
+        return Err(permanent(format!(
+            "ttl {} is invalid: 1 (automatic) or 60 to 86400",
+            desired.ttl
+        )));
+    }
+    if desired.proxied && desired.ttl != 1 {
+        return Err(permanent(
+            "a proxied record always has ttl 1 (automatic); Cloudflare would never converge",
+        ));
+    }
+    Ok(desired)
+}
+
+fn check_kind(kind: &str) -> Result<(), ProviderError> {
+    if kind == KIND {
+        Ok(())
+    } else {
+        Err(permanent(format!(
+            "the Cloudflare provider manages `{KIND}`, not `{kind}`"
+        )))
+    }
+}
+
+/// The most specific zone that contains `fqdn`: tries `a.b.example.com`,
+/// `b.example.com`, `example.com` in turn (`GET /zones?name=`).
+fn find_zone(fqdn: &str) -> Result<String, ProviderError> {
+    let labels: Vec<&str> = fqdn.split('.').collect();
+    let mut tried = Vec::new();
+    for start in 0..labels.len().saturating_sub(1) {
+        let candidate = labels[start..].join(".");
+        if let Some(id) = STATE.with(|s| s.borrow().zones.get(&candidate).cloned()) {
+            return Ok(id);
+        }
+        let envelope = api::call(
+            &base(),
+            Method::Get,
+            &format!("/zones?name={candidate}"),
+            None,
+        )
+        .map_err(|f| f.error)?;
+        let found = envelope.result.as_array().and_then(|zones| {
+            zones
+                .iter()
+                .find(|z| z["name"].as_str() == Some(candidate.as_str()))
+                .and_then(|z| z["id"].as_str().map(str::to_owned))
+        });
+        if let Some(id) = found {
+            STATE.with(|s| s.borrow_mut().zones.insert(candidate, id.clone()));
+            return Ok(id);
+        }
+        tried.push(candidate);
+    }
+    Err(permanent(format!(
+        "no Cloudflare zone for `{fqdn}` is visible to this token (tried {}); the token needs Zone:Read on the zone",
+        tried.join(", ")
+    )))
+}
+
+fn split_id(id: &str) -> Result<(&str, &str), ProviderError> {
+    id.split_once('/').ok_or_else(|| {
+        permanent(format!(
+            "`{id}` is not a dns-record id (<zone id>/<record id>)"
+        ))
+    })
+}
+
+fn to_resource(zone: &str, record: &Value) -> Result<Resource, ProviderError> {
+    let text = |key: &str| record[key].as_str().unwrap_or_default().to_owned();
+    let id = text("id");
+    if id.is_empty() {
+        return Err(permanent(format!(
+            "Cloudflare returned a record without an id: {record}"
+        )));
+    }
+    let comment = text("comment");
+    Ok(Resource {
+        kind: KIND.to_owned(),
+        id: format!("{zone}/{id}"),
+        name: text("name"),
+        owner: (!comment.is_empty()).then_some(comment),
+        live: json!({
+            "type": record["type"],
+            "content": record["content"],
+            "ttl": record["ttl"],
+            "proxied": record["proxied"].as_bool().unwrap_or(false),
+        })
+        .to_string(),
+        outputs: json!({ "zone_id": zone, "record_id": id, "name": record["name"] }).to_string(),
+    })
+}
+
+fn live_matches(record: &Value, desired: &Desired) -> bool {
+    record["type"].as_str() == Some(desired.record_type.as_str())
+        && record["content"].as_str() == Some(desired.content.as_str())
+        && record["ttl"].as_u64() == Some(u64::from(desired.ttl))
+        && record["proxied"].as_bool().unwrap_or(false) == desired.proxied
+}
+
+/// Records named `fqdn` of the types this provider manages.
+fn records_named(zone: &str, fqdn: &str) -> Result<Vec<Value>, ProviderError> {
+    let envelope = api::call(
+        &base(),
+        Method::Get,
+        &format!("/zones/{zone}/dns_records?name={fqdn}&per_page=100"),
+        None,
+    )
+    .map_err(|f| f.error)?;
+    Ok(envelope
+        .result
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|r| matches!(r["type"].as_str(), Some("A" | "AAAA" | "CNAME")))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn get_record(zone: &str, record: &str) -> Result<Option<Value>, ProviderError> {
+    match api::call(
+        &base(),
+        Method::Get,
+        &format!("/zones/{zone}/dns_records/{record}"),
+        None,
+    ) {
+        Ok(envelope) => Ok(Some(envelope.result)),
+        Err(f) if f.status == 404 || f.has_code(&[api::RECORD_MISSING_CODE]) => Ok(None),
+        Err(f) => Err(f.error),
+    }
+}
+
+fn patch(zone: &str, record: &str, desired: &Desired) -> Result<Value, ProviderError> {
+    let body = json!({
+        "type": desired.record_type,
+        "content": desired.content,
+        "ttl": desired.ttl,
+        "proxied": desired.proxied,
+    });
+    api::call(
+        &base(),
+        Method::Patch,
+        &format!("/zones/{zone}/dns_records/{record}"),
+        Some(&body),
+    )
+    .map(|e| e.result)
+    .map_err(|f| f.error)
+}
 
 struct Cloudflare;
-
-const NOT_YET: &str = "the Cloudflare provider does not implement this call yet";
 
 impl Guest for Cloudflare {
     fn describe() -> ProviderInfo {
@@ -21,18 +247,17 @@ impl Guest for Cloudflare {
             name: "cloudflare".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             description: "Cloudflare DNS records (A, AAAA, CNAME)".to_owned(),
-            kinds: vec!["dns-record".to_owned()],
+            kinds: vec![KIND.to_owned()],
             config: vec![
                 ConfigKey {
                     name: "base-url".to_owned(),
-                    description: "API base URL (default https://api.cloudflare.com/client/v4)"
-                        .to_owned(),
+                    description: format!("API base URL (default {DEFAULT_BASE})"),
                     secret: false,
                     required: false,
                 },
                 ConfigKey {
                     name: "api-token".to_owned(),
-                    description: "Cloudflare API token with Zone Read and DNS Edit on the zone"
+                    description: "Cloudflare API token with Zone:Read and DNS:Edit on the zone"
                         .to_owned(),
                     secret: true,
                     required: true,
@@ -42,32 +267,167 @@ impl Guest for Cloudflare {
         }
     }
 
-    fn configure(_config: Vec<(String, String)>) -> Result<(), ProviderError> {
+    fn configure(config: Vec<(String, String)>) -> Result<(), ProviderError> {
+        let base = config
+            .iter()
+            .find(|(k, _)| k == "base-url")
+            .map_or(DEFAULT_BASE, |(_, v)| v.as_str())
+            .trim_end_matches('/')
+            .to_owned();
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            return Err(ProviderError::InvalidConfig(format!(
+                "`base-url` must be an http(s) URL, not {base:?}"
+            )));
+        }
+        STATE.with(|s| {
+            let mut state = s.borrow_mut();
+            state.base = base;
+            state.zones.clear();
+        });
         Ok(())
     }
 
-    fn lookup(_: String, _: String, _: String) -> Result<Option<Resource>, ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn read(kind: String, id: String) -> Result<Option<Resource>, ProviderError> {
+        check_kind(&kind)?;
+        let (zone, record) = split_id(&id)?;
+        get_record(zone, record)?
+            .map(|r| to_resource(zone, &r))
+            .transpose()
     }
 
-    fn read(_: String, _: String) -> Result<Option<Resource>, ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn create(
+        kind: String,
+        name: String,
+        desired: String,
+        owner: String,
+    ) -> Result<Resource, ProviderError> {
+        check_kind(&kind)?;
+        let desired = parse_desired(&desired)?;
+        let zone = find_zone(&name)?;
+        let body = json!({
+            "type": desired.record_type,
+            "name": name,
+            "content": desired.content,
+            "ttl": desired.ttl,
+            "proxied": desired.proxied,
+            "comment": owner,
+        });
+        match api::call(
+            &base(),
+            Method::Post,
+            &format!("/zones/{zone}/dns_records"),
+            Some(&body),
+        ) {
+            Ok(envelope) => to_resource(&zone, &envelope.result),
+            Err(f)
+                if f.has_code(api::DUPLICATE_CODES) || f.has_code(&[api::HOST_CONFLICT_CODE]) =>
+            {
+                // It exists already: adopt it only if it carries our owner tag.
+                let existing = records_named(&zone, &name)?;
+                let ours = existing.iter().find(|r| {
+                    r["type"].as_str() == Some(desired.record_type.as_str())
+                        && r["comment"].as_str() == Some(owner.as_str())
+                });
+                match ours {
+                    Some(record) => {
+                        let record_id = record["id"].as_str().unwrap_or_default().to_owned();
+                        let record = if live_matches(record, &desired) {
+                            record.clone()
+                        } else {
+                            patch(&zone, &record_id, &desired)?
+                        };
+                        to_resource(&zone, &record)
+                    }
+                    None => {
+                        let names: Vec<String> = existing
+                            .iter()
+                            .map(|r| {
+                                format!(
+                                    "{} {} -> {} (id {}, comment {:?})",
+                                    r["type"].as_str().unwrap_or("?"),
+                                    name,
+                                    r["content"].as_str().unwrap_or("?"),
+                                    r["id"].as_str().unwrap_or("?"),
+                                    r["comment"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect();
+                        Err(permanent(format!(
+                            "conflict: {} already exists and is not owned by `{owner}`; remove it or choose another domain",
+                            if names.is_empty() {
+                                format!("a record for {name}")
+                            } else {
+                                names.join(", ")
+                            }
+                        )))
+                    }
+                }
+            }
+            Err(f) => Err(f.error),
+        }
     }
 
-    fn create(_: String, _: String, _: String, _: String) -> Result<Resource, ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn update(kind: String, id: String, desired: String) -> Result<Resource, ProviderError> {
+        check_kind(&kind)?;
+        let desired = parse_desired(&desired)?;
+        let (zone, record) = split_id(&id)?;
+        match get_record(zone, record)? {
+            None => Err(ProviderError::NotFound(format!(
+                "dns-record {id} no longer exists"
+            ))),
+            Some(current) if live_matches(&current, &desired) => to_resource(zone, &current),
+            Some(_) => to_resource(zone, &patch(zone, record, &desired)?),
+        }
     }
 
-    fn update(_: String, _: String, _: String) -> Result<Resource, ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn delete(kind: String, id: String, owner: String, _purge: bool) -> Result<(), ProviderError> {
+        check_kind(&kind)?;
+        let (zone, record) = split_id(&id)?;
+        // Re-read first: never delete a record that no longer carries our owner tag.
+        let Some(current) = get_record(zone, record)? else {
+            return Ok(());
+        };
+        let comment = current["comment"].as_str().unwrap_or_default();
+        if comment != owner {
+            return Err(permanent(format!(
+                "refusing to delete dns-record {} ({id}): its comment is {comment:?}, not the owner tag `{owner}`",
+                current["name"].as_str().unwrap_or("?")
+            )));
+        }
+        match api::call(
+            &base(),
+            Method::Delete,
+            &format!("/zones/{zone}/dns_records/{record}"),
+            None,
+        ) {
+            Ok(_) => Ok(()),
+            Err(f) if f.status == 404 || f.has_code(&[api::RECORD_MISSING_CODE]) => Ok(()),
+            Err(f) => Err(f.error),
+        }
     }
 
-    fn delete(_: String, _: String, _: String, _: bool) -> Result<(), ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn progress(kind: String, _id: String) -> Result<ProgressReport, ProviderError> {
+        check_kind(&kind)?;
+        Ok(ProgressReport {
+            state: ProgressState::Ready,
+            message: Some("DNS records apply immediately".to_owned()),
+        })
     }
 
-    fn progress(_: String, _: String) -> Result<ProgressReport, ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn lookup(
+        kind: String,
+        name: String,
+        owner: String,
+    ) -> Result<Option<Resource>, ProviderError> {
+        check_kind(&kind)?;
+        let zone = find_zone(&name)?;
+        let records = records_named(&zone, &name)?;
+        // Ours first; otherwise a foreign record is returned so the host can refuse it.
+        let chosen = records
+            .iter()
+            .find(|r| r["comment"].as_str() == Some(owner.as_str()))
+            .or(records.first());
+        chosen.map(|r| to_resource(&zone, r)).transpose()
     }
 }
 
@@ -75,3 +435,19 @@ impl Guest for Cloudflare {
 // cannot be linked into a shared library, and native builds exist for unit tests.
 #[cfg(target_arch = "wasm32")]
 export!(Cloudflare);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn desired_records_are_checked() {
+        assert!(parse_desired(r#"{"content":"203.0.113.7"}"#).is_ok());
+        assert!(parse_desired(r#"{"type":"AAAA","content":"2001:db8::1","ttl":300}"#).is_ok());
+        assert!(parse_desired(r#"{"content":"not-an-ip"}"#).is_err());
+        assert!(parse_desired(r#"{"content":"203.0.113.7","ttl":300,"proxied":true}"#).is_err());
+        assert!(parse_desired(r#"{"content":"203.0.113.7","ttl":30}"#).is_err());
+        assert!(parse_desired(r#"{"type":"MX","content":"x"}"#).is_err());
+        assert!(parse_desired(r#"{"content":"203.0.113.7","extra":1}"#).is_err());
+    }
+}

@@ -2,18 +2,466 @@
 //! through Coolify's REST API (`/api/v1`). Built as a WebAssembly component of the
 //! `fabrik:provider` world; the host attaches the API token.
 //!
-//! This version describes itself and accepts its configuration; the API calls are built
-//! on top of it.
+//! Kinds and their desired state (JSON):
+//! - `server` (read-only): `lookup` by name; outputs `uuid`, `ip`.
+//! - `application`: a docker-image application (`POST /applications/dockerimage`):
+//!   `{"project", "environment", "server", "image", "port", "domains": ["https://…"], "env": {…}}`.
+//! - `service`: a compose service (`POST /services`): `{"project", "environment", "server",
+//!   "compose": "<yaml>", "service": "<compose service with the domain>", "domains", "env"}`.
+//!
+//! The owner tag is stored in the resource's `description`. Creating or updating syncs the
+//! environment (bulk upsert with the full flag set, then deletes keys the spec removed)
+//! and triggers a deployment with `POST /deploy`; `progress` follows it.
 
 wit_bindgen::generate!({ path: "../../wit", world: "provider-plugin" });
 
+mod api;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine as _;
 use exports::fabrik::provider::provider::{
-    ConfigKey, Guest, ProgressReport, ProviderError, ProviderInfo, Resource,
+    ConfigKey, Guest, ProgressReport, ProgressState, ProviderError, ProviderInfo, Resource,
 };
+use fabrik::provider::host::{self, LogLevel, Method};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Versions older than this lack `POST /services` and the `is_buildtime` env flag.
+const MIN_VERSION: (u64, u64) = (4, 1);
+
+#[derive(Default)]
+struct State {
+    base: String,
+    version_checked: bool,
+    /// Application uuid → the deployment uuid `POST /deploy` returned.
+    deployments: HashMap<String, String>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+fn base() -> String {
+    STATE.with(|s| s.borrow().base.clone())
+}
+
+fn permanent(message: impl Into<String>) -> ProviderError {
+    ProviderError::Permanent(message.into())
+}
+
+/// The desired state of an application or a service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Desired {
+    project: String,
+    environment: String,
+    server: String,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    compose: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    domains: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+fn parse_desired(kind: &str, text: &str) -> Result<Desired, ProviderError> {
+    let desired: Desired = serde_json::from_str(text)
+        .map_err(|e| permanent(format!("invalid desired {kind}: {e}")))?;
+    match kind {
+        "application" if desired.image.is_none() || desired.port.is_none() => {
+            Err(permanent("an application needs `image` and `port`"))
+        }
+        "service" if desired.compose.is_none() || desired.service.is_none() => {
+            Err(permanent("a service needs `compose` and `service`"))
+        }
+        "application" | "service" => Ok(desired),
+        other => Err(permanent(format!(
+            "the Coolify provider cannot create `{other}`"
+        ))),
+    }
+}
+
+/// Reads `GET /version` once and refuses versions this provider cannot drive.
+fn check_version() -> Result<(), ProviderError> {
+    if STATE.with(|s| s.borrow().version_checked) {
+        return Ok(());
+    }
+    let reply = api::call(&base(), Method::Get, "/version", None).map_err(|f| f.error)?;
+    let text = String::from_utf8_lossy(&reply.body)
+        .trim()
+        .trim_matches('"')
+        .trim_start_matches('v')
+        .to_owned();
+    let mut parts = text
+        .split(['.', '-'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if version < MIN_VERSION {
+        return Err(ProviderError::InvalidConfig(format!(
+            "Coolify {text} is too old: this provider needs {}.{} or newer",
+            MIN_VERSION.0, MIN_VERSION.1
+        )));
+    }
+    host::log(LogLevel::Debug, &format!("Coolify version {text}"));
+    STATE.with(|s| s.borrow_mut().version_checked = true);
+    Ok(())
+}
+
+/// The usable server named `name`: `(uuid, ip)`.
+fn find_server(name: &str) -> Result<Option<(String, String)>, ProviderError> {
+    let servers = api::json(&base(), Method::Get, "/servers", None)?;
+    let Some(server) = servers
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"].as_str() == Some(name)))
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let flag = |key: &str| {
+        server[key]
+            .as_bool()
+            .or(server["settings"][key].as_bool())
+            .unwrap_or(false)
+    };
+    if !flag("is_usable") || !flag("is_reachable") {
+        return Err(permanent(format!(
+            "Coolify server `{name}` is not usable and reachable; check it in Coolify's Servers page"
+        )));
+    }
+    if server["settings"]["is_build_server"].as_bool() == Some(true) {
+        return Err(permanent(format!(
+            "Coolify server `{name}` is a build server and cannot host apps"
+        )));
+    }
+    let text = |key: &str| server[key].as_str().unwrap_or_default().to_owned();
+    Ok(Some((text("uuid"), text("ip"))))
+}
+
+/// The project's uuid; created when `create` is set.
+fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderError> {
+    let projects = api::json(&base(), Method::Get, "/projects", None)?;
+    if let Some(uuid) = projects
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["name"].as_str() == Some(name)))
+        .and_then(|p| p["uuid"].as_str())
+    {
+        return Ok(Some(uuid.to_owned()));
+    }
+    if !create {
+        return Ok(None);
+    }
+    let created = api::json(
+        &base(),
+        Method::Post,
+        "/projects",
+        Some(&json!({ "name": name, "description": "Created by fabrik" })),
+    )?;
+    Ok(created["uuid"].as_str().map(str::to_owned))
+}
+
+/// Makes sure `environment` exists in the project (Coolify creates `production` itself).
+fn ensure_environment(project: &str, environment: &str) -> Result<(), ProviderError> {
+    let list = api::json(
+        &base(),
+        Method::Get,
+        &format!("/projects/{project}/environments"),
+        None,
+    )?;
+    if list
+        .as_array()
+        .is_some_and(|all| all.iter().any(|e| e["name"].as_str() == Some(environment)))
+    {
+        return Ok(());
+    }
+    match api::call(
+        &base(),
+        Method::Post,
+        &format!("/projects/{project}/environments"),
+        Some(&json!({ "name": environment })),
+    ) {
+        Ok(_) => Ok(()),
+        Err(f) if f.status == 409 => Ok(()),
+        Err(f) => Err(f.error),
+    }
+}
+
+fn plural(kind: &str) -> &'static str {
+    if kind == "service" {
+        "services"
+    } else {
+        "applications"
+    }
+}
+
+fn to_resource(kind: &str, value: &Value, env_keys: Option<Vec<String>>) -> Resource {
+    let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
+    let description = text("description");
+    let domains: Vec<String> = text("fqdn")
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut live = json!({ "domains": domains, "status": value["status"] });
+    if kind == "application" {
+        let image = text("docker_registry_image_name");
+        let tag = text("docker_registry_image_tag");
+        live["image"] = json!(if tag.is_empty() {
+            image
+        } else {
+            format!("{image}:{tag}")
+        });
+        live["port"] = json!(
+            text("ports_exposes")
+                .split(',')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        );
+    }
+    if let Some(keys) = env_keys {
+        live["env_keys"] = json!(keys);
+    }
+    let uuid = text("uuid");
+    Resource {
+        kind: kind.to_owned(),
+        id: uuid.clone(),
+        name: text("name"),
+        owner: (!description.is_empty()).then_some(description),
+        live: live.to_string(),
+        outputs: json!({ "uuid": uuid }).to_string(),
+    }
+}
+
+/// Keys Coolify generates for services; they cannot be deleted while the compose uses them.
+fn is_generated(key: &str) -> bool {
+    key.starts_with("SERVICE_FQDN_") || key.starts_with("SERVICE_URL_")
+}
+
+/// Makes the resource's environment exactly `env`: bulk upsert with the full flag set
+/// (a flag left out would be reset), then delete keys the spec no longer has.
+fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<(), ProviderError> {
+    let path = format!("/{}/{uuid}/envs", plural(kind));
+    let current = api::json(&base(), Method::Get, &path, None)?;
+    if !env.is_empty() {
+        let data: Vec<Value> = env
+            .iter()
+            .map(|(key, value)| {
+                let mut item = json!({
+                    "key": key,
+                    "value": value,
+                    "is_literal": true,
+                    "is_multiline": value.contains('\n'),
+                    "is_shown_once": false,
+                    "is_runtime": true,
+                    "is_buildtime": false,
+                });
+                if kind == "application" {
+                    item["is_preview"] = json!(false);
+                }
+                item
+            })
+            .collect();
+        api::json(
+            &base(),
+            Method::Patch,
+            &format!("{path}/bulk"),
+            Some(&json!({ "data": data })),
+        )?;
+    }
+    for existing in current.as_array().into_iter().flatten() {
+        let key = existing["key"].as_str().unwrap_or_default();
+        if env.contains_key(key)
+            || is_generated(key)
+            || existing["is_preview"].as_bool() == Some(true)
+        {
+            continue;
+        }
+        if let Some(env_uuid) = existing["uuid"].as_str() {
+            match api::call(&base(), Method::Delete, &format!("{path}/{env_uuid}"), None) {
+                Ok(_) => {}
+                Err(f) if f.status == 404 => {}
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `POST /deploy`; remembers the deployment uuid of an application.
+fn deploy(kind: &str, uuid: &str) -> Result<Option<String>, ProviderError> {
+    let reply = api::json(
+        &base(),
+        Method::Post,
+        "/deploy",
+        Some(&json!({ "uuid": uuid, "force": false })),
+    )?;
+    let entry = reply["deployments"]
+        .as_array()
+        .and_then(|d| d.iter().find(|e| e["resource_uuid"].as_str() == Some(uuid)))
+        .cloned()
+        .unwrap_or(Value::Null);
+    if kind == "service" {
+        STATE.with(|s| {
+            s.borrow_mut()
+                .deployments
+                .insert(uuid.to_owned(), String::new())
+        });
+        return Ok(None);
+    }
+    // A 200 without a deployment uuid is how Coolify reports a per-resource refusal.
+    let Some(deployment) = entry["deployment_uuid"].as_str().filter(|d| !d.is_empty()) else {
+        return Err(permanent(format!(
+            "Coolify did not queue a deployment for application {uuid}: {}",
+            entry["message"]
+                .as_str()
+                .unwrap_or("no deployment uuid in the answer")
+        )));
+    };
+    STATE.with(|s| {
+        s.borrow_mut()
+            .deployments
+            .insert(uuid.to_owned(), deployment.to_owned())
+    });
+    Ok(Some(deployment.to_owned()))
+}
+
+fn read_resource(kind: &str, uuid: &str) -> Result<Option<Resource>, ProviderError> {
+    match api::call(
+        &base(),
+        Method::Get,
+        &format!("/{}/{uuid}", plural(kind)),
+        None,
+    ) {
+        Ok(reply) => {
+            let value = reply.json()?;
+            let envs = api::json(
+                &base(),
+                Method::Get,
+                &format!("/{}/{uuid}/envs", plural(kind)),
+                None,
+            )?;
+            let keys = envs.as_array().map(|all| {
+                let mut keys: Vec<String> = all
+                    .iter()
+                    .filter_map(|e| e["key"].as_str())
+                    .filter(|k| !is_generated(k))
+                    .map(str::to_owned)
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                keys
+            });
+            Ok(Some(to_resource(kind, &value, keys)))
+        }
+        Err(f) if f.status == 404 => Ok(None),
+        Err(f) => Err(f.error),
+    }
+}
+
+fn with_deployment(mut resource: Resource, deployment: Option<String>) -> Resource {
+    if let Some(deployment) = deployment {
+        resource.outputs =
+            json!({ "uuid": resource.id, "deployment_uuid": deployment }).to_string();
+    }
+    resource
+}
+
+fn deployment_progress(status: &str, detail: &str) -> ProgressReport {
+    let (state, message) = match status {
+        "queued" => (ProgressState::Pending, "deployment queued".to_owned()),
+        "in_progress" => (ProgressState::Running, "deployment in progress".to_owned()),
+        "finished" => (ProgressState::Ready, "deployment finished".to_owned()),
+        "failed" => (
+            ProgressState::Failed,
+            format!("deployment failed ({detail})"),
+        ),
+        "cancelled-by-user" => (
+            ProgressState::Failed,
+            format!("deployment cancelled in Coolify ({detail})"),
+        ),
+        other => (
+            ProgressState::Running,
+            format!("deployment status `{other}`"),
+        ),
+    };
+    ProgressReport {
+        state,
+        message: Some(message),
+    }
+}
+
+fn application_progress(uuid: &str) -> Result<ProgressReport, ProviderError> {
+    let known = STATE.with(|s| s.borrow().deployments.get(uuid).cloned());
+    if let Some(deployment) = known.filter(|d| !d.is_empty()) {
+        match api::call(
+            &base(),
+            Method::Get,
+            &format!("/deployments/{deployment}"),
+            None,
+        ) {
+            Ok(reply) => {
+                let value = reply.json()?;
+                return Ok(deployment_progress(
+                    value["status"].as_str().unwrap_or(""),
+                    &format!("deployment {deployment}"),
+                ));
+            }
+            // The dedupe quirk: "already queued" returns an id that was never stored.
+            Err(f) if f.status == 404 => {}
+            Err(f) => return Err(f.error),
+        }
+    }
+    let list = api::json(
+        &base(),
+        Method::Get,
+        &format!("/deployments/applications/{uuid}?skip=0&take=1"),
+        None,
+    )?;
+    let Some(latest) = list["deployments"]
+        .as_array()
+        .and_then(|d| d.first())
+        .cloned()
+    else {
+        return Ok(ProgressReport {
+            state: ProgressState::Failed,
+            message: Some(format!("Coolify has no deployment for application {uuid}")),
+        });
+    };
+    let id = latest["deployment_uuid"].as_str().unwrap_or("?").to_owned();
+    Ok(deployment_progress(
+        latest["status"].as_str().unwrap_or(""),
+        &format!("deployment {id}"),
+    ))
+}
+
+fn service_progress(uuid: &str) -> Result<ProgressReport, ProviderError> {
+    let value = api::json(&base(), Method::Get, &format!("/services/{uuid}"), None)?;
+    let status = value["status"].as_str().unwrap_or("unknown").to_owned();
+    let (state, message) = if status.starts_with("running:") {
+        (ProgressState::Ready, format!("service is {status}"))
+    } else if status.starts_with("starting") || status.starts_with("restarting") {
+        (ProgressState::Running, format!("service is {status}"))
+    } else if status.starts_with("degraded") {
+        (ProgressState::Failed, format!("service is {status}"))
+    } else {
+        // `exited` right after a start is the status job lagging: keep waiting.
+        (ProgressState::Pending, format!("service is {status}"))
+    };
+    Ok(ProgressReport {
+        state,
+        message: Some(message),
+    })
+}
 
 struct Coolify;
-
-const NOT_YET: &str = "the Coolify provider does not implement this call yet";
 
 impl Guest for Coolify {
     fn describe() -> ProviderInfo {
@@ -47,37 +495,230 @@ impl Guest for Coolify {
     }
 
     fn configure(config: Vec<(String, String)>) -> Result<(), ProviderError> {
-        if config.iter().any(|(k, v)| k == "base-url" && !v.is_empty()) {
-            Ok(())
-        } else {
-            Err(ProviderError::InvalidConfig(
+        let Some((_, url)) = config
+            .iter()
+            .find(|(k, v)| k == "base-url" && !v.is_empty())
+        else {
+            return Err(ProviderError::InvalidConfig(
                 "`base-url` is required: the Coolify API URL, e.g. https://coolify.example.com/api/v1".to_owned(),
-            ))
+            ));
+        };
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(ProviderError::InvalidConfig(format!(
+                "`base-url` must be an http(s) URL, not {url:?}"
+            )));
+        }
+        STATE.with(|s| {
+            *s.borrow_mut() = State {
+                base: url.trim_end_matches('/').to_owned(),
+                ..State::default()
+            };
+        });
+        Ok(())
+    }
+
+    fn read(kind: String, id: String) -> Result<Option<Resource>, ProviderError> {
+        match kind.as_str() {
+            "application" | "service" => read_resource(&kind, &id),
+            other => Err(permanent(format!(
+                "the Coolify provider cannot read `{other}`"
+            ))),
         }
     }
 
-    fn lookup(_: String, _: String, _: String) -> Result<Option<Resource>, ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn create(
+        kind: String,
+        name: String,
+        desired: String,
+        owner: String,
+    ) -> Result<Resource, ProviderError> {
+        let desired = parse_desired(&kind, &desired)?;
+        check_version()?;
+        let Some((server, _ip)) = find_server(&desired.server)? else {
+            return Err(permanent(format!(
+                "Coolify has no server named `{}`",
+                desired.server
+            )));
+        };
+        let project = project_uuid(&desired.project, true)?
+            .ok_or_else(|| permanent("Coolify did not return the new project's uuid"))?;
+        ensure_environment(&project, &desired.environment)?;
+        let created = if kind == "application" {
+            let body = json!({
+                "project_uuid": project,
+                "server_uuid": server,
+                "environment_name": desired.environment,
+                "name": name,
+                "description": owner,
+                "docker_registry_image_name": desired.image,
+                "ports_exposes": desired.port.map(|p| p.to_string()),
+                "domains": desired.domains.join(","),
+                "autogenerate_domain": false,
+                "instant_deploy": false,
+            });
+            api::json(
+                &base(),
+                Method::Post,
+                "/applications/dockerimage",
+                Some(&body),
+            )?
+        } else {
+            let compose = desired.compose.clone().unwrap_or_default();
+            let body = json!({
+                "project_uuid": project,
+                "server_uuid": server,
+                "environment_name": desired.environment,
+                "name": name,
+                "description": owner,
+                "docker_compose_raw": base64::engine::general_purpose::STANDARD.encode(compose),
+                "urls": [{ "name": desired.service, "url": desired.domains.join(",") }],
+                "instant_deploy": false,
+            });
+            api::json(&base(), Method::Post, "/services", Some(&body))?
+        };
+        let uuid = created["uuid"]
+            .as_str()
+            .ok_or_else(|| {
+                permanent(format!(
+                    "Coolify created the {kind} but returned no uuid: {created}"
+                ))
+            })?
+            .to_owned();
+        // Environment first, then the deployment: otherwise it would start without them.
+        sync_env(&kind, &uuid, &desired.env)?;
+        let deployment = deploy(&kind, &uuid)?;
+        let resource = read_resource(&kind, &uuid)?
+            .ok_or_else(|| permanent(format!("the new {kind} {uuid} cannot be read back")))?;
+        Ok(with_deployment(resource, deployment))
     }
 
-    fn read(_: String, _: String) -> Result<Option<Resource>, ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn update(kind: String, id: String, desired: String) -> Result<Resource, ProviderError> {
+        let desired = parse_desired(&kind, &desired)?;
+        check_version()?;
+        let body = if kind == "application" {
+            json!({
+                "docker_registry_image_name": desired.image,
+                "ports_exposes": desired.port.map(|p| p.to_string()),
+                "domains": desired.domains.join(","),
+            })
+        } else {
+            json!({
+                "docker_compose_raw": base64::engine::general_purpose::STANDARD.encode(desired.compose.clone().unwrap_or_default()),
+                "urls": [{ "name": desired.service, "url": desired.domains.join(",") }],
+            })
+        };
+        api::json(
+            &base(),
+            Method::Patch,
+            &format!("/{}/{id}", plural(&kind)),
+            Some(&body),
+        )?;
+        sync_env(&kind, &id, &desired.env)?;
+        let deployment = deploy(&kind, &id)?;
+        let resource = read_resource(&kind, &id)?
+            .ok_or_else(|| ProviderError::NotFound(format!("{kind} {id} no longer exists")))?;
+        Ok(with_deployment(resource, deployment))
     }
 
-    fn create(_: String, _: String, _: String, _: String) -> Result<Resource, ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn delete(kind: String, id: String, owner: String, purge: bool) -> Result<(), ProviderError> {
+        let path = format!("/{}/{id}", plural(&kind));
+        let current = match api::call(&base(), Method::Get, &path, None) {
+            Ok(reply) => reply.json()?,
+            Err(f) if f.status == 404 => return Ok(()),
+            Err(f) => return Err(f.error),
+        };
+        let description = current["description"].as_str().unwrap_or_default();
+        if description != owner {
+            return Err(permanent(format!(
+                "refusing to delete {kind} `{}` ({id}): its description is {description:?}, not the owner tag `{owner}`",
+                current["name"].as_str().unwrap_or("?")
+            )));
+        }
+        // Data survives unless this run created the resource (`purge`).
+        let query = format!(
+            "?delete_volumes={purge}&delete_configurations=true&docker_cleanup=true&delete_connected_networks=true"
+        );
+        match api::call(&base(), Method::Delete, &format!("{path}{query}"), None) {
+            Ok(_) => Ok(()),
+            Err(f) if f.status == 404 => Ok(()),
+            Err(f) => Err(f.error),
+        }
     }
 
-    fn update(_: String, _: String, _: String) -> Result<Resource, ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn progress(kind: String, id: String) -> Result<ProgressReport, ProviderError> {
+        match kind.as_str() {
+            "application" => application_progress(&id),
+            "service" => service_progress(&id),
+            other => Err(permanent(format!("`{other}` has no progress to follow"))),
+        }
     }
 
-    fn delete(_: String, _: String, _: String, _: bool) -> Result<(), ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
-    }
-
-    fn progress(_: String, _: String) -> Result<ProgressReport, ProviderError> {
-        Err(ProviderError::Permanent(NOT_YET.to_owned()))
+    fn lookup(
+        kind: String,
+        name: String,
+        owner: String,
+    ) -> Result<Option<Resource>, ProviderError> {
+        if kind == "server" {
+            return Ok(find_server(&name)?.map(|(uuid, ip)| Resource {
+                kind,
+                id: uuid.clone(),
+                name,
+                owner: None,
+                live: json!({ "ip": ip }).to_string(),
+                outputs: json!({ "uuid": uuid, "ip": ip }).to_string(),
+            }));
+        }
+        if kind != "application" && kind != "service" {
+            return Err(permanent(format!(
+                "the Coolify provider has no kind `{kind}`"
+            )));
+        }
+        // `owner` is `fabrik:<project>/<app>`; the Coolify project and environment come
+        // from the desired state, so lookup searches every project for the name.
+        let projects = api::json(&base(), Method::Get, "/projects", None)?;
+        let mut found: Vec<Value> = Vec::new();
+        for project in projects.as_array().into_iter().flatten() {
+            let Some(project_uuid) = project["uuid"].as_str() else {
+                continue;
+            };
+            let environments = api::json(
+                &base(),
+                Method::Get,
+                &format!("/projects/{project_uuid}/environments"),
+                None,
+            )?;
+            for environment in environments.as_array().into_iter().flatten() {
+                let Some(env_name) = environment["name"].as_str() else {
+                    continue;
+                };
+                let detail = match api::call(
+                    &base(),
+                    Method::Get,
+                    &format!("/projects/{project_uuid}/{env_name}"),
+                    None,
+                ) {
+                    Ok(reply) => reply.json()?,
+                    Err(f) if f.status == 404 => continue,
+                    Err(f) => return Err(f.error),
+                };
+                found.extend(
+                    detail[plural(&kind)]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| r["name"].as_str() == Some(name.as_str()))
+                        .cloned(),
+                );
+            }
+        }
+        let chosen = found
+            .iter()
+            .find(|r| r["description"].as_str() == Some(owner.as_str()))
+            .or(found.first());
+        match chosen.and_then(|r| r["uuid"].as_str()) {
+            Some(uuid) => read_resource(&kind, uuid),
+            None => Ok(None),
+        }
     }
 }
 
@@ -85,3 +726,46 @@ impl Guest for Coolify {
 // cannot be linked into a shared library, and native builds exist for unit tests.
 #[cfg(target_arch = "wasm32")]
 export!(Coolify);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn desired_state_is_checked_per_kind() {
+        let base = r#""project":"p","environment":"production","server":"vps1""#;
+        assert!(
+            parse_desired(
+                "application",
+                &format!("{{{base},\"image\":\"nginx:1\",\"port\":80}}")
+            )
+            .is_ok()
+        );
+        assert!(
+            parse_desired("application", &format!("{{{base},\"image\":\"nginx:1\"}}")).is_err()
+        );
+        assert!(
+            parse_desired(
+                "service",
+                &format!("{{{base},\"compose\":\"services: {{}}\",\"service\":\"app\"}}")
+            )
+            .is_ok()
+        );
+        assert!(parse_desired("service", &format!("{{{base},\"compose\":\"x\"}}")).is_err());
+        assert!(parse_desired("database", &format!("{{{base}}}")).is_err());
+        assert!(
+            parse_desired(
+                "application",
+                &format!("{{{base},\"image\":\"a\",\"port\":1,\"nope\":1}}")
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn generated_keys_are_left_alone() {
+        assert!(is_generated("SERVICE_FQDN_APP"));
+        assert!(is_generated("SERVICE_URL_APP_8000"));
+        assert!(!is_generated("DATABASE_URL"));
+    }
+}

@@ -1,0 +1,175 @@
+//! Plugin-host start-up costs: cold compile (Cranelift and Winch), cached load,
+//! instantiate + `describe` per bundled provider, and the whole-process wall time of
+//! `fabrik providers list` with a warm and a cold cache.
+//!
+//! Run with `cargo bench -p fabrik --bench plugins`; results go to stdout as a Markdown
+//! table, copied into BENCHMARKS.md.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fabrik::plugins::bundled::BUNDLED;
+use fabrik::plugins::cache::{CacheOutcome, ComponentCache};
+use fabrik::plugins::engine::{Compiler, PluginEngine};
+use fabrik::plugins::http::{Grants, HttpGateway};
+use fabrik::plugins::instance::LoadedComponent;
+use fabrik::plugins::sandbox::SandboxLimits;
+use fabrik::plugins::sha256_hex;
+
+struct Stats {
+    median: Duration,
+    p90: Duration,
+    min: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Stats {
+        median: at(0.5),
+        p90: at(0.9),
+        min: samples[0],
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
+fn row(what: &str, s: &Stats, runs: usize) {
+    println!(
+        "| {what} | {} | {} | {} | {runs} |",
+        ms(s.median),
+        ms(s.p90),
+        ms(s.min)
+    );
+}
+
+fn sample(runs: usize, mut f: impl FnMut() -> Duration) -> Stats {
+    stats((0..runs).map(|_| f()).collect())
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("| measurement | median ms | p90 ms | min ms | runs |");
+    println!("|---|---|---|---|---|");
+
+    for compiler in [Compiler::Cranelift, Compiler::Winch] {
+        let engine = PluginEngine::new(compiler).expect("engine");
+        let name = format!("{compiler:?}").to_lowercase();
+        for bundled in BUNDLED {
+            let s = sample(10, || {
+                let start = Instant::now();
+                engine
+                    .engine()
+                    .precompile_component(bundled.wasm)
+                    .expect("compiles");
+                start.elapsed()
+            });
+            row(
+                &format!(
+                    "cold compile, {name}: {} ({} KB)",
+                    bundled.name,
+                    bundled.wasm.len() / 1024
+                ),
+                &s,
+                10,
+            );
+        }
+        let s = sample(10, || {
+            let start = Instant::now();
+            std::thread::scope(|scope| {
+                for bundled in BUNDLED {
+                    let engine = engine.engine();
+                    scope.spawn(move || {
+                        engine.precompile_component(bundled.wasm).expect("compiles")
+                    });
+                }
+            });
+            start.elapsed()
+        });
+        row(
+            &format!("cold compile, {name}: both providers, concurrently"),
+            &s,
+            10,
+        );
+    }
+
+    let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = ComponentCache::at(dir.path());
+    for bundled in BUNDLED {
+        let sha = sha256_hex(bundled.wasm);
+        let first =
+            LoadedComponent::load(&engine, &cache, bundled.name, bundled.wasm, &sha).expect("load");
+        assert_eq!(first.cache, CacheOutcome::Miss);
+        let s = sample(200, || {
+            let start = Instant::now();
+            let loaded = LoadedComponent::load(&engine, &cache, bundled.name, bundled.wasm, &sha)
+                .expect("load");
+            let elapsed = start.elapsed();
+            assert_eq!(loaded.cache, CacheOutcome::Hit);
+            elapsed
+        });
+        row(
+            &format!(
+                "cached load (checksum + deserialize + link): {}",
+                bundled.name
+            ),
+            &s,
+            200,
+        );
+        let gateway = Arc::new(HttpGateway::new(bundled.name, Grants::default()).expect("gateway"));
+        let s = sample(200, || {
+            let start = Instant::now();
+            runtime.block_on(async {
+                let mut instance = first
+                    .instantiate(gateway.clone(), SandboxLimits::default())
+                    .await
+                    .expect("instance");
+                instance.describe().await.expect("describe");
+            });
+            start.elapsed()
+        });
+        row(
+            &format!("instantiate + describe: {}", bundled.name),
+            &s,
+            200,
+        );
+    }
+
+    let binary = env!("CARGO_BIN_EXE_fabrik");
+    let project = tempfile::tempdir().expect("tempdir");
+    let run = |cache_dir: &std::path::Path| {
+        let start = Instant::now();
+        let status = Command::new(binary)
+            .args(["providers", "list"])
+            .current_dir(project.path())
+            .env("FABRIK_CACHE_DIR", cache_dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("runs");
+        assert!(status.success());
+        start.elapsed()
+    };
+    let warm = tempfile::tempdir().expect("tempdir");
+    run(warm.path());
+    row(
+        "`fabrik providers list`, process wall, warm cache",
+        &sample(30, || run(warm.path())),
+        30,
+    );
+    let s = sample(10, || {
+        let cold = tempfile::tempdir().expect("tempdir");
+        run(cold.path())
+    });
+    row(
+        "`fabrik providers list`, process wall, cold cache (cranelift)",
+        &s,
+        10,
+    );
+}

@@ -1,0 +1,284 @@
+//! The bundled Cloudflare component, through the wasmtime host, against the simulator.
+
+use std::time::Duration;
+
+use fabrik::plugins::types::ProviderError;
+use fabrik_sim::faults::Fault;
+use fabrik_sim::{Sandbox, SandboxConfig};
+use serde_json::json;
+
+use crate::provider_support::{Fixture, OWNER, assert_no_token, text};
+
+const KIND: &str = "dns-record";
+const NAME: &str = "api.example.com";
+
+#[tokio::test]
+async fn create_lookup_update_delete() {
+    let fx = Fixture::start().await;
+    let mut dns = fx.instance("dns").await;
+    let created = dns
+        .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), OWNER)
+        .await
+        .expect("created");
+    assert_eq!(created.name, NAME);
+    assert_eq!(created.owner.as_deref(), Some(OWNER));
+    assert_eq!(
+        created.live,
+        json!({ "type": "A", "content": "127.0.0.1", "ttl": 1, "proxied": false })
+    );
+    let records = fx.sandbox.cloudflare.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0]["comment"], OWNER,
+        "the owner tag is in the comment"
+    );
+    assert_eq!(records[0]["proxied"], false, "proxied is always sent");
+
+    let found = dns
+        .lookup(KIND, NAME, OWNER)
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.id, created.id);
+    assert_eq!(
+        dns.read(KIND, &created.id)
+            .await
+            .expect("read")
+            .expect("exists")
+            .live,
+        created.live
+    );
+
+    let updated = dns
+        .update(
+            KIND,
+            &created.id,
+            &json!({ "content": "127.0.0.2", "ttl": 300 }),
+        )
+        .await
+        .expect("updated");
+    assert_eq!(updated.id, created.id);
+    assert_eq!(fx.sandbox.cloudflare.records()[0]["content"], "127.0.0.2");
+    assert_eq!(fx.sandbox.cloudflare.records()[0]["ttl"], 300);
+
+    dns.delete(KIND, &created.id, OWNER, false)
+        .await
+        .expect("deleted");
+    assert!(fx.sandbox.cloudflare.records().is_empty());
+    dns.delete(KIND, &created.id, OWNER, false)
+        .await
+        .expect("deleting what is gone succeeds");
+    assert!(dns.read(KIND, &created.id).await.expect("read").is_none());
+    assert!(
+        dns.lookup(KIND, NAME, OWNER)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_existing_record_is_adopted_only_when_it_is_ours() {
+    let fx = Fixture::start().await;
+    let mut dns = fx.instance("dns").await;
+    let first = dns
+        .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), OWNER)
+        .await
+        .expect("created");
+    // 81058 "identical record exists" → adopted, no duplicate.
+    let again = dns
+        .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), OWNER)
+        .await
+        .expect("adopted");
+    assert_eq!(again.id, first.id);
+    assert_eq!(fx.sandbox.cloudflare.records().len(), 1);
+
+    let foreign = fx.sandbox.cloudflare.insert_record(
+        "www.example.com",
+        "A",
+        "10.1.2.3",
+        "owned by someone else",
+    );
+    let error = dns
+        .create(
+            KIND,
+            "www.example.com",
+            &json!({ "content": "10.1.2.3" }),
+            OWNER,
+        )
+        .await
+        .expect_err("conflict");
+    let ProviderError::Permanent(message) = &error else {
+        panic!("{error:?}")
+    };
+    assert!(
+        message.starts_with("conflict: A www.example.com -> 10.1.2.3 (id "),
+        "{message}"
+    );
+    assert!(
+        message.contains("is not owned by `fabrik:tests/test-api`"),
+        "{message}"
+    );
+
+    let zone = first.id.split('/').next().expect("zone");
+    let refused = dns
+        .delete(KIND, &format!("{zone}/{foreign}"), OWNER, false)
+        .await
+        .expect_err("refused");
+    assert!(
+        text(&refused).contains("refusing to delete dns-record www.example.com"),
+        "{refused}"
+    );
+    assert_eq!(
+        fx.sandbox.cloudflare.records().len(),
+        2,
+        "the foreign record is still there"
+    );
+}
+
+#[tokio::test]
+async fn faults_map_to_provider_errors() {
+    let fx = Fixture::start().await;
+    let cf = &fx.sandbox.cloudflare;
+    let mut dns = fx.instance("dns").await;
+    let desired = json!({ "content": "127.0.0.1" });
+
+    cf.faults.on_nth(
+        "cloudflare.create_record",
+        1,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(7),
+        },
+    );
+    match dns.create(KIND, NAME, &desired, OWNER).await {
+        Err(ProviderError::Transient {
+            retry_after,
+            message,
+        }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(7)));
+            assert!(message.contains("rate limited"), "{message}");
+        }
+        other => panic!("expected transient, got {other:?}"),
+    }
+    cf.faults.on_nth(
+        "cloudflare.create_record",
+        2,
+        Fault::Status {
+            status: 502,
+            retry_after: None,
+        },
+    );
+    assert!(matches!(
+        dns.create(KIND, NAME, &desired, OWNER).await,
+        Err(ProviderError::Transient { .. })
+    ));
+    cf.faults
+        .on_nth("cloudflare.create_record", 3, Fault::Malformed);
+    let error = dns
+        .create(KIND, NAME, &desired, OWNER)
+        .await
+        .expect_err("malformed");
+    assert!(
+        matches!(&error, ProviderError::Permanent(m) if m.contains("not the API's JSON envelope")),
+        "{error:?}"
+    );
+    // The fourth call goes through: the faults did not break the provider.
+    dns.create(KIND, NAME, &desired, OWNER)
+        .await
+        .expect("created");
+
+    let error = dns
+        .create(KIND, "api.example.org", &desired, OWNER)
+        .await
+        .expect_err("no zone");
+    assert!(
+        text(&error).contains("no Cloudflare zone for `api.example.org`"),
+        "{error}"
+    );
+    let error = dns
+        .create(KIND, "x.example.com", &json!({ "content": "nope" }), OWNER)
+        .await
+        .expect_err("invalid");
+    assert!(text(&error).contains("needs an IPv4 address"), "{error}");
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_unauthorized_with_a_hint_and_never_echoed() {
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let fx = Fixture::for_sandbox(sandbox, None);
+    // Point the provider at the simulator with a token it does not accept.
+    let wrong = fabrik_sim::cloudflare::Cloudflare::new("another-token", &["example.com"]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = wrong.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("fabrik.toml"),
+        format!("[providers.dns]\nconfig = {{ base-url = \"http://{addr}/client/v4\" }}\n"),
+    )
+    .expect("toml");
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "CLOUDFLARE_API_TOKEN='{}'\n",
+            fx.sandbox.config.cloudflare_token
+        ),
+    )
+    .expect("env");
+    let project = fabrik::project::Project::load(dir.path()).expect("project");
+    let set = fabrik::plugins::ProviderSet::load(
+        &project,
+        &fabrik::plugins::cache::ComponentCache::at(&crate::support::cache_dir()),
+    )
+    .expect("load");
+    let env = fabrik::secrets::EnvSource::load(dir.path()).expect("env");
+    let mut dns = set.instantiate("dns", &env).await.expect("instance");
+    let error = dns
+        .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), OWNER)
+        .await
+        .expect_err("unauthorized");
+    let ProviderError::Unauthorized(message) = &error else {
+        panic!("{error:?}")
+    };
+    assert!(message.contains("9109 Invalid access token"), "{message}");
+    assert!(message.contains("Zone:Read and DNS:Edit"), "{message}");
+    assert_no_token(&fx.sandbox, &text(&error));
+}
+
+#[tokio::test]
+async fn a_hanging_api_is_abandoned_by_the_host() {
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let fx = Fixture::for_sandbox(sandbox, Some(Duration::from_secs(1)));
+    fx.sandbox
+        .cloudflare
+        .faults
+        .always("cloudflare.list_zones", Fault::Hang);
+    let mut dns = fx.instance("dns").await;
+    let started = std::time::Instant::now();
+    let error = dns
+        .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), OWNER)
+        .await
+        .expect_err("hang");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        text(&error).contains("did not return from `create`"),
+        "{error}"
+    );
+    fx.sandbox.cloudflare.faults.clear();
+    assert!(
+        dns.describe().await.is_ok(),
+        "the host serves the next call"
+    );
+}

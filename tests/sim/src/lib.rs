@@ -1,0 +1,106 @@
+//! Simulators for Fabrik's tests and local sandbox: Coolify's REST API, Cloudflare's DNS
+//! API and the deployed app over HTTPS, all on loopback, with fault injection.
+//!
+//! Tests start a [`Sandbox`] in-process and drive its handles; `fabrik-sandbox` starts
+//! one for a person to point `fabrik` at.
+
+// Handlers return early with the API's error response; boxing it would only add noise.
+#![expect(
+    clippy::result_large_err,
+    reason = "axum handlers return `Response` as their early-exit error"
+)]
+
+pub mod app;
+pub mod cloudflare;
+pub mod coolify;
+pub mod faults;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use app::{App, TestCa};
+use cloudflare::Cloudflare;
+use coolify::Coolify;
+
+/// What the sandbox serves.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub coolify_token: String,
+    pub cloudflare_token: String,
+    /// Cloudflare zones.
+    pub zones: Vec<String>,
+    /// Coolify servers as `(name, ip)`.
+    pub servers: Vec<(String, String)>,
+    /// Address to listen on (ports are chosen by the system when 0).
+    pub listen: SocketAddr,
+    pub app_port: u16,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            coolify_token: "1|sandbox-coolify-token".to_owned(),
+            cloudflare_token: "sandbox-cloudflare-token".to_owned(),
+            zones: vec!["example.com".to_owned()],
+            servers: vec![("vps1".to_owned(), "127.0.0.1".to_owned())],
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            app_port: 0,
+        }
+    }
+}
+
+/// Running simulators.
+pub struct Sandbox {
+    pub config: SandboxConfig,
+    pub coolify: Coolify,
+    pub cloudflare: Cloudflare,
+    pub app: App,
+    pub ca: Arc<TestCa>,
+    /// `http://127.0.0.1:<port>/api/v1`
+    pub coolify_url: String,
+    /// `http://127.0.0.1:<port>/client/v4`
+    pub cloudflare_url: String,
+    /// Where the app endpoint listens (HTTPS).
+    pub app_addr: SocketAddr,
+}
+
+async fn serve(router: axum::Router, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(bound)
+}
+
+impl Sandbox {
+    /// Starts every simulator on loopback; they run until the runtime stops.
+    pub async fn start(config: SandboxConfig) -> std::io::Result<Self> {
+        let servers: Vec<(&str, &str)> = config
+            .servers
+            .iter()
+            .map(|(n, i)| (n.as_str(), i.as_str()))
+            .collect();
+        let zones: Vec<&str> = config.zones.iter().map(String::as_str).collect();
+        let coolify = Coolify::new(&config.coolify_token, &servers);
+        let cloudflare = Cloudflare::new(&config.cloudflare_token, &zones);
+        let app = App::new(coolify.clone());
+        let ca = Arc::new(TestCa::generate().map_err(std::io::Error::other)?);
+        let coolify_addr = serve(coolify.router(), config.listen).await?;
+        let cloudflare_addr = serve(cloudflare.router(), config.listen).await?;
+        let app_addr = app
+            .serve_tls(
+                SocketAddr::new(config.listen.ip(), config.app_port),
+                ca.clone(),
+            )
+            .await?;
+        Ok(Self {
+            coolify_url: format!("http://{coolify_addr}/api/v1"),
+            cloudflare_url: format!("http://{cloudflare_addr}/client/v4"),
+            config,
+            coolify,
+            cloudflare,
+            app,
+            ca,
+            app_addr,
+        })
+    }
+}
