@@ -3,6 +3,7 @@
 mod apply;
 mod cli;
 mod new;
+mod openapi;
 mod provider_cloudflare;
 mod provider_coolify;
 mod provider_support;

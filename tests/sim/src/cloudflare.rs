@@ -295,7 +295,7 @@ fn zone_json(zone: &Zone) -> Value {
         "modified_on": TIMESTAMP,
         "activated_on": TIMESTAMP,
         "meta": { "step": 4, "custom_certificate_quota": 0, "page_rule_quota": 3, "phishing_detected": false },
-        "owner": { "id": null, "type": "user", "email": null },
+        "owner": { "id": "7c5dae5552338874e5053f2534d2767a", "type": "user", "email": "ops@example.com" },
         "account": { "id": "01a7362d577a6c3019a474fd6f485823", "name": "Fabrik tests" },
         "permissions": ["#dns_records:edit", "#zone:read"],
         "plan": { "id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0, "currency": "USD", "frequency": "", "is_subscribed": true, "can_subscribe": false, "legacy_id": "free", "legacy_discount": false, "externally_managed": false },

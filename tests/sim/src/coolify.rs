@@ -777,7 +777,6 @@ fn service_json(r: &Resource, status: &str) -> Value {
         "connect_to_docker_network": false,
         "is_container_label_escape_enabled": true,
         "config_hash": format!("{:x}", r.compose.len()),
-        "service_type": null,
         "status": status,
         "server_status": true,
         "created_at": TIMESTAMP,
