@@ -100,6 +100,10 @@ fn main() {
     }
 
     let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    println!(
+        "| (cached load and instantiate use the default compiler, {:?}) | | | | |",
+        Compiler::default()
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = ComponentCache::at(dir.path());
     for bundled in BUNDLED {
@@ -168,7 +172,7 @@ fn main() {
         run(cold.path())
     });
     row(
-        "`fabrik providers list`, process wall, cold cache (cranelift)",
+        "`fabrik providers list`, process wall, cold cache (winch, the default)",
         &s,
         10,
     );

@@ -116,7 +116,7 @@ fn permanent(result: Result<impl std::fmt::Debug, ProviderError>) -> String {
 
 #[tokio::test]
 async fn a_guest_that_loops_forever_is_stopped_by_the_deadline() {
-    let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let mut instance = evil(&engine, &[]).await;
     let started = Instant::now();
     let message = permanent(
@@ -138,7 +138,7 @@ async fn a_guest_that_loops_forever_is_stopped_by_the_deadline() {
 
 #[tokio::test]
 async fn a_guest_that_allocates_a_gibibyte_is_stopped_by_the_memory_cap() {
-    let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let mut instance = evil(&engine, &[]).await;
     let message = permanent(
         instance
@@ -155,7 +155,7 @@ async fn a_guest_that_allocates_a_gibibyte_is_stopped_by_the_memory_cap() {
 #[tokio::test]
 async fn a_guest_cannot_read_files_env_or_open_sockets() {
     // The test process has an environment (PATH, CARGO_*); the guest must see none of it.
-    let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let mut instance = evil(&engine, &[]).await;
     let found = instance
         .create("snoop", "x", &serde_json::json!({}), "o")
@@ -193,7 +193,7 @@ async fn a_guest_cannot_read_files_env_or_open_sockets() {
 async fn a_guest_cannot_send_to_an_origin_it_was_not_granted() {
     let (granted, granted_log) = serve(None).await;
     let (elsewhere, elsewhere_log) = serve(None).await;
-    let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let mut instance = evil(&engine, &[&granted]).await;
     let found = instance
         .create(
@@ -243,7 +243,7 @@ async fn a_guest_cannot_send_to_an_origin_it_was_not_granted() {
 async fn a_redirect_to_another_origin_is_not_followed() {
     let (elsewhere, elsewhere_log) = serve(None).await;
     let (granted, granted_log) = serve(Some(format!("{elsewhere}/steal"))).await;
-    let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let mut instance = evil(&engine, &[&granted]).await;
     let found = instance
         .create(
@@ -268,7 +268,7 @@ async fn a_redirect_to_another_origin_is_not_followed() {
 
 #[tokio::test]
 async fn a_panicking_guest_is_a_provider_error_with_its_message() {
-    let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let mut instance = evil(&engine, &[]).await;
     let message = permanent(
         instance
@@ -288,7 +288,7 @@ async fn a_panicking_guest_is_a_provider_error_with_its_message() {
 
 #[tokio::test]
 async fn a_component_built_for_another_contract_version_is_refused() {
-    let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let wasm = std::fs::read(test_plugin("future")).expect("future.wasm");
     let cache = ComponentCache::at(&cache_dir());
     let error = LoadedComponent::load(&engine, &cache, "future", &wasm, &sha256_hex(&wasm))
@@ -315,7 +315,7 @@ fn a_corrupt_cache_entry_is_detected_and_rebuilt() {
     use fabrik::plugins::cache::CacheOutcome;
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = ComponentCache::at(dir.path());
-    let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let wasm = std::fs::read(test_plugin("echo")).expect("echo.wasm");
     let sha = sha256_hex(&wasm);
     let load = || {
@@ -337,8 +337,12 @@ fn a_corrupt_cache_entry_is_detected_and_rebuilt() {
     assert_eq!(load(), CacheOutcome::Hit);
     // A foreign file with a matching checksum (not a wasmtime artifact at all).
     std::fs::write(&artifact, b"not an artifact").expect("write");
-    let checksum = artifact.with_extension("sha256");
-    std::fs::write(&checksum, sha256_hex(b"not an artifact")).expect("write");
+    let checksum = artifact.with_extension("blake3");
+    std::fs::write(
+        &checksum,
+        blake3::hash(b"not an artifact").to_hex().as_bytes(),
+    )
+    .expect("write");
     assert!(matches!(load(), CacheOutcome::Rebuilt(reason) if reason.contains("wasmtime refused")));
     assert_eq!(load(), CacheOutcome::Hit);
 }
@@ -350,7 +354,7 @@ fn a_cache_directory_others_can_write_is_not_used() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let cache = ComponentCache::at(dir.path());
     assert!(cache.dir().is_none());
-    let engine = PluginEngine::new(Compiler::default()).expect("engine");
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let wasm = std::fs::read(test_plugin("echo")).expect("echo.wasm");
     let loaded =
         LoadedComponent::load(&engine, &cache, "echo", &wasm, &sha256_hex(&wasm)).expect("loads");

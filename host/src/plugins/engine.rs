@@ -1,8 +1,7 @@
 //! The wasmtime engine shared by every provider in a process, and the epoch ticker that
 //! lets the host interrupt a guest that runs past its deadline.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -11,23 +10,29 @@ use wasmtime::{Config, Engine, Strategy};
 /// How often the epoch advances: the granularity of call deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Environment variable that selects the compiler (`cranelift` or `winch`).
+/// Environment variable that selects the compiler (`winch` or `cranelift`).
 pub const COMPILER_ENV: &str = "FABRIK_COMPILER";
 
 /// The code generator used for providers.
+///
+/// Winch is the default: providers are glue around HTTP calls, so the speed of their
+/// code does not matter (microseconds per call against milliseconds of network), while
+/// the first load of a provider is about 4x faster than with Cranelift (BENCHMARKS.md).
+/// The sandbox (epoch deadlines, memory cap) is tested with both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compiler {
-    /// Optimizing; compiled artifacts are cached, so its cost is paid once per provider.
+    /// Baseline compiler: fast to compile, slower code.
     #[default]
-    Cranelift,
-    /// Baseline: about 3x faster to compile, slower code (providers are I/O bound).
     Winch,
+    /// Optimizing compiler: slower to compile, faster code.
+    Cranelift,
 }
 
 impl Compiler {
     /// The compiler named by `FABRIK_COMPILER`, else the default.
     pub fn from_env() -> Self {
         match std::env::var(COMPILER_ENV).as_deref() {
+            Ok("cranelift") => Compiler::Cranelift,
             Ok("winch") => Compiler::Winch,
             _ => Compiler::default(),
         }
@@ -37,7 +42,8 @@ impl Compiler {
 /// An engine and its ticker thread, stopped on drop.
 pub struct PluginEngine {
     engine: Engine,
-    stop: Arc<AtomicBool>,
+    /// Dropping it wakes the ticker at once, so exiting never waits for a tick.
+    stop: Option<Sender<()>>,
     ticker: Option<JoinHandle<()>>,
 }
 
@@ -53,15 +59,13 @@ impl PluginEngine {
                 Compiler::Winch => Strategy::Winch,
             });
         let engine = Engine::new(&config)?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
         let ticker = {
             let engine = engine.clone();
-            let stop = stop.clone();
             std::thread::Builder::new()
                 .name("fabrik-epoch".to_owned())
                 .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
+                    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
                         engine.increment_epoch();
                     }
                 })
@@ -69,7 +73,7 @@ impl PluginEngine {
         };
         Ok(Self {
             engine,
-            stop,
+            stop: Some(stop),
             ticker: Some(ticker),
         })
     }
@@ -81,7 +85,7 @@ impl PluginEngine {
 
 impl Drop for PluginEngine {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.take();
         if let Some(ticker) = self.ticker.take() {
             let _ = ticker.join();
         }
