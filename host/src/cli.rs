@@ -40,6 +40,11 @@ Exit codes:
   2  usage or validation error (bad arguments, invalid spec)
   3  with --detailed-exitcode: success, and the plan has changes";
 
+/// Seconds, for flags.
+fn seconds(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n)
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Write a new spec, NAME.yaml, from a template
@@ -55,6 +60,31 @@ enum Command {
     /// Show or pin the project's provider plugins
     #[command(subcommand)]
     Providers(ProvidersCommand),
+    /// Delete the resources Fabrik created for an app (never anything it does not own)
+    Destroy {
+        /// The app's name
+        name: String,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Show the state of deployed apps
+    Status {
+        /// Only this app
+        name: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Release the lock of an app left by a process that died
+    Unlock {
+        /// The app's name
+        name: String,
+    },
+    /// Inspect the state database
+    #[command(subcommand)]
+    State(StateCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -68,6 +98,19 @@ enum ProvidersCommand {
     List(OutputArgs),
     /// Write `fabrik.lock`, pinning each provider's version and sha256
     Lock,
+}
+
+#[derive(Debug, Args)]
+struct StateArgs {
+    /// The state database (default: `.fabrik/state.db` in the project)
+    #[arg(long = "state", value_name = "FILE", env = "FABRIK_STATE_DB")]
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCommand {
+    /// Print the whole state as JSON (secret values are never stored)
+    Export(StateArgs),
 }
 
 /// How results are printed.
@@ -134,6 +177,28 @@ struct ApplyArgs {
     /// On failure, leave everything in place instead of following the spec's rollback policy
     #[arg(long)]
     no_rollback: bool,
+    /// Do not read live resources to detect drift before deciding there is nothing to do
+    #[arg(long)]
+    no_refresh: bool,
+    /// How long to wait for another apply of the same app, in seconds
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    lock_timeout: u64,
+    /// How long to wait for Coolify's deployment, in seconds
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    deploy_timeout: u64,
+    /// Connect to ADDR for HOST:PORT in health checks, as curl's --resolve (ADDR may carry a port)
+    #[arg(
+        long,
+        value_name = "HOST:PORT:ADDR",
+        env = "FABRIK_RESOLVE",
+        value_delimiter = ','
+    )]
+    resolve: Vec<crate::orchestrator::verify::Resolve>,
+    /// Also trust this CA (PEM) in health checks
+    #[arg(long, value_name = "FILE", env = "FABRIK_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    state: StateArgs,
     /// With --dry-run: exit with 3 when the plan has changes, 0 when it has none
     #[arg(long, requires = "dry_run")]
     detailed_exitcode: bool,
@@ -162,6 +227,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Templates(args) => templates::run(&args),
         Command::Plan(args) => apply::plan(&args.specs, args.output.output, args.detailed_exitcode),
         Command::Apply(args) => apply::run(&args),
+        Command::Unlock { name } => apply::unlock(&name),
+        Command::Destroy { name, yes, state } => apply::destroy(&name, yes, state.path.as_deref()),
+        Command::Status { name, state } => apply::status(name.as_deref(), state.path.as_deref()),
+        Command::State(StateCommand::Export(args)) => apply::export(args.path.as_deref()),
         Command::Providers(ProvidersCommand::List(args)) => providers::list(args.output),
         Command::Providers(ProvidersCommand::Lock) => providers::lock(),
         Command::Completions { shell } => {

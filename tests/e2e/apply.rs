@@ -95,10 +95,18 @@ fn invalid_spec_stops_apply_before_anything_else() {
 }
 
 #[test]
-fn real_apply_says_providers_are_not_wired_yet() {
+fn a_real_apply_without_credentials_names_what_to_set_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        crate::support::root().join("fixtures/test-api.yaml"),
+        dir.path().join("app.yaml"),
+    )
+    .expect("copy");
     fabrik()
-        .args(["apply", "fixtures/test-api.yaml"])
+        .current_dir(dir.path())
+        .args(["apply", "app.yaml"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("providers are not wired"));
+        .stderr(predicate::str::contains("`base-url` is required"))
+        .stderr(predicate::str::contains("COOLIFY_URL"));
 }

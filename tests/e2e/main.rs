@@ -2,6 +2,7 @@
 
 mod apply;
 mod cli;
+mod deploy;
 mod new;
 mod openapi;
 mod provider_cloudflare;

@@ -17,8 +17,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+use self::fabrik::provider::host as wit_host;
 pub use exports::fabrik::provider::provider as guest;
-use fabrik::provider::host as wit_host;
 
 impl wit_host::Host for HostState {
     async fn http_send(

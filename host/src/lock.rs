@@ -1,0 +1,215 @@
+//! One apply per app at a time, across processes.
+//!
+//! Each app has a lock file, `.fabrik/locks/<app>.lock`, held with an OS file lock
+//! (`flock`), which the kernel releases when the holder exits, however it exits. The
+//! file's content says who holds it (pid, host, start time, run id) so that a refused
+//! apply can name the holder. A holder record left behind by a process that died marks a
+//! stale lock: it is taken over with a warning.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Who holds a lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub pid: u32,
+    pub host: String,
+    /// Seconds since the Unix epoch.
+    pub started_at: u64,
+    pub run_id: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} on {}, run {}, since {} (unix time)",
+            self.pid, self.host, self.run_id, self.started_at
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "`{app}` is being applied by another fabrik ({holder}); waited {waited:?}\n  hint: wait for it, pass `--lock-timeout`, or if that process is gone run `fabrik unlock {app}`"
+    )]
+    Held {
+        app: String,
+        holder: Holder,
+        waited: Duration,
+    },
+    #[error("`{app}` is locked by another process; waited {waited:?}")]
+    HeldUnknown { app: String, waited: Duration },
+    #[error("cannot use the lock file `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A held lock; released when dropped.
+#[derive(Debug)]
+pub struct AppLock {
+    file: File,
+    path: PathBuf,
+    /// The record of a holder that died without releasing, if one was taken over.
+    pub took_over: Option<Holder>,
+}
+
+/// The lock directory of a project.
+pub fn lock_dir(project_dir: &Path) -> PathBuf {
+    project_dir.join(".fabrik").join("locks")
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown-host".to_owned())
+}
+
+fn read_holder(file: &mut File) -> Option<Holder> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Takes the lock of `app`, waiting up to `timeout`.
+pub fn acquire(
+    dir: &Path,
+    app: &str,
+    run_id: &str,
+    timeout: Duration,
+) -> Result<AppLock, LockError> {
+    let path = dir.join(format!("{app}.lock"));
+    let io = |source| LockError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) => {
+                if started.elapsed() >= timeout {
+                    let waited = started.elapsed();
+                    return Err(match read_holder(&mut file) {
+                        Some(holder) => LockError::Held {
+                            app: app.to_owned(),
+                            holder,
+                            waited,
+                        },
+                        None => LockError::HeldUnknown {
+                            app: app.to_owned(),
+                            waited,
+                        },
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50).min(timeout));
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+    }
+    // We hold it: a record still in the file belongs to a holder that died.
+    let took_over = read_holder(&mut file);
+    if let Some(previous) = &took_over {
+        tracing::warn!("took over a stale lock of `{app}` left by {previous}");
+    }
+    let me = Holder {
+        pid: std::process::id(),
+        host: host_name(),
+        started_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        run_id: run_id.to_owned(),
+    };
+    let record = serde_json::to_string(&me).unwrap_or_default();
+    file.set_len(0).map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    file.write_all(record.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(AppLock {
+        file,
+        path,
+        took_over,
+    })
+}
+
+/// Clears the holder record of `app`'s lock, if no live process holds it. Returns the
+/// record that was cleared.
+pub fn unlock(dir: &Path, app: &str) -> Result<Option<Holder>, LockError> {
+    let lock = acquire(dir, app, "unlock", Duration::ZERO)?;
+    Ok(lock.took_over.clone())
+}
+
+impl Drop for AppLock {
+    fn drop(&mut self) {
+        // An empty file means "released cleanly"; the OS lock goes with the handle.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+        tracing::debug!(path = %self.path.display(), "released the app lock");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_holder_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = acquire(dir.path(), "api", "run-1", Duration::ZERO).expect("first");
+        assert!(first.took_over.is_none());
+        match acquire(dir.path(), "api", "run-2", Duration::from_millis(120)) {
+            Err(LockError::Held { holder, waited, .. }) => {
+                assert_eq!(holder.pid, std::process::id());
+                assert_eq!(holder.run_id, "run-1");
+                assert!(waited >= Duration::from_millis(120));
+            }
+            other => panic!("expected Held, got {other:?}"),
+        }
+        acquire(dir.path(), "other-app", "run-3", Duration::ZERO)
+            .expect("another app is independent");
+        drop(first);
+        let again = acquire(dir.path(), "api", "run-4", Duration::ZERO).expect("released");
+        assert!(
+            again.took_over.is_none(),
+            "a clean release leaves no record"
+        );
+    }
+
+    #[test]
+    fn a_record_left_by_a_dead_holder_is_taken_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dead = Holder {
+            pid: 999_999,
+            host: host_name(),
+            started_at: 1,
+            run_id: "crashed".into(),
+        };
+        std::fs::write(
+            dir.path().join("api.lock"),
+            serde_json::to_string(&dead).expect("json"),
+        )
+        .expect("write");
+        let lock = acquire(dir.path(), "api", "run-5", Duration::ZERO).expect("taken over");
+        assert_eq!(lock.took_over, Some(dead));
+        drop(lock);
+        assert_eq!(unlock(dir.path(), "api").expect("unlock"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! Verification: HTTPS GET on `https://<domain><path>` until the expected status or the
+//! spec's timeout. TLS is always verified; an extra CA and explicit address overrides
+//! exist for tests and private setups; otherwise the resolved addresses must be public.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::spec::Spec;
+
+/// `HOST:PORT:ADDR`, as curl's `--resolve` (ADDR may carry its own port:
+/// `api.example.com:443:127.0.0.1:8443`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolve {
+    pub host: String,
+    pub port: u16,
+    pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for Resolve {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid =
+            || format!("`{text}` is not HOST:PORT:ADDR (e.g. api.example.com:443:127.0.0.1)");
+        let (host, rest) = text.split_once(':').ok_or_else(invalid)?;
+        let (port, addr) = rest.split_once(':').ok_or_else(invalid)?;
+        let port: u16 = port.parse().map_err(|_| invalid())?;
+        let addr = addr
+            .parse::<SocketAddr>()
+            .or_else(|_| {
+                addr.trim_matches(['[', ']'])
+                    .parse::<IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, port))
+            })
+            .map_err(|_| invalid())?;
+        if host.is_empty() {
+            return Err(invalid());
+        }
+        Ok(Self {
+            host: host.to_ascii_lowercase(),
+            port,
+            addr,
+        })
+    }
+}
+
+/// How verification connects.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    pub resolve: Vec<Resolve>,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Whether an address is one a public health check must not reach.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.octets()[0] == 0
+                || (v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
+                || v4.octets()[0] >= 240
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub status: u16,
+    pub attempts: u32,
+}
+
+/// Why verification failed, with what was seen last.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{url} did not pass its health check after {attempts} attempt{} in {seconds} s: {last}", if *attempts == 1 { "" } else { "s" })]
+pub struct VerifyError {
+    pub url: String,
+    pub attempts: u32,
+    pub seconds: u64,
+    pub last: String,
+}
+
+fn excerpt(body: &str) -> String {
+    let flat: String = body
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let flat = flat.trim();
+    if flat.chars().count() > 120 {
+        format!("{}…", flat.chars().take(120).collect::<String>())
+    } else {
+        flat.to_owned()
+    }
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    if error.is_timeout() {
+        format!("timed out ({text})")
+    } else {
+        text
+    }
+}
+
+/// Probes the spec's health URL until it answers as expected or the timeout passes.
+pub async fn verify(spec: &Spec, options: &VerifyOptions) -> Result<Verified, VerifyError> {
+    let url = spec.health_url();
+    let timeout = Duration::from_secs(u64::from(spec.healthcheck.timeout));
+    let started = Instant::now();
+    let fail = |attempts: u32, last: String| VerifyError {
+        url: url.clone(),
+        attempts,
+        seconds: started.elapsed().as_secs(),
+        last,
+    };
+    let origin = format!("https://{}", spec.domain);
+    let mut builder = reqwest::Client::builder()
+        .https_only(true)
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.url().as_str().starts_with(&origin) && attempt.previous().len() < 5 {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }))
+        .user_agent(concat!(
+            "fabrik/",
+            env!("CARGO_PKG_VERSION"),
+            " health-check"
+        ));
+    if let Some(path) = &options.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            fail(
+                0,
+                format!("cannot read the CA file `{}`: {e}", path.display()),
+            )
+        })?;
+        let certificate = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            fail(
+                0,
+                format!("`{}` is not a PEM certificate: {e}", path.display()),
+            )
+        })?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    let overridden = options
+        .resolve
+        .iter()
+        .find(|r| r.host == spec.domain && r.port == 443);
+    match overridden {
+        Some(r) => builder = builder.resolve(&spec.domain, r.addr),
+        None => {
+            // Check where the name points before sending anything there.
+            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((spec.domain.as_str(), 443))
+                .await
+                .map_err(|e| fail(0, format!("DNS lookup of {} failed: {e}", spec.domain)))?
+                .collect();
+            if let Some(private) = addresses.iter().find(|a| is_private(a.ip())) {
+                return Err(fail(
+                    0,
+                    format!(
+                        "{} resolves to {}, a private or reserved address; refusing to probe it",
+                        spec.domain,
+                        private.ip()
+                    ),
+                ));
+            }
+            if let Some(first) = addresses.first() {
+                builder = builder.resolve(&spec.domain, *first);
+            }
+        }
+    }
+    let client = builder
+        .build()
+        .map_err(|e| fail(0, format!("cannot build the HTTPS client: {e}")))?;
+    let interval = Duration::from_secs(u64::from(spec.healthcheck.interval.max(1)));
+    let mut delay = Duration::from_millis(200).min(interval);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let last = match client
+            .get(&url)
+            .timeout(remaining.clamp(Duration::from_millis(100), Duration::from_secs(10)))
+            .send()
+            .await
+        {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let ok = match spec.healthcheck.expect_status {
+                    Some(expected) => status == expected,
+                    None => (200..300).contains(&status),
+                };
+                if ok {
+                    return Ok(Verified { status, attempts });
+                }
+                let body = response.text().await.unwrap_or_default();
+                format!("last answer {status}: {}", excerpt(&body))
+            }
+            Err(error) => describe(&error),
+        };
+        if started.elapsed() + delay >= timeout {
+            return Err(fail(attempts, last));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_overrides_parse_like_curl() {
+        let r: Resolve = "API.example.com:443:127.0.0.1".parse().expect("valid");
+        assert_eq!(
+            (r.host.as_str(), r.port, r.addr),
+            (
+                "api.example.com",
+                443,
+                "127.0.0.1:443".parse().expect("addr")
+            )
+        );
+        let r: Resolve = "api.example.com:443:127.0.0.1:8443".parse().expect("valid");
+        assert_eq!(r.addr, "127.0.0.1:8443".parse().expect("addr"));
+        let r: Resolve = "api.example.com:443:[::1]:8443".parse().expect("valid");
+        assert_eq!(r.addr, "[::1]:8443".parse().expect("addr"));
+        for bad in [
+            "api.example.com",
+            "api.example.com:x:1.2.3.4",
+            ":443:1.2.3.4",
+            "a:443:nope",
+        ] {
+            assert!(bad.parse::<Resolve>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn private_and_reserved_addresses() {
+        for ip in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "172.16.0.1",
+            "127.0.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "240.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in ["1.1.1.1", "203.0.114.1", "2606:4700::1111"] {
+            assert!(!is_private(ip.parse().expect("ip")), "{ip}");
+        }
+    }
+}

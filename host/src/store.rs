@@ -1,0 +1,621 @@
+//! The state store: a SQLite file (bundled SQLite, WAL, busy timeout, foreign keys) with
+//! deployments, runs, resources and an append-only event journal.
+//!
+//! Secret values are never written here: callers store fingerprints instead.
+
+pub mod migrations;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::orchestrator::state::{InvalidStateTransition, State};
+
+/// Environment variable that overrides the state database's path.
+pub const STATE_DB_ENV: &str = "FABRIK_STATE_DB";
+
+/// `<project>/.fabrik/state.db`
+pub fn default_path(project_dir: &Path) -> PathBuf {
+    project_dir.join(".fabrik").join("state.db")
+}
+
+/// Why the store could not be used. None of these leaves the file changed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state database `{}`: {message}", path.display())]
+    Open { path: PathBuf, message: String },
+    #[error(
+        "the state database `{}` has schema version {found}, newer than this fabrik supports ({known}); it was left unchanged\n  hint: upgrade fabrik",
+        path.display()
+    )]
+    Newer {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "the state database `{}` is not a valid SQLite database or is damaged ({message}); it was left unchanged\n  hint: restore it from a backup, or move it away to start with an empty state",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, message: String },
+    #[error(transparent)]
+    Transition(#[from] InvalidStateTransition),
+    #[error("state database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// A deployment row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    pub id: i64,
+    pub project: String,
+    pub app: String,
+    pub spec_path: String,
+    pub spec_hash: Option<String>,
+    pub state: String,
+}
+
+/// Which resource: provider role, kind and name.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceKey<'a> {
+    pub provider: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+}
+
+/// A resource row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceRow {
+    pub id: i64,
+    pub provider: String,
+    pub kind: String,
+    pub name: String,
+    pub external_id: Option<String>,
+    pub owner: String,
+    pub status: String,
+    pub desired: Option<Value>,
+    pub previous_desired: Option<Value>,
+    pub outputs: Option<Value>,
+    pub created_by_run: Option<String>,
+    pub changed_by_run: Option<String>,
+}
+
+/// An open state database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:03}", since.as_secs(), since.subsec_millis())
+}
+
+fn parse_json(text: Option<String>) -> Option<Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+impl Store {
+    /// Opens (creating it if needed) and migrates the database at `path`. A database
+    /// that is damaged or from a newer fabrik is reported and never written.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |message: String| StoreError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        let corrupt = |message: String| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Reading the schema first detects a file that is not a database before any write.
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| corrupt(e.to_string()))?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| corrupt(e.to_string()))?;
+        if check != "ok" {
+            return Err(corrupt(check));
+        }
+        let known = migrations::latest();
+        if version > known {
+            return Err(StoreError::Newer {
+                path: path.to_path_buf(),
+                found: version,
+                known,
+            });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate(version)?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self, from: i64) -> Result<(), StoreError> {
+        for (index, sql) in migrations::MIGRATIONS.iter().enumerate() {
+            let version = i64::try_from(index).unwrap_or(i64::MAX) + 1;
+            if version <= from {
+                continue;
+            }
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The deployment of `app` in `project`, if any.
+    pub fn deployment(&self, project: &str, app: &str) -> Result<Option<Deployment>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, project, app, spec_path, spec_hash, state FROM deployments WHERE project = ?1 AND app = ?2",
+                params![project, app],
+                |r| {
+                    Ok(Deployment {
+                        id: r.get(0)?,
+                        project: r.get(1)?,
+                        app: r.get(2)?,
+                        spec_path: r.get(3)?,
+                        spec_hash: r.get(4)?,
+                        state: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Every deployment, by project and app.
+    pub fn deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, project, app, spec_path, spec_hash, state FROM deployments ORDER BY project, app")?;
+        let rows = statement.query_map([], |r| {
+            Ok(Deployment {
+                id: r.get(0)?,
+                project: r.get(1)?,
+                app: r.get(2)?,
+                spec_path: r.get(3)?,
+                spec_hash: r.get(4)?,
+                state: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The deployment of `app`, created in `PENDING` if it does not exist.
+    pub fn ensure_deployment(
+        &self,
+        project: &str,
+        app: &str,
+        spec_path: &str,
+    ) -> Result<Deployment, StoreError> {
+        let at = now();
+        self.conn.execute(
+            "INSERT INTO deployments (project, app, spec_path, state, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 'PENDING', ?4, ?4)
+             ON CONFLICT (project, app) DO UPDATE SET spec_path = excluded.spec_path",
+            params![project, app, spec_path, at],
+        )?;
+        self.deployment(project, app)?
+            .ok_or_else(|| StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// Starts a run of `deployment` in `PENDING`.
+    pub fn start_run(
+        &self,
+        deployment: i64,
+        run_id: &str,
+        spec_hash: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO runs (id, deployment_id, state, spec_hash, started_at) VALUES (?1, ?2, 'PENDING', ?3, ?4)",
+            params![run_id, deployment, spec_hash, now()],
+        )?;
+        self.append_event(
+            Some(deployment),
+            Some(run_id),
+            "run_started",
+            &serde_json::json!({ "spec_hash": spec_hash }),
+        )
+    }
+
+    /// Moves a run from `from` to `to`, as the state machine allows, and journals it.
+    pub fn transition(
+        &self,
+        deployment: i64,
+        run_id: &str,
+        from: State,
+        to: State,
+        reason: Option<&str>,
+    ) -> Result<State, StoreError> {
+        let next = from.transition(to)?;
+        let at = now();
+        let finished = next.is_terminal().then_some(at.clone());
+        self.conn.execute(
+            "UPDATE runs SET state = ?1, finished_at = COALESCE(?2, finished_at), reason = COALESCE(?3, reason) WHERE id = ?4",
+            params![next.as_str(), finished, reason, run_id],
+        )?;
+        self.conn.execute(
+            "UPDATE deployments SET state = ?1, updated_at = ?2 WHERE id = ?3",
+            params![next.as_str(), at, deployment],
+        )?;
+        self.append_event(
+            Some(deployment),
+            Some(run_id),
+            "transition",
+            &serde_json::json!({ "from": from.as_str(), "to": next.as_str(), "reason": reason }),
+        )?;
+        Ok(next)
+    }
+
+    /// Records the spec hash a completed run deployed.
+    pub fn set_spec_hash(&self, deployment: i64, hash: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE deployments SET spec_hash = ?1 WHERE id = ?2",
+            params![hash, deployment],
+        )?;
+        Ok(())
+    }
+
+    /// Appends to the journal.
+    pub fn append_event(
+        &self,
+        deployment: Option<i64>,
+        run_id: Option<&str>,
+        kind: &str,
+        data: &Value,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO events (deployment_id, run_id, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![deployment, run_id, now(), kind, data.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Writes the intent to create or change a resource before the provider is called:
+    /// the row is `pending` until [`Store::record`] writes the outcome.
+    pub fn intend(
+        &self,
+        deployment: i64,
+        run_id: &str,
+        key: ResourceKey<'_>,
+        owner: &str,
+        desired: &Value,
+    ) -> Result<i64, StoreError> {
+        let ResourceKey {
+            provider,
+            kind,
+            name,
+        } = key;
+        self.conn.execute(
+            "INSERT INTO resources (deployment_id, provider, kind, name, owner, status, desired, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)
+             ON CONFLICT (deployment_id, provider, kind, name) DO UPDATE SET
+                 status = CASE WHEN resources.status = 'deleted' THEN 'pending' ELSE resources.status END,
+                 previous_desired = CASE WHEN resources.status = 'deleted' THEN NULL ELSE resources.desired END,
+                 desired = excluded.desired,
+                 updated_at = excluded.updated_at",
+            params![deployment, provider, kind, name, owner, desired.to_string(), now()],
+        )?;
+        let id = self.conn.query_row(
+            "SELECT id FROM resources WHERE deployment_id = ?1 AND provider = ?2 AND kind = ?3 AND name = ?4",
+            params![deployment, provider, kind, name],
+            |r| r.get(0),
+        )?;
+        self.append_event(
+            Some(deployment),
+            Some(run_id),
+            "intent",
+            &serde_json::json!({ "provider": provider, "kind": kind, "name": name }),
+        )?;
+        Ok(id)
+    }
+
+    /// Records what a provider call did to a resource. `run_id` is empty for changes
+    /// outside a run (`fabrik destroy`).
+    pub fn record(
+        &self,
+        resource: i64,
+        run_id: &str,
+        status: &str,
+        external_id: Option<&str>,
+        outputs: Option<&Value>,
+    ) -> Result<(), StoreError> {
+        let run = (!run_id.is_empty()).then_some(run_id);
+        let created = if status == "created" || status == "adopted" {
+            run
+        } else {
+            None
+        };
+        self.conn.execute(
+            "UPDATE resources SET status = ?1, external_id = COALESCE(?2, external_id), outputs = COALESCE(?3, outputs),
+                 created_by_run = COALESCE(?4, created_by_run), changed_by_run = ?5, updated_at = ?6
+             WHERE id = ?7",
+            params![status, external_id, outputs.map(Value::to_string), created, run, now(), resource],
+        )?;
+        let deployment: i64 = self.conn.query_row(
+            "SELECT deployment_id FROM resources WHERE id = ?1",
+            params![resource],
+            |r| r.get(0),
+        )?;
+        self.append_event(Some(deployment), run, "resource", &serde_json::json!({ "resource": resource, "status": status, "external_id": external_id }))
+    }
+
+    /// The resources of a deployment, oldest first.
+    pub fn resources(&self, deployment: i64) -> Result<Vec<ResourceRow>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT id, provider, kind, name, external_id, owner, status, desired, previous_desired, outputs, created_by_run, changed_by_run
+             FROM resources WHERE deployment_id = ?1 ORDER BY id",
+        )?;
+        let rows = statement.query_map(params![deployment], |r| {
+            Ok(ResourceRow {
+                id: r.get(0)?,
+                provider: r.get(1)?,
+                kind: r.get(2)?,
+                name: r.get(3)?,
+                external_id: r.get(4)?,
+                owner: r.get(5)?,
+                status: r.get(6)?,
+                desired: parse_json(r.get(7)?),
+                previous_desired: parse_json(r.get(8)?),
+                outputs: parse_json(r.get(9)?),
+                created_by_run: r.get(10)?,
+                changed_by_run: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The whole state as JSON (for `fabrik state export`).
+    pub fn export(&self) -> Result<Value, StoreError> {
+        let mut out = serde_json::Map::new();
+        out.insert(
+            "schema_version".to_owned(),
+            serde_json::json!(migrations::latest()),
+        );
+        for table in ["deployments", "runs", "resources", "events"] {
+            let mut statement = self
+                .conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))?;
+            let names: Vec<String> = statement
+                .column_names()
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect();
+            let rows = statement.query_map([], |r| {
+                let mut row = serde_json::Map::new();
+                for (i, name) in names.iter().enumerate() {
+                    let value = match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(n) => Value::from(n),
+                        rusqlite::types::ValueRef::Real(f) => Value::from(f),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            Value::String(String::from_utf8_lossy(t).into_owned())
+                        }
+                        rusqlite::types::ValueRef::Blob(_) => Value::String("<blob>".to_owned()),
+                    };
+                    row.insert(name.clone(), value);
+                }
+                Ok(Value::Object(row))
+            })?;
+            out.insert(
+                table.to_owned(),
+                Value::Array(rows.collect::<Result<_, _>>()?),
+            );
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// Direct access for tests of the database's own guarantees.
+    #[doc(hidden)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn open_temp() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&default_path(dir.path())).expect("opens");
+        (dir, store)
+    }
+
+    #[test]
+    fn a_new_database_is_migrated_to_the_latest_schema() {
+        let (_dir, store) = open_temp();
+        let version: i64 = store
+            .connection()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, migrations::latest());
+        let mode: String = store
+            .connection()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        let keys: i64 = store
+            .connection()
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .expect("fk");
+        assert_eq!(keys, 1);
+    }
+
+    #[test]
+    fn events_are_append_only_in_the_database_itself() {
+        let (_dir, store) = open_temp();
+        store
+            .append_event(None, None, "note", &json!({ "x": 1 }))
+            .expect("append");
+        let update = store
+            .connection()
+            .execute("UPDATE events SET kind = 'changed'", []);
+        assert!(
+            update
+                .expect_err("refused")
+                .to_string()
+                .contains("events are append-only")
+        );
+        let delete = store.connection().execute("DELETE FROM events", []);
+        assert!(
+            delete
+                .expect_err("refused")
+                .to_string()
+                .contains("events are append-only")
+        );
+    }
+
+    #[test]
+    fn runs_follow_the_state_machine_and_journal_each_transition() {
+        let (_dir, store) = open_temp();
+        let deployment = store
+            .ensure_deployment("p", "api", "api.yaml")
+            .expect("deployment");
+        store
+            .start_run(deployment.id, "run-1", "sha256:x")
+            .expect("run");
+        let mut state = State::Pending;
+        for next in [
+            State::Validating,
+            State::Provisioning,
+            State::Deploying,
+            State::Verifying,
+            State::Complete,
+        ] {
+            state = store
+                .transition(deployment.id, "run-1", state, next, None)
+                .expect("allowed");
+        }
+        let refused = store.transition(deployment.id, "run-1", state, State::Deploying, None);
+        assert!(matches!(refused, Err(StoreError::Transition(_))));
+        assert_eq!(
+            store
+                .deployment("p", "api")
+                .expect("read")
+                .expect("exists")
+                .state,
+            "COMPLETE"
+        );
+        let transitions: i64 = store
+            .connection()
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE kind = 'transition'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(transitions, 5);
+    }
+
+    #[test]
+    fn intents_precede_outcomes_and_keep_the_previous_desired_state() {
+        let (_dir, store) = open_temp();
+        let d = store
+            .ensure_deployment("p", "api", "api.yaml")
+            .expect("deployment")
+            .id;
+        store.start_run(d, "r1", "h1").expect("run");
+        let id = store
+            .intend(
+                d,
+                "r1",
+                crate::store::ResourceKey {
+                    provider: "dns",
+                    kind: "dns-record",
+                    name: "api.example.com",
+                },
+                "fabrik:p/api",
+                &json!({ "content": "1.2.3.4" }),
+            )
+            .expect("intent");
+        assert_eq!(store.resources(d).expect("rows")[0].status, "pending");
+        store
+            .record(
+                id,
+                "r1",
+                "created",
+                Some("zone/rec"),
+                Some(&json!({ "zone_id": "zone" })),
+            )
+            .expect("record");
+        store.start_run(d, "r2", "h2").expect("run");
+        let again = store
+            .intend(
+                d,
+                "r2",
+                crate::store::ResourceKey {
+                    provider: "dns",
+                    kind: "dns-record",
+                    name: "api.example.com",
+                },
+                "fabrik:p/api",
+                &json!({ "content": "5.6.7.8" }),
+            )
+            .expect("intent");
+        assert_eq!(again, id, "the same resource row, never a duplicate");
+        let row = &store.resources(d).expect("rows")[0];
+        assert_eq!(row.status, "created");
+        assert_eq!(row.previous_desired, Some(json!({ "content": "1.2.3.4" })));
+        assert_eq!(row.desired, Some(json!({ "content": "5.6.7.8" })));
+        assert_eq!(row.created_by_run.as_deref(), Some("r1"));
+        let export = store.export().expect("export");
+        assert_eq!(export["resources"][0]["external_id"], "zone/rec");
+        assert!(export["events"].as_array().is_some_and(|e| e.len() >= 4));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = default_path(dir.path());
+        drop(Store::open(&path).expect("create"));
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.pragma_update(None, "user_version", migrations::latest() + 1)
+                .expect("bump");
+            conn.pragma_update(None, "journal_mode", "DELETE")
+                .expect("checkpoint");
+        }
+        let before = std::fs::read(&path).expect("read");
+        let error = Store::open(&path).err().expect("refused");
+        assert!(matches!(error, StoreError::Newer { .. }), "{error}");
+        assert!(error.to_string().contains("upgrade fabrik"));
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        std::fs::write(
+            &path,
+            b"this is not a database, but someone's notes\n".repeat(200),
+        )
+        .expect("write");
+        let before = std::fs::read(&path).expect("read");
+        let error = Store::open(&path).err().expect("refused");
+        assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+    }
+}

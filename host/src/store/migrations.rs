@@ -1,0 +1,68 @@
+//! Numbered schema migrations. The schema version is SQLite's `user_version`; a
+//! migration is never edited once released, only added.
+
+/// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: deployments, runs, resources, append-only events.
+    r"
+CREATE TABLE deployments (
+    id          INTEGER PRIMARY KEY,
+    project     TEXT NOT NULL,
+    app         TEXT NOT NULL,
+    spec_path   TEXT NOT NULL,
+    spec_hash   TEXT,
+    state       TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (project, app)
+);
+
+CREATE TABLE runs (
+    id             TEXT PRIMARY KEY,
+    deployment_id  INTEGER NOT NULL REFERENCES deployments (id),
+    state          TEXT NOT NULL,
+    spec_hash      TEXT NOT NULL,
+    started_at     TEXT NOT NULL,
+    finished_at    TEXT,
+    reason         TEXT
+);
+
+CREATE TABLE resources (
+    id                INTEGER PRIMARY KEY,
+    deployment_id     INTEGER NOT NULL REFERENCES deployments (id),
+    provider          TEXT NOT NULL,
+    kind              TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    external_id       TEXT,
+    owner             TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('pending', 'created', 'updated', 'adopted', 'deleted')),
+    desired           TEXT,
+    previous_desired  TEXT,
+    outputs           TEXT,
+    created_by_run    TEXT REFERENCES runs (id),
+    changed_by_run    TEXT REFERENCES runs (id),
+    updated_at        TEXT NOT NULL,
+    UNIQUE (deployment_id, provider, kind, name)
+);
+
+CREATE TABLE events (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment_id  INTEGER REFERENCES deployments (id),
+    run_id         TEXT REFERENCES runs (id),
+    at             TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    data           TEXT NOT NULL
+);
+
+-- The journal is append-only, enforced by the database and not only by the code.
+CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+",
+];
+
+/// The schema version this build writes.
+pub fn latest() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}

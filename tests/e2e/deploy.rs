@@ -1,0 +1,286 @@
+//! `fabrik apply` end to end: the real binary against the simulators.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use fabrik_sim::app::Behaviour;
+use fabrik_sim::coolify::Kind;
+use fabrik_sim::{Sandbox, SandboxConfig};
+
+use crate::support::{cache_dir, root};
+
+const DATABASE_URL: &str = "postgres://app:pw-9f8e7d6c5b4a@db.internal:5432/app";
+
+struct World {
+    sandbox: Sandbox,
+    dir: tempfile::TempDir,
+    ca: PathBuf,
+}
+
+impl World {
+    async fn start() -> Self {
+        let sandbox = Sandbox::start(SandboxConfig::default())
+            .await
+            .expect("sandbox");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("fabrik.toml"),
+            "[project]\nname = \"acme\"\n",
+        )
+        .expect("fabrik.toml");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, sandbox.ca.pem()).expect("ca");
+        Self { sandbox, dir, ca }
+    }
+
+    fn spec(&self, file: &str, edit: impl Fn(String) -> String) -> PathBuf {
+        let text = std::fs::read_to_string(root().join("fixtures/test-api.yaml")).expect("fixture");
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, edit(text)).expect("spec");
+        path
+    }
+
+    /// Runs `fabrik apply` in the project, off the runtime that serves the simulators.
+    async fn apply(&self, spec: &Path, extra: &[&str]) -> Output {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"));
+        cmd.current_dir(self.dir.path())
+            .env_clear()
+            .env("FABRIK_CACHE_DIR", cache_dir())
+            .env("COOLIFY_URL", &self.sandbox.coolify_url)
+            .env("COOLIFY_TOKEN", &self.sandbox.config.coolify_token)
+            .env("CLOUDFLARE_API_URL", &self.sandbox.cloudflare_url)
+            .env(
+                "CLOUDFLARE_API_TOKEN",
+                &self.sandbox.config.cloudflare_token,
+            )
+            .env("DATABASE_URL", DATABASE_URL)
+            .args(["apply", "--deploy-timeout", "20", "--ca-file"])
+            .arg(&self.ca)
+            .args([
+                "--resolve",
+                &format!("api.example.com:443:{}", self.sandbox.app_addr),
+            ])
+            .args([
+                "--resolve",
+                &format!("bad.example.com:443:{}", self.sandbox.app_addr),
+            ])
+            .arg(spec)
+            .args(extra);
+        tokio::task::spawn_blocking(move || cmd.output().expect("fabrik runs"))
+            .await
+            .expect("joined")
+    }
+
+    fn mutating_calls(&self) -> usize {
+        let coolify = self
+            .sandbox
+            .coolify
+            .faults
+            .calls()
+            .into_iter()
+            .filter(|c| c.is_mutating())
+            .count();
+        let cloudflare = self
+            .sandbox
+            .cloudflare
+            .faults
+            .calls()
+            .into_iter()
+            .filter(|c| c.is_mutating())
+            .count();
+        coolify + cloudflare
+    }
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_deploy_no_op_update_and_no_secret_anywhere() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+
+    let first = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&first);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("test-api: COMPLETE https://api.example.com/health"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("using resolve override api.example.com:443"),
+        "overrides are reported: {stderr}"
+    );
+    let records = world.sandbox.cloudflare.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["comment"], "fabrik:acme/test-api");
+    assert_eq!(records[0]["content"], "127.0.0.1");
+    let resources = world.sandbox.coolify.resources();
+    assert_eq!(resources.len(), 1);
+    assert_eq!(resources[0].0, Kind::Service);
+    let env = world.sandbox.coolify.env_of(&resources[0].1);
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "DATABASE_URL" && v == DATABASE_URL)
+    );
+    let dotenv = std::fs::read_to_string(world.dir.path().join(".env"))
+        .expect("generated secrets are saved");
+    let api_key = dotenv
+        .lines()
+        .find_map(|l| l.strip_prefix("API_KEY="))
+        .expect("API_KEY generated")
+        .to_owned();
+    assert_eq!(api_key.len(), 32);
+    assert!(env.iter().any(|(k, v)| k == "API_KEY" && *v == api_key));
+
+    // Re-apply: nothing changed, so nothing is changed.
+    let before = world.mutating_calls();
+    let second = world.apply(&spec, &[]).await;
+    let (stdout2, stderr2) = text(&second);
+    assert_eq!(second.status.code(), Some(0), "{stdout2}\n{stderr2}");
+    assert!(stdout2.contains("(no changes)"), "{stdout2}");
+    assert_eq!(
+        world.mutating_calls(),
+        before,
+        "a no-op apply makes no mutating call"
+    );
+
+    // A changed env value updates in place: no duplicate.
+    let changed = world.spec("app.yaml", |t| {
+        t.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
+    });
+    let third = world.apply(&changed, &[]).await;
+    let (stdout3, stderr3) = text(&third);
+    assert_eq!(third.status.code(), Some(0), "{stdout3}\n{stderr3}");
+    assert_eq!(world.sandbox.coolify.resources().len(), 1);
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+    let env = world.sandbox.coolify.env_of(&resources[0].1);
+    assert!(
+        env.iter().any(|(k, v)| k == "LOG_LEVEL" && v == "debug"),
+        "{env:?}"
+    );
+
+    // No secret value in the database file, the export, or any output.
+    let export = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"))
+        .current_dir(world.dir.path())
+        .args(["state", "export"])
+        .output()
+        .expect("export");
+    assert_eq!(export.status.code(), Some(0));
+    let mut haystacks = vec![
+        (
+            "export",
+            String::from_utf8_lossy(&export.stdout).into_owned(),
+        ),
+        ("stdout", stdout + &stdout2 + &stdout3),
+        ("stderr", stderr + &stderr2 + &stderr3),
+    ];
+    for file in ["state.db", "state.db-wal"] {
+        if let Ok(bytes) = std::fs::read(world.dir.path().join(".fabrik").join(file)) {
+            haystacks.push((file, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    for (name, haystack) in haystacks {
+        for secret in [
+            DATABASE_URL,
+            "pw-9f8e7d6c5b4a",
+            api_key.as_str(),
+            world.sandbox.config.coolify_token.as_str(),
+            world.sandbox.config.cloudflare_token.as_str(),
+        ] {
+            assert!(!haystack.contains(secret), "{name} contains a secret value");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_verification_rolls_back_what_the_run_created() {
+    let world = World::start().await;
+    world
+        .sandbox
+        .app
+        .set("bad.example.com", Behaviour::Fail(500));
+    let spec = world.spec("bad.yaml", |t| {
+        t.replace("name: test-api", "name: bad-api")
+            .replace("domain: api.example.com", "domain: bad.example.com")
+            .replace("timeout: 30", "timeout: 2")
+            .replace("dns: manual", "dns: auto")
+    });
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("bad-api: ROLLED_BACK"), "{stdout}");
+    assert!(
+        stdout.contains("last answer 500"),
+        "the reason shows the last status: {stdout}"
+    );
+    assert!(
+        stdout.contains("undone: deleted service bad-api"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("undone: deleted dns-record bad.example.com"),
+        "{stdout}"
+    );
+    assert!(
+        world.sandbox.cloudflare.records().is_empty(),
+        "no fabrik-owned record is left"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        world.sandbox.coolify.resources().is_empty(),
+        "no fabrik-owned resource is left"
+    );
+    assert!(
+        world
+            .sandbox
+            .coolify
+            .deletions()
+            .iter()
+            .all(|d| d.delete_volumes),
+        "what this run created is purged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_dns_policy_keeps_the_record_and_prints_the_command() {
+    let world = World::start().await;
+    world
+        .sandbox
+        .app
+        .set("bad.example.com", Behaviour::Fail(503));
+    let spec = world.spec("bad.yaml", |t| {
+        t.replace("name: test-api", "name: bad-api")
+            .replace("domain: api.example.com", "domain: bad.example.com")
+            .replace("timeout: 30", "timeout: 2")
+    });
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("left in place: dns-record bad.example.com"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("`fabrik destroy bad-api --yes`"),
+        "{stdout}"
+    );
+    assert_eq!(
+        world.sandbox.cloudflare.records().len(),
+        1,
+        "the manual record stays"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        world.sandbox.coolify.resources().is_empty(),
+        "the auto-policy service is removed"
+    );
+}
