@@ -284,3 +284,182 @@ async fn manual_dns_policy_keeps_the_record_and_prints_the_command() {
         "the auto-policy service is removed"
     );
 }
+
+impl World {
+    fn command(&self, spec: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"));
+        cmd.current_dir(self.dir.path())
+            .env_clear()
+            .env("FABRIK_CACHE_DIR", cache_dir())
+            .env("COOLIFY_URL", &self.sandbox.coolify_url)
+            .env("COOLIFY_TOKEN", &self.sandbox.config.coolify_token)
+            .env("CLOUDFLARE_API_URL", &self.sandbox.cloudflare_url)
+            .env(
+                "CLOUDFLARE_API_TOKEN",
+                &self.sandbox.config.cloudflare_token,
+            )
+            .env("DATABASE_URL", DATABASE_URL)
+            .env("FABRIK_CA_FILE", &self.ca)
+            .env(
+                "FABRIK_RESOLVE",
+                format!("api.example.com:443:{}", self.sandbox.app_addr),
+            )
+            .args(["apply", "--deploy-timeout", "20"])
+            .arg(spec)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    }
+
+    fn calls_of(&self, operation: &str) -> usize {
+        let all = if operation.starts_with("coolify.") {
+            self.sandbox.coolify.faults.calls()
+        } else {
+            self.sandbox.cloudflare.faults.calls()
+        };
+        all.iter().filter(|c| c.operation == operation).count()
+    }
+}
+
+/// A run killed with SIGKILL while it waits on `operation` is recovered by the next apply:
+/// no duplicate, nothing untracked, the stale lock taken over.
+async fn killed_while(operation: &str) {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    let faults = if operation.starts_with("coolify.") {
+        &world.sandbox.coolify.faults
+    } else {
+        &world.sandbox.cloudflare.faults
+    };
+    faults.always(operation, fabrik_sim::faults::Fault::Hang);
+    let mut child = world.command(&spec).spawn().expect("fabrik starts");
+    let started = std::time::Instant::now();
+    while world.calls_of(operation) == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{operation} was never called"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    faults.clear();
+
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "after a kill in {operation}:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("test-api: COMPLETE"), "{stdout}");
+    assert!(stderr.contains("took over a stale lock"), "{stderr}");
+    assert_eq!(
+        world.sandbox.cloudflare.records().len(),
+        1,
+        "after a kill in {operation}: no duplicate record"
+    );
+    let live = world.sandbox.coolify.resources();
+    assert_eq!(
+        live.len(),
+        1,
+        "after a kill in {operation}: no duplicate service: {live:?}"
+    );
+    assert_eq!(live[0].3, "fabrik:acme/test-api");
+    // Everything live is tracked in the state.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"))
+        .current_dir(world.dir.path())
+        .args(["status", "test-api"])
+        .output()
+        .expect("status");
+    let listed = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        listed.contains(&live[0].1),
+        "the service is tracked: {listed}"
+    );
+    let record_id = world.sandbox.cloudflare.records()[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert!(
+        listed.contains(&record_id),
+        "the record is tracked: {listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_before_the_dns_record_exists_is_recovered() {
+    killed_while("cloudflare.create_record").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_the_service_was_created_but_not_recorded_is_recovered() {
+    // `bulk_envs` runs inside the provider's create, after `POST /services` succeeded.
+    killed_while("coolify.bulk_envs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_deploying_is_recovered() {
+    killed_while("coolify.get_service").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_verifying_is_recovered() {
+    let world = World::start().await;
+    world.sandbox.app.set("api.example.com", Behaviour::Hang);
+    let spec = world.spec("app.yaml", |t| t);
+    let mut child = world.command(&spec).spawn().expect("fabrik starts");
+    let started = std::time::Instant::now();
+    while world.sandbox.app.hits("api.example.com") == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "never verified"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    world.sandbox.app.set("api.example.com", Behaviour::Healthy);
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+    assert_eq!(world.sandbox.coolify.resources().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    let children: Vec<_> = (0..10)
+        .map(|_| world.command(&spec).spawn().expect("fabrik starts"))
+        .collect();
+    let outputs = tokio::task::spawn_blocking(move || {
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().expect("waits"))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("joined");
+    let mut deployed = 0;
+    let mut refused = 0;
+    for output in &outputs {
+        let (stdout, stderr) = text(output);
+        if stdout.contains("test-api: COMPLETE") && !stdout.contains("(no changes)") {
+            deployed += 1;
+        } else if stderr.contains("is being applied by another fabrik (pid ") {
+            assert_eq!(output.status.code(), Some(1));
+            refused += 1;
+        } else {
+            assert!(
+                stdout.contains("(no changes)"),
+                "neither deployed, refused nor a no-op:\n{stdout}\n{stderr}"
+            );
+        }
+    }
+    assert_eq!(deployed, 1, "exactly one apply deploys");
+    assert!(refused >= 1, "the others report the holder");
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+    assert_eq!(world.sandbox.coolify.resources().len(), 1);
+}
