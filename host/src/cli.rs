@@ -183,6 +183,9 @@ struct ApplyArgs {
     /// How long to wait for another apply of the same app, in seconds
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     lock_timeout: u64,
+    /// How many specs to apply at the same time
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: u16,
     /// How long to wait for Coolify's deployment, in seconds
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     deploy_timeout: u64,

@@ -463,3 +463,41 @@ async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
     assert_eq!(world.sandbox.cloudflare.records().len(), 1);
     assert_eq!(world.sandbox.coolify.resources().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_specs_in_one_apply_run_concurrently() {
+    let world = World::start().await;
+    let names = ["one", "two", "three"];
+    let mut resolve = Vec::new();
+    let mut specs = Vec::new();
+    for name in names {
+        let domain = format!("{name}.example.com");
+        resolve.push(format!("{domain}:443:{}", world.sandbox.app_addr));
+        specs.push(world.spec(&format!("{name}.yaml"), |t| {
+            t.replace("name: test-api", &format!("name: {name}"))
+                .replace("domain: api.example.com", &format!("domain: {domain}"))
+        }));
+    }
+    let mut cmd = world.command(&specs[0]);
+    cmd.env("FABRIK_RESOLVE", resolve.join(","))
+        .args(&specs[1..])
+        .args(["--parallel", "3"]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
+        .await
+        .expect("joined");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    for name in names {
+        assert!(
+            stdout.contains(&format!(
+                "{name}: COMPLETE https://{name}.example.com/health"
+            )),
+            "{stdout}"
+        );
+    }
+    assert_eq!(world.sandbox.cloudflare.records().len(), 3);
+    assert_eq!(world.sandbox.coolify.resources().len(), 3);
+    // One `.env`: each generated secret was written once, not once per app.
+    let dotenv = std::fs::read_to_string(world.dir.path().join(".env")).expect(".env");
+    assert_eq!(dotenv.matches("API_KEY=").count(), 1, "{dotenv}");
+}

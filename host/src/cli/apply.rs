@@ -83,7 +83,8 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
             .clone()
             .unwrap_or_else(|| crate::store::default_path(&project.dir));
         let store = Mutex::new(Store::open(&store_path)?);
-        let mut env = EnvSource::load(&project.dir).map_err(anyhow::Error::msg)?;
+        let env =
+            tokio::sync::Mutex::new(EnvSource::load(&project.dir).map_err(anyhow::Error::msg)?);
         let ctx = Context {
             project: &project,
             providers: &providers,
@@ -91,8 +92,17 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
             reporter: &reporter,
             options: &options,
         };
-        for spec in loaded.iter().filter(|s| project_dir(&s.path) == dir) {
-            match runtime.block_on(apply(&ctx, spec, &mut env)) {
+        let specs: Vec<&crate::spec::LoadedSpec> = loaded
+            .iter()
+            .filter(|s| project_dir(&s.path) == dir)
+            .collect();
+        let slots = tokio::sync::Semaphore::new(usize::from(args.parallel));
+        let results = runtime.block_on(futures::future::join_all(specs.iter().map(|spec| async {
+            let _slot = slots.acquire().await;
+            (*spec, apply(&ctx, spec, &env).await)
+        })));
+        for (spec, result) in results {
+            match result {
                 Ok(outcome) => {
                     if outcome.state != State::Complete {
                         status = ExitStatus::Failure;

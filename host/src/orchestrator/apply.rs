@@ -325,7 +325,7 @@ fn instance_for<'i>(
 pub async fn apply(
     ctx: &Context<'_>,
     loaded: &LoadedSpec,
-    env: &mut EnvSource,
+    env: &tokio::sync::Mutex<EnvSource>,
 ) -> Result<Outcome, ApplyError> {
     let spec = &loaded.spec;
     let app = spec.name.clone();
@@ -347,7 +347,10 @@ pub async fn apply(
         );
     }
 
+    // Resolution may append generated values to `.env`: one app at a time.
     let resolved = env
+        .lock()
+        .await
         .resolve_all(&ctx.project.dir, &spec.secrets)
         .map_err(ApplyError::Secrets)?;
     let key = secrets::fingerprint_key(&ctx.project.dir).map_err(ApplyError::Secrets)?;
@@ -379,8 +382,13 @@ pub async fn apply(
         let rows = store.resources(deployment.id)?;
         (deployment, rows)
     };
-    let mut coolify = ctx.providers.instantiate("coolify", env).await?;
-    let mut dns = ctx.providers.instantiate("dns", env).await?;
+    let (mut coolify, mut dns) = {
+        let env = env.lock().await;
+        (
+            ctx.providers.instantiate("coolify", &env).await?,
+            ctx.providers.instantiate("dns", &env).await?,
+        )
+    };
 
     // Unchanged hash and live resources still there: nothing to do.
     if deployment.spec_hash.as_deref() == Some(hash.as_str()) && deployment.state == "COMPLETE" {

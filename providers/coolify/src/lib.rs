@@ -333,7 +333,13 @@ fn deploy(kind: &str, uuid: &str) -> Result<Option<String>, ProviderError> {
     Ok(Some(deployment.to_owned()))
 }
 
-fn read_resource(kind: &str, uuid: &str) -> Result<Option<Resource>, ProviderError> {
+/// Reads a resource; with `env_keys`, also lists its environment's keys (one more call,
+/// so `read`, which refreshes before a no-op, does without).
+fn read_resource(
+    kind: &str,
+    uuid: &str,
+    env_keys: bool,
+) -> Result<Option<Resource>, ProviderError> {
     match api::call(
         &base(),
         Method::Get,
@@ -342,6 +348,9 @@ fn read_resource(kind: &str, uuid: &str) -> Result<Option<Resource>, ProviderErr
     ) {
         Ok(reply) => {
             let value = reply.json()?;
+            if !env_keys {
+                return Ok(Some(to_resource(kind, &value, None)));
+            }
             let envs = api::json(
                 &base(),
                 Method::Get,
@@ -519,7 +528,7 @@ impl Guest for Coolify {
 
     fn read(kind: String, id: String) -> Result<Option<Resource>, ProviderError> {
         match kind.as_str() {
-            "application" | "service" => read_resource(&kind, &id),
+            "application" | "service" => read_resource(&kind, &id, false),
             other => Err(permanent(format!(
                 "the Coolify provider cannot read `{other}`"
             ))),
@@ -587,7 +596,7 @@ impl Guest for Coolify {
         // Environment first, then the deployment: otherwise it would start without them.
         sync_env(&kind, &uuid, &desired.env)?;
         let deployment = deploy(&kind, &uuid)?;
-        let resource = read_resource(&kind, &uuid)?
+        let resource = read_resource(&kind, &uuid, true)?
             .ok_or_else(|| permanent(format!("the new {kind} {uuid} cannot be read back")))?;
         Ok(with_deployment(resource, deployment))
     }
@@ -615,7 +624,7 @@ impl Guest for Coolify {
         )?;
         sync_env(&kind, &id, &desired.env)?;
         let deployment = deploy(&kind, &id)?;
-        let resource = read_resource(&kind, &id)?
+        let resource = read_resource(&kind, &id, true)?
             .ok_or_else(|| ProviderError::NotFound(format!("{kind} {id} no longer exists")))?;
         Ok(with_deployment(resource, deployment))
     }
@@ -716,7 +725,7 @@ impl Guest for Coolify {
             .find(|r| r["description"].as_str() == Some(owner.as_str()))
             .or(found.first());
         match chosen.and_then(|r| r["uuid"].as_str()) {
-            Some(uuid) => read_resource(&kind, uuid),
+            Some(uuid) => read_resource(&kind, uuid, true),
             None => Ok(None),
         }
     }

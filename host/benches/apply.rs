@@ -1,0 +1,165 @@
+//! `fabrik apply` against the simulators with 50 ms of latency on every API call:
+//! a fresh apply against the critical-path ideal, a no-op apply's calls, and 20 apps in
+//! one apply against 20 applies one after another.
+//!
+//! Run with `cargo bench -p fabrik --bench apply`; results are printed as Markdown.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fabrik_sim::coolify::Timing;
+use fabrik_sim::{Sandbox, SandboxConfig};
+
+const LATENCY: Duration = Duration::from_millis(50);
+
+fn spec(dir: &Path, name: &str) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/test-api.yaml"),
+    )
+    .expect("fixture");
+    let text = text
+        .replace("name: test-api", &format!("name: {name}"))
+        .replace(
+            "domain: api.example.com",
+            &format!("domain: {name}.example.com"),
+        );
+    let file = format!("{name}.yaml");
+    std::fs::write(dir.join(&file), text).expect("spec");
+    file
+}
+
+fn counts(sandbox: &Sandbox) -> (usize, usize, usize) {
+    let coolify = sandbox.coolify.faults.calls();
+    let cloudflare = sandbox.cloudflare.faults.calls();
+    let mutating = coolify
+        .iter()
+        .chain(cloudflare.iter())
+        .filter(|c| c.is_mutating())
+        .count();
+    (coolify.len(), cloudflare.len(), mutating)
+}
+
+async fn apply(
+    sandbox: &Sandbox,
+    dir: &Path,
+    ca: &Path,
+    resolve: &str,
+    specs: &[String],
+) -> Duration {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fabrik"));
+    cmd.current_dir(dir)
+        .env("COOLIFY_URL", &sandbox.coolify_url)
+        .env("COOLIFY_TOKEN", &sandbox.config.coolify_token)
+        .env("CLOUDFLARE_API_URL", &sandbox.cloudflare_url)
+        .env("CLOUDFLARE_API_TOKEN", &sandbox.config.cloudflare_token)
+        .env("FABRIK_CA_FILE", ca)
+        .env("FABRIK_RESOLVE", resolve)
+        .env("FABRIK_CACHE_DIR", dir.join("cache"))
+        .args(["apply", "--parallel", "20"])
+        .args(specs)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || cmd.status().expect("runs"))
+        .await
+        .expect("joined");
+    assert!(status.success(), "apply failed");
+    started.elapsed()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1e3)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    // Deployments finish at once: what is measured is the calls.
+    sandbox.coolify.set_timing(Timing {
+        queued: Duration::ZERO,
+        building: Duration::ZERO,
+        service_start: Duration::ZERO,
+        delete_delay: Duration::ZERO,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("fabrik.toml"),
+        "[project]\nname = \"bench\"\n",
+    )
+    .expect("toml");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, sandbox.ca.pem()).expect("ca");
+    let names: Vec<String> = (0..41).map(|i| format!("app{i}")).collect();
+    let resolve = names
+        .iter()
+        .map(|n| format!("{n}.example.com:443:{}", sandbox.app_addr))
+        .collect::<Vec<_>>()
+        .join(",");
+    let files: Vec<String> = names.iter().map(|n| spec(dir.path(), n)).collect();
+    // Warm the component cache and the secrets so that both runs below pay the same.
+    apply(&sandbox, dir.path(), &ca, &resolve, &files[40..41]).await;
+    sandbox.coolify.faults.set_latency(LATENCY);
+    sandbox.cloudflare.faults.set_latency(LATENCY);
+
+    println!("| measurement | result |");
+    println!("|---|---|");
+    let before = counts(&sandbox);
+    let fresh = apply(&sandbox, dir.path(), &ca, &resolve, &files[0..1]).await;
+    let after = counts(&sandbox);
+    let (coolify_calls, dns_calls) = (after.0 - before.0, after.1 - before.1);
+    // One provider instance serves one call at a time, and the DNS calls run alongside
+    // the Coolify ones: the critical path is the Coolify calls, one after another.
+    let ideal = LATENCY * u32::try_from(coolify_calls.max(dns_calls + 1)).unwrap_or(u32::MAX);
+    println!("| fresh apply, wall | {} ms |", ms(fresh));
+    println!(
+        "| fresh apply, calls | {coolify_calls} to Coolify (serial), {dns_calls} to Cloudflare (alongside) |"
+    );
+    println!(
+        "| fresh apply, critical-path ideal ({} serial calls × 50 ms) | {} ms |",
+        coolify_calls.max(dns_calls + 1),
+        ms(ideal)
+    );
+    println!(
+        "| fresh apply / ideal | {:.2} |",
+        fresh.as_secs_f64() / ideal.as_secs_f64()
+    );
+
+    let before = counts(&sandbox);
+    let noop = apply(&sandbox, dir.path(), &ca, &resolve, &files[0..1]).await;
+    let after = counts(&sandbox);
+    println!("| no-op apply, wall | {} ms |", ms(noop));
+    println!(
+        "| no-op apply, calls | {} reads for 2 resources, {} mutating |",
+        (after.0 + after.1) - (before.0 + before.1),
+        after.2 - before.2
+    );
+
+    let started = Instant::now();
+    for file in &files[1..21] {
+        apply(
+            &sandbox,
+            dir.path(),
+            &ca,
+            &resolve,
+            std::slice::from_ref(file),
+        )
+        .await;
+    }
+    let serial = started.elapsed();
+    let parallel = apply(&sandbox, dir.path(), &ca, &resolve, &files[21..41]).await;
+    println!(
+        "| 20 apps, 20 applies one after another | {} ms |",
+        ms(serial)
+    );
+    println!(
+        "| 20 apps, one apply (`--parallel 20`) | {} ms |",
+        ms(parallel)
+    );
+    println!(
+        "| speed-up | {:.1}× |",
+        serial.as_secs_f64() / parallel.as_secs_f64()
+    );
+}
