@@ -77,6 +77,13 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// List the runs of an app, newest first
+    History {
+        /// The app's name
+        name: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Release the lock of an app left by a process that died
     Unlock {
         /// The app's name
@@ -233,6 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Unlock { name } => apply::unlock(&name),
         Command::Destroy { name, yes, state } => apply::destroy(&name, yes, state.path.as_deref()),
         Command::Status { name, state } => apply::status(name.as_deref(), state.path.as_deref()),
+        Command::History { name, state } => apply::history(&name, state.path.as_deref()),
         Command::State(StateCommand::Export(args)) => apply::export(args.path.as_deref()),
         Command::Providers(ProvidersCommand::List(args)) => providers::list(args.output),
         Command::Providers(ProvidersCommand::Lock) => providers::lock(),

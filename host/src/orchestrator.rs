@@ -1,5 +1,5 @@
-//! The deployment lifecycle: plan, apply, verify, rollback. For now only planning exists;
-//! applying needs the provider plugins.
+//! The deployment lifecycle: the state machine, planning, applying (provision, deploy,
+//! verify), rollback, and what the user is told along the way.
 
 pub mod apply;
 pub mod plan;

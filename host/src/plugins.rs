@@ -21,7 +21,6 @@ pub mod wit;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use crate::project::{Project, ProviderEntry};
@@ -223,6 +222,17 @@ impl ProviderSet {
         role: &str,
         env: &EnvSource,
     ) -> Result<ProviderInstance, PluginError> {
+        self.instantiate_hiding(role, env, &[]).await
+    }
+
+    /// Like [`ProviderSet::instantiate`], also hiding `hidden` (the app's secret values,
+    /// which the provider receives in desired states) in everything the provider logs.
+    pub async fn instantiate_hiding(
+        &self,
+        role: &str,
+        env: &EnvSource,
+        hidden: &[secrecy::SecretString],
+    ) -> Result<ProviderInstance, PluginError> {
         let provider = self.require(role)?;
         let info = self.describe(role).await?;
         let config_error = |message: String| PluginError::Config {
@@ -231,6 +241,9 @@ impl ProviderSet {
         };
         let mut config: Vec<(String, String)> = Vec::new();
         let mut grants = Grants::default();
+        for value in hidden {
+            grants.hide(value);
+        }
         for key in &info.config {
             if key.secret {
                 let variable = provider.entry.secrets.get(&key.name);
@@ -325,16 +338,4 @@ impl LoadedProvider {
     pub fn compiled(&self) -> bool {
         !matches!(self.component.cache, CacheOutcome::Hit)
     }
-}
-
-/// Hides credential values in text that may have passed through a provider.
-pub fn redact(text: &str, secrets: &[secrecy::SecretString]) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets {
-        let value = secret.expose_secret();
-        if value.len() >= 4 {
-            out = out.replace(value, "[redacted]");
-        }
-    }
-    out
 }

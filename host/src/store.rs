@@ -57,6 +57,17 @@ pub struct Deployment {
     pub state: String,
 }
 
+/// A run row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunRow {
+    pub id: String,
+    pub state: String,
+    pub spec_hash: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub reason: Option<String>,
+}
+
 /// Which resource: provider role, kind and name.
 #[derive(Debug, Clone, Copy)]
 pub struct ResourceKey<'a> {
@@ -394,6 +405,24 @@ impl Store {
                 outputs: parse_json(r.get(9)?),
                 created_by_run: r.get(10)?,
                 changed_by_run: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The runs of a deployment, newest first.
+    pub fn runs(&self, deployment: i64) -> Result<Vec<RunRow>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT id, state, spec_hash, started_at, finished_at, reason FROM runs WHERE deployment_id = ?1 ORDER BY started_at DESC, rowid DESC",
+        )?;
+        let rows = statement.query_map(params![deployment], |r| {
+            Ok(RunRow {
+                id: r.get(0)?,
+                state: r.get(1)?,
+                spec_hash: r.get(2)?,
+                started_at: r.get(3)?,
+                finished_at: r.get(4)?,
+                reason: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

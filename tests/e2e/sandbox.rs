@@ -363,3 +363,67 @@ fn a_cache_directory_others_can_write_is_not_used() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).expect("read").count(), 0);
 }
+
+/// Collects what tracing writes, for the redaction test.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn what_a_guest_logs_is_redacted() {
+    const APP_SECRET: &str = "app-secret-5f4e3d2c1b0a";
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
+    let wasm = std::fs::read(test_plugin("evil")).expect("evil.wasm");
+    let component = LoadedComponent::load(
+        &engine,
+        &ComponentCache::at(&cache_dir()),
+        "evil",
+        &wasm,
+        &sha256_hex(&wasm),
+    )
+    .expect("loads");
+    let mut grants = Grants::default();
+    grants.add_credential("api-token", SecretString::from(TOKEN.to_owned()));
+    grants.hide(&SecretString::from(APP_SECRET.to_owned()));
+    let gateway = Arc::new(HttpGateway::new("evil", grants).expect("gateway"));
+    let mut instance = component
+        .instantiate(gateway, limits())
+        .await
+        .expect("instance");
+    let desired = serde_json::json!({ "env": { "API_KEY": APP_SECRET }, "token": TOKEN });
+    instance
+        .create("log", "x", &desired, "o")
+        .await
+        .expect("logged");
+
+    let logs = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
+    for channel in ["desired:", "stdout:", "stderr:"] {
+        assert!(logs.contains(channel), "{channel} missing from:\n{logs}");
+    }
+    assert!(
+        !logs.contains(APP_SECRET),
+        "an app secret reached the log:\n{logs}"
+    );
+    assert!(
+        !logs.contains(TOKEN),
+        "a credential reached the log:\n{logs}"
+    );
+    assert!(logs.contains("[redacted]"));
+}

@@ -263,6 +263,33 @@ pub fn status(name: Option<&str>, path: Option<&std::path::Path>) -> anyhow::Res
     Ok(ExitStatus::Success)
 }
 
+/// `fabrik history NAME`.
+pub fn history(name: &str, path: Option<&std::path::Path>) -> anyhow::Result<ExitStatus> {
+    let (project, store) = open_store(path)?;
+    let Some(deployment) = store.deployment(&project.name, name)? else {
+        eprintln!(
+            "error: no deployment named `{name}` in project `{}`",
+            project.name
+        );
+        return Ok(ExitStatus::Failure);
+    };
+    for run in store.runs(deployment.id)? {
+        let took = match (&run.finished_at, run.started_at.parse::<f64>()) {
+            (Some(end), Ok(start)) => end
+                .parse::<f64>()
+                .map(|e| format!(" in {:.1} s", e - start))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let reason = run.reason.map(|r| format!(": {r}")).unwrap_or_default();
+        println!(
+            "{} {:<12} started {}{took}, spec {}{reason}",
+            run.id, run.state, run.started_at, run.spec_hash
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
 /// `fabrik destroy NAME`: deletes, newest first, the resources the state says Fabrik
 /// created for the app; each provider re-checks the owner tag before deleting.
 pub fn destroy(

@@ -384,9 +384,15 @@ pub async fn apply(
     };
     let (mut coolify, mut dns) = {
         let env = env.lock().await;
+        // The providers receive the app's secret values; whatever they log is redacted.
+        let hidden: Vec<secrecy::SecretString> = values.values().cloned().collect();
         (
-            ctx.providers.instantiate("coolify", &env).await?,
-            ctx.providers.instantiate("dns", &env).await?,
+            ctx.providers
+                .instantiate_hiding("coolify", &env, &hidden)
+                .await?,
+            ctx.providers
+                .instantiate_hiding("dns", &env, &hidden)
+                .await?,
         )
     };
 

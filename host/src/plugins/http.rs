@@ -69,11 +69,13 @@ pub enum HttpError {
     TooLarge(u64),
 }
 
-/// What one provider may reach and the credentials the host holds for it.
+/// What one provider may reach, the credentials the host holds for it, and the values
+/// hidden from everything it logs.
 #[derive(Debug, Default)]
 pub struct Grants {
     origins: Vec<Origin>,
     credentials: HashMap<String, SecretString>,
+    redactor: crate::secrets::Redactor,
 }
 
 impl Grants {
@@ -89,7 +91,13 @@ impl Grants {
 
     /// Holds a credential the provider may name in requests.
     pub fn add_credential(&mut self, key: &str, value: SecretString) {
+        self.redactor.add(&value);
         self.credentials.insert(key.to_owned(), value);
+    }
+
+    /// Hides `value` (an app secret the provider is given) in the provider's logs.
+    pub fn hide(&mut self, value: &SecretString) {
+        self.redactor.add(value);
     }
 
     pub fn origins(&self) -> impl Iterator<Item = String> + '_ {
@@ -142,9 +150,9 @@ impl HttpGateway {
         &self.grants
     }
 
-    /// Values the redaction layer must hide.
-    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
-        self.grants.credentials.values().map(|s| s.expose_secret())
+    /// `text` with every credential and hidden value replaced.
+    pub fn redact(&self, text: &str) -> String {
+        self.grants.redactor.redact(text)
     }
 
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {

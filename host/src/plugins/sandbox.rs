@@ -53,11 +53,17 @@ impl HostState {
         // Nothing is granted: no preopened directories, no environment, no arguments, no
         // stdin, and (the builder's defaults) no TCP, UDP or name lookups.
         let wasi = WasiCtxBuilder::new()
-            .stdout(GuestOutput::new(provider.clone(), "stdout", None))
+            .stdout(GuestOutput::new(
+                provider.clone(),
+                "stdout",
+                None,
+                http.clone(),
+            ))
             .stderr(GuestOutput::new(
                 provider.clone(),
                 "stderr",
                 Some(stderr_tail.clone()),
+                http.clone(),
             ))
             .allow_tcp(false)
             .allow_udp(false)
@@ -130,12 +136,13 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Guest stdout or stderr, forwarded to tracing line by line.
+/// Guest stdout or stderr, forwarded to tracing line by line, redacted.
 #[derive(Clone)]
 struct GuestOutput {
     provider: Arc<str>,
     stream: &'static str,
     tail: Option<Arc<Mutex<VecDeque<String>>>>,
+    redactor: Arc<HttpGateway>,
 }
 
 impl GuestOutput {
@@ -143,11 +150,13 @@ impl GuestOutput {
         provider: Arc<str>,
         stream: &'static str,
         tail: Option<Arc<Mutex<VecDeque<String>>>>,
+        redactor: Arc<HttpGateway>,
     ) -> Self {
         Self {
             provider,
             stream,
             tail,
+            redactor,
         }
     }
 }
@@ -191,7 +200,10 @@ struct LineWriter {
 
 impl LineWriter {
     fn emit(&mut self, line: &[u8]) {
-        let text = String::from_utf8_lossy(line).trim_end().to_owned();
+        let text = self
+            .output
+            .redactor
+            .redact(String::from_utf8_lossy(line).trim_end());
         if text.is_empty() {
             return;
         }

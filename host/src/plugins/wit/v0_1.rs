@@ -38,6 +38,7 @@ impl wit_host::Host for HostState {
     }
 
     async fn log(&mut self, level: wit_host::LogLevel, message: String) {
+        let message = self.http.redact(&message);
         let provider = &*self.provider;
         match level {
             wit_host::LogLevel::Trace => tracing::trace!(provider, "{message}"),

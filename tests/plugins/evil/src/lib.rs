@@ -100,6 +100,13 @@ impl Guest for Evil {
                 let outcome = send(field(&desired, "url"));
                 Ok(found(&kind, format!("{{\"outcome\":{}}}", quote(&outcome))))
             }
+            "log" => {
+                // Logs what it was given, which may contain secrets, every way it can.
+                host::log(host::LogLevel::Warn, &format!("desired: {desired}"));
+                println!("stdout: {desired}");
+                eprintln!("stderr: {desired}");
+                Ok(found(&kind, "{}".to_owned()))
+            }
             "panic" => panic!("boom: the evil provider panicked on purpose"),
             other => Err(ProviderError::Permanent(format!("unknown kind {other}"))),
         }
