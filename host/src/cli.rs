@@ -55,6 +55,8 @@ enum Command {
     Templates(OutputArgs),
     /// Deploy specs: DNS, Coolify, verification, rollback on failure
     Apply(ApplyArgs),
+    /// Deploy an app's previous completed version again (see `fabrik history`)
+    Rollback(RollbackArgs),
     /// Show what `apply` would do, without changing anything (same as `apply --dry-run`)
     Plan(PlanArgs),
     /// Show or pin the project's provider plugins
@@ -170,6 +172,8 @@ struct PlanArgs {
     #[arg(long)]
     detailed_exitcode: bool,
     #[command(flatten)]
+    state: StateArgs,
+    #[command(flatten)]
     output: OutputArgs,
 }
 
@@ -181,6 +185,31 @@ struct ApplyArgs {
     /// Print the plan and stop: no provider is called, no credentials are needed
     #[arg(long)]
     dry_run: bool,
+    /// How many specs to apply at the same time
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: u16,
+    /// With --dry-run: exit with 3 when the plan has changes, 0 when it has none
+    #[arg(long, requires = "dry_run")]
+    detailed_exitcode: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+struct RollbackArgs {
+    /// The app's name
+    name: String,
+    /// Go back to this run (an id or its prefix, see `fabrik history`) instead of the
+    /// previous completed version
+    #[arg(long, value_name = "RUN")]
+    to: Option<String>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Options shared by everything that runs a deployment (`apply`, `rollback`).
+#[derive(Debug, Args)]
+struct RunArgs {
     /// On failure, leave everything in place instead of following the spec's rollback policy
     #[arg(long)]
     no_rollback: bool,
@@ -190,9 +219,6 @@ struct ApplyArgs {
     /// How long to wait for another apply of the same app, in seconds
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     lock_timeout: u64,
-    /// How many specs to apply at the same time
-    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    parallel: u16,
     /// How long to wait for Coolify's deployment, in seconds
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     deploy_timeout: u64,
@@ -207,13 +233,24 @@ struct ApplyArgs {
     /// Also trust this CA (PEM) in health checks
     #[arg(long, value_name = "FILE", env = "FABRIK_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// Progress display: a live line per app on a terminal, plain lines otherwise
+    #[arg(long, value_enum, default_value_t)]
+    progress: ProgressMode,
     #[command(flatten)]
     state: StateArgs,
-    /// With --dry-run: exit with 3 when the plan has changes, 0 when it has none
-    #[arg(long, requires = "dry_run")]
-    detailed_exitcode: bool,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProgressMode {
+    /// A live line per app when stderr is a terminal (and `TERM` is not `dumb`), plain
+    /// timed lines otherwise
+    #[default]
+    Auto,
+    /// Always plain timed lines
+    Plain,
 }
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
@@ -235,8 +272,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::New(args) => new::run(&args),
         Command::Validate(args) => validate::run(&args.specs, args.output.output),
         Command::Templates(args) => templates::run(&args),
-        Command::Plan(args) => apply::plan(&args.specs, args.output.output, args.detailed_exitcode),
+        Command::Plan(args) => apply::plan(
+            &args.specs,
+            args.output.output,
+            args.detailed_exitcode,
+            args.state.path.as_deref(),
+        ),
         Command::Apply(args) => apply::run(&args),
+        Command::Rollback(args) => apply::rollback(&args),
         Command::Unlock { name } => apply::unlock(&name),
         Command::Destroy { name, yes, state } => apply::destroy(&name, yes, state.path.as_deref()),
         Command::Status { name, state } => apply::status(name.as_deref(), state.path.as_deref()),

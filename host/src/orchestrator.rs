@@ -2,7 +2,11 @@
 //! verify), rollback, and what the user is told along the way.
 
 pub mod apply;
+pub mod desired;
+pub mod hooks;
+pub mod notify;
 pub mod plan;
 pub mod report;
+pub mod snapshot;
 pub mod state;
 pub mod verify;

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::spec::model::{NotifyEvent, Webhook, WebhookTarget};
+
 /// Name of the project file that marks a project's root.
 pub const PROJECT_FILE: &str = "fabrik.toml";
 
@@ -37,6 +39,8 @@ pub struct Project {
     pub name: String,
     /// Providers by role, with defaults filled in for roles the file does not name.
     pub providers: BTreeMap<String, ProviderEntry>,
+    /// Webhooks told about every app's runs (`[[notify]]`), besides each spec's own.
+    pub notify: Vec<Webhook>,
 }
 
 /// Where a provider comes from and how it is configured.
@@ -68,6 +72,50 @@ struct ProjectFile {
     project: ProjectSection,
     #[serde(default)]
     providers: BTreeMap<String, ProviderEntry>,
+    #[serde(default)]
+    notify: Vec<WebhookEntry>,
+}
+
+/// `[[notify]]`: the same fields as a spec's `notify` entries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookEntry {
+    url: Option<String>,
+    url_env: Option<String>,
+    #[serde(default)]
+    on: Vec<String>,
+}
+
+impl WebhookEntry {
+    fn into_webhook(self, index: usize) -> Result<Webhook, String> {
+        let at = format!("notify[{index}]");
+        let target = match (self.url, self.url_env) {
+            (Some(url), None) => {
+                if let Some(problem) = crate::spec::validate::webhook_url_problem(&url) {
+                    return Err(format!("{at}.url: {url:?} {problem}"));
+                }
+                WebhookTarget::Url(url)
+            }
+            (None, Some(name)) if crate::spec::validate::is_env_key(&name) => {
+                WebhookTarget::UrlEnv(name)
+            }
+            (None, Some(name)) => {
+                return Err(format!("{at}.url_env: {name:?} is not a variable name"));
+            }
+            _ => return Err(format!("{at}: set `url` or `url_env` (one of them)")),
+        };
+        let mut on = Vec::new();
+        for name in self.on {
+            let event = NotifyEvent::parse(&name).ok_or_else(|| {
+                format!(
+                    "{at}.on: {name:?} is not an event (use {})",
+                    NotifyEvent::NAMES.join(", ")
+                )
+            })?;
+            on.push(event);
+        }
+        Ok(Webhook { target, on })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +240,13 @@ impl Project {
                 providers.insert((*role).to_owned(), entry);
             }
         }
+        let notify = file
+            .notify
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| entry.into_webhook(index))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
         let name = file.project.name.unwrap_or_else(|| {
             dir.file_name()
                 .and_then(|n| n.to_str())
@@ -202,6 +257,7 @@ impl Project {
             dir: dir.to_path_buf(),
             name,
             providers,
+            notify,
         })
     }
 }

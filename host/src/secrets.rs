@@ -197,6 +197,13 @@ pub fn fingerprint_key(project_dir: &Path) -> Result<Vec<u8>, String> {
     Ok(key)
 }
 
+/// The fingerprint key if it exists; never creates it (for read-only commands).
+pub fn existing_fingerprint_key(project_dir: &Path) -> Option<Vec<u8>> {
+    std::fs::read(project_dir.join(".fabrik").join("fingerprint.key"))
+        .ok()
+        .filter(|key| key.len() == 32)
+}
+
 /// A keyed fingerprint of a secret value, for the spec hash; never the value.
 pub fn fingerprint(key: &[u8], name: &str, value: &SecretString) -> String {
     use secrecy::ExposeSecret;
@@ -221,10 +228,26 @@ pub struct Redactor {
 impl Redactor {
     pub fn add(&mut self, value: &SecretString) {
         use secrecy::ExposeSecret;
+        let raw = value.expose_secret();
         // Very short values would redact ordinary words; secrets are not that short.
-        if value.expose_secret().len() >= 6 {
-            self.values.push(value.clone());
+        if raw.len() < 6 {
+            return;
         }
+        // JSON output escapes quotes, backslashes and control characters: hide that
+        // spelling of the value too.
+        let escaped = serde_json::to_string(raw).unwrap_or_default();
+        let escaped = escaped
+            .strip_prefix('"')
+            .and_then(|e| e.strip_suffix('"'))
+            .unwrap_or_default();
+        for form in [raw, escaped] {
+            if !form.is_empty() && !self.values.iter().any(|v| v.expose_secret() == form) {
+                self.values.push(SecretString::from(form.to_owned()));
+            }
+        }
+        // Longest first, so that a secret containing another is hidden whole.
+        self.values
+            .sort_by_key(|v| std::cmp::Reverse(v.expose_secret().len()));
     }
 
     pub fn redact(&self, text: &str) -> String {
@@ -304,5 +327,17 @@ mod tests {
         let mut redactor = Redactor::default();
         redactor.add(&value);
         assert_eq!(redactor.redact("token=s3cr3t-value;"), "token=[redacted];");
+    }
+
+    #[test]
+    fn redaction_covers_the_json_spelling_of_a_value() {
+        let mut redactor = Redactor::default();
+        let value = "p\"w\\d-with\nnewline";
+        redactor.add(&SecretString::from(value.to_owned()));
+        let json = serde_json::json!({ "message": format!("failed with {value}") }).to_string();
+        let redacted = redactor.redact(&json);
+        assert!(!redacted.contains("with\\nnewline"), "{redacted}");
+        assert!(redacted.contains("[redacted]"), "{redacted}");
+        assert_eq!(redactor.redact(&format!("x {value} y")), "x [redacted] y");
     }
 }

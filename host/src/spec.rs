@@ -24,6 +24,9 @@ pub struct LoadedSpec {
     pub path: PathBuf,
     pub spec: Spec,
     pub rendered: Rendered,
+    /// Webhooks and hooks: read with the spec, kept out of its hash.
+    pub notify: model::Notify,
+    pub hooks: model::Hooks,
 }
 
 /// Why a spec could not be loaded.
@@ -164,6 +167,7 @@ pub fn parse(
         );
         return Err(invalid(diags));
     };
+    let (notify, hooks) = (draft.notify.clone(), draft.hooks.clone());
     let spec = Spec {
         coolify: draft.coolify(&name),
         name,
@@ -182,6 +186,8 @@ pub fn parse(
             path: path.to_path_buf(),
             spec,
             rendered,
+            notify,
+            hooks,
         }),
         Err(e) => {
             diags.push(map.value("template"), "template", e.to_string());

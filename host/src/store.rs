@@ -58,7 +58,7 @@ pub struct Deployment {
 }
 
 /// A run row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRow {
     pub id: String,
     pub state: String,
@@ -66,6 +66,25 @@ pub struct RunRow {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub reason: Option<String>,
+    /// `apply`, or `rollback` for a run of `fabrik rollback`.
+    pub origin: String,
+    /// For a rollback: the earlier run whose version it deployed again.
+    pub restores_run: Option<String>,
+    /// What the run deployed (see `orchestrator::snapshot`); absent for runs written by
+    /// fabrik before schema version 2.
+    pub snapshot: Option<Value>,
+}
+
+/// How a run came to be, as [`Store::start_run`] records it.
+#[derive(Debug, Clone, Copy)]
+pub struct RunStart<'a> {
+    pub deployment: i64,
+    pub run_id: &'a str,
+    pub spec_hash: &'a str,
+    /// `apply` or `rollback`.
+    pub origin: &'a str,
+    pub restores_run: Option<&'a str>,
+    pub snapshot: &'a Value,
 }
 
 /// Which resource: provider role, kind and name.
@@ -244,22 +263,26 @@ impl Store {
             .ok_or_else(|| StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
     }
 
-    /// Starts a run of `deployment` in `PENDING`.
-    pub fn start_run(
-        &self,
-        deployment: i64,
-        run_id: &str,
-        spec_hash: &str,
-    ) -> Result<(), StoreError> {
+    /// Starts a run in `PENDING`, with the snapshot of what it deploys.
+    pub fn start_run(&self, run: &RunStart<'_>) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO runs (id, deployment_id, state, spec_hash, started_at) VALUES (?1, ?2, 'PENDING', ?3, ?4)",
-            params![run_id, deployment, spec_hash, now()],
+            "INSERT INTO runs (id, deployment_id, state, spec_hash, started_at, origin, restores_run, snapshot)
+             VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7)",
+            params![
+                run.run_id,
+                run.deployment,
+                run.spec_hash,
+                now(),
+                run.origin,
+                run.restores_run,
+                run.snapshot.to_string()
+            ],
         )?;
         self.append_event(
-            Some(deployment),
-            Some(run_id),
+            Some(run.deployment),
+            Some(run.run_id),
             "run_started",
-            &serde_json::json!({ "spec_hash": spec_hash }),
+            &serde_json::json!({ "spec_hash": run.spec_hash, "origin": run.origin, "restores_run": run.restores_run }),
         )
     }
 
@@ -413,7 +436,8 @@ impl Store {
     /// The runs of a deployment, newest first.
     pub fn runs(&self, deployment: i64) -> Result<Vec<RunRow>, StoreError> {
         let mut statement = self.conn.prepare(
-            "SELECT id, state, spec_hash, started_at, finished_at, reason FROM runs WHERE deployment_id = ?1 ORDER BY started_at DESC, rowid DESC",
+            "SELECT id, state, spec_hash, started_at, finished_at, reason, origin, restores_run, snapshot
+             FROM runs WHERE deployment_id = ?1 ORDER BY started_at DESC, rowid DESC",
         )?;
         let rows = statement.query_map(params![deployment], |r| {
             Ok(RunRow {
@@ -423,6 +447,9 @@ impl Store {
                 started_at: r.get(3)?,
                 finished_at: r.get(4)?,
                 reason: r.get(5)?,
+                origin: r.get(6)?,
+                restores_run: r.get(7)?,
+                snapshot: parse_json(r.get(8)?),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -480,6 +507,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn start(store: &Store, deployment: i64, run_id: &str, spec_hash: &str) {
+        store
+            .start_run(&RunStart {
+                deployment,
+                run_id,
+                spec_hash,
+                origin: "apply",
+                restores_run: None,
+                snapshot: &json!({ "spec": { "name": "api" } }),
+            })
+            .expect("run starts");
+    }
+
     fn open_temp() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&default_path(dir.path())).expect("opens");
@@ -536,9 +576,7 @@ mod tests {
         let deployment = store
             .ensure_deployment("p", "api", "api.yaml")
             .expect("deployment");
-        store
-            .start_run(deployment.id, "run-1", "sha256:x")
-            .expect("run");
+        start(&store, deployment.id, "run-1", "sha256:x");
         let mut state = State::Pending;
         for next in [
             State::Validating,
@@ -579,7 +617,7 @@ mod tests {
             .ensure_deployment("p", "api", "api.yaml")
             .expect("deployment")
             .id;
-        store.start_run(d, "r1", "h1").expect("run");
+        start(&store, d, "r1", "h1");
         let id = store
             .intend(
                 d,
@@ -603,7 +641,7 @@ mod tests {
                 Some(&json!({ "zone_id": "zone" })),
             )
             .expect("record");
-        store.start_run(d, "r2", "h2").expect("run");
+        start(&store, d, "r2", "h2");
         let again = store
             .intend(
                 d,
@@ -626,6 +664,62 @@ mod tests {
         let export = store.export().expect("export");
         assert_eq!(export["resources"][0]["external_id"], "zone/rec");
         assert!(export["events"].as_array().is_some_and(|e| e.len() >= 4));
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_on_open_and_keeps_its_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = default_path(dir.path());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        {
+            // A database exactly as the first release of the schema wrote it.
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(migrations::MIGRATIONS[0]).expect("v1");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+            conn.execute_batch(
+                "INSERT INTO deployments (id, project, app, spec_path, spec_hash, state, created_at, updated_at)
+                     VALUES (1, 'p', 'api', 'api.yaml', 'sha256:old', 'COMPLETE', '1', '1');
+                 INSERT INTO runs (id, deployment_id, state, spec_hash, started_at, finished_at)
+                     VALUES ('old-run', 1, 'COMPLETE', 'sha256:old', '1', '2');
+                 INSERT INTO events (deployment_id, run_id, at, kind, data)
+                     VALUES (1, 'old-run', '1', 'transition', '{}');",
+            )
+            .expect("v1 rows");
+        }
+        let store = Store::open(&path).expect("migrates");
+        let version: i64 = store
+            .connection()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, migrations::latest());
+        let runs = store.runs(1).expect("runs");
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].id, "old-run");
+        assert_eq!(runs[0].origin, "apply", "old runs were applies");
+        assert_eq!(runs[0].snapshot, None, "v1 kept no snapshot");
+        assert_eq!(
+            store
+                .deployment("p", "api")
+                .expect("read")
+                .expect("kept")
+                .spec_hash
+                .as_deref(),
+            Some("sha256:old")
+        );
+        // The migrated schema takes new runs with their snapshots.
+        start(&store, 1, "new-run", "sha256:new");
+        assert_eq!(
+            store.runs(1).expect("runs")[0].snapshot,
+            Some(json!({ "spec": { "name": "api" } }))
+        );
+        // And the journal is still append-only.
+        assert!(
+            store
+                .connection()
+                .execute("DELETE FROM events", [])
+                .is_err()
+        );
     }
 
     #[test]

@@ -9,16 +9,17 @@ use fabrik_sim::{Sandbox, SandboxConfig};
 
 use crate::support::{cache_dir, root};
 
-const DATABASE_URL: &str = "postgres://app:pw-9f8e7d6c5b4a@db.internal:5432/app";
+pub const DATABASE_URL: &str = "postgres://app:pw-9f8e7d6c5b4a@db.internal:5432/app";
 
-struct World {
-    sandbox: Sandbox,
-    dir: tempfile::TempDir,
-    ca: PathBuf,
+/// A project directory and a running sandbox (simulated Coolify, Cloudflare and app).
+pub struct World {
+    pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
 }
 
 impl World {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let sandbox = Sandbox::start(SandboxConfig::default())
             .await
             .expect("sandbox");
@@ -33,16 +34,22 @@ impl World {
         Self { sandbox, dir, ca }
     }
 
-    fn spec(&self, file: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    /// Writes `file` into the project: `fixtures/test-api.yaml` passed through `edit`.
+    pub fn spec(&self, file: &str, edit: impl Fn(String) -> String) -> PathBuf {
         let text = std::fs::read_to_string(root().join("fixtures/test-api.yaml")).expect("fixture");
         let path = self.dir.path().join(file);
         std::fs::write(&path, edit(text)).expect("spec");
         path
     }
 
-    /// Runs `fabrik apply` in the project, off the runtime that serves the simulators.
-    async fn apply(&self, spec: &Path, extra: &[&str]) -> Output {
+    /// `fabrik` in the project with the sandbox's credentials, CA and resolve overrides
+    /// for `api`, `bad` and `new` `.example.com`, and nothing else from this environment.
+    pub fn fabrik(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"));
+        let resolve: Vec<String> = ["api", "bad", "new"]
+            .iter()
+            .map(|host| format!("{host}.example.com:443:{}", self.sandbox.app_addr))
+            .collect();
         cmd.current_dir(self.dir.path())
             .env_clear()
             .env("FABRIK_CACHE_DIR", cache_dir())
@@ -54,24 +61,39 @@ impl World {
                 &self.sandbox.config.cloudflare_token,
             )
             .env("DATABASE_URL", DATABASE_URL)
-            .args(["apply", "--deploy-timeout", "20", "--ca-file"])
-            .arg(&self.ca)
-            .args([
-                "--resolve",
-                &format!("api.example.com:443:{}", self.sandbox.app_addr),
-            ])
-            .args([
-                "--resolve",
-                &format!("bad.example.com:443:{}", self.sandbox.app_addr),
-            ])
-            .arg(spec)
-            .args(extra);
+            .env("FABRIK_CA_FILE", &self.ca)
+            .env("FABRIK_RESOLVE", resolve.join(","))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    }
+
+    /// Runs `fabrik ARGS`, off the runtime that serves the simulators.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.fabrik();
+        cmd.args(args);
         tokio::task::spawn_blocking(move || cmd.output().expect("fabrik runs"))
             .await
             .expect("joined")
     }
 
-    fn mutating_calls(&self) -> usize {
+    /// Runs `fabrik apply SPEC EXTRA...`.
+    pub async fn apply(&self, spec: &Path, extra: &[&str]) -> Output {
+        let mut cmd = self.command(spec);
+        cmd.args(extra);
+        tokio::task::spawn_blocking(move || cmd.output().expect("fabrik runs"))
+            .await
+            .expect("joined")
+    }
+
+    /// `fabrik apply SPEC`, not started.
+    pub fn command(&self, spec: &Path) -> std::process::Command {
+        let mut cmd = self.fabrik();
+        cmd.args(["apply", "--deploy-timeout", "20"]).arg(spec);
+        cmd
+    }
+
+    pub fn mutating_calls(&self) -> usize {
         let coolify = self
             .sandbox
             .coolify
@@ -92,7 +114,7 @@ impl World {
     }
 }
 
-fn text(output: &Output) -> (String, String) {
+pub fn text(output: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -286,32 +308,7 @@ async fn manual_dns_policy_keeps_the_record_and_prints_the_command() {
 }
 
 impl World {
-    fn command(&self, spec: &Path) -> std::process::Command {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"));
-        cmd.current_dir(self.dir.path())
-            .env_clear()
-            .env("FABRIK_CACHE_DIR", cache_dir())
-            .env("COOLIFY_URL", &self.sandbox.coolify_url)
-            .env("COOLIFY_TOKEN", &self.sandbox.config.coolify_token)
-            .env("CLOUDFLARE_API_URL", &self.sandbox.cloudflare_url)
-            .env(
-                "CLOUDFLARE_API_TOKEN",
-                &self.sandbox.config.cloudflare_token,
-            )
-            .env("DATABASE_URL", DATABASE_URL)
-            .env("FABRIK_CA_FILE", &self.ca)
-            .env(
-                "FABRIK_RESOLVE",
-                format!("api.example.com:443:{}", self.sandbox.app_addr),
-            )
-            .args(["apply", "--deploy-timeout", "20"])
-            .arg(spec)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        cmd
-    }
-
-    fn calls_of(&self, operation: &str) -> usize {
+    pub fn calls_of(&self, operation: &str) -> usize {
         let all = if operation.starts_with("coolify.") {
             self.sandbox.coolify.faults.calls()
         } else {

@@ -3,6 +3,7 @@
 mod apply;
 mod cli;
 mod deploy;
+mod lifecycle;
 mod new;
 mod openapi;
 mod provider_cloudflare;

@@ -1,16 +1,18 @@
 //! `fabrik apply` and `fabrik plan`.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::Context as _;
 
 use super::validate::load_all;
-use super::{ApplyArgs, ExitStatus, OutputFormat, report};
-use crate::orchestrator::apply::{ApplyOptions, Context, apply};
-use crate::orchestrator::plan::Plan;
+use super::{ApplyArgs, ExitStatus, OutputFormat, RollbackArgs, RunArgs, report};
+use crate::orchestrator::apply::{ApplyOptions, Context, RunOrigin, apply};
+use crate::orchestrator::notify::Notifier;
+use crate::orchestrator::plan::{Known, Plan};
 use crate::orchestrator::report::Reporter;
+use crate::orchestrator::snapshot::Snapshot;
 use crate::orchestrator::state::State;
 use crate::orchestrator::verify::VerifyOptions;
 use crate::plugins::ProviderSet;
@@ -45,19 +47,8 @@ fn check_providers(specs: &[LoadedSpec]) -> anyhow::Result<Result<(), String>> {
     Ok(Ok(()))
 }
 
-pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
-    if args.dry_run {
-        return plan(&args.specs, args.output.output, args.detailed_exitcode);
-    }
-    let (loaded, all_valid) = load_all(&args.specs, args.output.output)?;
-    if !all_valid {
-        return Ok(ExitStatus::Invalid);
-    }
-    if let Err(problem) = check_providers(&loaded)? {
-        eprintln!("error: {problem}");
-        return Ok(ExitStatus::Invalid);
-    }
-    let options = ApplyOptions {
+fn options(args: &RunArgs) -> ApplyOptions {
+    ApplyOptions {
         no_rollback: args.no_rollback,
         no_refresh: args.no_refresh,
         lock_timeout: super::seconds(args.lock_timeout),
@@ -66,61 +57,191 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
             resolve: args.resolve.clone(),
             ca_file: args.ca_file.clone(),
         },
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    let reporter = Reporter::new(args.output.output);
-    let mut status = ExitStatus::Success;
-    let dirs: BTreeSet<PathBuf> = loaded.iter().map(|s| project_dir(&s.path)).collect();
-    for dir in dirs {
-        let project = Project::load(&dir)?;
-        let providers = ProviderSet::load(&project, &ComponentCache::from_env())?;
-        let store_path = args
-            .state
-            .path
-            .clone()
-            .unwrap_or_else(|| crate::store::default_path(&project.dir));
-        let store = Mutex::new(Store::open(&store_path)?);
-        let env =
-            tokio::sync::Mutex::new(EnvSource::load(&project.dir).map_err(anyhow::Error::msg)?);
-        let ctx = Context {
-            project: &project,
-            providers: &providers,
-            store: &store,
-            reporter: &reporter,
-            options: &options,
-        };
-        let specs: Vec<&crate::spec::LoadedSpec> = loaded
-            .iter()
-            .filter(|s| project_dir(&s.path) == dir)
-            .collect();
-        let slots = tokio::sync::Semaphore::new(usize::from(args.parallel));
-        let results = runtime.block_on(futures::future::join_all(specs.iter().map(|spec| async {
+        .context("cannot start the async runtime")
+}
+
+/// Runs `targets`, all of the project in `dir`, `parallel` at a time; prints each
+/// outcome. Returns whether every one completed.
+fn deploy(
+    dir: &Path,
+    targets: &[(&LoadedSpec, RunOrigin)],
+    args: &RunArgs,
+    parallel: u16,
+    reporter: &Reporter,
+) -> anyhow::Result<bool> {
+    let project = Project::load(dir)?;
+    let providers = ProviderSet::load(&project, &ComponentCache::from_env())?;
+    let store_path = args
+        .state
+        .path
+        .clone()
+        .unwrap_or_else(|| crate::store::default_path(&project.dir));
+    let store = Mutex::new(Store::open(&store_path)?);
+    let env = tokio::sync::Mutex::new(EnvSource::load(&project.dir).map_err(anyhow::Error::msg)?);
+    let options = options(args);
+    let notifier = Notifier::default();
+    let ctx = Context {
+        project: &project,
+        providers: &providers,
+        store: &store,
+        reporter,
+        options: &options,
+        notifier: &notifier,
+    };
+    let slots = tokio::sync::Semaphore::new(usize::from(parallel));
+    let results = runtime()?.block_on(futures::future::join_all(targets.iter().map(
+        |(spec, origin)| async {
             let _slot = slots.acquire().await;
-            (*spec, apply(&ctx, spec, &env).await)
-        })));
-        for (spec, result) in results {
-            match result {
-                Ok(outcome) => {
-                    if outcome.state != State::Complete {
-                        status = ExitStatus::Failure;
-                    }
-                    reporter.summary(&outcome);
-                }
-                Err(error) => {
-                    eprintln!(
-                        "error: {}: {}",
-                        spec.spec.name,
-                        reporter.redact(&error.to_string())
-                    );
-                    status = ExitStatus::Failure;
-                }
+            (*spec, apply(&ctx, spec, &env, origin).await)
+        },
+    )));
+    let mut all_complete = true;
+    for (spec, result) in results {
+        match result {
+            Ok(outcome) => {
+                all_complete &= outcome.state == State::Complete;
+                reporter.summary(&outcome);
+            }
+            Err(error) => {
+                reporter.failed(&spec.spec.name, &error.to_string());
+                all_complete = false;
             }
         }
     }
+    Ok(all_complete)
+}
+
+pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
+    if args.dry_run {
+        return plan(
+            &args.specs,
+            args.run.output.output,
+            args.detailed_exitcode,
+            args.run.state.path.as_deref(),
+        );
+    }
+    let (loaded, all_valid) = load_all(&args.specs, args.run.output.output)?;
+    if !all_valid {
+        return Ok(ExitStatus::Invalid);
+    }
+    if let Err(problem) = check_providers(&loaded)? {
+        eprintln!("error: {problem}");
+        return Ok(ExitStatus::Invalid);
+    }
+    let reporter = Reporter::new(args.run.output.output, args.run.progress);
+    let mut status = ExitStatus::Success;
+    let dirs: BTreeSet<PathBuf> = loaded.iter().map(|s| project_dir(&s.path)).collect();
+    for dir in dirs {
+        let targets: Vec<(&LoadedSpec, RunOrigin)> = loaded
+            .iter()
+            .filter(|s| project_dir(&s.path) == dir)
+            .map(|s| (s, RunOrigin::Apply))
+            .collect();
+        if !deploy(&dir, &targets, &args.run, args.parallel, &reporter)? {
+            status = ExitStatus::Failure;
+        }
+    }
     Ok(status)
+}
+
+/// `fabrik rollback NAME`: deploys again the version of an earlier completed run.
+pub fn rollback(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
+    let name = &args.name;
+    let (project, store) = open_store(args.run.state.path.as_deref())?;
+    let Some(deployment) = store.deployment(&project.name, name)? else {
+        eprintln!(
+            "error: no deployment named `{name}` in project `{}`",
+            project.name
+        );
+        return Ok(ExitStatus::Failure);
+    };
+    let runs = store.runs(deployment.id)?;
+    drop(store);
+    let target = match &args.to {
+        Some(prefix) => {
+            let matching: Vec<_> = runs
+                .iter()
+                .filter(|r| r.id.starts_with(prefix.as_str()))
+                .collect();
+            match matching.as_slice() {
+                [run] if run.state == "COMPLETE" && run.snapshot.is_some() => *run,
+                [run] if run.state != "COMPLETE" => {
+                    eprintln!(
+                        "error: run {} of `{name}` ended {}; only a completed run can be deployed again",
+                        run.id, run.state
+                    );
+                    return Ok(ExitStatus::Failure);
+                }
+                [run] => {
+                    eprintln!(
+                        "error: run {} of `{name}` was recorded by an older fabrik, without what it deployed",
+                        run.id
+                    );
+                    return Ok(ExitStatus::Failure);
+                }
+                [] => {
+                    eprintln!(
+                        "error: `{name}` has no run `{prefix}`\n\nhint: `fabrik history {name}` lists them"
+                    );
+                    return Ok(ExitStatus::Invalid);
+                }
+                _ => {
+                    eprintln!(
+                        "error: `{prefix}` names {} runs of `{name}`; give more of the id",
+                        matching.len()
+                    );
+                    return Ok(ExitStatus::Invalid);
+                }
+            }
+        }
+        None => {
+            let previous = runs.iter().find(|r| {
+                r.state == "COMPLETE"
+                    && r.snapshot.is_some()
+                    && deployment.spec_hash.as_deref() != Some(r.spec_hash.as_str())
+            });
+            let Some(previous) = previous else {
+                eprintln!(
+                    "error: `{name}` has no earlier completed version to go back to\n\nhint: `fabrik history {name}` lists its runs"
+                );
+                return Ok(ExitStatus::Failure);
+            };
+            previous
+        }
+    };
+    let snapshot = target
+        .snapshot
+        .as_ref()
+        .map(Snapshot::from_json)
+        .transpose()
+        .with_context(|| format!("the snapshot of run {} cannot be read", target.id))?
+        .context("the run has no snapshot")?;
+    let loaded = snapshot.into_loaded(PathBuf::from(&deployment.spec_path));
+    eprintln!(
+        "Rolling `{name}` back to run {} (spec {}, started {})",
+        target.id, target.spec_hash, target.started_at
+    );
+    let reporter = Reporter::new(args.run.output.output, args.run.progress);
+    let origin = RunOrigin::Rollback {
+        restores: target.id.clone(),
+    };
+    let complete = deploy(&project.dir, &[(&loaded, origin)], &args.run, 1, &reporter)?;
+    if complete {
+        eprintln!(
+            "note: `{}` still describes the newer version; the next `fabrik apply` of it deploys that again",
+            deployment.spec_path
+        );
+        Ok(ExitStatus::Success)
+    } else {
+        Ok(ExitStatus::Failure)
+    }
 }
 
 /// `fabrik unlock NAME`: clears the lock record left by a process that died.
@@ -155,11 +276,50 @@ pub fn export(path: Option<&std::path::Path>) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// Validates the specs and prints their plans; calls no provider.
+/// What the state and the secrets say of `loaded`, read without changing anything: no
+/// database is created and no secret generated.
+fn known(loaded: &LoadedSpec, state_path: Option<&Path>) -> anyhow::Result<Known> {
+    let dir = project_dir(&loaded.path);
+    let project = Project::load(&dir)?;
+    let mut known = Known::default();
+    let env = EnvSource::load(&dir).map_err(anyhow::Error::msg)?;
+    let key = crate::secrets::existing_fingerprint_key(&dir);
+    for name in &loaded.spec.secrets {
+        let fingerprint = env.get(name).map(|value| match &key {
+            Some(key) => crate::secrets::fingerprint(key, name, &value),
+            None => "(no fingerprint key yet)".to_owned(),
+        });
+        known.current_fingerprints.insert(name.clone(), fingerprint);
+    }
+    let path = state_path.map_or_else(|| crate::store::default_path(&dir), Path::to_path_buf);
+    if !path.exists() {
+        return Ok(known);
+    }
+    let store = Store::open(&path)?;
+    let Some(deployment) = store.deployment(&project.name, &loaded.spec.name)? else {
+        return Ok(known);
+    };
+    known.rows = store.resources(deployment.id)?;
+    known.deployed_fingerprints = store
+        .runs(deployment.id)?
+        .into_iter()
+        .find(|r| {
+            r.state == "COMPLETE" && deployment.spec_hash.as_deref() == Some(r.spec_hash.as_str())
+        })
+        .and_then(|r| r.snapshot)
+        .and_then(|s| Snapshot::from_json(&s).ok())
+        .map(|s| s.fingerprints);
+    known.deployment = Some(deployment);
+    Ok(known)
+}
+
+/// Validates the specs and prints their plans against the state; calls no provider and
+/// needs no credentials.
 pub fn plan(
     paths: &[PathBuf],
     format: OutputFormat,
     detailed_exitcode: bool,
+    state_path: Option<&Path>,
 ) -> anyhow::Result<ExitStatus> {
     let (loaded, all_valid) = load_all(paths, format)?;
     if !all_valid {
@@ -169,7 +329,10 @@ pub fn plan(
         eprintln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
     }
-    let plans: Vec<Plan> = loaded.iter().map(Plan::fresh).collect();
+    let mut plans = Vec::new();
+    for spec in &loaded {
+        plans.push(Plan::against(spec, &known(spec, state_path)?));
+    }
     for plan in &plans {
         match format {
             OutputFormat::Human => print_plan(plan),
@@ -203,6 +366,12 @@ fn print_plan(plan: &Plan) {
             step.name,
             step.detail
         );
+        for change in &step.changes {
+            println!("      {change}");
+        }
+    }
+    if !plan.has_changes() {
+        println!("  No changes: the state says this version is deployed.");
     }
 }
 
@@ -282,8 +451,12 @@ pub fn history(name: &str, path: Option<&std::path::Path>) -> anyhow::Result<Exi
             _ => String::new(),
         };
         let reason = run.reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let origin = run
+            .restores_run
+            .map(|r| format!(" (rollback to the version of run {r})"))
+            .unwrap_or_default();
         println!(
-            "{} {:<12} started {}{took}, spec {}{reason}",
+            "{} {:<12} started {}{took}, spec {}{origin}{reason}",
             run.id, run.state, run.started_at, run.spec_hash
         );
     }

@@ -1,5 +1,7 @@
-//! Applying one spec: lock, secrets, hash, no-op detection, provisioning (DNS and the
-//! Coolify resource concurrently), deployment, verification, and rollback on failure.
+//! Applying one spec: lock, secrets, hash, no-op detection, recovery of what a killed run
+//! left pending, provisioning (DNS and the Coolify resource concurrently), the
+//! `pre_deploy` hook, deployment, verification, the `post_deploy` hook, removal of what the
+//! spec no longer names, and rollback on failure; then the webhooks.
 //! Before every mutating provider call an intent is written to the store.
 
 use std::collections::BTreeMap;
@@ -7,9 +9,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::desired::{self, DesiredResource, with_secrets, without_secrets};
+use super::hooks::{self, HookEnv};
+use super::notify::{Endpoint, Notifier};
 use super::report::Reporter;
+use super::snapshot::Snapshot;
 use super::state::State;
 use super::verify::{VerifyOptions, verify};
 use crate::lock::{self, LockError};
@@ -18,9 +24,9 @@ use crate::plugins::types::{ProgressState, ProviderError, Resource};
 use crate::plugins::{PluginError, ProviderSet};
 use crate::project::Project;
 use crate::secrets::{self, EnvSource};
-use crate::spec::model::{RollbackMode, Source};
+use crate::spec::model::{NotifyEvent, RollbackMode};
 use crate::spec::{LoadedSpec, hash::spec_hash};
-use crate::store::{Store, StoreError};
+use crate::store::{ResourceRow, RunStart, Store, StoreError};
 
 /// Options of `fabrik apply`.
 #[derive(Debug, Clone)]
@@ -32,6 +38,32 @@ pub struct ApplyOptions {
     pub verify: VerifyOptions,
 }
 
+/// Why a run is started.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RunOrigin {
+    /// `fabrik apply` of a spec file.
+    #[default]
+    Apply,
+    /// `fabrik rollback`: deploys again what the run `restores` deployed.
+    Rollback { restores: String },
+}
+
+impl RunOrigin {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunOrigin::Apply => "apply",
+            RunOrigin::Rollback { .. } => "rollback",
+        }
+    }
+
+    pub fn restores(&self) -> Option<&str> {
+        match self {
+            RunOrigin::Apply => None,
+            RunOrigin::Rollback { restores } => Some(restores),
+        }
+    }
+}
+
 /// How one app's apply ended.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -39,9 +71,15 @@ pub struct Outcome {
     pub state: State,
     pub url: String,
     pub changed: bool,
+    /// The run, when one was started (not for "no changes").
+    pub run_id: Option<String>,
+    pub spec_hash: String,
     pub reason: Option<String>,
     pub undone: Vec<String>,
     pub left: Vec<String>,
+    /// Problems that did not change the result (a replaced resource that could not be
+    /// removed, a webhook that could not be reached).
+    pub warnings: Vec<String>,
 }
 
 /// Why an apply could not run at all (as opposed to a deploy that failed).
@@ -64,6 +102,7 @@ pub struct Context<'a> {
     pub store: &'a Mutex<Store>,
     pub reporter: &'a Reporter,
     pub options: &'a ApplyOptions,
+    pub notifier: &'a Notifier,
 }
 
 const ATTEMPTS: u32 = 3;
@@ -112,34 +151,6 @@ fn lock_store<'a>(store: &'a Mutex<Store>) -> std::sync::MutexGuard<'a, Store> {
     }
 }
 
-/// The desired state with each secret value replaced by a marker: what the store keeps.
-fn without_secrets(desired: &Value, secrets: &[String]) -> Value {
-    let mut stored = desired.clone();
-    if let Some(env) = stored.get_mut("env").and_then(Value::as_object_mut) {
-        for name in secrets {
-            if env.contains_key(name) {
-                env.insert(name.clone(), json!(format!("${{secret:{name}}}")));
-            }
-        }
-    }
-    stored
-}
-
-/// The stored desired state with the secret markers replaced by the current values.
-fn with_secrets(stored: &Value, values: &BTreeMap<String, secrecy::SecretString>) -> Value {
-    use secrecy::ExposeSecret;
-    let mut desired = stored.clone();
-    if let Some(env) = desired.get_mut("env").and_then(Value::as_object_mut) {
-        for (name, value) in values {
-            if env.get(name).and_then(Value::as_str) == Some(format!("${{secret:{name}}}").as_str())
-            {
-                env.insert(name.clone(), json!(value.expose_secret()));
-            }
-        }
-    }
-    desired
-}
-
 struct Run<'a, 'b> {
     ctx: &'a Context<'b>,
     app: String,
@@ -175,11 +186,15 @@ impl Run<'_, '_> {
     async fn ensure(
         &self,
         instance: &mut ProviderInstance,
-        role: &str,
-        kind: &str,
-        name: &str,
-        desired: &Value,
+        resource: &DesiredResource,
     ) -> Result<Resource, String> {
+        let DesiredResource {
+            role,
+            kind,
+            name,
+            desired,
+        } = resource;
+        let (role, kind, name) = (*role, kind.as_str(), name.as_str());
         let stored = without_secrets(desired, &self.secret_names);
         let known = {
             let store = lock_store(self.ctx.store);
@@ -321,11 +336,58 @@ fn instance_for<'i>(
     if role == "dns" { dns } else { coolify }
 }
 
+/// Whether a resource row stands for something live that Fabrik owns.
+fn is_live(row: &ResourceRow) -> bool {
+    matches!(row.status.as_str(), "created" | "updated" | "adopted") && row.external_id.is_some()
+}
+
+/// Whether `row` is one of the resources the spec wants.
+fn is_wanted(row: &ResourceRow, wanted: &[(&str, String, String)]) -> bool {
+    wanted
+        .iter()
+        .any(|(role, kind, name)| row.provider == *role && row.kind == *kind && row.name == *name)
+}
+
+/// The (role, kind, name) of every resource `loaded` wants; known without any network call.
+pub fn wanted_resources(loaded: &LoadedSpec) -> Vec<(&'static str, String, String)> {
+    vec![
+        (
+            desired::DNS_ROLE,
+            desired::DNS_KIND.to_owned(),
+            loaded.spec.domain.clone(),
+        ),
+        (
+            desired::COOLIFY_ROLE,
+            loaded.rendered.coolify_resource.to_string(),
+            loaded.spec.name.clone(),
+        ),
+    ]
+}
+
+/// Resolves the webhooks of the project and the spec; one that cannot be used is
+/// reported, not fatal.
+fn endpoints(ctx: &Context<'_>, loaded: &LoadedSpec, env: &EnvSource, app: &str) -> Vec<Endpoint> {
+    let mut out = Vec::new();
+    for webhook in ctx.project.notify.iter().chain(&loaded.notify.webhooks) {
+        match Endpoint::resolve(webhook, |name| env.get(name)) {
+            Ok(endpoint) => {
+                if matches!(webhook.target, crate::spec::model::WebhookTarget::UrlEnv(_)) {
+                    ctx.reporter.hide(&endpoint.url);
+                }
+                out.push(endpoint);
+            }
+            Err(problem) => ctx.reporter.event(app, "warning", &problem, json!({})),
+        }
+    }
+    out
+}
+
 /// Applies one spec.
 pub async fn apply(
     ctx: &Context<'_>,
     loaded: &LoadedSpec,
     env: &tokio::sync::Mutex<EnvSource>,
+    origin: &RunOrigin,
 ) -> Result<Outcome, ApplyError> {
     let spec = &loaded.spec;
     let app = spec.name.clone();
@@ -374,6 +436,7 @@ pub async fn apply(
     }
     let hash = spec_hash(spec, &loaded.rendered.canonical, &fingerprints);
     let url = spec.health_url();
+    let wanted = wanted_resources(loaded);
 
     let (deployment, rows) = {
         let store = lock_store(ctx.store);
@@ -382,7 +445,7 @@ pub async fn apply(
         let rows = store.resources(deployment.id)?;
         (deployment, rows)
     };
-    let (mut coolify, mut dns) = {
+    let (mut coolify, mut dns, endpoints) = {
         let env = env.lock().await;
         // The providers receive the app's secret values; whatever they log is redacted.
         let hidden: Vec<secrecy::SecretString> = values.values().cloned().collect();
@@ -393,30 +456,32 @@ pub async fn apply(
             ctx.providers
                 .instantiate_hiding("dns", &env, &hidden)
                 .await?,
+            endpoints(ctx, loaded, &env, &app),
         )
     };
+    let outcome = |state, changed, run_id: Option<&str>| Outcome {
+        app: app.clone(),
+        state,
+        url: url.clone(),
+        changed,
+        run_id: run_id.map(str::to_owned),
+        spec_hash: hash.clone(),
+        reason: None,
+        undone: vec![],
+        left: vec![],
+        warnings: vec![],
+    };
 
-    // Unchanged hash and live resources still there: nothing to do.
-    if deployment.spec_hash.as_deref() == Some(hash.as_str()) && deployment.state == "COMPLETE" {
-        let mut drift = Vec::new();
-        if !ctx.options.no_refresh {
-            for row in rows
-                .iter()
-                .filter(|r| matches!(r.status.as_str(), "created" | "updated" | "adopted"))
-            {
-                let id = row.external_id.clone().unwrap_or_default();
-                let instance = instance_for(&row.provider, &mut coolify, &mut dns);
-                match retried(reporter, &app, "refresh", async || {
-                    instance.read(&row.kind, &id).await
-                })
-                .await
-                {
-                    Ok(Some(_)) => {}
-                    Ok(None) => drift.push(format!("{} {} is gone", row.kind, row.name)),
-                    Err(e) => drift.push(format!("{} {} cannot be read: {e}", row.kind, row.name)),
-                }
-            }
-        }
+    // Unchanged hash, nothing left over from a replaced spec, and the live resources
+    // still there: nothing to do.
+    let leftovers = rows
+        .iter()
+        .any(|r| r.status == "pending" || (is_live(r) && !is_wanted(r, &wanted)));
+    if deployment.spec_hash.as_deref() == Some(hash.as_str())
+        && deployment.state == "COMPLETE"
+        && !leftovers
+    {
+        let drift = refresh(ctx, &app, &rows, &mut coolify, &mut dns).await;
         if drift.is_empty() {
             lock_store(ctx.store).append_event(
                 Some(deployment.id),
@@ -430,22 +495,30 @@ pub async fn apply(
                 "no changes: the spec is unchanged and its resources are live",
                 json!({}),
             );
-            return Ok(Outcome {
-                app,
-                state: State::Complete,
-                url,
-                changed: false,
-                reason: None,
-                undone: vec![],
-                left: vec![],
-            });
+            return Ok(outcome(State::Complete, false, None));
         }
         for line in &drift {
             reporter.event(&app, "drift", line, json!({}));
         }
     }
 
-    lock_store(ctx.store).start_run(deployment.id, &run_id, &hash)?;
+    let snapshot = Snapshot::of(loaded, &fingerprints).to_json();
+    lock_store(ctx.store).start_run(&RunStart {
+        deployment: deployment.id,
+        run_id: &run_id,
+        spec_hash: &hash,
+        origin: origin.as_str(),
+        restores_run: origin.restores(),
+        snapshot: &snapshot,
+    })?;
+    if let Some(restores) = origin.restores() {
+        reporter.event(
+            &app,
+            "rollback",
+            &format!("deploying again the version of run {restores} ({hash})"),
+            json!({ "restores_run": restores }),
+        );
+    }
     let mut run = Run {
         ctx,
         app: app.clone(),
@@ -458,71 +531,291 @@ pub async fn apply(
     run.to(State::Validating, None)?;
     run.to(State::Provisioning, None)?;
 
-    let failure = provision_deploy_verify(&mut run, loaded, &values, &mut coolify, &mut dns).await;
-    let Err(reason) = failure else {
-        run.to(State::Complete, None)?;
-        lock_store(ctx.store).set_spec_hash(deployment.id, &hash)?;
-        drop(held);
-        return Ok(Outcome {
-            app,
-            state: State::Complete,
-            url,
-            changed: true,
-            reason: None,
-            undone: vec![],
-            left: vec![],
-        });
-    };
-    let reason = reporter.redact(&reason);
-    run.event("failure", &reason);
-    if ctx.options.no_rollback {
-        run.to(
-            State::Failed,
-            Some(&format!("{reason} (rollback disabled)")),
-        )?;
-        let left = touched(&run)?
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {} ({})",
-                    r.kind,
-                    r.name,
-                    r.external_id.clone().unwrap_or_default()
-                )
-            })
-            .collect();
-        return Ok(Outcome {
-            app,
-            state: State::Failed,
-            url,
-            changed: true,
-            reason: Some(reason),
-            undone: vec![],
-            left,
-        });
+    let mut result = outcome(State::Complete, true, Some(&run_id));
+    let failure = async {
+        recover(&run, &wanted, &mut coolify, &mut dns).await?;
+        provision_deploy_verify(&mut run, loaded, &values, &mut coolify, &mut dns).await
     }
-    run.to(State::RollingBack, Some(&reason))?;
-    let (undone, left, problems) = rollback(&run, spec, &values, &mut coolify, &mut dns).await?;
-    let state = if problems.is_empty() {
-        State::RolledBack
-    } else {
-        State::Failed
+    .await;
+    match failure {
+        Ok(()) => {
+            result.warnings = remove_replaced(&run, &wanted, &mut coolify, &mut dns).await?;
+            run.to(State::Complete, None)?;
+            lock_store(ctx.store).set_spec_hash(deployment.id, &hash)?;
+        }
+        Err(reason) => {
+            let reason = reporter.redact(&reason);
+            run.event("failure", &reason);
+            result.reason = Some(reason.clone());
+            if ctx.options.no_rollback {
+                result.state = State::Failed;
+                result.reason = Some(format!("{reason} (rollback disabled)"));
+                run.to(State::Failed, result.reason.as_deref())?;
+                result.left = touched(&run)?
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {} ({})",
+                            r.kind,
+                            r.name,
+                            r.external_id.clone().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+            } else {
+                run.to(State::RollingBack, Some(&reason))?;
+                let (undone, left, problems) =
+                    rollback(&run, spec, &values, &mut coolify, &mut dns).await?;
+                result.undone = undone;
+                result.left = left;
+                if problems.is_empty() {
+                    result.state = State::RolledBack;
+                } else {
+                    result.state = State::Failed;
+                    result.reason = Some(format!(
+                        "{reason}; rollback incomplete: {}",
+                        problems.join("; ")
+                    ));
+                }
+                run.to(result.state, result.reason.as_deref())?;
+            }
+        }
+    }
+    drop(held);
+    result
+        .warnings
+        .extend(notify(ctx, &result, origin, &endpoints).await);
+    Ok(result)
+}
+
+/// Reads every live resource; what is gone or unreadable is drift.
+async fn refresh(
+    ctx: &Context<'_>,
+    app: &str,
+    rows: &[ResourceRow],
+    coolify: &mut ProviderInstance,
+    dns: &mut ProviderInstance,
+) -> Vec<String> {
+    let mut drift = Vec::new();
+    if ctx.options.no_refresh {
+        return drift;
+    }
+    for row in rows.iter().filter(|r| is_live(r)) {
+        let id = row.external_id.clone().unwrap_or_default();
+        let instance = instance_for(&row.provider, coolify, dns);
+        match retried(ctx.reporter, app, "refresh", async || {
+            instance.read(&row.kind, &id).await
+        })
+        .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => drift.push(format!("{} {} is gone", row.kind, row.name)),
+            Err(e) => drift.push(format!("{} {} cannot be read: {e}", row.kind, row.name)),
+        }
+    }
+    drift
+}
+
+/// Resolves the intents a killed run left pending for resources the spec no longer
+/// wants: looked up by name and owner tag, adopted if found (so that this run removes
+/// them), forgotten if not. Pending intents for wanted resources are resolved by
+/// [`Run::ensure`] in the same way.
+async fn recover(
+    run: &Run<'_, '_>,
+    wanted: &[(&str, String, String)],
+    coolify: &mut ProviderInstance,
+    dns: &mut ProviderInstance,
+) -> Result<(), String> {
+    let pending: Vec<ResourceRow> = lock_store(run.ctx.store)
+        .resources(run.deployment)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|r| r.status == "pending" && !is_wanted(r, wanted))
+        .collect();
+    for row in pending {
+        let instance = instance_for(&row.provider, coolify, dns);
+        let what = format!("{} {}", row.kind, row.name);
+        let found = retried(run.ctx.reporter, &run.app, &what, async || {
+            instance.lookup(&row.kind, &row.name, &row.owner).await
+        })
+        .await
+        .map_err(|e| format!("recovering {what}: {e}"))?;
+        let store = lock_store(run.ctx.store);
+        match found {
+            Some(resource) if resource.owner.as_deref() == Some(row.owner.as_str()) => {
+                store
+                    .record(
+                        row.id,
+                        &run.run_id,
+                        "adopted",
+                        Some(&resource.id),
+                        Some(&resource.outputs),
+                    )
+                    .map_err(|e| e.to_string())?;
+                drop(store);
+                run.event(
+                    "recover",
+                    &format!(
+                        "adopted {what} ({}), left by an interrupted run",
+                        resource.id
+                    ),
+                );
+            }
+            _ => {
+                store
+                    .record(row.id, &run.run_id, "deleted", None, None)
+                    .map_err(|e| e.to_string())?;
+                drop(store);
+                run.event(
+                    "recover",
+                    &format!("{what} was never created by the interrupted run"),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After a successful run: deletes what Fabrik owns for this app that the spec no longer
+/// names (the record of a previous domain, a resource of another kind). A deletion that
+/// fails is a warning; the row stays, so the next apply tries again.
+async fn remove_replaced(
+    run: &Run<'_, '_>,
+    wanted: &[(&str, String, String)],
+    coolify: &mut ProviderInstance,
+    dns: &mut ProviderInstance,
+) -> Result<Vec<String>, StoreError> {
+    let mut warnings = Vec::new();
+    let stale: Vec<ResourceRow> = lock_store(run.ctx.store)
+        .resources(run.deployment)?
+        .into_iter()
+        .filter(|r| is_live(r) && !is_wanted(r, wanted))
+        .collect();
+    for row in stale.into_iter().rev() {
+        let id = row.external_id.clone().unwrap_or_default();
+        let label = format!("{} {} ({id})", row.kind, row.name);
+        let instance = instance_for(&row.provider, coolify, dns);
+        let deleted = retried(run.ctx.reporter, &run.app, &label, async || {
+            instance.delete(&row.kind, &id, &row.owner, false).await
+        })
+        .await;
+        match deleted {
+            Ok(()) | Err(ProviderError::NotFound(_)) => {
+                lock_store(run.ctx.store).record(row.id, &run.run_id, "deleted", None, None)?;
+                run.event(
+                    "resource",
+                    &format!("deleted {label}: no longer in the spec"),
+                );
+            }
+            Err(e) => {
+                let warning = format!(
+                    "could not delete {label}, which the spec no longer names: {e}; the next apply tries again"
+                );
+                run.event("warning", &warning);
+                warnings.push(warning);
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+/// Tells the webhooks how the run ended. Never changes the result: a failed delivery is
+/// a warning.
+async fn notify(
+    ctx: &Context<'_>,
+    outcome: &Outcome,
+    origin: &RunOrigin,
+    endpoints: &[Endpoint],
+) -> Vec<String> {
+    let event = match outcome.state {
+        State::Complete => NotifyEvent::Complete,
+        State::RolledBack => NotifyEvent::RolledBack,
+        _ => NotifyEvent::Failed,
     };
-    let final_reason = if problems.is_empty() {
-        reason.clone()
-    } else {
-        format!("{reason}; rollback incomplete: {}", problems.join("; "))
+    let targets: Vec<&Endpoint> = endpoints.iter().filter(|e| e.wants(event)).collect();
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let body = json!({
+        "event": event.as_str(),
+        "project": ctx.project.name,
+        "app": outcome.app,
+        "run_id": outcome.run_id,
+        "origin": origin.as_str(),
+        "restores_run": origin.restores(),
+        "state": outcome.state,
+        "url": outcome.url,
+        "spec_hash": outcome.spec_hash,
+        "reason": outcome.reason,
+        "undone": outcome.undone,
+        "left": outcome.left,
+        "warnings": outcome.warnings,
+        "at": at,
+    });
+    let body = ctx.reporter.redact(&body.to_string());
+    let deliveries = futures::future::join_all(
+        targets
+            .iter()
+            .map(|endpoint| ctx.notifier.deliver(endpoint, &body)),
+    )
+    .await;
+    let mut warnings = Vec::new();
+    for (endpoint, delivered) in targets.iter().zip(deliveries) {
+        match delivered {
+            Ok(attempts) => ctx.reporter.event(
+                &outcome.app,
+                "notify",
+                &format!(
+                    "told {} ({}, attempt {attempts})",
+                    endpoint.label,
+                    event.as_str()
+                ),
+                json!({}),
+            ),
+            Err(problem) => {
+                let warning = format!("could not tell {}: {problem}", endpoint.label);
+                ctx.reporter
+                    .event(&outcome.app, "warning", &warning, json!({}));
+                warnings.push(warning);
+            }
+        }
+    }
+    warnings
+}
+
+/// Runs one of the spec's hooks, its output as the run's events.
+async fn hook(
+    run: &Run<'_, '_>,
+    loaded: &LoadedSpec,
+    which: &str,
+    command: &str,
+) -> Result<(), String> {
+    let spec = &loaded.spec;
+    run.event("hook", &format!("running {which}: {command}"));
+    let url = spec.health_url();
+    let env = HookEnv {
+        project: &run.ctx.project.name,
+        app: &spec.name,
+        domain: &spec.domain,
+        url: &url,
+        run_id: &run.run_id,
     };
-    run.to(state, Some(&final_reason))?;
-    Ok(Outcome {
-        app,
-        state,
-        url,
-        changed: true,
-        reason: Some(final_reason),
-        undone,
-        left,
-    })
+    let timeout = Duration::from_secs(u64::from(loaded.hooks.timeout));
+    hooks::run(
+        which,
+        command,
+        &run.ctx.project.dir,
+        &env,
+        timeout,
+        |line| {
+            run.event("hook_output", &format!("{which}: {line}"));
+        },
+    )
+    .await
 }
 
 async fn provision_deploy_verify(
@@ -541,45 +834,27 @@ async fn provision_deploy_verify(
     .map_err(|e| format!("looking up Coolify server `{}`: {e}", spec.server))?
     .ok_or_else(|| format!("Coolify has no server named `{}`", spec.server))?;
     let ip = server.outputs["ip"].as_str().unwrap_or_default().to_owned();
-    let record_type = if ip.contains(':') { "AAAA" } else { "A" };
-    let dns_desired = json!({ "type": record_type, "content": ip, "ttl": 1, "proxied": false });
-
-    let kind = loaded.rendered.coolify_resource.to_string();
-    let mut env: BTreeMap<String, String> = spec.env.clone();
-    for (name, value) in values {
-        env.insert(name.clone(), value.expose_secret().to_owned());
-    }
-    env.entry("PORT".to_owned())
-        .or_insert_with(|| spec.port.to_string());
-    let mut app_desired = json!({
-        "project": spec.coolify.project,
-        "environment": spec.coolify.environment,
-        "server": spec.server,
-        "domains": [format!("https://{}", spec.domain)],
-        "env": env,
-    });
-    if kind == "application" {
-        let Some(Source::Image { image }) = &spec.source else {
-            return Err("an application needs an image source".to_owned());
-        };
-        app_desired["image"] = json!(image);
-        app_desired["port"] = json!(spec.port);
-    } else {
-        app_desired["compose"] = json!(loaded.rendered.compose);
-        app_desired["service"] = json!(loaded.rendered.service);
-    }
+    let record = desired::dns_record(loaded, &ip);
+    let plain: BTreeMap<String, String> = values
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+        .collect();
+    let app_resource = desired::coolify_resource(loaded, &plain)?;
 
     // DNS and the Coolify resource do not depend on each other.
     let run_ref: &Run<'_, '_> = run;
-    let (record, resource) = tokio::join!(
-        run_ref.ensure(dns, "dns", "dns-record", &spec.domain, &dns_desired),
-        run_ref.ensure(coolify, "coolify", &kind, &spec.name, &app_desired),
+    let (record_result, resource) = tokio::join!(
+        run_ref.ensure(dns, &record),
+        run_ref.ensure(coolify, &app_resource),
     );
-    record?;
+    record_result?;
     let resource = resource?;
 
+    if let Some(command) = &loaded.hooks.pre_deploy {
+        hook(run, loaded, "pre_deploy", command).await?;
+    }
     run.to(State::Deploying, None).map_err(|e| e.to_string())?;
-    run.wait(coolify, &kind, &resource.id).await?;
+    run.wait(coolify, &app_resource.kind, &resource.id).await?;
     run.to(State::Verifying, None).map_err(|e| e.to_string())?;
     for r in &run.ctx.options.verify.resolve {
         run.event(
@@ -605,11 +880,14 @@ async fn provision_deploy_verify(
             verified.attempts
         ),
     );
+    if let Some(command) = &loaded.hooks.post_deploy {
+        hook(run, loaded, "post_deploy", command).await?;
+    }
     Ok(())
 }
 
 /// The resources this run created or changed, newest first.
-fn touched(run: &Run<'_, '_>) -> Result<Vec<crate::store::ResourceRow>, StoreError> {
+fn touched(run: &Run<'_, '_>) -> Result<Vec<ResourceRow>, StoreError> {
     let mut rows: Vec<_> = lock_store(run.ctx.store)
         .resources(run.deployment)?
         .into_iter()
@@ -637,7 +915,7 @@ async fn rollback(
             continue;
         };
         let label = format!("{} {} ({id})", row.kind, row.name);
-        let mode = if row.provider == "dns" {
+        let mode = if row.provider == desired::DNS_ROLE {
             spec.rollback.dns
         } else {
             spec.rollback.coolify
@@ -656,7 +934,10 @@ async fn rollback(
                         let previous = with_secrets(previous, values);
                         retried(run.ctx.reporter, &run.app, "rollback", async || instance.update(&row.kind, &id, &previous).await).await.map(|_| "restored")
                     }
-                    _ => retried(run.ctx.reporter, &run.app, "rollback", async || instance.delete(&row.kind, &id, &row.owner, created).await).await.map(|()| "deleted"),
+                    _ => match retried(run.ctx.reporter, &run.app, "rollback", async || instance.delete(&row.kind, &id, &row.owner, created).await).await {
+                        Ok(()) | Err(ProviderError::NotFound(_)) => Ok("deleted"),
+                        Err(e) => Err(e),
+                    },
                 };
                 match result {
                     Ok(what) => {
@@ -672,23 +953,4 @@ async fn rollback(
         }
     }
     Ok((undone, left, problems))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stored_desired_state_never_holds_secret_values() {
-        let desired = json!({ "env": { "API_KEY": "k-123456", "LOG": "info" }, "image": "x" });
-        let stored = without_secrets(&desired, &["API_KEY".to_owned()]);
-        assert_eq!(stored["env"]["API_KEY"], "${secret:API_KEY}");
-        assert_eq!(stored["env"]["LOG"], "info");
-        assert!(!stored.to_string().contains("k-123456"));
-        let values = BTreeMap::from([(
-            "API_KEY".to_owned(),
-            secrecy::SecretString::from("k-123456".to_owned()),
-        )]);
-        assert_eq!(with_secrets(&stored, &values), desired);
-    }
 }

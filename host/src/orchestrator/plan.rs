@@ -1,9 +1,16 @@
-//! What an apply would do, step by step, before anything is called.
+//! What an apply would do, step by step, before anything is called: a fresh plan for an
+//! app the state does not know, else a diff of the spec against what the state says was
+//! deployed. Pure: the caller reads the state and the secrets.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_json::Value;
 
+use super::desired;
 use crate::spec::LoadedSpec;
 use crate::spec::model::{RollbackMode, Source};
+use crate::store::{Deployment, ResourceRow};
 
 /// What a step does to its resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,6 +48,9 @@ pub struct Step {
     /// What happens to this step's resource if a later step fails.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackMode>,
+    /// For an update: each difference from what was deployed, one per line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
 }
 
 /// The plan for one spec.
@@ -73,6 +83,7 @@ impl Plan {
                 name: spec.domain.clone(),
                 detail: format!("A record to the IP of Coolify server `{}`", spec.server),
                 rollback: Some(spec.rollback.dns),
+                changes: vec![],
             },
             Step {
                 action: Action::Create,
@@ -89,6 +100,7 @@ impl Plan {
                     spec.server
                 ),
                 rollback: Some(spec.rollback.coolify),
+                changes: vec![],
             },
             Step {
                 action: Action::Run,
@@ -96,6 +108,7 @@ impl Plan {
                 name: spec.name.clone(),
                 detail: "deploy and wait for it to finish".to_owned(),
                 rollback: None,
+                changes: vec![],
             },
             Step {
                 action: Action::Run,
@@ -106,6 +119,7 @@ impl Plan {
                     spec.healthcheck.interval, spec.healthcheck.timeout
                 ),
                 rollback: None,
+                changes: vec![],
             },
         ];
         Self {
@@ -115,8 +129,305 @@ impl Plan {
         }
     }
 
+    /// The plan for `loaded` given what the state says was deployed.
+    pub fn against(loaded: &LoadedSpec, known: &Known) -> Self {
+        let fresh = Self::fresh(loaded);
+        let Some(deployment) = &known.deployment else {
+            return fresh;
+        };
+        let live = |role: &str, kind: &str, name: &str| {
+            known.rows.iter().find(|r| {
+                r.provider == role
+                    && r.kind == kind
+                    && r.name == name
+                    && matches!(r.status.as_str(), "created" | "updated" | "adopted")
+                    && r.external_id.is_some()
+            })
+        };
+        let spec = &loaded.spec;
+        let mut steps = Vec::new();
+        let mut changed = false;
+
+        // The DNS record: its address is the server's IP, which only a provider call can
+        // tell; the same server is taken to keep its address.
+        let [dns_step, coolify_step, deploy_step, verify_step] =
+            <[Step; 4]>::try_from(fresh.steps).unwrap_or_else(first_four);
+        let coolify_kind = loaded.rendered.coolify_resource.to_string();
+        let previous_app = live(desired::COOLIFY_ROLE, &coolify_kind, &spec.name);
+        let previous_server = previous_app
+            .and_then(|r| r.desired.as_ref())
+            .and_then(|d| d["server"].as_str())
+            .map(str::to_owned);
+        match live(desired::DNS_ROLE, desired::DNS_KIND, &spec.domain) {
+            None => {
+                changed = true;
+                steps.push(dns_step);
+            }
+            Some(row) if previous_server.as_deref() == Some(spec.server.as_str()) => {
+                steps.push(unchanged(dns_step, row));
+            }
+            Some(row) => {
+                changed = true;
+                steps.push(Step {
+                    action: Action::Update,
+                    changes: vec![format!(
+                        "content: {} → the IP of Coolify server `{}`",
+                        row.desired
+                            .as_ref()
+                            .map_or("?".into(), |d| d["content"].to_string()),
+                        spec.server
+                    )],
+                    ..dns_step
+                });
+            }
+        }
+
+        // The Coolify resource: the desired state with secret markers, as the store keeps it.
+        match (
+            previous_app,
+            desired::coolify_resource(loaded, &desired::markers(&spec.secrets)),
+        ) {
+            (Some(row), Ok(wanted)) => {
+                let mut changes = diff(
+                    "",
+                    row.desired.as_ref().unwrap_or(&Value::Null),
+                    &wanted.desired,
+                );
+                changes.extend(secret_changes(&spec.secrets, known));
+                if changes.is_empty() && deployment.state != "COMPLETE" {
+                    changes.push(format!(
+                        "deployed again: the last run ended {}",
+                        deployment.state
+                    ));
+                }
+                if changes.is_empty() {
+                    steps.push(unchanged(coolify_step, row));
+                } else {
+                    changed = true;
+                    steps.push(Step {
+                        action: Action::Update,
+                        changes,
+                        ..coolify_step
+                    });
+                }
+            }
+            _ => {
+                changed = true;
+                steps.push(coolify_step);
+            }
+        }
+
+        // What the state holds that the spec no longer names, or that a killed run left.
+        let wanted = super::apply::wanted_resources(loaded);
+        for row in &known.rows {
+            let is_wanted = wanted.iter().any(|(role, kind, name)| {
+                row.provider == *role && row.kind == *kind && row.name == *name
+            });
+            if is_wanted {
+                continue;
+            }
+            let step = match row.status.as_str() {
+                "pending" => Step {
+                    action: Action::Run,
+                    kind: row.kind.clone(),
+                    name: row.name.clone(),
+                    detail: "left pending by an interrupted run: looked up by owner tag, then adopted and removed, or forgotten".to_owned(),
+                    rollback: None,
+                    changes: vec![],
+                },
+                _ if row.external_id.is_some() && row.status != "deleted" => Step {
+                    action: Action::Delete,
+                    kind: row.kind.clone(),
+                    name: row.name.clone(),
+                    detail: format!(
+                        "no longer in the spec; deleted after the new version passes its health check ({})",
+                        row.external_id.clone().unwrap_or_default()
+                    ),
+                    rollback: None,
+                    changes: vec![],
+                },
+                _ => continue,
+            };
+            changed = true;
+            steps.push(step);
+        }
+        if changed || known.rows.iter().any(|r| r.status == "pending") {
+            steps.push(deploy_step);
+            steps.push(verify_step);
+        } else {
+            steps.push(Step {
+                action: Action::NoOp,
+                detail: "nothing to deploy".to_owned(),
+                ..deploy_step
+            });
+            steps.push(Step {
+                action: Action::NoOp,
+                detail: "apply reads the live resources to confirm".to_owned(),
+                ..verify_step
+            });
+        }
+        Self {
+            app: fresh.app,
+            spec: fresh.spec,
+            steps,
+        }
+    }
+
     /// Whether applying the plan would change anything.
     pub fn has_changes(&self) -> bool {
         self.steps.iter().any(|s| s.action != Action::NoOp)
+    }
+}
+
+/// What the state knows of an app, and what can be said of its secrets offline.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub deployment: Option<Deployment>,
+    pub rows: Vec<ResourceRow>,
+    /// Fingerprints of the secrets the deployed version used (from its run's snapshot).
+    pub deployed_fingerprints: Option<BTreeMap<String, String>>,
+    /// Fingerprints of the secret values now: `None` for one that apply would generate.
+    pub current_fingerprints: BTreeMap<String, Option<String>>,
+}
+
+fn unchanged(step: Step, row: &ResourceRow) -> Step {
+    Step {
+        action: Action::NoOp,
+        detail: format!(
+            "unchanged ({})",
+            row.external_id.clone().unwrap_or_default()
+        ),
+        ..step
+    }
+}
+
+fn first_four(steps: Vec<Step>) -> [Step; 4] {
+    // `fresh` always plans these four steps; keep the first four if that ever changes.
+    let mut it = steps.into_iter();
+    let mut next = || {
+        it.next().unwrap_or(Step {
+            action: Action::Run,
+            kind: "step".to_owned(),
+            name: String::new(),
+            detail: String::new(),
+            rollback: None,
+            changes: vec![],
+        })
+    };
+    [next(), next(), next(), next()]
+}
+
+/// Secrets whose values differ from the deployed version's, by fingerprint.
+fn secret_changes(names: &[String], known: &Known) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in names {
+        let now = known.current_fingerprints.get(name).cloned().flatten();
+        let before = known
+            .deployed_fingerprints
+            .as_ref()
+            .and_then(|f| f.get(name));
+        match (now, before) {
+            (None, _) => out.push(format!("secret {name}: will be generated")),
+            (Some(_), None) if known.deployed_fingerprints.is_some() => {
+                out.push(format!("secret {name}: added"));
+            }
+            (Some(now), Some(before)) if &now != before => {
+                out.push(format!("secret {name}: value changed"));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Differences between two desired-state documents, one line each, by JSON path. Secret
+/// markers are shown as `(secret)`.
+fn diff(path: &str, before: &Value, after: &Value) -> Vec<String> {
+    let show = |v: &Value| match v.as_str() {
+        Some(s) if s.starts_with("${secret:") => "(secret)".to_owned(),
+        Some(s) if s.contains('\n') => format!("({} lines)", s.lines().count()),
+        _ => v.to_string(),
+    };
+    match (before, after) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .flat_map(|key| {
+                    let child = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    match (a.get(key), b.get(key)) {
+                        (Some(x), Some(y)) => diff(&child, x, y),
+                        (None, Some(y)) => vec![format!("{child}: added {}", show(y))],
+                        (Some(x), None) => vec![format!("{child}: removed (was {})", show(x))],
+                        (None, None) => vec![],
+                    }
+                })
+                .collect()
+        }
+        (a, b) if a == b => vec![],
+        (Value::String(a), Value::String(b)) if a.contains('\n') || b.contains('\n') => {
+            vec![format!(
+                "{path}: changed ({} → {} lines)",
+                a.lines().count(),
+                b.lines().count()
+            )]
+        }
+        (a, b) => vec![format!(
+            "{}: {} → {}",
+            if path.is_empty() { "value" } else { path },
+            show(a),
+            show(b)
+        )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_diff_names_each_changed_field_and_hides_secret_markers() {
+        let before =
+            json!({ "env": { "LOG": "info", "KEY": "${secret:KEY}", "OLD": "1" }, "image": "a:1" });
+        let after = json!({ "env": { "LOG": "debug", "KEY": "${secret:KEY}", "NEW": "2" }, "image": "a:1" });
+        assert_eq!(
+            diff("", &before, &after),
+            vec![
+                "env.LOG: \"info\" → \"debug\"".to_owned(),
+                "env.NEW: added \"2\"".to_owned(),
+                "env.OLD: removed (was \"1\")".to_owned(),
+            ]
+        );
+        assert!(diff("", &after, &after).is_empty());
+    }
+
+    #[test]
+    fn secret_changes_compare_fingerprints_only() {
+        let known = Known {
+            deployed_fingerprints: Some(BTreeMap::from([
+                ("A".to_owned(), "fa".to_owned()),
+                ("B".to_owned(), "fb".to_owned()),
+            ])),
+            current_fingerprints: BTreeMap::from([
+                ("A".to_owned(), Some("fa".to_owned())),
+                ("B".to_owned(), Some("fb2".to_owned())),
+                ("C".to_owned(), None),
+            ]),
+            ..Known::default()
+        };
+        let names = ["A", "B", "C"].map(str::to_owned);
+        assert_eq!(
+            secret_changes(&names, &known),
+            vec![
+                "secret B: value changed".to_owned(),
+                "secret C: will be generated".to_owned()
+            ]
+        );
     }
 }

@@ -1,28 +1,82 @@
-//! What an apply tells the user, as plain lines or NDJSON events, always through the
-//! redaction layer so that no known secret value is printed.
+//! What an apply tells the user, always through the redaction layer so that no known
+//! secret value is printed: on a terminal, a live spinner line per app (indicatif) under
+//! the timed event lines; otherwise plain timed lines on stderr; or NDJSON events on
+//! stdout with `--output json`. The final summary of each app goes to stdout.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::cli::OutputFormat;
+use crate::cli::{OutputFormat, ProgressMode};
 use crate::secrets::Redactor;
+
+/// Live spinner lines, one per app.
+struct Bars {
+    multi: MultiProgress,
+    apps: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn bar(&self, app: &str) -> ProgressBar {
+        let mut apps = match self.apps.lock() {
+            Ok(apps) => apps,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        apps.entry(app.to_owned())
+            .or_insert_with(|| {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                if let Ok(style) =
+                    ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} {elapsed:>4}")
+                {
+                    bar.set_style(style);
+                }
+                bar.set_prefix(app.to_owned());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            })
+            .clone()
+    }
+
+    fn finish(&self, app: &str) {
+        let bar = match self.apps.lock() {
+            Ok(mut apps) => apps.remove(app),
+            Err(poisoned) => poisoned.into_inner().remove(app),
+        };
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 /// Prints progress and results for every app of an apply.
 pub struct Reporter {
     format: OutputFormat,
     redactor: Mutex<Redactor>,
     started: Instant,
+    bars: Option<Bars>,
+    /// Per app: the current step and when it began, for step timings.
+    steps: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl Reporter {
-    pub fn new(format: OutputFormat) -> Self {
+    pub fn new(format: OutputFormat, progress: ProgressMode) -> Self {
+        let terminal = std::io::stderr().is_terminal()
+            && std::env::var("TERM").is_ok_and(|t| !t.is_empty() && t != "dumb");
+        let bars = (format == OutputFormat::Human && progress == ProgressMode::Auto && terminal)
+            .then(|| Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                apps: Mutex::new(HashMap::new()),
+            });
         Self {
             format,
             redactor: Mutex::new(Redactor::default()),
             started: Instant::now(),
+            bars,
+            steps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -40,24 +94,72 @@ impl Reporter {
             .unwrap_or_else(|_| "[redacted]".to_owned())
     }
 
+    /// For a state change: how long the previous step took.
+    fn step_timing(&self, app: &str, kind: &str, message: &str) -> Option<(String, f32)> {
+        if kind != "state" {
+            return None;
+        }
+        let mut steps = self.steps.lock().ok()?;
+        let now = Instant::now();
+        let previous = steps.insert(app.to_owned(), (message.to_owned(), now));
+        previous.map(|(step, since)| (step, now.duration_since(since).as_secs_f32()))
+    }
+
     /// One step of one app: a line on stderr, or an event on stdout.
     pub fn event(&self, app: &str, kind: &str, message: &str, data: Value) {
         let elapsed = self.started.elapsed().as_secs_f32();
+        let timing = self.step_timing(app, kind, message);
         match self.format {
             OutputFormat::Human => {
-                let line = self.redact(&format!("[{elapsed:>6.2}s] {app}: {message}"));
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
+                let took = timing
+                    .map(|(step, secs)| format!(" ({} took {secs:.2} s)", step.to_lowercase()))
+                    .unwrap_or_default();
+                let line = self.redact(&format!("[{elapsed:>6.2}s] {app}: {message}{took}"));
+                match &self.bars {
+                    Some(bars) => {
+                        let bar = bars.bar(app);
+                        bar.set_message(self.redact(message));
+                        let _ = bars.multi.println(line);
+                    }
+                    None => {
+                        let _ = writeln!(std::io::stderr().lock(), "{line}");
+                    }
+                }
             }
             OutputFormat::Json => {
-                let event = json!({ "app": app, "event": kind, "message": message, "elapsed_s": elapsed, "data": data });
+                let mut event = json!({ "app": app, "event": kind, "message": message, "elapsed_s": elapsed, "data": data });
+                if let Some((step, secs)) = timing {
+                    event["previous_step"] = json!(step);
+                    event["previous_step_s"] = json!(secs);
+                }
                 let line = self.redact(&event.to_string());
                 let _ = writeln!(std::io::stdout().lock(), "{line}");
             }
         }
     }
 
+    /// An app whose apply could not run at all.
+    pub fn failed(&self, app: &str, error: &str) {
+        if let Some(bars) = &self.bars {
+            bars.finish(app);
+        }
+        let message = self.redact(error);
+        match self.format {
+            OutputFormat::Human => {
+                let _ = writeln!(std::io::stderr().lock(), "error: {app}: {message}");
+            }
+            OutputFormat::Json => {
+                let event = json!({ "app": app, "event": "error", "message": message });
+                let _ = writeln!(std::io::stdout().lock(), "{event}");
+            }
+        }
+    }
+
     /// The final summary of one app, on stdout.
     pub fn summary(&self, outcome: &super::apply::Outcome) {
+        if let Some(bars) = &self.bars {
+            bars.finish(&outcome.app);
+        }
         match self.format {
             OutputFormat::Human => {
                 let mut text = format!("{}: {}", outcome.app, outcome.state);
@@ -77,6 +179,9 @@ impl Reporter {
                     for left in &outcome.left {
                         text.push_str(&format!("\n  left in place: {left}"));
                     }
+                }
+                for warning in &outcome.warnings {
+                    text.push_str(&format!("\n  warning: {warning}"));
                 }
                 let _ = writeln!(std::io::stdout().lock(), "{}", self.redact(&text));
             }

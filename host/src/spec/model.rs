@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Default Coolify environment; Coolify creates `production` with every project.
 pub const DEFAULT_ENVIRONMENT: &str = "production";
@@ -16,7 +16,7 @@ pub const DEFAULT_HEALTH_INTERVAL: u32 = 2;
 pub const DEFAULT_BRANCH: &str = "main";
 
 /// A deployable app, as validated from `NAME.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spec {
     /// DNS-label-safe slug; the Coolify resource name and the key of the app in the store.
     pub name: String,
@@ -40,7 +40,7 @@ pub struct Spec {
 }
 
 /// Where the app's code comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// A container image reference, such as `ghcr.io/acme/my-api:1.4`.
@@ -59,7 +59,7 @@ impl Source {
 }
 
 /// The kinds of [`Source`], as templates declare which they accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     Image,
@@ -76,7 +76,7 @@ impl fmt::Display for SourceKind {
 }
 
 /// The Coolify project and environment the app lives in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoolifyTarget {
     /// Project name; defaults to the app's name. Created if missing.
     pub project: String,
@@ -85,7 +85,7 @@ pub struct CoolifyTarget {
 }
 
 /// How Fabrik decides the deployed app is healthy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Healthcheck {
     /// Path probed over `https://<domain><path>`.
     pub path: String,
@@ -98,7 +98,7 @@ pub struct Healthcheck {
 }
 
 /// What to do with a resource of a class when an apply fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RollbackMode {
     /// Undo it automatically.
@@ -133,7 +133,7 @@ impl fmt::Display for RollbackMode {
 }
 
 /// Rollback policy per resource class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackPolicy {
     /// The Coolify application or service.
     pub coolify: RollbackMode,
@@ -154,5 +154,88 @@ impl Spec {
     /// The URL the health check probes.
     pub fn health_url(&self) -> String {
         format!("https://{}{}", self.domain, self.healthcheck.path)
+    }
+}
+
+/// Default time a `pre_deploy` or `post_deploy` command may run, in seconds.
+pub const DEFAULT_HOOK_TIMEOUT: u32 = 300;
+
+/// Who is told when a run ends. Not part of the spec hash: changing a webhook does not
+/// redeploy the app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notify {
+    pub webhooks: Vec<Webhook>,
+}
+
+/// A URL that receives a JSON event (`POST`) when a run ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    /// Where the URL comes from: written out, or the name of a variable (environment,
+    /// then `.env`) for URLs that are credentials themselves, as chat webhooks are.
+    pub target: WebhookTarget,
+    /// The events it receives; empty means all of them.
+    pub on: Vec<NotifyEvent>,
+}
+
+/// The URL of a [`Webhook`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookTarget {
+    Url(String),
+    /// The name of the variable that holds the URL; its value is treated as a secret.
+    UrlEnv(String),
+}
+
+/// How a run ended, as webhooks are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    Complete,
+    Failed,
+    RolledBack,
+}
+
+impl NotifyEvent {
+    pub const NAMES: [&'static str; 3] = ["complete", "failed", "rolled_back"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "complete" => Some(Self::Complete),
+            "failed" => Some(Self::Failed),
+            "rolled_back" => Some(Self::RolledBack),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// Commands run around the deployment (with `sh -c`, in the project directory). Not part
+/// of the spec hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    /// After DNS and the Coolify resource are provisioned, before the deployment starts
+    /// (database migrations, say). A failure fails the run, which is rolled back.
+    pub pre_deploy: Option<String>,
+    /// After the app passed its health check (smoke tests, cache purges). A failure
+    /// fails the run, which is rolled back.
+    pub post_deploy: Option<String>,
+    /// Seconds each command may run before it is stopped and counts as failed.
+    pub timeout: u32,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            pre_deploy: None,
+            post_deploy: None,
+            timeout: DEFAULT_HOOK_TIMEOUT,
+        }
     }
 }

@@ -110,7 +110,7 @@ pub struct BrokenTemplate {
 }
 
 /// The compose document a template rendered for a spec.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rendered {
     /// Normalized YAML (no comments, stable layout): what is sent to Coolify.
     pub compose: String,

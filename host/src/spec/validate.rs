@@ -10,7 +10,8 @@ use super::domain::normalize_public_domain;
 use super::locate::{SourceMap, child, item};
 use super::model::{
     CoolifyTarget, DEFAULT_BRANCH, DEFAULT_ENVIRONMENT, DEFAULT_HEALTH_INTERVAL,
-    DEFAULT_HEALTH_TIMEOUT, Healthcheck, RollbackMode, RollbackPolicy, Source,
+    DEFAULT_HEALTH_TIMEOUT, DEFAULT_HOOK_TIMEOUT, Healthcheck, Hooks, Notify, NotifyEvent,
+    RollbackMode, RollbackPolicy, Source, Webhook, WebhookTarget,
 };
 
 const TOP_LEVEL: &[&str] = &[
@@ -25,11 +26,15 @@ const TOP_LEVEL: &[&str] = &[
     "secrets",
     "healthcheck",
     "rollback",
+    "notify",
+    "hooks",
 ];
 const SOURCE_KEYS: &[&str] = &["image", "git", "branch"];
 const COOLIFY_KEYS: &[&str] = &["project", "environment"];
 const HEALTH_KEYS: &[&str] = &["path", "timeout", "interval", "expect_status"];
 const ROLLBACK_KEYS: &[&str] = &["coolify", "dns"];
+const WEBHOOK_KEYS: &[&str] = &["url", "url_env", "on"];
+const HOOK_KEYS: &[&str] = &["pre_deploy", "post_deploy", "timeout"];
 
 /// Coolify generates these per service; a spec that sets them fights Coolify.
 const RESERVED_ENV_PREFIXES: &[&str] = &["SERVICE_FQDN_", "SERVICE_URL_"];
@@ -55,6 +60,8 @@ pub struct Draft {
     pub secrets: Vec<String>,
     pub healthcheck: Healthcheck,
     pub rollback: RollbackPolicy,
+    pub notify: Notify,
+    pub hooks: Hooks,
 }
 
 impl Draft {
@@ -79,6 +86,8 @@ impl Draft {
                 expect_status: None,
             },
             rollback: RollbackPolicy::default(),
+            notify: Notify::default(),
+            hooks: Hooks::default(),
         }
     }
 
@@ -153,6 +162,8 @@ pub fn read(root: &Value, map: &SourceMap, diags: &mut Diagnostics) -> Draft {
     let secrets = r.secrets(top, &env);
     let healthcheck = r.healthcheck(top);
     let rollback = r.rollback(top);
+    let notify = r.notify(top);
+    let hooks = r.hooks(top);
 
     Draft {
         name,
@@ -169,6 +180,8 @@ pub fn read(root: &Value, map: &SourceMap, diags: &mut Diagnostics) -> Draft {
         secrets,
         healthcheck,
         rollback,
+        notify,
+        hooks,
     }
 }
 
@@ -638,6 +651,136 @@ impl Reader<'_> {
         }
         policy
     }
+}
+
+impl Reader<'_> {
+    fn notify(&mut self, top: &Mapping) -> Notify {
+        let mut notify = Notify::default();
+        let Some(value) = Self::get(top, "notify") else {
+            return notify;
+        };
+        let Value::Sequence(items) = value else {
+            self.error_with_hint(
+                "notify",
+                format!("expected a list of webhooks, found {}", describe(value)),
+                Some("write `notify: [{ url: https://hooks.example.com/deploys }]`".into()),
+            );
+            return notify;
+        };
+        for (index, value) in items.iter().enumerate() {
+            let path = item("notify", index);
+            if let Some(webhook) = self.webhook(value, &path) {
+                notify.webhooks.push(webhook);
+            }
+        }
+        notify
+    }
+
+    fn webhook(&mut self, value: &Value, path: &str) -> Option<Webhook> {
+        let mapping = self.mapping(value, path)?;
+        self.known_keys(mapping, path, WEBHOOK_KEYS);
+        let url = self.string(mapping, path, "url");
+        let url_env = self.string(mapping, path, "url_env");
+        let on = self.events(mapping, path);
+        let target = match (url, url_env) {
+            (Some(_), Some(_)) => {
+                self.error_with_hint(
+                    path,
+                    "sets both `url` and `url_env`",
+                    Some("write the URL, or name the variable that holds it".into()),
+                );
+                return None;
+            }
+            (None, None) => {
+                self.error_with_hint(
+                    path,
+                    "names no URL",
+                    Some("set `url: https://...`, or `url_env: VARIABLE` for a URL that is itself a credential".into()),
+                );
+                return None;
+            }
+            (Some(url), None) => match webhook_url_problem(&url) {
+                Some(problem) => {
+                    self.error(&child(path, "url"), format!("{url:?} {problem}"));
+                    return None;
+                }
+                None => WebhookTarget::Url(url),
+            },
+            (None, Some(name)) => {
+                if !is_env_key(&name) {
+                    self.error(
+                        &child(path, "url_env"),
+                        format!("{name:?} is not a variable name"),
+                    );
+                    return None;
+                }
+                WebhookTarget::UrlEnv(name)
+            }
+        };
+        Some(Webhook { target, on: on? })
+    }
+
+    fn events(&mut self, mapping: &Mapping, path: &str) -> Option<Vec<NotifyEvent>> {
+        let field = child(path, "on");
+        let Some(value) = Self::get(mapping, "on") else {
+            return Some(Vec::new());
+        };
+        let Value::Sequence(items) = value else {
+            self.error_with_hint(
+                &field,
+                format!("expected a list of events, found {}", describe(value)),
+                Some(format!("write `on: [{}]`", NotifyEvent::NAMES.join(", "))),
+            );
+            return None;
+        };
+        let mut events = Vec::new();
+        for (index, value) in items.iter().enumerate() {
+            match value.as_str().and_then(NotifyEvent::parse) {
+                Some(event) if !events.contains(&event) => events.push(event),
+                Some(_) => {}
+                None => {
+                    self.error_with_hint(
+                        &item(&field, index),
+                        "is not an event",
+                        Some(format!("use one of {}", NotifyEvent::NAMES.join(", "))),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(events)
+    }
+
+    fn hooks(&mut self, top: &Mapping) -> Hooks {
+        let mut hooks = Hooks::default();
+        let Some(value) = Self::get(top, "hooks") else {
+            return hooks;
+        };
+        let Some(mapping) = self.mapping(value, "hooks") else {
+            return hooks;
+        };
+        self.known_keys(mapping, "hooks", HOOK_KEYS);
+        hooks.pre_deploy = self.string(mapping, "hooks", "pre_deploy");
+        hooks.post_deploy = self.string(mapping, "hooks", "post_deploy");
+        if let Some(timeout) = self.integer(mapping, "hooks", "timeout", 1, 3600) {
+            hooks.timeout = u32::try_from(timeout).unwrap_or(DEFAULT_HOOK_TIMEOUT);
+        }
+        hooks
+    }
+}
+
+/// Why `url` cannot receive webhooks, if it cannot.
+pub fn webhook_url_problem(url: &str) -> Option<&'static str> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Some("is not a URL");
+    };
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Some("must be an `https://` (or `http://`) URL");
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Some("has no host");
+    }
+    None
 }
 
 /// `did you mean `x`?` for the candidate closest to a misspelt `word`, if one is close.

@@ -60,6 +60,14 @@ BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 ",
+    // 2: what each run deployed, so that `fabrik rollback` can deploy it again, and why the
+    // run was started. The snapshot holds the validated spec, the rendered compose document
+    // and keyed secret fingerprints: never a secret value.
+    r"
+ALTER TABLE runs ADD COLUMN origin TEXT NOT NULL DEFAULT 'apply' CHECK (origin IN ('apply', 'rollback'));
+ALTER TABLE runs ADD COLUMN restores_run TEXT REFERENCES runs (id);
+ALTER TABLE runs ADD COLUMN snapshot TEXT;
+",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,133 @@
+//! The desired state of an app's resources, as the providers receive it: a DNS record and
+//! a Coolify application or service. Built in one place so that `apply` and `plan` agree.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::spec::LoadedSpec;
+use crate::spec::model::Source;
+
+/// Provider role, kind and name of the app's DNS record.
+pub const DNS_ROLE: &str = "dns";
+pub const DNS_KIND: &str = "dns-record";
+/// Provider role of the app's Coolify resource (its kind comes from the template).
+pub const COOLIFY_ROLE: &str = "coolify";
+
+/// One resource as the app wants it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredResource {
+    pub role: &'static str,
+    pub kind: String,
+    pub name: String,
+    pub desired: Value,
+}
+
+/// The DNS record pointing the app's domain at `ip`.
+pub fn dns_record(loaded: &LoadedSpec, ip: &str) -> DesiredResource {
+    let record_type = if ip.contains(':') { "AAAA" } else { "A" };
+    DesiredResource {
+        role: DNS_ROLE,
+        kind: DNS_KIND.to_owned(),
+        name: loaded.spec.domain.clone(),
+        desired: json!({ "type": record_type, "content": ip, "ttl": 1, "proxied": false }),
+    }
+}
+
+/// The Coolify resource, with `secrets` as the values of the spec's secret variables
+/// (real values for a provider, markers for the store and plans).
+pub fn coolify_resource(
+    loaded: &LoadedSpec,
+    secrets: &BTreeMap<String, String>,
+) -> Result<DesiredResource, String> {
+    let spec = &loaded.spec;
+    let kind = loaded.rendered.coolify_resource.to_string();
+    let mut env = spec.env.clone();
+    for (name, value) in secrets {
+        env.insert(name.clone(), value.clone());
+    }
+    env.entry("PORT".to_owned())
+        .or_insert_with(|| spec.port.to_string());
+    let mut desired = json!({
+        "project": spec.coolify.project,
+        "environment": spec.coolify.environment,
+        "server": spec.server,
+        "domains": [format!("https://{}", spec.domain)],
+        "env": env,
+    });
+    if kind == "application" {
+        let Some(Source::Image { image }) = &spec.source else {
+            return Err("an application needs an image source".to_owned());
+        };
+        desired["image"] = json!(image);
+        desired["port"] = json!(spec.port);
+    } else {
+        desired["compose"] = json!(loaded.rendered.compose);
+        desired["service"] = json!(loaded.rendered.service);
+    }
+    Ok(DesiredResource {
+        role: COOLIFY_ROLE,
+        kind,
+        name: spec.name.clone(),
+        desired,
+    })
+}
+
+/// The marker the store keeps in place of a secret's value.
+pub fn secret_marker(name: &str) -> String {
+    format!("${{secret:{name}}}")
+}
+
+/// Each secret name mapped to its marker.
+pub fn markers(names: &[String]) -> BTreeMap<String, String> {
+    names
+        .iter()
+        .map(|n| (n.clone(), secret_marker(n)))
+        .collect()
+}
+
+/// The desired state with each secret value replaced by its marker: what the store keeps.
+pub fn without_secrets(desired: &Value, secrets: &[String]) -> Value {
+    let mut stored = desired.clone();
+    if let Some(env) = stored.get_mut("env").and_then(Value::as_object_mut) {
+        for name in secrets {
+            if env.contains_key(name) {
+                env.insert(name.clone(), json!(secret_marker(name)));
+            }
+        }
+    }
+    stored
+}
+
+/// The stored desired state with the secret markers replaced by the current values.
+pub fn with_secrets(stored: &Value, values: &BTreeMap<String, secrecy::SecretString>) -> Value {
+    use secrecy::ExposeSecret;
+    let mut desired = stored.clone();
+    if let Some(env) = desired.get_mut("env").and_then(Value::as_object_mut) {
+        for (name, value) in values {
+            if env.get(name).and_then(Value::as_str) == Some(secret_marker(name).as_str()) {
+                env.insert(name.clone(), json!(value.expose_secret()));
+            }
+        }
+    }
+    desired
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_desired_state_never_holds_secret_values() {
+        let desired = json!({ "env": { "API_KEY": "k-123456", "LOG": "info" }, "image": "x" });
+        let stored = without_secrets(&desired, &["API_KEY".to_owned()]);
+        assert_eq!(stored["env"]["API_KEY"], "${secret:API_KEY}");
+        assert_eq!(stored["env"]["LOG"], "info");
+        assert!(!stored.to_string().contains("k-123456"));
+        let values = BTreeMap::from([(
+            "API_KEY".to_owned(),
+            secrecy::SecretString::from("k-123456".to_owned()),
+        )]);
+        assert_eq!(with_secrets(&stored, &values), desired);
+    }
+}

@@ -1,0 +1,185 @@
+//! `pre_deploy` and `post_deploy` commands: run with `sh -c` in the project directory,
+//! their output streamed (through the redactor) as the run's events, stopped with their
+//! whole process group when they run out of time.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// What a hook is told about the run, as `FABRIK_*` environment variables.
+#[derive(Debug, Clone)]
+pub struct HookEnv<'a> {
+    pub project: &'a str,
+    pub app: &'a str,
+    pub domain: &'a str,
+    pub url: &'a str,
+    pub run_id: &'a str,
+}
+
+/// How many of the last output lines a failure quotes.
+const TAIL: usize = 5;
+
+/// Runs `command`, calling `line` for each line it prints. Fails with the exit status (or
+/// the timeout) and the last lines of output.
+pub async fn run(
+    which: &str,
+    command: &str,
+    dir: &Path,
+    env: &HookEnv<'_>,
+    timeout: Duration,
+    mut line: impl FnMut(&str),
+) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .env("FABRIK_HOOK", which)
+        .env("FABRIK_PROJECT", env.project)
+        .env("FABRIK_APP", env.app)
+        .env("FABRIK_DOMAIN", env.domain)
+        .env("FABRIK_URL", env.url)
+        .env("FABRIK_RUN_ID", env.run_id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so that a timeout stops what it started too.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("{which} hook: cannot run `sh`: {e}"))?;
+    let pid = child.id();
+    let mut stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
+    let mut stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
+    let mut tail: Vec<String> = Vec::new();
+    let mut keep = |text: String, line: &mut dyn FnMut(&str)| {
+        line(&text);
+        if tail.len() == TAIL {
+            tail.remove(0);
+        }
+        tail.push(text);
+    };
+    let finished = tokio::time::timeout(timeout, async {
+        loop {
+            tokio::select! {
+                next = async { stdout.as_mut()?.next_line().await.ok().flatten() }, if stdout.is_some() => match next {
+                    Some(text) => keep(text, &mut line),
+                    None => stdout = None,
+                },
+                next = async { stderr.as_mut()?.next_line().await.ok().flatten() }, if stderr.is_some() => match next {
+                    Some(text) => keep(text, &mut line),
+                    None => stderr = None,
+                },
+                else => break,
+            }
+        }
+        child.wait().await
+    })
+    .await;
+    let quoted = if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; last output: {}", tail.join(" | "))
+    };
+    match finished {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(format!(
+            "{which} hook `{command}` failed ({status}){quoted}"
+        )),
+        Ok(Err(e)) => Err(format!("{which} hook `{command}`: {e}")),
+        Err(_) => {
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                kill_group(pid);
+            }
+            Err(format!(
+                "{which} hook `{command}` did not finish within {} s and was stopped{quoted}",
+                timeout.as_secs()
+            ))
+        }
+    }
+}
+
+fn kill_group(pid: i32) {
+    #[expect(
+        unsafe_code,
+        reason = "kill(2) on a process group this process created; no memory is involved"
+    )]
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> HookEnv<'static> {
+        HookEnv {
+            project: "acme",
+            app: "api",
+            domain: "api.example.com",
+            url: "https://api.example.com/health",
+            run_id: "r1",
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hook_sees_the_run_and_its_output_is_streamed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lines = Vec::new();
+        run(
+            "pre_deploy",
+            "echo \"$FABRIK_HOOK $FABRIK_APP $FABRIK_URL\"; echo err >&2; pwd",
+            dir.path(),
+            &env(),
+            Duration::from_secs(10),
+            |l| lines.push(l.to_owned()),
+        )
+        .await
+        .expect("succeeds");
+        assert!(lines.contains(&"pre_deploy api https://api.example.com/health".to_owned()));
+        assert!(lines.contains(&"err".to_owned()));
+        let cwd = std::fs::canonicalize(dir.path()).expect("canonical");
+        assert!(lines.iter().any(|l| Path::new(l) == cwd), "{lines:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_hook_reports_its_status_and_last_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let error = run(
+            "post_deploy",
+            "echo one; echo two; exit 3",
+            dir.path(),
+            &env(),
+            Duration::from_secs(10),
+            |_| {},
+        )
+        .await
+        .expect_err("fails");
+        assert!(error.contains("exit status: 3"), "{error}");
+        assert!(error.contains("one | two"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_hook_out_of_time_is_stopped_with_what_it_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("survived");
+        let command = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+        let started = std::time::Instant::now();
+        let error = run(
+            "pre_deploy",
+            &command,
+            dir.path(),
+            &env(),
+            Duration::from_millis(300),
+            |_| {},
+        )
+        .await
+        .expect_err("times out");
+        assert!(error.contains("did not finish within"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!marker.exists(), "the background child was stopped too");
+    }
+}
