@@ -318,20 +318,19 @@ impl World {
     }
 }
 
-/// A run killed with SIGKILL while it waits on `operation` is recovered by the next apply:
-/// no duplicate, nothing untracked, the stale lock taken over.
-async fn killed_while(operation: &str) {
-    let world = World::start().await;
-    let spec = world.spec("app.yaml", |t| t);
+/// Starts `fabrik apply SPEC` and kills it (SIGKILL) while it waits on `operation`,
+/// which hangs until then.
+async fn kill_during(world: &World, spec: &Path, operation: &str) {
     let faults = if operation.starts_with("coolify.") {
         &world.sandbox.coolify.faults
     } else {
         &world.sandbox.cloudflare.faults
     };
+    let before = world.calls_of(operation);
     faults.always(operation, fabrik_sim::faults::Fault::Hang);
-    let mut child = world.command(&spec).spawn().expect("fabrik starts");
+    let mut child = world.command(spec).spawn().expect("fabrik starts");
     let started = std::time::Instant::now();
-    while world.calls_of(operation) == 0 {
+    while world.calls_of(operation) == before {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(20),
             "{operation} was never called"
@@ -341,32 +340,37 @@ async fn killed_while(operation: &str) {
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     faults.clear();
+}
 
-    let output = world.apply(&spec, &[]).await;
+/// The next apply of `spec` completes, takes over the dead run's lock, and leaves exactly
+/// one record and one service, both owned by `app` and tracked in the state.
+async fn assert_recovered(world: &World, spec: &Path, app: &str, after: &str) {
+    let output = world.apply(spec, &[]).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(
         output.status.code(),
         Some(0),
-        "after a kill in {operation}:\n{stdout}\n{stderr}"
+        "after a kill {after}:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("test-api: COMPLETE"), "{stdout}");
+    assert!(stdout.contains(&format!("{app}: COMPLETE")), "{stdout}");
     assert!(stderr.contains("took over a stale lock"), "{stderr}");
+    let records = world.sandbox.cloudflare.records();
     assert_eq!(
-        world.sandbox.cloudflare.records().len(),
+        records.len(),
         1,
-        "after a kill in {operation}: no duplicate record"
+        "after a kill {after}: no duplicate record"
     );
     let live = world.sandbox.coolify.resources();
     assert_eq!(
         live.len(),
         1,
-        "after a kill in {operation}: no duplicate service: {live:?}"
+        "after a kill {after}: no duplicate service: {live:?}"
     );
-    assert_eq!(live[0].3, "fabrik:acme/test-api");
+    assert_eq!(live[0].3, format!("fabrik:acme/{app}"));
     // Everything live is tracked in the state.
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"))
         .current_dir(world.dir.path())
-        .args(["status", "test-api"])
+        .args(["status", app])
         .output()
         .expect("status");
     let listed = String::from_utf8_lossy(&status.stdout);
@@ -374,14 +378,79 @@ async fn killed_while(operation: &str) {
         listed.contains(&live[0].1),
         "the service is tracked: {listed}"
     );
-    let record_id = world.sandbox.cloudflare.records()[0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let record_id = records[0]["id"].as_str().expect("id").to_owned();
     assert!(
         listed.contains(&record_id),
         "the record is tracked: {listed}"
     );
+}
+
+/// A first apply killed while it waits on `operation` is recovered by the next apply.
+async fn killed_while(operation: &str) {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    kill_during(&world, &spec, operation).await;
+    assert_recovered(&world, &spec, "test-api", &format!("in {operation}")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_triggering_the_deployment_is_recovered() {
+    killed_while("coolify.deploy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_updating_in_place_is_recovered() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    assert_eq!(world.apply(&spec, &[]).await.status.code(), Some(0));
+    let changed = world.spec("app.yaml", |t| {
+        t.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
+    });
+    kill_during(&world, &changed, "coolify.bulk_envs").await;
+    assert_recovered(&world, &changed, "test-api", "while updating").await;
+    let (_, uuid, _, _) = world.sandbox.coolify.resources()[0].clone();
+    let env = world.sandbox.coolify.env_of(&uuid);
+    assert!(
+        env.iter().any(|(k, v)| k == "LOG_LEVEL" && v == "debug"),
+        "{env:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_rolling_back_is_recovered() {
+    let world = World::start().await;
+    world
+        .sandbox
+        .app
+        .set("bad.example.com", Behaviour::Fail(500));
+    let spec = world.spec("bad.yaml", |t| {
+        t.replace("name: test-api", "name: bad-api")
+            .replace("domain: api.example.com", "domain: bad.example.com")
+            .replace("timeout: 30", "timeout: 2")
+    });
+    kill_during(&world, &spec, "coolify.delete_service").await;
+    world.sandbox.app.set("bad.example.com", Behaviour::Healthy);
+    assert_recovered(&world, &spec, "bad-api", "while rolling back").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_in_the_pre_deploy_hook_is_recovered() {
+    let world = World::start().await;
+    // The hook hangs the first time only.
+    let hooks = "hooks:\n  pre_deploy: if [ ! -f started ]; then touch started; sleep 30; fi\n";
+    let spec = world.spec("app.yaml", |t| format!("{t}{hooks}"));
+    let mut child = world.command(&spec).spawn().expect("fabrik starts");
+    let started = std::time::Instant::now();
+    while !world.dir.path().join("started").exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the hook never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert_recovered(&world, &spec, "test-api", "in the pre_deploy hook").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,6 +496,17 @@ async fn sigkill_while_verifying_is_recovered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
     let world = World::start().await;
+    // A deployment that takes seconds, so that every apply starts while the first holds
+    // the lock.
+    world
+        .sandbox
+        .coolify
+        .set_timing(fabrik_sim::coolify::Timing {
+            queued: std::time::Duration::from_millis(500),
+            building: std::time::Duration::from_secs(3),
+            service_start: std::time::Duration::from_secs(3),
+            delete_delay: std::time::Duration::from_millis(100),
+        });
     let spec = world.spec("app.yaml", |t| t);
     let children: Vec<_> = (0..10)
         .map(|_| world.command(&spec).spawn().expect("fabrik starts"))
@@ -445,18 +525,19 @@ async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
         let (stdout, stderr) = text(output);
         if stdout.contains("test-api: COMPLETE") && !stdout.contains("(no changes)") {
             deployed += 1;
-        } else if stderr.contains("is being applied by another fabrik (pid ") {
-            assert_eq!(output.status.code(), Some(1));
-            refused += 1;
         } else {
             assert!(
-                stdout.contains("(no changes)"),
-                "neither deployed, refused nor a no-op:\n{stdout}\n{stderr}"
+                stderr.contains("is being applied by another fabrik (pid ")
+                    && stderr.contains(" on ")
+                    && stderr.contains("run "),
+                "neither deployed nor refused with the holder named:\n{stdout}\n{stderr}"
             );
+            assert_eq!(output.status.code(), Some(1));
+            refused += 1;
         }
     }
     assert_eq!(deployed, 1, "exactly one apply deploys");
-    assert!(refused >= 1, "the others report the holder");
+    assert_eq!(refused, 9, "the others report the holder");
     assert_eq!(world.sandbox.cloudflare.records().len(), 1);
     assert_eq!(world.sandbox.coolify.resources().len(), 1);
 }

@@ -348,7 +348,7 @@ async fn webhooks_hear_how_runs_end_and_never_change_the_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_run_around_the_deployment_and_a_failing_one_rolls_back() {
     let world = World::start().await;
-    let hooks = "hooks:\n  pre_deploy: echo \"$FABRIK_HOOK $FABRIK_APP $FABRIK_URL\" > pre.txt\n  post_deploy: test -f pre.txt && echo smoke-ok\n";
+    let hooks = "hooks:\n  pre_deploy: echo \"$FABRIK_HOOK $FABRIK_APP $FABRIK_URL\" > pre.txt\n  post_deploy: test -f pre.txt && echo smoke-ok && echo \"db=$DATABASE_URL\"\n";
     let spec = world.spec("app.yaml", |t| format!("{t}{hooks}"));
     let output = world.apply(&spec, &[]).await;
     let (stdout, stderr) = text(&output);
@@ -360,6 +360,9 @@ async fn hooks_run_around_the_deployment_and_a_failing_one_rolls_back() {
         "pre_deploy test-api https://api.example.com/health"
     );
     assert!(stderr.contains("post_deploy: smoke-ok"), "{stderr}");
+    // A hook that prints a secret (it inherits the environment) has it redacted.
+    assert!(stderr.contains("post_deploy: db=[redacted]"), "{stderr}");
+    assert!(!stderr.contains(DATABASE_URL) && !stdout.contains(DATABASE_URL));
 
     // A new version whose smoke test fails: the run is rolled back and the service's
     // previous variables are restored.

@@ -542,7 +542,8 @@ pub fn destroy(
             };
             let id = row.external_id.clone().unwrap_or_default();
             match instance.delete(&row.kind, &id, &row.owner, false).await {
-                Ok(()) => {
+                // Already gone (deleted by hand, or by a destroy that was interrupted).
+                Ok(()) | Err(crate::plugins::types::ProviderError::NotFound(_)) => {
                     store.record(row.id, "", "deleted", None, None).ok();
                     eprintln!("deleted {} {} ({id})", row.kind, row.name);
                 }

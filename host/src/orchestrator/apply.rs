@@ -588,7 +588,8 @@ pub async fn apply(
     Ok(result)
 }
 
-/// Reads every live resource; what is gone or unreadable is drift.
+/// Reads every live resource, each provider's alongside the other's; what is gone or
+/// unreadable is drift.
 async fn refresh(
     ctx: &Context<'_>,
     app: &str,
@@ -596,23 +597,30 @@ async fn refresh(
     coolify: &mut ProviderInstance,
     dns: &mut ProviderInstance,
 ) -> Vec<String> {
-    let mut drift = Vec::new();
     if ctx.options.no_refresh {
-        return drift;
+        return Vec::new();
     }
-    for row in rows.iter().filter(|r| is_live(r)) {
-        let id = row.external_id.clone().unwrap_or_default();
-        let instance = instance_for(&row.provider, coolify, dns);
-        match retried(ctx.reporter, app, "refresh", async || {
-            instance.read(&row.kind, &id).await
-        })
-        .await
-        {
-            Ok(Some(_)) => {}
-            Ok(None) => drift.push(format!("{} {} is gone", row.kind, row.name)),
-            Err(e) => drift.push(format!("{} {} cannot be read: {e}", row.kind, row.name)),
+    let read_all = async |instance: &mut ProviderInstance, role: &str| {
+        let mut drift = Vec::new();
+        for row in rows.iter().filter(|r| is_live(r) && r.provider == role) {
+            let id = row.external_id.clone().unwrap_or_default();
+            match retried(ctx.reporter, app, "refresh", async || {
+                instance.read(&row.kind, &id).await
+            })
+            .await
+            {
+                Ok(Some(_)) => {}
+                Ok(None) => drift.push(format!("{} {} is gone", row.kind, row.name)),
+                Err(e) => drift.push(format!("{} {} cannot be read: {e}", row.kind, row.name)),
+            }
         }
-    }
+        drift
+    };
+    let (mut drift, dns_drift) = tokio::join!(
+        read_all(coolify, desired::COOLIFY_ROLE),
+        read_all(dns, desired::DNS_ROLE)
+    );
+    drift.extend(dns_drift);
     drift
 }
 

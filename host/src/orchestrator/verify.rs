@@ -193,6 +193,10 @@ pub async fn verify(spec: &Spec, options: &VerifyOptions) -> Result<Verified, Ve
     let client = builder
         .build()
         .map_err(|e| fail(0, format!("cannot build the HTTPS client: {e}")))?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis(),
+        "health-check client ready"
+    );
     let interval = Duration::from_secs(u64::from(spec.healthcheck.interval.max(1)));
     let mut delay = Duration::from_millis(200).min(interval);
     let mut attempts = 0;
@@ -207,6 +211,11 @@ pub async fn verify(spec: &Spec, options: &VerifyOptions) -> Result<Verified, Ve
         {
             Ok(response) => {
                 let status = response.status().as_u16();
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis(),
+                    status,
+                    "health-check answer"
+                );
                 let ok = match spec.healthcheck.expect_status {
                     Some(expected) => status == expected,
                     None => (200..300).contains(&status),

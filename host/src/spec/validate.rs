@@ -739,9 +739,12 @@ impl Reader<'_> {
                 Some(event) if !events.contains(&event) => events.push(event),
                 Some(_) => {}
                 None => {
+                    let shown = value
+                        .as_str()
+                        .map_or_else(|| describe(value).to_owned(), |v| format!("{v:?}"));
                     self.error_with_hint(
                         &item(&field, index),
-                        "is not an event",
+                        format!("{shown} is not an event"),
                         Some(format!("use one of {}", NotifyEvent::NAMES.join(", "))),
                     );
                     return None;

@@ -141,7 +141,11 @@ impl App {
         listener.set_nonblocking(true)?;
         let bound = listener.local_addr()?;
         let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
-        let server = axum_server::from_tcp_rustls(listener, tls);
+        // A TLS handshake is several small writes: without TCP_NODELAY, Nagle's algorithm
+        // and the client's delayed ACK stall each new connection ~40 ms, which real
+        // proxies (Coolify's Traefik or Caddy) do not.
+        let server = axum_server::from_tcp_rustls(listener, tls)
+            .map(|acceptor| acceptor.acceptor(axum_server::accept::NoDelayAcceptor::new()));
         let router = self.router();
         tokio::spawn(async move { server.serve(router.into_make_service()).await });
         Ok(bound)
