@@ -298,20 +298,32 @@ impl Store {
         let next = from.transition(to)?;
         let at = now();
         let finished = next.is_terminal().then_some(at.clone());
-        self.conn.execute(
+        // One transaction: the run, the deployment, the restore points and the journal
+        // agree even if the process dies here.
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
             "UPDATE runs SET state = ?1, finished_at = COALESCE(?2, finished_at), reason = COALESCE(?3, reason) WHERE id = ?4",
             params![next.as_str(), finished, reason, run_id],
         )?;
-        self.conn.execute(
+        tx.execute(
             "UPDATE deployments SET state = ?1, updated_at = ?2 WHERE id = ?3",
             params![next.as_str(), at, deployment],
         )?;
+        if next == State::Complete {
+            // What a completed run deployed is what a later failed run restores.
+            tx.execute(
+                "UPDATE resources SET previous_desired = desired
+                 WHERE deployment_id = ?1 AND status IN ('created', 'updated', 'adopted')",
+                params![deployment],
+            )?;
+        }
         self.append_event(
             Some(deployment),
             Some(run_id),
             "transition",
             &serde_json::json!({ "from": from.as_str(), "to": next.as_str(), "reason": reason }),
         )?;
+        tx.commit()?;
         Ok(next)
     }
 
@@ -340,7 +352,9 @@ impl Store {
     }
 
     /// Writes the intent to create or change a resource before the provider is called:
-    /// the row is `pending` until [`Store::record`] writes the outcome.
+    /// a new row is `pending` until [`Store::record`] writes the outcome. An existing
+    /// row keeps its `previous_desired`, the desired state of the last completed run
+    /// (set by [`Store::transition`] to `COMPLETE`), which rollback restores.
     pub fn intend(
         &self,
         deployment: i64,
@@ -359,7 +373,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)
              ON CONFLICT (deployment_id, provider, kind, name) DO UPDATE SET
                  status = CASE WHEN resources.status = 'deleted' THEN 'pending' ELSE resources.status END,
-                 previous_desired = CASE WHEN resources.status = 'deleted' THEN NULL ELSE resources.desired END,
+                 previous_desired = CASE WHEN resources.status = 'deleted' THEN NULL ELSE resources.previous_desired END,
                  desired = excluded.desired,
                  updated_at = excluded.updated_at",
             params![deployment, provider, kind, name, owner, desired.to_string(), now()],
@@ -641,6 +655,18 @@ mod tests {
                 Some(&json!({ "zone_id": "zone" })),
             )
             .expect("record");
+        let mut state = State::Pending;
+        for next in [
+            State::Validating,
+            State::Provisioning,
+            State::Deploying,
+            State::Verifying,
+            State::Complete,
+        ] {
+            state = store
+                .transition(d, "r1", state, next, None)
+                .expect("allowed");
+        }
         start(&store, d, "r2", "h2");
         let again = store
             .intend(
@@ -659,7 +685,25 @@ mod tests {
         let row = &store.resources(d).expect("rows")[0];
         assert_eq!(row.status, "created");
         assert_eq!(row.previous_desired, Some(json!({ "content": "1.2.3.4" })));
-        assert_eq!(row.desired, Some(json!({ "content": "5.6.7.8" })));
+        // A run killed after its intent does not move the restore point: a third intent
+        // still restores what the completed run deployed.
+        start(&store, d, "r3", "h3");
+        store
+            .intend(
+                d,
+                "r3",
+                crate::store::ResourceKey {
+                    provider: "dns",
+                    kind: "dns-record",
+                    name: "api.example.com",
+                },
+                "fabrik:p/api",
+                &json!({ "content": "9.9.9.9" }),
+            )
+            .expect("intent");
+        let row = &store.resources(d).expect("rows")[0];
+        assert_eq!(row.previous_desired, Some(json!({ "content": "1.2.3.4" })));
+        assert_eq!(row.desired, Some(json!({ "content": "9.9.9.9" })));
         assert_eq!(row.created_by_run.as_deref(), Some("r1"));
         let export = store.export().expect("export");
         assert_eq!(export["resources"][0]["external_id"], "zone/rec");

@@ -273,6 +273,43 @@ async fn a_failed_verification_rolls_back_what_the_run_created() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_the_state_does_not_know_is_never_deleted_by_a_rollback() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    assert_eq!(world.apply(&spec, &[]).await.status.code(), Some(0));
+    // The state is lost; the app in Coolify carries our owner tag.
+    for file in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(world.dir.path().join(".fabrik").join(file));
+    }
+    world
+        .sandbox
+        .app
+        .set("api.example.com", Behaviour::Fail(500));
+    let failing = world.spec("app.yaml", |t| {
+        t.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
+            .replace("timeout: 30", "timeout: 2")
+            .replace("dns: manual", "dns: auto")
+    });
+    let output = world.apply(&failing, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("by its owner tag, not in the state"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("it existed before this run and no earlier settings are known; left as is"),
+        "{stdout}"
+    );
+    assert!(
+        world.sandbox.coolify.deletions().is_empty(),
+        "nothing deleted"
+    );
+    assert_eq!(world.sandbox.coolify.resources().len(), 1);
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_dns_policy_keeps_the_record_and_prints_the_command() {
     let world = World::start().await;
     world

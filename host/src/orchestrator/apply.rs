@@ -201,15 +201,14 @@ impl Run<'_, '_> {
             let rows = store
                 .resources(self.deployment)
                 .map_err(|e| e.to_string())?;
-            rows.into_iter().find(|r| {
-                r.provider == role
-                    && r.kind == kind
-                    && r.name == name
-                    && r.status != "deleted"
-                    && r.status != "pending"
-                    && r.external_id.is_some()
-            })
+            let same = |r: &ResourceRow| r.provider == role && r.kind == kind && r.name == name;
+            let pending = rows.iter().any(|r| same(r) && r.status == "pending");
+            let known = rows.into_iter().find(|r| {
+                same(r) && r.status != "deleted" && r.status != "pending" && r.external_id.is_some()
+            });
+            (known, pending)
         };
+        let (known, pending_before) = known;
         let row = lock_store(self.ctx.store)
             .intend(
                 self.deployment,
@@ -248,14 +247,24 @@ impl Run<'_, '_> {
                 })
                 .await
                 .map_err(|e| format!("{what}: {e}"))?;
-                (
-                    updated,
-                    if known.is_some() {
-                        "updated"
-                    } else {
-                        "adopted"
-                    },
-                )
+                // Without a row, the resource predates this state (a lost or another
+                // state file): updated, never counted as created by this run, so that a
+                // rollback leaves it instead of deleting someone's app.
+                let status = if known.is_none() && pending_before {
+                    "adopted"
+                } else {
+                    "updated"
+                };
+                if known.is_none() && !pending_before {
+                    self.event(
+                        "resource",
+                        &format!(
+                            "found {what} ({}) by its owner tag, not in the state: updating it",
+                            found.id
+                        ),
+                    );
+                }
+                (updated, status)
             }
             Some(foreign) => {
                 lock_store(self.ctx.store)
@@ -937,6 +946,10 @@ async fn rollback(
             )),
             RollbackMode::Auto => {
                 let instance = instance_for(&row.provider, coolify, dns);
+                if !created && row.previous_desired.is_none() {
+                    left.push(format!("{label} (it existed before this run and no earlier settings are known; left as is)"));
+                    continue;
+                }
                 let result = match (&row.previous_desired, created) {
                     (Some(previous), false) => {
                         let previous = with_secrets(previous, values);

@@ -188,11 +188,14 @@ impl Plan {
             desired::coolify_resource(loaded, &desired::markers(&spec.secrets)),
         ) {
             (Some(row), Ok(wanted)) => {
-                let mut changes = diff(
-                    "",
-                    row.desired.as_ref().unwrap_or(&Value::Null),
-                    &wanted.desired,
-                );
+                // After a run that did not complete, what is live is what the last
+                // completed run deployed (rollback restored it).
+                let baseline = if deployment.state == "COMPLETE" {
+                    row.desired.as_ref()
+                } else {
+                    row.previous_desired.as_ref().or(row.desired.as_ref())
+                };
+                let mut changes = diff("", baseline.unwrap_or(&Value::Null), &wanted.desired);
                 changes.extend(secret_changes(&spec.secrets, known));
                 if changes.is_empty() && deployment.state != "COMPLETE" {
                     changes.push(format!(
