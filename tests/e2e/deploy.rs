@@ -420,6 +420,29 @@ async fn assert_recovered(world: &World, spec: &Path, app: &str, after: &str) {
         listed.contains(&record_id),
         "the record is tracked: {listed}"
     );
+    // The killed run is closed in the history, not left half-way.
+    let history = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"))
+        .current_dir(world.dir.path())
+        .args(["history", app])
+        .output()
+        .expect("history");
+    let runs = String::from_utf8_lossy(&history.stdout);
+    let lines: Vec<&str> = runs.lines().collect();
+    assert!(lines[0].contains("COMPLETE"), "{runs}");
+    assert!(
+        lines.iter().all(|l| ["COMPLETE", "FAILED", "ROLLED_BACK"]
+            .iter()
+            .any(|s| l.contains(s))),
+        "every run ended: {runs}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("FAILED") && l.contains("interrupted"))
+            .count(),
+        1,
+        "{runs}"
+    );
 }
 
 /// A first apply killed while it waits on `operation` is recovered by the next apply.

@@ -451,6 +451,37 @@ pub async fn apply(
         let store = lock_store(ctx.store);
         let deployment =
             store.ensure_deployment(&ctx.project.name, &app, &loaded.path.display().to_string())?;
+        // With the lock held, a run that is not finished belongs to a process that died.
+        for stale in store
+            .runs(deployment.id)?
+            .into_iter()
+            .filter(|r| r.state.parse::<State>().is_ok_and(|s| !s.is_terminal()))
+        {
+            let reason = format!(
+                "interrupted: the fabrik process running it stopped; found by run {run_id}"
+            );
+            let mut state = stale.state.parse::<State>().unwrap_or(State::Pending);
+            if state == State::Pending {
+                state =
+                    store.transition(deployment.id, &stale.id, state, State::Validating, None)?;
+            }
+            store.transition(
+                deployment.id,
+                &stale.id,
+                state,
+                State::Failed,
+                Some(&reason),
+            )?;
+            reporter.event(
+                &app,
+                "recover",
+                &format!("run {} was {}: {reason}", stale.id, stale.state),
+                json!({ "run": stale.id }),
+            );
+        }
+        let deployment = store
+            .deployment(&ctx.project.name, &app)?
+            .unwrap_or(deployment);
         let rows = store.resources(deployment.id)?;
         (deployment, rows)
     };
