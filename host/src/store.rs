@@ -534,6 +534,23 @@ mod tests {
             .expect("run starts");
     }
 
+    /// Walks run `run_id` from `PENDING` to `COMPLETE`.
+    fn complete(store: &Store, deployment: i64, run_id: &str) -> State {
+        let mut state = State::Pending;
+        for next in [
+            State::Validating,
+            State::Provisioning,
+            State::Deploying,
+            State::Verifying,
+            State::Complete,
+        ] {
+            state = store
+                .transition(deployment, run_id, state, next, None)
+                .expect("allowed");
+        }
+        state
+    }
+
     fn open_temp() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&default_path(dir.path())).expect("opens");
@@ -591,18 +608,7 @@ mod tests {
             .ensure_deployment("p", "api", "api.yaml")
             .expect("deployment");
         start(&store, deployment.id, "run-1", "sha256:x");
-        let mut state = State::Pending;
-        for next in [
-            State::Validating,
-            State::Provisioning,
-            State::Deploying,
-            State::Verifying,
-            State::Complete,
-        ] {
-            state = store
-                .transition(deployment.id, "run-1", state, next, None)
-                .expect("allowed");
-        }
+        let state = complete(&store, deployment.id, "run-1");
         let refused = store.transition(deployment.id, "run-1", state, State::Deploying, None);
         assert!(matches!(refused, Err(StoreError::Transition(_))));
         assert_eq!(
@@ -655,18 +661,7 @@ mod tests {
                 Some(&json!({ "zone_id": "zone" })),
             )
             .expect("record");
-        let mut state = State::Pending;
-        for next in [
-            State::Validating,
-            State::Provisioning,
-            State::Deploying,
-            State::Verifying,
-            State::Complete,
-        ] {
-            state = store
-                .transition(d, "r1", state, next, None)
-                .expect("allowed");
-        }
+        complete(&store, d, "r1");
         start(&store, d, "r2", "h2");
         let again = store
             .intend(

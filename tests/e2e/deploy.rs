@@ -42,6 +42,21 @@ impl World {
         path
     }
 
+    /// `bad.yaml`: the fixture as app `bad-api` on `bad.example.com`, whose endpoint
+    /// answers `status`, with a 2 s health-check timeout, then `edit`.
+    pub fn bad_spec(&self, status: u16, edit: impl Fn(String) -> String) -> PathBuf {
+        self.sandbox
+            .app
+            .set("bad.example.com", Behaviour::Fail(status));
+        self.spec("bad.yaml", |t| {
+            edit(
+                t.replace("name: test-api", "name: bad-api")
+                    .replace("domain: api.example.com", "domain: bad.example.com")
+                    .replace("timeout: 30", "timeout: 2"),
+            )
+        })
+    }
+
     /// `fabrik` in the project with the sandbox's credentials, CA and resolve overrides
     /// for `api`, `bad` and `new` `.example.com`, and nothing else from this environment.
     pub fn fabrik(&self) -> std::process::Command {
@@ -226,16 +241,7 @@ async fn fresh_deploy_no_op_update_and_no_secret_anywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_verification_rolls_back_what_the_run_created() {
     let world = World::start().await;
-    world
-        .sandbox
-        .app
-        .set("bad.example.com", Behaviour::Fail(500));
-    let spec = world.spec("bad.yaml", |t| {
-        t.replace("name: test-api", "name: bad-api")
-            .replace("domain: api.example.com", "domain: bad.example.com")
-            .replace("timeout: 30", "timeout: 2")
-            .replace("dns: manual", "dns: auto")
-    });
+    let spec = world.bad_spec(500, |t| t.replace("dns: manual", "dns: auto"));
     let output = world.apply(&spec, &[]).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -312,15 +318,7 @@ async fn a_resource_the_state_does_not_know_is_never_deleted_by_a_rollback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_dns_policy_keeps_the_record_and_prints_the_command() {
     let world = World::start().await;
-    world
-        .sandbox
-        .app
-        .set("bad.example.com", Behaviour::Fail(503));
-    let spec = world.spec("bad.yaml", |t| {
-        t.replace("name: test-api", "name: bad-api")
-            .replace("domain: api.example.com", "domain: bad.example.com")
-            .replace("timeout: 30", "timeout: 2")
-    });
+    let spec = world.bad_spec(503, |t| t);
     let output = world.apply(&spec, &[]).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -479,15 +477,7 @@ async fn sigkill_while_updating_in_place_is_recovered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_rolling_back_is_recovered() {
     let world = World::start().await;
-    world
-        .sandbox
-        .app
-        .set("bad.example.com", Behaviour::Fail(500));
-    let spec = world.spec("bad.yaml", |t| {
-        t.replace("name: test-api", "name: bad-api")
-            .replace("domain: api.example.com", "domain: bad.example.com")
-            .replace("timeout: 30", "timeout: 2")
-    });
+    let spec = world.bad_spec(500, |t| t);
     kill_during(&world, &spec, "coolify.delete_service").await;
     world.sandbox.app.set("bad.example.com", Behaviour::Healthy);
     assert_recovered(&world, &spec, "bad-api", "while rolling back").await;

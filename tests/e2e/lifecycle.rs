@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use fabrik_sim::app::Behaviour;
 
 use crate::deploy::{DATABASE_URL, World, text};
 
@@ -294,18 +293,7 @@ async fn webhooks_hear_how_runs_end_and_never_change_the_result() {
 
     // A failed verification: the spec's webhook hears `rolled_back` with the reason; the
     // project's, which wants `complete` only, hears nothing.
-    world
-        .sandbox
-        .app
-        .set("bad.example.com", Behaviour::Fail(500));
-    let bad = world.spec("bad.yaml", |t| {
-        format!(
-            "{}{notify}",
-            t.replace("name: test-api", "name: bad-api")
-                .replace("domain: api.example.com", "domain: bad.example.com")
-                .replace("timeout: 30", "timeout: 2")
-        )
-    });
+    let bad = world.bad_spec(500, |t| format!("{t}{notify}"));
     let mut cmd = world.command(&bad);
     cmd.env("TEAM_HOOK", &flaky_url);
     let failed = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
