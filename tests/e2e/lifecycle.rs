@@ -421,3 +421,46 @@ async fn progress_is_live_on_a_terminal_and_plain_lines_otherwise() {
         assert_eq!(seen.contains('\u{1b}'), live, "{mode}: {seen}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_one_event_per_line_ending_with_the_summary() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    let output = world.apply(&spec, &["--output", "json"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let states: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "state")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "VALIDATING",
+            "PROVISIONING",
+            "DEPLOYING",
+            "VERIFYING",
+            "COMPLETE"
+        ]
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "state"
+            && e["previous_step"] == "DEPLOYING"
+            && e["previous_step_s"].as_f64().is_some()),
+        "step timings: {stdout}"
+    );
+    let summary = events.last().expect("events");
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["outcome"]["state"], "COMPLETE");
+    assert_eq!(summary["outcome"]["url"], "https://api.example.com/health");
+    assert!(!stdout.contains(DATABASE_URL) && !stderr.contains(DATABASE_URL));
+    assert!(
+        !stderr.contains("VALIDATING"),
+        "events go to stdout only: {stderr}"
+    );
+}

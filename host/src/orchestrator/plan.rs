@@ -64,77 +64,25 @@ pub struct Plan {
 impl Plan {
     /// The plan for an app that does not exist yet.
     pub fn fresh(loaded: &LoadedSpec) -> Self {
-        let spec = &loaded.spec;
-        let resource = loaded.rendered.coolify_resource;
-        let source = match &spec.source {
-            Some(Source::Image { image }) => format!("image {image}"),
-            Some(Source::Git { repository, branch }) => format!("{repository} ({branch})"),
-            None => "no source".to_owned(),
-        };
-        let variables = spec.env.len() + spec.secrets.len();
-        let expect = spec
-            .healthcheck
-            .expect_status
-            .map_or_else(|| "a 2xx".to_owned(), |s| s.to_string());
-        let steps = vec![
-            Step {
-                action: Action::Create,
-                kind: "dns-record".to_owned(),
-                name: spec.domain.clone(),
-                detail: format!("A record to the IP of Coolify server `{}`", spec.server),
-                rollback: Some(spec.rollback.dns),
-                changes: vec![],
-            },
-            Step {
-                action: Action::Create,
-                kind: resource.to_string(),
-                name: spec.name.clone(),
-                detail: format!(
-                    "{} template, {source}, port {}, {variables} variable{} ({} secret), in Coolify project `{}` / `{}` on server `{}`",
-                    spec.template,
-                    spec.port,
-                    if variables == 1 { "" } else { "s" },
-                    spec.secrets.len(),
-                    spec.coolify.project,
-                    spec.coolify.environment,
-                    spec.server
-                ),
-                rollback: Some(spec.rollback.coolify),
-                changes: vec![],
-            },
-            Step {
-                action: Action::Run,
-                kind: "deployment".to_owned(),
-                name: spec.name.clone(),
-                detail: "deploy and wait for it to finish".to_owned(),
-                rollback: None,
-                changes: vec![],
-            },
-            Step {
-                action: Action::Run,
-                kind: "verification".to_owned(),
-                name: spec.health_url(),
-                detail: format!(
-                    "GET until {expect}, every {} s, for up to {} s, TLS verified",
-                    spec.healthcheck.interval, spec.healthcheck.timeout
-                ),
-                rollback: None,
-                changes: vec![],
-            },
-        ];
+        let fresh = FreshSteps::of(loaded);
         Self {
-            app: spec.name.clone(),
+            app: loaded.spec.name.clone(),
             spec: loaded.path.display().to_string(),
-            steps,
+            steps: vec![fresh.dns, fresh.coolify, fresh.deploy, fresh.verify],
         }
     }
 
     /// The plan for `loaded` given what the state says was deployed.
     pub fn against(loaded: &LoadedSpec, known: &Known) -> Self {
-        let fresh = Self::fresh(loaded);
         let Some(deployment) = &known.deployment else {
-            return fresh;
+            return Self::fresh(loaded);
         };
+        let FreshSteps {
+            dns: dns_step,
+            coolify: coolify_step,
+            deploy: deploy_step,
+            verify: verify_step,
+        } = FreshSteps::of(loaded);
         let live = |role: &str, kind: &str, name: &str| {
             known.rows.iter().find(|r| {
                 r.provider == role
@@ -150,8 +98,6 @@ impl Plan {
 
         // The DNS record: its address is the server's IP, which only a provider call can
         // tell; the same server is taken to keep its address.
-        let [dns_step, coolify_step, deploy_step, verify_step] =
-            <[Step; 4]>::try_from(fresh.steps).unwrap_or_else(first_four);
         let coolify_kind = loaded.rendered.coolify_resource.to_string();
         let previous_app = live(desired::COOLIFY_ROLE, &coolify_kind, &spec.name);
         let previous_server = previous_app
@@ -270,8 +216,8 @@ impl Plan {
             });
         }
         Self {
-            app: fresh.app,
-            spec: fresh.spec,
+            app: spec.name.clone(),
+            spec: loaded.path.display().to_string(),
             steps,
         }
     }
@@ -304,20 +250,78 @@ fn unchanged(step: Step, row: &ResourceRow) -> Step {
     }
 }
 
-fn first_four(steps: Vec<Step>) -> [Step; 4] {
-    // `fresh` always plans these four steps; keep the first four if that ever changes.
-    let mut it = steps.into_iter();
-    let mut next = || {
-        it.next().unwrap_or(Step {
-            action: Action::Run,
-            kind: "step".to_owned(),
-            name: String::new(),
-            detail: String::new(),
-            rollback: None,
+/// The four steps of an app's first deploy, each as a fresh plan shows it.
+struct FreshSteps {
+    dns: Step,
+    coolify: Step,
+    deploy: Step,
+    verify: Step,
+}
+
+impl FreshSteps {
+    fn of(loaded: &LoadedSpec) -> Self {
+        let spec = &loaded.spec;
+        let source = match &spec.source {
+            Some(Source::Image { image }) => format!("image {image}"),
+            Some(Source::Git { repository, branch }) => format!("{repository} ({branch})"),
+            None => "no source".to_owned(),
+        };
+        let variables = spec.env.len() + spec.secrets.len();
+        let expect = spec
+            .healthcheck
+            .expect_status
+            .map_or_else(|| "a 2xx".to_owned(), |s| s.to_string());
+        let step = |action, kind: String, name: String, detail: String, rollback| Step {
+            action,
+            kind,
+            name,
+            detail,
+            rollback,
             changes: vec![],
-        })
-    };
-    [next(), next(), next(), next()]
+        };
+        Self {
+            dns: step(
+                Action::Create,
+                desired::DNS_KIND.to_owned(),
+                spec.domain.clone(),
+                format!("A record to the IP of Coolify server `{}`", spec.server),
+                Some(spec.rollback.dns),
+            ),
+            coolify: step(
+                Action::Create,
+                loaded.rendered.coolify_resource.to_string(),
+                spec.name.clone(),
+                format!(
+                    "{} template, {source}, port {}, {variables} variable{} ({} secret), in Coolify project `{}` / `{}` on server `{}`",
+                    spec.template,
+                    spec.port,
+                    if variables == 1 { "" } else { "s" },
+                    spec.secrets.len(),
+                    spec.coolify.project,
+                    spec.coolify.environment,
+                    spec.server
+                ),
+                Some(spec.rollback.coolify),
+            ),
+            deploy: step(
+                Action::Run,
+                "deployment".to_owned(),
+                spec.name.clone(),
+                "deploy and wait for it to finish".to_owned(),
+                None,
+            ),
+            verify: step(
+                Action::Run,
+                "verification".to_owned(),
+                spec.health_url(),
+                format!(
+                    "GET until {expect}, every {} s, for up to {} s, TLS verified",
+                    spec.healthcheck.interval, spec.healthcheck.timeout
+                ),
+                None,
+            ),
+        }
+    }
 }
 
 /// Secrets whose values differ from the deployed version's, by fingerprint.
