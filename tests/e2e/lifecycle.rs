@@ -336,7 +336,7 @@ async fn webhooks_hear_how_runs_end_and_never_change_the_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_run_around_the_deployment_and_a_failing_one_rolls_back() {
     let world = World::start().await;
-    let hooks = "hooks:\n  pre_deploy: echo \"$FABRIK_HOOK $FABRIK_APP $FABRIK_URL\" > pre.txt\n  post_deploy: test -f pre.txt && echo smoke-ok && echo \"db=$DATABASE_URL\"\n";
+    let hooks = "hooks:\n  pre_deploy: echo \"$FABRIK_HOOK $FABRIK_APP $FABRIK_URL\" > pre.txt; echo \"${COOLIFY_TOKEN:-no token} ${CLOUDFLARE_API_TOKEN:-no token} ${#API_KEY}\" > env.txt\n  post_deploy: test -f pre.txt && echo smoke-ok && echo \"db=$DATABASE_URL\"\n";
     let spec = world.spec("app.yaml", |t| format!("{t}{hooks}"));
     let output = world.apply(&spec, &[]).await;
     let (stdout, stderr) = text(&output);
@@ -347,6 +347,10 @@ async fn hooks_run_around_the_deployment_and_a_failing_one_rolls_back() {
         pre.trim(),
         "pre_deploy test-api https://api.example.com/health"
     );
+    // Hooks get the app's secrets (API_KEY comes from `.env`), never the providers'
+    // credentials.
+    let seen = std::fs::read_to_string(world.dir.path().join("env.txt")).expect("env.txt");
+    assert_eq!(seen.trim(), "no token no token 32");
     assert!(stderr.contains("post_deploy: smoke-ok"), "{stderr}");
     // A hook that prints a secret (it inherits the environment) has it redacted.
     assert!(stderr.contains("post_deploy: db=[redacted]"), "{stderr}");

@@ -839,18 +839,28 @@ async fn notify(
 async fn hook(
     run: &Run<'_, '_>,
     loaded: &LoadedSpec,
+    secrets: &BTreeMap<String, secrecy::SecretString>,
     which: &str,
     command: &str,
 ) -> Result<(), String> {
     let spec = &loaded.spec;
     run.event("hook", &format!("running {which}: {command}"));
     let url = spec.health_url();
+    let withheld: Vec<String> = run
+        .ctx
+        .project
+        .providers
+        .values()
+        .flat_map(|entry| entry.secrets.values().cloned())
+        .collect();
     let env = HookEnv {
         project: &run.ctx.project.name,
         app: &spec.name,
         domain: &spec.domain,
         url: &url,
         run_id: &run.run_id,
+        secrets,
+        withheld: &withheld,
     };
     let timeout = Duration::from_secs(u64::from(loaded.hooks.timeout));
     hooks::run(
@@ -899,7 +909,7 @@ async fn provision_deploy_verify(
     let resource = resource?;
 
     if let Some(command) = &loaded.hooks.pre_deploy {
-        hook(run, loaded, "pre_deploy", command).await?;
+        hook(run, loaded, values, "pre_deploy", command).await?;
     }
     run.to(State::Deploying, None).map_err(|e| e.to_string())?;
     run.wait(coolify, &app_resource.kind, &resource.id).await?;
@@ -929,7 +939,7 @@ async fn provision_deploy_verify(
         ),
     );
     if let Some(command) = &loaded.hooks.post_deploy {
-        hook(run, loaded, "post_deploy", command).await?;
+        hook(run, loaded, values, "post_deploy", command).await?;
     }
     Ok(())
 }

@@ -2,13 +2,17 @@
 //! their output streamed (through the redactor) as the run's events, stopped with their
 //! whole process group when they run out of time.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// What a hook is told about the run, as `FABRIK_*` environment variables.
+/// What a hook is told about the run, as environment variables: `FABRIK_*`, the app's
+/// secrets (a migration needs its `DATABASE_URL` even when it comes from `.env`), and not
+/// the providers' credentials, which only the host's HTTP gateway uses.
 #[derive(Debug, Clone)]
 pub struct HookEnv<'a> {
     pub project: &'a str,
@@ -16,6 +20,9 @@ pub struct HookEnv<'a> {
     pub domain: &'a str,
     pub url: &'a str,
     pub run_id: &'a str,
+    pub secrets: &'a BTreeMap<String, SecretString>,
+    /// Variables removed from the inherited environment.
+    pub withheld: &'a [String],
 }
 
 /// How many of the last output lines a failure quotes.
@@ -31,7 +38,14 @@ pub async fn run(
     timeout: Duration,
     mut line: impl FnMut(&str),
 ) -> Result<(), String> {
-    let mut child = tokio::process::Command::new("sh")
+    let mut command_line = tokio::process::Command::new("sh");
+    for name in env.withheld {
+        command_line.env_remove(name);
+    }
+    for (name, value) in env.secrets {
+        command_line.env(name, value.expose_secret());
+    }
+    let mut child = command_line
         .arg("-c")
         .arg(command)
         .current_dir(dir)
@@ -115,12 +129,23 @@ mod tests {
     use super::*;
 
     fn env() -> HookEnv<'static> {
+        static SECRETS: std::sync::LazyLock<BTreeMap<String, SecretString>> =
+            std::sync::LazyLock::new(|| {
+                BTreeMap::from([(
+                    "API_KEY".to_owned(),
+                    SecretString::from("k-0123456789".to_owned()),
+                )])
+            });
+        static WITHHELD: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec!["PATH_TO_NOWHERE_TOKEN".to_owned()]);
         HookEnv {
             project: "acme",
             app: "api",
             domain: "api.example.com",
             url: "https://api.example.com/health",
             run_id: "r1",
+            secrets: &SECRETS,
+            withheld: &WITHHELD,
         }
     }
 
@@ -130,7 +155,7 @@ mod tests {
         let mut lines = Vec::new();
         run(
             "pre_deploy",
-            "echo \"$FABRIK_HOOK $FABRIK_APP $FABRIK_URL\"; echo err >&2; pwd",
+            "echo \"$FABRIK_HOOK $FABRIK_APP $FABRIK_URL\"; echo err >&2; pwd; echo \"key=$API_KEY\"",
             dir.path(),
             &env(),
             Duration::from_secs(10),
@@ -140,6 +165,7 @@ mod tests {
         .expect("succeeds");
         assert!(lines.contains(&"pre_deploy api https://api.example.com/health".to_owned()));
         assert!(lines.contains(&"err".to_owned()));
+        assert!(lines.contains(&"key=k-0123456789".to_owned()), "{lines:?}");
         let cwd = std::fs::canonicalize(dir.path()).expect("canonical");
         assert!(lines.iter().any(|l| Path::new(l) == cwd), "{lines:?}");
     }
