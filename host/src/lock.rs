@@ -43,7 +43,9 @@ pub enum LockError {
         holder: Holder,
         waited: Duration,
     },
-    #[error("`{app}` is locked by another process; waited {waited:?}")]
+    #[error(
+        "`{app}` is locked by another process that has not said who it is; waited {waited:?}\n  hint: see `.fabrik/locks/{app}.lock`; if no fabrik is running, run `fabrik unlock {app}`"
+    )]
     HeldUnknown { app: String, waited: Duration },
     #[error("cannot use the lock file `{}`: {source}", path.display())]
     Io {
@@ -80,6 +82,29 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     serde_json::from_str(&text).ok()
 }
 
+/// Whether `holder` may be alive: always for another host; on this one, whether its
+/// process exists.
+fn may_be_alive(holder: &Holder) -> bool {
+    holder.host != host_name() || Path::new("/proc").join(holder.pid.to_string()).exists()
+}
+
+/// How long a refused apply waits for the new holder to write its record.
+const RECORD_GRACE: Duration = Duration::from_secs(2);
+
+/// The holder of a lock someone else holds. The holder writes its record just after
+/// taking the lock, so for a moment the file is empty or still names the previous,
+/// dead holder: read again until it names a live one.
+fn current_holder(file: &mut File) -> Option<Holder> {
+    let started = Instant::now();
+    loop {
+        let holder = read_holder(file).filter(may_be_alive);
+        if holder.is_some() || started.elapsed() >= RECORD_GRACE {
+            return holder;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Takes the lock of `app`, waiting up to `timeout`.
 pub fn acquire(
     dir: &Path,
@@ -107,7 +132,7 @@ pub fn acquire(
             Err(TryLockError::WouldBlock) => {
                 if started.elapsed() >= timeout {
                     let waited = started.elapsed();
-                    return Err(match read_holder(&mut file) {
+                    return Err(match current_holder(&mut file) {
                         Some(holder) => LockError::Held {
                             app: app.to_owned(),
                             holder,
@@ -211,5 +236,50 @@ mod tests {
         assert_eq!(lock.took_over, Some(dead));
         drop(lock);
         assert_eq!(unlock(dir.path(), "api").expect("unlock"), None);
+    }
+
+    #[test]
+    fn a_refusal_waits_for_the_new_holder_to_say_who_it_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api.lock");
+        let dead = Holder {
+            pid: 999_999,
+            host: host_name(),
+            started_at: 1,
+            run_id: "crashed".into(),
+        };
+        std::fs::write(&path, serde_json::to_string(&dead).expect("json")).expect("write");
+        // A new holder has the OS lock but has not replaced the dead one's record yet.
+        let held = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        held.try_lock().expect("locked");
+        let live = Holder {
+            pid: std::process::id(),
+            host: host_name(),
+            started_at: 2,
+            run_id: "run-live".into(),
+        };
+        let writer = {
+            let path = path.clone();
+            let live = live.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(150));
+                std::fs::write(&path, serde_json::to_string(&live).expect("json")).expect("write");
+            })
+        };
+        match acquire(dir.path(), "api", "run-2", Duration::ZERO) {
+            Err(LockError::Held { holder, .. }) => assert_eq!(holder, live),
+            other => panic!("expected the live holder, got {other:?}"),
+        }
+        writer.join().expect("writer");
+        // A record that never names a live process is not passed off as the holder.
+        std::fs::write(&path, serde_json::to_string(&dead).expect("json")).expect("write");
+        match acquire(dir.path(), "api", "run-3", Duration::ZERO) {
+            Err(LockError::HeldUnknown { .. }) => {}
+            other => panic!("expected an unknown holder, got {other:?}"),
+        }
     }
 }

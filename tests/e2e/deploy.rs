@@ -316,6 +316,47 @@ async fn a_resource_the_state_does_not_know_is_never_deleted_by_a_rollback() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_is_found_not_duplicated() {
+    use fabrik_sim::faults::Fault;
+    let world = World::start().await;
+    // Both creates take effect, then a proxy answers 502 instead of the result.
+    world.sandbox.coolify.faults.on_nth(
+        "coolify.create_service",
+        1,
+        Fault::LoseAnswer { status: 502 },
+    );
+    world.sandbox.cloudflare.faults.on_nth(
+        "cloudflare.create_record",
+        1,
+        Fault::LoseAnswer { status: 502 },
+    );
+    let spec = world.spec("app.yaml", |t| t);
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("retrying in"), "{stderr}");
+    assert_eq!(
+        world.calls_of("coolify.create_service"),
+        1,
+        "found, not created again"
+    );
+    assert_eq!(
+        world.calls_of("cloudflare.create_record"),
+        1,
+        "found, not created again"
+    );
+    let resources = world.sandbox.coolify.resources();
+    assert_eq!(resources.len(), 1);
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+    // The half-made service was finished: its variables are set.
+    let env = world.sandbox.coolify.env_of(&resources[0].1);
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "DATABASE_URL" && v == DATABASE_URL)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_dns_policy_keeps_the_record_and_prints_the_command() {
     let world = World::start().await;
     let spec = world.bad_spec(503, |t| t);
@@ -545,22 +586,49 @@ async fn sigkill_while_verifying_is_recovered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
+    use fabrik_sim::coolify::Timing;
+    use std::time::Duration;
     let world = World::start().await;
-    // A deployment that takes seconds, so that every apply starts while the first holds
-    // the lock.
-    world
-        .sandbox
-        .coolify
-        .set_timing(fabrik_sim::coolify::Timing {
-            queued: std::time::Duration::from_millis(500),
-            building: std::time::Duration::from_secs(3),
-            service_start: std::time::Duration::from_secs(3),
-            delete_delay: std::time::Duration::from_millis(100),
-        });
+    // The deployment does not finish until the test says so: every apply starts while
+    // the first holds the lock, however slowly this machine starts processes.
+    let slow = Duration::from_secs(600);
+    world.sandbox.coolify.set_timing(Timing {
+        queued: Duration::ZERO,
+        building: slow,
+        service_start: slow,
+        delete_delay: Duration::from_millis(100),
+    });
     let spec = world.spec("app.yaml", |t| t);
-    let children: Vec<_> = (0..10)
-        .map(|_| world.command(&spec).spawn().expect("fabrik starts"))
+    let mut children: Vec<_> = (0..10)
+        .map(|_| {
+            let mut cmd = world.fabrik();
+            cmd.args(["apply", "--deploy-timeout", "300"]).arg(&spec);
+            cmd.spawn().expect("fabrik starts")
+        })
         .collect();
+    let started = std::time::Instant::now();
+    loop {
+        let mut exited = 0;
+        for child in &mut children {
+            if child.try_wait().ok().flatten().is_some() {
+                exited += 1;
+            }
+        }
+        if exited == 9 {
+            break;
+        }
+        assert!(
+            exited < 10 && started.elapsed() < Duration::from_secs(120),
+            "{exited} of 10 applies ended while the deployment was held"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    world.sandbox.coolify.set_timing(Timing {
+        queued: Duration::ZERO,
+        building: Duration::ZERO,
+        service_start: Duration::ZERO,
+        delete_delay: Duration::from_millis(100),
+    });
     let outputs = tokio::task::spawn_blocking(move || {
         children
             .into_iter()

@@ -270,8 +270,10 @@ async fn conflicts_and_faults_map_to_provider_errors() {
         }
         other => panic!("expected transient, got {other:?}"),
     }
+    // (The server list is kept by the instance after its first read, so the 5xx is
+    // injected on the create itself.)
     sim.faults.always(
-        "coolify.list_servers",
+        "coolify.create_application",
         Fault::Status {
             status: 503,
             retry_after: None,

@@ -278,7 +278,18 @@ impl Run<'_, '_> {
                 ));
             }
             None => {
+                // A create that failed transiently may still have happened, in part (a
+                // proxy's 502 after the API acted): before trying again, look for it and
+                // finish it with an update.
+                let mut attempted = false;
                 let created = retried(reporter, &app, &what, async || {
+                    if attempted
+                        && let Some(found) = instance.lookup(kind, name, &self.owner).await?
+                        && found.owner.as_deref() == Some(self.owner.as_str())
+                    {
+                        return instance.update(kind, &found.id, desired).await;
+                    }
+                    attempted = true;
                     instance.create(kind, name, desired, &self.owner).await
                 })
                 .await

@@ -37,6 +37,10 @@ struct State {
     version_checked: bool,
     /// Application uuid → the deployment uuid `POST /deploy` returned.
     deployments: HashMap<String, String>,
+    /// `GET /servers`, kept for the life of this instance (one apply): the host looks the
+    /// server up for the DNS record, then `create` needs its uuid; servers do not come and
+    /// go within an apply, and the second call was one more serial round trip.
+    servers: Option<Value>,
 }
 
 thread_local! {
@@ -117,7 +121,15 @@ fn check_version() -> Result<(), ProviderError> {
 
 /// The usable server named `name`: `(uuid, ip)`.
 fn find_server(name: &str) -> Result<Option<(String, String)>, ProviderError> {
-    let servers = api::json(&base(), Method::Get, "/servers", None)?;
+    let cached = STATE.with(|s| s.borrow().servers.clone());
+    let servers = match cached {
+        Some(servers) => servers,
+        None => {
+            let servers = api::json(&base(), Method::Get, "/servers", None)?;
+            STATE.with(|s| s.borrow_mut().servers = Some(servers.clone()));
+            servers
+        }
+    };
     let Some(server) = servers
         .as_array()
         .and_then(|all| all.iter().find(|s| s["name"].as_str() == Some(name)))

@@ -90,7 +90,9 @@ fn injected(fault: Fault) -> Response {
             response
         }
         Fault::Malformed => (StatusCode::OK, "<html>not json").into_response(),
-        Fault::Hang => StatusCode::GATEWAY_TIMEOUT.into_response(),
+        // `Faults::enter` never returns these: hangs wait forever, lost answers are
+        // replaced by the `lose_answers` middleware after the handler ran.
+        Fault::Hang | Fault::LoseAnswer { .. } => StatusCode::GATEWAY_TIMEOUT.into_response(),
     }
 }
 
@@ -174,7 +176,9 @@ impl Cloudflare {
             )
             .route("/user/tokens/verify", get(verify_token))
             .with_state(self.clone());
-        Router::new().nest("/client/v4", api)
+        Router::new()
+            .nest("/client/v4", api)
+            .layer(axum::middleware::from_fn(crate::faults::lose_answers))
     }
 
     /// Authentication, then fault injection. `Err` is the response to send instead.

@@ -170,7 +170,9 @@ fn injected(fault: Fault) -> Response {
             response
         }
         Fault::Malformed => (StatusCode::OK, "{\"uuid\": ").into_response(),
-        Fault::Hang => StatusCode::GATEWAY_TIMEOUT.into_response(),
+        // `Faults::enter` never returns these: hangs wait forever, lost answers are
+        // replaced by the `lose_answers` middleware after the handler ran.
+        Fault::Hang | Fault::LoseAnswer { .. } => StatusCode::GATEWAY_TIMEOUT.into_response(),
     }
 }
 
@@ -426,7 +428,9 @@ impl Coolify {
                 get(list_app_deployments),
             )
             .with_state(self.clone());
-        Router::new().nest("/api/v1", api)
+        Router::new()
+            .nest("/api/v1", api)
+            .layer(axum::middleware::from_fn(crate::faults::lose_answers))
     }
 
     /// Fault injection and authentication; `Err` is the response to send instead.

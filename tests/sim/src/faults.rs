@@ -21,6 +21,37 @@ pub enum Fault {
     Malformed,
     /// Never answer.
     Hang,
+    /// Do the operation, then answer with this status instead of its result: a proxy's
+    /// 502 after the API acted, the case where a retried create could duplicate.
+    LoseAnswer { status: u16 },
+}
+
+tokio::task_local! {
+    /// Set by [`Faults::enter`] when a [`Fault::LoseAnswer`] fires in this request.
+    static LOST_ANSWER: std::cell::Cell<Option<u16>>;
+}
+
+/// Router middleware: runs the handler, then replaces its response when a
+/// [`Fault::LoseAnswer`] fired while it ran.
+pub async fn lose_answers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    LOST_ANSWER
+        .scope(std::cell::Cell::new(None), async move {
+            let response = next.run(request).await;
+            match LOST_ANSWER.with(std::cell::Cell::get) {
+                Some(status) => (
+                    axum::http::StatusCode::from_u16(status)
+                        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
+                    "<html><body><h1>Bad Gateway</h1></body></html>",
+                )
+                    .into_response(),
+                None => response,
+            }
+        })
+        .await
 }
 
 #[derive(Debug, Clone)]
@@ -127,9 +158,13 @@ impl Faults {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        if fault == Some(Fault::Hang) {
-            std::future::pending::<()>().await;
+        match fault {
+            Some(Fault::Hang) => std::future::pending::<Option<Fault>>().await,
+            Some(Fault::LoseAnswer { status }) => {
+                let _ = LOST_ANSWER.try_with(|lost| lost.set(Some(status)));
+                None
+            }
+            other => other,
         }
-        fault
     }
 }
