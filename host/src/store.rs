@@ -112,6 +112,19 @@ pub struct ResourceRow {
     pub changed_by_run: Option<String>,
 }
 
+impl ResourceRow {
+    /// Whether the row stands for something live that Fabrik owns.
+    pub fn is_live(&self) -> bool {
+        matches!(self.status.as_str(), "created" | "updated" | "adopted")
+            && self.external_id.is_some()
+    }
+
+    /// Whether the row is the resource `role`/`kind`/`name`.
+    pub fn is(&self, role: &str, kind: &str, name: &str) -> bool {
+        self.provider == role && self.kind == kind && self.name == name
+    }
+}
+
 /// An open state database.
 pub struct Store {
     conn: Connection,
@@ -325,6 +338,33 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(next)
+    }
+
+    /// Ends every run of `deployment` that is not in a terminal state as `FAILED` with
+    /// `reason`, through the state machine (a `PENDING` run goes by `VALIDATING`). Only
+    /// for the holder of the app's lock, for whom such a run belongs to a process that
+    /// died. Returns each closed run's id and the state it was left in.
+    pub fn close_unfinished_runs(
+        &self,
+        deployment: i64,
+        reason: &str,
+    ) -> Result<Vec<(String, State)>, StoreError> {
+        let mut closed = Vec::new();
+        for run in self.runs(deployment)? {
+            let Ok(left_in) = run.state.parse::<State>() else {
+                continue;
+            };
+            if left_in.is_terminal() {
+                continue;
+            }
+            let mut state = left_in;
+            if state == State::Pending {
+                state = self.transition(deployment, &run.id, state, State::Validating, None)?;
+            }
+            self.transition(deployment, &run.id, state, State::Failed, Some(reason))?;
+            closed.push((run.id, left_in));
+        }
+        Ok(closed)
     }
 
     /// Records the spec hash a completed run deployed.

@@ -216,13 +216,10 @@ pub fn rollback(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
             previous
         }
     };
-    let snapshot = target
-        .snapshot
-        .as_ref()
-        .map(Snapshot::from_json)
-        .transpose()
-        .with_context(|| format!("the snapshot of run {} cannot be read", target.id))?
-        .context("the run has no snapshot")?;
+    // Both ways of choosing `target` above require a snapshot.
+    let snapshot =
+        Snapshot::from_json(target.snapshot.as_ref().unwrap_or(&serde_json::Value::Null))
+            .with_context(|| format!("the snapshot of run {} cannot be read", target.id))?;
     let loaded = snapshot.into_loaded(PathBuf::from(&deployment.spec_path));
     eprintln!(
         "Rolling `{name}` back to run {} (spec {}, started {})",
@@ -276,41 +273,56 @@ pub fn export(path: Option<&std::path::Path>) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// What the state and the secrets say of `loaded`, read without changing anything: no
-/// database is created and no secret generated.
-fn known(loaded: &LoadedSpec, state_path: Option<&Path>) -> anyhow::Result<Known> {
-    let dir = project_dir(&loaded.path);
-    let project = Project::load(&dir)?;
-    let mut known = Known::default();
-    let env = EnvSource::load(&dir).map_err(anyhow::Error::msg)?;
-    let key = crate::secrets::existing_fingerprint_key(&dir);
-    for name in &loaded.spec.secrets {
-        let fingerprint = env.get(name).map(|value| match &key {
-            Some(key) => crate::secrets::fingerprint(key, name, &value),
-            None => "(no fingerprint key yet)".to_owned(),
-        });
-        known.current_fingerprints.insert(name.clone(), fingerprint);
-    }
-    let path = state_path.map_or_else(|| crate::store::default_path(&dir), Path::to_path_buf);
-    if !path.exists() {
-        return Ok(known);
-    }
-    let store = Store::open(&path)?;
-    let Some(deployment) = store.deployment(&project.name, &loaded.spec.name)? else {
-        return Ok(known);
-    };
-    known.rows = store.resources(deployment.id)?;
-    known.deployed_fingerprints = store
-        .runs(deployment.id)?
-        .into_iter()
-        .find(|r| {
-            r.state == "COMPLETE" && deployment.spec_hash.as_deref() == Some(r.spec_hash.as_str())
+/// What a project's state and secrets say, read without changing anything: no database
+/// is created and no secret generated. Read once per project, whatever its spec count.
+struct PlanSource {
+    project: Project,
+    env: EnvSource,
+    key: Option<Vec<u8>>,
+    store: Option<Store>,
+}
+
+impl PlanSource {
+    fn open(dir: &Path, state_path: Option<&Path>) -> anyhow::Result<Self> {
+        let path = state_path.map_or_else(|| crate::store::default_path(dir), Path::to_path_buf);
+        Ok(Self {
+            project: Project::load(dir)?,
+            env: EnvSource::load(dir).map_err(anyhow::Error::msg)?,
+            key: crate::secrets::existing_fingerprint_key(dir),
+            store: path.exists().then(|| Store::open(&path)).transpose()?,
         })
-        .and_then(|r| r.snapshot)
-        .and_then(|s| Snapshot::from_json(&s).ok())
-        .map(|s| s.fingerprints);
-    known.deployment = Some(deployment);
-    Ok(known)
+    }
+
+    /// What the state knows of `loaded`'s app, and its secrets' fingerprints now.
+    fn known(&self, loaded: &LoadedSpec) -> anyhow::Result<Known> {
+        let mut known = Known::default();
+        for name in &loaded.spec.secrets {
+            let fingerprint = self.env.get(name).map(|value| match &self.key {
+                Some(key) => crate::secrets::fingerprint(key, name, &value),
+                None => "(no fingerprint key yet)".to_owned(),
+            });
+            known.current_fingerprints.insert(name.clone(), fingerprint);
+        }
+        let Some(store) = &self.store else {
+            return Ok(known);
+        };
+        let Some(deployment) = store.deployment(&self.project.name, &loaded.spec.name)? else {
+            return Ok(known);
+        };
+        known.rows = store.resources(deployment.id)?;
+        known.deployed_fingerprints = store
+            .runs(deployment.id)?
+            .into_iter()
+            .find(|r| {
+                r.state == "COMPLETE"
+                    && deployment.spec_hash.as_deref() == Some(r.spec_hash.as_str())
+            })
+            .and_then(|r| r.snapshot)
+            .and_then(|s| Snapshot::from_json(&s).ok())
+            .map(|s| s.fingerprints);
+        known.deployment = Some(deployment);
+        Ok(known)
+    }
 }
 
 /// Validates the specs and prints their plans against the state; calls no provider and
@@ -329,9 +341,17 @@ pub fn plan(
         eprintln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
     }
+    let mut sources = std::collections::BTreeMap::new();
     let mut plans = Vec::new();
     for spec in &loaded {
-        plans.push(Plan::against(spec, &known(spec, state_path)?));
+        let source = match sources.entry(project_dir(&spec.path)) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let source = PlanSource::open(entry.key(), state_path)?;
+                entry.insert(source)
+            }
+        };
+        plans.push(Plan::against(spec, &source.known(spec)?));
     }
     for plan in &plans {
         match format {
@@ -482,10 +502,7 @@ pub fn destroy(
     let mut owned: Vec<_> = store
         .resources(deployment.id)?
         .into_iter()
-        .filter(|r| {
-            matches!(r.status.as_str(), "created" | "updated" | "adopted")
-                && r.external_id.is_some()
-        })
+        .filter(crate::store::ResourceRow::is_live)
         .collect();
     owned.reverse();
     if owned.is_empty() {

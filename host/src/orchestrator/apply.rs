@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::json;
 
-use super::desired::{self, DesiredResource, with_secrets, without_secrets};
+use super::desired::{self, DesiredResource, Wanted, is_wanted, with_secrets, without_secrets};
 use super::hooks::{self, HookEnv};
 use super::notify::{Endpoint, Notifier};
 use super::report::Reporter;
@@ -196,19 +196,18 @@ impl Run<'_, '_> {
         } = resource;
         let (role, kind, name) = (*role, kind.as_str(), name.as_str());
         let stored = without_secrets(desired, &self.secret_names);
-        let known = {
-            let store = lock_store(self.ctx.store);
-            let rows = store
+        let (known, pending_before) = {
+            let rows = lock_store(self.ctx.store)
                 .resources(self.deployment)
                 .map_err(|e| e.to_string())?;
-            let same = |r: &ResourceRow| r.provider == role && r.kind == kind && r.name == name;
-            let pending = rows.iter().any(|r| same(r) && r.status == "pending");
-            let known = rows.into_iter().find(|r| {
-                same(r) && r.status != "deleted" && r.status != "pending" && r.external_id.is_some()
-            });
+            let pending = rows
+                .iter()
+                .any(|r| r.is(role, kind, name) && r.status == "pending");
+            let known = rows
+                .into_iter()
+                .find(|r| r.is(role, kind, name) && r.is_live());
             (known, pending)
         };
-        let (known, pending_before) = known;
         let row = lock_store(self.ctx.store)
             .intend(
                 self.deployment,
@@ -356,34 +355,6 @@ fn instance_for<'i>(
     if role == "dns" { dns } else { coolify }
 }
 
-/// Whether a resource row stands for something live that Fabrik owns.
-fn is_live(row: &ResourceRow) -> bool {
-    matches!(row.status.as_str(), "created" | "updated" | "adopted") && row.external_id.is_some()
-}
-
-/// Whether `row` is one of the resources the spec wants.
-fn is_wanted(row: &ResourceRow, wanted: &[(&str, String, String)]) -> bool {
-    wanted
-        .iter()
-        .any(|(role, kind, name)| row.provider == *role && row.kind == *kind && row.name == *name)
-}
-
-/// The (role, kind, name) of every resource `loaded` wants; known without any network call.
-pub fn wanted_resources(loaded: &LoadedSpec) -> Vec<(&'static str, String, String)> {
-    vec![
-        (
-            desired::DNS_ROLE,
-            desired::DNS_KIND.to_owned(),
-            loaded.spec.domain.clone(),
-        ),
-        (
-            desired::COOLIFY_ROLE,
-            loaded.rendered.coolify_resource.to_string(),
-            loaded.spec.name.clone(),
-        ),
-    ]
-}
-
 /// Resolves the webhooks of the project and the spec; one that cannot be used is
 /// reported, not fatal.
 fn endpoints(ctx: &Context<'_>, loaded: &LoadedSpec, env: &EnvSource, app: &str) -> Vec<Endpoint> {
@@ -456,38 +427,21 @@ pub async fn apply(
     }
     let hash = spec_hash(spec, &loaded.rendered.canonical, &fingerprints);
     let url = spec.health_url();
-    let wanted = wanted_resources(loaded);
+    let wanted = desired::wanted(loaded);
 
     let (deployment, rows) = {
         let store = lock_store(ctx.store);
         let deployment =
             store.ensure_deployment(&ctx.project.name, &app, &loaded.path.display().to_string())?;
         // With the lock held, a run that is not finished belongs to a process that died.
-        for stale in store
-            .runs(deployment.id)?
-            .into_iter()
-            .filter(|r| r.state.parse::<State>().is_ok_and(|s| !s.is_terminal()))
-        {
-            let reason = format!(
-                "interrupted: the fabrik process running it stopped; found by run {run_id}"
-            );
-            let mut state = stale.state.parse::<State>().unwrap_or(State::Pending);
-            if state == State::Pending {
-                state =
-                    store.transition(deployment.id, &stale.id, state, State::Validating, None)?;
-            }
-            store.transition(
-                deployment.id,
-                &stale.id,
-                state,
-                State::Failed,
-                Some(&reason),
-            )?;
+        let reason =
+            format!("interrupted: the fabrik process running it stopped; found by run {run_id}");
+        for (stale, left_in) in store.close_unfinished_runs(deployment.id, &reason)? {
             reporter.event(
                 &app,
                 "recover",
-                &format!("run {} was {}: {reason}", stale.id, stale.state),
-                json!({ "run": stale.id }),
+                &format!("run {stale} was {left_in}: {reason}"),
+                json!({ "run": stale }),
             );
         }
         let deployment = store
@@ -527,7 +481,7 @@ pub async fn apply(
     // still there: nothing to do.
     let leftovers = rows
         .iter()
-        .any(|r| r.status == "pending" || (is_live(r) && !is_wanted(r, &wanted)));
+        .any(|r| r.status == "pending" || (r.is_live() && !is_wanted(r, &wanted)));
     if deployment.spec_hash.as_deref() == Some(hash.as_str())
         && deployment.state == "COMPLETE"
         && !leftovers
@@ -653,7 +607,7 @@ async fn refresh(
     }
     let read_all = async |instance: &mut ProviderInstance, role: &str| {
         let mut drift = Vec::new();
-        for row in rows.iter().filter(|r| is_live(r) && r.provider == role) {
+        for row in rows.iter().filter(|r| r.is_live() && r.provider == role) {
             let id = row.external_id.clone().unwrap_or_default();
             match retried(ctx.reporter, app, "refresh", async || {
                 instance.read(&row.kind, &id).await
@@ -681,7 +635,7 @@ async fn refresh(
 /// [`Run::ensure`] in the same way.
 async fn recover(
     run: &Run<'_, '_>,
-    wanted: &[(&str, String, String)],
+    wanted: &[Wanted],
     coolify: &mut ProviderInstance,
     dns: &mut ProviderInstance,
 ) -> Result<(), String> {
@@ -740,7 +694,7 @@ async fn recover(
 /// fails is a warning; the row stays, so the next apply tries again.
 async fn remove_replaced(
     run: &Run<'_, '_>,
-    wanted: &[(&str, String, String)],
+    wanted: &[Wanted],
     coolify: &mut ProviderInstance,
     dns: &mut ProviderInstance,
 ) -> Result<Vec<String>, StoreError> {
@@ -748,7 +702,7 @@ async fn remove_replaced(
     let stale: Vec<ResourceRow> = lock_store(run.ctx.store)
         .resources(run.deployment)?
         .into_iter()
-        .filter(|r| is_live(r) && !is_wanted(r, wanted))
+        .filter(|r| r.is_live() && !is_wanted(r, wanted))
         .collect();
     for row in stale.into_iter().rev() {
         let id = row.external_id.clone().unwrap_or_default();
@@ -997,11 +951,11 @@ async fn rollback(
                 spec.name
             )),
             RollbackMode::Auto => {
-                let instance = instance_for(&row.provider, coolify, dns);
                 if !created && row.previous_desired.is_none() {
                     left.push(format!("{label} (it existed before this run and no earlier settings are known; left as is)"));
                     continue;
                 }
+                let instance = instance_for(&row.provider, coolify, dns);
                 let result = match (&row.previous_desired, created) {
                     (Some(previous), false) => {
                         let previous = with_secrets(previous, values);

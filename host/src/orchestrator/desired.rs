@@ -7,12 +7,42 @@ use serde_json::{Value, json};
 
 use crate::spec::LoadedSpec;
 use crate::spec::model::Source;
+use crate::store::ResourceRow;
 
 /// Provider role, kind and name of the app's DNS record.
 pub const DNS_ROLE: &str = "dns";
 pub const DNS_KIND: &str = "dns-record";
 /// Provider role of the app's Coolify resource (its kind comes from the template).
 pub const COOLIFY_ROLE: &str = "coolify";
+
+/// A resource the app wants, by the key the store knows it by; known without any call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub role: &'static str,
+    pub kind: String,
+    pub name: String,
+}
+
+/// The resources `loaded` wants: its DNS record and its Coolify resource.
+pub fn wanted(loaded: &LoadedSpec) -> Vec<Wanted> {
+    vec![
+        Wanted {
+            role: DNS_ROLE,
+            kind: DNS_KIND.to_owned(),
+            name: loaded.spec.domain.clone(),
+        },
+        Wanted {
+            role: COOLIFY_ROLE,
+            kind: loaded.rendered.coolify_resource.to_string(),
+            name: loaded.spec.name.clone(),
+        },
+    ]
+}
+
+/// Whether `row` is one of `wanted`.
+pub fn is_wanted(row: &ResourceRow, wanted: &[Wanted]) -> bool {
+    wanted.iter().any(|w| row.is(w.role, &w.kind, &w.name))
+}
 
 /// One resource as the app wants it.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,7 @@
 //! their output streamed (through the redactor) as the run's events, stopped with their
 //! whole process group when they run out of time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -66,23 +66,23 @@ pub async fn run(
     let pid = child.id();
     let mut stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
     let mut stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
-    let mut tail: Vec<String> = Vec::new();
-    let mut keep = |text: String, line: &mut dyn FnMut(&str)| {
+    let mut tail = VecDeque::with_capacity(TAIL);
+    let mut keep = |text: String| {
         line(&text);
         if tail.len() == TAIL {
-            tail.remove(0);
+            tail.pop_front();
         }
-        tail.push(text);
+        tail.push_back(text);
     };
     let finished = tokio::time::timeout(timeout, async {
         loop {
             tokio::select! {
                 next = async { stdout.as_mut()?.next_line().await.ok().flatten() }, if stdout.is_some() => match next {
-                    Some(text) => keep(text, &mut line),
+                    Some(text) => keep(text),
                     None => stdout = None,
                 },
                 next = async { stderr.as_mut()?.next_line().await.ok().flatten() }, if stderr.is_some() => match next {
-                    Some(text) => keep(text, &mut line),
+                    Some(text) => keep(text),
                     None => stderr = None,
                 },
                 else => break,
@@ -94,7 +94,7 @@ pub async fn run(
     let quoted = if tail.is_empty() {
         String::new()
     } else {
-        format!("; last output: {}", tail.join(" | "))
+        format!("; last output: {}", tail.make_contiguous().join(" | "))
     };
     match finished {
         Ok(Ok(status)) if status.success() => Ok(()),

@@ -84,13 +84,10 @@ impl Plan {
             verify: verify_step,
         } = FreshSteps::of(loaded);
         let live = |role: &str, kind: &str, name: &str| {
-            known.rows.iter().find(|r| {
-                r.provider == role
-                    && r.kind == kind
-                    && r.name == name
-                    && matches!(r.status.as_str(), "created" | "updated" | "adopted")
-                    && r.external_id.is_some()
-            })
+            known
+                .rows
+                .iter()
+                .find(|r| r.is(role, kind, name) && r.is_live())
         };
         let spec = &loaded.spec;
         let mut steps = Vec::new();
@@ -167,14 +164,12 @@ impl Plan {
         }
 
         // What the state holds that the spec no longer names, or that a killed run left.
-        let wanted = super::apply::wanted_resources(loaded);
-        for row in &known.rows {
-            let is_wanted = wanted.iter().any(|(role, kind, name)| {
-                row.provider == *role && row.kind == *kind && row.name == *name
-            });
-            if is_wanted {
-                continue;
-            }
+        let wanted = desired::wanted(loaded);
+        for row in known
+            .rows
+            .iter()
+            .filter(|r| !desired::is_wanted(r, &wanted))
+        {
             let step = match row.status.as_str() {
                 "pending" => Step {
                     action: Action::Run,
@@ -184,7 +179,7 @@ impl Plan {
                     rollback: None,
                     changes: vec![],
                 },
-                _ if row.external_id.is_some() && row.status != "deleted" => Step {
+                _ if row.is_live() => Step {
                     action: Action::Delete,
                     kind: row.kind.clone(),
                     name: row.name.clone(),
@@ -200,7 +195,7 @@ impl Plan {
             changed = true;
             steps.push(step);
         }
-        if changed || known.rows.iter().any(|r| r.status == "pending") {
+        if changed {
             steps.push(deploy_step);
             steps.push(verify_step);
         } else {
