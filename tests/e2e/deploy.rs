@@ -129,6 +129,42 @@ impl World {
     }
 }
 
+/// Fails if any secret value of the project (the app's secrets, generated or not, and the
+/// sandbox's API tokens) appears in `outputs`, or in the state database and its journal.
+pub fn assert_no_secret(world: &World, outputs: &[(&str, &str)]) {
+    let dotenv = std::fs::read_to_string(world.dir.path().join(".env")).unwrap_or_default();
+    let mut secrets: Vec<String> = dotenv
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(_, v)| v.to_owned()))
+        .collect();
+    secrets.extend([
+        DATABASE_URL.to_owned(),
+        "pw-9f8e7d6c5b4a".to_owned(),
+        world.sandbox.config.coolify_token.clone(),
+        world.sandbox.config.cloudflare_token.clone(),
+    ]);
+    let mut haystacks: Vec<(String, String)> = outputs
+        .iter()
+        .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
+        .collect();
+    for file in ["state.db", "state.db-wal"] {
+        if let Ok(bytes) = std::fs::read(world.dir.path().join(".fabrik").join(file)) {
+            haystacks.push((
+                file.to_owned(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+    for (name, haystack) in &haystacks {
+        for secret in secrets.iter().filter(|s| s.len() >= 6) {
+            assert!(
+                !haystack.contains(secret.as_str()),
+                "{name} contains a secret value"
+            );
+        }
+    }
+}
+
 pub fn text(output: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
 
-use crate::deploy::{DATABASE_URL, World, text};
+use crate::deploy::{DATABASE_URL, World, assert_no_secret, text};
 
 /// Changes `LOG_LEVEL: info` in the fixture to `value`.
 fn log_level(value: &str) -> impl Fn(String) -> String + '_ {
@@ -154,6 +154,23 @@ async fn rollback_deploys_the_previous_completed_version_again() {
     assert!(
         stdout.contains(r#"env.LOG_LEVEL: "info" → "debug""#),
         "{stdout}"
+    );
+
+    // The snapshots, the rollback run and its output hold no secret value.
+    let export = world.run(&["state", "export"]).await;
+    let (exported, _) = text(&export);
+    assert!(
+        exported.contains("\"snapshot\""),
+        "runs carry their snapshot"
+    );
+    assert_no_secret(
+        &world,
+        &[
+            ("rollback stdout", &stdout),
+            ("rollback stderr", &stderr),
+            ("history", &listed),
+            ("export", &exported),
+        ],
     );
 
     let unknown = world
@@ -463,6 +480,7 @@ async fn json_output_is_one_event_per_line_ending_with_the_summary() {
     assert_eq!(summary["outcome"]["state"], "COMPLETE");
     assert_eq!(summary["outcome"]["url"], "https://api.example.com/health");
     assert!(!stdout.contains(DATABASE_URL) && !stderr.contains(DATABASE_URL));
+    assert_no_secret(&world, &[("json stdout", &stdout), ("stderr", &stderr)]);
     assert!(
         !stderr.contains("VALIDATING"),
         "events go to stdout only: {stderr}"

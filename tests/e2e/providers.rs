@@ -210,4 +210,31 @@ fn a_bad_project_file_is_a_clear_error() {
             "must name an environment variable, not hold a value",
         ))
         .stderr(predicate::str::contains("0123456789abcdef").not());
+    // `[[notify]]` follows the spec's rules for webhooks.
+    for (toml, expected) in [
+        (
+            "[[notify]]\nurl = \"ftp://hooks.example.com\"\n",
+            "notify[0].url: \"ftp://hooks.example.com\" must be an `https://` (or `http://`) URL",
+        ),
+        (
+            "[[notify]]\nurl_env = \"not a name\"\n",
+            "notify[0].url_env: \"not a name\" is not a variable name",
+        ),
+        (
+            "[[notify]]\nurl = \"https://a.example.com\"\nurl_env = \"HOOK\"\n",
+            "notify[0]: set `url` or `url_env` (one of them)",
+        ),
+        (
+            "[[notify]]\nurl = \"https://a.example.com\"\non = [\"done\"]\n",
+            "notify[0].on: \"done\" is not an event (use complete, failed, rolled_back)",
+        ),
+    ] {
+        std::fs::write(dir.path().join("fabrik.toml"), toml).expect("write");
+        fabrik()
+            .current_dir(dir.path())
+            .args(["providers", "list"])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(expected));
+    }
 }
