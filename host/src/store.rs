@@ -16,6 +16,18 @@ use crate::orchestrator::state::{InvalidStateTransition, State};
 /// Environment variable that overrides the state database's path.
 pub const STATE_DB_ENV: &str = "FABRIK_STATE_DB";
 
+/// How long a write waits for another process's.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether SQLite refused because another connection holds a lock.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 /// `<project>/.fabrik/state.db`
 pub fn default_path(project_dir: &Path) -> PathBuf {
     project_dir.join(".fabrik").join("state.db")
@@ -150,47 +162,74 @@ impl Store {
             path: path.to_path_buf(),
             message,
         };
-        let corrupt = |message: String| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            message,
-        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
         }
         let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // Reading the schema first detects a file that is not a database before any write.
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| corrupt(e.to_string()))?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| corrupt(e.to_string()))?;
-        if check != "ok" {
-            return Err(corrupt(check));
-        }
-        let known = migrations::latest();
-        if version > known {
-            return Err(StoreError::Newer {
-                path: path.to_path_buf(),
-                found: version,
-                known,
-            });
-        }
-        // Switching to WAL needs a moment of exclusive access; the busy timeout covers
-        // another process doing the same.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // In WAL mode NORMAL never corrupts the database; a power cut may lose the last
-        // transactions, and a lost intent is recovered by `lookup` on the next apply.
-        // FULL made each write an fsync: ~5% of a fresh apply (BENCHMARKS.md).
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         let mut store = Self {
             conn,
             path: path.to_path_buf(),
         };
-        store.migrate(version)?;
-        Ok(store)
+        // SQLite answers "busy" at once, without its busy handler, in a few places that
+        // many processes opening one new file hit together (the switch to WAL, WAL
+        // recovery): the set-up is retried until the same timeout.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match store.set_up() {
+                Err(StoreError::Sql(e)) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(store),
+            }
+        }
+    }
+
+    /// Checks the file, switches it to WAL and migrates it. Changes nothing in a file
+    /// that is damaged or newer.
+    fn set_up(&mut self) -> Result<(), StoreError> {
+        let corrupt = |e: rusqlite::Error| {
+            if is_busy(&e) {
+                StoreError::Sql(e)
+            } else {
+                StoreError::Corrupt {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                }
+            }
+        };
+        // Reading the schema first detects a file that is not a database before any write.
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        let check: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                message: check,
+            });
+        }
+        let known = migrations::latest();
+        if version > known {
+            return Err(StoreError::Newer {
+                path: self.path.clone(),
+                found: version,
+                known,
+            });
+        }
+        // Switching to WAL needs a moment of exclusive access.
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        // In WAL mode NORMAL never corrupts the database; a power cut may lose the last
+        // transactions, and a lost intent is recovered by `lookup` on the next apply.
+        // FULL made each write an fsync: ~5% of a fresh apply (BENCHMARKS.md).
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        self.migrate(version)
     }
 
     pub fn path(&self) -> &Path {
@@ -799,6 +838,27 @@ mod tests {
                 .execute("DELETE FROM events", [])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn many_connections_opening_one_new_file_at_once_all_succeed() {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = default_path(dir.path());
+            let start = std::sync::Arc::new(std::sync::Barrier::new(12));
+            let openers: Vec<_> = (0..12)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Store::open(&path).map(|_| ()).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                assert_eq!(opener.join().expect("joined"), Ok(()));
+            }
+        }
     }
 
     #[test]
