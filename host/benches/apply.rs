@@ -82,6 +82,7 @@ async fn main() {
         queued: Duration::ZERO,
         building: Duration::ZERO,
         service_start: Duration::ZERO,
+        service_degraded: Duration::ZERO,
         delete_delay: Duration::ZERO,
     });
     let dir = tempfile::tempdir().expect("tempdir");

@@ -632,6 +632,7 @@ async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
         queued: Duration::ZERO,
         building: slow,
         service_start: slow,
+        service_degraded: Duration::ZERO,
         delete_delay: Duration::from_millis(100),
     });
     let spec = world.spec("app.yaml", |t| t);
@@ -663,6 +664,7 @@ async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
         queued: Duration::ZERO,
         building: Duration::ZERO,
         service_start: Duration::ZERO,
+        service_degraded: Duration::ZERO,
         delete_delay: Duration::from_millis(100),
     });
     let outputs = tokio::task::spawn_blocking(move || {

@@ -361,10 +361,24 @@ async fn coolify_simulator_answers_as_documented() {
         "patch",
         "/applications/{uuid}",
         &app_path,
-        Some(json!({ "docker_registry_image_name": "ghcr.io/acme/a:2" })),
+        Some(json!({ "docker_registry_image_name": "ghcr.io/acme/a", "docker_registry_image_tag": "2" })),
         200,
     )
     .await;
+    // [spec≠code] PATCH has no tag in the name (dockerImageNameRules()): Coolify answers
+    // a 422 the document does not list.
+    let (status, refused) = api
+        .send(
+            "patch",
+            &app_path,
+            Some(json!({ "docker_registry_image_name": "ghcr.io/acme/a:2" })),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(
+        refused["errors"]["docker_registry_image_name"][0],
+        "The docker registry image name field format is invalid."
+    );
     let item = json!({ "key": "A", "value": "1", "is_preview": false, "is_literal": true, "is_multiline": false, "is_shown_once": false, "is_runtime": true, "is_buildtime": false });
     let envs = api
         .exchange(

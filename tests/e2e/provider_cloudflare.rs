@@ -282,3 +282,64 @@ async fn a_hanging_api_is_abandoned_by_the_host() {
         "the host serves the next call"
     );
 }
+
+#[tokio::test]
+async fn the_zone_is_looked_up_once_per_instance() {
+    let fx = Fixture::start().await;
+    let mut dns = fx.instance("dns").await;
+    let created = dns
+        .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), OWNER)
+        .await
+        .expect("created");
+    dns.lookup(KIND, NAME, OWNER).await.expect("lookup");
+    dns.update(KIND, &created.id, &json!({ "content": "127.0.0.2" }))
+        .await
+        .expect("updated");
+    dns.lookup(KIND, NAME, OWNER).await.expect("lookup");
+    let zone_calls = fx
+        .sandbox
+        .cloudflare
+        .faults
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "cloudflare.list_zones")
+        .count();
+    // `api.example.com` (not a zone), then `example.com`: once, not per call.
+    assert_eq!(zone_calls, 2);
+}
+
+#[tokio::test]
+async fn an_address_record_where_a_cname_is_is_a_conflict_named_as_such() {
+    let fx = Fixture::start().await;
+    fx.sandbox
+        .cloudflare
+        .insert_record(NAME, "CNAME", "elsewhere.example.net", "someone else's");
+    let mut dns = fx.instance("dns").await;
+    let error = dns
+        .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), OWNER)
+        .await
+        .expect_err("conflict");
+    let message = text(&error);
+    assert!(
+        message.contains("already exists and is not owned") && message.contains("CNAME"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_comment_longer_than_the_plan_allows_is_refused() {
+    let fx = Fixture::start().await;
+    let mut dns = fx.instance("dns").await;
+    let long = format!("fabrik:{}/api", "p".repeat(100));
+    let error = dns
+        .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), &long)
+        .await
+        .expect_err("Free zones cap comments at 100 characters");
+    assert!(text(&error).contains("100 characters"), "{error}");
+    fx.sandbox
+        .cloudflare
+        .set_plan("example.com", fabrik_sim::cloudflare::rules::Plan::Paid);
+    dns.create(KIND, NAME, &json!({ "content": "127.0.0.1" }), &long)
+        .await
+        .expect("paid plans allow 500");
+}

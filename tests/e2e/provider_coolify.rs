@@ -191,44 +191,71 @@ async fn a_failed_deployment_is_reported() {
 }
 
 #[tokio::test]
-async fn a_deduplicated_deployment_is_followed_through_the_application() {
+async fn an_update_while_a_deployment_runs_deploys_the_new_configuration() {
     let fx = Fixture::start().await;
+    let sim = &fx.sandbox.coolify;
     let mut coolify = fx.instance("coolify").await;
     let created = coolify
         .create("application", "test-api", &application(json!({})), OWNER)
         .await
         .expect("created");
-    // Deploying again while the first is queued: Coolify answers with an id it never
-    // stored; progress falls back to the application's latest deployment.
-    coolify
-        .update(
-            "application",
-            &created.id,
-            &application(json!({ "A": "1" })),
-        )
+    // A new image while the first deployment is still queued: unforced, Coolify would
+    // skip queueing (same application, commit HEAD) and answer with a uuid it never
+    // stored, and the run would follow the old deployment.
+    let mut newer = application(json!({ "A": "1" }));
+    newer["image"] = json!("ghcr.io/acme/test-api:1.5");
+    let updated = coolify
+        .update("application", &created.id, &newer)
         .await
         .expect("updated");
-    let deploys: Vec<_> = fx
-        .sandbox
-        .coolify
-        .faults
-        .calls()
-        .into_iter()
-        .filter(|c| c.operation == "coolify.deploy")
-        .collect();
-    assert_eq!(deploys.len(), 2);
+    assert_eq!(updated.live["image"], "ghcr.io/acme/test-api:1.5");
+    let rows = sim.deployments_of(&created.id);
+    assert_eq!(rows.len(), 2, "the update queued a deployment of its own");
+    assert_eq!(
+        updated.outputs["deployment_uuid"], rows[1].0,
+        "the provider knows which deployment is its own"
+    );
     assert_eq!(
         settle(&mut coolify, "application", &created.id).await.0,
         ProgressState::Ready
     );
-    assert!(
-        fx.sandbox
-            .coolify
-            .faults
-            .calls()
-            .iter()
-            .any(|c| c.operation == "coolify.list_app_deployments")
+    assert_eq!(
+        sim.deployed_image(&created.id).as_deref(),
+        Some("ghcr.io/acme/test-api:1.5"),
+        "what runs is the new image"
     );
+}
+
+#[tokio::test]
+async fn images_are_sent_as_name_and_tag_and_digests_as_coolify_parses_them() {
+    let fx = Fixture::start().await;
+    let sim = &fx.sandbox.coolify;
+    let mut coolify = fx.instance("coolify").await;
+    let created = coolify
+        .create("application", "test-api", &application(json!({})), OWNER)
+        .await
+        .expect("created");
+    settle(&mut coolify, "application", &created.id).await;
+    let digest = format!("ghcr.io/acme/test-api@sha256:{}", "ab12".repeat(16));
+    for image in [digest.as_str(), "ghcr.io/acme/test-api:2.0", "nginx"] {
+        let mut desired = application(json!({}));
+        desired["image"] = json!(image);
+        let updated = coolify
+            .update("application", &created.id, &desired)
+            .await
+            .unwrap_or_else(|e| panic!("updating to {image}: {e}"));
+        settle(&mut coolify, "application", &created.id).await;
+        let expected = if image.contains(':') {
+            image.to_owned()
+        } else {
+            format!("{image}:latest")
+        };
+        assert_eq!(updated.live["image"], expected.as_str());
+        assert_eq!(
+            sim.deployed_image(&created.id).as_deref(),
+            Some(expected.as_str())
+        );
+    }
 }
 
 #[tokio::test]
@@ -375,5 +402,181 @@ async fn a_missing_token_names_the_variable_to_set() {
             .to_string()
             .contains("set the environment variable `COOLIFY_TOKEN`"),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn several_destinations_need_one_named_and_nothing_is_created_before() {
+    let fx = Fixture::start().await;
+    let sim = &fx.sandbox.coolify;
+    let second = sim.add_destination("vps1", "apps");
+    let mut coolify = fx.instance("coolify").await;
+    let error = coolify
+        .create("application", "test-api", &application(json!({})), OWNER)
+        .await
+        .expect_err("Coolify would refuse the create");
+    let message = text(&error);
+    assert!(
+        message.contains("several destinations") && message.contains("vps1-apps"),
+        "{message}"
+    );
+    assert!(message.contains(&second), "the uuids are listed: {message}");
+    assert!(
+        !sim.faults.calls().iter().any(|c| c.is_mutating()),
+        "nothing was created: {:?}",
+        sim.faults.calls()
+    );
+    let server = coolify
+        .lookup("server", "vps1", OWNER)
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(
+        server.outputs["destinations"].as_array().map(Vec::len),
+        Some(2),
+        "the host sees the destinations too"
+    );
+
+    let mut named = application(json!({}));
+    named["destination"] = json!("apps");
+    let created = coolify
+        .create("application", "test-api", &named, OWNER)
+        .await
+        .expect("created on the named destination");
+    assert_eq!(
+        sim.destination_of(&created.id).as_deref(),
+        Some(second.as_str())
+    );
+
+    let mut unknown = service(json!({}));
+    unknown["destination"] = json!("nowhere");
+    let error = coolify
+        .create("service", "web", &unknown, OWNER)
+        .await
+        .expect_err("no such destination");
+    assert!(text(&error).contains("no destination `nowhere`"), "{error}");
+}
+
+#[tokio::test]
+async fn values_coolify_generated_for_a_service_survive_every_update() {
+    let fx = Fixture::start().await;
+    let sim = &fx.sandbox.coolify;
+    let mut coolify = fx.instance("coolify").await;
+    let mut desired = service(json!({ "API_KEY": "k-1" }));
+    desired["compose"] = json!(
+        "services:\n  app:\n    image: ghcr.io/acme/web:2\n    environment:\n      API_KEY: ${API_KEY}\n      DB_PASSWORD: ${SERVICE_PASSWORD_DB}\n      DB_USER: ${SERVICE_USER_DB}\n      JWT: ${SERVICE_BASE64_64_JWT}\n"
+    );
+    let created = coolify
+        .create("service", "web", &desired, OWNER)
+        .await
+        .expect("created");
+    let generated = |env: Vec<(String, String)>| -> Vec<(String, String)> {
+        env.into_iter()
+            .filter(|(k, _)| k.starts_with("SERVICE_"))
+            .collect()
+    };
+    let before = generated(sim.env_of(&created.id));
+    assert_eq!(before.len(), 3, "Coolify generated them: {before:?}");
+    desired["env"] = json!({ "API_KEY": "k-2" });
+    coolify
+        .update("service", &created.id, &desired)
+        .await
+        .expect("updated");
+    assert_eq!(
+        generated(sim.env_of(&created.id)),
+        before,
+        "a generated password is never deleted (it guards an existing volume)"
+    );
+    assert!(
+        sim.env_of(&created.id)
+            .contains(&("API_KEY".to_owned(), "k-2".to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn a_degraded_service_is_followed_until_it_runs() {
+    use fabrik_sim::coolify::Timing;
+    use std::time::Duration;
+    let fx = Fixture::start().await;
+    fx.sandbox.coolify.set_timing(Timing {
+        service_start: Duration::from_millis(100),
+        service_degraded: Duration::from_millis(800),
+        ..Timing::default()
+    });
+    let mut coolify = fx.instance("coolify").await;
+    let created = coolify
+        .create("service", "web", &service(json!({})), OWNER)
+        .await
+        .expect("created");
+    let mut saw_degraded = false;
+    let state = loop {
+        let progress = coolify
+            .progress("service", &created.id)
+            .await
+            .expect("progress");
+        saw_degraded |= progress
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("degraded"));
+        if matches!(progress.state, ProgressState::Ready | ProgressState::Failed) {
+            break progress.state;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(saw_degraded, "the simulator reported degraded on the way");
+    assert_eq!(
+        state,
+        ProgressState::Ready,
+        "degraded while starting is not a failure"
+    );
+}
+
+#[tokio::test]
+async fn a_service_reads_its_domains_from_its_compose_services() {
+    let fx = Fixture::start().await;
+    let mut coolify = fx.instance("coolify").await;
+    let created = coolify
+        .create("service", "web", &service(json!({})), OWNER)
+        .await
+        .expect("created");
+    assert_eq!(created.live["domains"], json!(["https://web.example.com"]));
+    let read = coolify
+        .read("service", &created.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(read.live["domains"], json!(["https://web.example.com"]));
+}
+
+#[tokio::test]
+async fn application_preview_copies_follow_the_environment() {
+    let fx = Fixture::start().await;
+    let sim = &fx.sandbox.coolify;
+    let mut coolify = fx.instance("coolify").await;
+    let created = coolify
+        .create(
+            "application",
+            "test-api",
+            &application(json!({ "TOKEN": "old", "GONE": "x" })),
+            OWNER,
+        )
+        .await
+        .expect("created");
+    coolify
+        .update(
+            "application",
+            &created.id,
+            &application(json!({ "TOKEN": "new" })),
+        )
+        .await
+        .expect("updated");
+    assert_eq!(
+        sim.env_of(&created.id),
+        [("TOKEN".to_owned(), "new".to_owned())]
+    );
+    assert_eq!(
+        sim.preview_env_of(&created.id),
+        [("TOKEN".to_owned(), "new".to_owned())],
+        "no old or removed value is left in the preview copies"
     );
 }

@@ -11,8 +11,10 @@ use crate::fabrik::provider::host::{self, AuthScheme, Credential, HttpError, Htt
 const AUTH_CODES: &[u64] = &[9103, 9106, 9109, 10000, 6003, 6111, 6103];
 /// "Record already exists" (same name, type, content) and "identical record exists".
 pub const DUPLICATE_CODES: &[u64] = &[81057, 81058];
-/// "An A, AAAA, or CNAME record with that host already exists."
-pub const HOST_CONFLICT_CODE: u64 = 81053;
+/// A record of another type holds the name: 81053 "An A, AAAA, or CNAME record with that
+/// host already exists." (a new CNAME) and 81054 "A CNAME record with that host already
+/// exists." (a new A or AAAA; Cloudflare's records-with-same-name docs).
+pub const HOST_CONFLICT_CODES: &[u64] = &[81053, 81054];
 /// "Record does not exist."
 pub const RECORD_MISSING_CODE: u64 = 81044;
 

@@ -27,7 +27,9 @@ const DEFAULT_BASE: &str = "https://api.cloudflare.com/client/v4";
 
 struct State {
     base: String,
-    /// Zone name → zone id, found by walking labels.
+    /// Name → the id of the most specific zone that contains it, for the life of this
+    /// instance (one apply): zones do not move within an apply, and each lookup costs one
+    /// `GET /zones?name=` per label tried.
     zones: HashMap<String, String>,
 }
 
@@ -116,13 +118,13 @@ fn check_kind(kind: &str) -> Result<(), ProviderError> {
 /// The most specific zone that contains `fqdn`: tries `a.b.example.com`,
 /// `b.example.com`, `example.com` in turn (`GET /zones?name=`).
 fn find_zone(fqdn: &str) -> Result<String, ProviderError> {
+    if let Some(id) = STATE.with(|s| s.borrow().zones.get(fqdn).cloned()) {
+        return Ok(id);
+    }
     let labels: Vec<&str> = fqdn.split('.').collect();
     let mut tried = Vec::new();
     for start in 0..labels.len().saturating_sub(1) {
         let candidate = labels[start..].join(".");
-        if let Some(id) = STATE.with(|s| s.borrow().zones.get(&candidate).cloned()) {
-            return Ok(id);
-        }
         let envelope = api::call(
             &base(),
             Method::Get,
@@ -137,7 +139,7 @@ fn find_zone(fqdn: &str) -> Result<String, ProviderError> {
                 .and_then(|z| z["id"].as_str().map(str::to_owned))
         });
         if let Some(id) = found {
-            STATE.with(|s| s.borrow_mut().zones.insert(candidate, id.clone()));
+            STATE.with(|s| s.borrow_mut().zones.insert(fqdn.to_owned(), id.clone()));
             return Ok(id);
         }
         tried.push(candidate);
@@ -319,9 +321,7 @@ impl Guest for Cloudflare {
             Some(&body),
         ) {
             Ok(envelope) => to_resource(&zone, &envelope.result),
-            Err(f)
-                if f.has_code(api::DUPLICATE_CODES) || f.has_code(&[api::HOST_CONFLICT_CODE]) =>
-            {
+            Err(f) if f.has_code(api::DUPLICATE_CODES) || f.has_code(api::HOST_CONFLICT_CODES) => {
                 // It exists already: adopt it only if it carries our owner tag.
                 let existing = records_named(&zone, &name)?;
                 let ours = existing.iter().find(|r| {

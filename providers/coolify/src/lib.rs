@@ -41,6 +41,8 @@ struct State {
     /// server up for the DNS record, then `create` needs its uuid; servers do not come and
     /// go within an apply, and the second call was one more serial round trip.
     servers: Option<Value>,
+    /// Server uuid → its destinations, kept for the same reason.
+    destinations: HashMap<String, Option<Vec<Value>>>,
 }
 
 thread_local! {
@@ -74,6 +76,10 @@ struct Desired {
     domains: Vec<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// The Docker destination on the server, by name, network or uuid; needed when the
+    /// server has several.
+    #[serde(default)]
+    destination: Option<String>,
 }
 
 fn parse_desired(kind: &str, text: &str) -> Result<Desired, ProviderError> {
@@ -157,6 +163,82 @@ fn find_server(name: &str) -> Result<Option<(String, String)>, ProviderError> {
     Ok(Some((text("uuid"), text("ip"))))
 }
 
+/// The server's Docker destinations (`GET /servers/{uuid}/destinations`,
+/// DestinationsController::index_by_server); `None` on a Coolify without that endpoint.
+fn destinations(server: &str) -> Result<Option<Vec<Value>>, ProviderError> {
+    if let Some(known) = STATE.with(|s| s.borrow().destinations.get(server).cloned()) {
+        return Ok(known);
+    }
+    let found = match api::call(
+        &base(),
+        Method::Get,
+        &format!("/servers/{server}/destinations"),
+        None,
+    ) {
+        Ok(reply) => Some(reply.json()?.as_array().cloned().unwrap_or_default()),
+        Err(f) if f.status == 404 => None,
+        Err(f) => return Err(f.error),
+    };
+    STATE.with(|s| {
+        s.borrow_mut()
+            .destinations
+            .insert(server.to_owned(), found.clone())
+    });
+    Ok(found)
+}
+
+fn describe_destinations(list: &[Value]) -> String {
+    list.iter()
+        .map(|d| {
+            format!(
+                "`{}` (network {}, uuid {})",
+                d["name"].as_str().unwrap_or("?"),
+                d["network"].as_str().unwrap_or("?"),
+                d["uuid"].as_str().unwrap_or("?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `destination_uuid` to send on create, decided before anything is created.
+///
+/// Coolify ignores the field when the server has one destination and refuses the create
+/// when it has several and none is named (400 "Server has multiple destinations and you
+/// do not set destination_uuid.", ApplicationsController::create_application and
+/// ServicesController::create_service).
+fn destination_for(
+    server_name: &str,
+    server: &str,
+    wanted: Option<&str>,
+) -> Result<Option<String>, ProviderError> {
+    let Some(list) = destinations(server)? else {
+        // An older Coolify cannot list them: a named one is passed as given.
+        return Ok(wanted.map(str::to_owned));
+    };
+    let field = |d: &Value, key: &str| d[key].as_str().unwrap_or_default().to_owned();
+    match wanted {
+        Some(wanted) => list
+            .iter()
+            .find(|d| {
+                [field(d, "uuid"), field(d, "name"), field(d, "network")]
+                    .contains(&wanted.to_owned())
+            })
+            .map(|d| Some(field(d, "uuid")))
+            .ok_or_else(|| {
+                permanent(format!(
+                    "Coolify server `{server_name}` has no destination `{wanted}`; it has {}",
+                    describe_destinations(&list)
+                ))
+            }),
+        None if list.len() > 1 => Err(permanent(format!(
+            "Coolify server `{server_name}` has several destinations ({}); name one with `coolify.destination` in the spec",
+            describe_destinations(&list)
+        ))),
+        None => Ok(None),
+    }
+}
+
 /// The project's uuid; created when `create` is set.
 fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderError> {
     let projects = api::json(&base(), Method::Get, "/projects", None)?;
@@ -205,6 +287,58 @@ fn ensure_environment(project: &str, environment: &str) -> Result<(), ProviderEr
     }
 }
 
+/// An image reference as Coolify stores it: `docker_registry_image_name` and
+/// `docker_registry_image_tag`.
+///
+/// Only create parses a reference (`DockerImageParser`); `PATCH /applications/{uuid}`
+/// validates the name with `dockerImageNameRules()`, which has no tag part and admits a
+/// digest only as a bare `@sha256` suffix, and the tag with `dockerImageTagRules()`, which
+/// has no `:` (coollabsio/coolify app/Support/ValidationPatterns.php,
+/// `DOCKER_IMAGE_NAME_PATTERN`; app/Services/DockerImageParser.php). So the provider splits
+/// the reference itself, as the parser does: `repo@sha256:<hex>` is name `repo@sha256`
+/// and tag `<hex>` (the deploy job pulls `name:tag`, i.e. `repo@sha256:<hex>`);
+/// `repo:tag` is name `repo` and tag `tag`; a bare `repo` is tag `latest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ImageParts {
+    name: String,
+    tag: String,
+}
+
+impl ImageParts {
+    fn parse(reference: &str) -> Self {
+        if let Some((name, digest)) = reference.split_once("@sha256:") {
+            return Self {
+                name: format!("{name}@sha256"),
+                tag: digest.to_owned(),
+            };
+        }
+        let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+        match reference[last_slash..].rfind(':') {
+            Some(i) => Self {
+                name: reference[..last_slash + i].to_owned(),
+                tag: reference[last_slash + i + 1..].to_owned(),
+            },
+            None => Self {
+                name: reference.to_owned(),
+                tag: "latest".to_owned(),
+            },
+        }
+    }
+
+    /// The reference Coolify deploys (`ApplicationDeploymentJob::generate_image_names`):
+    /// `name:tag`, where a name ending in `@sha256` makes it a digest; a tag written as
+    /// `sha256-<hex>` is a digest too.
+    fn reference(name: &str, tag: &str) -> String {
+        if tag.is_empty() {
+            return format!("{name}:latest");
+        }
+        if let Some(hex) = tag.strip_prefix("sha256-") {
+            return format!("{}@sha256:{hex}", name.trim_end_matches("@sha256"));
+        }
+        format!("{name}:{tag}")
+    }
+}
+
 fn plural(kind: &str) -> &'static str {
     if kind == "service" {
         "services"
@@ -216,21 +350,32 @@ fn plural(kind: &str) -> &'static str {
 fn to_resource(kind: &str, value: &Value, env_keys: Option<Vec<String>>) -> Resource {
     let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
     let description = text("description");
-    let domains: Vec<String> = text("fqdn")
-        .split(',')
+    // An application's domains are its `fqdn`; a service has none of its own: they are
+    // the `fqdn` of its compose services, `applications[]` (ServicesController::
+    // service_by_uuid).
+    let fqdns: Vec<String> = if kind == "service" {
+        value["applications"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["fqdn"].as_str().map(str::to_owned))
+            .collect()
+    } else {
+        vec![text("fqdn")]
+    };
+    let domains: Vec<String> = fqdns
+        .iter()
+        .flat_map(|f| f.split(','))
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .map(str::to_owned)
         .collect();
     let mut live = json!({ "domains": domains, "status": value["status"] });
     if kind == "application" {
-        let image = text("docker_registry_image_name");
-        let tag = text("docker_registry_image_tag");
-        live["image"] = json!(if tag.is_empty() {
-            image
-        } else {
-            format!("{image}:{tag}")
-        });
+        live["image"] = json!(ImageParts::reference(
+            &text("docker_registry_image_name"),
+            &text("docker_registry_image_tag")
+        ));
         live["port"] = json!(
             text("ports_exposes")
                 .split(',')
@@ -252,9 +397,13 @@ fn to_resource(kind: &str, value: &Value, env_keys: Option<Vec<String>>) -> Reso
     }
 }
 
-/// Keys Coolify generates for services; they cannot be deleted while the compose uses them.
+/// Keys Coolify generates: its compose parser stores `SERVICE_FQDN_*`, `SERVICE_URL_*`,
+/// `SERVICE_PASSWORD_*`, `SERVICE_USER_*`, `SERVICE_BASE64_*` and more for every magic
+/// variable a compose file names (coollabsio/coolify bootstrap/helpers/parsers.php).
+/// Every `SERVICE_` name is Coolify's: deleting a password would make Coolify generate a
+/// new one under an existing volume. The spec validator reserves the prefix.
 fn is_generated(key: &str) -> bool {
-    key.starts_with("SERVICE_FQDN_") || key.starts_with("SERVICE_URL_")
+    key.starts_with("SERVICE_")
 }
 
 /// Makes the resource's environment exactly `env`: bulk upsert with the full flag set
@@ -263,9 +412,18 @@ fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<()
     let path = format!("/{}/{uuid}/envs", plural(kind));
     let current = api::json(&base(), Method::Get, &path, None)?;
     if !env.is_empty() {
-        let data: Vec<Value> = env
+        // An application's preview copies (created by Coolify with every new variable,
+        // never updated with it: EnvironmentVariable::booted) are kept equal too, so a
+        // removed or rotated secret leaves no old value behind.
+        let previews: &[bool] = if kind == "application" {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        let data: Vec<Value> = previews
             .iter()
-            .map(|(key, value)| {
+            .flat_map(|preview| env.iter().map(move |(key, value)| (*preview, key, value)))
+            .map(|(preview, key, value)| {
                 let mut item = json!({
                     "key": key,
                     "value": value,
@@ -276,7 +434,7 @@ fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<()
                     "is_buildtime": false,
                 });
                 if kind == "application" {
-                    item["is_preview"] = json!(false);
+                    item["is_preview"] = json!(preview);
                 }
                 item
             })
@@ -290,10 +448,7 @@ fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<()
     }
     for existing in current.as_array().into_iter().flatten() {
         let key = existing["key"].as_str().unwrap_or_default();
-        if env.contains_key(key)
-            || is_generated(key)
-            || existing["is_preview"].as_bool() == Some(true)
-        {
+        if env.contains_key(key) || is_generated(key) {
             continue;
         }
         if let Some(env_uuid) = existing["uuid"].as_str() {
@@ -308,12 +463,21 @@ fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<()
 }
 
 /// `POST /deploy`; remembers the deployment uuid of an application.
+///
+/// Always `force: true`. Without it, `queue_application_deployment`
+/// (coollabsio/coolify bootstrap/helpers/applications.php) skips queueing while a
+/// deployment of the same application and commit is queued or running (the commit of a
+/// docker-image application is always `HEAD`), and `DeployController::deploy_resource`
+/// still answers with a fresh deployment uuid that it never stored: the new image and
+/// env would not be deployed, and the run would follow someone else's deployment. Forced,
+/// a row is always created; for a docker image the only cost is no build cache, which a
+/// pull does not use.
 fn deploy(kind: &str, uuid: &str) -> Result<Option<String>, ProviderError> {
     let reply = api::json(
         &base(),
         Method::Post,
         "/deploy",
-        Some(&json!({ "uuid": uuid, "force": false })),
+        Some(&json!({ "uuid": uuid, "force": true })),
     )?;
     let entry = reply["deployments"]
         .as_array()
@@ -435,8 +599,17 @@ fn application_progress(uuid: &str) -> Result<ProgressReport, ProviderError> {
                     &format!("deployment {deployment}"),
                 ));
             }
-            // The dedupe quirk: "already queued" returns an id that was never stored.
-            Err(f) if f.status == 404 => {}
+            // Coolify answered `POST /deploy` with this uuid but has no such deployment:
+            // it did not queue one (the de-duplication quirk). Following the newest
+            // deployment instead could report someone else's, with the old configuration.
+            Err(f) if f.status == 404 => {
+                return Ok(ProgressReport {
+                    state: ProgressState::Failed,
+                    message: Some(format!(
+                        "Coolify answered deployment {deployment} but has no such deployment: it did not queue this configuration"
+                    )),
+                });
+            }
             Err(f) => return Err(f.error),
         }
     }
@@ -471,7 +644,16 @@ fn service_progress(uuid: &str) -> Result<ProgressReport, ProviderError> {
     } else if status.starts_with("starting") || status.starts_with("restarting") {
         (ProgressState::Running, format!("service is {status}"))
     } else if status.starts_with("degraded") {
-        (ProgressState::Failed, format!("service is {status}"))
+        // Coolify's aggregate (app/Services/ContainerStatusAggregator.php) reports
+        // `degraded` while a container restarts, or when one exited while the others run:
+        // often a start in progress. Keep following it; the host's deploy timeout bounds
+        // the wait, and this message says what to change if it never clears.
+        (
+            ProgressState::Running,
+            format!(
+                "service is {status}: a container is restarting or has exited while others run (a one-shot container needs `restart: \"no\"` or `exclude_from_hc: true` in the compose for Coolify to leave it out of the status)"
+            ),
+        )
     } else {
         // `exited` right after a start is the status job lagging: keep waiting.
         (ProgressState::Pending, format!("service is {status}"))
@@ -561,22 +743,31 @@ impl Guest for Coolify {
                 desired.server
             )));
         };
+        // Before anything is created: a create Coolify would refuse must not leave a new
+        // project or environment behind.
+        let destination =
+            destination_for(&desired.server, &server, desired.destination.as_deref())?;
         let project = project_uuid(&desired.project, true)?
             .ok_or_else(|| permanent("Coolify did not return the new project's uuid"))?;
         ensure_environment(&project, &desired.environment)?;
         let created = if kind == "application" {
-            let body = json!({
+            let image = ImageParts::parse(desired.image.as_deref().unwrap_or_default());
+            let mut body = json!({
                 "project_uuid": project,
                 "server_uuid": server,
                 "environment_name": desired.environment,
                 "name": name,
                 "description": owner,
-                "docker_registry_image_name": desired.image,
+                "docker_registry_image_name": image.name,
+                "docker_registry_image_tag": image.tag,
                 "ports_exposes": desired.port.map(|p| p.to_string()),
                 "domains": desired.domains.join(","),
                 "autogenerate_domain": false,
                 "instant_deploy": false,
             });
+            if let Some(destination) = &destination {
+                body["destination_uuid"] = json!(destination);
+            }
             api::json(
                 &base(),
                 Method::Post,
@@ -585,7 +776,7 @@ impl Guest for Coolify {
             )?
         } else {
             let compose = desired.compose.clone().unwrap_or_default();
-            let body = json!({
+            let mut body = json!({
                 "project_uuid": project,
                 "server_uuid": server,
                 "environment_name": desired.environment,
@@ -595,6 +786,9 @@ impl Guest for Coolify {
                 "urls": [{ "name": desired.service, "url": desired.domains.join(",") }],
                 "instant_deploy": false,
             });
+            if let Some(destination) = &destination {
+                body["destination_uuid"] = json!(destination);
+            }
             api::json(&base(), Method::Post, "/services", Some(&body))?
         };
         let uuid = created["uuid"]
@@ -617,8 +811,10 @@ impl Guest for Coolify {
         let desired = parse_desired(&kind, &desired)?;
         check_version()?;
         let body = if kind == "application" {
+            let image = ImageParts::parse(desired.image.as_deref().unwrap_or_default());
             json!({
-                "docker_registry_image_name": desired.image,
+                "docker_registry_image_name": image.name,
+                "docker_registry_image_tag": image.tag,
                 "ports_exposes": desired.port.map(|p| p.to_string()),
                 "domains": desired.domains.join(","),
             })
@@ -680,13 +876,24 @@ impl Guest for Coolify {
         owner: String,
     ) -> Result<Option<Resource>, ProviderError> {
         if kind == "server" {
-            return Ok(find_server(&name)?.map(|(uuid, ip)| Resource {
+            let Some((uuid, ip)) = find_server(&name)? else {
+                return Ok(None);
+            };
+            // The host checks the spec's destination against these before it changes
+            // anything.
+            let destinations: Option<Vec<Value>> = destinations(&uuid)?.map(|list| {
+                list.iter()
+                    .map(|d| json!({ "uuid": d["uuid"], "name": d["name"], "network": d["network"] }))
+                    .collect()
+            });
+            return Ok(Some(Resource {
                 kind,
                 id: uuid.clone(),
                 name,
                 owner: None,
                 live: json!({ "ip": ip }).to_string(),
-                outputs: json!({ "uuid": uuid, "ip": ip }).to_string(),
+                outputs: json!({ "uuid": uuid, "ip": ip, "destinations": destinations })
+                    .to_string(),
             }));
         }
         if kind != "application" && kind != "service" {
@@ -784,9 +991,52 @@ mod tests {
     }
 
     #[test]
+    fn image_references_split_as_coolify_stores_them() {
+        let digest = "0123456789abcdef".repeat(4);
+        for (reference, name, tag, back) in [
+            (
+                "ghcr.io/acme/api:1.4",
+                "ghcr.io/acme/api",
+                "1.4",
+                "ghcr.io/acme/api:1.4",
+            ),
+            ("nginx", "nginx", "latest", "nginx:latest"),
+            (
+                "localhost:5000/team/app",
+                "localhost:5000/team/app",
+                "latest",
+                "localhost:5000/team/app:latest",
+            ),
+            (
+                "localhost:5000/app:2",
+                "localhost:5000/app",
+                "2",
+                "localhost:5000/app:2",
+            ),
+            (
+                &format!("nginx@sha256:{digest}"),
+                "nginx@sha256",
+                &digest,
+                &format!("nginx@sha256:{digest}"),
+            ),
+        ] {
+            let parts = ImageParts::parse(reference);
+            assert_eq!((parts.name.as_str(), parts.tag.as_str()), (name, tag));
+            assert_eq!(ImageParts::reference(&parts.name, &parts.tag), back);
+        }
+        assert_eq!(
+            ImageParts::reference("nginx", &format!("sha256-{digest}")),
+            format!("nginx@sha256:{digest}")
+        );
+    }
+
+    #[test]
     fn generated_keys_are_left_alone() {
         assert!(is_generated("SERVICE_FQDN_APP"));
         assert!(is_generated("SERVICE_URL_APP_8000"));
+        assert!(is_generated("SERVICE_PASSWORD_POSTGRES"));
+        assert!(is_generated("SERVICE_USER_ADMIN"));
+        assert!(is_generated("SERVICE_BASE64_64_SECRET"));
         assert!(!is_generated("DATABASE_URL"));
     }
 }

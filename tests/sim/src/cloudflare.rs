@@ -16,11 +16,16 @@ use serde_json::{Value, json};
 
 use crate::faults::{Fault, Faults};
 
+pub mod rules;
+
+use rules::Plan;
+
 /// A zone the simulator serves.
 #[derive(Debug, Clone)]
 pub struct Zone {
     pub id: String,
     pub name: String,
+    pub plan: Plan,
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +110,7 @@ impl Cloudflare {
             store.zones.push(Zone {
                 id: hex_id(store.next_id),
                 name: (*name).to_owned(),
+                plan: Plan::Free,
             });
         }
         Self {
@@ -120,6 +126,24 @@ impl Cloudflare {
             Err(poisoned) => poisoned.into_inner(),
         };
         f(&mut guard)
+    }
+
+    /// Sets the plan of the zone named `name` (zones start on Free).
+    pub fn set_plan(&self, name: &str, plan: Plan) {
+        self.with(|s| {
+            for zone in s.zones.iter_mut().filter(|z| z.name == name) {
+                zone.plan = plan;
+            }
+        });
+    }
+
+    /// An edit made by hand in Cloudflare's dashboard: a record's content.
+    pub fn edit_content(&self, name: &str, content: &str) {
+        self.with(|s| {
+            for record in s.records.values_mut().filter(|r| r["name"] == name) {
+                record["content"] = json!(content);
+            }
+        });
     }
 
     /// Every record, as the API would return it.
@@ -378,6 +402,9 @@ async fn list_records(
             .cloned()
             .collect()
     });
+    let per_page = rules::records_per_page(query.get("per_page"));
+    let mut query = query;
+    query.insert("per_page".to_owned(), per_page.to_string());
     axum::Json(page(records, &query, 100)).into_response()
 }
 
@@ -386,25 +413,6 @@ fn parse_body(body: &Bytes) -> Result<Value, Response> {
         .ok()
         .filter(Value::is_object)
         .ok_or_else(|| failure(StatusCode::BAD_REQUEST, 9207, "Request body is invalid."))
-}
-
-fn validate_content(record_type: &str, content: &str) -> Result<(), Response> {
-    let ok = match record_type {
-        "A" => content.parse::<std::net::Ipv4Addr>().is_ok(),
-        "AAAA" => content.parse::<std::net::Ipv6Addr>().is_ok(),
-        "CNAME" => !content.is_empty(),
-        _ => true,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err((StatusCode::BAD_REQUEST, axum::Json(json!({
-            "success": false,
-            "errors": [{"code": 1004, "message": "DNS Validation Error", "error_chain": [{"code": 9005, "message": format!("Content for {record_type} record is invalid.")}]}],
-            "messages": [],
-            "result": null,
-        }))).into_response())
-    }
 }
 
 async fn create_record(
@@ -444,12 +452,14 @@ async fn create_record(
             "DNS name, type and content are required.",
         );
     }
-    if let Err(r) = validate_content(&record_type, &content) {
-        return r;
-    }
     let ttl = body["ttl"].as_u64().unwrap_or(1);
     let proxied = body["proxied"].as_bool().unwrap_or(false);
     let comment = text("comment");
+    let mut candidate = body.clone();
+    candidate["name"] = json!(name);
+    if let Err(r) = rules::check_record(&candidate, zone.plan) {
+        return r;
+    }
     sim.with(|s| {
         let same_name: Vec<&Value> = s.records.values().filter(|r| r["name"] == name).collect();
         if same_name
@@ -462,16 +472,8 @@ async fn create_record(
                 "An identical record already exists.",
             );
         }
-        // A CNAME cannot share its name with any other record.
-        if same_name
-            .iter()
-            .any(|r| record_type == "CNAME" || r["type"] == "CNAME")
-        {
-            return failure(
-                StatusCode::BAD_REQUEST,
-                81053,
-                "An A, AAAA, or CNAME record with that host already exists.",
-            );
+        if let Some(conflict) = rules::same_name_conflict(&record_type, &same_name) {
+            return conflict;
         }
         s.next_id += 1;
         let id = hex_id(s.next_id);
@@ -522,30 +524,37 @@ async fn change_record(
         Err(r) => return r,
     };
     sim.with(|s| {
-        let Some(record) = s.records.get_mut(id).filter(|r| r["zone_id"] == zone) else {
+        if !s.records.get(id).is_some_and(|r| r["zone_id"] == zone) {
+            return missing();
+        }
+        let plan = s
+            .zones
+            .iter()
+            .find(|z| z.id == zone)
+            .map(|z| z.plan)
+            .unwrap_or_default();
+        let Some(record) = s.records.get_mut(id) else {
             return missing();
         };
-        let record_type = body["type"]
-            .as_str()
-            .or(record["type"].as_str())
-            .unwrap_or("A")
-            .to_owned();
-        if let Some(content) = body["content"].as_str()
-            && let Err(r) = validate_content(&record_type, content)
-        {
-            return r;
-        }
+        let mut changed = record.clone();
         if replace {
             // PUT overwrites: omitted optional fields fall back to their defaults.
-            record["proxied"] = json!(false);
-            record["ttl"] = json!(1);
-            record["comment"] = Value::Null;
+            changed["proxied"] = json!(false);
+            changed["ttl"] = json!(1);
+            changed["comment"] = Value::Null;
+            changed["tags"] = json!([]);
         }
-        for key in ["type", "content", "ttl", "proxied", "comment", "name"] {
+        for key in [
+            "type", "content", "ttl", "proxied", "comment", "name", "tags",
+        ] {
             if let Some(value) = body.get(key) {
-                record[key] = value.clone();
+                changed[key] = value.clone();
             }
         }
+        if let Err(r) = rules::check_record(&changed, plan) {
+            return r;
+        }
+        *record = changed;
         record["modified_on"] = json!(TIMESTAMP);
         axum::Json(envelope(record.clone())).into_response()
     })

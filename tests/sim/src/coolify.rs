@@ -21,12 +21,19 @@ use serde_json::{Value, json};
 
 use crate::faults::{Fault, Faults};
 
+pub mod rules;
+
+use rules::Errors;
+
 /// How long simulated work takes.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub queued: Duration,
     pub building: Duration,
     pub service_start: Duration,
+    /// How long a started service reports `degraded:unhealthy` after `service_start`
+    /// (a container restarting, or a one-shot container that exited), before running.
+    pub service_degraded: Duration,
     pub delete_delay: Duration,
 }
 
@@ -36,6 +43,7 @@ impl Default for Timing {
             queued: Duration::from_millis(100),
             building: Duration::from_millis(300),
             service_start: Duration::from_millis(300),
+            service_degraded: Duration::ZERO,
             delete_delay: Duration::from_millis(200),
         }
     }
@@ -56,10 +64,15 @@ struct Resource {
     name: String,
     description: String,
     environment_id: u64,
+    destination: String,
     domains: Vec<String>,
+    /// `docker_registry_image_name` and `docker_registry_image_tag` as stored.
     image: String,
+    tag: String,
     ports_exposes: String,
     compose: String,
+    /// The compose service `urls` gave the domains to (services only).
+    url_service: String,
     /// When the service was last started (services only).
     started: Option<Instant>,
     deleting: Option<Instant>,
@@ -74,6 +87,8 @@ struct Deployment {
     created: Instant,
     fails: bool,
     force: bool,
+    /// The image reference the deployment pulls (name and tag when it was queued).
+    image: String,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +118,8 @@ pub struct Deletion {
 struct Store {
     next: u64,
     servers: Vec<Value>,
+    /// Server uuid → its Docker destinations (`GET /servers/{uuid}/destinations`).
+    destinations: BTreeMap<String, Vec<Value>>,
     projects: Vec<Project>,
     resources: BTreeMap<String, Resource>,
     envs: BTreeMap<String, Vec<Value>>,
@@ -176,55 +193,7 @@ fn injected(fault: Fault) -> Response {
     }
 }
 
-/// Keys every application create variant accepts (one shared allow-list in Coolify).
-const APPLICATION_CREATE_KEYS: &[&str] = &[
-    "project_uuid",
-    "server_uuid",
-    "environment_name",
-    "environment_uuid",
-    "destination_uuid",
-    "name",
-    "description",
-    "domains",
-    "autogenerate_domain",
-    "force_domain_override",
-    "instant_deploy",
-    "tags",
-    "ports_exposes",
-    "ports_mappings",
-    "docker_registry_image_name",
-    "docker_registry_image_tag",
-    "git_repository",
-    "git_branch",
-    "git_commit_sha",
-    "build_pack",
-    "health_check_enabled",
-    "health_check_path",
-    "health_check_port",
-    "health_check_host",
-    "health_check_method",
-    "health_check_return_code",
-    "health_check_scheme",
-    "health_check_response_text",
-    "health_check_interval",
-    "health_check_timeout",
-    "health_check_retries",
-    "health_check_start_period",
-    "limits_memory",
-    "limits_cpus",
-    "custom_labels",
-    "custom_docker_run_options",
-    "redirect",
-    "is_force_https_enabled",
-    "is_auto_deploy_enabled",
-];
-const APPLICATION_UPDATE_FORBIDDEN: &[&str] = &[
-    "project_uuid",
-    "server_uuid",
-    "environment_name",
-    "environment_uuid",
-    "destination_uuid",
-];
+/// ServicesController::create_service, first-pass `$allowedFields`.
 const SERVICE_CREATE_KEYS: &[&str] = &[
     "project_uuid",
     "server_uuid",
@@ -279,6 +248,12 @@ impl Coolify {
                 "is_usable": true,
                 "settings": { "is_build_server": false, "is_reachable": true, "is_usable": true },
             }));
+            // Every server gets the `coolify` network as its first destination.
+            store.next += 1;
+            let destination = destination_json(store.next, &uuid(store.next - 1), name, "coolify");
+            store
+                .destinations
+                .insert(uuid(store.next - 1), vec![destination]);
         }
         Self {
             token: Arc::from(token),
@@ -305,6 +280,96 @@ impl Coolify {
         if let Ok(mut t) = self.timing.lock() {
             *t = timing;
         }
+    }
+
+    /// Adds a Docker destination (network `network`) to the server named `server`; returns
+    /// its uuid. A server with several destinations refuses creates that name none.
+    pub fn add_destination(&self, server: &str, network: &str) -> String {
+        self.with(|s| {
+            let server_uuid = s
+                .servers
+                .iter()
+                .find(|v| v["name"] == server)
+                .and_then(|v| v["uuid"].as_str())
+                .expect("the server exists")
+                .to_owned();
+            s.next += 1;
+            let destination = destination_json(s.next, &server_uuid, server, network);
+            let id = destination["uuid"].as_str().unwrap_or_default().to_owned();
+            s.destinations
+                .entry(server_uuid)
+                .or_default()
+                .push(destination);
+            id
+        })
+    }
+
+    /// The destination uuid a resource was created on.
+    pub fn destination_of(&self, uuid: &str) -> Option<String> {
+        self.with(|s| s.resources.get(uuid).map(|r| r.destination.clone()))
+    }
+
+    /// The image the newest finished deployment of application `uuid` pulled.
+    pub fn deployed_image(&self, uuid: &str) -> Option<String> {
+        let timing = self.timing();
+        let now = Instant::now();
+        self.with(|s| {
+            s.deployments
+                .iter()
+                .rev()
+                .find(|d| {
+                    d.application_uuid == uuid && deployment_status(d, &timing, now) == "finished"
+                })
+                .map(|d| d.image.clone())
+        })
+    }
+
+    /// Every deployment row of application `uuid`, oldest first: `(uuid, image)`.
+    pub fn deployments_of(&self, uuid: &str) -> Vec<(String, String)> {
+        self.with(|s| {
+            s.deployments
+                .iter()
+                .filter(|d| d.application_uuid == uuid)
+                .map(|d| (d.uuid.clone(), d.image.clone()))
+                .collect()
+        })
+    }
+
+    /// An edit made by hand in Coolify's UI: sets (or adds) a non-preview env var.
+    pub fn edit_env(&self, uuid: &str, key: &str, value: &str) {
+        self.with(|s| {
+            s.next += 1;
+            let next = s.next;
+            let list = s.envs.entry(uuid.to_owned()).or_default();
+            match list
+                .iter_mut()
+                .find(|e| e["key"] == key && e["is_preview"] != true)
+            {
+                Some(env) => {
+                    env["value"] = json!(value);
+                    env["real_value"] = json!(value);
+                }
+                None => list.push(new_env(next, key, value, false)),
+            }
+        });
+    }
+
+    /// An edit made by hand in Coolify's UI: the application's image name and tag.
+    pub fn edit_image(&self, uuid: &str, name: &str, tag: &str) {
+        self.with(|s| {
+            if let Some(r) = s.resources.get_mut(uuid) {
+                r.image = name.to_owned();
+                r.tag = tag.to_owned();
+            }
+        });
+    }
+
+    /// A resource deleted by hand in Coolify's UI (at once, without the queued job).
+    pub fn remove_by_hand(&self, uuid: &str) {
+        self.with(|s| {
+            s.resources.remove(uuid);
+            s.envs.remove(uuid);
+        });
     }
 
     /// Makes the next deployment of the app named `name` fail.
@@ -342,13 +407,24 @@ impl Coolify {
         })
     }
 
-    /// Environment variables of a resource, as `(key, value)`.
+    /// Environment variables of a resource that its deployments get (not the preview
+    /// copies), as `(key, value)`.
     pub fn env_of(&self, uuid: &str) -> Vec<(String, String)> {
+        self.env_rows(uuid, false)
+    }
+
+    /// The preview copies of an application's environment variables.
+    pub fn preview_env_of(&self, uuid: &str) -> Vec<(String, String)> {
+        self.env_rows(uuid, true)
+    }
+
+    fn env_rows(&self, uuid: &str, preview: bool) -> Vec<(String, String)> {
         self.with(|s| {
             s.envs
                 .get(uuid)
                 .map(|list| {
                     list.iter()
+                        .filter(|e| e["is_preview"].as_bool().unwrap_or(false) == preview)
                         .map(|e| {
                             (
                                 e["key"].as_str().unwrap_or_default().to_owned(),
@@ -376,7 +452,9 @@ impl Coolify {
                             == Some(domain)
                     })
                     && match r.kind {
-                        Kind::Service => r.started.is_some_and(|t| now >= t + timing.service_start),
+                        Kind::Service => r.started.is_some_and(|t| {
+                            now >= t + timing.service_start + timing.service_degraded
+                        }),
                         Kind::Application => s
                             .deployments
                             .iter()
@@ -394,6 +472,7 @@ impl Coolify {
             .route("/version", get(version))
             .route("/health", get(health))
             .route("/servers", get(list_servers))
+            .route("/servers/{uuid}/destinations", get(list_destinations))
             .route("/projects", get(list_projects).post(create_project))
             .route("/projects/{uuid}", get(get_project))
             .route(
@@ -485,6 +564,29 @@ fn uuid(n: u64) -> String {
         .collect()
 }
 
+/// A destination as `DestinationsController::transform` shows it.
+fn destination_json(id: u64, server_uuid: &str, server: &str, network: &str) -> Value {
+    json!({
+        "uuid": uuid(id),
+        "name": format!("{server}-{network}"),
+        "network": network,
+        "type": "standalone",
+        "server_uuid": server_uuid,
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+    })
+}
+
+/// A new env var row with the defaults of a create (`is_runtime`/`is_buildtime` true).
+fn new_env(id: u64, key: &str, value: &str, preview: bool) -> Value {
+    json!({
+        "id": id, "uuid": uuid_for_env(id), "key": key, "value": value, "real_value": value,
+        "is_preview": preview, "is_literal": false, "is_multiline": false, "is_shown_once": false,
+        "is_runtime": true, "is_buildtime": true, "comment": null, "is_shared": false,
+        "version": VERSION, "created_at": TIMESTAMP, "updated_at": TIMESTAMP,
+    })
+}
+
 fn deployment_status(d: &Deployment, timing: &Timing, now: Instant) -> &'static str {
     let age = now.saturating_duration_since(d.created);
     if age < timing.queued {
@@ -572,6 +674,29 @@ async fn list_servers(
         return r;
     }
     axum::Json(Value::Array(sim.with(|s| s.servers.clone()))).into_response()
+}
+
+/// `DestinationsController::index_by_server`.
+async fn list_destinations(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(server): Path<String>,
+) -> Response {
+    if let Err(r) = sim
+        .enter("list_destinations", &method, &uri, &headers)
+        .await
+    {
+        return r;
+    }
+    sim.with(|s| match s.destinations.get(&server) {
+        Some(list) => axum::Json(Value::Array(list.clone())).into_response(),
+        None => message(
+            StatusCode::NOT_FOUND,
+            "No query results for model [App\\Models\\Server].",
+        ),
+    })
 }
 
 fn project_json(p: &Project) -> Value {
@@ -742,10 +867,7 @@ async fn create_environment(
 }
 
 fn application_json(r: &Resource, status: &str) -> Value {
-    let (image, tag) = match r.image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
-        Some((image, tag)) => (image.to_owned(), tag.to_owned()),
-        None => (r.image.clone(), "latest".to_owned()),
-    };
+    let (image, tag) = (&r.image, &r.tag);
     json!({
         "id": r.id,
         "uuid": r.uuid,
@@ -769,6 +891,16 @@ fn application_json(r: &Resource, status: &str) -> Value {
 }
 
 fn service_json(r: &Resource, status: &str) -> Value {
+    // ServicesController::service_by_uuid: no top-level `fqdn`; each compose service is an
+    // application (or a database) with its own `fqdn`.
+    let applications: Vec<Value> = compose_services(&r.compose)
+        .into_iter()
+        .map(|name| {
+            let fqdn =
+                (name == r.url_service && !r.domains.is_empty()).then(|| r.domains.join(","));
+            json!({ "name": name, "status": status, "fqdn": fqdn, "exclude_from_status": false })
+        })
+        .collect();
     json!({
         "id": r.id,
         "uuid": r.uuid,
@@ -785,9 +917,55 @@ fn service_json(r: &Resource, status: &str) -> Value {
         "server_status": true,
         "created_at": TIMESTAMP,
         "updated_at": TIMESTAMP,
-        "applications": [{ "name": "app", "status": status }],
+        "applications": applications,
         "databases": [],
     })
+}
+
+/// The service names of a compose file.
+fn compose_services(compose: &str) -> Vec<String> {
+    serde_yaml::from_str::<serde_yaml::Value>(compose)
+        .ok()
+        .and_then(|doc| {
+            doc.get("services").and_then(|s| s.as_mapping()).map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The variables Coolify's compose parser creates for a service (`serviceParser` in
+/// bootstrap/helpers/parsers.php, values from `generateEnvValue` in
+/// bootstrap/helpers/shared.php): every `${SERVICE_<COMMAND>_<NAME>}` the compose refers
+/// to, created once and never regenerated. URL and FQDN values are left empty here.
+fn generated_envs(compose: &str) -> Vec<(String, String)> {
+    static MAGIC: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\$\{?(SERVICE_[A-Za-z0-9_]+)").expect("valid pattern")
+    });
+    let mut found: Vec<(String, String)> = Vec::new();
+    for capture in MAGIC.captures_iter(compose) {
+        let key = capture[1].to_owned();
+        if found.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        let value = if key.starts_with("SERVICE_FQDN_") || key.starts_with("SERVICE_URL_") {
+            String::new()
+        } else {
+            // A deterministic stand-in for the random value; what matters is that it is
+            // kept, not what it is.
+            format!("generated-{:016x}", {
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for b in key.bytes().chain(compose.len().to_le_bytes()) {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+                }
+                h
+            })
+        };
+        found.push((key, value));
+    }
+    found
 }
 
 impl Coolify {
@@ -808,8 +986,13 @@ impl Coolify {
                 },
                 None => "exited".to_owned(),
             },
+            // Service::getStatusAttribute: `starting:unhealthy` while the start runs, then
+            // the aggregate of the containers (ContainerStatusAggregator).
             Kind::Service => match r.started {
-                Some(t) if now >= t + timing.service_start => "running:healthy".to_owned(),
+                Some(t) if now >= t + timing.service_start + timing.service_degraded => {
+                    "running:healthy".to_owned()
+                }
+                Some(t) if now >= t + timing.service_start => "degraded:unhealthy".to_owned(),
                 Some(_) => "starting:unhealthy".to_owned(),
                 None => "exited".to_owned(),
             },
@@ -903,6 +1086,94 @@ fn placement(s: &Store, body: &serde_json::Map<String, Value>) -> Result<(u64, S
     Ok((e.id, server))
 }
 
+/// The destination a create lands on (ApplicationsController::create_application and
+/// ServicesController::create_service, "destination" block): the only one, whatever was
+/// sent; with several, `destination_uuid` must name one of them.
+fn choose_destination(
+    s: &Store,
+    server: &str,
+    body: &serde_json::Map<String, Value>,
+) -> Result<String, Response> {
+    let destinations = s.destinations.get(server).cloned().unwrap_or_default();
+    let uuid_of = |d: &Value| d["uuid"].as_str().unwrap_or_default().to_owned();
+    match destinations.as_slice() {
+        [] => Err(message(
+            StatusCode::BAD_REQUEST,
+            "Server has no destinations.",
+        )),
+        [only] => Ok(uuid_of(only)),
+        several => {
+            if !body.contains_key("destination_uuid") {
+                return Err(message(
+                    StatusCode::BAD_REQUEST,
+                    "Server has multiple destinations and you do not set destination_uuid.",
+                ));
+            }
+            let wanted = str_field(body, "destination_uuid");
+            several
+                .iter()
+                .find(|d| d["uuid"] == wanted.as_str())
+                .map(uuid_of)
+                .ok_or_else(|| {
+                    invalid(
+                        "destination_uuid",
+                        json!("Provided destination_uuid does not belong to the specified server."),
+                    )
+                })
+        }
+    }
+}
+
+/// What `queue_application_deployment` did.
+enum Queued {
+    Queued(String),
+    /// A deployment of the same application and commit is queued or running, and the
+    /// call was not forced: no row is created.
+    Skipped,
+}
+
+/// `queue_application_deployment` (bootstrap/helpers/applications.php): de-duplicates on
+/// application, commit (`HEAD` for docker images), pull request and tag unless forced.
+fn queue_deployment(s: &mut Store, r: &Resource, timing: &Timing, force: bool) -> Queued {
+    let now = Instant::now();
+    let running = s.deployments.iter().any(|d| {
+        d.application_uuid == r.uuid
+            && matches!(deployment_status(d, timing, now), "queued" | "in_progress")
+    });
+    if running && !force {
+        return Queued::Skipped;
+    }
+    let fails = match s.fail_next.iter().position(|n| *n == r.name) {
+        Some(position) => {
+            s.fail_next.remove(position);
+            true
+        }
+        None => false,
+    };
+    s.next += 1;
+    let id = uuid_for_env(s.next.wrapping_mul(31));
+    s.deployments.push(Deployment {
+        id: s.next,
+        uuid: id.clone(),
+        application_uuid: r.uuid.clone(),
+        application_name: r.name.clone(),
+        created: now,
+        fails,
+        force,
+        image: image_reference(&r.image, &r.tag),
+    });
+    Queued::Queued(id)
+}
+
+/// The reference the deploy job pulls (`ApplicationDeploymentJob::generate_image_names`).
+fn image_reference(name: &str, tag: &str) -> String {
+    let tag = if tag.is_empty() { "latest" } else { tag };
+    match tag.strip_prefix("sha256-") {
+        Some(hex) => format!("{}@sha256:{hex}", name.trim_end_matches("@sha256")),
+        None => format!("{name}:{tag}"),
+    }
+}
+
 /// 409 if another resource already serves one of `domains`.
 fn domain_conflicts(
     sim: &Coolify,
@@ -937,14 +1208,6 @@ fn domain_conflicts(
     })
 }
 
-fn split_domains(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 async fn create_application(
     State(sim): State<Coolify>,
     method: Method,
@@ -962,65 +1225,101 @@ async fn create_application(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let unknown = unknown_keys(&body, APPLICATION_CREATE_KEYS);
-    if !unknown.is_empty() {
-        return not_allowed(&unknown);
+    // ApplicationsController::create_application: the allow-list and the basic rules
+    // answer together, in one bag.
+    let mut errors = Errors::default();
+    rules::not_allowed(&body, rules::APPLICATION_CREATE_FIELDS, &mut errors);
+    rules::optional_string(&body, "name", Some(255), false, &mut errors);
+    rules::optional_string(&body, "description", None, true, &mut errors);
+    rules::required_string(&body, "project_uuid", &mut errors);
+    rules::required_string(&body, "server_uuid", &mut errors);
+    rules::optional_string(&body, "environment_name", None, true, &mut errors);
+    rules::optional_string(&body, "environment_uuid", None, true, &mut errors);
+    rules::optional_string(&body, "destination_uuid", None, false, &mut errors);
+    rules::boolean(&body, "autogenerate_domain", &mut errors);
+    if let Some(r) = errors.response() {
+        return r;
     }
-    let image = str_field(&body, "docker_registry_image_name");
-    if image.is_empty() {
-        return invalid(
-            "docker_registry_image_name",
-            json!(["The docker registry image name field is required."]),
-        );
-    }
-    let ports = str_field(&body, "ports_exposes");
-    if !ports.is_empty()
-        && !ports
-            .split(',')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return invalid(
-            "ports_exposes",
-            json!(["The ports exposes field format is invalid."]),
-        );
-    }
-    let domains = split_domains(&str_field(&body, "domains"));
-    let force = body
-        .get("force_domain_override")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
     sim.with(|s| {
-        let (environment_id, _server) = match placement(s, &body) {
+        let (environment_id, server) = match placement(s, &body) {
             Ok(p) => p,
             Err(r) => return r,
         };
+        let destination = match choose_destination(s, &server, &body) {
+            Ok(d) => d,
+            Err(r) => return r,
+        };
+        // The dockerimage variant's own validator runs after the lookups.
+        let mut errors = Errors::default();
+        let image = str_field(&body, "docker_registry_image_name");
+        match body.get("docker_registry_image_name") {
+            None | Some(Value::Null) => {
+                errors.add("docker_registry_image_name", "This field is required.")
+            }
+            Some(_) => {
+                if let Some(problem) = rules::image_format_problem(&image) {
+                    errors.add("docker_registry_image_name", problem);
+                }
+            }
+        }
+        let tag = body
+            .get("docker_registry_image_tag")
+            .and_then(Value::as_str);
+        if let Some(problem) = tag.and_then(rules::image_tag_problem) {
+            errors.add("docker_registry_image_tag", problem);
+        }
+        let ports = str_field(&body, "ports_exposes");
+        if let Some(problem) = body
+            .get("ports_exposes")
+            .and_then(Value::as_str)
+            .and_then(rules::ports_problem)
+        {
+            errors.add("ports_exposes", problem);
+        }
+        let domains_text = str_field(&body, "domains");
+        for problem in rules::domain_problems(&domains_text) {
+            errors.add("domains", problem);
+        }
+        if let Some(r) = errors.response() {
+            return r;
+        }
+        let domains: Vec<String> = rules::split_domains(&domains_text)
+            .iter()
+            .map(|d| rules::normalize_domain(d))
+            .collect();
+        let force = body
+            .get("force_domain_override")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         if !force && let Some(conflict) = domain_conflicts(&sim, s, &domains, "") {
             return conflict;
         }
         s.next += 1;
         let id = s.next;
-        let tag = str_field(&body, "docker_registry_image_tag");
+        let (image, tag) = rules::parse_image(&image, tag);
         let resource = Resource {
             kind: Kind::Application,
             id,
             uuid: uuid(id),
             name: Some(str_field(&body, "name"))
                 .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| format!("docker-image-{id}")),
+                .unwrap_or_else(|| format!("docker-image-{}", uuid(id + 11))),
             description: str_field(&body, "description"),
             environment_id,
+            destination,
             domains: domains.clone(),
-            image: if tag.is_empty() {
-                image
-            } else {
-                format!("{image}:{tag}")
-            },
+            image,
+            tag,
             ports_exposes: ports,
             compose: String::new(),
+            url_service: String::new(),
             started: None,
             deleting: None,
         };
-        let created = json!({ "uuid": resource.uuid, "domains": domains.join(",") });
+        let created = json!({
+            "uuid": resource.uuid,
+            "domains": if domains.is_empty() { Value::Null } else { json!(domains.join(",")) },
+        });
         s.resources.insert(resource.uuid.clone(), resource);
         (StatusCode::CREATED, axum::Json(created)).into_response()
     })
@@ -1060,21 +1359,38 @@ async fn update_application(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let mut unknown = unknown_keys(&body, APPLICATION_CREATE_KEYS);
-    unknown.extend(
-        body.keys()
-            .filter(|k| APPLICATION_UPDATE_FORBIDDEN.contains(&k.as_str()))
-            .cloned(),
-    );
-    if !unknown.is_empty() {
-        return not_allowed(&unknown);
-    }
+    let timing = sim.timing();
     sim.with(|s| {
         let Some(mut r) = sim.live(s, &uuid, Kind::Application) else {
             return message(StatusCode::NOT_FOUND, "Application not found");
         };
-        if let Some(domains) = body.get("domains").and_then(Value::as_str) {
-            let domains = split_domains(domains);
+        // ApplicationsController::update_by_uuid, in its order: the ports check, then
+        // the domains (errors as a plain list, then conflicts), then the allow-list merged
+        // with sharedDataApplications() in one bag.
+        if let Some(ports) = body.get("ports_exposes").and_then(Value::as_str)
+            && !ports
+                .split(',')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return invalid(
+                "ports_exposes",
+                json!("The ports_exposes should be a comma separated list of numbers."),
+            );
+        }
+        let mut new_domains = None;
+        if let Some(text) = body.get("domains").and_then(Value::as_str) {
+            let problems = rules::domain_problems(text);
+            if !problems.is_empty() {
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    axum::Json(json!({ "message": "Validation failed.", "errors": problems })),
+                )
+                    .into_response();
+            }
+            let domains: Vec<String> = rules::split_domains(text)
+                .iter()
+                .map(|d| rules::normalize_domain(d))
+                .collect();
             let force = body
                 .get("force_domain_override")
                 .and_then(Value::as_bool)
@@ -1082,26 +1398,43 @@ async fn update_application(
             if !force && let Some(conflict) = domain_conflicts(&sim, s, &domains, &uuid) {
                 return conflict;
             }
-            r.domains = domains;
+            new_domains = Some(domains);
         }
-        if body.contains_key("docker_registry_image_name")
-            || body.contains_key("docker_registry_image_tag")
+        let mut errors = Errors::default();
+        rules::not_allowed(&body, &rules::application_update_fields(), &mut errors);
+        rules::optional_string(&body, "name", Some(255), false, &mut errors);
+        rules::optional_string(&body, "description", None, true, &mut errors);
+        let name = body
+            .get("docker_registry_image_name")
+            .and_then(Value::as_str);
+        if let Some(problem) = name.and_then(rules::image_name_problem) {
+            errors.add("docker_registry_image_name", problem);
+        }
+        let tag = body
+            .get("docker_registry_image_tag")
+            .and_then(Value::as_str);
+        if let Some(problem) = tag.and_then(rules::image_tag_problem) {
+            errors.add("docker_registry_image_tag", problem);
+        }
+        if let Some(problem) = body
+            .get("ports_exposes")
+            .and_then(Value::as_str)
+            .and_then(rules::ports_problem)
         {
-            let name = body
-                .get("docker_registry_image_name")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
-                    r.image
-                        .rsplit_once(':')
-                        .map_or(r.image.clone(), |(n, _)| n.to_owned())
-                });
-            let tag = str_field(&body, "docker_registry_image_tag");
-            r.image = if tag.is_empty() {
-                name
-            } else {
-                format!("{name}:{tag}")
-            };
+            errors.add("ports_exposes", problem);
+        }
+        if let Some(response) = errors.response() {
+            return response;
+        }
+        // Stored as sent: PATCH does not parse image references.
+        if let Some(name) = name {
+            r.image = name.to_owned();
+        }
+        if let Some(tag) = tag {
+            r.tag = tag.to_owned();
+        }
+        if let Some(domains) = new_domains {
+            r.domains = domains;
         }
         if let Some(ports) = body.get("ports_exposes").and_then(Value::as_str) {
             r.ports_exposes = ports.to_owned();
@@ -1112,7 +1445,12 @@ async fn update_application(
         if let Some(description) = body.get("description").and_then(Value::as_str) {
             r.description = description.to_owned();
         }
-        s.resources.insert(uuid.clone(), r);
+        let instant = body.get("instant_deploy").and_then(Value::as_bool) == Some(true);
+        s.resources.insert(uuid.clone(), r.clone());
+        if instant && let Queued::Skipped = queue_deployment(s, &r, &timing, false) {
+            return axum::Json(json!({ "message": "Deployment already queued for this commit." }))
+                .into_response();
+        }
         axum::Json(json!({ "uuid": uuid })).into_response()
     })
 }
@@ -1187,11 +1525,23 @@ async fn list_envs(
     if let Err(r) = sim.enter("list_envs", &method, &uri, &headers).await {
         return r;
     }
-    sim.with(|s| match sim.live(s, &uuid, kind_of(&uri)) {
+    let kind = kind_of(&uri);
+    sim.with(|s| match sim.live(s, &uuid, kind) {
+        // ApplicationsController::envs: the non-preview rows, then the preview rows.
         Some(_) => {
-            axum::Json(Value::Array(s.envs.get(&uuid).cloned().unwrap_or_default())).into_response()
+            let list = s.envs.get(&uuid).cloned().unwrap_or_default();
+            let (preview, plain): (Vec<Value>, Vec<Value>) =
+                list.into_iter().partition(|e| e["is_preview"] == true);
+            axum::Json(Value::Array(plain.into_iter().chain(preview).collect())).into_response()
         }
-        None => message(StatusCode::NOT_FOUND, "Resource not found."),
+        None => message(
+            StatusCode::NOT_FOUND,
+            if kind == Kind::Service {
+                "Service not found."
+            } else {
+                "Application not found"
+            },
+        ),
     })
 }
 
@@ -1210,6 +1560,8 @@ async fn bulk_envs(
         Ok(b) => b,
         Err(r) => return r,
     };
+    // ApplicationsController::create_bulk_envs (and the services' twin): `data` must be a
+    // non-empty list; other top-level keys and unknown item keys are ignored.
     let Some(items) = body
         .get("data")
         .and_then(Value::as_array)
@@ -1218,41 +1570,111 @@ async fn bulk_envs(
     else {
         return message(StatusCode::BAD_REQUEST, "Bulk data is required.");
     };
+    let kind = kind_of(&uri);
     sim.with(|s| {
-        if sim.live(s, &uuid, kind_of(&uri)).is_none() {
-            return message(StatusCode::NOT_FOUND, "Resource not found.");
+        if sim.live(s, &uuid, kind).is_none() {
+            return message(
+                StatusCode::NOT_FOUND,
+                if kind == Kind::Service {
+                    "Service not found."
+                } else {
+                    "Application not found"
+                },
+            );
         }
         let mut next = s.next;
         let list = s.envs.entry(uuid.clone()).or_default();
-        // Items are applied one by one, without a transaction; unknown keys are dropped.
-        for (index, item) in items.iter().enumerate() {
-            let key = item["key"].as_str().unwrap_or_default().trim().replace(' ', "_");
-            let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-            if !valid {
-                return invalid(&format!("data.{index}.key"), json!(["The key field format is invalid."]));
+        let mut upserted = Vec::new();
+        // Items are validated and saved one by one, without a transaction: the first bad
+        // item answers 422 with its errors under the item's own field names, and the
+        // items before it stay saved.
+        for item in &items {
+            let key = item["key"].as_str().unwrap_or_default().trim().to_owned();
+            let mut errors = Errors::default();
+            if let Some(problem) = rules::env_key_problem(&key) {
+                errors.add("key", problem);
             }
-            let mut env = match list.iter().position(|e| e["key"] == key) {
-                Some(position) => list.remove(position),
+            if !matches!(
+                item.get("value"),
+                None | Some(Value::Null | Value::String(_))
+            ) {
+                errors.add("value", "The value field must be a string.");
+            }
+            for flag in ENV_ITEM_FLAGS {
+                if !matches!(item.get(*flag), None | Some(Value::Bool(_))) {
+                    errors.add(
+                        flag,
+                        format!(
+                            "The {} field must be true or false.",
+                            flag.replace('_', " ")
+                        ),
+                    );
+                }
+            }
+            if let Some(response) = errors.response() {
+                s.next = next;
+                return response;
+            }
+            let preview = item["is_preview"].as_bool().unwrap_or(false);
+            let value = item["value"].clone();
+            let position = list.iter().position(|e| {
+                e["key"] == key.as_str() && e["is_preview"].as_bool().unwrap_or(false) == preview
+            });
+            let env = match position {
+                Some(position) => {
+                    // Found: the value is always overwritten (null if left out), these
+                    // three flags reset to what was sent; the others change only when sent.
+                    let env = &mut list[position];
+                    env["value"] = value.clone();
+                    env["real_value"] = value.clone();
+                    for flag in ["is_literal", "is_multiline", "is_shown_once"] {
+                        env[flag] = json!(item[flag].as_bool().unwrap_or(false));
+                    }
+                    for flag in ["is_runtime", "is_buildtime"] {
+                        if let Some(v) = item[flag].as_bool() {
+                            env[flag] = json!(v);
+                        }
+                    }
+                    if let Some(comment) = item.get("comment") {
+                        env["comment"] = comment.clone();
+                    }
+                    env.clone()
+                }
                 None => {
                     next += 1;
-                    json!({ "id": next, "uuid": uuid_for_env(next), "key": key, "is_shared": false, "version": "4.3.11", "created_at": TIMESTAMP })
+                    let mut env = new_env(next, &key, value.as_str().unwrap_or_default(), preview);
+                    env["value"] = value.clone();
+                    env["real_value"] = value.clone();
+                    for flag in ENV_ITEM_FLAGS {
+                        if let Some(v) = item[*flag].as_bool() {
+                            env[*flag] = json!(v);
+                        }
+                    }
+                    list.push(env.clone());
+                    // EnvironmentVariable::booted, `created`: an application's new
+                    // non-preview variable gets a preview copy (updates and deletes are
+                    // not mirrored).
+                    if kind == Kind::Application
+                        && !preview
+                        && !list
+                            .iter()
+                            .any(|e| e["key"] == key.as_str() && e["is_preview"] == true)
+                    {
+                        next += 1;
+                        let mut copy = env.clone();
+                        copy["id"] = json!(next);
+                        copy["uuid"] = json!(uuid_for_env(next));
+                        copy["is_preview"] = json!(true);
+                        copy["is_shown_once"] = json!(false);
+                        list.push(copy);
+                    }
+                    env
                 }
             };
-            env["value"] = item["value"].clone();
-            env["real_value"] = item["value"].clone();
-            // A flag left out is compared as null: it is reset to false (runtime and
-            // buildtime default to true only on creation).
-            for flag in ENV_ITEM_FLAGS {
-                env[*flag] = json!(item[*flag].as_bool().unwrap_or(false));
-            }
-            env["comment"] = item.get("comment").cloned().unwrap_or(Value::Null);
-            env["updated_at"] = json!(TIMESTAMP);
-            list.push(env);
+            upserted.push(env);
         }
-        let result = Value::Array(list.clone());
         s.next = next;
-        (StatusCode::CREATED, axum::Json(result)).into_response()
+        (StatusCode::CREATED, axum::Json(Value::Array(upserted))).into_response()
     })
 }
 
@@ -1321,27 +1743,54 @@ fn decode_compose(raw: &str) -> Result<(String, Vec<String>), Response> {
 fn service_urls(
     body: &serde_json::Map<String, Value>,
     services: &[String],
-) -> Result<Vec<String>, Response> {
+) -> Result<Option<(String, Vec<String>)>, Response> {
     let Some(urls) = body.get("urls") else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let Some(list) = urls.as_array() else {
         return Err(invalid("urls", json!(["The urls field must be an array."])));
     };
-    let mut domains = Vec::new();
-    for entry in list {
-        let name = entry["name"].as_str().unwrap_or_default();
-        if !services.iter().any(|s| s == name) {
+    // ServicesController::applyServiceUrls: problems come back as a plain list.
+    let mut problems = Vec::new();
+    let mut chosen = None;
+    for (index, entry) in list.iter().enumerate() {
+        if !entry.is_object()
+            || entry
+                .as_object()
+                .is_some_and(|o| o.keys().any(|k| k != "name" && k != "url"))
+        {
             return Err(invalid(
-                "urls",
-                json!([format!(
-                    "Service {name} does not exist in the compose file."
-                )]),
+                &format!("urls.{index}"),
+                json!([
+                    "An item in the urls array has invalid fields. Only name and url fields are supported."
+                ]),
             ));
         }
-        domains.extend(split_domains(entry["url"].as_str().unwrap_or_default()));
+        let name = entry["name"].as_str().unwrap_or_default();
+        let url = entry["url"].as_str().unwrap_or_default();
+        if name.is_empty() {
+            problems.push("Service container name is required to apply URLs.".to_owned());
+            continue;
+        }
+        problems.extend(rules::domain_problems(url));
+        if !services.iter().any(|s| s == name) {
+            problems.push(format!("Service container with '{name}' not found."));
+            continue;
+        }
+        let domains = rules::split_domains(url)
+            .iter()
+            .map(|d| rules::normalize_domain(d))
+            .collect();
+        chosen = Some((name.to_owned(), domains));
     }
-    Ok(domains)
+    if !problems.is_empty() {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({ "message": "Validation failed.", "errors": problems })),
+        )
+            .into_response());
+    }
+    Ok(chosen)
 }
 
 async fn create_service(
@@ -1358,24 +1807,31 @@ async fn create_service(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let unknown = unknown_keys(&body, SERVICE_CREATE_KEYS);
-    if !unknown.is_empty() {
-        return not_allowed(&unknown);
-    }
-    if body.contains_key("type") && body.contains_key("docker_compose_raw") {
-        return invalid(
-            "type",
-            json!(["You cannot provide both service type and docker_compose_raw."]),
+    // ServicesController::create_service, first pass: allow-list and rules in one bag.
+    let mut errors = Errors::default();
+    rules::not_allowed(&body, SERVICE_CREATE_KEYS, &mut errors);
+    rules::optional_string(&body, "name", Some(255), false, &mut errors);
+    rules::optional_string(&body, "description", None, true, &mut errors);
+    rules::required_string(&body, "project_uuid", &mut errors);
+    rules::required_string(&body, "server_uuid", &mut errors);
+    rules::optional_string(&body, "destination_uuid", None, true, &mut errors);
+    rules::boolean(&body, "instant_deploy", &mut errors);
+    rules::boolean(&body, "force_domain_override", &mut errors);
+    if !body.contains_key("type") && !body.contains_key("docker_compose_raw") {
+        errors.add(
+            "docker_compose_raw",
+            "The docker compose raw field is required when type is not present.",
         );
     }
-    let (compose, services) = match decode_compose(&str_field(&body, "docker_compose_raw")) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let domains = match service_urls(&body, &services) {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
+    if let Some(r) = errors.response() {
+        return r;
+    }
+    if body.contains_key("type") && body.contains_key("docker_compose_raw") {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "You cannot provide both service type and docker_compose_raw. Use one or the other.",
+        );
+    }
     let force = body
         .get("force_domain_override")
         .and_then(Value::as_bool)
@@ -1385,8 +1841,21 @@ async fn create_service(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     sim.with(|s| {
-        let (environment_id, _server) = match placement(s, &body) {
+        let (environment_id, server) = match placement(s, &body) {
             Ok(p) => p,
+            Err(r) => return r,
+        };
+        let destination = match choose_destination(s, &server, &body) {
+            Ok(d) => d,
+            Err(r) => return r,
+        };
+        let (compose, services) = match decode_compose(&str_field(&body, "docker_compose_raw")) {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        // URLs are applied after the service exists; on a problem it is deleted again.
+        let (url_service, domains) = match service_urls(&body, &services) {
+            Ok(urls) => urls.unwrap_or_default(),
             Err(r) => return r,
         };
         if !force && let Some(conflict) = domain_conflicts(&sim, s, &domains, "") {
@@ -1403,14 +1872,23 @@ async fn create_service(
                 .unwrap_or_else(|| format!("service-{}", uuid(id + 7)[..10].to_owned())),
             description: str_field(&body, "description"),
             environment_id,
+            destination,
             domains: domains.clone(),
             image: String::new(),
+            tag: String::new(),
             ports_exposes: String::new(),
-            compose,
+            compose: compose.clone(),
+            url_service,
             started: instant.then(Instant::now),
             deleting: None,
         };
-        let created = json!({ "uuid": resource.uuid, "domains": domains });
+        let mut envs = Vec::new();
+        for (key, value) in generated_envs(&compose) {
+            s.next += 1;
+            envs.push(new_env(s.next, &key, &value, false));
+        }
+        s.envs.insert(resource.uuid.clone(), envs);
+        let created = json!({ "uuid": resource.uuid, "domains": if domains.is_empty() { vec![] } else { vec![domains.join(",")] } });
         s.resources.insert(resource.uuid.clone(), resource);
         (StatusCode::CREATED, axum::Json(created)).into_response()
     })
@@ -1427,11 +1905,7 @@ async fn get_service(
         return r;
     }
     sim.with(|s| match sim.live(s, &uuid, Kind::Service) {
-        Some(r) => {
-            let mut body = service_json(&r, &sim.status_of(s, &r));
-            body["fqdn"] = json!(r.domains.join(","));
-            axum::Json(body).into_response()
-        }
+        Some(r) => axum::Json(service_json(&r, &sim.status_of(s, &r))).into_response(),
         None => message(StatusCode::NOT_FOUND, "Service not found."),
     })
 }
@@ -1459,19 +1933,19 @@ async fn update_service(
         let Some(mut r) = sim.live(s, &uuid, Kind::Service) else {
             return message(StatusCode::NOT_FOUND, "Service not found.");
         };
-        let mut services: Vec<String> = serde_yaml::from_str::<serde_yaml::Value>(&r.compose)
-            .ok()
-            .and_then(|d| {
-                d.get("services").and_then(|s| s.as_mapping()).map(|m| {
-                    m.keys()
-                        .filter_map(|k| k.as_str().map(str::to_owned))
-                        .collect()
-                })
-            })
-            .unwrap_or_default();
+        let mut services = compose_services(&r.compose);
         if let Some(raw) = body.get("docker_compose_raw").and_then(Value::as_str) {
             match decode_compose(raw) {
                 Ok((compose, names)) => {
+                    // The parser runs again: new magic variables are created, existing
+                    // ones keep their values.
+                    let list = s.envs.entry(uuid.clone()).or_default();
+                    for (key, value) in generated_envs(&compose) {
+                        if !list.iter().any(|e| e["key"] == key.as_str()) {
+                            s.next += 1;
+                            list.push(new_env(s.next, &key, &value, false));
+                        }
+                    }
                     r.compose = compose;
                     services = names;
                 }
@@ -1480,7 +1954,8 @@ async fn update_service(
         }
         if body.contains_key("urls") {
             match service_urls(&body, &services) {
-                Ok(domains) => {
+                Ok(urls) => {
+                    let (url_service, domains) = urls.unwrap_or_default();
                     let force = body
                         .get("force_domain_override")
                         .and_then(Value::as_bool)
@@ -1489,6 +1964,7 @@ async fn update_service(
                         return conflict;
                     }
                     r.domains = domains;
+                    r.url_service = url_service;
                 }
                 Err(response) => return response,
             }
@@ -1571,24 +2047,14 @@ async fn deploy(
                     deployments.push(json!({ "message": format!("Service {} started. It could take a while, be patient.", r.name), "resource_uuid": uuid }));
                 }
                 Kind::Application => {
-                    let now = Instant::now();
-                    let running = s.deployments.iter().any(|d| d.application_uuid == uuid && matches!(deployment_status(d, &timing, now), "queued" | "in_progress"));
+                    // DeployController::deploy_resource answers with the uuid it generated
+                    // even when the queue skipped: a uuid that was never stored.
                     s.next += 1;
                     let fresh = uuid_for_env(s.next.wrapping_mul(31));
-                    if running && !force {
-                        // The dedupe quirk: a fresh id that is never stored.
-                        deployments.push(json!({ "message": "Deployment already queued for this commit.", "resource_uuid": uuid, "deployment_uuid": fresh }));
-                        continue;
+                    match queue_deployment(s, &r, &timing, force) {
+                        Queued::Queued(id) => deployments.push(json!({ "message": format!("Application {} deployment queued.", r.name), "resource_uuid": uuid, "deployment_uuid": id })),
+                        Queued::Skipped => deployments.push(json!({ "message": "Deployment already queued for this commit.", "resource_uuid": uuid, "deployment_uuid": fresh })),
                     }
-                    let fails = match s.fail_next.iter().position(|n| *n == r.name) {
-                        Some(position) => {
-                            s.fail_next.remove(position);
-                            true
-                        }
-                        None => false,
-                    };
-                    s.deployments.push(Deployment { id: s.next, uuid: fresh.clone(), application_uuid: uuid.to_owned(), application_name: r.name.clone(), created: now, fails, force });
-                    deployments.push(json!({ "message": format!("Application {} deployment queued.", r.name), "resource_uuid": uuid, "deployment_uuid": fresh }));
                 }
             }
         }
