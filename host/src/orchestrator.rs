@@ -5,6 +5,7 @@ pub mod apply;
 pub mod desired;
 pub mod hooks;
 pub mod notify;
+pub mod owner;
 pub mod plan;
 pub mod report;
 pub mod snapshot;

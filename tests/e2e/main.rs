@@ -10,6 +10,7 @@ mod provider_cloudflare;
 mod provider_coolify;
 mod provider_support;
 mod providers;
+mod real_apis;
 mod sandbox;
 mod support;
 mod templates;

@@ -70,7 +70,7 @@ fn reports_problems_of_every_spec_and_validates_the_rest() {
         .code(2)
         .stdout(predicate::str::contains("ok: fixtures/test-api.yaml"))
         .stderr(predicate::str::contains(
-            "fixtures/bad/env.yaml:10:3 env.1BAD",
+            "fixtures/bad/env.yaml:12:3 env.1BAD",
         ))
         .stderr(predicate::str::contains(
             "fixtures/bad/rollback.yaml:9:12 rollback.coolify",

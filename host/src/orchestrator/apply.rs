@@ -386,7 +386,7 @@ pub async fn apply(
     let mut run_id_bytes = [0u8; 8];
     getrandom::fill(&mut run_id_bytes).map_err(|e| ApplyError::Secrets(e.to_string()))?;
     let run_id = hex::encode(run_id_bytes);
-    let owner = format!("fabrik:{}/{}", ctx.project.name, app);
+    let owner = super::owner::owner_tag(&ctx.project.name, &app);
 
     let timeout = ctx.options.lock_timeout;
     let lock_dir = lock::lock_dir(&ctx.project.dir);
@@ -856,7 +856,18 @@ async fn provision_deploy_verify(
     .await
     .map_err(|e| format!("looking up Coolify server `{}`: {e}", spec.server))?
     .ok_or_else(|| format!("Coolify has no server named `{}`", spec.server))?;
-    let ip = server.outputs["ip"].as_str().unwrap_or_default().to_owned();
+    let ip = server.outputs["ip"]
+        .as_str()
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        .ok_or_else(|| {
+            format!(
+                "Coolify server `{}` has no usable IP address ({}); the DNS record needs one",
+                spec.server, server.outputs["ip"]
+            )
+        })?
+        .to_owned();
+    // Before anything changes: a create Coolify would refuse for want of a destination.
+    desired::check_destination(spec, &server.outputs)?;
     let record = desired::dns_record(loaded, &ip);
     let plain: BTreeMap<String, String> = values
         .iter()

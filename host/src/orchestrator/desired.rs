@@ -85,6 +85,9 @@ pub fn coolify_resource(
         "domains": [format!("https://{}", spec.domain)],
         "env": env,
     });
+    if let Some(destination) = &spec.coolify.destination {
+        desired["destination"] = json!(destination);
+    }
     if kind == "application" {
         let Some(Source::Image { image }) = &spec.source else {
             return Err("an application needs an image source".to_owned());
@@ -101,6 +104,49 @@ pub fn coolify_resource(
         name: spec.name.clone(),
         desired,
     })
+}
+
+/// Checks the spec's `coolify.destination` against the server's destinations, when the
+/// provider listed them in the server's outputs (`destinations: [{uuid, name, network}]`):
+/// a server with several needs one named, and a named one must exist. Coolify refuses
+/// the create otherwise, after the DNS record would have been changed.
+pub fn check_destination(spec: &crate::spec::Spec, server: &Value) -> Result<(), String> {
+    let Some(list) = server["destinations"].as_array() else {
+        return Ok(());
+    };
+    let text = |d: &Value, key: &str| d[key].as_str().unwrap_or_default().to_owned();
+    let listed = || {
+        list.iter()
+            .map(|d| {
+                format!(
+                    "`{}` (network {}, uuid {})",
+                    text(d, "name"),
+                    text(d, "network"),
+                    text(d, "uuid")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match &spec.coolify.destination {
+        Some(wanted)
+            if !list.iter().any(|d| {
+                [text(d, "uuid"), text(d, "name"), text(d, "network")].contains(wanted)
+            }) =>
+        {
+            Err(format!(
+                "Coolify server `{}` has no destination `{wanted}`; it has {}",
+                spec.server,
+                listed()
+            ))
+        }
+        None if list.len() > 1 => Err(format!(
+            "Coolify server `{}` has several destinations ({}); name one with `coolify.destination` in the spec",
+            spec.server,
+            listed()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The marker the store keeps in place of a secret's value.

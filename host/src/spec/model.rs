@@ -82,6 +82,10 @@ pub struct CoolifyTarget {
     pub project: String,
     /// Environment name; defaults to `production`. Created if missing.
     pub environment: String,
+    /// The Docker destination (name, network or uuid) on the server; needed only when
+    /// the server has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// How Fabrik decides the deployed app is healthy.

@@ -30,14 +30,18 @@ const TOP_LEVEL: &[&str] = &[
     "hooks",
 ];
 const SOURCE_KEYS: &[&str] = &["image", "git", "branch"];
-const COOLIFY_KEYS: &[&str] = &["project", "environment"];
+const COOLIFY_KEYS: &[&str] = &["project", "environment", "destination"];
 const HEALTH_KEYS: &[&str] = &["path", "timeout", "interval", "expect_status"];
 const ROLLBACK_KEYS: &[&str] = &["coolify", "dns"];
 const WEBHOOK_KEYS: &[&str] = &["url", "url_env", "on"];
 const HOOK_KEYS: &[&str] = &["pre_deploy", "post_deploy", "timeout"];
 
 /// Coolify generates these per service; a spec that sets them fights Coolify.
-const RESERVED_ENV_PREFIXES: &[&str] = &["SERVICE_FQDN_", "SERVICE_URL_"];
+/// Every `SERVICE_` variable is Coolify's: its compose parser generates `SERVICE_FQDN_*`,
+/// `SERVICE_URL_*`, `SERVICE_PASSWORD_*`, `SERVICE_USER_*`, `SERVICE_BASE64_*` and more
+/// (coollabsio/coolify bootstrap/helpers/parsers.php), and a spec value under that prefix
+/// would replace a generated password under an existing volume.
+const RESERVED_ENV_PREFIXES: &[&str] = &["SERVICE_"];
 
 /// The spec as read, before the template fills in defaults that depend on it (the port).
 /// Fields are `None` only when a diagnostic explains why.
@@ -56,6 +60,7 @@ pub struct Draft {
     pub port_written: bool,
     pub coolify_project: Option<String>,
     pub coolify_environment: String,
+    pub coolify_destination: Option<String>,
     pub env: BTreeMap<String, String>,
     pub secrets: Vec<String>,
     pub healthcheck: Healthcheck,
@@ -77,6 +82,7 @@ impl Draft {
             port_written: false,
             coolify_project: None,
             coolify_environment: DEFAULT_ENVIRONMENT.to_owned(),
+            coolify_destination: None,
             env: BTreeMap::new(),
             secrets: Vec::new(),
             healthcheck: Healthcheck {
@@ -98,6 +104,7 @@ impl Draft {
                 .clone()
                 .unwrap_or_else(|| name.to_owned()),
             environment: self.coolify_environment.clone(),
+            destination: self.coolify_destination.clone(),
         }
     }
 }
@@ -157,7 +164,19 @@ pub fn read(root: &Value, map: &SourceMap, diags: &mut Diagnostics) -> Draft {
     let port = r
         .integer(top, "", "port", 1, 65535)
         .and_then(|p| u16::try_from(p).ok());
-    let (coolify_project, coolify_environment) = r.coolify(top);
+    let (coolify_project, coolify_environment, coolify_destination) = r.coolify(top);
+    if coolify_project.is_none()
+        && let Some(name) = &name
+        && name.chars().count() < 3
+    {
+        r.error_with_hint(
+            "name",
+            format!(
+                "{name:?} is too short to be the Coolify project's name, which it is by default"
+            ),
+            Some("Coolify project names have at least 3 characters: set `coolify.project`".into()),
+        );
+    }
     let env = r.env(top);
     let secrets = r.secrets(top, &env);
     let healthcheck = r.healthcheck(top);
@@ -176,6 +195,7 @@ pub fn read(root: &Value, map: &SourceMap, diags: &mut Diagnostics) -> Draft {
         port_written: Reader::get(top, "port").is_some(),
         coolify_project,
         coolify_environment,
+        coolify_destination,
         env,
         secrets,
         healthcheck,
@@ -447,8 +467,9 @@ impl Reader<'_> {
         Some(url)
     }
 
-    fn coolify(&mut self, top: &Mapping) -> (Option<String>, String) {
+    fn coolify(&mut self, top: &Mapping) -> (Option<String>, String, Option<String>) {
         let mut project = None;
+        let mut destination = None;
         let mut environment = DEFAULT_ENVIRONMENT.to_owned();
         if let Some(value) = Self::get(top, "coolify")
             && let Some(mapping) = self.mapping(value, "coolify")
@@ -456,15 +477,37 @@ impl Reader<'_> {
             self.known_keys(mapping, "coolify", COOLIFY_KEYS);
             project = self
                 .string(mapping, "coolify", "project")
-                .and_then(|v| self.plain_name(v, "coolify.project"));
+                .and_then(|v| self.coolify_name(v, "coolify.project"));
             if let Some(env) = self
                 .string(mapping, "coolify", "environment")
-                .and_then(|v| self.plain_name(v, "coolify.environment"))
+                .and_then(|v| self.coolify_name(v, "coolify.environment"))
             {
                 environment = env;
             }
+            destination = self
+                .string(mapping, "coolify", "destination")
+                .and_then(|v| self.plain_name(v, "coolify.destination"));
         }
-        (project, environment)
+        (project, environment, destination)
+    }
+
+    /// A Coolify project or environment name: `nameRules()` of the projects API
+    /// (coollabsio/coolify app/Support/ValidationPatterns.php, `NAME_PATTERN`, 3 to 255
+    /// characters), so a name Coolify would refuse is an error before anything changes.
+    fn coolify_name(&mut self, value: String, field: &str) -> Option<String> {
+        static NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"^[\p{L}\p{M}\p{N}\s\-_.@/&()#,:+]+$").expect("valid pattern")
+        });
+        let length = value.chars().count();
+        if !(3..=255).contains(&length) || !NAME.is_match(&value) {
+            self.error_with_hint(
+                field,
+                format!("{value:?} is not a name Coolify accepts"),
+                Some("use 3 to 255 letters, digits, spaces and `-_.@/&()#,:+`".into()),
+            );
+            return None;
+        }
+        Some(value)
     }
 
     fn env_key(&mut self, key: &str, field: &str) -> bool {
@@ -826,8 +869,23 @@ fn health_path_problem(path: &str) -> Option<&'static str> {
     None
 }
 
-/// Loose check of a container image reference: `[registry/]repo[:tag][@digest]`.
+/// A container image reference Coolify can deploy: `name[:tag]` or `name@sha256:<hex>`.
+///
+/// The name follows `DOCKER_IMAGE_NAME_PATTERN` (coollabsio/coolify
+/// app/Support/ValidationPatterns.php): lowercase, an optional `host[:port]/`, components
+/// joined by `.`, `_`, `__` or dashes; the tag `dockerImageTagRules()`; a digest is
+/// sha256 with 64 hex digits (`DockerImageParser`). Coolify stores a digest as name
+/// `repo@sha256` and tag `<hex>`, so a tag and a digest together cannot be deployed.
 fn image_reference_problem(image: &str) -> Option<&'static str> {
+    static NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"\A(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\z",
+        )
+        .expect("valid pattern")
+    });
+    static TAG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\z").expect("valid pattern")
+    });
     if image.len() > 255 {
         return Some("longer than 255 characters");
     }
@@ -839,11 +897,9 @@ fn image_reference_problem(image: &str) -> Option<&'static str> {
         None => (image, None),
     };
     if let Some(digest) = digest {
-        let Some((algorithm, hex)) = digest.split_once(':') else {
-            return Some("the digest must look like `sha256:<hex>`");
-        };
-        if algorithm.is_empty() || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Some("the digest must look like `sha256:<hex>`");
+        let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some("the digest must be `sha256:` and 64 hex digits");
         }
     }
     // A tag follows the last `:` after the last `/` (a `:` before it is a registry port).
@@ -856,33 +912,16 @@ fn image_reference_problem(image: &str) -> Option<&'static str> {
         None => (name_tag, None),
     };
     if let Some(tag) = tag {
-        let ok = !tag.is_empty()
-            && tag.len() <= 128
-            && tag
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && tag
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-        if !ok {
+        if digest.is_some() {
+            return Some("Coolify deploys a tag or a digest, not both: keep `@sha256:<digest>`");
+        }
+        if !TAG.is_match(tag) {
             return Some("the tag must be 1 to 128 letters, digits, `_`, `.` or `-`");
         }
     }
-    let repository = match name.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
-        _ => name,
-    };
-    let ok = !repository.is_empty()
-        && repository.split('/').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        });
-    if !ok {
+    if !NAME.is_match(name) {
         return Some(
-            "the repository must be lowercase letters, digits and `._-`, separated by `/`",
+            "the name must be lowercase letters and digits, joined by `.`, `_` or `-` and separated by `/`, after an optional `registry[:port]/`",
         );
     }
     None
@@ -940,6 +979,12 @@ mod tests {
             "ghcr.io/Acme/app",
             "app@md5",
             "a//b",
+            // What Coolify's name pattern refuses besides.
+            "-app",
+            "app-",
+            "a___b",
+            "nginx@sha256:0123",
+            "nginx:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ] {
             assert!(image_reference_problem(bad).is_some(), "{bad:?}");
         }
