@@ -69,6 +69,10 @@ enum Command {
         /// Do not ask for confirmation
         #[arg(long)]
         yes: bool,
+        /// Delete the app's data too: the volumes of its Coolify resource, which are
+        /// kept otherwise
+        #[arg(long)]
+        purge: bool,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -281,7 +285,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Apply(args) => apply::run(&args),
         Command::Rollback(args) => apply::rollback(&args),
         Command::Unlock { name } => apply::unlock(&name),
-        Command::Destroy { name, yes, state } => apply::destroy(&name, yes, state.path.as_deref()),
+        Command::Destroy {
+            name,
+            yes,
+            purge,
+            state,
+        } => apply::destroy(&name, yes, purge, state.path.as_deref()),
         Command::Status { name, state } => apply::status(name.as_deref(), state.path.as_deref()),
         Command::History { name, state } => apply::history(&name, state.path.as_deref()),
         Command::State(StateCommand::Export(args)) => apply::export(args.path.as_deref()),

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod desired;
+pub mod drift;
 pub mod hooks;
 pub mod notify;
 pub mod owner;

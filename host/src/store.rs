@@ -406,6 +406,16 @@ impl Store {
         Ok(closed)
     }
 
+    /// Records that `fabrik destroy` deleted every resource of the app: the deployment
+    /// is `DESTROYED` and has no deployed spec, so the next apply creates it again.
+    pub fn mark_destroyed(&self, deployment: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE deployments SET spec_hash = NULL, state = 'DESTROYED', updated_at = ?1 WHERE id = ?2",
+            params![now(), deployment],
+        )?;
+        self.append_event(Some(deployment), None, "destroyed", &serde_json::json!({}))
+    }
+
     /// Records the spec hash a completed run deployed.
     pub fn set_spec_hash(&self, deployment: i64, hash: &str) -> Result<(), StoreError> {
         self.conn.execute(

@@ -301,7 +301,7 @@ async fn coolify_simulator_answers_as_documented() {
             "post",
             "/projects",
             "/projects",
-            Some(json!({ "name": "p" })),
+            Some(json!({ "name": "project-p" })),
             201,
         )
         .await["uuid"]

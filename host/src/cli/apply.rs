@@ -56,6 +56,7 @@ fn options(args: &RunArgs) -> ApplyOptions {
         verify: VerifyOptions {
             resolve: args.resolve.clone(),
             ca_file: args.ca_file.clone(),
+            lookup: Default::default(),
         },
     }
 }
@@ -488,6 +489,7 @@ pub fn history(name: &str, path: Option<&std::path::Path>) -> anyhow::Result<Exi
 pub fn destroy(
     name: &str,
     yes: bool,
+    purge: bool,
     path: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitStatus> {
     use std::io::IsTerminal;
@@ -506,6 +508,9 @@ pub fn destroy(
         .collect();
     owned.reverse();
     if owned.is_empty() {
+        if deployment.state != "DESTROYED" {
+            store.mark_destroyed(deployment.id)?;
+        }
         eprintln!("`{name}` has no resources to delete");
         return Ok(ExitStatus::Success);
     }
@@ -558,11 +563,19 @@ pub fn destroy(
                 continue;
             };
             let id = row.external_id.clone().unwrap_or_default();
-            match instance.delete(&row.kind, &id, &row.owner, false).await {
+            match instance.delete(&row.kind, &id, &row.owner, purge).await {
                 // Already gone (deleted by hand, or by a destroy that was interrupted).
                 Ok(()) | Err(crate::plugins::types::ProviderError::NotFound(_)) => {
-                    store.record(row.id, "", "deleted", None, None).ok();
-                    eprintln!("deleted {} {} ({id})", row.kind, row.name);
+                    store.record(row.id, "", "deleted", None, None)?;
+                    let kept = row.provider == crate::orchestrator::desired::COOLIFY_ROLE && !purge;
+                    if kept {
+                        eprintln!(
+                            "deleted {} {} ({id}); kept its data volumes (`fabrik destroy {name} --yes --purge` deletes them too)",
+                            row.kind, row.name
+                        );
+                    } else {
+                        eprintln!("deleted {} {} ({id})", row.kind, row.name);
+                    }
                 }
                 Err(error) => {
                     eprintln!("error: {} {} ({id}): {error}", row.kind, row.name);
@@ -572,5 +585,8 @@ pub fn destroy(
         }
         anyhow::Ok(())
     })?;
+    if status == ExitStatus::Success {
+        store.mark_destroyed(deployment.id)?;
+    }
     Ok(status)
 }

@@ -14,6 +14,7 @@ use serde_json::json;
 use super::desired::{self, DesiredResource, Wanted, is_wanted, with_secrets, without_secrets};
 use super::hooks::{self, HookEnv};
 use super::notify::{Endpoint, Notifier};
+use super::plan::{Action, Known, Plan};
 use super::report::Reporter;
 use super::snapshot::Snapshot;
 use super::state::State;
@@ -151,6 +152,14 @@ fn lock_store<'a>(store: &'a Mutex<Store>) -> std::sync::MutexGuard<'a, Store> {
     }
 }
 
+/// What [`Run::ensure`] did.
+enum Ensured {
+    /// Created, adopted or updated: a deployment follows.
+    Changed(Resource),
+    /// Already as wanted: nothing was sent.
+    Unchanged(Resource),
+}
+
 struct Run<'a, 'b> {
     ctx: &'a Context<'b>,
     app: String,
@@ -159,6 +168,9 @@ struct Run<'a, 'b> {
     owner: String,
     state: State,
     secret_names: Vec<String>,
+    /// Resources the plan shows unchanged (`=`): left alone when what the provider
+    /// reads back shows no drift, so that apply does what plan said.
+    settled: Vec<Wanted>,
 }
 
 impl Run<'_, '_> {
@@ -187,7 +199,7 @@ impl Run<'_, '_> {
         &self,
         instance: &mut ProviderInstance,
         resource: &DesiredResource,
-    ) -> Result<Resource, String> {
+    ) -> Result<Ensured, String> {
         let DesiredResource {
             role,
             kind,
@@ -196,6 +208,10 @@ impl Run<'_, '_> {
         } = resource;
         let (role, kind, name) = (*role, kind.as_str(), name.as_str());
         let stored = without_secrets(desired, &self.secret_names);
+        let settled = self
+            .settled
+            .iter()
+            .any(|w| w.role == role && w.kind == kind && w.name == name);
         let (known, pending_before) = {
             let rows = lock_store(self.ctx.store)
                 .resources(self.deployment)
@@ -240,7 +256,21 @@ impl Run<'_, '_> {
             .map_err(|e| format!("{what}: {e}"))?,
         };
         let (resource, status) = match live {
+            Some(found)
+                if known.is_some()
+                    && settled
+                    && found.owner.as_deref() == Some(self.owner.as_str())
+                    && super::drift::compare(kind, desired, &found.live, &self.secret_names)
+                        .is_clean() =>
+            {
+                self.event("resource", &format!("unchanged {what} ({})", found.id));
+                return Ok(Ensured::Unchanged(found));
+            }
             Some(found) if found.owner.as_deref() == Some(self.owner.as_str()) => {
+                let drift = super::drift::compare(kind, desired, &found.live, &self.secret_names);
+                for line in &drift.differences {
+                    self.event("drift", &format!("{what}: {line}"));
+                }
                 let updated = retried(reporter, &app, &what, async || {
                     instance.update(kind, &found.id, desired).await
                 })
@@ -306,7 +336,7 @@ impl Run<'_, '_> {
             )
             .map_err(|e| e.to_string())?;
         self.event("resource", &format!("{status} {what} ({})", resource.id));
-        Ok(resource)
+        Ok(Ensured::Changed(resource))
     }
 
     /// Follows a long operation until it is ready, failed or out of time.
@@ -450,6 +480,38 @@ pub async fn apply(
         let rows = store.resources(deployment.id)?;
         (deployment, rows)
     };
+    // What `fabrik plan` would show as unchanged, computed the same way.
+    let settled = {
+        let deployed_fingerprints = lock_store(ctx.store)
+            .runs(deployment.id)?
+            .into_iter()
+            .find(|r| {
+                r.state == "COMPLETE"
+                    && deployment.spec_hash.as_deref() == Some(r.spec_hash.as_str())
+            })
+            .and_then(|r| r.snapshot)
+            .and_then(|s| Snapshot::from_json(&s).ok())
+            .map(|s| s.fingerprints);
+        let known = Known {
+            deployment: Some(deployment.clone()),
+            rows: rows.clone(),
+            deployed_fingerprints,
+            current_fingerprints: fingerprints
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+        };
+        let plan = Plan::against(loaded, &known);
+        wanted
+            .iter()
+            .filter(|w| {
+                plan.steps
+                    .iter()
+                    .any(|s| s.action == Action::NoOp && s.kind == w.kind && s.name == w.name)
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     let (mut coolify, mut dns, endpoints) = {
         let env = env.lock().await;
         // The providers receive the app's secret values; whatever they log is redacted.
@@ -477,16 +539,30 @@ pub async fn apply(
         warnings: vec![],
     };
 
-    // Unchanged hash, nothing left over from a replaced spec, and the live resources
-    // still there: nothing to do.
+    // Unchanged hash, every wanted resource in the state, nothing left over from a
+    // replaced spec, and what the providers hold is what the spec says: nothing to do.
     let leftovers = rows
         .iter()
         .any(|r| r.status == "pending" || (r.is_live() && !is_wanted(r, &wanted)));
+    let all_live = wanted.iter().all(|w| {
+        rows.iter()
+            .any(|r| r.is(w.role, &w.kind, &w.name) && r.is_live())
+    });
     if deployment.spec_hash.as_deref() == Some(hash.as_str())
         && deployment.state == "COMPLETE"
+        && all_live
         && !leftovers
     {
-        let drift = refresh(ctx, &app, &rows, &mut coolify, &mut dns).await;
+        let drift = refresh(
+            ctx,
+            &app,
+            &rows,
+            &values,
+            &spec.secrets,
+            &mut coolify,
+            &mut dns,
+        )
+        .await;
         if drift.is_empty() {
             lock_store(ctx.store).append_event(
                 Some(deployment.id),
@@ -532,6 +608,7 @@ pub async fn apply(
         owner,
         state: State::Pending,
         secret_names: spec.secrets.clone(),
+        settled,
     };
     run.to(State::Validating, None)?;
     run.to(State::Provisioning, None)?;
@@ -593,12 +670,15 @@ pub async fn apply(
     Ok(result)
 }
 
-/// Reads every live resource, each provider's alongside the other's; what is gone or
-/// unreadable is drift.
+/// Reads every live resource, each provider's alongside the other's, and compares it with
+/// what the last completed run deployed: what is gone, unreadable or different is drift
+/// (secret values never shown).
 async fn refresh(
     ctx: &Context<'_>,
     app: &str,
     rows: &[ResourceRow],
+    values: &BTreeMap<String, secrecy::SecretString>,
+    secret_names: &[String],
     coolify: &mut ProviderInstance,
     dns: &mut ProviderInstance,
 ) -> Vec<String> {
@@ -614,7 +694,21 @@ async fn refresh(
             })
             .await
             {
-                Ok(Some(_)) => {}
+                Ok(Some(found)) => {
+                    let desired = row
+                        .desired
+                        .as_ref()
+                        .map(|d| with_secrets(d, values))
+                        .unwrap_or_default();
+                    let comparison =
+                        super::drift::compare(&row.kind, &desired, &found.live, secret_names);
+                    drift.extend(
+                        comparison
+                            .differences
+                            .into_iter()
+                            .map(|d| format!("{} {}: {d}", row.kind, row.name)),
+                    );
+                }
                 Ok(None) => drift.push(format!("{} {} is gone", row.kind, row.name)),
                 Err(e) => drift.push(format!("{} {} cannot be read: {e}", row.kind, row.name)),
             }
@@ -882,13 +976,26 @@ async fn provision_deploy_verify(
         run_ref.ensure(coolify, &app_resource),
     );
     record_result?;
-    let resource = resource?;
+    let (resource, redeployed) = match resource? {
+        Ensured::Changed(resource) => (resource, true),
+        Ensured::Unchanged(resource) => (resource, false),
+    };
 
     if let Some(command) = &loaded.hooks.pre_deploy {
         hook(run, loaded, values, "pre_deploy", command).await?;
     }
     run.to(State::Deploying, None).map_err(|e| e.to_string())?;
-    run.wait(coolify, &app_resource.kind, &resource.id).await?;
+    if redeployed {
+        run.wait(coolify, &app_resource.kind, &resource.id).await?;
+    } else {
+        run.event(
+            "progress",
+            &format!(
+                "{} {} is unchanged: nothing to deploy",
+                app_resource.kind, app_resource.name
+            ),
+        );
+    }
     run.to(State::Verifying, None).map_err(|e| e.to_string())?;
     for r in &run.ctx.options.verify.resolve {
         run.event(

@@ -50,6 +50,52 @@ impl std::str::FromStr for Resolve {
 pub struct VerifyOptions {
     pub resolve: Vec<Resolve>,
     pub ca_file: Option<PathBuf>,
+    pub lookup: Lookup,
+}
+
+/// A name lookup for one probe attempt.
+pub type LookupFn = dyn Fn(&str) -> std::io::Result<Vec<SocketAddr>> + Send + Sync;
+
+/// How the domain is resolved before each probe.
+#[derive(Clone, Default)]
+pub enum Lookup {
+    /// The system resolver; every address must be public.
+    #[default]
+    System,
+    /// A lookup supplied by the caller (tests): its answers are trusted as `--resolve`'s.
+    Custom(std::sync::Arc<LookupFn>),
+}
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lookup::System => f.write_str("System"),
+            Lookup::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// The address to probe among what the system resolver answered: none may be private or
+/// reserved (a public name pointing inside the network is refused, not probed).
+pub fn public_address(domain: &str, addresses: &[SocketAddr]) -> Result<SocketAddr, String> {
+    if let Some(private) = addresses.iter().find(|a| is_private(a.ip())) {
+        return Err(format!(
+            "{domain} resolves to {}, a private or reserved address; refusing to probe it",
+            private.ip()
+        ));
+    }
+    addresses
+        .first()
+        .copied()
+        .ok_or_else(|| format!("{domain} has no address yet"))
+}
+
+/// Why one attempt could not be made.
+enum Unresolved {
+    /// The name is not there yet (a fresh record propagating): try again.
+    NotYet(String),
+    /// The name points somewhere a health check must not go: stop.
+    Refused(String),
 }
 
 /// Whether an address is one a public health check must not reach.
@@ -133,100 +179,131 @@ pub async fn verify(spec: &Spec, options: &VerifyOptions) -> Result<Verified, Ve
         seconds: started.elapsed().as_secs(),
         last,
     };
-    let origin = format!("https://{}", spec.domain);
-    let mut builder = reqwest::Client::builder()
-        .https_only(true)
-        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.url().as_str().starts_with(&origin) && attempt.previous().len() < 5 {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        }))
-        .user_agent(concat!(
-            "fabrik/",
-            env!("CARGO_PKG_VERSION"),
-            " health-check"
-        ));
-    if let Some(path) = &options.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            fail(
-                0,
-                format!("cannot read the CA file `{}`: {e}", path.display()),
-            )
-        })?;
-        let certificate = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-            fail(
-                0,
-                format!("`{}` is not a PEM certificate: {e}", path.display()),
-            )
-        })?;
-        builder = builder.add_root_certificate(certificate);
-    }
+    let certificate = match &options.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                fail(
+                    0,
+                    format!("cannot read the CA file `{}`: {e}", path.display()),
+                )
+            })?;
+            Some(reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                fail(
+                    0,
+                    format!("`{}` is not a PEM certificate: {e}", path.display()),
+                )
+            })?)
+        }
+        None => None,
+    };
+    // One client per address the name resolves to (a builder cannot be cloned).
+    let builder_for = || -> reqwest::ClientBuilder {
+        let origin = format!("https://{}", spec.domain);
+        let mut builder = reqwest::Client::builder()
+            .https_only(true)
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.url().as_str().starts_with(&origin) && attempt.previous().len() < 5 {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
+            .user_agent(concat!(
+                "fabrik/",
+                env!("CARGO_PKG_VERSION"),
+                " health-check"
+            ));
+        if let Some(certificate) = &certificate {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        builder
+    };
     let overridden = options
         .resolve
         .iter()
-        .find(|r| r.host == spec.domain && r.port == 443);
-    match overridden {
-        Some(r) => builder = builder.resolve(&spec.domain, r.addr),
-        None => {
-            // Check where the name points before sending anything there.
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((spec.domain.as_str(), 443))
-                .await
-                .map_err(|e| fail(0, format!("DNS lookup of {} failed: {e}", spec.domain)))?
-                .collect();
-            if let Some(private) = addresses.iter().find(|a| is_private(a.ip())) {
-                return Err(fail(
-                    0,
-                    format!(
-                        "{} resolves to {}, a private or reserved address; refusing to probe it",
-                        spec.domain,
-                        private.ip()
-                    ),
-                ));
-            }
-            if let Some(first) = addresses.first() {
-                builder = builder.resolve(&spec.domain, *first);
+        .find(|r| r.host == spec.domain && r.port == 443)
+        .map(|r| r.addr);
+    // Resolved at every attempt, not once: a record just created may take a while to
+    // be seen by the resolver, and the health-check timeout bounds that wait too.
+    let resolve = async || -> Result<SocketAddr, Unresolved> {
+        if let Some(addr) = overridden {
+            return Ok(addr);
+        }
+        match &options.lookup {
+            Lookup::Custom(lookup) => lookup(&spec.domain)
+                .map_err(|e| {
+                    Unresolved::NotYet(format!("DNS lookup of {} failed: {e}", spec.domain))
+                })?
+                .first()
+                .copied()
+                .ok_or_else(|| Unresolved::NotYet(format!("{} has no address yet", spec.domain))),
+            Lookup::System => {
+                let addresses: Vec<SocketAddr> =
+                    tokio::net::lookup_host((spec.domain.as_str(), 443))
+                        .await
+                        .map_err(|e| {
+                            Unresolved::NotYet(format!("DNS lookup of {} failed: {e}", spec.domain))
+                        })?
+                        .collect();
+                if addresses.is_empty() {
+                    return Err(Unresolved::NotYet(format!(
+                        "{} has no address yet",
+                        spec.domain
+                    )));
+                }
+                public_address(&spec.domain, &addresses).map_err(Unresolved::Refused)
             }
         }
-    }
-    let client = builder
-        .build()
-        .map_err(|e| fail(0, format!("cannot build the HTTPS client: {e}")))?;
-    tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis(),
-        "health-check client ready"
-    );
+    };
+    let mut clients: Vec<(SocketAddr, reqwest::Client)> = Vec::new();
     let interval = Duration::from_secs(u64::from(spec.healthcheck.interval.max(1)));
     let mut delay = Duration::from_millis(200).min(interval);
     let mut attempts = 0;
     loop {
         attempts += 1;
         let remaining = timeout.saturating_sub(started.elapsed());
-        let last = match client
-            .get(&url)
-            .timeout(remaining.clamp(Duration::from_millis(100), Duration::from_secs(10)))
-            .send()
-            .await
-        {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                tracing::debug!(
-                    elapsed_ms = started.elapsed().as_millis(),
-                    status,
-                    "health-check answer"
-                );
-                let ok = match spec.healthcheck.expect_status {
-                    Some(expected) => status == expected,
-                    None => (200..300).contains(&status),
-                };
-                if ok {
-                    return Ok(Verified { status, attempts });
+        let client = match resolve().await {
+            Ok(addr) => match clients.iter().find(|(a, _)| *a == addr) {
+                Some((_, client)) => Ok(client.clone()),
+                None => {
+                    let client = builder_for()
+                        .resolve(&spec.domain, addr)
+                        .build()
+                        .map_err(|e| fail(0, format!("cannot build the HTTPS client: {e}")))?;
+                    clients.push((addr, client.clone()));
+                    Ok(client)
                 }
-                let body = response.text().await.unwrap_or_default();
-                format!("last answer {status}: {}", excerpt(&body))
-            }
-            Err(error) => describe(&error),
+            },
+            Err(Unresolved::Refused(reason)) => return Err(fail(attempts, reason)),
+            Err(Unresolved::NotYet(reason)) => Err(reason),
+        };
+        let last = match client {
+            Err(reason) => reason,
+            Ok(client) => match client
+                .get(&url)
+                .timeout(remaining.clamp(Duration::from_millis(100), Duration::from_secs(10)))
+                .send()
+                .await
+            {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    tracing::debug!(
+                        elapsed_ms = started.elapsed().as_millis(),
+                        status,
+                        "health-check answer"
+                    );
+                    let ok = match spec.healthcheck.expect_status {
+                        Some(expected) => status == expected,
+                        None => (200..300).contains(&status),
+                    };
+                    if ok {
+                        return Ok(Verified { status, attempts });
+                    }
+                    let body = response.text().await.unwrap_or_default();
+                    format!("last answer {status}: {}", excerpt(&body))
+                }
+                Err(error) => describe(&error),
+            },
         };
         if started.elapsed() + delay >= timeout {
             return Err(fail(attempts, last));
@@ -263,6 +340,22 @@ mod tests {
         ] {
             assert!(bad.parse::<Resolve>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_name_resolving_to_a_private_address_is_refused() {
+        let addresses: Vec<SocketAddr> = vec![
+            "1.1.1.1:443".parse().expect("addr"),
+            "10.0.0.7:443".parse().expect("addr"),
+        ];
+        let refused = public_address("api.example.com", &addresses).expect_err("refused");
+        assert!(
+            refused.contains("10.0.0.7, a private or reserved address"),
+            "{refused}"
+        );
+        let public: Vec<SocketAddr> = vec!["1.1.1.1:443".parse().expect("addr")];
+        assert_eq!(public_address("api.example.com", &public), Ok(public[0]));
+        assert!(public_address("api.example.com", &[]).is_err());
     }
 
     #[test]

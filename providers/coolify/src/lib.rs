@@ -347,7 +347,7 @@ fn plural(kind: &str) -> &'static str {
     }
 }
 
-fn to_resource(kind: &str, value: &Value, env_keys: Option<Vec<String>>) -> Resource {
+fn to_resource(kind: &str, value: &Value, env: Option<BTreeMap<String, Value>>) -> Resource {
     let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
     let description = text("description");
     // An application's domains are its `fqdn`; a service has none of its own: they are
@@ -383,8 +383,9 @@ fn to_resource(kind: &str, value: &Value, env_keys: Option<Vec<String>>) -> Reso
                 .and_then(|p| p.parse::<u16>().ok())
         );
     }
-    if let Some(keys) = env_keys {
-        live["env_keys"] = json!(keys);
+    if let Some(env) = env {
+        live["env_keys"] = json!(env.keys().collect::<Vec<_>>());
+        live["env"] = json!(env);
     }
     let uuid = text("uuid");
     Resource {
@@ -509,13 +510,11 @@ fn deploy(kind: &str, uuid: &str) -> Result<Option<String>, ProviderError> {
     Ok(Some(deployment.to_owned()))
 }
 
-/// Reads a resource; with `env_keys`, also lists its environment's keys (one more call,
-/// so `read`, which refreshes before a no-op, does without).
-fn read_resource(
-    kind: &str,
-    uuid: &str,
-    env_keys: bool,
-) -> Result<Option<Resource>, ProviderError> {
+/// Reads a resource and its environment: the keys, and each value where Coolify shows it
+/// (only to tokens with `read:sensitive`; otherwise `null`). Preview copies and Coolify's
+/// own `SERVICE_` variables are left out. The host compares this with the desired state
+/// to find drift; it never stores or prints it.
+fn read_resource(kind: &str, uuid: &str) -> Result<Option<Resource>, ProviderError> {
     match api::call(
         &base(),
         Method::Get,
@@ -524,27 +523,23 @@ fn read_resource(
     ) {
         Ok(reply) => {
             let value = reply.json()?;
-            if !env_keys {
-                return Ok(Some(to_resource(kind, &value, None)));
-            }
             let envs = api::json(
                 &base(),
                 Method::Get,
                 &format!("/{}/{uuid}/envs", plural(kind)),
                 None,
             )?;
-            let keys = envs.as_array().map(|all| {
-                let mut keys: Vec<String> = all
-                    .iter()
-                    .filter_map(|e| e["key"].as_str())
-                    .filter(|k| !is_generated(k))
-                    .map(str::to_owned)
-                    .collect();
-                keys.sort();
-                keys.dedup();
-                keys
-            });
-            Ok(Some(to_resource(kind, &value, keys)))
+            let env: BTreeMap<String, Value> = envs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["is_preview"].as_bool() != Some(true))
+                .filter_map(|e| {
+                    let key = e["key"].as_str()?;
+                    (!is_generated(key)).then(|| (key.to_owned(), e["value"].clone()))
+                })
+                .collect();
+            Ok(Some(to_resource(kind, &value, Some(env))))
         }
         Err(f) if f.status == 404 => Ok(None),
         Err(f) => Err(f.error),
@@ -722,7 +717,7 @@ impl Guest for Coolify {
 
     fn read(kind: String, id: String) -> Result<Option<Resource>, ProviderError> {
         match kind.as_str() {
-            "application" | "service" => read_resource(&kind, &id, false),
+            "application" | "service" => read_resource(&kind, &id),
             other => Err(permanent(format!(
                 "the Coolify provider cannot read `{other}`"
             ))),
@@ -802,7 +797,7 @@ impl Guest for Coolify {
         // Environment first, then the deployment: otherwise it would start without them.
         sync_env(&kind, &uuid, &desired.env)?;
         let deployment = deploy(&kind, &uuid)?;
-        let resource = read_resource(&kind, &uuid, true)?
+        let resource = read_resource(&kind, &uuid)?
             .ok_or_else(|| permanent(format!("the new {kind} {uuid} cannot be read back")))?;
         Ok(with_deployment(resource, deployment))
     }
@@ -832,7 +827,7 @@ impl Guest for Coolify {
         )?;
         sync_env(&kind, &id, &desired.env)?;
         let deployment = deploy(&kind, &id)?;
-        let resource = read_resource(&kind, &id, true)?
+        let resource = read_resource(&kind, &id)?
             .ok_or_else(|| ProviderError::NotFound(format!("{kind} {id} no longer exists")))?;
         Ok(with_deployment(resource, deployment))
     }
@@ -944,7 +939,7 @@ impl Guest for Coolify {
             .find(|r| r["description"].as_str() == Some(owner.as_str()))
             .or(found.first());
         match chosen.and_then(|r| r["uuid"].as_str()) {
-            Some(uuid) => read_resource(&kind, uuid, true),
+            Some(uuid) => read_resource(&kind, uuid),
             None => Ok(None),
         }
     }

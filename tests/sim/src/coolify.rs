@@ -740,9 +740,17 @@ async fn create_project(
     if !unknown.is_empty() {
         return not_allowed(&unknown);
     }
+    // ProjectController::create_project: `nameRules()` and `descriptionRules()`.
     let name = str_field(&body, "name");
-    if name.is_empty() {
-        return invalid("name", json!(["The name field is required."]));
+    let mut errors = Errors::default();
+    if let Some(problem) = rules::name_problem(&name) {
+        errors.add("name", problem);
+    }
+    if let Some(problem) = rules::description_problem(&str_field(&body, "description")) {
+        errors.add("description", problem);
+    }
+    if let Some(r) = errors.response() {
+        return r;
     }
     sim.with(|s| {
         s.next += 1;
@@ -843,6 +851,14 @@ async fn create_environment(
         return not_allowed(&unknown);
     }
     let name = str_field(&body, "name");
+    // ProjectController::create_environment: the same `nameRules()` as a project.
+    if let Some(problem) = rules::name_problem(&name) {
+        let mut errors = Errors::default();
+        errors.add("name", problem);
+        if let Some(r) = errors.response() {
+            return r;
+        }
+    }
     sim.with(|s| {
         s.next += 1;
         let id = s.next;

@@ -225,6 +225,43 @@ pub fn env_key_problem(key: &str) -> Option<&'static str> {
     (!ENV_KEY.is_match(key)).then_some("The key field format is invalid.")
 }
 
+/// `nameRules()` (ValidationPatterns.php, `NAME_PATTERN`, 3 to 255 characters), used by
+/// the projects and environments endpoints (not by applications or services).
+pub fn name_problem(name: &str) -> Option<String> {
+    static NAME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^[\p{L}\p{M}\p{N}\s\-_.@/&()#,:+]+$").expect("valid pattern")
+    });
+    let length = name.chars().count();
+    if name.is_empty() {
+        return Some("This field is required.".to_owned());
+    }
+    if length < 3 {
+        return Some("The name field must be at least 3 characters.".to_owned());
+    }
+    if length > 255 {
+        return Some("The name field must not be greater than 255 characters.".to_owned());
+    }
+    (!NAME.is_match(name)).then(|| {
+        "The name may only contain letters (including Unicode), numbers, spaces, and these characters: - _ . / @ & ( ) # , : +".to_owned()
+    })
+}
+
+/// `descriptionRules()` (ValidationPatterns.php, `DESCRIPTION_PATTERN`, at most 255).
+pub fn description_problem(description: &str) -> Option<String> {
+    static DESCRIPTION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"^[\p{L}\p{M}\p{N}\s\-_.,!?()'"+=*@/&]+$"#).expect("valid pattern")
+    });
+    if description.is_empty() {
+        return None;
+    }
+    if description.chars().count() > 255 {
+        return Some("The description field must not be greater than 255 characters.".to_owned());
+    }
+    (!DESCRIPTION.is_match(description)).then(|| {
+        "The description may only contain letters (including Unicode), numbers, spaces, and common punctuation: - _ . , ! ? ( ) ' \" + = * / @ &".to_owned()
+    })
+}
+
 /// `applicationDomainRules()` and `validateApplicationDomains()` (ValidationPatterns.php;
 /// `isValidDomainUrl` in bootstrap/helpers/domains.php): a comma list of http(s) URLs,
 /// at most 2048 characters, without shell metacharacters.

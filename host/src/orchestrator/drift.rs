@@ -1,0 +1,261 @@
+//! Drift: what a provider reads back (`resource.live`) compared with what the app wants.
+//!
+//! Only fields a provider reports are compared, and a comparison says whether it saw
+//! every field that matters: Coolify hides env values from tokens without
+//! `read:sensitive` and never shows a service's compose file, so for those an apply
+//! cannot confirm that nothing changed and updates anyway. Secret values are never
+//! named in a difference, only their keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+/// The result of comparing one resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Each field that differs, readable, without secret values.
+    pub differences: Vec<String>,
+    /// Whether every desired field could be compared.
+    pub complete: bool,
+}
+
+impl Comparison {
+    /// Live matches desired, as far as can be seen.
+    pub fn is_clean(&self) -> bool {
+        self.differences.is_empty()
+    }
+
+    /// Live is known to equal desired: nothing needs to be sent.
+    pub fn is_confirmed_equal(&self) -> bool {
+        self.complete && self.differences.is_empty()
+    }
+}
+
+/// Compares `live` with `desired` for a resource of `kind`; `secrets` are the env keys
+/// whose values must not be shown.
+pub fn compare(kind: &str, desired: &Value, live: &Value, secrets: &[String]) -> Comparison {
+    match kind {
+        "dns-record" => compare_record(desired, live),
+        "application" | "service" => compare_coolify(kind, desired, live, secrets),
+        _ => Comparison::default(),
+    }
+}
+
+fn compare_record(desired: &Value, live: &Value) -> Comparison {
+    let mut out = Comparison {
+        complete: true,
+        ..Comparison::default()
+    };
+    // The provider's defaults: type A, ttl 1 (automatic), not proxied.
+    let wanted = |key: &str, default: Value| desired.get(key).cloned().unwrap_or(default);
+    for (key, default) in [
+        ("type", Value::from("A")),
+        ("content", Value::Null),
+        ("ttl", Value::from(1)),
+        ("proxied", Value::from(false)),
+    ] {
+        let want = wanted(key, default);
+        match live.get(key) {
+            None => out.complete = false,
+            Some(have) if !same_scalar(key, have, &want) => out
+                .differences
+                .push(format!("{key} is {have}, the spec says {want}")),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// Addresses in canonical form, names without case or a final dot.
+fn same_scalar(key: &str, have: &Value, want: &Value) -> bool {
+    if have == want {
+        return true;
+    }
+    match (key, have.as_str(), want.as_str()) {
+        ("content", Some(a), Some(b)) => {
+            if let (Ok(a), Ok(b)) = (a.parse::<std::net::IpAddr>(), b.parse::<std::net::IpAddr>()) {
+                return a == b;
+            }
+            a.trim_end_matches('.')
+                .eq_ignore_ascii_case(b.trim_end_matches('.'))
+        }
+        _ => false,
+    }
+}
+
+fn compare_coolify(kind: &str, desired: &Value, live: &Value, secrets: &[String]) -> Comparison {
+    let mut out = Comparison {
+        complete: true,
+        ..Comparison::default()
+    };
+    if kind == "application" {
+        match live["image"].as_str() {
+            Some(have) => {
+                let want = desired["image"].as_str().unwrap_or_default();
+                if normalize_image(have) != normalize_image(want) {
+                    out.differences
+                        .push(format!("image is {have}, the spec says {want}"));
+                }
+            }
+            None => out.complete = false,
+        }
+        match (live["port"].as_u64(), desired["port"].as_u64()) {
+            (Some(have), Some(want)) if have != want => out
+                .differences
+                .push(format!("port is {have}, the spec says {want}")),
+            (None, Some(_)) => out.complete = false,
+            _ => {}
+        }
+    } else {
+        // A service's compose file is not shown by Coolify's API.
+        out.complete = false;
+    }
+    match live["domains"].as_array() {
+        Some(have) => {
+            let have: BTreeSet<String> = have
+                .iter()
+                .filter_map(Value::as_str)
+                .map(normalize_url)
+                .collect();
+            let want: BTreeSet<String> = desired["domains"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(normalize_url)
+                .collect();
+            if have != want {
+                out.differences.push(format!(
+                    "domains are {}, the spec says {}",
+                    join(&have),
+                    join(&want)
+                ));
+            }
+        }
+        None => out.complete = false,
+    }
+    let want: BTreeMap<String, String> = desired["env"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(have) = live["env"].as_object() {
+        for (key, value) in &want {
+            match have.get(key) {
+                None => out.differences.push(format!("env.{key} is missing")),
+                // A hidden value (a token without `read:sensitive`) cannot be compared.
+                Some(Value::Null) => out.complete = false,
+                Some(have) if have.as_str() != Some(value.as_str()) => {
+                    if secrets.contains(key) {
+                        out.differences
+                            .push(format!("env.{key} differs (a secret: not shown)"));
+                    } else {
+                        out.differences
+                            .push(format!("env.{key} is {have}, the spec says {:?}", value));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for key in have.keys().filter(|k| !want.contains_key(*k)) {
+            out.differences
+                .push(format!("env.{key} is set, the spec does not name it"));
+        }
+    } else if let Some(keys) = live["env_keys"].as_array() {
+        let have: BTreeSet<&str> = keys.iter().filter_map(Value::as_str).collect();
+        let wanted: BTreeSet<&str> = want.keys().map(String::as_str).collect();
+        for key in wanted.difference(&have) {
+            out.differences.push(format!("env.{key} is missing"));
+        }
+        for key in have.difference(&wanted) {
+            out.differences
+                .push(format!("env.{key} is set, the spec does not name it"));
+        }
+        out.complete = false;
+    } else {
+        out.complete = false;
+    }
+    out
+}
+
+/// `nginx` and `nginx:latest` are the same image.
+fn normalize_image(image: &str) -> String {
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    if image.contains('@') || image[last_slash..].contains(':') {
+        image.to_owned()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+/// Scheme and host lower-cased, no trailing `/` (Coolify normalises both).
+fn normalize_url(url: &str) -> String {
+    url.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+fn join(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        "none".to_owned()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_record_is_compared_field_by_field() {
+        let desired = json!({ "type": "A", "content": "192.0.2.1", "ttl": 1, "proxied": false });
+        let same = json!({ "type": "A", "content": "192.0.2.1", "ttl": 1, "proxied": false });
+        assert!(compare("dns-record", &desired, &same, &[]).is_confirmed_equal());
+        let edited = json!({ "type": "A", "content": "198.51.100.9", "ttl": 1, "proxied": false });
+        let c = compare("dns-record", &desired, &edited, &[]);
+        assert_eq!(
+            c.differences,
+            ["content is \"198.51.100.9\", the spec says \"192.0.2.1\""]
+        );
+        let v6 = json!({ "type": "AAAA", "content": "2001:db8::1" });
+        let canonical =
+            json!({ "type": "AAAA", "content": "2001:0db8:0:0::1", "ttl": 1, "proxied": false });
+        assert!(compare("dns-record", &v6, &canonical, &[]).is_confirmed_equal());
+    }
+
+    #[test]
+    fn an_application_shows_drift_without_secret_values() {
+        let desired = json!({
+            "image": "nginx", "port": 80, "domains": ["https://a.example.com"],
+            "env": { "LOG": "info", "API_KEY": "s3cr3t-value" },
+        });
+        let live = json!({
+            "image": "nginx:latest", "port": 80, "domains": ["https://A.example.com/"],
+            "env": { "LOG": "info", "API_KEY": "s3cr3t-value" },
+        });
+        let secrets = ["API_KEY".to_owned()];
+        assert!(compare("application", &desired, &live, &secrets).is_confirmed_equal());
+        let drifted = json!({
+            "image": "nginx:1.0", "port": 80, "domains": ["https://a.example.com"],
+            "env": { "LOG": "debug", "API_KEY": "hand-edited-value", "EXTRA": "1" },
+        });
+        let c = compare("application", &desired, &drifted, &secrets);
+        assert_eq!(c.differences.len(), 4, "{:?}", c.differences);
+        let text = c.differences.join("\n");
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("hand-edited"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hidden_values_and_a_service_compose_cannot_be_confirmed() {
+        let desired = json!({ "domains": [], "env": { "A": "1" } });
+        let hidden = json!({ "domains": [], "env": { "A": null } });
+        let c = compare("service", &desired, &hidden, &[]);
+        assert!(c.is_clean() && !c.complete);
+    }
+}

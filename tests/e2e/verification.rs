@@ -1,0 +1,96 @@
+//! The health check through the library, against the simulated app over real TLS.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use fabrik::orchestrator::verify::{Lookup, VerifyOptions, verify};
+use fabrik::spec::{Spec, TemplateRegistry};
+use fabrik_sim::app::Behaviour;
+use fabrik_sim::{Sandbox, SandboxConfig};
+
+fn spec(timeout: u32) -> Spec {
+    let templates =
+        TemplateRegistry::load(std::path::Path::new("/nonexistent")).expect("templates");
+    let text = format!(
+        "name: api\ntemplate: docker-image\ndomain: fresh.example.com\nserver: vps1\nsource: {{ image: 'nginx:1' }}\nport: 80\nhealthcheck: {{ path: /health, timeout: {timeout}, interval: 1 }}\n"
+    );
+    fabrik::spec::parse(std::path::Path::new("api.yaml"), &text, &templates)
+        .expect("valid spec")
+        .spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_not_yet_propagated_is_waited_for_within_the_timeout() {
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    sandbox.app.set("fresh.example.com", Behaviour::Fail(200));
+    let ca = tempfile::NamedTempFile::new().expect("ca file");
+    std::fs::write(ca.path(), sandbox.ca.pem()).expect("ca");
+    let lookups = Arc::new(AtomicU32::new(0));
+    let counter = lookups.clone();
+    let addr = sandbox.app_addr;
+    // The resolver does not know the name for the first three attempts.
+    let lookup = Lookup::Custom(Arc::new(move |_name: &str| {
+        if counter.fetch_add(1, Ordering::SeqCst) < 3 {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "NXDOMAIN",
+            ))
+        } else {
+            Ok(vec![addr])
+        }
+    }));
+    let options = VerifyOptions {
+        ca_file: Some(ca.path().to_path_buf()),
+        lookup,
+        ..VerifyOptions::default()
+    };
+    let verified = verify(&spec(20), &options)
+        .await
+        .expect("verified once resolvable");
+    assert_eq!(verified.status, 200);
+    assert!(verified.attempts >= 4, "{verified:?}");
+    assert!(
+        lookups.load(Ordering::SeqCst) >= 4,
+        "resolved at every attempt"
+    );
+
+    // A name that never resolves fails at the timeout, saying why.
+    let never = VerifyOptions {
+        ca_file: Some(ca.path().to_path_buf()),
+        lookup: Lookup::Custom(Arc::new(|_: &str| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "NXDOMAIN",
+            ))
+        })),
+        ..VerifyOptions::default()
+    };
+    let error = verify(&spec(2), &never).await.expect_err("never resolves");
+    assert!(error.attempts > 1, "retried: {error}");
+    assert!(
+        error
+            .to_string()
+            .contains("DNS lookup of fresh.example.com failed"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_the_system_does_not_trust_fails_the_check() {
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    sandbox.app.set("fresh.example.com", Behaviour::Fail(200));
+    let addr = sandbox.app_addr;
+    let options = VerifyOptions {
+        lookup: Lookup::Custom(Arc::new(move |_: &str| Ok(vec![addr]))),
+        ..VerifyOptions::default()
+    };
+    let error = verify(&spec(2), &options).await.expect_err("untrusted CA");
+    assert!(
+        error.to_string().to_lowercase().contains("certificate"),
+        "the TLS failure is named: {error}"
+    );
+}
