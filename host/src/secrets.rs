@@ -114,7 +114,24 @@ impl EnvSource {
         &mut self,
         project_dir: &Path,
         names: &[String],
+        required: &[String],
     ) -> Result<Vec<Resolved>, String> {
+        // Every required secret is checked before any is generated: a missing one must
+        // leave `.env` as it was.
+        let missing: Vec<&str> = required
+            .iter()
+            .filter(|name| self.get(name).is_none())
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "required secret{} {} {} set neither in the environment nor in {DOTENV} (the spec marks {} `generate: false`)",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", "),
+                if missing.len() == 1 { "is" } else { "are" },
+                if missing.len() == 1 { "it" } else { "them" },
+            ));
+        }
         let mut resolved = Vec::new();
         for name in names {
             let (value, origin) = match std::env::var(name) {
@@ -284,7 +301,7 @@ mod tests {
             "FROM_DOTENV".to_owned(),
             "FABRIK_TEST_NEW_SECRET_X".to_owned(),
         ];
-        let first = env.resolve_all(dir.path(), &names).expect("resolve");
+        let first = env.resolve_all(dir.path(), &names, &[]).expect("resolve");
         assert_eq!(first[0].origin, Origin::Dotenv);
         assert_eq!(first[0].value.expose_secret(), "dotenv-value");
         assert_eq!(first[1].origin, Origin::Generated);
@@ -298,7 +315,7 @@ mod tests {
         );
         // The next run reuses it.
         let mut again = EnvSource::load(dir.path()).expect("load");
-        let second = again.resolve_all(dir.path(), &names).expect("resolve");
+        let second = again.resolve_all(dir.path(), &names, &[]).expect("resolve");
         assert_eq!(second[1].origin, Origin::Dotenv);
         assert_eq!(
             second[1].value.expose_secret(),
@@ -307,7 +324,7 @@ mod tests {
         // A new .env gets mode 0600.
         let fresh = tempfile::tempdir().expect("tempdir");
         let mut none = EnvSource::load(fresh.path()).expect("load");
-        none.resolve_all(fresh.path(), &["FABRIK_TEST_NEW_SECRET_Y".to_owned()])
+        none.resolve_all(fresh.path(), &["FABRIK_TEST_NEW_SECRET_Y".to_owned()], &[])
             .expect("resolve");
         let mode = std::fs::metadata(fresh.path().join(".env"))
             .expect("meta")
@@ -339,5 +356,26 @@ mod tests {
         assert!(!redacted.contains("with\\nnewline"), "{redacted}");
         assert!(redacted.contains("[redacted]"), "{redacted}");
         assert_eq!(redactor.redact(&format!("x {value} y")), "x [redacted] y");
+    }
+
+    #[test]
+    fn a_missing_required_secret_is_an_error_and_nothing_is_generated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = EnvSource::load(dir.path()).expect("load");
+        let names = vec![
+            "FABRIK_TEST_REQUIRED_Z".to_owned(),
+            "FABRIK_TEST_GENERATED_Z".to_owned(),
+        ];
+        let error = env
+            .resolve_all(dir.path(), &names, &names[..1])
+            .expect_err("required and missing");
+        assert!(
+            error.contains("required secret FABRIK_TEST_REQUIRED_Z is set neither"),
+            "{error}"
+        );
+        assert!(
+            !dir.path().join(".env").exists(),
+            "nothing was generated or written"
+        );
     }
 }

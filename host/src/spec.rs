@@ -178,6 +178,7 @@ pub fn parse(
         port,
         env: draft.env,
         secrets: draft.secrets,
+        required_secrets: draft.required_secrets,
         healthcheck: draft.healthcheck,
         rollback: draft.rollback,
     };

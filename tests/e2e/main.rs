@@ -2,6 +2,7 @@
 
 mod apply;
 mod cli;
+mod convergence;
 mod deploy;
 mod lifecycle;
 mod live;

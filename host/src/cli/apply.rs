@@ -47,6 +47,33 @@ fn check_providers(specs: &[LoadedSpec]) -> anyhow::Result<Result<(), String>> {
     Ok(Ok(()))
 }
 
+/// Every spec's required secrets are there (environment or `.env`), before any apply
+/// starts: nothing changes when one is missing.
+fn check_required_secrets(specs: &[LoadedSpec]) -> anyhow::Result<Result<(), String>> {
+    let dirs: BTreeSet<PathBuf> = specs.iter().map(|s| project_dir(&s.path)).collect();
+    for dir in dirs {
+        let env = EnvSource::load(&dir).map_err(anyhow::Error::msg)?;
+        for spec in specs.iter().filter(|s| project_dir(&s.path) == dir) {
+            let missing: Vec<&str> = spec
+                .spec
+                .required_secrets
+                .iter()
+                .filter(|name| env.get(name).is_none())
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                return Ok(Err(format!(
+                    "{}: required secret{} {} not set in the environment or in .env (`generate: false` in the spec); nothing was changed",
+                    spec.path.display(),
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
 fn options(args: &RunArgs) -> ApplyOptions {
     ApplyOptions {
         no_rollback: args.no_rollback,
@@ -133,6 +160,10 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
         return Ok(ExitStatus::Invalid);
     }
     if let Err(problem) = check_providers(&loaded)? {
+        eprintln!("error: {problem}");
+        return Ok(ExitStatus::Invalid);
+    }
+    if let Err(problem) = check_required_secrets(&loaded)? {
         eprintln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
     }

@@ -171,6 +171,8 @@ struct Run<'a, 'b> {
     /// Resources the plan shows unchanged (`=`): left alone when what the provider
     /// reads back shows no drift, so that apply does what plan said.
     settled: Vec<Wanted>,
+    /// Whether an earlier completed version exists for `fabrik rollback` to restore.
+    restorable: bool,
 }
 
 impl Run<'_, '_> {
@@ -269,7 +271,7 @@ impl Run<'_, '_> {
             Some(found) if found.owner.as_deref() == Some(self.owner.as_str()) => {
                 let drift = super::drift::compare(kind, desired, &found.live, &self.secret_names);
                 for line in &drift.differences {
-                    self.event("drift", &format!("{what}: {line}"));
+                    self.event("drift", &format!("repairing drift: {what}: {line}"));
                 }
                 let updated = retried(reporter, &app, &what, async || {
                     instance.update(kind, &found.id, desired).await
@@ -321,8 +323,36 @@ impl Run<'_, '_> {
                     attempted = true;
                     instance.create(kind, name, desired, &self.owner).await
                 })
-                .await
-                .map_err(|e| format!("{what}: {e}"))?;
+                .await;
+                let created = match created {
+                    Ok(created) => created,
+                    Err(error) => {
+                        // A create can fail after the resource came to exist (a later call
+                        // inside it failed): find it, so that it is tracked and rolled back
+                        // like any resource this run created, never left behind unknown.
+                        if let Ok(Some(found)) = instance.lookup(kind, name, &self.owner).await
+                            && found.owner.as_deref() == Some(self.owner.as_str())
+                        {
+                            lock_store(self.ctx.store)
+                                .record(
+                                    row,
+                                    &self.run_id,
+                                    "created",
+                                    Some(&found.id),
+                                    Some(&found.outputs),
+                                )
+                                .map_err(|e| e.to_string())?;
+                            self.event(
+                                "resource",
+                                &format!(
+                                    "created {what} ({}), but the create did not finish",
+                                    found.id
+                                ),
+                            );
+                        }
+                        return Err(format!("{what}: {error}"));
+                    }
+                };
                 (created, "created")
             }
         };
@@ -434,7 +464,7 @@ pub async fn apply(
     let resolved = env
         .lock()
         .await
-        .resolve_all(&ctx.project.dir, &spec.secrets)
+        .resolve_all(&ctx.project.dir, &spec.secrets, &spec.required_secrets)
         .map_err(ApplyError::Secrets)?;
     let key = secrets::fingerprint_key(&ctx.project.dir).map_err(ApplyError::Secrets)?;
     let mut fingerprints = BTreeMap::new();
@@ -579,7 +609,7 @@ pub async fn apply(
             return Ok(outcome(State::Complete, false, None));
         }
         for line in &drift {
-            reporter.event(&app, "drift", line, json!({}));
+            reporter.event(&app, "drift", &format!("drift: {line}"), json!({}));
         }
     }
 
@@ -609,6 +639,7 @@ pub async fn apply(
         state: State::Pending,
         secret_names: spec.secrets.clone(),
         settled,
+        restorable: deployment.spec_hash.is_some(),
     };
     run.to(State::Validating, None)?;
     run.to(State::Provisioning, None)?;
@@ -1064,10 +1095,19 @@ async fn rollback(
         let created = row.created_by_run.as_deref() == Some(run.run_id.as_str());
         match mode {
             RollbackMode::Never => left.push(format!("{label} (rollback policy: never)")),
-            RollbackMode::Manual => left.push(format!(
-                "{label} (rollback policy: manual); remove it with `fabrik destroy {} --yes`, or re-apply a working spec",
-                spec.name
-            )),
+            RollbackMode::Manual => left.push(if run.restorable {
+                // The previous version names what it needs: deploying it again restores
+                // what this run updated and removes what it created.
+                format!(
+                    "{label} (rollback policy: manual); `fabrik rollback {}` restores the last completed version, or re-apply a working spec",
+                    spec.name
+                )
+            } else {
+                format!(
+                    "{label} (rollback policy: manual); there is no earlier version: `fabrik destroy {} --yes` removes the app, or re-apply a working spec",
+                    spec.name
+                )
+            }),
             RollbackMode::Auto => {
                 if !created && row.previous_desired.is_none() {
                     left.push(format!("{label} (it existed before this run and no earlier settings are known; left as is)"));

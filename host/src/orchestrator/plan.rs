@@ -74,8 +74,17 @@ impl Plan {
 
     /// The plan for `loaded` given what the state says was deployed.
     pub fn against(loaded: &LoadedSpec, known: &Known) -> Self {
-        let Some(deployment) = &known.deployment else {
-            return Self::fresh(loaded);
+        let Some(deployment) = known
+            .deployment
+            .as_ref()
+            .filter(|_| known.rows.iter().any(ResourceRow::is_live))
+        else {
+            let mut plan = Self::fresh(loaded);
+            if let Some(coolify) = plan.steps.get_mut(1) {
+                coolify.changes =
+                    secret_changes(&loaded.spec.secrets, &loaded.spec.required_secrets, known);
+            }
+            return plan;
         };
         let FreshSteps {
             dns: dns_step,
@@ -139,7 +148,7 @@ impl Plan {
                     row.previous_desired.as_ref().or(row.desired.as_ref())
                 };
                 let mut changes = diff("", baseline.unwrap_or(&Value::Null), &wanted.desired);
-                changes.extend(secret_changes(&spec.secrets, known));
+                changes.extend(secret_changes(&spec.secrets, &spec.required_secrets, known));
                 if changes.is_empty() && deployment.state != "COMPLETE" {
                     changes.push(format!(
                         "deployed again: the last run ended {}",
@@ -320,7 +329,7 @@ impl FreshSteps {
 }
 
 /// Secrets whose values differ from the deployed version's, by fingerprint.
-fn secret_changes(names: &[String], known: &Known) -> Vec<String> {
+fn secret_changes(names: &[String], required: &[String], known: &Known) -> Vec<String> {
     let mut out = Vec::new();
     for name in names {
         let now = known.current_fingerprints.get(name).cloned().flatten();
@@ -329,6 +338,9 @@ fn secret_changes(names: &[String], known: &Known) -> Vec<String> {
             .as_ref()
             .and_then(|f| f.get(name));
         match (now, before) {
+            (None, _) if required.contains(name) => out.push(format!(
+                "secret {name}: required and not set (environment or .env): apply will refuse"
+            )),
             (None, _) => out.push(format!("secret {name}: will be generated")),
             (Some(_), None) if known.deployed_fingerprints.is_some() => {
                 out.push(format!("secret {name}: added"));
@@ -425,7 +437,7 @@ mod tests {
         };
         let names = ["A", "B", "C"].map(str::to_owned);
         assert_eq!(
-            secret_changes(&names, &known),
+            secret_changes(&names, &[], &known),
             vec![
                 "secret B: value changed".to_owned(),
                 "secret C: will be generated".to_owned()

@@ -35,6 +35,10 @@ pub struct Spec {
     pub env: BTreeMap<String, String>,
     /// Names of secret environment variables, sorted; values are resolved at apply time.
     pub secrets: Vec<String>,
+    /// The secrets that must be provided (environment or `.env`), never generated: a
+    /// connection string, say, which a random value could only break later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_secrets: Vec<String>,
     pub healthcheck: Healthcheck,
     pub rollback: RollbackPolicy,
 }

@@ -30,6 +30,7 @@ const TOP_LEVEL: &[&str] = &[
     "hooks",
 ];
 const SOURCE_KEYS: &[&str] = &["image", "git", "branch"];
+const SECRET_KEYS: &[&str] = &["name", "generate"];
 const COOLIFY_KEYS: &[&str] = &["project", "environment", "destination"];
 const HEALTH_KEYS: &[&str] = &["path", "timeout", "interval", "expect_status"];
 const ROLLBACK_KEYS: &[&str] = &["coolify", "dns"];
@@ -63,6 +64,7 @@ pub struct Draft {
     pub coolify_destination: Option<String>,
     pub env: BTreeMap<String, String>,
     pub secrets: Vec<String>,
+    pub required_secrets: Vec<String>,
     pub healthcheck: Healthcheck,
     pub rollback: RollbackPolicy,
     pub notify: Notify,
@@ -85,6 +87,7 @@ impl Draft {
             coolify_destination: None,
             env: BTreeMap::new(),
             secrets: Vec::new(),
+            required_secrets: Vec::new(),
             healthcheck: Healthcheck {
                 path: "/".to_owned(),
                 timeout: DEFAULT_HEALTH_TIMEOUT,
@@ -178,7 +181,7 @@ pub fn read(root: &Value, map: &SourceMap, diags: &mut Diagnostics) -> Draft {
         );
     }
     let env = r.env(top);
-    let secrets = r.secrets(top, &env);
+    let (secrets, required_secrets) = r.secrets(top, &env);
     let healthcheck = r.healthcheck(top);
     let rollback = r.rollback(top);
     let notify = r.notify(top);
@@ -198,6 +201,7 @@ pub fn read(root: &Value, map: &SourceMap, diags: &mut Diagnostics) -> Draft {
         coolify_destination,
         env,
         secrets,
+        required_secrets,
         healthcheck,
         rollback,
         notify,
@@ -572,10 +576,17 @@ impl Reader<'_> {
         env
     }
 
-    fn secrets(&mut self, top: &Mapping, env: &BTreeMap<String, String>) -> Vec<String> {
+    /// `secrets: [API_KEY, {name: DATABASE_URL, generate: false}]`: the names, sorted,
+    /// and those that must be provided (never generated).
+    fn secrets(
+        &mut self,
+        top: &Mapping,
+        env: &BTreeMap<String, String>,
+    ) -> (Vec<String>, Vec<String>) {
         let mut names: Vec<String> = Vec::new();
+        let mut required: Vec<String> = Vec::new();
         let Some(value) = Self::get(top, "secrets") else {
-            return names;
+            return (names, required);
         };
         let Value::Sequence(items) = value else {
             self.error_with_hint(
@@ -583,17 +594,40 @@ impl Reader<'_> {
                 format!("expected a list of names, found {}", describe(value)),
                 Some("write `secrets: [DATABASE_URL, API_KEY]`".into()),
             );
-            return names;
+            return (names, required);
         };
         for (index, value) in items.iter().enumerate() {
             let field = item("secrets", index);
-            let Some(name) = value.as_str() else {
-                self.error(
-                    &field,
-                    format!("expected a secret name, found {}", describe(value)),
-                );
-                continue;
+            let (name, generate) = match value {
+                Value::String(name) => (name.clone(), true),
+                Value::Mapping(mapping) => {
+                    self.known_keys(mapping, &field, SECRET_KEYS);
+                    let Some(name) = self.required_string(mapping, &field, "name") else {
+                        continue;
+                    };
+                    let generate = match Self::get(mapping, "generate") {
+                        None => true,
+                        Some(Value::Bool(b)) => *b,
+                        Some(other) => {
+                            self.error(
+                                &format!("{field}.generate"),
+                                format!("expected true or false, found {}", describe(other)),
+                            );
+                            continue;
+                        }
+                    };
+                    (name, generate)
+                }
+                other => {
+                    self.error_with_hint(
+                        &field,
+                        format!("expected a secret name, found {}", describe(other)),
+                        Some("write a name, or `{name: DATABASE_URL, generate: false}` for one that must be provided".into()),
+                    );
+                    continue;
+                }
             };
+            let name = name.as_str();
             if !self.env_key(name, &field) {
                 continue;
             }
@@ -612,9 +646,13 @@ impl Reader<'_> {
                 continue;
             }
             names.push(name.to_owned());
+            if !generate {
+                required.push(name.to_owned());
+            }
         }
         names.sort();
-        names
+        required.sort();
+        (names, required)
     }
 
     fn healthcheck(&mut self, top: &Mapping) -> Healthcheck {
