@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod notify;
 pub mod owner;
 pub mod plan;
+pub mod removal;
 pub mod report;
 pub mod snapshot;
 pub mod state;

@@ -6,6 +6,7 @@ mod convergence;
 mod deploy;
 mod lifecycle;
 mod live;
+mod model;
 mod new;
 mod openapi;
 mod provider_cloudflare;

@@ -594,7 +594,16 @@ pub fn destroy(
                 continue;
             };
             let id = row.external_id.clone().unwrap_or_default();
-            match instance.delete(&row.kind, &id, &row.owner, purge).await {
+            match crate::orchestrator::removal::delete_and_confirm(
+                instance,
+                &row.kind,
+                &id,
+                &row.owner,
+                purge,
+                crate::orchestrator::removal::DELETION_TIMEOUT,
+            )
+            .await
+            {
                 // Already gone (deleted by hand, or by a destroy that was interrupted).
                 Ok(()) | Err(crate::plugins::types::ProviderError::NotFound(_)) => {
                     store.record(row.id, "", "deleted", None, None)?;

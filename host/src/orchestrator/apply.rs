@@ -15,6 +15,7 @@ use super::desired::{self, DesiredResource, Wanted, is_wanted, with_secrets, wit
 use super::hooks::{self, HookEnv};
 use super::notify::{Endpoint, Notifier};
 use super::plan::{Action, Known, Plan};
+use super::removal::{DELETION_TIMEOUT, delete_and_confirm};
 use super::report::Reporter;
 use super::snapshot::Snapshot;
 use super::state::State;
@@ -834,7 +835,15 @@ async fn remove_replaced(
         let label = format!("{} {} ({id})", row.kind, row.name);
         let instance = instance_for(&row.provider, coolify, dns);
         let deleted = retried(run.ctx.reporter, &run.app, &label, async || {
-            instance.delete(&row.kind, &id, &row.owner, false).await
+            delete_and_confirm(
+                instance,
+                &row.kind,
+                &id,
+                &row.owner,
+                false,
+                DELETION_TIMEOUT,
+            )
+            .await
         })
         .await;
         match deleted {
@@ -1119,7 +1128,7 @@ async fn rollback(
                         let previous = with_secrets(previous, values);
                         retried(run.ctx.reporter, &run.app, "rollback", async || instance.update(&row.kind, &id, &previous).await).await.map(|_| "restored")
                     }
-                    _ => match retried(run.ctx.reporter, &run.app, "rollback", async || instance.delete(&row.kind, &id, &row.owner, created).await).await {
+                    _ => match retried(run.ctx.reporter, &run.app, "rollback", async || delete_and_confirm(instance, &row.kind, &id, &row.owner, created, DELETION_TIMEOUT).await).await {
                         Ok(()) | Err(ProviderError::NotFound(_)) => Ok("deleted"),
                         Err(e) => Err(e),
                     },

@@ -324,6 +324,16 @@ impl Coolify {
         })
     }
 
+    /// The domains (URLs) a resource serves.
+    pub fn domains_of(&self, uuid: &str) -> Vec<String> {
+        self.with(|s| {
+            s.resources
+                .get(uuid)
+                .map(|r| r.domains.clone())
+                .unwrap_or_default()
+        })
+    }
+
     /// Every deployment row of application `uuid`, oldest first: `(uuid, image)`.
     pub fn deployments_of(&self, uuid: &str) -> Vec<(String, String)> {
         self.with(|s| {

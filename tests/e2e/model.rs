@@ -1,0 +1,816 @@
+//! The model-based lifecycle test: seeded random sequences of operations over one to three
+//! apps (applies of changing versions, destroy, rollback, edits made behind Fabrik's back,
+//! injected faults, SIGKILL at a random moment, concurrent applies), with the invariants
+//! of DESIGN.md checked after every step. A failure prints the seed and the shortest
+//! sequence it could be shrunk to.
+//!
+//! CI runs `FABRIK_MODEL_SEQUENCES` sequences (default 6) from `FABRIK_MODEL_SEED`
+//! (default: a fixed seed). Soak: `FABRIK_MODEL_SEQUENCES=200 FABRIK_MODEL_SEED=$RANDOM
+//! cargo test --test e2e model:: -- --nocapture`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use fabrik_sim::app::Behaviour;
+use fabrik_sim::coolify::Kind;
+use fabrik_sim::faults::Fault;
+
+use crate::deploy::{DATABASE_URL, World};
+
+const APPS: [&str; 3] = ["alpha", "beta", "gamma"];
+const OWNER_PREFIX: &str = "fabrik:acme/";
+
+/// SplitMix64: small, seeded, reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// One version of an app's spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    log: &'static str,
+    tag: &'static str,
+    /// Which of the app's two domains.
+    domain: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edit {
+    RecordContent,
+    DeleteResource,
+    EnvValue,
+    EnvAdded,
+    Image,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Injected {
+    Status(&'static str, u16),
+    LostAnswer(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Apply {
+        app: usize,
+        version: Version,
+        healthy: bool,
+        fault: Option<Injected>,
+    },
+    Destroy {
+        app: usize,
+    },
+    Rollback {
+        app: usize,
+    },
+    Edit {
+        app: usize,
+        edit: Edit,
+    },
+    Kill {
+        app: usize,
+        version: Version,
+        after_ms: u64,
+    },
+    Concurrent {
+        app: usize,
+        version: Version,
+    },
+}
+
+fn generate(rng: &mut Rng, apps: usize, length: usize) -> Vec<Step> {
+    let version = |rng: &mut Rng| Version {
+        log: rng.pick(&["info", "debug"]),
+        tag: rng.pick(&["1.4", "1.5"]),
+        domain: rng.pick(&[0u8, 1]),
+    };
+    (0..length)
+        .map(|_| {
+            let app = rng.below(apps as u64) as usize;
+            match rng.below(20) {
+                0..=7 => {
+                    let fault = match rng.below(6) {
+                        0 => Some(Injected::Status(
+                            rng.pick(&[
+                                "coolify.create_service",
+                                "coolify.create_application",
+                                "coolify.bulk_envs",
+                                "coolify.deploy",
+                                "cloudflare.create_record",
+                                "cloudflare.update_record",
+                            ]),
+                            rng.pick(&[429, 500, 502]),
+                        )),
+                        1 => Some(Injected::LostAnswer(rng.pick(&[
+                            "coolify.create_service",
+                            "coolify.create_application",
+                            "cloudflare.create_record",
+                        ]))),
+                        _ => None,
+                    };
+                    Step::Apply {
+                        app,
+                        version: version(rng),
+                        healthy: rng.below(5) != 0,
+                        fault,
+                    }
+                }
+                8..=9 => Step::Destroy { app },
+                10..=11 => Step::Rollback { app },
+                12..=15 => Step::Edit {
+                    app,
+                    edit: rng.pick(&[
+                        Edit::RecordContent,
+                        Edit::DeleteResource,
+                        Edit::EnvValue,
+                        Edit::EnvAdded,
+                        Edit::Image,
+                    ]),
+                },
+                16..=17 => Step::Kill {
+                    app,
+                    version: version(rng),
+                    after_ms: 50 + rng.below(1200),
+                },
+                _ => Step::Concurrent {
+                    app,
+                    version: version(rng),
+                },
+            }
+        })
+        .collect()
+}
+
+/// What the model expects of an app.
+#[derive(Debug, Clone, Default)]
+struct AppModel {
+    /// The versions of its completed runs, oldest first (for `fabrik rollback`).
+    completed: Vec<Version>,
+    /// The version the world must hold: set by a COMPLETE apply, cleared by anything
+    /// that may change the world without the run ending COMPLETE.
+    deployed: Option<Version>,
+}
+
+/// Handles on the simulators (they share their state with the sandbox).
+struct Sims {
+    coolify: fabrik_sim::coolify::Coolify,
+    cloudflare: fabrik_sim::cloudflare::Cloudflare,
+    app: fabrik_sim::app::App,
+}
+
+struct Harness {
+    world: World,
+    apps: usize,
+    model: Vec<AppModel>,
+    outputs: String,
+}
+
+fn domain(app: usize, which: u8) -> String {
+    format!(
+        "{}{}.example.com",
+        APPS[app],
+        if which == 0 { "" } else { "-v2" }
+    )
+}
+
+/// The app's spec for `version`. Alpha is a docker-image application (its image can
+/// change); the others are compose services.
+fn spec_text(app: usize, version: Version) -> String {
+    let template = if app == 0 {
+        "docker-image"
+    } else {
+        "python-api"
+    };
+    format!(
+        "name: {name}\ntemplate: {template}\ndomain: {domain}\nserver: vps1\nsource:\n  image: ghcr.io/acme/{name}:{tag}\nport: 8000\ncoolify:\n  project: fabrik-model\n  environment: production\nenv:\n  LOG_LEVEL: {log}\nsecrets: [DATABASE_URL, API_KEY]\nhealthcheck:\n  path: /health\n  timeout: 3\n  interval: 1\nrollback:\n  coolify: auto\n  dns: auto\n",
+        name = APPS[app],
+        domain = domain(app, version.domain),
+        tag = version.tag,
+        log = version.log,
+    )
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\n{}{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+impl Harness {
+    async fn start(apps: usize) -> Self {
+        let world = World::start().await;
+        // Every domain an app can have resolves to the simulated app endpoint.
+        Self {
+            world,
+            apps,
+            model: vec![AppModel::default(); apps],
+            outputs: String::new(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let resolve: Vec<String> = (0..self.apps)
+            .flat_map(|app| [domain(app, 0), domain(app, 1)])
+            .map(|d| format!("{d}:443:{}", self.world.sandbox.app_addr))
+            .collect();
+        let mut cmd = self.world.fabrik();
+        cmd.env("FABRIK_RESOLVE", resolve.join(",")).args(args);
+        cmd
+    }
+
+    async fn run(&mut self, args: &[&str]) -> Output {
+        let mut cmd = self.command(args);
+        let output = tokio::task::spawn_blocking(move || cmd.output().expect("fabrik runs"))
+            .await
+            .expect("joined");
+        self.outputs.push_str(&text(&output));
+        output
+    }
+
+    fn write_spec(&self, app: usize, version: Version) -> PathBuf {
+        let path = self.world.dir.path().join(format!("{}.yaml", APPS[app]));
+        std::fs::write(&path, spec_text(app, version)).expect("spec");
+        path
+    }
+
+    async fn apply(&mut self, app: usize, version: Version) -> (bool, Output) {
+        let path = self.write_spec(app, version);
+        let output = self
+            .run(&[
+                "apply",
+                "--deploy-timeout",
+                "20",
+                path.to_str().expect("utf-8"),
+            ])
+            .await;
+        let complete = output.status.success()
+            && String::from_utf8_lossy(&output.stdout)
+                .contains(&format!("{}: COMPLETE", APPS[app]));
+        (complete, output)
+    }
+
+    fn completed(&mut self, app: usize, version: Version) {
+        let model = &mut self.model[app];
+        model.completed.push(version);
+        model.deployed = Some(version);
+    }
+
+    fn uuid_of(&self, app: usize) -> Option<String> {
+        self.world
+            .sandbox
+            .coolify
+            .resources()
+            .into_iter()
+            .find(|r| r.2 == APPS[app])
+            .map(|r| r.1)
+    }
+
+    async fn step(&mut self, step: Step) -> Result<(), String> {
+        let sim = Sims {
+            coolify: self.world.sandbox.coolify.clone(),
+            cloudflare: self.world.sandbox.cloudflare.clone(),
+            app: self.world.sandbox.app.clone(),
+        };
+        match step {
+            Step::Apply {
+                app,
+                version,
+                healthy,
+                fault,
+            } => {
+                for which in [0, 1] {
+                    sim.app.set(
+                        &domain(app, which),
+                        if healthy {
+                            Behaviour::Healthy
+                        } else {
+                            Behaviour::Fail(503)
+                        },
+                    );
+                }
+                match fault {
+                    Some(Injected::Status(operation, status)) => {
+                        let faults = if operation.starts_with("coolify.") {
+                            &sim.coolify.faults
+                        } else {
+                            &sim.cloudflare.faults
+                        };
+                        faults.on_nth(
+                            operation,
+                            1,
+                            Fault::Status {
+                                status,
+                                retry_after: None,
+                            },
+                        );
+                    }
+                    Some(Injected::LostAnswer(operation)) => {
+                        let faults = if operation.starts_with("coolify.") {
+                            &sim.coolify.faults
+                        } else {
+                            &sim.cloudflare.faults
+                        };
+                        faults.on_nth(operation, 1, Fault::LoseAnswer { status: 502 });
+                    }
+                    None => {}
+                }
+                let (complete, output) = self.apply(app, version).await;
+                sim.coolify.faults.clear();
+                sim.cloudflare.faults.clear();
+                if complete {
+                    self.completed(app, version);
+                    self.check_app_matches(app)?;
+                    self.check_plan_clean(app, version).await?;
+                } else {
+                    if healthy && fault.is_none() {
+                        return Err(format!(
+                            "a healthy apply without faults failed:\n{}",
+                            text(&output)
+                        ));
+                    }
+                    self.model[app].deployed = None;
+                }
+                for which in [0, 1] {
+                    sim.app.set(&domain(app, which), Behaviour::Healthy);
+                }
+                self.check_no_pending(app)?;
+            }
+            Step::Destroy { app } => {
+                let output = self.run(&["destroy", APPS[app], "--yes"]).await;
+                self.model[app].deployed = None;
+                let known = self.model[app].completed.is_empty();
+                if !output.status.success() && !known {
+                    // Destroy of an app that was never applied is refused; others must work.
+                    let said = text(&output);
+                    if !said.contains("no deployment named") {
+                        return Err(format!("destroy failed:\n{said}"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                self.check_gone(app)?;
+            }
+            Step::Rollback { app } => {
+                let current = self.model[app].completed.last().copied();
+                let target = self.model[app]
+                    .completed
+                    .iter()
+                    .rev()
+                    .find(|v| Some(**v) != current)
+                    .copied();
+                let output = self
+                    .run(&["rollback", APPS[app], "--deploy-timeout", "20"])
+                    .await;
+                let complete = output.status.success()
+                    && String::from_utf8_lossy(&output.stdout).contains(": COMPLETE");
+                match (complete, target) {
+                    (true, Some(version)) => {
+                        self.completed(app, version);
+                        self.check_app_matches(app)?;
+                    }
+                    (true, None) => {
+                        return Err(format!(
+                            "rollback with no earlier version completed:\n{}",
+                            text(&output)
+                        ));
+                    }
+                    (false, _) => self.model[app].deployed = None,
+                }
+                self.check_no_pending(app)?;
+            }
+            Step::Edit { app, edit } => {
+                let Some(version) = self.model[app].deployed else {
+                    return Ok(());
+                };
+                let Some(uuid) = self.uuid_of(app) else {
+                    return Ok(());
+                };
+                match edit {
+                    Edit::RecordContent => sim
+                        .cloudflare
+                        .edit_content(&domain(app, version.domain), "198.51.100.77"),
+                    Edit::DeleteResource => sim.coolify.remove_by_hand(&uuid),
+                    Edit::EnvValue => sim.coolify.edit_env(&uuid, "LOG_LEVEL", "trace"),
+                    Edit::EnvAdded => sim.coolify.edit_env(&uuid, "ADDED_BY_HAND", "1"),
+                    Edit::Image if app == 0 => {
+                        sim.coolify.edit_image(&uuid, "ghcr.io/acme/other", "9")
+                    }
+                    Edit::Image => {}
+                }
+                // The world now differs from the spec: the next apply must repair it.
+                self.model[app].deployed = None;
+                if let Some(last) = self.model[app].completed.last().copied() {
+                    // Re-apply the last version: it must find the drift and end COMPLETE.
+                    let (complete, output) = self.apply(app, last).await;
+                    if !complete {
+                        return Err(format!(
+                            "re-apply after a hand edit ({edit:?}) failed:\n{}",
+                            text(&output)
+                        ));
+                    }
+                    self.completed(app, last);
+                    self.check_app_matches(app)?;
+                    self.check_plan_clean(app, last).await?;
+                }
+            }
+            Step::Kill {
+                app,
+                version,
+                after_ms,
+            } => {
+                let path = self.write_spec(app, version);
+                let mut cmd = self.command(&[
+                    "apply",
+                    "--deploy-timeout",
+                    "20",
+                    path.to_str().expect("utf-8"),
+                ]);
+                let mut child = cmd.spawn().expect("fabrik starts");
+                tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                let _ = child.kill();
+                let output =
+                    tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+                        .await
+                        .expect("joined");
+                self.outputs.push_str(&text(&output));
+                self.model[app].deployed = None;
+                // The next apply recovers whatever the killed one left.
+                let (complete, output) = self.apply(app, version).await;
+                if !complete {
+                    return Err(format!(
+                        "the apply after a SIGKILL did not recover:\n{}",
+                        text(&output)
+                    ));
+                }
+                self.completed(app, version);
+                self.check_app_matches(app)?;
+                self.check_plan_clean(app, version).await?;
+            }
+            Step::Concurrent { app, version } => {
+                let path = self.write_spec(app, version);
+                let args = [
+                    "apply",
+                    "--deploy-timeout",
+                    "20",
+                    path.to_str().expect("utf-8"),
+                ];
+                let (mut first, mut second) = (self.command(&args), self.command(&args));
+                let (a, b) = tokio::join!(
+                    tokio::task::spawn_blocking(move || first.output().expect("runs")),
+                    tokio::task::spawn_blocking(move || second.output().expect("runs")),
+                );
+                let (a, b) = (a.expect("joined"), b.expect("joined"));
+                self.outputs.push_str(&text(&a));
+                self.outputs.push_str(&text(&b));
+                let complete = [&a, &b].iter().any(|o| {
+                    o.status.success()
+                        && String::from_utf8_lossy(&o.stdout)
+                            .contains(&format!("{}: COMPLETE", APPS[app]))
+                });
+                if complete {
+                    self.completed(app, version);
+                    self.check_app_matches(app)?;
+                } else {
+                    return Err(format!(
+                        "neither of two concurrent applies completed:\n{}\n{}",
+                        text(&a),
+                        text(&b)
+                    ));
+                }
+                self.check_no_pending(app)?;
+            }
+        }
+        self.check_global()
+    }
+
+    /// An app whose last apply ended COMPLETE: what the simulators hold is its spec.
+    fn check_app_matches(&self, app: usize) -> Result<(), String> {
+        let Some(version) = self.model[app].deployed else {
+            return Ok(());
+        };
+        let sim = &self.world.sandbox;
+        let owner = format!("{OWNER_PREFIX}{}", APPS[app]);
+        let want_domain = domain(app, version.domain);
+        let records: Vec<_> = sim
+            .cloudflare
+            .records()
+            .into_iter()
+            .filter(|r| r["comment"] == owner.as_str())
+            .collect();
+        if records.len() != 1
+            || records[0]["name"] != want_domain.as_str()
+            || records[0]["content"] != "127.0.0.1"
+        {
+            return Err(format!(
+                "{}: records {records:?}, the spec wants one A {want_domain} -> 127.0.0.1",
+                APPS[app]
+            ));
+        }
+        let resources: Vec<_> = sim
+            .coolify
+            .resources()
+            .into_iter()
+            .filter(|r| r.2 == APPS[app])
+            .collect();
+        let [(kind, uuid, _, description)] = resources.as_slice() else {
+            return Err(format!(
+                "{}: Coolify holds {resources:?}, the spec wants one",
+                APPS[app]
+            ));
+        };
+        if *description != owner {
+            return Err(format!("{}: owner {description:?}", APPS[app]));
+        }
+        let expected_kind = if app == 0 {
+            Kind::Application
+        } else {
+            Kind::Service
+        };
+        if *kind != expected_kind {
+            return Err(format!("{}: kind {kind:?}", APPS[app]));
+        }
+        let env: BTreeMap<String, String> = sim
+            .coolify
+            .env_of(uuid)
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("SERVICE_"))
+            .collect();
+        let keys: Vec<&str> = env.keys().map(String::as_str).collect();
+        if env.get("LOG_LEVEL").map(String::as_str) != Some(version.log)
+            || env.get("DATABASE_URL").map(String::as_str) != Some(DATABASE_URL)
+            || keys != ["API_KEY", "DATABASE_URL", "LOG_LEVEL", "PORT"]
+        {
+            return Err(format!(
+                "{}: env {keys:?} (LOG_LEVEL {:?}), the spec wants {version:?}",
+                APPS[app],
+                env.get("LOG_LEVEL")
+            ));
+        }
+        let domains = sim.coolify.domains_of(uuid);
+        if domains != [format!("https://{want_domain}")] {
+            return Err(format!(
+                "{}: domains {domains:?}, the spec wants {want_domain}",
+                APPS[app]
+            ));
+        }
+        if app == 0 {
+            let image = format!("ghcr.io/acme/{}:{}", APPS[app], version.tag);
+            let deployed = sim.coolify.deployed_image(uuid);
+            if deployed.as_deref() != Some(image.as_str()) {
+                return Err(format!(
+                    "{}: deployed {deployed:?}, the spec wants {image}",
+                    APPS[app]
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_plan_clean(&mut self, app: usize, version: Version) -> Result<(), String> {
+        let path = self.write_spec(app, version);
+        let output = self
+            .run(&["plan", "--detailed-exitcode", path.to_str().expect("utf-8")])
+            .await;
+        if output.status.code() != Some(0) {
+            return Err(format!(
+                "plan right after COMPLETE shows changes:\n{}",
+                text(&output)
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_gone(&self, app: usize) -> Result<(), String> {
+        let owner = format!("{OWNER_PREFIX}{}", APPS[app]);
+        let sim = &self.world.sandbox;
+        let records = sim
+            .cloudflare
+            .records()
+            .into_iter()
+            .filter(|r| r["comment"] == owner.as_str())
+            .count();
+        let resources = sim
+            .coolify
+            .resources()
+            .into_iter()
+            .filter(|r| r.3 == owner)
+            .count();
+        if records + resources > 0 {
+            return Err(format!(
+                "{}: {records} record(s) and {resources} resource(s) left after destroy",
+                APPS[app]
+            ));
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Result<Vec<(String, fabrik::store::ResourceRow)>, String> {
+        let path = fabrik::store::default_path(self.world.dir.path());
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let store = fabrik::store::Store::open(&path).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for deployment in store.deployments().map_err(|e| e.to_string())? {
+            for row in store.resources(deployment.id).map_err(|e| e.to_string())? {
+                out.push((deployment.app.clone(), row));
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_no_pending(&self, app: usize) -> Result<(), String> {
+        let pending: Vec<_> = self
+            .state()?
+            .into_iter()
+            .filter(|(a, r)| a == APPS[app] && r.status == "pending")
+            .collect();
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("pending intents after a finished run: {pending:?}"))
+        }
+    }
+
+    /// After every step: nothing with this project's owner tag that the state does not
+    /// list, never two resources for one app, no secret anywhere.
+    fn check_global(&self) -> Result<(), String> {
+        let sim = &self.world.sandbox;
+        let rows = self.state()?;
+        let listed = |id: &str| {
+            rows.iter()
+                .any(|(_, r)| r.is_live() && r.external_id.as_deref() == Some(id))
+        };
+        for record in sim.cloudflare.records() {
+            let comment = record["comment"].as_str().unwrap_or_default();
+            if !comment.starts_with(OWNER_PREFIX) {
+                continue;
+            }
+            let id = format!(
+                "{}/{}",
+                record["zone_id"].as_str().unwrap_or_default(),
+                record["id"].as_str().unwrap_or_default()
+            );
+            if !listed(&id) {
+                return Err(format!(
+                    "record {} ({comment}) carries our owner tag but the state does not list it",
+                    record["name"]
+                ));
+            }
+        }
+        let resources = sim.coolify.resources();
+        for (_, uuid, name, description) in &resources {
+            if description.starts_with(OWNER_PREFIX) && !listed(uuid) {
+                return Err(format!(
+                    "Coolify resource {name} ({uuid}) carries our owner tag but the state does not list it"
+                ));
+            }
+        }
+        for app in APPS.iter().take(self.apps) {
+            let count = resources.iter().filter(|r| r.2 == *app).count();
+            if count > 1 {
+                return Err(format!("{count} Coolify resources for app {app}"));
+            }
+        }
+        let dotenv =
+            std::fs::read_to_string(self.world.dir.path().join(".env")).unwrap_or_default();
+        let mut secrets: Vec<String> = dotenv
+            .lines()
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(_, v)| v.trim_matches('\'').to_owned())
+            })
+            .filter(|v| v.len() >= 8)
+            .collect();
+        secrets.push(DATABASE_URL.to_owned());
+        secrets.push(self.world.sandbox.config.coolify_token.clone());
+        secrets.push(self.world.sandbox.config.cloudflare_token.clone());
+        let state =
+            std::fs::read(fabrik::store::default_path(self.world.dir.path())).unwrap_or_default();
+        let state = String::from_utf8_lossy(&state);
+        for secret in &secrets {
+            if self.outputs.contains(secret.as_str()) {
+                return Err("a secret value appeared in fabrik's output".to_owned());
+            }
+            if state.contains(secret.as_str()) {
+                return Err("a secret value appeared in the state database".to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn run_sequence(apps: usize, steps: &[Step]) -> Result<(), (usize, String)> {
+    let mut harness = Harness::start(apps).await;
+    for (index, step) in steps.iter().enumerate() {
+        harness.step(*step).await.map_err(|e| (index, e))?;
+    }
+    Ok(())
+}
+
+/// Removes steps one at a time while the sequence still fails; returns the shortest
+/// failing sequence found (bounded, since each try starts a fresh world).
+async fn shrink(
+    apps: usize,
+    mut steps: Vec<Step>,
+    mut failure: (usize, String),
+) -> (Vec<Step>, (usize, String)) {
+    steps.truncate(failure.0 + 1);
+    let mut tries = 0;
+    let mut index = 0;
+    while index < steps.len() && tries < 40 {
+        let mut shorter = steps.clone();
+        shorter.remove(index);
+        tries += 1;
+        match run_sequence(apps, &shorter).await {
+            Err(found) => {
+                shorter.truncate(found.0 + 1);
+                steps = shorter;
+                failure = found;
+            }
+            Ok(()) => index += 1,
+        }
+    }
+    (steps, failure)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_lifecycles_keep_every_invariant() {
+    let sequences: u64 = std::env::var("FABRIK_MODEL_SEQUENCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let seed: u64 = std::env::var("FABRIK_MODEL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_261_127);
+    let length: usize = std::env::var("FABRIK_MODEL_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    for n in 0..sequences {
+        let sequence_seed = seed.wrapping_add(n);
+        let mut rng = Rng(sequence_seed);
+        let apps = 1 + rng.below(3) as usize;
+        let steps = generate(&mut rng, apps, length);
+        eprintln!(
+            "model: seed {sequence_seed}, {apps} app(s), {} steps",
+            steps.len()
+        );
+        if let Err(failure) = run_sequence(apps, &steps).await {
+            eprintln!(
+                "model: seed {sequence_seed} failed at step {}: {}; shrinking",
+                failure.0 + 1,
+                failure.1
+            );
+            let (shortest, failure) = shrink(apps, steps, failure).await;
+            let listed: Vec<String> = shortest
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("  {}. {s:?}", i + 1))
+                .collect();
+            panic!(
+                "model: seed {sequence_seed} ({apps} app(s)) breaks an invariant; shortest sequence found:\n{}\nfailure at step {}: {}\nreproduce: FABRIK_MODEL_SEED={sequence_seed} FABRIK_MODEL_SEQUENCES=1 FABRIK_MODEL_STEPS={length} cargo test --test e2e model::",
+                listed.join("\n"),
+                failure.0 + 1,
+                failure.1
+            );
+        }
+    }
+}
+
+#[test]
+fn sequences_are_reproducible_from_their_seed() {
+    let a = generate(&mut Rng(7), 3, 20);
+    let b = generate(&mut Rng(7), 3, 20);
+    assert_eq!(a, b);
+    assert_ne!(a, generate(&mut Rng(8), 3, 20));
+    // Every kind of operation is generated.
+    let many = generate(&mut Rng(1), 3, 400);
+    for kind in ["Apply", "Destroy", "Rollback", "Edit", "Kill", "Concurrent"] {
+        assert!(
+            many.iter().any(|s| format!("{s:?}").starts_with(kind)),
+            "{kind}"
+        );
+    }
+}
