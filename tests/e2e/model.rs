@@ -167,6 +167,9 @@ struct AppModel {
     /// The version the world must hold: set by a COMPLETE apply, cleared by anything
     /// that may change the world without the run ending COMPLETE.
     deployed: Option<Version>,
+    /// The version the state records as deployed (its spec hash): set by a COMPLETE
+    /// run, cleared by destroy; `fabrik rollback` deploys the newest other one.
+    current: Option<Version>,
 }
 
 /// Handles on the simulators (they share their state with the sandbox).
@@ -274,6 +277,7 @@ impl Harness {
         let model = &mut self.model[app];
         model.completed.push(version);
         model.deployed = Some(version);
+        model.current = Some(version);
     }
 
     fn uuid_of(&self, app: usize) -> Option<String> {
@@ -359,6 +363,9 @@ impl Harness {
             Step::Destroy { app } => {
                 let output = self.run(&["destroy", APPS[app], "--yes"]).await;
                 self.model[app].deployed = None;
+                if output.status.success() {
+                    self.model[app].current = None;
+                }
                 let known = self.model[app].completed.is_empty();
                 if !output.status.success() && !known {
                     // Destroy of an app that was never applied is refused; others must work.
@@ -371,7 +378,7 @@ impl Harness {
                 self.check_gone(app)?;
             }
             Step::Rollback { app } => {
-                let current = self.model[app].completed.last().copied();
+                let current = self.model[app].current;
                 let target = self.model[app]
                     .completed
                     .iter()
@@ -728,14 +735,28 @@ async fn run_sequence(apps: usize, steps: &[Step]) -> Result<(), (usize, String)
     Ok(())
 }
 
-/// Removes steps one at a time while the sequence still fails; returns the shortest
-/// failing sequence found (bounded, since each try starts a fresh world).
+/// The kind of a failure, for shrinking: its message up to the first detail.
+fn class(message: &str) -> String {
+    message
+        .chars()
+        .take_while(|c| !matches!(c, '[' | '(' | '\n' | '{'))
+        .take(40)
+        .collect()
+}
+
+/// Removes steps one at a time while the sequence still fails the same way; returns the
+/// shortest failing sequence found (bounded, since each try starts a fresh world).
+/// `FABRIK_MODEL_SHRINK=0` skips it.
 async fn shrink(
     apps: usize,
     mut steps: Vec<Step>,
     mut failure: (usize, String),
 ) -> (Vec<Step>, (usize, String)) {
     steps.truncate(failure.0 + 1);
+    if std::env::var("FABRIK_MODEL_SHRINK").as_deref() == Ok("0") {
+        return (steps, failure);
+    }
+    let wanted = class(&failure.1);
     let mut tries = 0;
     let mut index = 0;
     while index < steps.len() && tries < 40 {
@@ -743,12 +764,12 @@ async fn shrink(
         shorter.remove(index);
         tries += 1;
         match run_sequence(apps, &shorter).await {
-            Err(found) => {
+            Err(found) if class(&found.1) == wanted => {
                 shorter.truncate(found.0 + 1);
                 steps = shorter;
                 failure = found;
             }
-            Ok(()) => index += 1,
+            _ => index += 1,
         }
     }
     (steps, failure)
