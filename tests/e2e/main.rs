@@ -4,6 +4,7 @@ mod apply;
 mod cli;
 mod convergence;
 mod deploy;
+mod failure_paths;
 mod lifecycle;
 mod live;
 mod model;

@@ -27,6 +27,8 @@ pub enum Behaviour {
     Fail(u16),
     /// Never answers.
     Hang,
+    /// 302 to this URL.
+    Redirect(String),
 }
 
 /// A certificate authority and the certificates it issued.
@@ -175,6 +177,9 @@ async fn answer(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Respons
         Behaviour::Hang => {
             std::future::pending::<()>().await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        Behaviour::Redirect(location) => {
+            (StatusCode::FOUND, [("location", location)], "").into_response()
         }
         Behaviour::Fail(status) => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
