@@ -48,6 +48,8 @@ fn main() {
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
         "RUSTC_WORKSPACE_WRAPPER",
+        // cargo-llvm-cov instruments through a wrapper; guests cannot link its runtime.
+        "RUSTC_WRAPPER",
         "CARGO_TARGET_DIR",
         "CARGO_BUILD_TARGET",
         "CARGO_PRIMARY_PACKAGE",

@@ -67,6 +67,7 @@ impl World {
             .collect();
         cmd.current_dir(self.dir.path())
             .env_clear()
+            .envs(crate::support::kept_env())
             .env("FABRIK_CACHE_DIR", cache_dir())
             .env("COOLIFY_URL", &self.sandbox.coolify_url)
             .env("COOLIFY_TOKEN", &self.sandbox.config.coolify_token)

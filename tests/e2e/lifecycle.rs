@@ -63,6 +63,7 @@ async fn plan_diffs_the_spec_against_the_state_offline() {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"));
     cmd.current_dir(world.dir.path())
         .env_clear()
+        .envs(crate::support::kept_env())
         .env("FABRIK_CACHE_DIR", crate::support::cache_dir())
         .env("DATABASE_URL", "postgres://changed-value-1234@db/app")
         .args(["plan", "--detailed-exitcode", spec_arg]);
@@ -428,6 +429,7 @@ async fn progress_is_live_on_a_terminal_and_plain_lines_otherwise() {
             .args(["-qec", &command, "/dev/null"])
             .current_dir(world.dir.path())
             .env_clear()
+            .envs(crate::support::kept_env())
             .envs(env.get_envs().filter_map(|(k, v)| Some((k, v?))));
         script
     };

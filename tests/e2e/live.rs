@@ -44,6 +44,7 @@ impl Live {
         std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"))
             .current_dir(dir)
             .env_clear()
+            .envs(crate::support::kept_env())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("FABRIK_CACHE_DIR", cache_dir())
             .env("COOLIFY_URL", &self.coolify_url)

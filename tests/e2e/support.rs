@@ -18,8 +18,18 @@ pub fn fabrik() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fabrik"));
     cmd.current_dir(root())
         .env_clear()
+        .envs(kept_env())
         .env("FABRIK_CACHE_DIR", cache_dir());
     cmd
+}
+
+/// What a cleared environment keeps: where a coverage run's profiler writes
+/// (cargo-llvm-cov sets `LLVM_PROFILE_FILE`; without it each process would drop its
+/// profile in its working directory and count for nothing).
+pub fn kept_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k == "LLVM_PROFILE_FILE")
+        .collect()
 }
 
 /// The `# expect:` lines of a bad-spec fixture, with `{file}` replaced by its path.
@@ -62,6 +72,8 @@ pub fn test_plugin(name: &str) -> PathBuf {
             "CARGO_TARGET_DIR",
             "CARGO_BUILD_TARGET",
             "RUSTC_WORKSPACE_WRAPPER",
+            // cargo-llvm-cov instruments through a wrapper; guests cannot link its runtime.
+            "RUSTC_WRAPPER",
         ] {
             cargo.env_remove(var);
         }
