@@ -40,7 +40,7 @@ async fn destroy_then_apply_deploys_the_app_again() {
     let (stdout, stderr) = text(&destroyed);
     assert_eq!(destroyed.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("kept its data volumes") && stderr.contains("--purge"),
+        stderr.contains("data volumes were kept") && stderr.contains("--purge"),
         "destroy says what it kept: {stderr}"
     );
     assert!(
@@ -272,6 +272,63 @@ async fn a_manual_rollback_of_an_update_names_the_command_that_restores_it() {
         !stdout.contains("fabrik destroy"),
         "destroy would delete the whole app: {stdout}"
     );
+    // And the command does what it says: the last completed version is live again.
+    world
+        .sandbox
+        .app
+        .set("bad.example.com", fabrik_sim::app::Behaviour::Fail(200));
+    let restored = world
+        .run(&["rollback", "bad-api", "--deploy-timeout", "20"])
+        .await;
+    let (stdout, stderr) = text(&restored);
+    assert_eq!(restored.status.code(), Some(0), "{stdout}\n{stderr}");
+    let uuid = world.sandbox.coolify.resources()[0].1.clone();
+    assert!(
+        world
+            .sandbox
+            .coolify
+            .env_of(&uuid)
+            .contains(&("LOG_LEVEL".to_owned(), "info".to_owned())),
+        "the update was undone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_server_address_is_followed_and_a_move_is_refused_before_any_change() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    complete(&world, &spec).await;
+    // The server's address changed: an unchanged spec is not "no changes".
+    world.sandbox.coolify.set_server_ip("vps1", "127.0.0.2");
+    let followed = complete(&world, &spec).await;
+    assert!(
+        followed.contains("content is \"127.0.0.1\", the spec says \"127.0.0.2\""),
+        "{followed}"
+    );
+    assert_eq!(
+        world.sandbox.cloudflare.records()[0]["content"],
+        "127.0.0.2"
+    );
+    // A second destination on the server does not block an app that already exists.
+    world.sandbox.coolify.add_destination("vps1", "apps");
+    let changed = world.spec("app.yaml", |t| {
+        t.replace("LOG_LEVEL: info", "LOG_LEVEL: warn")
+    });
+    complete(&world, &changed).await;
+    // Moving the app to another Coolify project is refused before anything changes.
+    let before = world.mutating_calls();
+    let moved = world.spec("app.yaml", |t| {
+        t.replace("LOG_LEVEL: info", "LOG_LEVEL: warn")
+            .replace("project: fabrik-tests", "project: elsewhere")
+    });
+    let output = world.apply(&moved, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("moving it to `elsewhere` is not supported"),
+        "{stdout}"
+    );
+    assert_eq!(world.mutating_calls(), before, "nothing changed");
 }
 
 #[test]

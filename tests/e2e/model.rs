@@ -168,8 +168,11 @@ struct AppModel {
     /// that may change the world without the run ending COMPLETE.
     deployed: Option<Version>,
     /// The version the state records as deployed (its spec hash): set by a COMPLETE
-    /// run, cleared by destroy; `fabrik rollback` deploys the newest other one.
+    /// run, cleared by destroy; `fabrik rollback` deploys the newest other one, or this
+    /// one again when the last run did not complete.
     current: Option<Version>,
+    /// Whether the last run of the app ended other than COMPLETE.
+    last_failed: bool,
 }
 
 /// Handles on the simulators (they share their state with the sandbox).
@@ -278,6 +281,7 @@ impl Harness {
         model.completed.push(version);
         model.deployed = Some(version);
         model.current = Some(version);
+        model.last_failed = false;
     }
 
     fn uuid_of(&self, app: usize) -> Option<String> {
@@ -354,6 +358,7 @@ impl Harness {
                         ));
                     }
                     self.model[app].deployed = None;
+                    self.model[app].last_failed = true;
                 }
                 for which in [0, 1] {
                     sim.app.set(&domain(app, which), Behaviour::Healthy);
@@ -379,12 +384,16 @@ impl Harness {
             }
             Step::Rollback { app } => {
                 let current = self.model[app].current;
-                let target = self.model[app]
-                    .completed
-                    .iter()
-                    .rev()
-                    .find(|v| Some(**v) != current)
-                    .copied();
+                let target = if self.model[app].last_failed && current.is_some() {
+                    current
+                } else {
+                    self.model[app]
+                        .completed
+                        .iter()
+                        .rev()
+                        .find(|v| Some(**v) != current)
+                        .copied()
+                };
                 let output = self
                     .run(&["rollback", APPS[app], "--deploy-timeout", "20"])
                     .await;
@@ -401,7 +410,12 @@ impl Harness {
                             text(&output)
                         ));
                     }
-                    (false, _) => self.model[app].deployed = None,
+                    (false, _) => {
+                        self.model[app].deployed = None;
+                        if target.is_some() {
+                            self.model[app].last_failed = true;
+                        }
+                    }
                 }
                 self.check_no_pending(app)?;
             }

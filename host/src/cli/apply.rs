@@ -234,10 +234,15 @@ pub fn rollback(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
             }
         }
         None => {
+            // After a run that did not complete (a failed update left by a `manual` or
+            // `never` policy, or `--no-rollback`), what is live is not the recorded
+            // version: that version is the one to restore. Otherwise the one before it.
+            let last_completed = deployment.state == "COMPLETE" || deployment.state == "DESTROYED";
             let previous = runs.iter().find(|r| {
                 r.state == "COMPLETE"
                     && r.snapshot.is_some()
-                    && deployment.spec_hash.as_deref() != Some(r.spec_hash.as_str())
+                    && (!last_completed
+                        || deployment.spec_hash.as_deref() != Some(r.spec_hash.as_str()))
             });
             let Some(previous) = previous else {
                 eprintln!(
@@ -532,10 +537,19 @@ pub fn destroy(
         );
         return Ok(ExitStatus::Failure);
     };
+    // The lock first: the rows read next must not change under this command.
+    let _lock = crate::lock::acquire(
+        &crate::lock::lock_dir(&project.dir),
+        name,
+        "destroy",
+        std::time::Duration::ZERO,
+    )?;
+    // Live rows, and the intents a killed run left pending (looked up by name and
+    // owner tag below: the resource may exist).
     let mut owned: Vec<_> = store
         .resources(deployment.id)?
         .into_iter()
-        .filter(crate::store::ResourceRow::is_live)
+        .filter(|r| r.is_live() || r.status == "pending")
         .collect();
     owned.reverse();
     if owned.is_empty() {
@@ -554,13 +568,14 @@ pub fn destroy(
             return Ok(ExitStatus::Invalid);
         }
         eprint!(
-            "Delete {} resource(s) of `{name}` ({})? [y/N] ",
+            "Delete {} resource(s) of `{name}` ({}){}? [y/N] ",
             owned.len(),
             owned
                 .iter()
                 .map(|r| format!("{} {}", r.kind, r.name))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if purge { ", with their data" } else { "" }
         );
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
@@ -574,12 +589,6 @@ pub fn destroy(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let _lock = crate::lock::acquire(
-        &crate::lock::lock_dir(&project.dir),
-        name,
-        "destroy",
-        std::time::Duration::ZERO,
-    )?;
     let mut status = ExitStatus::Success;
     runtime.block_on(async {
         let mut instances = std::collections::BTreeMap::new();
@@ -593,7 +602,24 @@ pub fn destroy(
             let Some(instance) = instances.get_mut(&row.provider) else {
                 continue;
             };
-            let id = row.external_id.clone().unwrap_or_default();
+            let id = match &row.external_id {
+                Some(id) if row.status != "pending" => id.clone(),
+                _ => match instance.lookup(&row.kind, &row.name, &row.owner).await {
+                    Ok(Some(found)) if found.owner.as_deref() == Some(row.owner.as_str()) => {
+                        found.id
+                    }
+                    Ok(_) => {
+                        // An intent whose resource never came to exist.
+                        store.record(row.id, "", "deleted", None, None)?;
+                        continue;
+                    }
+                    Err(error) => {
+                        eprintln!("error: {} {}: {error}", row.kind, row.name);
+                        status = ExitStatus::Failure;
+                        continue;
+                    }
+                },
+            };
             match crate::orchestrator::removal::delete_and_confirm(
                 instance,
                 &row.kind,
@@ -610,7 +636,7 @@ pub fn destroy(
                     let kept = row.provider == crate::orchestrator::desired::COOLIFY_ROLE && !purge;
                     if kept {
                         eprintln!(
-                            "deleted {} {} ({id}); kept its data volumes (`fabrik destroy {name} --yes --purge` deletes them too)",
+                            "deleted {} {} ({id}); its data volumes were kept on the server (`--purge` deletes them with the resource)",
                             row.kind, row.name
                         );
                     } else {

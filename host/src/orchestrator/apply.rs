@@ -331,7 +331,13 @@ impl Run<'_, '_> {
                         // A create can fail after the resource came to exist (a later call
                         // inside it failed): find it, so that it is tracked and rolled back
                         // like any resource this run created, never left behind unknown.
-                        if let Ok(Some(found)) = instance.lookup(kind, name, &self.owner).await
+                        let found = instance.lookup(kind, name, &self.owner).await;
+                        if let Err(lookup) = &found {
+                            return Err(format!(
+                                "{what}: {error}; looking for a half-created {kind} afterwards failed too ({lookup}): the next apply looks again"
+                            ));
+                        }
+                        if let Ok(Some(found)) = found
                             && found.owner.as_deref() == Some(self.owner.as_str())
                         {
                             lock_store(self.ctx.store)
@@ -584,16 +590,7 @@ pub async fn apply(
         && all_live
         && !leftovers
     {
-        let drift = refresh(
-            ctx,
-            &app,
-            &rows,
-            &values,
-            &spec.secrets,
-            &mut coolify,
-            &mut dns,
-        )
-        .await;
+        let drift = refresh(ctx, spec, &rows, &values, &mut coolify, &mut dns).await;
         if drift.is_empty() {
             lock_store(ctx.store).append_event(
                 Some(deployment.id),
@@ -704,54 +701,81 @@ pub async fn apply(
 
 /// Reads every live resource, each provider's alongside the other's, and compares it with
 /// what the last completed run deployed: what is gone, unreadable or different is drift
-/// (secret values never shown).
+/// (secret values never shown). The record is compared with the server's address now,
+/// which may have changed since.
 async fn refresh(
     ctx: &Context<'_>,
-    app: &str,
+    spec: &crate::spec::Spec,
     rows: &[ResourceRow],
     values: &BTreeMap<String, secrecy::SecretString>,
-    secret_names: &[String],
     coolify: &mut ProviderInstance,
     dns: &mut ProviderInstance,
 ) -> Vec<String> {
+    let (app, server, secret_names) = (spec.name.as_str(), spec.server.as_str(), &spec.secrets);
     if ctx.options.no_refresh {
         return Vec::new();
     }
     let read_all = async |instance: &mut ProviderInstance, role: &str| {
-        let mut drift = Vec::new();
+        let mut read = Vec::new();
         for row in rows.iter().filter(|r| r.is_live() && r.provider == role) {
             let id = row.external_id.clone().unwrap_or_default();
-            match retried(ctx.reporter, app, "refresh", async || {
+            let found = retried(ctx.reporter, app, "refresh", async || {
                 instance.read(&row.kind, &id).await
             })
-            .await
-            {
-                Ok(Some(found)) => {
-                    let desired = row
-                        .desired
-                        .as_ref()
-                        .map(|d| with_secrets(d, values))
-                        .unwrap_or_default();
-                    let comparison =
-                        super::drift::compare(&row.kind, &desired, &found.live, secret_names);
-                    drift.extend(
-                        comparison
-                            .differences
-                            .into_iter()
-                            .map(|d| format!("{} {}: {d}", row.kind, row.name)),
-                    );
-                }
-                Ok(None) => drift.push(format!("{} {} is gone", row.kind, row.name)),
-                Err(e) => drift.push(format!("{} {} cannot be read: {e}", row.kind, row.name)),
-            }
+            .await;
+            read.push((row, found));
         }
-        drift
+        read
     };
-    let (mut drift, dns_drift) = tokio::join!(
-        read_all(coolify, desired::COOLIFY_ROLE),
+    let ((address, mut read), dns_read) = tokio::join!(
+        async {
+            let address = retried(ctx.reporter, app, "server lookup", async || {
+                coolify.lookup("server", server, "").await
+            })
+            .await;
+            (address, read_all(coolify, desired::COOLIFY_ROLE).await)
+        },
         read_all(dns, desired::DNS_ROLE)
     );
-    drift.extend(dns_drift);
+    read.extend(dns_read);
+    let mut drift = Vec::new();
+    let ip = match address {
+        Ok(Some(found)) => found.outputs["ip"].as_str().map(str::to_owned),
+        Ok(None) => {
+            drift.push(format!("Coolify has no server named `{server}` any more"));
+            None
+        }
+        Err(e) => {
+            drift.push(format!("Coolify server `{server}` cannot be read: {e}"));
+            None
+        }
+    };
+    for (row, found) in read {
+        match found {
+            Ok(Some(found)) => {
+                let mut desired = row
+                    .desired
+                    .as_ref()
+                    .map(|d| with_secrets(d, values))
+                    .unwrap_or_default();
+                if row.provider == desired::DNS_ROLE
+                    && let Some(ip) = &ip
+                {
+                    desired["content"] = serde_json::json!(ip);
+                }
+                let comparison =
+                    super::drift::compare(&row.kind, &desired, &found.live, secret_names);
+                drift.extend(
+                    comparison
+                        .differences
+                        .into_iter()
+                        .map(|d| format!("{} {}: {d}", row.kind, row.name)),
+                );
+            }
+            Ok(None) => drift.push(format!("{} {} is gone", row.kind, row.name)),
+            Err(e) => drift.push(format!("{} {} cannot be read: {e}", row.kind, row.name)),
+        }
+    }
     drift
 }
 
@@ -1000,14 +1024,46 @@ async fn provision_deploy_verify(
             )
         })?
         .to_owned();
-    // Before anything changes: a create Coolify would refuse for want of a destination.
-    desired::check_destination(spec, &server.outputs)?;
     let record = desired::dns_record(loaded, &ip);
     let plain: BTreeMap<String, String> = values
         .iter()
         .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
         .collect();
     let app_resource = desired::coolify_resource(loaded, &plain)?;
+
+    // Before anything changes. A resource's placement cannot be changed in place (the
+    // provider updates image, port, domains, env and compose): refuse rather than end
+    // COMPLETE with the app where it was. A new resource needs a destination Coolify
+    // accepts.
+    let existing = lock_store(run.ctx.store)
+        .resources(run.deployment)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|r| {
+            r.is(
+                desired::COOLIFY_ROLE,
+                &app_resource.kind,
+                &app_resource.name,
+            ) && r.is_live()
+        });
+    match existing.as_ref().and_then(|r| r.desired.as_ref()) {
+        Some(before) => desired::check_placement(&spec.name, before, &app_resource.desired)?,
+        None => desired::check_destination(spec, &server.outputs)?,
+    }
+    if run
+        .ctx
+        .options
+        .verify
+        .resolve
+        .iter()
+        .all(|r| r.host != spec.domain)
+        && ip.parse().is_ok_and(super::verify::is_private)
+    {
+        return Err(format!(
+            "Coolify server `{}` has the private address {ip}: the record would point there and the health check would refuse it; use a server with a public address (or `--resolve` for a private setup)",
+            spec.server
+        ));
+    }
 
     // DNS and the Coolify resource do not depend on each other.
     let run_ref: &Run<'_, '_> = run;

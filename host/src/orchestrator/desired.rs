@@ -149,6 +149,26 @@ pub fn check_destination(spec: &crate::spec::Spec, server: &Value) -> Result<(),
     }
 }
 
+/// Refuses a change of where an existing Coolify resource lives (server, project,
+/// environment, destination): Coolify's API cannot move a resource, so the change would
+/// be recorded but never made.
+pub fn check_placement(app: &str, before: &Value, after: &Value) -> Result<(), String> {
+    for field in ["server", "project", "environment", "destination"] {
+        if before.get(field) != after.get(field) {
+            let show = |v: Option<&Value>| match v {
+                Some(Value::String(s)) => format!("`{s}`"),
+                _ => "none".to_owned(),
+            };
+            return Err(format!(
+                "`{app}` lives in Coolify {field} {}; moving it to {} is not supported (Coolify cannot move a resource): keep the old value, or `fabrik destroy {app} --yes` and apply again",
+                show(before.get(field)),
+                show(after.get(field))
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The marker the store keeps in place of a secret's value.
 pub fn secret_marker(name: &str) -> String {
     format!("${{secret:{name}}}")

@@ -1,10 +1,12 @@
 //! Drift: what a provider reads back (`resource.live`) compared with what the app wants.
 //!
 //! Only fields a provider reports are compared, and a comparison says whether it saw
-//! every field that matters: Coolify hides env values from tokens without
-//! `read:sensitive` and never shows a service's compose file, so for those an apply
-//! cannot confirm that nothing changed and updates anyway. Secret values are never
-//! named in a difference, only their keys.
+//! every field that matters (`complete`): Coolify hides env values from tokens without
+//! `read:sensitive` and never shows a service's compose file. Apply treats a resource
+//! whose visible fields agree as unchanged when the state says that what was last
+//! deployed equals the spec (what `plan` shows as `=`), so a hand edit of a hidden field
+//! goes unseen (README, "Drift"). Live env values are never printed (a plain variable
+//! may hold what used to be a secret), only the spec's own plain values.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -154,7 +156,7 @@ fn compare_coolify(kind: &str, desired: &Value, live: &Value, secrets: &[String]
                             .push(format!("env.{key} differs (a secret: not shown)"));
                     } else {
                         out.differences
-                            .push(format!("env.{key} is {have}, the spec says {:?}", value));
+                            .push(format!("env.{key} differs, the spec says {value:?}"));
                     }
                 }
                 Some(_) => {}

@@ -238,13 +238,22 @@ pub async fn verify(spec: &Spec, options: &VerifyOptions) -> Result<Verified, Ve
                 .copied()
                 .ok_or_else(|| Unresolved::NotYet(format!("{} has no address yet", spec.domain))),
             Lookup::System => {
-                let addresses: Vec<SocketAddr> =
-                    tokio::net::lookup_host((spec.domain.as_str(), 443))
-                        .await
-                        .map_err(|e| {
-                            Unresolved::NotYet(format!("DNS lookup of {} failed: {e}", spec.domain))
-                        })?
-                        .collect();
+                // A resolver that does not answer must not outlast the health check.
+                let left = timeout
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(100));
+                let addresses: Vec<SocketAddr> = tokio::time::timeout(
+                    left,
+                    tokio::net::lookup_host((spec.domain.as_str(), 443)),
+                )
+                .await
+                .map_err(|_| {
+                    Unresolved::NotYet(format!("DNS lookup of {} timed out", spec.domain))
+                })?
+                .map_err(|e| {
+                    Unresolved::NotYet(format!("DNS lookup of {} failed: {e}", spec.domain))
+                })?
+                .collect();
                 if addresses.is_empty() {
                     return Err(Unresolved::NotYet(format!(
                         "{} has no address yet",

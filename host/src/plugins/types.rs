@@ -26,15 +26,37 @@ pub struct ConfigKey {
     pub required: bool,
 }
 
-/// A live resource reported by a provider.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A live resource reported by a provider. `live` may hold the app's env values
+/// (secrets among them): it is compared, never stored or printed, so neither `Debug` nor
+/// serialization shows it.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct Resource {
     pub kind: String,
     pub id: String,
     pub name: String,
     pub owner: Option<String>,
+    #[serde(skip)]
     pub live: serde_json::Value,
     pub outputs: serde_json::Value,
+}
+
+impl std::fmt::Debug for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resource")
+            .field("kind", &self.kind)
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field(
+                "live",
+                &format_args!(
+                    "<{} fields, not shown>",
+                    self.live.as_object().map_or(0, |o| o.len())
+                ),
+            )
+            .field("outputs", &self.outputs)
+            .finish()
+    }
 }
 
 /// Where a long operation stands.

@@ -304,6 +304,15 @@ impl Coolify {
         })
     }
 
+    /// A server's address changed (a new machine behind the same name).
+    pub fn set_server_ip(&self, server: &str, ip: &str) {
+        self.with(|s| {
+            for entry in s.servers.iter_mut().filter(|v| v["name"] == server) {
+                entry["ip"] = json!(ip);
+            }
+        });
+    }
+
     /// The destination uuid a resource was created on.
     pub fn destination_of(&self, uuid: &str) -> Option<String> {
         self.with(|s| s.resources.get(uuid).map(|r| r.destination.clone()))
