@@ -347,16 +347,10 @@ impl PlanSource {
             return Ok(known);
         };
         known.rows = store.resources(deployment.id)?;
-        known.deployed_fingerprints = store
-            .runs(deployment.id)?
-            .into_iter()
-            .find(|r| {
-                r.state == "COMPLETE"
-                    && deployment.spec_hash.as_deref() == Some(r.spec_hash.as_str())
-            })
-            .and_then(|r| r.snapshot)
-            .and_then(|s| Snapshot::from_json(&s).ok())
-            .map(|s| s.fingerprints);
+        known.deployed_fingerprints = crate::orchestrator::snapshot::deployed_fingerprints(
+            store.runs(deployment.id)?,
+            &deployment,
+        );
         known.deployment = Some(deployment);
         Ok(known)
     }

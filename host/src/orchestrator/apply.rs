@@ -519,16 +519,10 @@ pub async fn apply(
     };
     // What `fabrik plan` would show as unchanged, computed the same way.
     let settled = {
-        let deployed_fingerprints = lock_store(ctx.store)
-            .runs(deployment.id)?
-            .into_iter()
-            .find(|r| {
-                r.state == "COMPLETE"
-                    && deployment.spec_hash.as_deref() == Some(r.spec_hash.as_str())
-            })
-            .and_then(|r| r.snapshot)
-            .and_then(|s| Snapshot::from_json(&s).ok())
-            .map(|s| s.fingerprints);
+        let deployed_fingerprints = crate::orchestrator::snapshot::deployed_fingerprints(
+            lock_store(ctx.store).runs(deployment.id)?,
+            &deployment,
+        );
         let known = Known {
             deployment: Some(deployment.clone()),
             rows: rows.clone(),

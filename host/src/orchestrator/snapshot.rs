@@ -60,6 +60,22 @@ impl Snapshot {
     }
 }
 
+/// The secret fingerprints of the version the state records as deployed: those of the
+/// newest completed run with the deployment's spec hash. Plan and apply both compare
+/// the current secrets with these.
+pub fn deployed_fingerprints(
+    runs: Vec<crate::store::RunRow>,
+    deployment: &crate::store::Deployment,
+) -> Option<BTreeMap<String, String>> {
+    runs.into_iter()
+        .find(|r| {
+            r.state == "COMPLETE" && deployment.spec_hash.as_deref() == Some(r.spec_hash.as_str())
+        })
+        .and_then(|r| r.snapshot)
+        .and_then(|s| Snapshot::from_json(&s).ok())
+        .map(|s| s.fingerprints)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

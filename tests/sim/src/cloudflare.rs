@@ -18,7 +18,7 @@ use crate::faults::{Fault, Faults};
 
 pub mod rules;
 
-use rules::Plan;
+use rules::{Plan, failure};
 
 /// A zone the simulator serves.
 #[derive(Debug, Clone)]
@@ -56,19 +56,6 @@ fn hex_id(n: u64) -> String {
 
 fn envelope(result: Value) -> Value {
     json!({ "success": true, "errors": [], "messages": [], "result": result })
-}
-
-fn failure(status: StatusCode, code: u64, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({
-            "success": false,
-            "errors": [{ "code": code, "message": message }],
-            "messages": [],
-            "result": null,
-        })),
-    )
-        .into_response()
 }
 
 fn injected(fault: Fault) -> Response {
