@@ -9,13 +9,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fabrik::plugins::bundled::BUNDLED;
-use fabrik::plugins::cache::{CacheOutcome, ComponentCache};
-use fabrik::plugins::engine::{Compiler, PluginEngine};
-use fabrik::plugins::http::{Grants, HttpGateway};
-use fabrik::plugins::instance::LoadedComponent;
-use fabrik::plugins::sandbox::SandboxLimits;
-use fabrik::plugins::sha256_hex;
+use fabrik_engine::plugins::bundled::BUNDLED;
+use fabrik_engine::plugins::cache::{CacheOutcome, ComponentCache};
+use fabrik_engine::plugins::engine::{Compiler, PluginEngine};
+use fabrik_engine::plugins::http::{Grants, HttpGateway};
+use fabrik_engine::plugins::instance::LoadedComponent;
+use fabrik_engine::plugins::sandbox::SandboxLimits;
+use fabrik_engine::plugins::sha256_hex;
 
 struct Stats {
     median: Duration,

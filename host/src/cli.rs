@@ -2,11 +2,20 @@
 //! Doc comments on the clap types are the `--help` text.
 
 mod apply;
+mod destroy;
 mod exit;
+mod history;
 mod new;
+mod plan;
+mod progress;
 mod providers;
+mod render;
 mod report;
+mod rollback;
+mod state;
+mod status;
 mod templates;
+mod unlock;
 mod validate;
 
 use std::path::PathBuf;
@@ -233,7 +242,7 @@ struct RunArgs {
         env = "FABRIK_RESOLVE",
         value_delimiter = ','
     )]
-    resolve: Vec<crate::orchestrator::verify::Resolve>,
+    resolve: Vec<fabrik_engine::orchestrator::verify::Resolve>,
     /// Also trust this CA (PEM) in health checks
     #[arg(long, value_name = "FILE", env = "FABRIK_CA_FILE")]
     ca_file: Option<PathBuf>,
@@ -276,24 +285,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::New(args) => new::run(&args),
         Command::Validate(args) => validate::run(&args.specs, args.output.output),
         Command::Templates(args) => templates::run(&args),
-        Command::Plan(args) => apply::plan(
+        Command::Plan(args) => plan::run(
             &args.specs,
             args.output.output,
             args.detailed_exitcode,
             args.state.path.as_deref(),
         ),
         Command::Apply(args) => apply::run(&args),
-        Command::Rollback(args) => apply::rollback(&args),
-        Command::Unlock { name } => apply::unlock(&name),
+        Command::Rollback(args) => rollback::run(&args),
+        Command::Unlock { name } => unlock::run(&name),
         Command::Destroy {
             name,
             yes,
             purge,
             state,
-        } => apply::destroy(&name, yes, purge, state.path.as_deref()),
-        Command::Status { name, state } => apply::status(name.as_deref(), state.path.as_deref()),
-        Command::History { name, state } => apply::history(&name, state.path.as_deref()),
-        Command::State(StateCommand::Export(args)) => apply::export(args.path.as_deref()),
+        } => destroy::run(&name, yes, purge, state.path.as_deref()),
+        Command::Status { name, state } => status::run(name.as_deref(), state.path.as_deref()),
+        Command::History { name, state } => history::run(&name, state.path.as_deref()),
+        Command::State(StateCommand::Export(args)) => state::export(args.path.as_deref()),
         Command::Providers(ProvidersCommand::List(args)) => providers::list(args.output),
         Command::Providers(ProvidersCommand::Lock) => providers::lock(),
         Command::Completions { shell } => {
@@ -301,6 +310,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
     }
+}
+
+/// The async runtime a command's provider calls run on.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn init_logging(verbose: u8) {

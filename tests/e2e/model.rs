@@ -645,12 +645,12 @@ impl Harness {
         Ok(())
     }
 
-    fn state(&self) -> Result<Vec<(String, fabrik::store::ResourceRow)>, String> {
-        let path = fabrik::store::default_path(self.world.dir.path());
+    fn state(&self) -> Result<Vec<(String, fabrik_engine::store::ResourceRow)>, String> {
+        let path = fabrik_engine::store::default_path(self.world.dir.path());
         if !path.exists() {
             return Ok(Vec::new());
         }
-        let store = fabrik::store::Store::open(&path).map_err(|e| e.to_string())?;
+        let store = fabrik_engine::store::Store::open(&path).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for deployment in store.deployments().map_err(|e| e.to_string())? {
             for row in store.resources(deployment.id).map_err(|e| e.to_string())? {
@@ -664,7 +664,9 @@ impl Harness {
         let pending: Vec<_> = self
             .state()?
             .into_iter()
-            .filter(|(a, r)| a == APPS[app] && r.status == "pending")
+            .filter(|(a, r)| {
+                a == APPS[app] && r.status == fabrik_engine::domain::ResourceStatus::Pending
+            })
             .collect();
         if pending.is_empty() {
             Ok(())
@@ -726,8 +728,8 @@ impl Harness {
         secrets.push(DATABASE_URL.to_owned());
         secrets.push(self.world.sandbox.config.coolify_token.clone());
         secrets.push(self.world.sandbox.config.cloudflare_token.clone());
-        let state =
-            std::fs::read(fabrik::store::default_path(self.world.dir.path())).unwrap_or_default();
+        let state = std::fs::read(fabrik_engine::store::default_path(self.world.dir.path()))
+            .unwrap_or_default();
         let state = String::from_utf8_lossy(&state);
         for secret in &secrets {
             if self.outputs.contains(secret.as_str()) {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fabrik::plugins::types::ProviderError;
+use fabrik_engine::plugins::types::ProviderError;
 use fabrik_sim::faults::Fault;
 use fabrik_sim::{Sandbox, SandboxConfig};
 use serde_json::json;
@@ -231,14 +231,17 @@ async fn a_wrong_token_is_unauthorized_with_a_hint_and_never_echoed() {
         ),
     )
     .expect("env");
-    let project = fabrik::project::Project::load(dir.path()).expect("project");
-    let set = fabrik::plugins::ProviderSet::load(
+    let project = fabrik_engine::project::Project::load(dir.path()).expect("project");
+    let set = fabrik_engine::plugins::ProviderSet::load(
         &project,
-        &fabrik::plugins::cache::ComponentCache::at(&crate::support::cache_dir()),
+        &fabrik_engine::plugins::cache::ComponentCache::at(&crate::support::cache_dir()),
     )
     .expect("load");
-    let env = fabrik::secrets::EnvSource::load(dir.path()).expect("env");
-    let mut dns = set.instantiate("dns", &env).await.expect("instance");
+    let env = fabrik_engine::secrets::EnvSource::load(dir.path()).expect("env");
+    let mut dns = set
+        .instantiate(fabrik_engine::domain::Role::Dns, &env)
+        .await
+        .expect("instance");
     let error = dns
         .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), OWNER)
         .await

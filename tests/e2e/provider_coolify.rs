@@ -1,6 +1,6 @@
 //! The bundled Coolify component, through the wasmtime host, against the simulator.
 
-use fabrik::plugins::types::{ProgressState, ProviderError};
+use fabrik_engine::plugins::types::{ProgressState, ProviderError};
 use fabrik_sim::coolify::Kind;
 use fabrik_sim::faults::Fault;
 use serde_json::{Value, json};
@@ -350,14 +350,17 @@ async fn a_wrong_token_is_unauthorized_and_never_echoed() {
         "COOLIFY_TOKEN='2|not-the-right-token'\n",
     )
     .expect("env");
-    let project = fabrik::project::Project::load(dir.path()).expect("project");
-    let set = fabrik::plugins::ProviderSet::load(
+    let project = fabrik_engine::project::Project::load(dir.path()).expect("project");
+    let set = fabrik_engine::plugins::ProviderSet::load(
         &project,
-        &fabrik::plugins::cache::ComponentCache::at(&crate::support::cache_dir()),
+        &fabrik_engine::plugins::cache::ComponentCache::at(&crate::support::cache_dir()),
     )
     .expect("load");
-    let env = fabrik::secrets::EnvSource::load(dir.path()).expect("env");
-    let mut coolify = set.instantiate("coolify", &env).await.expect("instance");
+    let env = fabrik_engine::secrets::EnvSource::load(dir.path()).expect("env");
+    let mut coolify = set
+        .instantiate(fabrik_engine::domain::Role::Coolify, &env)
+        .await
+        .expect("instance");
     let error = coolify
         .create("application", "x", &application(json!({})), OWNER)
         .await
@@ -385,15 +388,15 @@ async fn a_missing_token_names_the_variable_to_set() {
         ),
     )
     .expect("toml");
-    let project = fabrik::project::Project::load(dir.path()).expect("project");
-    let set = fabrik::plugins::ProviderSet::load(
+    let project = fabrik_engine::project::Project::load(dir.path()).expect("project");
+    let set = fabrik_engine::plugins::ProviderSet::load(
         &project,
-        &fabrik::plugins::cache::ComponentCache::at(&crate::support::cache_dir()),
+        &fabrik_engine::plugins::cache::ComponentCache::at(&crate::support::cache_dir()),
     )
     .expect("load");
-    let env = fabrik::secrets::EnvSource::load(dir.path()).expect("env");
+    let env = fabrik_engine::secrets::EnvSource::load(dir.path()).expect("env");
     let error = set
-        .instantiate("coolify", &env)
+        .instantiate(fabrik_engine::domain::Role::Coolify, &env)
         .await
         .err()
         .expect("refused");

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use fabrik::plugins::ProviderSet;
-use fabrik::plugins::cache::ComponentCache;
-use fabrik::plugins::instance::ProviderInstance;
-use fabrik::plugins::types::{ProgressState, ProviderError};
-use fabrik::project::Project;
-use fabrik::secrets::EnvSource;
+use fabrik_engine::plugins::ProviderSet;
+use fabrik_engine::plugins::cache::ComponentCache;
+use fabrik_engine::plugins::instance::ProviderInstance;
+use fabrik_engine::plugins::types::{ProgressState, ProviderError};
+use fabrik_engine::project::Project;
+use fabrik_engine::secrets::EnvSource;
 use fabrik_sim::{Sandbox, SandboxConfig};
 
 use crate::support::cache_dir;
@@ -65,7 +65,7 @@ impl Fixture {
 
     pub async fn instance(&self, role: &str) -> ProviderInstance {
         self.set
-            .instantiate(role, &self.env)
+            .instantiate(role.parse().expect("a role"), &self.env)
             .await
             .expect("provider instance")
     }

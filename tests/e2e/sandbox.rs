@@ -8,13 +8,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
-use fabrik::plugins::cache::ComponentCache;
-use fabrik::plugins::engine::{Compiler, PluginEngine};
-use fabrik::plugins::http::{Grants, HttpGateway};
-use fabrik::plugins::instance::{LoadError, LoadedComponent, ProviderInstance};
-use fabrik::plugins::sandbox::SandboxLimits;
-use fabrik::plugins::types::ProviderError;
-use fabrik::plugins::{sha256_hex, wit::WitError};
+use fabrik_engine::plugins::cache::ComponentCache;
+use fabrik_engine::plugins::engine::{Compiler, PluginEngine};
+use fabrik_engine::plugins::http::{Grants, HttpGateway};
+use fabrik_engine::plugins::instance::{LoadError, LoadedComponent, ProviderInstance};
+use fabrik_engine::plugins::sandbox::SandboxLimits;
+use fabrik_engine::plugins::types::ProviderError;
+use fabrik_engine::plugins::{sha256_hex, wit::WitError};
 use secrecy::SecretString;
 
 use crate::support::{cache_dir, test_plugin};
@@ -312,7 +312,7 @@ async fn a_component_built_for_another_contract_version_is_refused() {
 
 #[test]
 fn a_corrupt_cache_entry_is_detected_and_rebuilt() {
-    use fabrik::plugins::cache::CacheOutcome;
+    use fabrik_engine::plugins::cache::CacheOutcome;
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = ComponentCache::at(dir.path());
     let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
@@ -359,7 +359,7 @@ fn a_cache_directory_others_can_write_is_not_used() {
     let loaded =
         LoadedComponent::load(&engine, &cache, "echo", &wasm, &sha256_hex(&wasm)).expect("loads");
     assert!(
-        matches!(loaded.cache, fabrik::plugins::cache::CacheOutcome::Bypassed(reason) if reason.contains("writable by other users"))
+        matches!(loaded.cache, fabrik_engine::plugins::cache::CacheOutcome::Bypassed(reason) if reason.contains("writable by other users"))
     );
     assert_eq!(std::fs::read_dir(dir.path()).expect("read").count(), 0);
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use fabrik::orchestrator::verify::{Lookup, VerifyOptions, verify};
-use fabrik::spec::{Spec, TemplateRegistry};
+use fabrik_engine::orchestrator::verify::{Lookup, VerifyOptions, verify};
+use fabrik_engine::spec::{Spec, TemplateRegistry};
 use fabrik_sim::app::Behaviour;
 use fabrik_sim::{Sandbox, SandboxConfig};
 
@@ -14,7 +14,7 @@ fn spec(timeout: u32) -> Spec {
     let text = format!(
         "name: api\ntemplate: docker-image\ndomain: fresh.example.com\nserver: vps1\nsource: {{ image: 'nginx:1' }}\nport: 80\nhealthcheck: {{ path: /health, timeout: {timeout}, interval: 1 }}\n"
     );
-    fabrik::spec::parse(std::path::Path::new("api.yaml"), &text, &templates)
+    fabrik_engine::spec::parse(std::path::Path::new("api.yaml"), &text, &templates)
         .expect("valid spec")
         .spec
 }

@@ -5,12 +5,12 @@ use std::io::Write;
 use anyhow::Context;
 
 use super::{ExitStatus, NewArgs};
-use crate::spec::model::SourceKind;
-use crate::spec::{self, TemplateRegistry};
+use fabrik_engine::spec::model::SourceKind;
+use fabrik_engine::spec::{self, TemplateRegistry};
 
 pub fn run(args: &NewArgs) -> anyhow::Result<ExitStatus> {
     let path = args.dir.join(format!("{}.yaml", args.name));
-    let registry = TemplateRegistry::load(&crate::project::project_dir(&path))
+    let registry = TemplateRegistry::load(&fabrik_engine::project::project_dir(&path))
         .context("cannot read the project's templates")?;
     let template = match registry.get(&args.template) {
         Ok(t) => t,

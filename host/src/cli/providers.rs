@@ -1,38 +1,28 @@
 //! `fabrik providers list|lock`: what providers a project uses, and pinning them.
 
-use std::path::Path;
-
-use anyhow::Context;
+use fabrik_engine::plugins::ProviderSet;
+use fabrik_engine::plugins::cache::ComponentCache;
+use fabrik_engine::plugins::lock::LockFile;
+use fabrik_engine::project::Project;
+use fabrik_engine::workspace::Workspace;
 
 use super::{ExitStatus, OutputFormat, report};
-use crate::plugins::ProviderSet;
-use crate::plugins::cache::ComponentCache;
-use crate::plugins::lock::LockFile;
-use crate::project::{Project, find_root};
 
-fn load(dir: &Path) -> anyhow::Result<(Project, ProviderSet)> {
-    let project = Project::load(dir)?;
+/// The current project and its providers, loaded (nothing is called on them).
+fn load() -> anyhow::Result<(Project, ProviderSet)> {
+    let project = Workspace::current(None)?.project;
     let providers = ProviderSet::load(&project, &ComponentCache::from_env())?;
     Ok((project, providers))
 }
 
-fn project_dir() -> anyhow::Result<std::path::PathBuf> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    Ok(find_root(&cwd))
-}
-
 pub fn list(format: OutputFormat) -> anyhow::Result<ExitStatus> {
-    let dir = project_dir()?;
-    let (project, set) = load(&dir)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let (project, set) = load()?;
+    let runtime = super::runtime()?;
     let lock = LockFile::read(&project.dir)?;
     for provider in &set.providers {
-        let info = runtime.block_on(set.describe(&provider.role))?;
+        let info = runtime.block_on(set.describe(provider.role))?;
         let locked = lock.as_ref().map(|l| {
-            l.check(&provider.role, &provider.source, &provider.sha256)
+            l.check(provider.role, &provider.source, &provider.sha256)
                 .is_ok()
         });
         match format {
@@ -75,12 +65,8 @@ pub fn list(format: OutputFormat) -> anyhow::Result<ExitStatus> {
 }
 
 pub fn lock() -> anyhow::Result<ExitStatus> {
-    let dir = project_dir()?;
-    let (project, set) = load(&dir)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let (project, set) = load()?;
+    let runtime = super::runtime()?;
     let entries = runtime.block_on(set.lock_entries())?;
     let previous = LockFile::read(&project.dir).ok().flatten();
     let lock = LockFile::new(entries);

@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::OutputFormat;
-use crate::spec::SpecError;
+use fabrik_engine::spec::SpecError;
 
 /// Prints an unexpected error with its chain of causes.
 pub fn error(error: &anyhow::Error) {

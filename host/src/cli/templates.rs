@@ -3,11 +3,11 @@
 use anyhow::Context;
 
 use super::{ExitStatus, OutputArgs, OutputFormat, report};
-use crate::spec::TemplateRegistry;
+use fabrik_engine::spec::TemplateRegistry;
 
 pub fn run(args: &OutputArgs) -> anyhow::Result<ExitStatus> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let dir = crate::project::project_dir(&cwd.join("spec.yaml"));
+    let dir = fabrik_engine::project::project_dir(&cwd.join("spec.yaml"));
     let registry = TemplateRegistry::load(&dir).with_context(|| {
         format!(
             "cannot read templates in `{}`",

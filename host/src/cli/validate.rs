@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::{ExitStatus, OutputFormat, report};
-use crate::project::project_dir;
-use crate::spec::{self, LoadedSpec, TemplateRegistry};
+use fabrik_engine::project::project_dir;
+use fabrik_engine::spec::{self, LoadedSpec, TemplateRegistry};
 
 pub fn run(paths: &[PathBuf], format: OutputFormat) -> anyhow::Result<ExitStatus> {
     let (loaded, all_valid) = load_all(paths, format)?;

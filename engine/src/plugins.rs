@@ -23,13 +23,14 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::domain::Role;
 use crate::project::{Project, ProviderEntry};
 use crate::secrets::EnvSource;
 use cache::{CacheOutcome, ComponentCache};
 use engine::{Compiler, PluginEngine};
 use http::{Grants, HttpGateway};
 use instance::{LoadError, LoadedComponent, ProviderInstance};
-use lock::{LockEntry, LockError, LockFile};
+use lock::{LockEntry, LockFile, PinError};
 use sandbox::SandboxLimits;
 use types::{ProviderError, ProviderInfo};
 
@@ -40,35 +41,35 @@ pub enum PluginError {
     Engine(String),
     #[error("provider `{role}`: `{bundled}` is not a bundled provider (bundled: {available})")]
     UnknownBundled {
-        role: String,
+        role: Role,
         bundled: String,
         available: String,
     },
     #[error("provider `{role}`: cannot read `{}`: {source}", path.display())]
     Read {
-        role: String,
+        role: Role,
         path: PathBuf,
         source: std::io::Error,
     },
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Pin(#[from] PinError),
     #[error("provider `{role}` is {found}, but `fabrik.toml` requires version {required}")]
     Version {
-        role: String,
+        role: Role,
         found: String,
         required: String,
     },
     #[error("provider `{role}`: {error}")]
-    Provider { role: String, error: ProviderError },
+    Provider { role: Role, error: ProviderError },
     #[error("provider `{role}`: {message}")]
-    Config { role: String, message: String },
+    Config { role: Role, message: String },
 }
 
 /// One provider of the project, compiled and linked.
 pub struct LoadedProvider {
-    pub role: String,
+    pub role: Role,
     /// `bundled` or `path:<path>`.
     pub source: String,
     pub sha256: String,
@@ -101,7 +102,7 @@ impl ProviderSet {
                     (_, Some(path)) => {
                         let full = project.dir.join(path);
                         let bytes = std::fs::read(&full).map_err(|source| PluginError::Read {
-                            role: role.clone(),
+                            role: *role,
                             path: full.clone(),
                             source,
                         })?;
@@ -110,7 +111,7 @@ impl ProviderSet {
                     (Some(name), None) => {
                         let bundled =
                             bundled::find(name).ok_or_else(|| PluginError::UnknownBundled {
-                                role: role.clone(),
+                                role: *role,
                                 bundled: name.clone(),
                                 available: bundled::names().join(", "),
                             })?;
@@ -118,15 +119,15 @@ impl ProviderSet {
                     }
                     (None, None) => {
                         return Err(PluginError::Config {
-                            role: role.clone(),
+                            role: *role,
                             message: "no source (set `bundled` or `path`)".to_owned(),
                         });
                     }
                 };
             let sha256 = sha256_hex(&bytes);
-            let component = LoadedComponent::load(&engine, cache, role, &bytes, &sha256)?;
+            let component = LoadedComponent::load(&engine, cache, role.as_str(), &bytes, &sha256)?;
             providers.push(LoadedProvider {
-                role: role.clone(),
+                role: *role,
                 source,
                 sha256,
                 size: bytes.len(),
@@ -145,7 +146,7 @@ impl ProviderSet {
         &self.engine
     }
 
-    pub fn get(&self, role: &str) -> Option<&LoadedProvider> {
+    pub fn get(&self, role: Role) -> Option<&LoadedProvider> {
         self.providers.iter().find(|p| p.role == role)
     }
 
@@ -156,41 +157,35 @@ impl ProviderSet {
             return Ok(false);
         };
         for provider in &self.providers {
-            lock.check(&provider.role, &provider.source, &provider.sha256)?;
+            lock.check(provider.role, &provider.source, &provider.sha256)?;
         }
         Ok(true)
     }
 
     /// What a provider says about itself (an instance with no grants: `describe` must not
     /// call the host).
-    pub async fn describe(&self, role: &str) -> Result<ProviderInfo, PluginError> {
+    pub async fn describe(&self, role: Role) -> Result<ProviderInfo, PluginError> {
         let provider = self.require(role)?;
-        let gateway = Arc::new(HttpGateway::new(role, Grants::default()).map_err(|e| {
-            PluginError::Config {
-                role: role.to_owned(),
+        let gateway = Arc::new(HttpGateway::new(role.as_str(), Grants::default()).map_err(
+            |e| PluginError::Config {
+                role,
                 message: e.to_string(),
-            }
-        })?);
+            },
+        )?);
         let mut instance = provider
             .component
             .instantiate(gateway, self.limits)
             .await
-            .map_err(|error| PluginError::Provider {
-                role: role.to_owned(),
-                error,
-            })?;
+            .map_err(|error| PluginError::Provider { role, error })?;
         let info = instance
             .describe()
             .await
-            .map_err(|error| PluginError::Provider {
-                role: role.to_owned(),
-                error,
-            })?;
+            .map_err(|error| PluginError::Provider { role, error })?;
         if let Some(required) = &provider.entry.version
             && *required != info.version
         {
             return Err(PluginError::Version {
-                role: role.to_owned(),
+                role,
                 found: format!("{} {}", info.name, info.version),
                 required: required.clone(),
             });
@@ -202,9 +197,9 @@ impl ProviderSet {
     pub async fn lock_entries(&self) -> Result<Vec<LockEntry>, PluginError> {
         let mut entries = Vec::new();
         for provider in &self.providers {
-            let info = self.describe(&provider.role).await?;
+            let info = self.describe(provider.role).await?;
             entries.push(LockEntry {
-                role: provider.role.clone(),
+                role: provider.role,
                 name: info.name,
                 version: info.version,
                 source: provider.source.clone(),
@@ -219,7 +214,7 @@ impl ProviderSet {
     /// holding its credentials, which are resolved from `env`.
     pub async fn instantiate(
         &self,
-        role: &str,
+        role: Role,
         env: &EnvSource,
     ) -> Result<ProviderInstance, PluginError> {
         self.instantiate_hiding(role, env, &[]).await
@@ -229,16 +224,13 @@ impl ProviderSet {
     /// which the provider receives in desired states) in everything the provider logs.
     pub async fn instantiate_hiding(
         &self,
-        role: &str,
+        role: Role,
         env: &EnvSource,
         hidden: &[secrecy::SecretString],
     ) -> Result<ProviderInstance, PluginError> {
         let provider = self.require(role)?;
         let info = self.describe(role).await?;
-        let config_error = |message: String| PluginError::Config {
-            role: role.to_owned(),
-            message,
-        };
+        let config_error = |message: String| PluginError::Config { role, message };
         let mut config: Vec<(String, String)> = Vec::new();
         let mut grants = Grants::default();
         for value in hidden {
@@ -305,29 +297,24 @@ impl ProviderSet {
                 }
             }
         }
-        let gateway =
-            Arc::new(HttpGateway::new(role, grants).map_err(|e| config_error(e.to_string()))?);
+        let gateway = Arc::new(
+            HttpGateway::new(role.as_str(), grants).map_err(|e| config_error(e.to_string()))?,
+        );
         let mut instance = provider
             .component
             .instantiate(gateway, self.limits)
             .await
-            .map_err(|error| PluginError::Provider {
-                role: role.to_owned(),
-                error,
-            })?;
+            .map_err(|error| PluginError::Provider { role, error })?;
         instance
             .configure(config)
             .await
-            .map_err(|error| PluginError::Provider {
-                role: role.to_owned(),
-                error,
-            })?;
+            .map_err(|error| PluginError::Provider { role, error })?;
         Ok(instance)
     }
 
-    fn require(&self, role: &str) -> Result<&LoadedProvider, PluginError> {
+    fn require(&self, role: Role) -> Result<&LoadedProvider, PluginError> {
         self.get(role).ok_or_else(|| PluginError::Config {
-            role: role.to_owned(),
+            role,
             message: "no such provider in this project".to_owned(),
         })
     }

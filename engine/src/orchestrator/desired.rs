@@ -5,20 +5,18 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::domain::Role;
 use crate::spec::LoadedSpec;
 use crate::spec::model::Source;
 use crate::store::ResourceRow;
 
-/// Provider role, kind and name of the app's DNS record.
-pub const DNS_ROLE: &str = "dns";
+/// Kind of the app's DNS record (the `dns` role's resource).
 pub const DNS_KIND: &str = "dns-record";
-/// Provider role of the app's Coolify resource (its kind comes from the template).
-pub const COOLIFY_ROLE: &str = "coolify";
 
 /// A resource the app wants, by the key the store knows it by; known without any call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
-    pub role: &'static str,
+    pub role: Role,
     pub kind: String,
     pub name: String,
 }
@@ -27,12 +25,12 @@ pub struct Wanted {
 pub fn wanted(loaded: &LoadedSpec) -> Vec<Wanted> {
     vec![
         Wanted {
-            role: DNS_ROLE,
+            role: Role::Dns,
             kind: DNS_KIND.to_owned(),
             name: loaded.spec.domain.clone(),
         },
         Wanted {
-            role: COOLIFY_ROLE,
+            role: Role::Coolify,
             kind: loaded.rendered.coolify_resource.to_string(),
             name: loaded.spec.name.clone(),
         },
@@ -47,7 +45,7 @@ pub fn is_wanted(row: &ResourceRow, wanted: &[Wanted]) -> bool {
 /// One resource as the app wants it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredResource {
-    pub role: &'static str,
+    pub role: Role,
     pub kind: String,
     pub name: String,
     pub desired: Value,
@@ -57,7 +55,7 @@ pub struct DesiredResource {
 pub fn dns_record(loaded: &LoadedSpec, ip: &str) -> DesiredResource {
     let record_type = if ip.contains(':') { "AAAA" } else { "A" };
     DesiredResource {
-        role: DNS_ROLE,
+        role: Role::Dns,
         kind: DNS_KIND.to_owned(),
         name: loaded.spec.domain.clone(),
         desired: json!({ "type": record_type, "content": ip, "ttl": 1, "proxied": false }),
@@ -99,7 +97,7 @@ pub fn coolify_resource(
         desired["service"] = json!(loaded.rendered.service);
     }
     Ok(DesiredResource {
-        role: COOLIFY_ROLE,
+        role: Role::Coolify,
         kind,
         name: spec.name.clone(),
         desired,

@@ -3,7 +3,9 @@
 //!
 //! Secret values are never written here: callers store fingerprints instead.
 
+pub mod journal;
 pub mod migrations;
+mod sql;
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +13,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::orchestrator::state::{InvalidStateTransition, State};
+use crate::domain::{
+    DeploymentState, InvalidStateTransition, ResourceStatus, Role, RunOrigin, State,
+};
+pub use journal::Journal;
 
 /// Environment variable that overrides the state database's path.
 pub const STATE_DB_ENV: &str = "FABRIK_STATE_DB";
@@ -66,22 +71,27 @@ pub struct Deployment {
     pub app: String,
     pub spec_path: String,
     pub spec_hash: Option<String>,
-    pub state: String,
+    pub state: DeploymentState,
+}
+
+impl Deployment {
+    /// Whether the latest run completed (and nothing was destroyed since).
+    pub fn is_complete(&self) -> bool {
+        self.state == DeploymentState::Run(State::Complete)
+    }
 }
 
 /// A run row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRow {
     pub id: String,
-    pub state: String,
+    pub state: State,
     pub spec_hash: String,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub reason: Option<String>,
-    /// `apply`, or `rollback` for a run of `fabrik rollback`.
-    pub origin: String,
-    /// For a rollback: the earlier run whose version it deployed again.
-    pub restores_run: Option<String>,
+    /// `apply`, or `rollback` (with the earlier run whose version it deployed again).
+    pub origin: RunOrigin,
     /// What the run deployed (see `orchestrator::snapshot`); absent for runs written by
     /// fabrik before schema version 2.
     pub snapshot: Option<Value>,
@@ -93,16 +103,14 @@ pub struct RunStart<'a> {
     pub deployment: i64,
     pub run_id: &'a str,
     pub spec_hash: &'a str,
-    /// `apply` or `rollback`.
-    pub origin: &'a str,
-    pub restores_run: Option<&'a str>,
+    pub origin: &'a RunOrigin,
     pub snapshot: &'a Value,
 }
 
 /// Which resource: provider role, kind and name.
 #[derive(Debug, Clone, Copy)]
 pub struct ResourceKey<'a> {
-    pub provider: &'a str,
+    pub provider: Role,
     pub kind: &'a str,
     pub name: &'a str,
 }
@@ -111,12 +119,12 @@ pub struct ResourceKey<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResourceRow {
     pub id: i64,
-    pub provider: String,
+    pub provider: Role,
     pub kind: String,
     pub name: String,
     pub external_id: Option<String>,
     pub owner: String,
-    pub status: String,
+    pub status: ResourceStatus,
     pub desired: Option<Value>,
     pub previous_desired: Option<Value>,
     pub outputs: Option<Value>,
@@ -127,12 +135,11 @@ pub struct ResourceRow {
 impl ResourceRow {
     /// Whether the row stands for something live that Fabrik owns.
     pub fn is_live(&self) -> bool {
-        matches!(self.status.as_str(), "created" | "updated" | "adopted")
-            && self.external_id.is_some()
+        self.status.is_live() && self.external_id.is_some()
     }
 
     /// Whether the row is the resource `role`/`kind`/`name`.
-    pub fn is(&self, role: &str, kind: &str, name: &str) -> bool {
+    pub fn is(&self, role: Role, kind: &str, name: &str) -> bool {
         self.provider == role && self.kind == kind && self.name == name
     }
 }
@@ -307,9 +314,15 @@ impl Store {
         let at = now();
         self.conn.execute(
             "INSERT INTO deployments (project, app, spec_path, state, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 'PENDING', ?4, ?4)
+             VALUES (?1, ?2, ?3, ?5, ?4, ?4)
              ON CONFLICT (project, app) DO UPDATE SET spec_path = excluded.spec_path",
-            params![project, app, spec_path, at],
+            params![
+                project,
+                app,
+                spec_path,
+                at,
+                DeploymentState::Run(State::Pending)
+            ],
         )?;
         self.deployment(project, app)?
             .ok_or_else(|| StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
@@ -319,22 +332,25 @@ impl Store {
     pub fn start_run(&self, run: &RunStart<'_>) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO runs (id, deployment_id, state, spec_hash, started_at, origin, restores_run, snapshot)
-             VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?8, ?3, ?4, ?5, ?6, ?7)",
             params![
                 run.run_id,
                 run.deployment,
                 run.spec_hash,
                 now(),
-                run.origin,
-                run.restores_run,
-                run.snapshot.to_string()
+                run.origin.as_str(),
+                run.origin.restores(),
+                run.snapshot.to_string(),
+                State::Pending
             ],
         )?;
         self.append_event(
             Some(run.deployment),
             Some(run.run_id),
-            "run_started",
-            &serde_json::json!({ "spec_hash": run.spec_hash, "origin": run.origin, "restores_run": run.restores_run }),
+            &Journal::RunStarted {
+                spec_hash: run.spec_hash,
+                origin: run.origin,
+            },
         )
     }
 
@@ -355,25 +371,33 @@ impl Store {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
             "UPDATE runs SET state = ?1, finished_at = COALESCE(?2, finished_at), reason = COALESCE(?3, reason) WHERE id = ?4",
-            params![next.as_str(), finished, reason, run_id],
+            params![next, finished, reason, run_id],
         )?;
         tx.execute(
             "UPDATE deployments SET state = ?1, updated_at = ?2 WHERE id = ?3",
-            params![next.as_str(), at, deployment],
+            params![DeploymentState::Run(next), at, deployment],
         )?;
         if next == State::Complete {
             // What a completed run deployed is what a later failed run restores.
             tx.execute(
                 "UPDATE resources SET previous_desired = desired
-                 WHERE deployment_id = ?1 AND status IN ('created', 'updated', 'adopted')",
-                params![deployment],
+                 WHERE deployment_id = ?1 AND status IN (?2, ?3, ?4)",
+                params![
+                    deployment,
+                    ResourceStatus::Created,
+                    ResourceStatus::Updated,
+                    ResourceStatus::Adopted
+                ],
             )?;
         }
         self.append_event(
             Some(deployment),
             Some(run_id),
-            "transition",
-            &serde_json::json!({ "from": from.as_str(), "to": next.as_str(), "reason": reason }),
+            &Journal::Transition {
+                from,
+                to: next,
+                reason,
+            },
         )?;
         tx.commit()?;
         Ok(next)
@@ -390,9 +414,7 @@ impl Store {
     ) -> Result<Vec<(String, State)>, StoreError> {
         let mut closed = Vec::new();
         for run in self.runs(deployment)? {
-            let Ok(left_in) = run.state.parse::<State>() else {
-                continue;
-            };
+            let left_in = run.state;
             if left_in.is_terminal() {
                 continue;
             }
@@ -410,10 +432,10 @@ impl Store {
     /// is `DESTROYED` and has no deployed spec, so the next apply creates it again.
     pub fn mark_destroyed(&self, deployment: i64) -> Result<(), StoreError> {
         self.conn.execute(
-            "UPDATE deployments SET spec_hash = NULL, state = 'DESTROYED', updated_at = ?1 WHERE id = ?2",
-            params![now(), deployment],
+            "UPDATE deployments SET spec_hash = NULL, state = ?1, updated_at = ?2 WHERE id = ?3",
+            params![DeploymentState::Destroyed, now(), deployment],
         )?;
-        self.append_event(Some(deployment), None, "destroyed", &serde_json::json!({}))
+        self.append_event(Some(deployment), None, &Journal::Destroyed)
     }
 
     /// Records the spec hash a completed run deployed.
@@ -430,12 +452,11 @@ impl Store {
         &self,
         deployment: Option<i64>,
         run_id: Option<&str>,
-        kind: &str,
-        data: &Value,
+        event: &Journal<'_>,
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO events (deployment_id, run_id, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![deployment, run_id, now(), kind, data.to_string()],
+            params![deployment, run_id, now(), event.kind(), event.data().to_string()],
         )?;
         Ok(())
     }
@@ -459,13 +480,23 @@ impl Store {
         } = key;
         self.conn.execute(
             "INSERT INTO resources (deployment_id, provider, kind, name, owner, status, desired, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7)
              ON CONFLICT (deployment_id, provider, kind, name) DO UPDATE SET
-                 status = CASE WHEN resources.status = 'deleted' THEN 'pending' ELSE resources.status END,
-                 previous_desired = CASE WHEN resources.status = 'deleted' THEN NULL ELSE resources.previous_desired END,
+                 status = CASE WHEN resources.status = ?9 THEN ?8 ELSE resources.status END,
+                 previous_desired = CASE WHEN resources.status = ?9 THEN NULL ELSE resources.previous_desired END,
                  desired = excluded.desired,
                  updated_at = excluded.updated_at",
-            params![deployment, provider, kind, name, owner, desired.to_string(), now()],
+            params![
+                deployment,
+                provider,
+                kind,
+                name,
+                owner,
+                desired.to_string(),
+                now(),
+                ResourceStatus::Pending,
+                ResourceStatus::Deleted
+            ],
         )?;
         let id = self.conn.query_row(
             "SELECT id FROM resources WHERE deployment_id = ?1 AND provider = ?2 AND kind = ?3 AND name = ?4",
@@ -475,28 +506,26 @@ impl Store {
         self.append_event(
             Some(deployment),
             Some(run_id),
-            "intent",
-            &serde_json::json!({ "provider": provider, "kind": kind, "name": name }),
+            &Journal::Intent {
+                provider,
+                kind,
+                name,
+            },
         )?;
         Ok(id)
     }
 
-    /// Records what a provider call did to a resource. `run_id` is empty for changes
+    /// Records what a provider call did to a resource. `run` is `None` for changes
     /// outside a run (`fabrik destroy`).
     pub fn record(
         &self,
         resource: i64,
-        run_id: &str,
-        status: &str,
+        run: Option<&str>,
+        status: ResourceStatus,
         external_id: Option<&str>,
         outputs: Option<&Value>,
     ) -> Result<(), StoreError> {
-        let run = (!run_id.is_empty()).then_some(run_id);
-        let created = if status == "created" || status == "adopted" {
-            run
-        } else {
-            None
-        };
+        let created = if status.is_new_to_run() { run } else { None };
         self.conn.execute(
             "UPDATE resources SET status = ?1, external_id = COALESCE(?2, external_id), outputs = COALESCE(?3, outputs),
                  created_by_run = COALESCE(?4, created_by_run), changed_by_run = ?5, updated_at = ?6
@@ -508,7 +537,15 @@ impl Store {
             params![resource],
             |r| r.get(0),
         )?;
-        self.append_event(Some(deployment), run, "resource", &serde_json::json!({ "resource": resource, "status": status, "external_id": external_id }))
+        self.append_event(
+            Some(deployment),
+            run,
+            &Journal::Resource {
+                resource,
+                status,
+                external_id,
+            },
+        )
     }
 
     /// The resources of a deployment, oldest first.
@@ -550,8 +587,7 @@ impl Store {
                 started_at: r.get(3)?,
                 finished_at: r.get(4)?,
                 reason: r.get(5)?,
-                origin: r.get(6)?,
-                restores_run: r.get(7)?,
+                origin: sql::origin(r.get(6)?, r.get(7)?, 6)?,
                 snapshot: parse_json(r.get(8)?),
             })
         })?;
@@ -616,8 +652,7 @@ mod tests {
                 deployment,
                 run_id,
                 spec_hash,
-                origin: "apply",
-                restores_run: None,
+                origin: &RunOrigin::Apply,
                 snapshot: &json!({ "spec": { "name": "api" } }),
             })
             .expect("run starts");
@@ -670,7 +705,7 @@ mod tests {
     fn events_are_append_only_in_the_database_itself() {
         let (_dir, store) = open_temp();
         store
-            .append_event(None, None, "note", &json!({ "x": 1 }))
+            .append_event(None, None, &Journal::Destroyed)
             .expect("append");
         let update = store
             .connection()
@@ -706,7 +741,7 @@ mod tests {
                 .expect("read")
                 .expect("exists")
                 .state,
-            "COMPLETE"
+            DeploymentState::Run(State::Complete)
         );
         let transitions: i64 = store
             .connection()
@@ -732,7 +767,7 @@ mod tests {
                 d,
                 "r1",
                 crate::store::ResourceKey {
-                    provider: "dns",
+                    provider: Role::Dns,
                     kind: "dns-record",
                     name: "api.example.com",
                 },
@@ -740,12 +775,15 @@ mod tests {
                 &json!({ "content": "1.2.3.4" }),
             )
             .expect("intent");
-        assert_eq!(store.resources(d).expect("rows")[0].status, "pending");
+        assert_eq!(
+            store.resources(d).expect("rows")[0].status,
+            ResourceStatus::Pending
+        );
         store
             .record(
                 id,
-                "r1",
-                "created",
+                Some("r1"),
+                ResourceStatus::Created,
                 Some("zone/rec"),
                 Some(&json!({ "zone_id": "zone" })),
             )
@@ -757,7 +795,7 @@ mod tests {
                 d,
                 "r2",
                 crate::store::ResourceKey {
-                    provider: "dns",
+                    provider: Role::Dns,
                     kind: "dns-record",
                     name: "api.example.com",
                 },
@@ -767,7 +805,7 @@ mod tests {
             .expect("intent");
         assert_eq!(again, id, "the same resource row, never a duplicate");
         let row = &store.resources(d).expect("rows")[0];
-        assert_eq!(row.status, "created");
+        assert_eq!(row.status, ResourceStatus::Created);
         assert_eq!(row.previous_desired, Some(json!({ "content": "1.2.3.4" })));
         // A run killed after its intent does not move the restore point: a third intent
         // still restores what the completed run deployed.
@@ -777,7 +815,7 @@ mod tests {
                 d,
                 "r3",
                 crate::store::ResourceKey {
-                    provider: "dns",
+                    provider: Role::Dns,
                     kind: "dns-record",
                     name: "api.example.com",
                 },
@@ -824,7 +862,7 @@ mod tests {
         let runs = store.runs(1).expect("runs");
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].id, "old-run");
-        assert_eq!(runs[0].origin, "apply", "old runs were applies");
+        assert_eq!(runs[0].origin, RunOrigin::Apply, "old runs were applies");
         assert_eq!(runs[0].snapshot, None, "v1 kept no snapshot");
         assert_eq!(
             store

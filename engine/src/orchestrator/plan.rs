@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::desired;
+use crate::domain::{ResourceStatus, Role};
 use crate::spec::LoadedSpec;
 use crate::spec::model::{RollbackMode, Source};
 use crate::store::{Deployment, ResourceRow};
@@ -92,7 +93,7 @@ impl Plan {
             deploy: deploy_step,
             verify: verify_step,
         } = FreshSteps::of(loaded);
-        let live = |role: &str, kind: &str, name: &str| {
+        let live = |role: Role, kind: &str, name: &str| {
             known
                 .rows
                 .iter()
@@ -105,12 +106,12 @@ impl Plan {
         // The DNS record: its address is the server's IP, which only a provider call can
         // tell; the same server is taken to keep its address.
         let coolify_kind = loaded.rendered.coolify_resource.to_string();
-        let previous_app = live(desired::COOLIFY_ROLE, &coolify_kind, &spec.name);
+        let previous_app = live(Role::Coolify, &coolify_kind, &spec.name);
         let previous_server = previous_app
             .and_then(|r| r.desired.as_ref())
             .and_then(|d| d["server"].as_str())
             .map(str::to_owned);
-        match live(desired::DNS_ROLE, desired::DNS_KIND, &spec.domain) {
+        match live(Role::Dns, desired::DNS_KIND, &spec.domain) {
             None => {
                 changed = true;
                 steps.push(dns_step);
@@ -142,14 +143,14 @@ impl Plan {
             (Some(row), Ok(wanted)) => {
                 // After a run that did not complete, what is live is what the last
                 // completed run deployed (rollback restored it).
-                let baseline = if deployment.state == "COMPLETE" {
+                let baseline = if deployment.is_complete() {
                     row.desired.as_ref()
                 } else {
                     row.previous_desired.as_ref().or(row.desired.as_ref())
                 };
                 let mut changes = diff("", baseline.unwrap_or(&Value::Null), &wanted.desired);
                 changes.extend(secret_changes(&spec.secrets, &spec.required_secrets, known));
-                if changes.is_empty() && deployment.state != "COMPLETE" {
+                if changes.is_empty() && !deployment.is_complete() {
                     changes.push(format!(
                         "deployed again: the last run ended {}",
                         deployment.state
@@ -179,8 +180,8 @@ impl Plan {
             .iter()
             .filter(|r| !desired::is_wanted(r, &wanted))
         {
-            let step = match row.status.as_str() {
-                "pending" => Step {
+            let step = match row.status {
+                ResourceStatus::Pending => Step {
                     action: Action::Run,
                     kind: row.kind.clone(),
                     name: row.name.clone(),

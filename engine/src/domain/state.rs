@@ -98,13 +98,62 @@ impl fmt::Display for State {
 }
 
 impl FromStr for State {
-    type Err = String;
+    type Err = super::UnknownName;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         State::ALL
             .into_iter()
             .find(|s| s.as_str() == text)
-            .ok_or_else(|| format!("`{text}` is not a deployment state"))
+            .ok_or_else(|| super::UnknownName {
+                what: "run state",
+                value: text.to_owned(),
+            })
+    }
+}
+
+/// Where a deployment stands: the state of its latest run, or `DESTROYED` once
+/// `fabrik destroy` deleted everything (the next apply creates it again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeploymentState {
+    Run(State),
+    Destroyed,
+}
+
+impl DeploymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::Run(state) => state.as_str(),
+            DeploymentState::Destroyed => "DESTROYED",
+        }
+    }
+}
+
+impl fmt::Display for DeploymentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for DeploymentState {
+    type Err = super::UnknownName;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "DESTROYED" => Ok(DeploymentState::Destroyed),
+            _ => text
+                .parse()
+                .map(DeploymentState::Run)
+                .map_err(|_| super::UnknownName {
+                    what: "deployment state",
+                    value: text.to_owned(),
+                }),
+        }
+    }
+}
+
+impl Serialize for DeploymentState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -161,5 +210,13 @@ mod tests {
             assert_eq!(state.as_str().parse::<State>(), Ok(state));
         }
         assert!("DONE".parse::<State>().is_err());
+        for state in State::ALL
+            .map(DeploymentState::Run)
+            .into_iter()
+            .chain([DeploymentState::Destroyed])
+        {
+            assert_eq!(state.as_str().parse::<DeploymentState>(), Ok(state));
+        }
+        assert!("DESTROYED".parse::<State>().is_err(), "not a run state");
     }
 }

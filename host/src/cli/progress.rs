@@ -1,7 +1,8 @@
-//! What an apply tells the user, always through the redaction layer so that no known
-//! secret value is printed: on a terminal, a live spinner line per app (indicatif) under
-//! the timed event lines; otherwise plain timed lines on stderr; or NDJSON events on
-//! stdout with `--output json`. The final summary of each app goes to stdout.
+//! What an apply tells the user: the engine's events, rendered, always through the
+//! redaction layer so that no known secret value is printed. On a terminal, a live
+//! spinner line per app (indicatif) under the timed event lines; otherwise plain timed
+//! lines on stderr; or NDJSON events on stdout with `--output json`. The final summary
+//! of each app goes to stdout.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -11,8 +12,12 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::cli::{OutputFormat, ProgressMode};
-use crate::secrets::Redactor;
+use fabrik_engine::orchestrator::events::{EventKind, Observer, RunEvent};
+use fabrik_engine::orchestrator::outcome::Outcome;
+use fabrik_engine::secrets::Redactor;
+use secrecy::SecretString;
+
+use super::{OutputFormat, ProgressMode, render};
 
 /// Live spinner lines, one per app.
 struct Bars {
@@ -22,10 +27,10 @@ struct Bars {
 
 impl Bars {
     fn bar(&self, app: &str) -> ProgressBar {
-        let mut apps = match self.apps.lock() {
-            Ok(apps) => apps,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut apps = self
+            .apps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         apps.entry(app.to_owned())
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new_spinner());
@@ -42,10 +47,11 @@ impl Bars {
     }
 
     fn finish(&self, app: &str) {
-        let bar = match self.apps.lock() {
-            Ok(mut apps) => apps.remove(app),
-            Err(poisoned) => poisoned.into_inner().remove(app),
-        };
+        let bar = self
+            .apps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(app);
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -80,13 +86,6 @@ impl Reporter {
         }
     }
 
-    /// Hides `value` in everything printed from now on.
-    pub fn hide(&self, value: &secrecy::SecretString) {
-        if let Ok(mut redactor) = self.redactor.lock() {
-            redactor.add(value);
-        }
-    }
-
     pub fn redact(&self, text: &str) -> String {
         self.redactor
             .lock()
@@ -95,8 +94,8 @@ impl Reporter {
     }
 
     /// For a state change: how long the previous step took.
-    fn step_timing(&self, app: &str, kind: &str, message: &str) -> Option<(String, f32)> {
-        if kind != "state" {
+    fn step_timing(&self, app: &str, kind: EventKind, message: &str) -> Option<(String, f32)> {
+        if kind != EventKind::State {
             return None;
         }
         let mut steps = self.steps.lock().ok()?;
@@ -106,7 +105,7 @@ impl Reporter {
     }
 
     /// One step of one app: a line on stderr, or an event on stdout.
-    pub fn event(&self, app: &str, kind: &str, message: &str, data: Value) {
+    fn line(&self, app: &str, kind: EventKind, message: &str, data: Value) {
         let elapsed = self.started.elapsed().as_secs_f32();
         let timing = self.step_timing(app, kind, message);
         match self.format {
@@ -127,7 +126,7 @@ impl Reporter {
                 }
             }
             OutputFormat::Json => {
-                let mut event = json!({ "app": app, "event": kind, "message": message, "elapsed_s": elapsed, "data": data });
+                let mut event = json!({ "app": app, "event": kind.as_str(), "message": message, "elapsed_s": elapsed, "data": data });
                 if let Some((step, secs)) = timing {
                     event["previous_step"] = json!(step);
                     event["previous_step_s"] = json!(secs);
@@ -156,33 +155,13 @@ impl Reporter {
     }
 
     /// The final summary of one app, on stdout.
-    pub fn summary(&self, outcome: &super::apply::Outcome) {
+    pub fn summary(&self, outcome: &Outcome) {
         if let Some(bars) = &self.bars {
             bars.finish(&outcome.app);
         }
         match self.format {
             OutputFormat::Human => {
-                let mut text = format!("{}: {}", outcome.app, outcome.state);
-                if outcome.state == super::state::State::Complete {
-                    text.push_str(&format!(" {}", outcome.url));
-                    if !outcome.changed {
-                        text.push_str(" (no changes)");
-                    }
-                } else {
-                    text.push_str(&format!(
-                        "\n  what went wrong: {}",
-                        outcome.reason.as_deref().unwrap_or("unknown")
-                    ));
-                    for undone in &outcome.undone {
-                        text.push_str(&format!("\n  undone: {undone}"));
-                    }
-                    for left in &outcome.left {
-                        text.push_str(&format!("\n  left in place: {left}"));
-                    }
-                }
-                for warning in &outcome.warnings {
-                    text.push_str(&format!("\n  warning: {warning}"));
-                }
+                let text = render::summary(outcome);
                 let _ = writeln!(std::io::stdout().lock(), "{}", self.redact(&text));
             }
             OutputFormat::Json => {
@@ -194,5 +173,22 @@ impl Reporter {
                 );
             }
         }
+    }
+}
+
+impl Observer for Reporter {
+    fn event(&self, app: &str, run: Option<&str>, event: &RunEvent) {
+        let mut data = serde_json::to_value(event).unwrap_or_else(|_| json!({}));
+        if let (Some(run), Some(fields)) = (run, data.as_object_mut()) {
+            fields.insert("run".to_owned(), json!(run));
+        }
+        self.line(app, event.kind(), &render::event(event), data);
+    }
+
+    fn secret(&self, value: &SecretString) {
+        self.redactor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .add(value);
     }
 }

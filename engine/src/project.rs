@@ -7,13 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::domain::Role;
 use crate::spec::model::{NotifyEvent, Webhook, WebhookTarget};
 
 /// Name of the project file that marks a project's root.
 pub const PROJECT_FILE: &str = "fabrik.toml";
-
-/// The provider roles the orchestrator uses.
-pub const ROLES: &[&str] = &["coolify", "dns"];
 
 /// The project directory of the spec at `spec_path`.
 pub fn project_dir(spec_path: &Path) -> PathBuf {
@@ -38,7 +36,7 @@ pub struct Project {
     /// Used in owner tags (`fabrik:<name>/<app>`).
     pub name: String,
     /// Providers by role, with defaults filled in for roles the file does not name.
-    pub providers: BTreeMap<String, ProviderEntry>,
+    pub providers: BTreeMap<Role, ProviderEntry>,
     /// Webhooks told about every app's runs (`[[notify]]`), besides each spec's own.
     pub notify: Vec<Webhook>,
 }
@@ -138,20 +136,19 @@ pub enum ProjectError {
 
 /// The provider a role uses when `fabrik.toml` does not say, with the environment
 /// variables its configuration comes from.
-pub fn default_entry(role: &str) -> Option<ProviderEntry> {
+pub fn default_entry(role: Role) -> ProviderEntry {
     type Pairs = &'static [(&'static str, &'static str)];
     let (bundled, config_env, secrets): (&str, Pairs, Pairs) = match role {
-        "coolify" => (
+        Role::Coolify => (
             "coolify",
             &[("base-url", "COOLIFY_URL")],
             &[("api-token", "COOLIFY_TOKEN")],
         ),
-        "dns" => (
+        Role::Dns => (
             "cloudflare",
             &[("base-url", "CLOUDFLARE_API_URL")],
             &[("api-token", "CLOUDFLARE_API_TOKEN")],
         ),
-        _ => return None,
     };
     let map = |pairs: &[(&str, &str)]| {
         pairs
@@ -159,14 +156,14 @@ pub fn default_entry(role: &str) -> Option<ProviderEntry> {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
     };
-    Some(ProviderEntry {
+    ProviderEntry {
         bundled: Some(bundled.to_owned()),
         path: None,
         version: None,
         config: BTreeMap::new(),
         secrets: map(secrets),
         config_env: map(config_env),
-    })
+    }
 }
 
 impl Project {
@@ -188,13 +185,13 @@ impl Project {
             message,
         };
         let mut providers = BTreeMap::new();
-        for (role, mut entry) in file.providers {
-            if !ROLES.contains(&role.as_str()) {
+        for (name, mut entry) in file.providers {
+            let Ok(role) = name.parse::<Role>() else {
                 return Err(invalid(format!(
-                    "unknown provider role `{role}` (roles: {})",
-                    ROLES.join(", ")
+                    "unknown provider role `{name}` (roles: {})",
+                    Role::ALL.map(Role::as_str).join(", ")
                 )));
-            }
+            };
             match (&entry.bundled, &entry.path) {
                 (Some(_), Some(_)) => {
                     return Err(invalid(format!(
@@ -203,9 +200,7 @@ impl Project {
                 }
                 (None, None) => {
                     // Only configuration given: the role's default provider with it.
-                    let default = default_entry(&role).ok_or_else(|| {
-                        invalid(format!("providers.{role}: set `bundled` or `path`"))
-                    })?;
+                    let default = default_entry(role);
                     entry.bundled = default.bundled;
                     for (k, v) in default.secrets {
                         entry.secrets.entry(k).or_insert(v);
@@ -213,9 +208,8 @@ impl Project {
                     entry.config_env = default.config_env;
                 }
                 (Some(name), None) => {
-                    if let Some(default) =
-                        default_entry(&role).filter(|d| d.bundled.as_ref() == Some(name))
-                    {
+                    let default = default_entry(role);
+                    if default.bundled.as_ref() == Some(name) {
                         for (k, v) in default.secrets {
                             entry.secrets.entry(k).or_insert(v);
                         }
@@ -233,12 +227,8 @@ impl Project {
             }
             providers.insert(role, entry);
         }
-        for role in ROLES {
-            if !providers.contains_key(*role)
-                && let Some(entry) = default_entry(role)
-            {
-                providers.insert((*role).to_owned(), entry);
-            }
+        for role in Role::ALL {
+            providers.entry(role).or_insert_with(|| default_entry(role));
         }
         let notify = file
             .notify

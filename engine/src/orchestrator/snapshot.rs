@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::State;
 use crate::spec::model::{Hooks, Notify};
 use crate::spec::{LoadedSpec, Rendered, Spec};
 
@@ -69,7 +70,8 @@ pub fn deployed_fingerprints(
 ) -> Option<BTreeMap<String, String>> {
     runs.into_iter()
         .find(|r| {
-            r.state == "COMPLETE" && deployment.spec_hash.as_deref() == Some(r.spec_hash.as_str())
+            r.state == State::Complete
+                && deployment.spec_hash.as_deref() == Some(r.spec_hash.as_str())
         })
         .and_then(|r| r.snapshot)
         .and_then(|s| Snapshot::from_json(&s).ok())

@@ -18,7 +18,7 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest_dir
         .parent()
-        .expect("host/ is inside the workspace")
+        .expect("engine/ is inside the workspace")
         .to_path_buf();
     for watched in ["providers", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Role;
+
 pub const LOCK_FILE: &str = "fabrik.lock";
 const FORMAT_VERSION: u32 = 1;
 
@@ -20,7 +22,7 @@ pub struct LockFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockEntry {
-    pub role: String,
+    pub role: Role,
     pub name: String,
     pub version: String,
     /// `bundled` or `path:<path relative to the project>`.
@@ -31,7 +33,7 @@ pub struct LockEntry {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub enum PinError {
     #[error("cannot read `{}`: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -48,7 +50,7 @@ pub enum LockError {
         "provider `{role}` ({source_label}) does not match `fabrik.lock`:\n  locked:  sha256:{locked}\n  found:   sha256:{actual}\n  hint: if this change is intended, run `fabrik providers lock` to pin the new bytes"
     )]
     Mismatch {
-        role: String,
+        role: Role,
         source_label: String,
         locked: String,
         actual: String,
@@ -56,12 +58,12 @@ pub enum LockError {
     #[error(
         "provider `{role}` ({source_label}) is not in `fabrik.lock`\n  hint: run `fabrik providers lock` to pin it"
     )]
-    Unlocked { role: String, source_label: String },
+    Unlocked { role: Role, source_label: String },
 }
 
 impl LockFile {
     pub fn new(mut providers: Vec<LockEntry>) -> Self {
-        providers.sort_by(|a, b| a.role.cmp(&b.role));
+        providers.sort_by_key(|p| p.role);
         Self {
             version: FORMAT_VERSION,
             providers,
@@ -69,19 +71,19 @@ impl LockFile {
     }
 
     /// Reads `<dir>/fabrik.lock`; `None` if there is none.
-    pub fn read(dir: &Path) -> Result<Option<Self>, LockError> {
+    pub fn read(dir: &Path) -> Result<Option<Self>, PinError> {
         let path = dir.join(LOCK_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(LockError::Read { path, source }),
+            Err(source) => return Err(PinError::Read { path, source }),
         };
-        let lock: Self = toml::from_str(&text).map_err(|e| LockError::Invalid {
+        let lock: Self = toml::from_str(&text).map_err(|e| PinError::Invalid {
             path: path.clone(),
             message: e.to_string(),
         })?;
         if lock.version != FORMAT_VERSION {
-            return Err(LockError::Invalid {
+            return Err(PinError::Invalid {
                 path,
                 message: format!("format version {} is not {FORMAT_VERSION}", lock.version),
             });
@@ -90,9 +92,9 @@ impl LockFile {
     }
 
     /// Writes `<dir>/fabrik.lock` atomically.
-    pub fn write(&self, dir: &Path) -> Result<PathBuf, LockError> {
+    pub fn write(&self, dir: &Path) -> Result<PathBuf, PinError> {
         let path = dir.join(LOCK_FILE);
-        let body = toml::to_string_pretty(self).map_err(|e| LockError::Invalid {
+        let body = toml::to_string_pretty(self).map_err(|e| PinError::Invalid {
             path: path.clone(),
             message: e.to_string(),
         })?;
@@ -102,7 +104,7 @@ impl LockFile {
         let temp = dir.join(format!(".{LOCK_FILE}.{}.tmp", std::process::id()));
         std::fs::write(&temp, text)
             .and_then(|()| std::fs::rename(&temp, &path))
-            .map_err(|source| LockError::Write {
+            .map_err(|source| PinError::Write {
                 path: path.clone(),
                 source,
             })?;
@@ -110,18 +112,18 @@ impl LockFile {
     }
 
     /// Checks that `role`, loaded from `source_label` with `sha256`, is what is pinned.
-    pub fn check(&self, role: &str, source_label: &str, sha256: &str) -> Result<(), LockError> {
+    pub fn check(&self, role: Role, source_label: &str, sha256: &str) -> Result<(), PinError> {
         let Some(entry) = self.providers.iter().find(|e| e.role == role) else {
-            return Err(LockError::Unlocked {
-                role: role.to_owned(),
+            return Err(PinError::Unlocked {
+                role,
                 source_label: source_label.to_owned(),
             });
         };
         if entry.sha256 == sha256 {
             Ok(())
         } else {
-            Err(LockError::Mismatch {
-                role: role.to_owned(),
+            Err(PinError::Mismatch {
+                role,
                 source_label: source_label.to_owned(),
                 locked: entry.sha256.clone(),
                 actual: sha256.to_owned(),

@@ -34,7 +34,7 @@ impl std::fmt::Display for Holder {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub enum AppLockError {
     #[error(
         "`{app}` is being applied by another fabrik ({holder}); waited {waited:?}\n  hint: wait for it, pass `--lock-timeout`, or if that process is gone run `fabrik unlock {app}`"
     )]
@@ -111,9 +111,9 @@ pub fn acquire(
     app: &str,
     run_id: &str,
     timeout: Duration,
-) -> Result<AppLock, LockError> {
+) -> Result<AppLock, AppLockError> {
     let path = dir.join(format!("{app}.lock"));
-    let io = |source| LockError::Io {
+    let io = |source| AppLockError::Io {
         path: path.clone(),
         source,
     };
@@ -133,12 +133,12 @@ pub fn acquire(
                 if started.elapsed() >= timeout {
                     let waited = started.elapsed();
                     return Err(match current_holder(&mut file) {
-                        Some(holder) => LockError::Held {
+                        Some(holder) => AppLockError::Held {
                             app: app.to_owned(),
                             holder,
                             waited,
                         },
-                        None => LockError::HeldUnknown {
+                        None => AppLockError::HeldUnknown {
                             app: app.to_owned(),
                             waited,
                         },
@@ -177,7 +177,7 @@ pub fn acquire(
 
 /// Clears the holder record of `app`'s lock, if no live process holds it. Returns the
 /// record that was cleared.
-pub fn unlock(dir: &Path, app: &str) -> Result<Option<Holder>, LockError> {
+pub fn unlock(dir: &Path, app: &str) -> Result<Option<Holder>, AppLockError> {
     let lock = acquire(dir, app, "unlock", Duration::ZERO)?;
     Ok(lock.took_over.clone())
 }
@@ -201,7 +201,7 @@ mod tests {
         let first = acquire(dir.path(), "api", "run-1", Duration::ZERO).expect("first");
         assert!(first.took_over.is_none());
         match acquire(dir.path(), "api", "run-2", Duration::from_millis(120)) {
-            Err(LockError::Held { holder, waited, .. }) => {
+            Err(AppLockError::Held { holder, waited, .. }) => {
                 assert_eq!(holder.pid, std::process::id());
                 assert_eq!(holder.run_id, "run-1");
                 assert!(waited >= Duration::from_millis(120));
@@ -271,14 +271,14 @@ mod tests {
             })
         };
         match acquire(dir.path(), "api", "run-2", Duration::ZERO) {
-            Err(LockError::Held { holder, .. }) => assert_eq!(holder, live),
+            Err(AppLockError::Held { holder, .. }) => assert_eq!(holder, live),
             other => panic!("expected the live holder, got {other:?}"),
         }
         writer.join().expect("writer");
         // A record that never names a live process is not passed off as the holder.
         std::fs::write(&path, serde_json::to_string(&dead).expect("json")).expect("write");
         match acquire(dir.path(), "api", "run-3", Duration::ZERO) {
-            Err(LockError::HeldUnknown { .. }) => {}
+            Err(AppLockError::HeldUnknown { .. }) => {}
             other => panic!("expected an unknown holder, got {other:?}"),
         }
     }

@@ -1,0 +1,26 @@
+//! The deployment lifecycle: planning, applying (provision, deploy, verify), recovery,
+//! rollback, destroy, and the typed events and outcomes that tell what happened.
+
+pub mod apply;
+mod deploy;
+pub mod desired;
+pub mod destroy;
+pub mod drift;
+mod ensure;
+pub mod events;
+pub mod failure;
+pub mod hooks;
+pub mod notify;
+pub mod outcome;
+pub mod owner;
+pub mod plan;
+mod prune;
+mod recover;
+mod refresh;
+pub mod removal;
+pub mod rollback;
+mod run;
+pub mod snapshot;
+pub mod verify;
+
+pub use run::Hidden;

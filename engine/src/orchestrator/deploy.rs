@@ -1,0 +1,218 @@
+//! The forward path of a run: provision (the DNS record and the Coolify resource at
+//! once), the `pre_deploy` hook, the deployment, verification, the `post_deploy` hook.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::desired;
+use super::ensure::Ensured;
+use super::events::{HookName, ResourceRef, RunEvent};
+use super::failure::{RunFailure, Stop};
+use super::hooks::{self, HookEnv};
+use super::run::{Instances, Run};
+use super::verify::verify;
+use crate::domain::{Role, State};
+use crate::plugins::instance::ProviderInstance;
+use crate::plugins::types::ProgressState;
+use crate::spec::LoadedSpec;
+
+pub(crate) async fn provision_deploy_verify(
+    run: &mut Run<'_, '_>,
+    loaded: &LoadedSpec,
+    values: &BTreeMap<String, SecretString>,
+    instances: &mut Instances,
+) -> Result<(), Stop> {
+    let spec = &loaded.spec;
+    let coolify = &mut instances.coolify;
+    let server = run
+        .retried("server lookup", async || {
+            coolify.lookup("server", &spec.server, &run.owner).await
+        })
+        .await
+        .map_err(|error| RunFailure::ServerLookup {
+            server: spec.server.clone(),
+            error,
+        })?
+        .ok_or_else(|| RunFailure::NoServer {
+            server: spec.server.clone(),
+        })?;
+    let ip = server.outputs["ip"]
+        .as_str()
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        .ok_or_else(|| RunFailure::NoServerAddress {
+            server: spec.server.clone(),
+            found: server.outputs["ip"].to_string(),
+        })?
+        .to_owned();
+    let record = desired::dns_record(loaded, &ip);
+    let plain: BTreeMap<String, String> = values
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+        .collect();
+    let app_resource =
+        desired::coolify_resource(loaded, &plain).map_err(RunFailure::Unsupported)?;
+
+    // Before anything changes. A resource's placement cannot be changed in place (the
+    // provider updates image, port, domains, env and compose): refuse rather than end
+    // COMPLETE with the app where it was. A new resource needs a destination Coolify
+    // accepts.
+    let existing = run
+        .store()
+        .resources(run.deployment)?
+        .into_iter()
+        .find(|r| r.is(Role::Coolify, &app_resource.kind, &app_resource.name) && r.is_live());
+    match existing.as_ref().and_then(|r| r.desired.as_ref()) {
+        Some(before) => desired::check_placement(&spec.name, before, &app_resource.desired),
+        None => desired::check_destination(spec, &server.outputs),
+    }
+    .map_err(RunFailure::Unsupported)?;
+    let verify_options = &run.ctx.options.verify;
+    if verify_options.resolve.iter().all(|r| r.host != spec.domain)
+        && ip.parse().is_ok_and(super::verify::is_private)
+    {
+        return Err(RunFailure::PrivateAddress {
+            server: spec.server.clone(),
+            ip,
+        }
+        .into());
+    }
+
+    // DNS and the Coolify resource do not depend on each other.
+    let run_ref: &Run<'_, '_> = run;
+    let Instances { coolify, dns } = instances;
+    let (record_result, resource) = tokio::join!(
+        run_ref.ensure(dns, &record),
+        run_ref.ensure(coolify, &app_resource),
+    );
+    record_result?;
+    let (resource, redeployed) = match resource? {
+        Ensured::Changed(resource) => (resource, true),
+        Ensured::Unchanged(resource) => (resource, false),
+    };
+
+    if let Some(command) = &loaded.hooks.pre_deploy {
+        hook(run, loaded, values, HookName::PreDeploy, command).await?;
+    }
+    run.to(State::Deploying, None)?;
+    if redeployed {
+        run.wait(coolify, &app_resource.kind, &resource.id).await?;
+    } else {
+        run.event(RunEvent::NothingToDeploy {
+            resource: ResourceRef::new(&app_resource.kind, &app_resource.name, None),
+        });
+    }
+    run.to(State::Verifying, None)?;
+    for r in &run.ctx.options.verify.resolve {
+        run.event(RunEvent::ResolveOverride {
+            host: r.host.clone(),
+            port: r.port,
+            addr: r.addr.to_string(),
+        });
+    }
+    if let Some(ca) = &run.ctx.options.verify.ca_file {
+        run.event(RunEvent::ExtraCa {
+            path: ca.display().to_string(),
+        });
+    }
+    let verified = verify(spec, &run.ctx.options.verify).await?;
+    run.event(RunEvent::Verified {
+        url: spec.health_url(),
+        status: verified.status,
+        attempts: verified.attempts,
+    });
+    if let Some(command) = &loaded.hooks.post_deploy {
+        hook(run, loaded, values, HookName::PostDeploy, command).await?;
+    }
+    Ok(())
+}
+
+impl Run<'_, '_> {
+    /// Follows a long operation until it is ready, failed or out of time.
+    async fn wait(
+        &self,
+        instance: &mut ProviderInstance,
+        kind: &str,
+        id: &str,
+    ) -> Result<(), RunFailure> {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let mut last = String::new();
+        loop {
+            let progress = self
+                .retried("deployment", async || instance.progress(kind, id).await)
+                .await
+                .map_err(RunFailure::Progress)?;
+            let message = progress.message.clone().unwrap_or_default();
+            if message != last {
+                self.event(RunEvent::Progress {
+                    message: message.clone(),
+                });
+                last.clone_from(&message);
+            }
+            match progress.state {
+                ProgressState::Ready => return Ok(()),
+                ProgressState::Failed => return Err(RunFailure::DeploymentFailed(message)),
+                ProgressState::Pending | ProgressState::Running => {}
+            }
+            let timeout = self.ctx.options.deploy_timeout;
+            if started.elapsed() >= timeout {
+                return Err(RunFailure::DeploymentTimeout {
+                    seconds: timeout.as_secs(),
+                    last: message,
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(3));
+        }
+    }
+}
+
+/// Runs one of the spec's hooks, its output as the run's events.
+async fn hook(
+    run: &Run<'_, '_>,
+    loaded: &LoadedSpec,
+    secrets: &BTreeMap<String, SecretString>,
+    which: HookName,
+    command: &str,
+) -> Result<(), RunFailure> {
+    let spec = &loaded.spec;
+    run.event(RunEvent::HookStarted {
+        hook: which,
+        command: command.to_owned(),
+    });
+    let url = spec.health_url();
+    let withheld: Vec<String> = run
+        .ctx
+        .project
+        .providers
+        .values()
+        .flat_map(|entry| entry.secrets.values().cloned())
+        .collect();
+    let env = HookEnv {
+        project: &run.ctx.project.name,
+        app: &spec.name,
+        domain: &spec.domain,
+        url: &url,
+        run_id: &run.run_id,
+        secrets,
+        withheld: &withheld,
+    };
+    let timeout = Duration::from_secs(u64::from(loaded.hooks.timeout));
+    hooks::run(
+        which.as_str(),
+        command,
+        &run.ctx.project.dir,
+        &env,
+        timeout,
+        |line| {
+            run.event(RunEvent::HookOutput {
+                hook: which,
+                line: line.to_owned(),
+            });
+        },
+    )
+    .await
+    .map_err(RunFailure::Hook)
+}

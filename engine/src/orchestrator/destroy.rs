@@ -1,0 +1,188 @@
+//! `fabrik destroy`: deleting, newest first, what the state says Fabrik created for an
+//! app. The lock is taken first so that the rows cannot change underneath; each provider
+//! re-checks the owner tag before deleting, and a deletion counts once the resource is
+//! gone. Intents a killed run left pending are looked up by name and owner tag.
+
+use std::collections::BTreeMap;
+
+use super::events::{Observer, ResourceRef, RunEvent};
+use super::removal::{DELETION_TIMEOUT, delete_and_confirm};
+use super::run::retried;
+use crate::domain::{DeploymentState, ResourceStatus, Role};
+use crate::lock::{self, AppLock, AppLockError};
+use crate::plugins::instance::ProviderInstance;
+use crate::plugins::types::ProviderError;
+use crate::plugins::{PluginError, ProviderSet};
+use crate::project::Project;
+use crate::retry::Backoff;
+use crate::secrets::EnvSource;
+use crate::store::{Deployment, ResourceRow, Store, StoreError};
+
+/// Why a destroy could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum DestroyError {
+    #[error("no deployment named `{app}` in project `{project}`")]
+    NoDeployment { project: String, app: String },
+    #[error(transparent)]
+    Lock(#[from] AppLockError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+}
+
+/// A destroy, prepared: the app's lock held and what will be deleted known.
+pub struct Destroy {
+    deployment: Deployment,
+    /// Newest first.
+    owned: Vec<ResourceRow>,
+    _lock: AppLock,
+}
+
+/// How a destroy ended.
+#[derive(Debug, Default)]
+pub struct Destroyed {
+    pub deleted: Vec<ResourceRef>,
+    pub failed: Vec<ResourceRef>,
+}
+
+impl Destroyed {
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+impl Destroy {
+    /// Takes `app`'s lock (never waiting: another run is at work) and reads what Fabrik
+    /// owns for it: live rows, and the intents a killed run left pending.
+    pub fn prepare(project: &Project, store: &Store, app: &str) -> Result<Self, DestroyError> {
+        let deployment =
+            store
+                .deployment(&project.name, app)?
+                .ok_or_else(|| DestroyError::NoDeployment {
+                    project: project.name.clone(),
+                    app: app.to_owned(),
+                })?;
+        let lock = lock::acquire(
+            &lock::lock_dir(&project.dir),
+            app,
+            "destroy",
+            std::time::Duration::ZERO,
+        )?;
+        let mut owned: Vec<_> = store
+            .resources(deployment.id)?
+            .into_iter()
+            .filter(|r| r.is_live() || r.status == ResourceStatus::Pending)
+            .collect();
+        owned.reverse();
+        Ok(Self {
+            deployment,
+            owned,
+            _lock: lock,
+        })
+    }
+
+    /// What will be deleted, newest first.
+    pub fn resources(&self) -> &[ResourceRow] {
+        &self.owned
+    }
+
+    /// Records that there was nothing to delete.
+    pub fn finish_empty(self, store: &Store) -> Result<(), StoreError> {
+        if self.deployment.state != DeploymentState::Destroyed {
+            store.mark_destroyed(self.deployment.id)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes everything (with the app's data volumes if `purge`), telling `observer`
+    /// each deletion; the deployment is `DESTROYED` once nothing is left.
+    pub async fn run(
+        self,
+        providers: &ProviderSet,
+        env: &EnvSource,
+        store: &Store,
+        observer: &dyn Observer,
+        purge: bool,
+    ) -> Result<Destroyed, DestroyError> {
+        let app = self.deployment.app.clone();
+        let backoff = Backoff::PROVIDER;
+        let mut instances: BTreeMap<Role, ProviderInstance> = BTreeMap::new();
+        let mut outcome = Destroyed::default();
+        for row in &self.owned {
+            let instance = match instances.entry(row.provider) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(providers.instantiate(row.provider, env).await?)
+                }
+            };
+            let unknown = ResourceRef::new(&row.kind, &row.name, None);
+            let failed = |outcome: &mut Destroyed, resource: ResourceRef, error: ProviderError| {
+                observer.event(
+                    &app,
+                    None,
+                    &RunEvent::NotDestroyed {
+                        resource: resource.clone(),
+                        error: error.to_string(),
+                    },
+                );
+                outcome.failed.push(resource);
+            };
+            let what = unknown.to_string();
+            let id = match &row.external_id {
+                Some(id) if row.status != ResourceStatus::Pending => id.clone(),
+                _ => match retried(observer, backoff, &app, None, &what, async || {
+                    instance.lookup(&row.kind, &row.name, &row.owner).await
+                })
+                .await
+                {
+                    Ok(Some(found)) if found.owner.as_deref() == Some(row.owner.as_str()) => {
+                        found.id
+                    }
+                    Ok(_) => {
+                        // An intent whose resource never came to exist.
+                        store.record(row.id, None, ResourceStatus::Deleted, None, None)?;
+                        continue;
+                    }
+                    Err(error) => {
+                        failed(&mut outcome, unknown, error);
+                        continue;
+                    }
+                },
+            };
+            let resource = ResourceRef::new(&row.kind, &row.name, Some(&id));
+            let deleted = retried(observer, backoff, &app, None, &what, async || {
+                delete_and_confirm(
+                    instance,
+                    &row.kind,
+                    &id,
+                    &row.owner,
+                    purge,
+                    DELETION_TIMEOUT,
+                )
+                .await
+            })
+            .await;
+            match deleted {
+                // Already gone (deleted by hand, or by a destroy that was interrupted).
+                Ok(()) | Err(ProviderError::NotFound(_)) => {
+                    store.record(row.id, None, ResourceStatus::Deleted, None, None)?;
+                    observer.event(
+                        &app,
+                        None,
+                        &RunEvent::Destroyed {
+                            resource: resource.clone(),
+                            data_kept: row.provider == Role::Coolify && !purge,
+                        },
+                    );
+                    outcome.deleted.push(resource);
+                }
+                Err(error) => failed(&mut outcome, resource, error),
+            }
+        }
+        if outcome.is_complete() {
+            store.mark_destroyed(self.deployment.id)?;
+        }
+        Ok(outcome)
+    }
+}

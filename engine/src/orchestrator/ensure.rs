@@ -1,0 +1,209 @@
+//! Creating, adopting or updating one resource, the intent written first.
+
+use super::desired::{DesiredResource, without_secrets};
+use super::drift;
+use super::events::{ResourceChange, ResourceRef, RunEvent};
+use super::failure::{RunFailure, Stop};
+use super::run::Run;
+use crate::domain::ResourceStatus;
+use crate::plugins::instance::ProviderInstance;
+use crate::plugins::types::Resource;
+use crate::store::ResourceKey;
+
+/// What [`Run::ensure`] did.
+pub(crate) enum Ensured {
+    /// Created, adopted or updated: a deployment follows.
+    Changed(Resource),
+    /// Already as wanted: nothing was sent.
+    Unchanged(Resource),
+}
+
+impl Run<'_, '_> {
+    fn resource_event(&self, change: ResourceChange, kind: &str, name: &str, id: &str) {
+        self.event(RunEvent::Resource {
+            change,
+            resource: ResourceRef::new(kind, name, Some(id)),
+        });
+    }
+
+    /// Creates, adopts or updates one resource, writing the intent first.
+    pub(crate) async fn ensure(
+        &self,
+        instance: &mut ProviderInstance,
+        resource: &DesiredResource,
+    ) -> Result<Ensured, Stop> {
+        let DesiredResource {
+            role,
+            kind,
+            name,
+            desired,
+        } = resource;
+        let (role, kind, name) = (*role, kind.as_str(), name.as_str());
+        let stored = without_secrets(desired, &self.secret_names);
+        let settled = self
+            .settled
+            .iter()
+            .any(|w| w.role == role && w.kind == kind && w.name == name);
+        let (known, pending_before) = {
+            let rows = self.store().resources(self.deployment)?;
+            let pending = rows
+                .iter()
+                .any(|r| r.is(role, kind, name) && r.status == ResourceStatus::Pending);
+            let known = rows
+                .into_iter()
+                .find(|r| r.is(role, kind, name) && r.is_live());
+            (known, pending)
+        };
+        let row = self.store().intend(
+            self.deployment,
+            &self.run_id,
+            ResourceKey {
+                provider: role,
+                kind,
+                name,
+            },
+            &self.owner,
+            &stored,
+        )?;
+        let what = format!("{kind} {name}");
+        let failed = |error| RunFailure::Provider {
+            resource: what.clone(),
+            error,
+        };
+        let live = match &known.as_ref().and_then(|row| row.external_id.clone()) {
+            Some(id) => self
+                .retried(&what, async || instance.read(kind, id).await)
+                .await
+                .map_err(failed)?,
+            None => self
+                .retried(&what, async || {
+                    instance.lookup(kind, name, &self.owner).await
+                })
+                .await
+                .map_err(failed)?,
+        };
+        let ours = |found: &Resource| found.owner.as_deref() == Some(self.owner.as_str());
+        let (resource, status) = match live {
+            Some(found)
+                if known.is_some()
+                    && settled
+                    && ours(&found)
+                    && drift::compare(kind, desired, &found.live, &self.secret_names)
+                        .is_clean() =>
+            {
+                self.resource_event(ResourceChange::Unchanged, kind, name, &found.id);
+                return Ok(Ensured::Unchanged(found));
+            }
+            Some(found) if ours(&found) => {
+                let drift = drift::compare(kind, desired, &found.live, &self.secret_names);
+                for line in drift.differences {
+                    self.event(RunEvent::Drift {
+                        difference: format!("{what}: {line}"),
+                        repairing: true,
+                    });
+                }
+                let updated = self
+                    .retried(&what, async || {
+                        instance.update(kind, &found.id, desired).await
+                    })
+                    .await
+                    .map_err(failed)?;
+                // Without a row, the resource predates this state (a lost or another
+                // state file): updated, never counted as created by this run, so that a
+                // rollback leaves it instead of deleting someone's app.
+                let status = if known.is_none() && pending_before {
+                    ResourceStatus::Adopted
+                } else {
+                    ResourceStatus::Updated
+                };
+                if known.is_none() && !pending_before {
+                    self.resource_event(ResourceChange::FoundUntracked, kind, name, &found.id);
+                }
+                (updated, status)
+            }
+            Some(foreign) => {
+                self.store().record(
+                    row,
+                    Some(&self.run_id),
+                    ResourceStatus::Deleted,
+                    None,
+                    None,
+                )?;
+                return Err(RunFailure::NotOwned {
+                    resource: ResourceRef::new(kind, name, Some(&foreign.id)),
+                    owner: self.owner.clone(),
+                    found: foreign.owner.unwrap_or_default(),
+                }
+                .into());
+            }
+            None => {
+                // A create that failed transiently may still have happened, in part (a
+                // proxy's 502 after the API acted): before trying again, look for it and
+                // finish it with an update.
+                let mut attempted = false;
+                let created = self
+                    .retried(&what, async || {
+                        if attempted
+                            && let Some(found) = instance.lookup(kind, name, &self.owner).await?
+                            && ours(&found)
+                        {
+                            return instance.update(kind, &found.id, desired).await;
+                        }
+                        attempted = true;
+                        instance.create(kind, name, desired, &self.owner).await
+                    })
+                    .await;
+                match created {
+                    Ok(created) => (created, ResourceStatus::Created),
+                    Err(error) => {
+                        // A create can fail after the resource came to exist (a later
+                        // call inside it failed): find it, so that it is tracked and
+                        // rolled back like any resource this run created, never left
+                        // behind unknown.
+                        match instance.lookup(kind, name, &self.owner).await {
+                            Err(lookup) => {
+                                return Err(RunFailure::HalfCreatedUnknown {
+                                    resource: ResourceRef::new(kind, name, None),
+                                    error,
+                                    lookup,
+                                }
+                                .into());
+                            }
+                            Ok(Some(found)) if ours(&found) => {
+                                self.store().record(
+                                    row,
+                                    Some(&self.run_id),
+                                    ResourceStatus::Created,
+                                    Some(&found.id),
+                                    Some(&found.outputs),
+                                )?;
+                                self.resource_event(
+                                    ResourceChange::CreatedUnfinished,
+                                    kind,
+                                    name,
+                                    &found.id,
+                                );
+                            }
+                            Ok(_) => {}
+                        }
+                        return Err(failed(error).into());
+                    }
+                }
+            }
+        };
+        self.store().record(
+            row,
+            Some(&self.run_id),
+            status,
+            Some(&resource.id),
+            Some(&resource.outputs),
+        )?;
+        let change = match status {
+            ResourceStatus::Created => ResourceChange::Created,
+            ResourceStatus::Adopted => ResourceChange::Adopted,
+            _ => ResourceChange::Updated,
+        };
+        self.resource_event(change, kind, name, &resource.id);
+        Ok(Ensured::Changed(resource))
+    }
+}

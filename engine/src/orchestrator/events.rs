@@ -1,0 +1,317 @@
+//! What a run tells while it happens: a typed event stream, rendered by whoever drives
+//! the engine (the CLI's progress lines and NDJSON, a test's recorder), the way uv's
+//! reporters and OpenTofu's hooks work. Events carry facts, never sentences, and never a
+//! secret value.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::domain::State;
+use crate::spec::model::NotifyEvent;
+
+/// Receives a run's events as they happen. Called from several tasks at once.
+pub trait Observer: Send + Sync {
+    /// One event of `app`'s apply; `run` is the run id once one was started.
+    fn event(&self, app: &str, run: Option<&str>, event: &RunEvent);
+
+    /// A value that must never be shown: whatever the observer prints from now on must
+    /// hide it (events never carry secret values, but provider messages might).
+    fn secret(&self, value: &SecretString);
+}
+
+/// An observer that ignores everything (for callers that only want the outcome).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl Observer for Silent {
+    fn event(&self, _: &str, _: Option<&str>, _: &RunEvent) {}
+    fn secret(&self, _: &SecretString) {}
+}
+
+/// A resource as events and outcomes name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceRef {
+    pub kind: String,
+    pub name: String,
+    /// The provider's id, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl ResourceRef {
+    pub fn new(kind: &str, name: &str, id: Option<&str>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            id: id.map(str::to_owned),
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.name)?;
+        if let Some(id) = &self.id {
+            write!(f, " ({id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What happened to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceChange {
+    /// Read back as wanted: nothing was sent.
+    Unchanged,
+    Created,
+    Updated,
+    /// Found by its owner tag after an interrupted run had intended it; now tracked.
+    Adopted,
+    /// Found by its owner tag although the state does not know it; updated.
+    FoundUntracked,
+    /// The create failed after the resource came to exist; tracked so that it is undone.
+    CreatedUnfinished,
+    /// Deleted because the spec no longer names it.
+    DeletedUnwanted,
+    /// Left pending by an interrupted run and found: adopted, so this run removes it.
+    RecoveredFromInterrupted,
+    /// Left pending by an interrupted run and never created: forgotten.
+    NeverCreated,
+}
+
+/// Which of the spec's hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookName {
+    PreDeploy,
+    PostDeploy,
+}
+
+impl HookName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookName::PreDeploy => "pre_deploy",
+            HookName::PostDeploy => "post_deploy",
+        }
+    }
+}
+
+/// What a rollback did to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UndoAction {
+    /// Put back the settings it had before this run.
+    Restored,
+    /// Deleted (this run created it).
+    Deleted,
+}
+
+impl UndoAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UndoAction::Restored => "restored",
+            UndoAction::Deleted => "deleted",
+        }
+    }
+}
+
+/// A problem that did not change a run's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "warning", rename_all = "snake_case")]
+pub enum Warning {
+    /// A webhook of the spec or project cannot be used (a missing variable, a bad URL).
+    WebhookUnusable { problem: String },
+    /// A resource the spec no longer names could not be deleted; the next apply retries.
+    UnwantedNotDeleted {
+        resource: ResourceRef,
+        error: String,
+    },
+    /// A webhook could not be told how the run ended.
+    NotDelivered { target: String, problem: String },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::WebhookUnusable { problem } => write!(f, "{problem}"),
+            Warning::UnwantedNotDeleted { resource, error } => write!(
+                f,
+                "could not delete {resource}, which the spec no longer names: {error}; the next apply tries again"
+            ),
+            Warning::NotDelivered { target, problem } => {
+                write!(f, "could not tell {target}: {problem}")
+            }
+        }
+    }
+}
+
+/// One event of a run. `kind()` names it in JSON output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunEvent {
+    /// The run moved to `state`.
+    StateChanged { state: State },
+    /// The app's lock was left by a process that is gone; this run took it over.
+    LockTakenOver { previous: String },
+    /// A secret was generated and saved to the project's `.env`.
+    SecretGenerated { name: String },
+    /// A run left unfinished by a process that died was closed in `left_in`.
+    InterruptedRunClosed {
+        run: String,
+        left_in: State,
+        reason: String,
+    },
+    /// A provider call failed transiently and is tried again after `wait`.
+    Retrying {
+        what: String,
+        error: String,
+        #[serde(serialize_with = "seconds")]
+        wait: Duration,
+        attempt: u32,
+        attempts: u32,
+    },
+    /// Something was done to (or found about) a resource.
+    Resource {
+        change: ResourceChange,
+        resource: ResourceRef,
+    },
+    /// A difference between the state and the live resource; `repairing` when this run
+    /// sends the update that removes it.
+    Drift { difference: String, repairing: bool },
+    /// The spec is unchanged and its resources are live: nothing to do.
+    NoChanges,
+    /// A `fabrik rollback` run deploys again what run `restores` deployed.
+    Restoring { restores: String, spec_hash: String },
+    /// A provider's word on a long operation (a deployment).
+    Progress { message: String },
+    /// The resource is unchanged, so nothing is deployed.
+    NothingToDeploy { resource: ResourceRef },
+    /// The run failed; what follows is the rollback policy.
+    Failed { reason: String },
+    /// A hook of the spec started.
+    HookStarted { hook: HookName, command: String },
+    /// A line of a hook's output.
+    HookOutput { hook: HookName, line: String },
+    /// Health checks connect to `addr` for `host:port`.
+    ResolveOverride {
+        host: String,
+        port: u16,
+        addr: String,
+    },
+    /// Health checks also trust this CA.
+    ExtraCa { path: String },
+    /// The health check passed.
+    Verified {
+        url: String,
+        status: u16,
+        attempts: u32,
+    },
+    /// A webhook was told how the run ended.
+    Notified {
+        target: String,
+        event: NotifyEvent,
+        attempts: u32,
+    },
+    /// The rollback undid what this run did to a resource.
+    Undone {
+        action: UndoAction,
+        resource: ResourceRef,
+    },
+    /// Something that did not change the result.
+    Warning { warning: Warning },
+    /// `fabrik destroy` deleted a resource; `data_kept` when its volumes stay on the
+    /// server (without `--purge`).
+    Destroyed {
+        resource: ResourceRef,
+        data_kept: bool,
+    },
+    /// `fabrik destroy` could not delete a resource; it stays in the state.
+    NotDestroyed {
+        resource: ResourceRef,
+        error: String,
+    },
+}
+
+/// The kinds of [`RunEvent`], as JSON output names them (`"event": "resource"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    State,
+    Lock,
+    Secret,
+    Recover,
+    Retry,
+    Resource,
+    Drift,
+    NoChanges,
+    Rollback,
+    Progress,
+    Failure,
+    Hook,
+    HookOutput,
+    Verify,
+    Notify,
+    Warning,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::State => "state",
+            EventKind::Lock => "lock",
+            EventKind::Secret => "secret",
+            EventKind::Recover => "recover",
+            EventKind::Retry => "retry",
+            EventKind::Resource => "resource",
+            EventKind::Drift => "drift",
+            EventKind::NoChanges => "no_changes",
+            EventKind::Rollback => "rollback",
+            EventKind::Progress => "progress",
+            EventKind::Failure => "failure",
+            EventKind::Hook => "hook",
+            EventKind::HookOutput => "hook_output",
+            EventKind::Verify => "verify",
+            EventKind::Notify => "notify",
+            EventKind::Warning => "warning",
+        }
+    }
+}
+
+impl RunEvent {
+    pub fn kind(&self) -> EventKind {
+        use ResourceChange::{NeverCreated, RecoveredFromInterrupted};
+        match self {
+            RunEvent::StateChanged { .. } => EventKind::State,
+            RunEvent::LockTakenOver { .. } => EventKind::Lock,
+            RunEvent::SecretGenerated { .. } => EventKind::Secret,
+            RunEvent::InterruptedRunClosed { .. } => EventKind::Recover,
+            RunEvent::Resource {
+                change: RecoveredFromInterrupted | NeverCreated,
+                ..
+            } => EventKind::Recover,
+            RunEvent::Retrying { .. } => EventKind::Retry,
+            RunEvent::Resource { .. } => EventKind::Resource,
+            RunEvent::Drift { .. } => EventKind::Drift,
+            RunEvent::NoChanges => EventKind::NoChanges,
+            RunEvent::Restoring { .. } | RunEvent::Undone { .. } => EventKind::Rollback,
+            RunEvent::Progress { .. } | RunEvent::NothingToDeploy { .. } => EventKind::Progress,
+            RunEvent::Failed { .. } => EventKind::Failure,
+            RunEvent::HookStarted { .. } => EventKind::Hook,
+            RunEvent::HookOutput { .. } => EventKind::HookOutput,
+            RunEvent::ResolveOverride { .. }
+            | RunEvent::ExtraCa { .. }
+            | RunEvent::Verified { .. } => EventKind::Verify,
+            RunEvent::Notified { .. } => EventKind::Notify,
+            RunEvent::Warning { .. } => EventKind::Warning,
+            RunEvent::Destroyed { .. } => EventKind::Resource,
+            RunEvent::NotDestroyed { .. } => EventKind::Failure,
+        }
+    }
+}
+
+fn seconds<S: serde::Serializer>(wait: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f32(wait.as_secs_f32())
+}

@@ -1,0 +1,147 @@
+//! How one app's apply ended, as typed facts: the CLI writes the sentences, JSON output
+//! ships the structure, webhooks get both.
+
+use serde::Serialize;
+
+use super::events::{ResourceRef, UndoAction, Warning};
+use super::failure::RunFailure;
+use crate::domain::State;
+
+/// How one app's apply ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub app: String,
+    pub state: State,
+    pub url: String,
+    pub changed: bool,
+    /// The run, when one was started (not for "no changes").
+    pub run_id: Option<String>,
+    pub spec_hash: String,
+    /// Why the run failed, if it did.
+    #[serde(serialize_with = "failure", skip_serializing_if = "Option::is_none")]
+    pub failure: Option<RunFailure>,
+    /// What the rollback did, when the run failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackReport>,
+    /// Problems that did not change the result.
+    pub warnings: Vec<Warning>,
+}
+
+/// What happened after a failure.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RollbackReport {
+    /// `--no-rollback`: everything was left in place.
+    pub disabled: bool,
+    pub undone: Vec<Undone>,
+    pub left: Vec<Left>,
+    /// Undos that failed: the rollback is incomplete.
+    pub problems: Vec<RollbackProblem>,
+}
+
+/// A resource the rollback put back or deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Undone {
+    pub action: UndoAction,
+    pub resource: ResourceRef,
+}
+
+/// A resource the rollback did not touch, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Left {
+    pub resource: ResourceRef,
+    pub because: LeftBecause,
+}
+
+/// Why a resource was left as the failed run made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum LeftBecause {
+    /// `--no-rollback`.
+    RollbackDisabled,
+    /// The spec's policy for its provider is `never`.
+    PolicyNever,
+    /// The spec's policy is `manual`; `restorable` when an earlier completed version
+    /// exists for `fabrik rollback` to deploy.
+    PolicyManual { app: String, restorable: bool },
+    /// It existed before this run and its earlier settings are unknown.
+    ExistedBefore,
+}
+
+/// An undo that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackProblem {
+    pub resource: ResourceRef,
+    pub error: String,
+}
+
+impl std::fmt::Display for Undone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.action.as_str(), self.resource)
+    }
+}
+
+impl std::fmt::Display for Left {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let resource = &self.resource;
+        match &self.because {
+            LeftBecause::RollbackDisabled => write!(f, "{resource}"),
+            LeftBecause::PolicyNever => write!(f, "{resource} (rollback policy: never)"),
+            LeftBecause::PolicyManual {
+                app,
+                restorable: true,
+            } => write!(
+                f,
+                "{resource} (rollback policy: manual); `fabrik rollback {app}` restores the last completed version, or re-apply a working spec"
+            ),
+            LeftBecause::PolicyManual {
+                app,
+                restorable: false,
+            } => write!(
+                f,
+                "{resource} (rollback policy: manual); there is no earlier version: `fabrik destroy {app} --yes` removes the app, or re-apply a working spec"
+            ),
+            LeftBecause::ExistedBefore => write!(
+                f,
+                "{resource} (it existed before this run and no earlier settings are known; left as is)"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for RollbackProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.resource, self.error)
+    }
+}
+
+impl Outcome {
+    /// Why the run failed, whole: the failure, and whether the rollback was disabled or
+    /// incomplete. What the state records and webhooks are told.
+    pub fn reason(&self) -> Option<String> {
+        let failure = self.failure.as_ref()?;
+        let mut reason = failure.to_string();
+        if let Some(rollback) = &self.rollback {
+            if rollback.disabled {
+                reason.push_str(" (rollback disabled)");
+            } else if !rollback.problems.is_empty() {
+                let problems: Vec<String> =
+                    rollback.problems.iter().map(ToString::to_string).collect();
+                reason.push_str(&format!("; rollback incomplete: {}", problems.join("; ")));
+            }
+        }
+        Some(reason)
+    }
+}
+
+fn failure<S: serde::Serializer>(
+    failure: &Option<RunFailure>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(2))?;
+    if let Some(failure) = failure {
+        map.serialize_entry("code", failure.code())?;
+        map.serialize_entry("message", &failure.to_string())?;
+    }
+    map.end()
+}

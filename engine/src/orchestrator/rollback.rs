@@ -1,0 +1,245 @@
+//! Undoing a failed run (newest first, only what it created or changed, as the spec's
+//! policy says), and choosing what `fabrik rollback` deploys again.
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+
+use super::desired::with_secrets;
+use super::events::{ResourceRef, RunEvent, UndoAction};
+use super::outcome::{Left, LeftBecause, RollbackProblem, RollbackReport, Undone};
+use super::removal::{DELETION_TIMEOUT, delete_and_confirm};
+use super::run::{Instances, Run};
+use super::snapshot::Snapshot;
+use crate::domain::{DeploymentState, ResourceStatus, Role, State};
+use crate::plugins::types::ProviderError;
+use crate::spec::LoadedSpec;
+use crate::spec::model::RollbackMode;
+use crate::store::{Deployment, ResourceRow, RunRow, StoreError};
+
+/// The resources this run created or changed, newest first.
+pub(crate) fn touched(run: &Run<'_, '_>) -> Result<Vec<ResourceRow>, StoreError> {
+    let mut rows: Vec<_> = run
+        .store()
+        .resources(run.deployment)?
+        .into_iter()
+        .filter(|r| {
+            r.changed_by_run.as_deref() == Some(run.run_id.as_str())
+                && r.status != ResourceStatus::Deleted
+        })
+        .collect();
+    rows.reverse();
+    Ok(rows)
+}
+
+/// What `--no-rollback` leaves: everything the run touched.
+pub(crate) fn left_in_place(run: &Run<'_, '_>) -> Result<RollbackReport, StoreError> {
+    Ok(RollbackReport {
+        disabled: true,
+        left: touched(run)?
+            .iter()
+            .map(|r| Left {
+                resource: ResourceRef::new(
+                    &r.kind,
+                    &r.name,
+                    Some(r.external_id.as_deref().unwrap_or_default()),
+                ),
+                because: LeftBecause::RollbackDisabled,
+            })
+            .collect(),
+        ..RollbackReport::default()
+    })
+}
+
+/// Undoes, newest first, what this run created or changed, as the spec's policy says.
+pub(crate) async fn roll_back(
+    run: &Run<'_, '_>,
+    spec: &crate::spec::Spec,
+    values: &BTreeMap<String, SecretString>,
+    instances: &mut Instances,
+) -> Result<RollbackReport, StoreError> {
+    let mut report = RollbackReport::default();
+    for row in touched(run)? {
+        let Some(id) = row.external_id.clone() else {
+            continue;
+        };
+        let resource = ResourceRef::new(&row.kind, &row.name, Some(&id));
+        let mode = match row.provider {
+            Role::Dns => spec.rollback.dns,
+            Role::Coolify => spec.rollback.coolify,
+        };
+        let created = row.created_by_run.as_deref() == Some(run.run_id.as_str());
+        let because = match mode {
+            RollbackMode::Never => Some(LeftBecause::PolicyNever),
+            // The previous version names what it needs: deploying it again restores
+            // what this run updated and removes what it created.
+            RollbackMode::Manual => Some(LeftBecause::PolicyManual {
+                app: spec.name.clone(),
+                restorable: run.restorable,
+            }),
+            RollbackMode::Auto if !created && row.previous_desired.is_none() => {
+                Some(LeftBecause::ExistedBefore)
+            }
+            RollbackMode::Auto => None,
+        };
+        if let Some(because) = because {
+            report.left.push(Left { resource, because });
+            continue;
+        }
+        let instance = instances.get_mut(row.provider);
+        let result = match (&row.previous_desired, created) {
+            (Some(previous), false) => {
+                let previous = with_secrets(previous, values);
+                run.retried("rollback", async || {
+                    instance.update(&row.kind, &id, &previous).await
+                })
+                .await
+                .map(|_| UndoAction::Restored)
+            }
+            _ => match run
+                .retried("rollback", async || {
+                    delete_and_confirm(
+                        instance,
+                        &row.kind,
+                        &id,
+                        &row.owner,
+                        created,
+                        DELETION_TIMEOUT,
+                    )
+                    .await
+                })
+                .await
+            {
+                Ok(()) | Err(ProviderError::NotFound(_)) => Ok(UndoAction::Deleted),
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok(action) => {
+                if action == UndoAction::Deleted {
+                    run.store().record(
+                        row.id,
+                        Some(&run.run_id),
+                        ResourceStatus::Deleted,
+                        None,
+                        None,
+                    )?;
+                }
+                run.event(RunEvent::Undone {
+                    action,
+                    resource: resource.clone(),
+                });
+                report.undone.push(Undone { action, resource });
+            }
+            Err(e) => report.problems.push(RollbackProblem {
+                resource,
+                error: e.to_string(),
+            }),
+        }
+    }
+    Ok(report)
+}
+
+/// Why `fabrik rollback` has nothing to deploy.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("run {run} of `{app}` ended {state}; only a completed run can be deployed again")]
+    NotCompleted {
+        app: String,
+        run: String,
+        state: State,
+    },
+    #[error("run {run} of `{app}` was recorded by an older fabrik, without what it deployed")]
+    NoSnapshot { app: String, run: String },
+    #[error("`{app}` has no run `{prefix}`")]
+    NoSuchRun { app: String, prefix: String },
+    #[error("`{prefix}` names {count} runs of `{app}`; give more of the id")]
+    Ambiguous {
+        app: String,
+        prefix: String,
+        count: usize,
+    },
+    #[error("`{app}` has no earlier completed version to go back to")]
+    NothingEarlier { app: String },
+    #[error("the snapshot of run {run} cannot be read: {error}")]
+    Unreadable {
+        run: String,
+        error: serde_json::Error,
+    },
+}
+
+/// What `fabrik rollback` deploys: the run it restores and that run's spec.
+pub struct RollbackTarget {
+    pub run: RunRow,
+    pub spec: LoadedSpec,
+}
+
+/// The run `fabrik rollback` deploys again: the one `prefix` names, or else the previous
+/// completed version. `runs` are the deployment's, newest first.
+pub fn rollback_target(
+    deployment: &Deployment,
+    runs: Vec<RunRow>,
+    prefix: Option<&str>,
+) -> Result<RollbackTarget, TargetError> {
+    let app = deployment.app.clone();
+    let target = match prefix {
+        Some(prefix) => {
+            let mut matching: Vec<RunRow> = runs
+                .into_iter()
+                .filter(|r| r.id.starts_with(prefix))
+                .collect();
+            match matching.len() {
+                0 => {
+                    return Err(TargetError::NoSuchRun {
+                        app,
+                        prefix: prefix.to_owned(),
+                    });
+                }
+                1 => {}
+                count => {
+                    return Err(TargetError::Ambiguous {
+                        app,
+                        prefix: prefix.to_owned(),
+                        count,
+                    });
+                }
+            }
+            let run = matching.remove(0);
+            if run.state != State::Complete {
+                return Err(TargetError::NotCompleted {
+                    app,
+                    run: run.id,
+                    state: run.state,
+                });
+            }
+            run
+        }
+        None => {
+            // After a run that did not complete (a failed update left by a `manual` or
+            // `never` policy, or `--no-rollback`), what is live is not the recorded
+            // version: that version is the one to restore. Otherwise the one before it.
+            let last_completed =
+                deployment.is_complete() || deployment.state == DeploymentState::Destroyed;
+            runs.into_iter()
+                .find(|r| {
+                    r.state == State::Complete
+                        && r.snapshot.is_some()
+                        && (!last_completed
+                            || deployment.spec_hash.as_deref() != Some(r.spec_hash.as_str()))
+                })
+                .ok_or(TargetError::NothingEarlier { app: app.clone() })?
+        }
+    };
+    let Some(snapshot) = &target.snapshot else {
+        return Err(TargetError::NoSnapshot {
+            app,
+            run: target.id,
+        });
+    };
+    let snapshot = Snapshot::from_json(snapshot).map_err(|error| TargetError::Unreadable {
+        run: target.id.clone(),
+        error,
+    })?;
+    let spec = snapshot.into_loaded(std::path::PathBuf::from(&deployment.spec_path));
+    Ok(RollbackTarget { run: target, spec })
+}

@@ -1,0 +1,150 @@
+//! One run in progress: what it works with, how it tells its events, moves through the
+//! state machine and calls providers (with retries).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::apply::Context;
+use super::desired::Wanted;
+use super::events::{Observer, RunEvent};
+use crate::domain::{PerRole, State};
+use crate::plugins::instance::ProviderInstance;
+use crate::plugins::types::ProviderError;
+use crate::retry::Backoff;
+use crate::secrets::Redactor;
+use crate::store::{Store, StoreError};
+
+/// The store, shared by the apps of one apply. A panic elsewhere never makes it unusable:
+/// every write is a transaction of its own.
+pub(crate) fn lock_store(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One configured provider instance per role.
+pub type Instances = PerRole<ProviderInstance>;
+
+/// Values that must never leave the engine as they are: the app's secrets, webhook URLs
+/// from variables. Applied to what the engine writes itself (state, webhook bodies).
+#[derive(Default)]
+pub struct Hidden(Mutex<Redactor>);
+
+impl Hidden {
+    pub fn add(&self, value: &SecretString) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .add(value);
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .redact(text)
+    }
+}
+
+/// A started run.
+pub(crate) struct Run<'a, 'b> {
+    pub ctx: &'a Context<'b>,
+    pub app: String,
+    pub deployment: i64,
+    pub run_id: String,
+    pub owner: String,
+    pub state: State,
+    pub secret_names: Vec<String>,
+    /// Resources the plan shows unchanged (`=`): left alone when what the provider
+    /// reads back shows no drift, so that apply does what plan said.
+    pub settled: Vec<Wanted>,
+    /// Whether an earlier completed version exists for `fabrik rollback` to restore.
+    pub restorable: bool,
+    pub hidden: &'a Hidden,
+}
+
+impl Run<'_, '_> {
+    pub fn event(&self, event: RunEvent) {
+        self.ctx
+            .observer
+            .event(&self.app, Some(&self.run_id), &event);
+    }
+
+    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        lock_store(self.ctx.store)
+    }
+
+    /// Moves the run to `next`, recording `reason` (redacted).
+    pub fn to(&mut self, next: State, reason: Option<&str>) -> Result<(), StoreError> {
+        let reason = reason.map(|r| self.hidden.redact(r));
+        let state = self.store().transition(
+            self.deployment,
+            &self.run_id,
+            self.state,
+            next,
+            reason.as_deref(),
+        )?;
+        self.state = state;
+        self.event(RunEvent::StateChanged { state: self.state });
+        Ok(())
+    }
+
+    /// A provider call, retried while it fails transiently; each retry is an event.
+    pub async fn retried<T>(
+        &self,
+        what: &str,
+        call: impl AsyncFnMut() -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let ctx = self.ctx;
+        retried(
+            ctx.observer,
+            ctx.options.backoff,
+            &self.app,
+            Some(&self.run_id),
+            what,
+            call,
+        )
+        .await
+    }
+}
+
+/// A provider call for `app`, retried as `backoff` says while it fails
+/// transiently (honouring the API's Retry-After); each retry is told to the observer.
+pub(crate) async fn retried<T>(
+    observer: &dyn Observer,
+    backoff: Backoff,
+    app: &str,
+    run: Option<&str>,
+    what: &str,
+    call: impl AsyncFnMut() -> Result<T, ProviderError>,
+) -> Result<T, ProviderError> {
+    backoff
+        .run(
+            call,
+            |error| match error {
+                ProviderError::Transient { retry_after, .. } => Some(*retry_after),
+                _ => None,
+            },
+            |error, wait: Duration, attempt| {
+                let message = match error {
+                    ProviderError::Transient { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                observer.event(
+                    app,
+                    run,
+                    &RunEvent::Retrying {
+                        what: what.to_owned(),
+                        error: message,
+                        wait,
+                        attempt,
+                        attempts: backoff.attempts,
+                    },
+                );
+            },
+        )
+        .await
+        .0
+}

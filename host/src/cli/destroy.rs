@@ -1,0 +1,85 @@
+//! `fabrik destroy NAME`: asks, then lets the engine delete what Fabrik created for the
+//! app.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use fabrik_engine::orchestrator::destroy::{Destroy, DestroyError};
+use fabrik_engine::orchestrator::events::{Observer, RunEvent};
+use fabrik_engine::plugins::ProviderSet;
+use fabrik_engine::plugins::cache::ComponentCache;
+use fabrik_engine::secrets::EnvSource;
+use fabrik_engine::workspace::Workspace;
+use secrecy::SecretString;
+
+use super::{ExitStatus, render};
+
+/// Prints each deletion as it happens, on stderr.
+struct Lines;
+
+impl Observer for Lines {
+    fn event(&self, _app: &str, _run: Option<&str>, event: &RunEvent) {
+        let line = render::event(event);
+        match event {
+            RunEvent::NotDestroyed { .. } => eprintln!("error: {line}"),
+            RunEvent::Destroyed { .. } => eprintln!("{line}"),
+            _ => tracing::info!("{line}"),
+        }
+    }
+
+    fn secret(&self, _value: &SecretString) {}
+}
+
+pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
+    let workspace = Workspace::current(state)?;
+    let project = &workspace.project;
+    let store = workspace.open_store()?;
+    let destroy = match Destroy::prepare(project, &store, name) {
+        Ok(destroy) => destroy,
+        Err(error @ DestroyError::NoDeployment { .. }) => {
+            eprintln!("error: {error}");
+            return Ok(ExitStatus::Failure);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let owned = destroy.resources();
+    if owned.is_empty() {
+        destroy.finish_empty(&store)?;
+        eprintln!("`{name}` has no resources to delete");
+        return Ok(ExitStatus::Success);
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "error: `fabrik destroy` deletes {} resource(s) of `{name}`; pass `--yes` to confirm",
+                owned.len()
+            );
+            return Ok(ExitStatus::Invalid);
+        }
+        eprint!(
+            "Delete {} resource(s) of `{name}` ({}){}? [y/N] ",
+            owned.len(),
+            owned
+                .iter()
+                .map(|r| format!("{} {}", r.kind, r.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if purge { ", with their data" } else { "" }
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing deleted");
+            return Ok(ExitStatus::Failure);
+        }
+    }
+    let providers = ProviderSet::load(project, &ComponentCache::from_env())?;
+    let env = EnvSource::load(&project.dir).map_err(anyhow::Error::msg)?;
+    let destroyed =
+        super::runtime()?.block_on(destroy.run(&providers, &env, &store, &Lines, purge))?;
+    Ok(if destroyed.is_complete() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}

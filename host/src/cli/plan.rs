@@ -1,0 +1,132 @@
+//! `fabrik plan` (and `apply --dry-run`): the plan of each spec against the state, with
+//! no provider called and no credential needed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fabrik_engine::orchestrator::plan::{Known, Plan};
+use fabrik_engine::orchestrator::snapshot::deployed_fingerprints;
+use fabrik_engine::project::project_dir;
+use fabrik_engine::secrets::{self, EnvSource};
+use fabrik_engine::spec::LoadedSpec;
+use fabrik_engine::store::Store;
+use fabrik_engine::workspace::Workspace;
+
+use super::apply::check_providers;
+use super::validate::load_all;
+use super::{ExitStatus, OutputFormat, report};
+
+/// What a project's state and secrets say, read without changing anything: no database
+/// is created and no secret generated. Read once per project, whatever its spec count.
+struct PlanSource {
+    workspace: Workspace,
+    env: EnvSource,
+    key: Option<Vec<u8>>,
+    store: Option<Store>,
+}
+
+impl PlanSource {
+    fn open(dir: &Path, state_path: Option<&Path>) -> anyhow::Result<Self> {
+        let workspace = Workspace::at(dir, state_path)?;
+        Ok(Self {
+            env: EnvSource::load(dir).map_err(anyhow::Error::msg)?,
+            key: secrets::existing_fingerprint_key(dir),
+            store: workspace.existing_store()?,
+            workspace,
+        })
+    }
+
+    /// What the state knows of `loaded`'s app, and its secrets' fingerprints now.
+    fn known(&self, loaded: &LoadedSpec) -> anyhow::Result<Known> {
+        let mut known = Known::default();
+        for name in &loaded.spec.secrets {
+            let fingerprint = self.env.get(name).map(|value| match &self.key {
+                Some(key) => secrets::fingerprint(key, name, &value),
+                None => "(no fingerprint key yet)".to_owned(),
+            });
+            known.current_fingerprints.insert(name.clone(), fingerprint);
+        }
+        let Some(store) = &self.store else {
+            return Ok(known);
+        };
+        let project = &self.workspace.project.name;
+        let Some(deployment) = store.deployment(project, &loaded.spec.name)? else {
+            return Ok(known);
+        };
+        known.rows = store.resources(deployment.id)?;
+        known.deployed_fingerprints =
+            deployed_fingerprints(store.runs(deployment.id)?, &deployment);
+        known.deployment = Some(deployment);
+        Ok(known)
+    }
+}
+
+/// Validates the specs and prints their plans against the state; calls no provider and
+/// needs no credentials.
+pub fn run(
+    paths: &[PathBuf],
+    format: OutputFormat,
+    detailed_exitcode: bool,
+    state_path: Option<&Path>,
+) -> anyhow::Result<ExitStatus> {
+    let (loaded, all_valid) = load_all(paths, format)?;
+    if !all_valid {
+        return Ok(ExitStatus::Invalid);
+    }
+    if let Err(problem) = check_providers(&loaded) {
+        eprintln!("error: {problem}");
+        return Ok(ExitStatus::Invalid);
+    }
+    let mut sources = BTreeMap::new();
+    let mut plans = Vec::new();
+    for spec in &loaded {
+        let source = match sources.entry(project_dir(&spec.path)) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let source = PlanSource::open(entry.key(), state_path)?;
+                entry.insert(source)
+            }
+        };
+        plans.push(Plan::against(spec, &source.known(spec)?));
+    }
+    for plan in &plans {
+        match format {
+            OutputFormat::Human => print_plan(plan),
+            OutputFormat::Json => {
+                report::json_line(&serde_json::json!({ "event": "plan", "plan": plan }))
+            }
+        }
+    }
+    if format == OutputFormat::Human {
+        println!("Dry run: no provider was called and nothing was changed.");
+    }
+    let changes = plans.iter().any(Plan::has_changes);
+    Ok(if detailed_exitcode && changes {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
+    })
+}
+
+fn print_plan(plan: &Plan) {
+    println!("Plan for `{}` ({}):", plan.app, plan.spec);
+    for step in &plan.steps {
+        let rollback = step
+            .rollback
+            .map(|mode| format!(" [rollback: {mode}]"))
+            .unwrap_or_default();
+        println!(
+            "  {} {} {}: {}{rollback}",
+            step.action.marker(),
+            step.kind,
+            step.name,
+            step.detail
+        );
+        for change in &step.changes {
+            println!("      {change}");
+        }
+    }
+    if !plan.has_changes() {
+        println!("  No changes: the state says this version is deployed.");
+    }
+}

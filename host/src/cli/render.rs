@@ -1,0 +1,131 @@
+//! The sentences the command line writes for the engine's typed events and outcomes.
+
+use fabrik_engine::orchestrator::events::{ResourceChange, RunEvent};
+use fabrik_engine::orchestrator::outcome::Outcome;
+
+/// One line for `event`.
+pub fn event(event: &RunEvent) -> String {
+    match event {
+        RunEvent::StateChanged { state } => state.to_string(),
+        RunEvent::LockTakenOver { previous } => {
+            format!("took over a stale lock left by {previous}")
+        }
+        RunEvent::SecretGenerated { name } => {
+            format!("generated secret {name} and saved it to .env")
+        }
+        RunEvent::InterruptedRunClosed {
+            run,
+            left_in,
+            reason,
+        } => format!("run {run} was {left_in}: {reason}"),
+        RunEvent::Retrying {
+            what,
+            error,
+            wait,
+            attempt,
+            attempts,
+        } => format!(
+            "{what}: {error}; retrying in {:.1} s (attempt {attempt} of {attempts})",
+            wait.as_secs_f32()
+        ),
+        RunEvent::Resource { change, resource } => match change {
+            ResourceChange::Unchanged => format!("unchanged {resource}"),
+            ResourceChange::Created => format!("created {resource}"),
+            ResourceChange::Updated => format!("updated {resource}"),
+            ResourceChange::Adopted => format!("adopted {resource}"),
+            ResourceChange::FoundUntracked => {
+                format!("found {resource} by its owner tag, not in the state: updating it")
+            }
+            ResourceChange::CreatedUnfinished => {
+                format!("created {resource}, but the create did not finish")
+            }
+            ResourceChange::DeletedUnwanted => format!("deleted {resource}: no longer in the spec"),
+            ResourceChange::RecoveredFromInterrupted => {
+                format!("adopted {resource}, left by an interrupted run")
+            }
+            ResourceChange::NeverCreated => {
+                format!("{resource} was never created by the interrupted run")
+            }
+        },
+        RunEvent::Drift {
+            difference,
+            repairing: true,
+        } => format!("repairing drift: {difference}"),
+        RunEvent::Drift {
+            difference,
+            repairing: false,
+        } => format!("drift: {difference}"),
+        RunEvent::NoChanges => {
+            "no changes: the spec is unchanged and its resources are live".to_owned()
+        }
+        RunEvent::Restoring {
+            restores,
+            spec_hash,
+        } => format!("deploying again the version of run {restores} ({spec_hash})"),
+        RunEvent::Progress { message } => message.clone(),
+        RunEvent::NothingToDeploy { resource } => {
+            format!("{resource} is unchanged: nothing to deploy")
+        }
+        RunEvent::Failed { reason } => reason.clone(),
+        RunEvent::HookStarted { hook, command } => {
+            format!("running {}: {command}", hook.as_str())
+        }
+        RunEvent::HookOutput { hook, line } => format!("{}: {line}", hook.as_str()),
+        RunEvent::ResolveOverride { host, port, addr } => {
+            format!("using resolve override {host}:{port} -> {addr}")
+        }
+        RunEvent::ExtraCa { path } => format!("trusting the extra CA in {path}"),
+        RunEvent::Verified {
+            url,
+            status,
+            attempts,
+        } => format!("{url} answered {status} after {attempts} attempt(s)"),
+        RunEvent::Notified {
+            target,
+            event,
+            attempts,
+        } => format!("told {target} ({}, attempt {attempts})", event.as_str()),
+        RunEvent::Undone { action, resource } => format!("{} {resource}", action.as_str()),
+        RunEvent::Warning { warning } => warning.to_string(),
+        RunEvent::Destroyed {
+            resource,
+            data_kept: true,
+        } => format!(
+            "deleted {resource}; its data volumes were kept on the server (`--purge` deletes them with the resource)"
+        ),
+        RunEvent::Destroyed {
+            resource,
+            data_kept: false,
+        } => format!("deleted {resource}"),
+        RunEvent::NotDestroyed { resource, error } => format!("{resource}: {error}"),
+    }
+}
+
+/// The human summary of one app's outcome.
+pub fn summary(outcome: &Outcome) -> String {
+    use fabrik_engine::domain::State;
+    let mut text = format!("{}: {}", outcome.app, outcome.state);
+    if outcome.state == State::Complete {
+        text.push_str(&format!(" {}", outcome.url));
+        if !outcome.changed {
+            text.push_str(" (no changes)");
+        }
+    } else {
+        text.push_str(&format!(
+            "\n  what went wrong: {}",
+            outcome.reason().as_deref().unwrap_or("unknown")
+        ));
+        if let Some(rollback) = &outcome.rollback {
+            for undone in &rollback.undone {
+                text.push_str(&format!("\n  undone: {undone}"));
+            }
+            for left in &rollback.left {
+                text.push_str(&format!("\n  left in place: {left}"));
+            }
+        }
+    }
+    for warning in &outcome.warnings {
+        text.push_str(&format!("\n  warning: {warning}"));
+    }
+    text
+}

@@ -1,0 +1,72 @@
+//! `fabrik rollback NAME [--to RUN]`: deploys again the version of an earlier completed
+//! run; the engine chooses which.
+
+use fabrik_engine::domain::RunOrigin;
+use fabrik_engine::orchestrator::rollback::{TargetError, rollback_target};
+use fabrik_engine::workspace::Workspace;
+
+use super::apply::deploy;
+use super::progress::Reporter;
+use super::{ExitStatus, RollbackArgs};
+
+pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
+    let name = &args.name;
+    let workspace = Workspace::current(args.run.state.path.as_deref())?;
+    let project = &workspace.project;
+    let store = workspace.open_store()?;
+    let Some(deployment) = store.deployment(&project.name, name)? else {
+        eprintln!(
+            "error: no deployment named `{name}` in project `{}`",
+            project.name
+        );
+        return Ok(ExitStatus::Failure);
+    };
+    let runs = store.runs(deployment.id)?;
+    drop(store);
+    let target = match rollback_target(&deployment, runs, args.to.as_deref()) {
+        Ok(target) => target,
+        Err(error) => {
+            let (hint, status) = match &error {
+                TargetError::NoSuchRun { .. } => (
+                    format!("\n\nhint: `fabrik history {name}` lists them"),
+                    ExitStatus::Invalid,
+                ),
+                TargetError::Ambiguous { .. } => (String::new(), ExitStatus::Invalid),
+                TargetError::NothingEarlier { .. } => (
+                    format!("\n\nhint: `fabrik history {name}` lists its runs"),
+                    ExitStatus::Failure,
+                ),
+                TargetError::Unreadable { .. } => return Err(error.into()),
+                TargetError::NotCompleted { .. } | TargetError::NoSnapshot { .. } => {
+                    (String::new(), ExitStatus::Failure)
+                }
+            };
+            eprintln!("error: {error}{hint}");
+            return Ok(status);
+        }
+    };
+    eprintln!(
+        "Rolling `{name}` back to run {} (spec {}, started {})",
+        target.run.id, target.run.spec_hash, target.run.started_at
+    );
+    let reporter = Reporter::new(args.run.output.output, args.run.progress);
+    let origin = RunOrigin::Rollback {
+        restores: target.run.id.clone(),
+    };
+    let complete = deploy(
+        &workspace,
+        &[(&target.spec, origin)],
+        &args.run,
+        1,
+        &reporter,
+    )?;
+    if complete {
+        eprintln!(
+            "note: `{}` still describes the newer version; the next `fabrik apply` of it deploys that again",
+            deployment.spec_path
+        );
+        Ok(ExitStatus::Success)
+    } else {
+        Ok(ExitStatus::Failure)
+    }
+}

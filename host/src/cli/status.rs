@@ -1,0 +1,52 @@
+//! `fabrik status [NAME]`: deployments, their state and resources.
+
+use std::path::Path;
+
+use fabrik_engine::domain::ResourceStatus;
+use fabrik_engine::workspace::Workspace;
+
+use super::ExitStatus;
+
+pub fn run(name: Option<&str>, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
+    let store = Workspace::current(state)?.open_store()?;
+    let deployments: Vec<_> = store
+        .deployments()?
+        .into_iter()
+        .filter(|d| name.is_none_or(|n| d.app == n))
+        .collect();
+    if deployments.is_empty() {
+        eprintln!(
+            "no deployment{}",
+            name.map(|n| format!(" named `{n}`")).unwrap_or_default()
+        );
+        return Ok(if name.is_some() {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        });
+    }
+    for d in deployments {
+        println!(
+            "{}: {} ({}), spec {}",
+            d.app,
+            d.state,
+            d.spec_path,
+            d.spec_hash.as_deref().unwrap_or("never completed")
+        );
+        for r in store
+            .resources(d.id)?
+            .iter()
+            .filter(|r| r.status != ResourceStatus::Deleted)
+        {
+            println!(
+                "  {} {} {} [{}] {}",
+                r.provider,
+                r.kind,
+                r.name,
+                r.status,
+                r.external_id.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    Ok(ExitStatus::Success)
+}
