@@ -19,7 +19,7 @@ impl Role {
     /// Every role, in the order providers are listed.
     pub const ALL: [Role; 2] = [Role::Coolify, Role::Dns];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Role::Coolify => "coolify",
             Role::Dns => "dns",

@@ -290,7 +290,7 @@ impl FreshSteps {
                 desired::DNS_KIND.to_owned(),
                 spec.domain.clone(),
                 format!("A record to the IP of Coolify server `{}`", spec.server),
-                Some(spec.rollback.dns),
+                Some(spec.rollback.for_role(Role::Dns)),
             ),
             coolify: step(
                 Action::Create,
@@ -306,7 +306,7 @@ impl FreshSteps {
                     spec.coolify.environment,
                     spec.server
                 ),
-                Some(spec.rollback.coolify),
+                Some(spec.rollback.for_role(Role::Coolify)),
             ),
             deploy: step(
                 Action::Run,

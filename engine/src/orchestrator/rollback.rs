@@ -11,7 +11,7 @@ use super::outcome::{Left, LeftBecause, RollbackProblem, RollbackReport, Undone}
 use super::removal::{DELETION_TIMEOUT, delete_and_confirm};
 use super::run::{Instances, Run};
 use super::snapshot::Snapshot;
-use crate::domain::{DeploymentState, ResourceStatus, Role, State};
+use crate::domain::{DeploymentState, ResourceStatus, State};
 use crate::plugins::types::ProviderError;
 use crate::spec::LoadedSpec;
 use crate::spec::model::RollbackMode;
@@ -64,10 +64,7 @@ pub(crate) async fn roll_back(
             continue;
         };
         let resource = ResourceRef::new(&row.kind, &row.name, Some(&id));
-        let mode = match row.provider {
-            Role::Dns => spec.rollback.dns,
-            Role::Coolify => spec.rollback.coolify,
-        };
+        let mode = spec.rollback.for_role(row.provider);
         let created = row.created_by_run.as_deref() == Some(run.run_id.as_str());
         let because = match mode {
             RollbackMode::Never => Some(LeftBecause::PolicyNever),

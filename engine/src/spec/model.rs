@@ -149,6 +149,23 @@ pub struct RollbackPolicy {
     pub dns: RollbackMode,
 }
 
+impl RollbackPolicy {
+    /// The policy for what the provider of `role` manages.
+    pub fn for_role(&self, role: crate::domain::Role) -> RollbackMode {
+        match role {
+            crate::domain::Role::Coolify => self.coolify,
+            crate::domain::Role::Dns => self.dns,
+        }
+    }
+
+    pub fn for_role_mut(&mut self, role: crate::domain::Role) -> &mut RollbackMode {
+        match role {
+            crate::domain::Role::Coolify => &mut self.coolify,
+            crate::domain::Role::Dns => &mut self.dns,
+        }
+    }
+}
+
 impl Default for RollbackPolicy {
     fn default() -> Self {
         Self {

@@ -13,6 +13,7 @@ use super::model::{
     DEFAULT_HEALTH_TIMEOUT, DEFAULT_HOOK_TIMEOUT, Healthcheck, Hooks, Notify, NotifyEvent,
     RollbackMode, RollbackPolicy, Source, Webhook, WebhookTarget,
 };
+use crate::domain::Role;
 
 const TOP_LEVEL: &[&str] = &[
     "name",
@@ -33,7 +34,8 @@ const SOURCE_KEYS: &[&str] = &["image", "git", "branch"];
 const SECRET_KEYS: &[&str] = &["name", "generate"];
 const COOLIFY_KEYS: &[&str] = &["project", "environment", "destination"];
 const HEALTH_KEYS: &[&str] = &["path", "timeout", "interval", "expect_status"];
-const ROLLBACK_KEYS: &[&str] = &["coolify", "dns"];
+/// A rollback policy per provider role.
+const ROLLBACK_KEYS: &[&str] = &[Role::Coolify.as_str(), Role::Dns.as_str()];
 const WEBHOOK_KEYS: &[&str] = &["url", "url_env", "on"];
 const HOOK_KEYS: &[&str] = &["pre_deploy", "post_deploy", "timeout"];
 
@@ -715,14 +717,13 @@ impl Reader<'_> {
             return policy;
         };
         self.known_keys(mapping, "rollback", ROLLBACK_KEYS);
-        for class in ROLLBACK_KEYS {
-            let Some(text) = self.string(mapping, "rollback", class) else {
+        for role in Role::ALL {
+            let Some(text) = self.string(mapping, "rollback", role.as_str()) else {
                 continue;
             };
-            let field = child("rollback", class);
+            let field = child("rollback", role.as_str());
             match RollbackMode::parse(&text) {
-                Some(mode) if *class == "coolify" => policy.coolify = mode,
-                Some(mode) => policy.dns = mode,
+                Some(mode) => *policy.for_role_mut(role) = mode,
                 None => self.error_with_hint(
                     &field,
                     format!("{text:?} is not a rollback mode"),
