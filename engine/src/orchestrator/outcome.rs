@@ -145,3 +145,62 @@ fn failure<S: serde::Serializer>(
     }
     map.end()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(rollback: RollbackReport) -> Outcome {
+        Outcome {
+            app: "api".to_owned(),
+            state: State::Failed,
+            url: "https://api.example.com/health".to_owned(),
+            changed: true,
+            run_id: Some("r1".to_owned()),
+            spec_hash: "h".to_owned(),
+            failure: Some(RunFailure::DeploymentFailed("exit 1".to_owned())),
+            rollback: Some(rollback),
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn the_reason_says_whether_the_rollback_was_disabled_or_incomplete() {
+        let record = ResourceRef::new("dns-record", "api.example.com", Some("z/1"));
+        let disabled = failed(RollbackReport {
+            disabled: true,
+            ..RollbackReport::default()
+        });
+        assert_eq!(
+            disabled.reason().as_deref(),
+            Some("the deployment failed: exit 1 (rollback disabled)")
+        );
+        let incomplete = failed(RollbackReport {
+            problems: vec![RollbackProblem {
+                resource: record.clone(),
+                error: "unauthorized".to_owned(),
+            }],
+            ..RollbackReport::default()
+        });
+        assert_eq!(
+            incomplete.reason().as_deref(),
+            Some(
+                "the deployment failed: exit 1; rollback incomplete: dns-record api.example.com (z/1): unauthorized"
+            )
+        );
+        let json = serde_json::to_value(&incomplete).expect("serializes");
+        assert_eq!(json["failure"]["code"], "deployment_failed");
+        assert_eq!(json["rollback"]["problems"][0]["resource"]["id"], "z/1");
+        let left = Left {
+            resource: record,
+            because: LeftBecause::PolicyManual {
+                app: "api".to_owned(),
+                restorable: false,
+            },
+        };
+        assert!(
+            left.to_string().contains("`fabrik destroy api --yes`"),
+            "{left}"
+        );
+    }
+}

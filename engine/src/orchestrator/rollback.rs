@@ -240,3 +240,120 @@ pub fn rollback_target(
     let spec = snapshot.into_loaded(std::path::PathBuf::from(&deployment.spec_path));
     Ok(RollbackTarget { run: target, spec })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RunOrigin;
+
+    fn snapshot(image: &str) -> serde_json::Value {
+        let templates = crate::spec::TemplateRegistry::load(std::path::Path::new("/nonexistent"))
+            .expect("templates");
+        let loaded = crate::spec::parse(
+            std::path::Path::new("api.yaml"),
+            &format!(
+                "name: api\ntemplate: python-api\ndomain: api.example.com\nserver: vps1\n\
+                 source: {{ image: '{image}' }}\n"
+            ),
+            &templates,
+        )
+        .expect("valid");
+        Snapshot::of(&loaded, &BTreeMap::new()).to_json()
+    }
+
+    fn run(id: &str, state: State, hash: &str, image: Option<&str>) -> RunRow {
+        RunRow {
+            id: id.to_owned(),
+            state,
+            spec_hash: hash.to_owned(),
+            started_at: "1".to_owned(),
+            finished_at: None,
+            reason: None,
+            origin: RunOrigin::Apply,
+            snapshot: image.map(snapshot),
+        }
+    }
+
+    fn deployment(state: DeploymentState, hash: Option<&str>) -> Deployment {
+        Deployment {
+            id: 1,
+            project: "p".to_owned(),
+            app: "api".to_owned(),
+            spec_path: "api.yaml".to_owned(),
+            spec_hash: hash.map(str::to_owned),
+            state,
+        }
+    }
+
+    fn image(target: &RollbackTarget) -> String {
+        match &target.spec.spec.source {
+            Some(crate::spec::model::Source::Image { image }) => image.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_previous_completed_version_is_chosen_and_a_prefix_names_one_run() {
+        // Newest first: the current version h2, a failed h3 before it was undone, h1.
+        let runs = || {
+            vec![
+                run("c3", State::RolledBack, "h3", Some("api:3")),
+                run("b2", State::Complete, "h2", Some("api:2")),
+                run("a1", State::Complete, "h1", Some("api:1")),
+            ]
+        };
+        let complete = deployment(DeploymentState::Run(State::Complete), Some("h2"));
+        let target = rollback_target(&complete, runs(), None).expect("a target");
+        assert_eq!(
+            (target.run.id.as_str(), image(&target).as_str()),
+            ("a1", "api:1")
+        );
+
+        // After a failed run left in place, the recorded version is the one to restore.
+        let failed = deployment(DeploymentState::Run(State::Failed), Some("h2"));
+        let target = rollback_target(&failed, runs(), None).expect("a target");
+        assert_eq!(target.run.id, "b2");
+
+        let target = rollback_target(&complete, runs(), Some("a")).expect("by prefix");
+        assert_eq!(target.run.id, "a1");
+        assert!(matches!(
+            rollback_target(&complete, runs(), Some("c")),
+            Err(TargetError::NotCompleted {
+                state: State::RolledBack,
+                ..
+            })
+        ));
+        assert!(matches!(
+            rollback_target(&complete, runs(), Some("z")),
+            Err(TargetError::NoSuchRun { .. })
+        ));
+        assert!(matches!(
+            rollback_target(&complete, runs(), Some("")),
+            Err(TargetError::Ambiguous { count: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn nothing_earlier_or_no_snapshot_is_refused() {
+        let only = vec![run("a1", State::Complete, "h1", Some("api:1"))];
+        let complete = deployment(DeploymentState::Run(State::Complete), Some("h1"));
+        assert!(matches!(
+            rollback_target(&complete, only, None),
+            Err(TargetError::NothingEarlier { .. })
+        ));
+        let old = vec![
+            run("b2", State::Complete, "h2", Some("api:2")),
+            run("a1", State::Complete, "h1", None),
+        ];
+        let at_b2 = deployment(DeploymentState::Run(State::Complete), Some("h2"));
+        assert!(matches!(
+            rollback_target(&at_b2, old.clone(), Some("a1")),
+            Err(TargetError::NoSnapshot { .. })
+        ));
+        // Without `--to`, a run without a snapshot is never chosen.
+        assert!(matches!(
+            rollback_target(&at_b2, old, None),
+            Err(TargetError::NothingEarlier { .. })
+        ));
+    }
+}

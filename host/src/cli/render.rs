@@ -129,3 +129,66 @@ pub fn summary(outcome: &Outcome) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use fabrik_engine::domain::State;
+    use fabrik_engine::orchestrator::events::{EventKind, ResourceRef};
+
+    use super::*;
+
+    #[test]
+    fn events_read_as_sentences_and_keep_their_kind() {
+        let record = ResourceRef::new("dns-record", "api.example.com", Some("z/1"));
+        let cases = [
+            (
+                RunEvent::StateChanged {
+                    state: State::Deploying,
+                },
+                EventKind::State,
+                "DEPLOYING",
+            ),
+            (
+                RunEvent::Resource {
+                    change: ResourceChange::Created,
+                    resource: record.clone(),
+                },
+                EventKind::Resource,
+                "created dns-record api.example.com (z/1)",
+            ),
+            (
+                RunEvent::Resource {
+                    change: ResourceChange::NeverCreated,
+                    resource: ResourceRef::new("service", "api", None),
+                },
+                EventKind::Recover,
+                "service api was never created by the interrupted run",
+            ),
+            (
+                RunEvent::Retrying {
+                    what: "service api".to_owned(),
+                    error: "502".to_owned(),
+                    wait: Duration::from_millis(500),
+                    attempt: 2,
+                    attempts: 3,
+                },
+                EventKind::Retry,
+                "service api: 502; retrying in 0.5 s (attempt 2 of 3)",
+            ),
+            (
+                RunEvent::Destroyed {
+                    resource: ResourceRef::new("service", "api", Some("u1")),
+                    data_kept: true,
+                },
+                EventKind::Resource,
+                "deleted service api (u1); its data volumes were kept on the server (`--purge` deletes them with the resource)",
+            ),
+        ];
+        for (event, kind, sentence) in cases {
+            assert_eq!(event.kind(), kind, "{event:?}");
+            assert_eq!(super::event(&event), sentence);
+        }
+    }
+}

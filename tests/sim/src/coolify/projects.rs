@@ -1,0 +1,234 @@
+//! Projects and their environments.
+
+use super::*;
+
+pub(super) fn project_json(p: &Project) -> Value {
+    json!({ "id": p.id, "uuid": p.uuid, "name": p.name, "description": p.description })
+}
+
+pub(super) fn environment_json(e: &Environment, project: &Project) -> Value {
+    json!({ "id": e.id, "uuid": e.uuid, "name": e.name, "project_id": project.id, "created_at": TIMESTAMP, "updated_at": TIMESTAMP, "description": "" })
+}
+
+pub(super) async fn list_projects(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = sim.enter("list_projects", &method, &uri, &headers).await {
+        return r;
+    }
+    axum::Json(Value::Array(
+        sim.with(|s| s.projects.iter().map(project_json).collect()),
+    ))
+    .into_response()
+}
+
+pub(super) async fn create_project(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = sim.enter("create_project", &method, &uri, &headers).await {
+        return r;
+    }
+    let body = match json_body(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let unknown = unknown_keys(&body, &["name", "description"]);
+    if !unknown.is_empty() {
+        return not_allowed(&unknown);
+    }
+    // ProjectController::create_project: `nameRules()` and `descriptionRules()`.
+    let name = str_field(&body, "name");
+    let mut errors = Errors::default();
+    if let Some(problem) = rules::name_problem(&name) {
+        errors.add("name", problem);
+    }
+    if let Some(problem) = rules::description_problem(&str_field(&body, "description")) {
+        errors.add("description", problem);
+    }
+    if let Some(r) = errors.response() {
+        return r;
+    }
+    sim.with(|s| {
+        s.next += 1;
+        let id = s.next;
+        s.next += 1;
+        // Coolify creates a `production` environment with every project.
+        let production = Environment {
+            id: s.next,
+            uuid: uuid(s.next),
+            name: "production".to_owned(),
+        };
+        let project = Project {
+            id,
+            uuid: uuid(id),
+            name,
+            description: str_field(&body, "description"),
+            environments: vec![production],
+        };
+        let created = json!({ "uuid": project.uuid });
+        s.projects.push(project);
+        (StatusCode::CREATED, axum::Json(created)).into_response()
+    })
+}
+
+pub(super) fn find_project<'a>(s: &'a mut Store, uuid: &str) -> Option<&'a mut Project> {
+    s.projects.iter_mut().find(|p| p.uuid == uuid)
+}
+
+pub(super) async fn get_project(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> Response {
+    if let Err(r) = sim.enter("get_project", &method, &uri, &headers).await {
+        return r;
+    }
+    sim.with(|s| match find_project(s, &project) {
+        Some(p) => {
+            let mut body = project_json(p);
+            body["environments"] = p
+                .environments
+                .iter()
+                .map(|e| environment_json(e, p))
+                .collect();
+            axum::Json(body).into_response()
+        }
+        None => message(StatusCode::NOT_FOUND, "Project not found."),
+    })
+}
+
+pub(super) async fn list_environments(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> Response {
+    if let Err(r) = sim
+        .enter("list_environments", &method, &uri, &headers)
+        .await
+    {
+        return r;
+    }
+    sim.with(|s| match find_project(s, &project) {
+        Some(p) => axum::Json(
+            p.environments
+                .iter()
+                .map(|e| json!({ "id": e.id, "name": e.name, "uuid": e.uuid }))
+                .collect::<Value>(),
+        )
+        .into_response(),
+        None => message(StatusCode::NOT_FOUND, "Project not found."),
+    })
+}
+
+pub(super) async fn create_environment(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = sim
+        .enter("create_environment", &method, &uri, &headers)
+        .await
+    {
+        return r;
+    }
+    let body = match json_body(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let unknown = unknown_keys(&body, &["name", "description"]);
+    if !unknown.is_empty() {
+        return not_allowed(&unknown);
+    }
+    let name = str_field(&body, "name");
+    // ProjectController::create_environment: the same `nameRules()` as a project.
+    if let Some(problem) = rules::name_problem(&name) {
+        let mut errors = Errors::default();
+        errors.add("name", problem);
+        if let Some(r) = errors.response() {
+            return r;
+        }
+    }
+    sim.with(|s| {
+        s.next += 1;
+        let id = s.next;
+        let Some(p) = find_project(s, &project) else {
+            return message(StatusCode::NOT_FOUND, "Project not found.");
+        };
+        if p.environments.iter().any(|e| e.name == name) {
+            return message(
+                StatusCode::CONFLICT,
+                "Environment with this name already exists.",
+            );
+        }
+        let environment = Environment {
+            id,
+            uuid: uuid(id),
+            name,
+        };
+        let created = json!({ "uuid": environment.uuid });
+        p.environments.push(environment);
+        (StatusCode::CREATED, axum::Json(created)).into_response()
+    })
+}
+
+pub(super) async fn get_environment(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path((project, environment)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = sim.enter("get_environment", &method, &uri, &headers).await {
+        return r;
+    }
+    sim.with(|s| {
+        let Some(p) = s.projects.iter().find(|p| p.uuid == project).cloned() else {
+            return message(StatusCode::NOT_FOUND, "Project not found.");
+        };
+        let Some(e) = p
+            .environments
+            .iter()
+            .find(|e| e.name == environment || e.uuid == environment)
+        else {
+            return message(StatusCode::NOT_FOUND, "Environment not found.");
+        };
+        let uuids: Vec<(String, Kind)> = s
+            .resources
+            .values()
+            .filter(|r| r.environment_id == e.id)
+            .map(|r| (r.uuid.clone(), r.kind))
+            .collect();
+        let mut applications = Vec::new();
+        let mut services = Vec::new();
+        for (uuid, kind) in uuids {
+            if let Some(r) = sim.live(s, &uuid, kind) {
+                let status = sim.status_of(s, &r);
+                match kind {
+                    Kind::Application => applications.push(application_json(&r, &status)),
+                    Kind::Service => services.push(service_json(&r, &status)),
+                }
+            }
+        }
+        let mut body = environment_json(e, &p);
+        for key in ["postgresqls", "redis", "mongodbs", "mysqls", "mariadbs"] {
+            body[key] = json!([]);
+        }
+        body["applications"] = Value::Array(applications);
+        body["services"] = Value::Array(services);
+        axum::Json(body).into_response()
+    })
+}
