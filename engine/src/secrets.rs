@@ -9,6 +9,30 @@ use secrecy::SecretString;
 /// Name of the project's dotenv file.
 pub const DOTENV: &str = ".env";
 
+/// Why secrets could not be read, generated or saved. Never carries a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("cannot read `{}`: {reason}", path.display())]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("`{}` is malformed: {reason}", path.display())]
+    Malformed { path: PathBuf, reason: String },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the OS random generator failed: {0}")]
+    Random(getrandom::Error),
+    #[error(
+        "required secret{s} {names} {verb} set neither in the environment nor in {DOTENV} (the spec marks {pronoun} `generate: false`)",
+        s = if missing.len() == 1 { "" } else { "s" },
+        names = missing.join(", "),
+        verb = if missing.len() == 1 { "is" } else { "are" },
+        pronoun = if missing.len() == 1 { "it" } else { "them" }
+    )]
+    RequiredMissing { missing: Vec<String> },
+}
+
 /// The environment and the project's `.env`, read once.
 #[derive(Debug, Default)]
 pub struct EnvSource {
@@ -19,17 +43,21 @@ pub struct EnvSource {
 impl EnvSource {
     /// Reads `<project>/.env` if it exists. A malformed line is an error that names the
     /// file and line, never its content.
-    pub fn load(project_dir: &Path) -> Result<Self, String> {
+    pub fn load(project_dir: &Path) -> Result<Self, SecretsError> {
         let path = project_dir.join(DOTENV);
         if !path.is_file() {
             return Ok(Self::default());
         }
-        let iter = dotenvy::from_path_iter(&path)
-            .map_err(|e| format!("cannot read `{}`: {}", path.display(), describe(&e)))?;
+        let iter = dotenvy::from_path_iter(&path).map_err(|e| SecretsError::Unreadable {
+            path: path.clone(),
+            reason: describe(&e),
+        })?;
         let mut dotenv = BTreeMap::new();
         for item in iter {
-            let (key, value) =
-                item.map_err(|e| format!("`{}` is malformed: {}", path.display(), describe(&e)))?;
+            let (key, value) = item.map_err(|e| SecretsError::Malformed {
+                path: path.clone(),
+                reason: describe(&e),
+            })?;
             dotenv.insert(key, SecretString::from(value));
         }
         Ok(Self {
@@ -89,11 +117,11 @@ pub struct Resolved {
 }
 
 /// 32 alphanumeric characters from the OS CSPRNG, without modulo bias.
-pub fn generate() -> Result<SecretString, String> {
+pub fn generate() -> Result<SecretString, SecretsError> {
     let mut out = String::with_capacity(GENERATED_LENGTH);
     let mut buffer = [0u8; 64];
     while out.len() < GENERATED_LENGTH {
-        getrandom::fill(&mut buffer).map_err(|e| format!("the OS random generator failed: {e}"))?;
+        getrandom::fill(&mut buffer).map_err(SecretsError::Random)?;
         // 248 = 4 * 62: bytes at or above it would bias the alphabet.
         for byte in buffer.iter().filter(|b| **b < 248) {
             if out.len() == GENERATED_LENGTH {
@@ -115,22 +143,16 @@ impl EnvSource {
         project_dir: &Path,
         names: &[String],
         required: &[String],
-    ) -> Result<Vec<Resolved>, String> {
+    ) -> Result<Vec<Resolved>, SecretsError> {
         // Every required secret is checked before any is generated: a missing one must
         // leave `.env` as it was.
-        let missing: Vec<&str> = required
+        let missing: Vec<String> = required
             .iter()
             .filter(|name| self.get(name).is_none())
-            .map(String::as_str)
+            .cloned()
             .collect();
         if !missing.is_empty() {
-            return Err(format!(
-                "required secret{} {} {} set neither in the environment nor in {DOTENV} (the spec marks {} `generate: false`)",
-                if missing.len() == 1 { "" } else { "s" },
-                missing.join(", "),
-                if missing.len() == 1 { "is" } else { "are" },
-                if missing.len() == 1 { "it" } else { "them" },
-            ));
+            return Err(SecretsError::RequiredMissing { missing });
         }
         let mut resolved = Vec::new();
         for name in names {
@@ -159,7 +181,7 @@ impl EnvSource {
         project_dir: &Path,
         name: &str,
         value: &SecretString,
-    ) -> Result<(), String> {
+    ) -> Result<(), SecretsError> {
         use secrecy::ExposeSecret;
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
@@ -171,7 +193,10 @@ impl EnvSource {
             .create(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+            .map_err(|source| SecretsError::Write {
+                path: path.clone(),
+                source,
+            })?;
         let line = format!(
             "{}# generated by fabrik\n{name}={}\n",
             if needs_newline { "\n" } else { "" },
@@ -179,7 +204,10 @@ impl EnvSource {
         );
         file.write_all(line.as_bytes())
             .and_then(|()| file.sync_all())
-            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+            .map_err(|source| SecretsError::Write {
+                path: path.clone(),
+                source,
+            })?;
         self.dotenv.insert(name.to_owned(), value.clone());
         self.dotenv_path = Some(path);
         Ok(())
@@ -189,7 +217,7 @@ impl EnvSource {
 /// The per-project key of secret fingerprints, `.fabrik/fingerprint.key` (mode 0600),
 /// created on first use. Without it, a fingerprint in the state cannot be used to guess a
 /// weak secret offline.
-pub fn fingerprint_key(project_dir: &Path) -> Result<Vec<u8>, String> {
+pub fn fingerprint_key(project_dir: &Path) -> Result<Vec<u8>, SecretsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = project_dir.join(".fabrik").join("fingerprint.key");
@@ -198,19 +226,18 @@ pub fn fingerprint_key(project_dir: &Path) -> Result<Vec<u8>, String> {
     {
         return Ok(key);
     }
-    std::fs::create_dir_all(project_dir.join(".fabrik"))
-        .map_err(|e| format!("cannot create `.fabrik`: {e}"))?;
+    let dir = project_dir.join(".fabrik");
+    std::fs::create_dir_all(&dir).map_err(|source| SecretsError::Write { path: dir, source })?;
     let mut key = vec![0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| format!("the OS random generator failed: {e}"))?;
-    let mut file = std::fs::OpenOptions::new()
+    getrandom::fill(&mut key).map_err(SecretsError::Random)?;
+    std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-    file.write_all(&key)
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        .and_then(|mut file| file.write_all(&key))
+        .map_err(|source| SecretsError::Write { path, source })?;
     Ok(key)
 }
 
@@ -370,7 +397,9 @@ mod tests {
             .resolve_all(dir.path(), &names, &names[..1])
             .expect_err("required and missing");
         assert!(
-            error.contains("required secret FABRIK_TEST_REQUIRED_Z is set neither"),
+            error
+                .to_string()
+                .contains("required secret FABRIK_TEST_REQUIRED_Z is set neither"),
             "{error}"
         );
         assert!(

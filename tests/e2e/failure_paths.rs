@@ -95,3 +95,59 @@ async fn a_health_check_redirected_off_its_origin_is_not_followed() {
         "the other origin was never asked"
     );
 }
+
+/// A state database that cannot be written mid-run is a fault of the engine, not a
+/// failed deploy: the run stops where it is (nothing rolled back, nothing deleted
+/// behind the state's back) and says why; the next apply recovers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_database_fault_stops_the_run_without_a_rollback() {
+    let world = World::start().await;
+    // The hook hands over to the test, which holds the database's write lock for longer
+    // than fabrik's busy timeout (10 s) before the run's next transition.
+    let hooks = "hooks:\n  pre_deploy: if [ ! -f once ]; then touch once hold-now; while [ ! -f held ]; do sleep 0.05; done; fi\n";
+    let spec = world.spec("app.yaml", |t| format!("{t}{hooks}"));
+    let mut cmd = world.command(&spec);
+    let apply = tokio::task::spawn_blocking(move || cmd.output().expect("fabrik runs"));
+    let dir = world.dir.path().to_path_buf();
+    let holder = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        while !dir.join("hold-now").exists() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the hook never ran"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let db = rusqlite::Connection::open(dir.join(".fabrik/state.db")).expect("open");
+        db.execute_batch("BEGIN EXCLUSIVE").expect("write lock");
+        std::fs::write(dir.join("held"), "").expect("held");
+        std::thread::sleep(std::time::Duration::from_secs(13));
+        db.execute_batch("COMMIT").expect("released");
+    });
+    let output = apply.await.expect("joined");
+    holder.await.expect("holder");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("state database error") && stderr.contains("locked"),
+        "the fault is named: {stderr}"
+    );
+    assert!(
+        !stdout.contains("ROLLED_BACK") && !stderr.contains("ROLLING_BACK"),
+        "a database fault is not a deploy failure: {stdout}\n{stderr}"
+    );
+    assert_eq!(
+        world.sandbox.coolify.resources().len(),
+        1,
+        "nothing was rolled back"
+    );
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+
+    // The next apply closes the stopped run and finishes the deploy.
+    let again = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(world.sandbox.coolify.resources().len(), 1);
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+}

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use secrecy::SecretString;
+
 use super::deploy::provision_deploy_verify;
-use super::desired::{self, is_wanted};
+use super::desired::{self, Wanted, is_wanted};
 use super::events::{Observer, RunEvent, Warning};
 use super::failure::Stop;
 use super::notify::{self, Endpoint, Notifier};
@@ -23,14 +25,14 @@ use super::run::{Hidden, Instances, Run, lock_store};
 use super::snapshot::Snapshot;
 use super::verify::VerifyOptions;
 use crate::domain::{ResourceStatus, Role, RunOrigin, State};
-use crate::lock::{self, AppLockError};
+use crate::lock::{self, AppLock, AppLockError};
 use crate::plugins::{PluginError, ProviderSet};
 use crate::project::Project;
 use crate::retry::Backoff;
-use crate::secrets::{self, EnvSource};
+use crate::secrets::{self, EnvSource, SecretsError};
 use crate::spec::model::WebhookTarget;
 use crate::spec::{LoadedSpec, hash::spec_hash};
-use crate::store::{Journal, RunStart, Store, StoreError};
+use crate::store::{Deployment, Journal, ResourceRow, RunStart, Store, StoreError};
 
 /// Options of `fabrik apply`.
 #[derive(Debug, Clone)]
@@ -55,7 +57,7 @@ pub enum ApplyError {
     #[error(transparent)]
     Plugin(#[from] PluginError),
     #[error("secrets: {0}")]
-    Secrets(String),
+    Secrets(#[from] SecretsError),
 }
 
 /// What an apply works with.
@@ -77,135 +79,19 @@ pub async fn apply(
 ) -> Result<Outcome, ApplyError> {
     let spec = &loaded.spec;
     let app = spec.name.clone();
-    let observer = ctx.observer;
-    let tell = |event: RunEvent| observer.event(&app, None, &event);
-    let mut run_id_bytes = [0u8; 8];
-    getrandom::fill(&mut run_id_bytes).map_err(|e| ApplyError::Secrets(e.to_string()))?;
-    let run_id = hex::encode(run_id_bytes);
-    let owner = super::owner::owner_tag(&ctx.project.name, &app);
-
-    let timeout = ctx.options.lock_timeout;
-    let lock_dir = lock::lock_dir(&ctx.project.dir);
-    let held = tokio::task::block_in_place(|| lock::acquire(&lock_dir, &app, &run_id, timeout))?;
-    if let Some(previous) = &held.took_over {
-        tell(RunEvent::LockTakenOver {
-            previous: previous.to_string(),
-        });
-    }
-
-    // Resolution may append generated values to `.env`: one app at a time.
-    let resolved = env
-        .lock()
-        .await
-        .resolve_all(&ctx.project.dir, &spec.secrets, &spec.required_secrets)
-        .map_err(ApplyError::Secrets)?;
-    let key = secrets::fingerprint_key(&ctx.project.dir).map_err(ApplyError::Secrets)?;
+    let run_id = new_run_id()?;
+    let held = take_lock(ctx, &app, &run_id)?;
     let hidden = Hidden::default();
-    let mut fingerprints = BTreeMap::new();
-    let mut values = BTreeMap::new();
-    for secret in &resolved {
-        observer.secret(&secret.value);
-        hidden.add(&secret.value);
-        if secret.origin == secrets::Origin::Generated {
-            tell(RunEvent::SecretGenerated {
-                name: secret.name.clone(),
-            });
-        }
-        fingerprints.insert(
-            secret.name.clone(),
-            secrets::fingerprint(&key, &secret.name, &secret.value),
-        );
-        values.insert(secret.name.clone(), secret.value.clone());
-    }
-    let hash = spec_hash(spec, &loaded.rendered.canonical, &fingerprints);
-    let url = spec.health_url();
+    let secrets = resolve_secrets(ctx, loaded, env, &hidden).await?;
+    let hash = spec_hash(spec, &loaded.rendered.canonical, &secrets.fingerprints);
     let wanted = desired::wanted(loaded);
-
-    let (deployment, rows) = {
-        let store = lock_store(ctx.store);
-        let deployment =
-            store.ensure_deployment(&ctx.project.name, &app, &loaded.path.display().to_string())?;
-        // With the lock held, a run that is not finished belongs to a process that died.
-        let reason =
-            format!("interrupted: the fabrik process running it stopped; found by run {run_id}");
-        for (stale, left_in) in store.close_unfinished_runs(deployment.id, &reason)? {
-            observer.event(
-                &app,
-                Some(&stale),
-                &RunEvent::InterruptedRunClosed {
-                    run: stale.clone(),
-                    left_in,
-                    reason: reason.clone(),
-                },
-            );
-        }
-        let deployment = store
-            .deployment(&ctx.project.name, &app)?
-            .unwrap_or(deployment);
-        let rows = store.resources(deployment.id)?;
-        (deployment, rows)
-    };
-    // What `fabrik plan` would show as unchanged, computed the same way.
-    let settled = {
-        let deployed_fingerprints = super::snapshot::deployed_fingerprints(
-            lock_store(ctx.store).runs(deployment.id)?,
-            &deployment,
-        );
-        let known = Known {
-            deployment: Some(deployment.clone()),
-            rows: rows.clone(),
-            deployed_fingerprints,
-            current_fingerprints: fingerprints
-                .iter()
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .collect(),
-        };
-        let plan = Plan::against(loaded, &known);
-        wanted
-            .iter()
-            .filter(|w| {
-                plan.steps
-                    .iter()
-                    .any(|s| s.action == Action::NoOp && s.kind == w.kind && s.name == w.name)
-            })
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    let (mut instances, endpoints) = {
-        let env = env.lock().await;
-        // The providers receive the app's secret values; whatever they log is redacted.
-        let secret_values: Vec<secrecy::SecretString> = values.values().cloned().collect();
-        let instances = Instances {
-            coolify: ctx
-                .providers
-                .instantiate_hiding(Role::Coolify, &env, &secret_values)
-                .await?,
-            dns: ctx
-                .providers
-                .instantiate_hiding(Role::Dns, &env, &secret_values)
-                .await?,
-        };
-        let mut endpoints = Vec::new();
-        for webhook in ctx.project.notify.iter().chain(&loaded.notify.webhooks) {
-            match Endpoint::resolve(webhook, |name| env.get(name)) {
-                Ok(endpoint) => {
-                    if matches!(webhook.target, WebhookTarget::UrlEnv(_)) {
-                        observer.secret(&endpoint.url);
-                        hidden.add(&endpoint.url);
-                    }
-                    endpoints.push(endpoint);
-                }
-                Err(problem) => tell(RunEvent::Warning {
-                    warning: Warning::WebhookUnusable { problem },
-                }),
-            }
-        }
-        (instances, endpoints)
-    };
+    let (deployment, rows) = open_deployment(ctx, loaded, &run_id)?;
+    let settled = settled(ctx, loaded, &deployment, &rows, &secrets, &wanted)?;
+    let (mut instances, endpoints) = connect(ctx, loaded, env, &secrets, &hidden).await?;
     let outcome = |state, changed, run_id: Option<&str>| Outcome {
         app: app.clone(),
         state,
-        url: url.clone(),
+        url: spec.health_url(),
         changed,
         run_id: run_id.map(str::to_owned),
         spec_hash: hash.clone(),
@@ -216,109 +102,301 @@ pub async fn apply(
 
     // Unchanged hash, every wanted resource in the state, nothing left over from a
     // replaced spec, and what the providers hold is what the spec says: nothing to do.
-    let leftovers = rows
-        .iter()
-        .any(|r| r.status == ResourceStatus::Pending || (r.is_live() && !is_wanted(r, &wanted)));
-    let all_live = wanted.iter().all(|w| {
-        rows.iter()
-            .any(|r| r.is(w.role, &w.kind, &w.name) && r.is_live())
-    });
     if deployment.spec_hash.as_deref() == Some(hash.as_str())
         && deployment.is_complete()
-        && all_live
-        && !leftovers
+        && all_live_and_nothing_else(&rows, &wanted)
     {
-        let drift = refresh(ctx, spec, &rows, &values, &mut instances).await;
+        let drift = refresh(ctx, spec, &rows, &secrets.values, &mut instances).await;
         if drift.is_empty() {
             lock_store(ctx.store).append_event(
                 Some(deployment.id),
                 None,
                 &Journal::NoChanges { spec_hash: &hash },
             )?;
-            tell(RunEvent::NoChanges);
+            ctx.observer.event(&app, None, &RunEvent::NoChanges);
             return Ok(outcome(State::Complete, false, None));
         }
         for difference in drift {
-            tell(RunEvent::Drift {
-                difference,
-                repairing: false,
-            });
+            let repairing = false;
+            ctx.observer.event(
+                &app,
+                None,
+                &RunEvent::Drift {
+                    difference,
+                    repairing,
+                },
+            );
         }
     }
 
-    let snapshot = Snapshot::of(loaded, &fingerprints).to_json();
     lock_store(ctx.store).start_run(&RunStart {
         deployment: deployment.id,
         run_id: &run_id,
         spec_hash: &hash,
         origin,
-        snapshot: &snapshot,
+        snapshot: &Snapshot::of(loaded, &secrets.fingerprints).to_json(),
     })?;
     if let Some(restores) = origin.restores() {
-        observer.event(
-            &app,
-            Some(&run_id),
-            &RunEvent::Restoring {
-                restores: restores.to_owned(),
-                spec_hash: hash.clone(),
-            },
-        );
+        let restoring = RunEvent::Restoring {
+            restores: restores.to_owned(),
+            spec_hash: hash.clone(),
+        };
+        ctx.observer.event(&app, Some(&run_id), &restoring);
     }
     let mut run = Run {
         ctx,
         app: app.clone(),
         deployment: deployment.id,
         run_id: run_id.clone(),
-        owner,
+        owner: super::owner::owner_tag(&ctx.project.name, &app),
         state: State::Pending,
         secret_names: spec.secrets.clone(),
         settled,
         restorable: deployment.spec_hash.is_some(),
         hidden: &hidden,
     };
-    run.to(State::Validating, None)?;
-    run.to(State::Provisioning, None)?;
-
     let mut result = outcome(State::Complete, true, Some(&run_id));
-    let forward = async {
-        recover(&run, &wanted, &mut instances).await?;
-        provision_deploy_verify(&mut run, loaded, &values, &mut instances).await
-    }
-    .await;
-    match forward {
-        Ok(()) => {
-            result.warnings = remove_unwanted(&run, &wanted, &mut instances).await?;
-            run.to(State::Complete, None)?;
-            lock_store(ctx.store).set_spec_hash(deployment.id, &hash)?;
-        }
-        // The state cannot be written: stop here. The run stays unfinished with its
-        // intents recorded; the next apply closes it and resolves them.
-        Err(Stop::Fault(error)) => return Err(error.into()),
-        Err(Stop::Failed(failure)) => {
-            let reason = hidden.redact(&failure.to_string());
-            run.event(RunEvent::Failed {
-                reason: reason.clone(),
-            });
-            result.failure = Some(failure);
-            if ctx.options.no_rollback {
-                result.state = State::Failed;
-                result.rollback = Some(left_in_place(&run)?);
-            } else {
-                run.to(State::RollingBack, Some(&reason))?;
-                let report = roll_back(&run, spec, &values, &mut instances).await?;
-                result.state = if report.problems.is_empty() {
-                    State::RolledBack
-                } else {
-                    State::Failed
-                };
-                result.rollback = Some(report);
-            }
-            run.to(result.state, result.reason().as_deref())?;
-        }
+    execute(
+        &mut run,
+        loaded,
+        &secrets,
+        &wanted,
+        &mut instances,
+        &mut result,
+    )
+    .await?;
+    if result.state == State::Complete {
+        lock_store(ctx.store).set_spec_hash(deployment.id, &hash)?;
     }
     drop(held);
     result
         .warnings
         .extend(notify::tell_webhooks(ctx, &result, origin, &endpoints, &hidden).await);
     Ok(result)
+}
+
+/// A run's id: 16 hex digits from the OS CSPRNG.
+fn new_run_id() -> Result<String, SecretsError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(SecretsError::Random)?;
+    Ok(hex::encode(bytes))
+}
+
+/// Takes the app's lock, waiting as the options say; a lock a dead process left is
+/// taken over and said.
+fn take_lock(ctx: &Context<'_>, app: &str, run_id: &str) -> Result<AppLock, AppLockError> {
+    let timeout = ctx.options.lock_timeout;
+    let dir = lock::lock_dir(&ctx.project.dir);
+    let held = tokio::task::block_in_place(|| lock::acquire(&dir, app, run_id, timeout))?;
+    if let Some(previous) = &held.took_over {
+        let previous = previous.to_string();
+        ctx.observer
+            .event(app, None, &RunEvent::LockTakenOver { previous });
+    }
+    Ok(held)
+}
+
+/// The app's secrets: their values (hidden from every output from now on) and keyed
+/// fingerprints.
+struct Secrets {
+    values: BTreeMap<String, SecretString>,
+    fingerprints: BTreeMap<String, String>,
+}
+
+async fn resolve_secrets(
+    ctx: &Context<'_>,
+    loaded: &LoadedSpec,
+    env: &tokio::sync::Mutex<EnvSource>,
+    hidden: &Hidden,
+) -> Result<Secrets, SecretsError> {
+    let spec = &loaded.spec;
+    // Resolution may append generated values to `.env`: one app at a time.
+    let resolved =
+        env.lock()
+            .await
+            .resolve_all(&ctx.project.dir, &spec.secrets, &spec.required_secrets)?;
+    let key = secrets::fingerprint_key(&ctx.project.dir)?;
+    let mut out = Secrets {
+        values: BTreeMap::new(),
+        fingerprints: BTreeMap::new(),
+    };
+    for secret in resolved {
+        ctx.observer.secret(&secret.value);
+        hidden.add(&secret.value);
+        if secret.origin == secrets::Origin::Generated {
+            let name = secret.name.clone();
+            ctx.observer
+                .event(&spec.name, None, &RunEvent::SecretGenerated { name });
+        }
+        let fingerprint = secrets::fingerprint(&key, &secret.name, &secret.value);
+        out.fingerprints.insert(secret.name.clone(), fingerprint);
+        out.values.insert(secret.name, secret.value);
+    }
+    Ok(out)
+}
+
+/// The app's deployment (created if new) and its resources, after closing the runs a
+/// dead process left: with the lock held, an unfinished run belongs to no one.
+fn open_deployment(
+    ctx: &Context<'_>,
+    loaded: &LoadedSpec,
+    run_id: &str,
+) -> Result<(Deployment, Vec<ResourceRow>), StoreError> {
+    let app = &loaded.spec.name;
+    let store = lock_store(ctx.store);
+    let deployment =
+        store.ensure_deployment(&ctx.project.name, app, &loaded.path.display().to_string())?;
+    let reason =
+        format!("interrupted: the fabrik process running it stopped; found by run {run_id}");
+    for (stale, left_in) in store.close_unfinished_runs(deployment.id, &reason)? {
+        let closed = RunEvent::InterruptedRunClosed {
+            run: stale.clone(),
+            left_in,
+            reason: reason.clone(),
+        };
+        ctx.observer.event(app, Some(&stale), &closed);
+    }
+    let deployment = store
+        .deployment(&ctx.project.name, app)?
+        .unwrap_or(deployment);
+    let rows = store.resources(deployment.id)?;
+    Ok((deployment, rows))
+}
+
+/// What `fabrik plan` would show as unchanged, computed the same way: those resources
+/// are left alone when their read-back shows no drift, so that apply does what plan said.
+fn settled(
+    ctx: &Context<'_>,
+    loaded: &LoadedSpec,
+    deployment: &Deployment,
+    rows: &[ResourceRow],
+    secrets: &Secrets,
+    wanted: &[Wanted],
+) -> Result<Vec<Wanted>, StoreError> {
+    let deployed_fingerprints = super::snapshot::deployed_fingerprints(
+        lock_store(ctx.store).runs(deployment.id)?,
+        deployment,
+    );
+    let known = Known {
+        deployment: Some(deployment.clone()),
+        rows: rows.to_vec(),
+        deployed_fingerprints,
+        current_fingerprints: secrets
+            .fingerprints
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect(),
+    };
+    let plan = Plan::against(loaded, &known);
+    Ok(wanted
+        .iter()
+        .filter(|w| {
+            plan.steps
+                .iter()
+                .any(|s| s.action == Action::NoOp && s.kind == w.kind && s.name == w.name)
+        })
+        .cloned()
+        .collect())
+}
+
+/// One configured provider instance per role (they receive the app's secret values;
+/// whatever they log is redacted), and the webhooks that can be used (one that cannot is
+/// a warning, never fatal).
+async fn connect(
+    ctx: &Context<'_>,
+    loaded: &LoadedSpec,
+    env: &tokio::sync::Mutex<EnvSource>,
+    secrets: &Secrets,
+    hidden: &Hidden,
+) -> Result<(Instances, Vec<Endpoint>), PluginError> {
+    let app = &loaded.spec.name;
+    let env = env.lock().await;
+    let secret_values: Vec<SecretString> = secrets.values.values().cloned().collect();
+    let instances = Instances {
+        coolify: ctx
+            .providers
+            .instantiate_hiding(Role::Coolify, &env, &secret_values)
+            .await?,
+        dns: ctx
+            .providers
+            .instantiate_hiding(Role::Dns, &env, &secret_values)
+            .await?,
+    };
+    let mut endpoints = Vec::new();
+    for webhook in ctx.project.notify.iter().chain(&loaded.notify.webhooks) {
+        match Endpoint::resolve(webhook, |name| env.get(name)) {
+            Ok(endpoint) => {
+                if matches!(webhook.target, WebhookTarget::UrlEnv(_)) {
+                    ctx.observer.secret(&endpoint.url);
+                    hidden.add(&endpoint.url);
+                }
+                endpoints.push(endpoint);
+            }
+            Err(problem) => {
+                let warning = Warning::WebhookUnusable { problem };
+                ctx.observer
+                    .event(app, None, &RunEvent::Warning { warning });
+            }
+        }
+    }
+    Ok((instances, endpoints))
+}
+
+/// Every wanted resource is live in the state, and nothing is pending or unwanted.
+fn all_live_and_nothing_else(rows: &[ResourceRow], wanted: &[Wanted]) -> bool {
+    let leftovers = rows
+        .iter()
+        .any(|r| r.status == ResourceStatus::Pending || (r.is_live() && !is_wanted(r, wanted)));
+    let all_live = wanted.iter().all(|w| {
+        rows.iter()
+            .any(|r| r.is(w.role, &w.kind, &w.name) && r.is_live())
+    });
+    all_live && !leftovers
+}
+
+/// A started run, from `VALIDATING` to its terminal state: recovery, the forward path,
+/// removal of what the spec no longer names; on a failure, the spec's rollback policy.
+/// A store fault stops it where it is (the next apply recovers it).
+async fn execute(
+    run: &mut Run<'_, '_>,
+    loaded: &LoadedSpec,
+    secrets: &Secrets,
+    wanted: &[Wanted],
+    instances: &mut Instances,
+    result: &mut Outcome,
+) -> Result<(), StoreError> {
+    run.to(State::Validating, None)?;
+    run.to(State::Provisioning, None)?;
+    let forward = async {
+        recover(run, wanted, instances).await?;
+        provision_deploy_verify(run, loaded, &secrets.values, instances).await
+    }
+    .await;
+    let failure = match forward {
+        Ok(()) => {
+            result.warnings = remove_unwanted(run, wanted, instances).await?;
+            return run.to(State::Complete, None);
+        }
+        Err(Stop::Fault(error)) => return Err(error),
+        Err(Stop::Failed(failure)) => failure,
+    };
+    let reason = run.hidden.redact(&failure.to_string());
+    run.event(RunEvent::Failed {
+        reason: reason.clone(),
+    });
+    result.failure = Some(failure);
+    if run.ctx.options.no_rollback {
+        result.state = State::Failed;
+        result.rollback = Some(left_in_place(run)?);
+    } else {
+        run.to(State::RollingBack, Some(&reason))?;
+        let report = roll_back(run, &loaded.spec, &secrets.values, instances).await?;
+        result.state = if report.problems.is_empty() {
+            State::RolledBack
+        } else {
+            State::Failed
+        };
+        result.rollback = Some(report);
+    }
+    run.to(result.state, result.reason().as_deref())
 }

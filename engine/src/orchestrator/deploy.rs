@@ -214,5 +214,5 @@ async fn hook(
         },
     )
     .await
-    .map_err(RunFailure::Hook)
+    .map_err(RunFailure::from)
 }

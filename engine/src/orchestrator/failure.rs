@@ -4,6 +4,7 @@
 //! where it is, its intents recorded, and the next apply recovers it.
 
 use super::events::ResourceRef;
+use super::hooks::HookError;
 use super::verify::VerifyError;
 use crate::plugins::types::ProviderError;
 use crate::store::StoreError;
@@ -71,8 +72,8 @@ pub enum RunFailure {
     #[error(transparent)]
     Verify(#[from] VerifyError),
     /// A hook exited non-zero, ran out of time or could not start.
-    #[error("{0}")]
-    Hook(String),
+    #[error(transparent)]
+    Hook(#[from] HookError),
 }
 
 impl RunFailure {

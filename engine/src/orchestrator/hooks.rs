@@ -28,6 +28,44 @@ pub struct HookEnv<'a> {
 /// How many of the last output lines a failure quotes.
 const TAIL: usize = 5;
 
+/// Why a hook failed, with the last lines it printed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    #[error("{hook} hook: cannot run `sh`: {error}")]
+    Spawn { hook: String, error: String },
+    #[error("{hook} hook `{command}` failed ({status}){}", quoted(last_output))]
+    Failed {
+        hook: String,
+        command: String,
+        status: String,
+        last_output: Vec<String>,
+    },
+    #[error("{hook} hook `{command}`: {error}")]
+    Wait {
+        hook: String,
+        command: String,
+        error: String,
+    },
+    #[error(
+        "{hook} hook `{command}` did not finish within {seconds} s and was stopped{}",
+        quoted(last_output)
+    )]
+    Timeout {
+        hook: String,
+        command: String,
+        seconds: u64,
+        last_output: Vec<String>,
+    },
+}
+
+fn quoted(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; last output: {}", lines.join(" | "))
+    }
+}
+
 /// Runs `command`, calling `line` for each line it prints. Fails with the exit status (or
 /// the timeout) and the last lines of output.
 pub async fn run(
@@ -37,7 +75,7 @@ pub async fn run(
     env: &HookEnv<'_>,
     timeout: Duration,
     mut line: impl FnMut(&str),
-) -> Result<(), String> {
+) -> Result<(), HookError> {
     let mut command_line = tokio::process::Command::new("sh");
     for name in env.withheld {
         command_line.env_remove(name);
@@ -62,7 +100,10 @@ pub async fn run(
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("{which} hook: cannot run `sh`: {e}"))?;
+        .map_err(|e| HookError::Spawn {
+            hook: which.to_owned(),
+            error: e.to_string(),
+        })?;
     let pid = child.id();
     let mut stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
     let mut stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
@@ -91,25 +132,31 @@ pub async fn run(
         child.wait().await
     })
     .await;
-    let quoted = if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; last output: {}", tail.make_contiguous().join(" | "))
-    };
+    let last_output: Vec<String> = tail.into();
+    let (hook, command) = (which.to_owned(), command.to_owned());
     match finished {
         Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(format!(
-            "{which} hook `{command}` failed ({status}){quoted}"
-        )),
-        Ok(Err(e)) => Err(format!("{which} hook `{command}`: {e}")),
+        Ok(Ok(status)) => Err(HookError::Failed {
+            hook,
+            command,
+            status: status.to_string(),
+            last_output,
+        }),
+        Ok(Err(e)) => Err(HookError::Wait {
+            hook,
+            command,
+            error: e.to_string(),
+        }),
         Err(_) => {
             if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
                 kill_group(pid);
             }
-            Err(format!(
-                "{which} hook `{command}` did not finish within {} s and was stopped{quoted}",
-                timeout.as_secs()
-            ))
+            Err(HookError::Timeout {
+                hook,
+                command,
+                seconds: timeout.as_secs(),
+                last_output,
+            })
         }
     }
 }
@@ -182,7 +229,8 @@ mod tests {
             |_| {},
         )
         .await
-        .expect_err("fails");
+        .expect_err("fails")
+        .to_string();
         assert!(error.contains("exit status: 3"), "{error}");
         assert!(error.contains("one | two"), "{error}");
     }
@@ -202,7 +250,8 @@ mod tests {
             |_| {},
         )
         .await
-        .expect_err("times out");
+        .expect_err("times out")
+        .to_string();
         assert!(error.contains("did not finish within"), "{error}");
         assert!(started.elapsed() < Duration::from_secs(5));
         tokio::time::sleep(Duration::from_millis(2500)).await;

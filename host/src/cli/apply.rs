@@ -47,7 +47,7 @@ pub(super) fn check_providers(specs: &[LoadedSpec]) -> Result<(), String> {
 /// starts: nothing changes when one is missing.
 fn check_required_secrets(specs: &[LoadedSpec]) -> anyhow::Result<Result<(), String>> {
     for dir in project_dirs(specs) {
-        let env = EnvSource::load(&dir).map_err(anyhow::Error::msg)?;
+        let env = EnvSource::load(&dir)?;
         for spec in specs.iter().filter(|s| project_dir(&s.path) == dir) {
             let missing: Vec<&str> = spec
                 .spec
@@ -96,7 +96,7 @@ pub(super) fn deploy(
     let project = &workspace.project;
     let providers = ProviderSet::load(project, &ComponentCache::from_env())?;
     let store = Mutex::new(workspace.open_store()?);
-    let env = tokio::sync::Mutex::new(EnvSource::load(&project.dir).map_err(anyhow::Error::msg)?);
+    let env = tokio::sync::Mutex::new(EnvSource::load(&project.dir)?);
     let options = options(args);
     let notifier = Notifier::default();
     let ctx = Context {

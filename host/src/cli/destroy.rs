@@ -74,7 +74,7 @@ pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::
         }
     }
     let providers = ProviderSet::load(project, &ComponentCache::from_env())?;
-    let env = EnvSource::load(&project.dir).map_err(anyhow::Error::msg)?;
+    let env = EnvSource::load(&project.dir)?;
     let destroyed =
         super::runtime()?.block_on(destroy.run(&providers, &env, &store, &Lines, purge))?;
     Ok(if destroyed.is_complete() {

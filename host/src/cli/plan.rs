@@ -29,7 +29,7 @@ impl PlanSource {
     fn open(dir: &Path, state_path: Option<&Path>) -> anyhow::Result<Self> {
         let workspace = Workspace::at(dir, state_path)?;
         Ok(Self {
-            env: EnvSource::load(dir).map_err(anyhow::Error::msg)?,
+            env: EnvSource::load(dir)?,
             key: secrets::existing_fingerprint_key(dir),
             store: workspace.existing_store()?,
             workspace,

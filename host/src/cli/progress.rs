@@ -19,6 +19,14 @@ use secrecy::SecretString;
 
 use super::{OutputFormat, ProgressMode, render};
 
+/// The data behind `mutex`, even after a panic elsewhere: what it guards (spinners,
+/// timings, the values to hide) stays valid whatever a printing thread did.
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Live spinner lines, one per app.
 struct Bars {
     multi: MultiProgress,
@@ -27,10 +35,7 @@ struct Bars {
 
 impl Bars {
     fn bar(&self, app: &str) -> ProgressBar {
-        let mut apps = self
-            .apps
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut apps = locked(&self.apps);
         apps.entry(app.to_owned())
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new_spinner());
@@ -47,11 +52,7 @@ impl Bars {
     }
 
     fn finish(&self, app: &str) {
-        let bar = self
-            .apps
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(app);
+        let bar = locked(&self.apps).remove(app);
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -87,6 +88,7 @@ impl Reporter {
     }
 
     pub fn redact(&self, text: &str) -> String {
+        // A redactor poisoned in the middle of adding a value may miss it: print nothing.
         self.redactor
             .lock()
             .map(|r| r.redact(text))
@@ -98,7 +100,7 @@ impl Reporter {
         if kind != EventKind::State {
             return None;
         }
-        let mut steps = self.steps.lock().ok()?;
+        let mut steps = locked(&self.steps);
         let now = Instant::now();
         let previous = steps.insert(app.to_owned(), (message.to_owned(), now));
         previous.map(|(step, since)| (step, now.duration_since(since).as_secs_f32()))
@@ -186,9 +188,6 @@ impl Observer for Reporter {
     }
 
     fn secret(&self, value: &SecretString) {
-        self.redactor
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .add(value);
+        locked(&self.redactor).add(value);
     }
 }
