@@ -21,6 +21,8 @@ pub enum SecretsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot create `.fabrik`: {0}")]
+    StateDir(std::io::Error),
     #[error("the OS random generator failed: {0}")]
     Random(getrandom::Error),
     #[error(
@@ -227,7 +229,7 @@ pub fn fingerprint_key(project_dir: &Path) -> Result<Vec<u8>, SecretsError> {
         return Ok(key);
     }
     let dir = project_dir.join(".fabrik");
-    std::fs::create_dir_all(&dir).map_err(|source| SecretsError::Write { path: dir, source })?;
+    std::fs::create_dir_all(&dir).map_err(SecretsError::StateDir)?;
     let mut key = vec![0u8; 32];
     getrandom::fill(&mut key).map_err(SecretsError::Random)?;
     std::fs::OpenOptions::new()

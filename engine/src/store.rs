@@ -1,15 +1,19 @@
-//! The state store: a SQLite file (bundled SQLite, WAL, busy timeout, foreign keys) with
-//! deployments, runs, resources and an append-only event journal.
+//! The state store: deployments, runs (with the snapshot of what they deployed),
+//! resources with their intents, and an append-only event journal. One interface,
+//! [`Store`], over two backends with the same tables and meaning: a SQLite file beside
+//! the project (the default) and a PostgreSQL schema shared by a team.
 //!
 //! Secret values are never written here: callers store fingerprints instead.
 
 pub mod journal;
 pub mod migrations;
+pub mod postgres;
 mod sql;
+pub mod sqlite;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,34 +25,21 @@ pub use journal::Journal;
 /// Environment variable that overrides the state database's path.
 pub const STATE_DB_ENV: &str = "FABRIK_STATE_DB";
 
-/// How long a write waits for another process's.
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Whether SQLite refused because another connection holds a lock.
-fn is_busy(error: &rusqlite::Error) -> bool {
-    matches!(
-        error,
-        rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
-}
-
 /// `<project>/.fabrik/state.db`
 pub fn default_path(project_dir: &Path) -> PathBuf {
     project_dir.join(".fabrik").join("state.db")
 }
 
-/// Why the store could not be used. None of these leaves the file changed.
+/// Why the store could not be used. None of these leaves the state changed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the state database `{}`: {message}", path.display())]
-    Open { path: PathBuf, message: String },
+    #[error("cannot open the state database {location}: {message}")]
+    Open { location: String, message: String },
     #[error(
-        "the state database `{}` has schema version {found}, newer than this fabrik supports ({known}); it was left unchanged\n  hint: upgrade fabrik",
-        path.display()
+        "the state database {location} has schema version {found}, newer than this fabrik supports ({known}); it was left unchanged\n  hint: upgrade fabrik"
     )]
     Newer {
-        path: PathBuf,
+        location: String,
         found: i64,
         known: i64,
     },
@@ -61,6 +52,11 @@ pub enum StoreError {
     Transition(#[from] InvalidStateTransition),
     #[error("state database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("state database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// A stored name that is not one of its type's values.
+    #[error("the state database holds {0}; was it written by a newer fabrik?")]
+    Unknown(#[from] crate::domain::UnknownName),
 }
 
 /// A deployment row.
@@ -144,218 +140,88 @@ impl ResourceRow {
     }
 }
 
-/// An open state database.
+/// An open state store, on either backend.
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    backend: Backend,
 }
 
-fn now() -> String {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}.{:03}", since.as_secs(), since.subsec_millis())
+enum Backend {
+    /// Calls are quick and local: one connection, one call at a time.
+    Sqlite(Mutex<sqlite::SqliteStore>),
+    Postgres(postgres::PgStore),
 }
 
-fn parse_json(text: Option<String>) -> Option<Value> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
+/// Runs `$call` on whichever backend the store has: the SQLite one at once, the
+/// PostgreSQL one awaited.
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Sqlite(store) => {
+                let $store = lock(store);
+                $call
+            }
+            Backend::Postgres($store) => $call.await,
+        }
+    };
+}
+
+fn lock(store: &Mutex<sqlite::SqliteStore>) -> MutexGuard<'_, sqlite::SqliteStore> {
+    // Every write is a transaction of its own: a panic elsewhere leaves nothing half done.
+    store.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Store {
-    /// Opens (creating it if needed) and migrates the database at `path`. A database
-    /// that is damaged or from a newer fabrik is reported and never written.
+    /// Opens (creating and migrating it if needed) the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let open_error = |message: String| StoreError::Open {
-            path: path.to_path_buf(),
-            message,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
-        }
-        let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let mut store = Self {
-            conn,
-            path: path.to_path_buf(),
-        };
-        // SQLite answers "busy" at once, without its busy handler, in a few places that
-        // many processes opening one new file hit together (the switch to WAL, WAL
-        // recovery): the set-up is retried until the same timeout.
-        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-        loop {
-            match store.set_up() {
-                Err(StoreError::Sql(e)) if is_busy(&e) && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(e),
-                Ok(()) => return Ok(store),
-            }
-        }
+        Ok(Self::from(sqlite::SqliteStore::open(path)?))
     }
 
-    /// Checks the file, switches it to WAL and migrates it. Changes nothing in a file
-    /// that is damaged or newer.
-    fn set_up(&mut self) -> Result<(), StoreError> {
-        let corrupt = |e: rusqlite::Error| {
-            if is_busy(&e) {
-                StoreError::Sql(e)
-            } else {
-                StoreError::Corrupt {
-                    path: self.path.clone(),
-                    message: e.to_string(),
-                }
-            }
-        };
-        // Reading the schema first detects a file that is not a database before any write.
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(corrupt)?;
-        let check: String = self
-            .conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(corrupt)?;
-        if check != "ok" {
-            return Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                message: check,
-            });
-        }
-        let known = migrations::latest();
-        if version > known {
-            return Err(StoreError::Newer {
-                path: self.path.clone(),
-                found: version,
-                known,
-            });
-        }
-        // Switching to WAL needs a moment of exclusive access.
-        self.conn.pragma_update(None, "journal_mode", "WAL")?;
-        // In WAL mode NORMAL never corrupts the database; a power cut may lose the last
-        // transactions, and a lost intent is recovered by `lookup` on the next apply.
-        // FULL made each write an fsync: ~5% of a fresh apply (BENCHMARKS.md).
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        self.conn.pragma_update(None, "foreign_keys", "ON")?;
-        self.migrate(version)
+    /// Connects to PostgreSQL and migrates the schema.
+    pub async fn connect(settings: &postgres::PgSettings) -> Result<Self, StoreError> {
+        Ok(Self {
+            backend: Backend::Postgres(postgres::PgStore::connect(settings).await?),
+        })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn migrate(&mut self, from: i64) -> Result<(), StoreError> {
-        for (index, sql) in migrations::MIGRATIONS.iter().enumerate() {
-            let version = i64::try_from(index).unwrap_or(i64::MAX) + 1;
-            if version <= from {
-                continue;
-            }
-            // Another process may be migrating the same new file: take the write lock
-            // first, then check again whether this step is still needed.
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            if current >= version {
-                continue;
-            }
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", version)?;
-            tx.commit()?;
+    /// Where the state is, for messages: a file, or a PostgreSQL schema (never its URL).
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(store) => format!("`{}`", lock(store).path().display()),
+            Backend::Postgres(store) => store.location(),
         }
-        Ok(())
     }
 
     /// The deployment of `app` in `project`, if any.
-    pub fn deployment(&self, project: &str, app: &str) -> Result<Option<Deployment>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, project, app, spec_path, spec_hash, state FROM deployments WHERE project = ?1 AND app = ?2",
-                params![project, app],
-                |r| {
-                    Ok(Deployment {
-                        id: r.get(0)?,
-                        project: r.get(1)?,
-                        app: r.get(2)?,
-                        spec_path: r.get(3)?,
-                        spec_hash: r.get(4)?,
-                        state: r.get(5)?,
-                    })
-                },
-            )
-            .optional()?)
+    pub async fn deployment(
+        &self,
+        project: &str,
+        app: &str,
+    ) -> Result<Option<Deployment>, StoreError> {
+        dispatch!(self, store => store.deployment(project, app))
     }
 
     /// Every deployment, by project and app.
-    pub fn deployments(&self) -> Result<Vec<Deployment>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT id, project, app, spec_path, spec_hash, state FROM deployments ORDER BY project, app")?;
-        let rows = statement.query_map([], |r| {
-            Ok(Deployment {
-                id: r.get(0)?,
-                project: r.get(1)?,
-                app: r.get(2)?,
-                spec_path: r.get(3)?,
-                spec_hash: r.get(4)?,
-                state: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub async fn deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        dispatch!(self, store => store.deployments())
     }
 
     /// The deployment of `app`, created in `PENDING` if it does not exist.
-    pub fn ensure_deployment(
+    pub async fn ensure_deployment(
         &self,
         project: &str,
         app: &str,
         spec_path: &str,
     ) -> Result<Deployment, StoreError> {
-        let at = now();
-        self.conn.execute(
-            "INSERT INTO deployments (project, app, spec_path, state, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?5, ?4, ?4)
-             ON CONFLICT (project, app) DO UPDATE SET spec_path = excluded.spec_path",
-            params![
-                project,
-                app,
-                spec_path,
-                at,
-                DeploymentState::Run(State::Pending)
-            ],
-        )?;
-        self.deployment(project, app)?
-            .ok_or_else(|| StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
+        dispatch!(self, store => store.ensure_deployment(project, app, spec_path))
     }
 
     /// Starts a run in `PENDING`, with the snapshot of what it deploys.
-    pub fn start_run(&self, run: &RunStart<'_>) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO runs (id, deployment_id, state, spec_hash, started_at, origin, restores_run, snapshot)
-             VALUES (?1, ?2, ?8, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                run.run_id,
-                run.deployment,
-                run.spec_hash,
-                now(),
-                run.origin.as_str(),
-                run.origin.restores(),
-                run.snapshot.to_string(),
-                State::Pending
-            ],
-        )?;
-        self.append_event(
-            Some(run.deployment),
-            Some(run.run_id),
-            &Journal::RunStarted {
-                spec_hash: run.spec_hash,
-                origin: run.origin,
-            },
-        )
+    pub async fn start_run(&self, run: &RunStart<'_>) -> Result<(), StoreError> {
+        dispatch!(self, store => store.start_run(run))
     }
 
     /// Moves a run from `from` to `to`, as the state machine allows, and journals it.
-    pub fn transition(
+    pub async fn transition(
         &self,
         deployment: i64,
         run_id: &str,
@@ -363,109 +229,41 @@ impl Store {
         to: State,
         reason: Option<&str>,
     ) -> Result<State, StoreError> {
-        let next = from.transition(to)?;
-        let at = now();
-        let finished = next.is_terminal().then_some(at.clone());
-        // One transaction: the run, the deployment, the restore points and the journal
-        // agree even if the process dies here.
-        let tx = self.conn.unchecked_transaction()?;
-        tx.execute(
-            "UPDATE runs SET state = ?1, finished_at = COALESCE(?2, finished_at), reason = COALESCE(?3, reason) WHERE id = ?4",
-            params![next, finished, reason, run_id],
-        )?;
-        tx.execute(
-            "UPDATE deployments SET state = ?1, updated_at = ?2 WHERE id = ?3",
-            params![DeploymentState::Run(next), at, deployment],
-        )?;
-        if next == State::Complete {
-            // What a completed run deployed is what a later failed run restores.
-            tx.execute(
-                "UPDATE resources SET previous_desired = desired
-                 WHERE deployment_id = ?1 AND status IN (?2, ?3, ?4)",
-                params![
-                    deployment,
-                    ResourceStatus::Created,
-                    ResourceStatus::Updated,
-                    ResourceStatus::Adopted
-                ],
-            )?;
-        }
-        self.append_event(
-            Some(deployment),
-            Some(run_id),
-            &Journal::Transition {
-                from,
-                to: next,
-                reason,
-            },
-        )?;
-        tx.commit()?;
-        Ok(next)
+        dispatch!(self, store => store.transition(deployment, run_id, from, to, reason))
     }
 
-    /// Ends every run of `deployment` that is not in a terminal state as `FAILED` with
-    /// `reason`, through the state machine (a `PENDING` run goes by `VALIDATING`). Only
-    /// for the holder of the app's lock, for whom such a run belongs to a process that
-    /// died. Returns each closed run's id and the state it was left in.
-    pub fn close_unfinished_runs(
+    /// Ends every unfinished run of `deployment` as `FAILED` with `reason` (only for the
+    /// holder of the app's lock); returns each closed run and the state it was left in.
+    pub async fn close_unfinished_runs(
         &self,
         deployment: i64,
         reason: &str,
     ) -> Result<Vec<(String, State)>, StoreError> {
-        let mut closed = Vec::new();
-        for run in self.runs(deployment)? {
-            let left_in = run.state;
-            if left_in.is_terminal() {
-                continue;
-            }
-            let mut state = left_in;
-            if state == State::Pending {
-                state = self.transition(deployment, &run.id, state, State::Validating, None)?;
-            }
-            self.transition(deployment, &run.id, state, State::Failed, Some(reason))?;
-            closed.push((run.id, left_in));
-        }
-        Ok(closed)
+        dispatch!(self, store => store.close_unfinished_runs(deployment, reason))
     }
 
-    /// Records that `fabrik destroy` deleted every resource of the app: the deployment
-    /// is `DESTROYED` and has no deployed spec, so the next apply creates it again.
-    pub fn mark_destroyed(&self, deployment: i64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE deployments SET spec_hash = NULL, state = ?1, updated_at = ?2 WHERE id = ?3",
-            params![DeploymentState::Destroyed, now(), deployment],
-        )?;
-        self.append_event(Some(deployment), None, &Journal::Destroyed)
+    /// Records that `fabrik destroy` deleted every resource of the app.
+    pub async fn mark_destroyed(&self, deployment: i64) -> Result<(), StoreError> {
+        dispatch!(self, store => store.mark_destroyed(deployment))
     }
 
     /// Records the spec hash a completed run deployed.
-    pub fn set_spec_hash(&self, deployment: i64, hash: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE deployments SET spec_hash = ?1 WHERE id = ?2",
-            params![hash, deployment],
-        )?;
-        Ok(())
+    pub async fn set_spec_hash(&self, deployment: i64, hash: &str) -> Result<(), StoreError> {
+        dispatch!(self, store => store.set_spec_hash(deployment, hash))
     }
 
     /// Appends to the journal.
-    pub fn append_event(
+    pub async fn append_event(
         &self,
         deployment: Option<i64>,
         run_id: Option<&str>,
         event: &Journal<'_>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO events (deployment_id, run_id, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![deployment, run_id, now(), event.kind(), event.data().to_string()],
-        )?;
-        Ok(())
+        dispatch!(self, store => store.append_event(deployment, run_id, event))
     }
 
-    /// Writes the intent to create or change a resource before the provider is called:
-    /// a new row is `pending` until [`Store::record`] writes the outcome. An existing
-    /// row keeps its `previous_desired`, the desired state of the last completed run
-    /// (set by [`Store::transition`] to `COMPLETE`), which rollback restores.
-    pub fn intend(
+    /// Writes the intent to create or change a resource before the provider is called.
+    pub async fn intend(
         &self,
         deployment: i64,
         run_id: &str,
@@ -473,51 +271,11 @@ impl Store {
         owner: &str,
         desired: &Value,
     ) -> Result<i64, StoreError> {
-        let ResourceKey {
-            provider,
-            kind,
-            name,
-        } = key;
-        self.conn.execute(
-            "INSERT INTO resources (deployment_id, provider, kind, name, owner, status, desired, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7)
-             ON CONFLICT (deployment_id, provider, kind, name) DO UPDATE SET
-                 status = CASE WHEN resources.status = ?9 THEN ?8 ELSE resources.status END,
-                 previous_desired = CASE WHEN resources.status = ?9 THEN NULL ELSE resources.previous_desired END,
-                 desired = excluded.desired,
-                 updated_at = excluded.updated_at",
-            params![
-                deployment,
-                provider,
-                kind,
-                name,
-                owner,
-                desired.to_string(),
-                now(),
-                ResourceStatus::Pending,
-                ResourceStatus::Deleted
-            ],
-        )?;
-        let id = self.conn.query_row(
-            "SELECT id FROM resources WHERE deployment_id = ?1 AND provider = ?2 AND kind = ?3 AND name = ?4",
-            params![deployment, provider, kind, name],
-            |r| r.get(0),
-        )?;
-        self.append_event(
-            Some(deployment),
-            Some(run_id),
-            &Journal::Intent {
-                provider,
-                kind,
-                name,
-            },
-        )?;
-        Ok(id)
+        dispatch!(self, store => store.intend(deployment, run_id, key, owner, desired))
     }
 
-    /// Records what a provider call did to a resource. `run` is `None` for changes
-    /// outside a run (`fabrik destroy`).
-    pub fn record(
+    /// Records what a provider call did to a resource (`run` is `None` outside a run).
+    pub async fn record(
         &self,
         resource: i64,
         run: Option<&str>,
@@ -525,421 +283,29 @@ impl Store {
         external_id: Option<&str>,
         outputs: Option<&Value>,
     ) -> Result<(), StoreError> {
-        let created = if status.is_new_to_run() { run } else { None };
-        self.conn.execute(
-            "UPDATE resources SET status = ?1, external_id = COALESCE(?2, external_id), outputs = COALESCE(?3, outputs),
-                 created_by_run = COALESCE(?4, created_by_run), changed_by_run = ?5, updated_at = ?6
-             WHERE id = ?7",
-            params![status, external_id, outputs.map(Value::to_string), created, run, now(), resource],
-        )?;
-        let deployment: i64 = self.conn.query_row(
-            "SELECT deployment_id FROM resources WHERE id = ?1",
-            params![resource],
-            |r| r.get(0),
-        )?;
-        self.append_event(
-            Some(deployment),
-            run,
-            &Journal::Resource {
-                resource,
-                status,
-                external_id,
-            },
-        )
+        dispatch!(self, store => store.record(resource, run, status, external_id, outputs))
     }
 
     /// The resources of a deployment, oldest first.
-    pub fn resources(&self, deployment: i64) -> Result<Vec<ResourceRow>, StoreError> {
-        let mut statement = self.conn.prepare(
-            "SELECT id, provider, kind, name, external_id, owner, status, desired, previous_desired, outputs, created_by_run, changed_by_run
-             FROM resources WHERE deployment_id = ?1 ORDER BY id",
-        )?;
-        let rows = statement.query_map(params![deployment], |r| {
-            Ok(ResourceRow {
-                id: r.get(0)?,
-                provider: r.get(1)?,
-                kind: r.get(2)?,
-                name: r.get(3)?,
-                external_id: r.get(4)?,
-                owner: r.get(5)?,
-                status: r.get(6)?,
-                desired: parse_json(r.get(7)?),
-                previous_desired: parse_json(r.get(8)?),
-                outputs: parse_json(r.get(9)?),
-                created_by_run: r.get(10)?,
-                changed_by_run: r.get(11)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub async fn resources(&self, deployment: i64) -> Result<Vec<ResourceRow>, StoreError> {
+        dispatch!(self, store => store.resources(deployment))
     }
 
     /// The runs of a deployment, newest first.
-    pub fn runs(&self, deployment: i64) -> Result<Vec<RunRow>, StoreError> {
-        let mut statement = self.conn.prepare(
-            "SELECT id, state, spec_hash, started_at, finished_at, reason, origin, restores_run, snapshot
-             FROM runs WHERE deployment_id = ?1 ORDER BY started_at DESC, rowid DESC",
-        )?;
-        let rows = statement.query_map(params![deployment], |r| {
-            Ok(RunRow {
-                id: r.get(0)?,
-                state: r.get(1)?,
-                spec_hash: r.get(2)?,
-                started_at: r.get(3)?,
-                finished_at: r.get(4)?,
-                reason: r.get(5)?,
-                origin: sql::origin(r.get(6)?, r.get(7)?, 6)?,
-                snapshot: parse_json(r.get(8)?),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub async fn runs(&self, deployment: i64) -> Result<Vec<RunRow>, StoreError> {
+        dispatch!(self, store => store.runs(deployment))
     }
 
     /// The whole state as JSON (for `fabrik state export`).
-    pub fn export(&self) -> Result<Value, StoreError> {
-        let mut out = serde_json::Map::new();
-        out.insert(
-            "schema_version".to_owned(),
-            serde_json::json!(migrations::latest()),
-        );
-        for table in ["deployments", "runs", "resources", "events"] {
-            let mut statement = self
-                .conn
-                .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))?;
-            let names: Vec<String> = statement
-                .column_names()
-                .iter()
-                .map(|n| (*n).to_owned())
-                .collect();
-            let rows = statement.query_map([], |r| {
-                let mut row = serde_json::Map::new();
-                for (i, name) in names.iter().enumerate() {
-                    let value = match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => Value::Null,
-                        rusqlite::types::ValueRef::Integer(n) => Value::from(n),
-                        rusqlite::types::ValueRef::Real(f) => Value::from(f),
-                        rusqlite::types::ValueRef::Text(t) => {
-                            Value::String(String::from_utf8_lossy(t).into_owned())
-                        }
-                        rusqlite::types::ValueRef::Blob(_) => Value::String("<blob>".to_owned()),
-                    };
-                    row.insert(name.clone(), value);
-                }
-                Ok(Value::Object(row))
-            })?;
-            out.insert(
-                table.to_owned(),
-                Value::Array(rows.collect::<Result<_, _>>()?),
-            );
-        }
-        Ok(Value::Object(out))
-    }
-
-    /// Direct access for tests of the database's own guarantees.
-    #[doc(hidden)]
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    pub async fn export(&self) -> Result<Value, StoreError> {
+        dispatch!(self, store => store.export())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn start(store: &Store, deployment: i64, run_id: &str, spec_hash: &str) {
-        store
-            .start_run(&RunStart {
-                deployment,
-                run_id,
-                spec_hash,
-                origin: &RunOrigin::Apply,
-                snapshot: &json!({ "spec": { "name": "api" } }),
-            })
-            .expect("run starts");
-    }
-
-    /// Walks run `run_id` from `PENDING` to `COMPLETE`.
-    fn complete(store: &Store, deployment: i64, run_id: &str) -> State {
-        let mut state = State::Pending;
-        for next in [
-            State::Validating,
-            State::Provisioning,
-            State::Deploying,
-            State::Verifying,
-            State::Complete,
-        ] {
-            state = store
-                .transition(deployment, run_id, state, next, None)
-                .expect("allowed");
+impl From<sqlite::SqliteStore> for Store {
+    fn from(store: sqlite::SqliteStore) -> Self {
+        Self {
+            backend: Backend::Sqlite(Mutex::new(store)),
         }
-        state
-    }
-
-    fn open_temp() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&default_path(dir.path())).expect("opens");
-        (dir, store)
-    }
-
-    #[test]
-    fn a_new_database_is_migrated_to_the_latest_schema() {
-        let (_dir, store) = open_temp();
-        let version: i64 = store
-            .connection()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .expect("version");
-        assert_eq!(version, migrations::latest());
-        let mode: String = store
-            .connection()
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .expect("mode");
-        assert_eq!(mode, "wal");
-        let keys: i64 = store
-            .connection()
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .expect("fk");
-        assert_eq!(keys, 1);
-    }
-
-    #[test]
-    fn events_are_append_only_in_the_database_itself() {
-        let (_dir, store) = open_temp();
-        store
-            .append_event(None, None, &Journal::Destroyed)
-            .expect("append");
-        let update = store
-            .connection()
-            .execute("UPDATE events SET kind = 'changed'", []);
-        assert!(
-            update
-                .expect_err("refused")
-                .to_string()
-                .contains("events are append-only")
-        );
-        let delete = store.connection().execute("DELETE FROM events", []);
-        assert!(
-            delete
-                .expect_err("refused")
-                .to_string()
-                .contains("events are append-only")
-        );
-    }
-
-    #[test]
-    fn runs_follow_the_state_machine_and_journal_each_transition() {
-        let (_dir, store) = open_temp();
-        let deployment = store
-            .ensure_deployment("p", "api", "api.yaml")
-            .expect("deployment");
-        start(&store, deployment.id, "run-1", "sha256:x");
-        let state = complete(&store, deployment.id, "run-1");
-        let refused = store.transition(deployment.id, "run-1", state, State::Deploying, None);
-        assert!(matches!(refused, Err(StoreError::Transition(_))));
-        assert_eq!(
-            store
-                .deployment("p", "api")
-                .expect("read")
-                .expect("exists")
-                .state,
-            DeploymentState::Run(State::Complete)
-        );
-        let transitions: i64 = store
-            .connection()
-            .query_row(
-                "SELECT COUNT(*) FROM events WHERE kind = 'transition'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("count");
-        assert_eq!(transitions, 5);
-    }
-
-    #[test]
-    fn intents_precede_outcomes_and_keep_the_previous_desired_state() {
-        let (_dir, store) = open_temp();
-        let d = store
-            .ensure_deployment("p", "api", "api.yaml")
-            .expect("deployment")
-            .id;
-        start(&store, d, "r1", "h1");
-        let id = store
-            .intend(
-                d,
-                "r1",
-                crate::store::ResourceKey {
-                    provider: Role::Dns,
-                    kind: "dns-record",
-                    name: "api.example.com",
-                },
-                "fabrik:p/api",
-                &json!({ "content": "1.2.3.4" }),
-            )
-            .expect("intent");
-        assert_eq!(
-            store.resources(d).expect("rows")[0].status,
-            ResourceStatus::Pending
-        );
-        store
-            .record(
-                id,
-                Some("r1"),
-                ResourceStatus::Created,
-                Some("zone/rec"),
-                Some(&json!({ "zone_id": "zone" })),
-            )
-            .expect("record");
-        complete(&store, d, "r1");
-        start(&store, d, "r2", "h2");
-        let again = store
-            .intend(
-                d,
-                "r2",
-                crate::store::ResourceKey {
-                    provider: Role::Dns,
-                    kind: "dns-record",
-                    name: "api.example.com",
-                },
-                "fabrik:p/api",
-                &json!({ "content": "5.6.7.8" }),
-            )
-            .expect("intent");
-        assert_eq!(again, id, "the same resource row, never a duplicate");
-        let row = &store.resources(d).expect("rows")[0];
-        assert_eq!(row.status, ResourceStatus::Created);
-        assert_eq!(row.previous_desired, Some(json!({ "content": "1.2.3.4" })));
-        // A run killed after its intent does not move the restore point: a third intent
-        // still restores what the completed run deployed.
-        start(&store, d, "r3", "h3");
-        store
-            .intend(
-                d,
-                "r3",
-                crate::store::ResourceKey {
-                    provider: Role::Dns,
-                    kind: "dns-record",
-                    name: "api.example.com",
-                },
-                "fabrik:p/api",
-                &json!({ "content": "9.9.9.9" }),
-            )
-            .expect("intent");
-        let row = &store.resources(d).expect("rows")[0];
-        assert_eq!(row.previous_desired, Some(json!({ "content": "1.2.3.4" })));
-        assert_eq!(row.desired, Some(json!({ "content": "9.9.9.9" })));
-        assert_eq!(row.created_by_run.as_deref(), Some("r1"));
-        let export = store.export().expect("export");
-        assert_eq!(export["resources"][0]["external_id"], "zone/rec");
-        assert!(export["events"].as_array().is_some_and(|e| e.len() >= 4));
-    }
-
-    #[test]
-    fn a_version_1_database_is_migrated_on_open_and_keeps_its_data() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = default_path(dir.path());
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
-        {
-            // A database exactly as the first release of the schema wrote it.
-            let conn = Connection::open(&path).expect("open");
-            conn.execute_batch(migrations::MIGRATIONS[0]).expect("v1");
-            conn.pragma_update(None, "user_version", 1)
-                .expect("version");
-            conn.execute_batch(
-                "INSERT INTO deployments (id, project, app, spec_path, spec_hash, state, created_at, updated_at)
-                     VALUES (1, 'p', 'api', 'api.yaml', 'sha256:old', 'COMPLETE', '1', '1');
-                 INSERT INTO runs (id, deployment_id, state, spec_hash, started_at, finished_at)
-                     VALUES ('old-run', 1, 'COMPLETE', 'sha256:old', '1', '2');
-                 INSERT INTO events (deployment_id, run_id, at, kind, data)
-                     VALUES (1, 'old-run', '1', 'transition', '{}');",
-            )
-            .expect("v1 rows");
-        }
-        let store = Store::open(&path).expect("migrates");
-        let version: i64 = store
-            .connection()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .expect("version");
-        assert_eq!(version, migrations::latest());
-        let runs = store.runs(1).expect("runs");
-        assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].id, "old-run");
-        assert_eq!(runs[0].origin, RunOrigin::Apply, "old runs were applies");
-        assert_eq!(runs[0].snapshot, None, "v1 kept no snapshot");
-        assert_eq!(
-            store
-                .deployment("p", "api")
-                .expect("read")
-                .expect("kept")
-                .spec_hash
-                .as_deref(),
-            Some("sha256:old")
-        );
-        // The migrated schema takes new runs with their snapshots.
-        start(&store, 1, "new-run", "sha256:new");
-        assert_eq!(
-            store.runs(1).expect("runs")[0].snapshot,
-            Some(json!({ "spec": { "name": "api" } }))
-        );
-        // And the journal is still append-only.
-        assert!(
-            store
-                .connection()
-                .execute("DELETE FROM events", [])
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn many_connections_opening_one_new_file_at_once_all_succeed() {
-        for _ in 0..10 {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = default_path(dir.path());
-            let start = std::sync::Arc::new(std::sync::Barrier::new(12));
-            let openers: Vec<_> = (0..12)
-                .map(|_| {
-                    let (path, start) = (path.clone(), start.clone());
-                    std::thread::spawn(move || {
-                        start.wait();
-                        Store::open(&path).map(|_| ()).map_err(|e| e.to_string())
-                    })
-                })
-                .collect();
-            for opener in openers {
-                assert_eq!(opener.join().expect("joined"), Ok(()));
-            }
-        }
-    }
-
-    #[test]
-    fn a_newer_schema_is_refused_and_left_unchanged() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = default_path(dir.path());
-        drop(Store::open(&path).expect("create"));
-        {
-            let conn = Connection::open(&path).expect("open");
-            conn.pragma_update(None, "user_version", migrations::latest() + 1)
-                .expect("bump");
-            conn.pragma_update(None, "journal_mode", "DELETE")
-                .expect("checkpoint");
-        }
-        let before = std::fs::read(&path).expect("read");
-        let error = Store::open(&path).err().expect("refused");
-        assert!(matches!(error, StoreError::Newer { .. }), "{error}");
-        assert!(error.to_string().contains("upgrade fabrik"));
-        assert_eq!(std::fs::read(&path).expect("read"), before);
-    }
-
-    #[test]
-    fn a_corrupt_file_is_refused_and_left_unchanged() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("state.db");
-        std::fs::write(
-            &path,
-            b"this is not a database, but someone's notes\n".repeat(200),
-        )
-        .expect("write");
-        let before = std::fs::read(&path).expect("read");
-        let error = Store::open(&path).err().expect("refused");
-        assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
-        assert_eq!(std::fs::read(&path).expect("read"), before);
     }
 }

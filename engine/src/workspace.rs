@@ -29,10 +29,7 @@ impl Workspace {
     /// The project rooted at `dir`; `state` overrides where its state is.
     pub fn at(dir: &Path, state: Option<&Path>) -> Result<Self, WorkspaceError> {
         let project = Project::load(dir)?;
-        let state_path = state.map_or_else(
-            || crate::store::default_path(&project.dir),
-            Path::to_path_buf,
-        );
+        let state_path = state_path(&project.dir, state);
         Ok(Self {
             project,
             state_path,
@@ -61,6 +58,13 @@ impl Workspace {
             .then(|| Store::open(&self.state_path))
             .transpose()
     }
+}
+
+/// Where the state of the project in `dir` is: `state` if given, else
+/// `.fabrik/state.db` in it. Needs no valid `fabrik.toml` (to export a broken project's
+/// state).
+pub fn state_path(dir: &Path, state: Option<&Path>) -> PathBuf {
+    state.map_or_else(|| crate::store::default_path(dir), Path::to_path_buf)
 }
 
 /// The project directory the current directory belongs to.

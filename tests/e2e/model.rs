@@ -650,7 +650,8 @@ impl Harness {
         if !path.exists() {
             return Ok(Vec::new());
         }
-        let store = fabrik_engine::store::Store::open(&path).map_err(|e| e.to_string())?;
+        let store =
+            fabrik_engine::store::sqlite::SqliteStore::open(&path).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for deployment in store.deployments().map_err(|e| e.to_string())? {
             for row in store.resources(deployment.id).map_err(|e| e.to_string())? {

@@ -5,7 +5,6 @@
 //! provider call an intent is written to the store.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -21,7 +20,7 @@ use super::prune::remove_unwanted;
 use super::recover::recover;
 use super::refresh::refresh;
 use super::rollback::{left_in_place, roll_back};
-use super::run::{Hidden, Instances, Run, lock_store};
+use super::run::{Hidden, Instances, Redacting, Run};
 use super::snapshot::Snapshot;
 use super::verify::VerifyOptions;
 use crate::domain::{ResourceStatus, Role, RunOrigin, State};
@@ -61,10 +60,11 @@ pub enum ApplyError {
 }
 
 /// What an apply works with.
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub project: &'a Project,
     pub providers: &'a ProviderSet,
-    pub store: &'a Mutex<Store>,
+    pub store: &'a Store,
     pub observer: &'a dyn Observer,
     pub options: &'a ApplyOptions,
     pub notifier: &'a Notifier,
@@ -80,13 +80,21 @@ pub async fn apply(
     let spec = &loaded.spec;
     let app = spec.name.clone();
     let run_id = new_run_id()?;
-    let held = take_lock(ctx, &app, &run_id)?;
     let hidden = Hidden::default();
+    let redacting = Redacting {
+        inner: ctx.observer,
+        hidden: &hidden,
+    };
+    let ctx = &Context {
+        observer: &redacting,
+        ..*ctx
+    };
+    let held = take_lock(ctx, &app, &run_id)?;
     let secrets = resolve_secrets(ctx, loaded, env, &hidden).await?;
     let hash = spec_hash(spec, &loaded.rendered.canonical, &secrets.fingerprints);
     let wanted = desired::wanted(loaded);
-    let (deployment, rows) = open_deployment(ctx, loaded, &run_id)?;
-    let settled = settled(ctx, loaded, &deployment, &rows, &secrets, &wanted)?;
+    let (deployment, rows) = open_deployment(ctx, loaded, &run_id).await?;
+    let settled = settled(ctx, loaded, &deployment, &rows, &secrets, &wanted).await?;
     let (mut instances, endpoints) = connect(ctx, loaded, env, &secrets, &hidden).await?;
     let outcome = |state, changed, run_id: Option<&str>| Outcome {
         app: app.clone(),
@@ -108,11 +116,13 @@ pub async fn apply(
     {
         let drift = refresh(ctx, spec, &rows, &secrets.values, &mut instances).await;
         if drift.is_empty() {
-            lock_store(ctx.store).append_event(
-                Some(deployment.id),
-                None,
-                &Journal::NoChanges { spec_hash: &hash },
-            )?;
+            ctx.store
+                .append_event(
+                    Some(deployment.id),
+                    None,
+                    &Journal::NoChanges { spec_hash: &hash },
+                )
+                .await?;
             ctx.observer.event(&app, None, &RunEvent::NoChanges);
             return Ok(outcome(State::Complete, false, None));
         }
@@ -129,16 +139,18 @@ pub async fn apply(
         }
     }
 
-    lock_store(ctx.store).start_run(&RunStart {
-        deployment: deployment.id,
-        run_id: &run_id,
-        spec_hash: &hash,
-        origin,
-        snapshot: &Snapshot::of(loaded, &secrets.fingerprints).to_json(),
-    })?;
+    ctx.store
+        .start_run(&RunStart {
+            deployment: deployment.id,
+            run_id: &run_id,
+            spec_hash: &hash,
+            origin,
+            snapshot: &Snapshot::of(loaded, &secrets.fingerprints).to_json(),
+        })
+        .await?;
     if let Some(restores) = origin.restores() {
         let restoring = RunEvent::Restoring {
-            restores: restores.to_owned(),
+            restores_run: restores.to_owned(),
             spec_hash: hash.clone(),
         };
         ctx.observer.event(&app, Some(&run_id), &restoring);
@@ -166,7 +178,7 @@ pub async fn apply(
     )
     .await?;
     if result.state == State::Complete {
-        lock_store(ctx.store).set_spec_hash(deployment.id, &hash)?;
+        ctx.store.set_spec_hash(deployment.id, &hash).await?;
     }
     drop(held);
     result
@@ -237,18 +249,19 @@ async fn resolve_secrets(
 
 /// The app's deployment (created if new) and its resources, after closing the runs a
 /// dead process left: with the lock held, an unfinished run belongs to no one.
-fn open_deployment(
+async fn open_deployment(
     ctx: &Context<'_>,
     loaded: &LoadedSpec,
     run_id: &str,
 ) -> Result<(Deployment, Vec<ResourceRow>), StoreError> {
     let app = &loaded.spec.name;
-    let store = lock_store(ctx.store);
-    let deployment =
-        store.ensure_deployment(&ctx.project.name, app, &loaded.path.display().to_string())?;
+    let store = ctx.store;
+    let deployment = store
+        .ensure_deployment(&ctx.project.name, app, &loaded.path.display().to_string())
+        .await?;
     let reason =
         format!("interrupted: the fabrik process running it stopped; found by run {run_id}");
-    for (stale, left_in) in store.close_unfinished_runs(deployment.id, &reason)? {
+    for (stale, left_in) in store.close_unfinished_runs(deployment.id, &reason).await? {
         let closed = RunEvent::InterruptedRunClosed {
             run: stale.clone(),
             left_in,
@@ -257,15 +270,16 @@ fn open_deployment(
         ctx.observer.event(app, Some(&stale), &closed);
     }
     let deployment = store
-        .deployment(&ctx.project.name, app)?
+        .deployment(&ctx.project.name, app)
+        .await?
         .unwrap_or(deployment);
-    let rows = store.resources(deployment.id)?;
+    let rows = store.resources(deployment.id).await?;
     Ok((deployment, rows))
 }
 
 /// What `fabrik plan` would show as unchanged, computed the same way: those resources
 /// are left alone when their read-back shows no drift, so that apply does what plan said.
-fn settled(
+async fn settled(
     ctx: &Context<'_>,
     loaded: &LoadedSpec,
     deployment: &Deployment,
@@ -273,10 +287,8 @@ fn settled(
     secrets: &Secrets,
     wanted: &[Wanted],
 ) -> Result<Vec<Wanted>, StoreError> {
-    let deployed_fingerprints = super::snapshot::deployed_fingerprints(
-        lock_store(ctx.store).runs(deployment.id)?,
-        deployment,
-    );
+    let deployed_fingerprints =
+        super::snapshot::deployed_fingerprints(ctx.store.runs(deployment.id).await?, deployment);
     let known = Known {
         deployment: Some(deployment.clone()),
         rows: rows.to_vec(),
@@ -365,8 +377,8 @@ async fn execute(
     instances: &mut Instances,
     result: &mut Outcome,
 ) -> Result<(), StoreError> {
-    run.to(State::Validating, None)?;
-    run.to(State::Provisioning, None)?;
+    run.to(State::Validating, None).await?;
+    run.to(State::Provisioning, None).await?;
     let forward = async {
         recover(run, wanted, instances).await?;
         provision_deploy_verify(run, loaded, &secrets.values, instances).await
@@ -375,7 +387,7 @@ async fn execute(
     let failure = match forward {
         Ok(()) => {
             result.warnings = remove_unwanted(run, wanted, instances).await?;
-            return run.to(State::Complete, None);
+            return run.to(State::Complete, None).await;
         }
         Err(Stop::Fault(error)) => return Err(error),
         Err(Stop::Failed(failure)) => failure,
@@ -387,9 +399,9 @@ async fn execute(
     result.failure = Some(failure);
     if run.ctx.options.no_rollback {
         result.state = State::Failed;
-        result.rollback = Some(left_in_place(run)?);
+        result.rollback = Some(left_in_place(run).await?);
     } else {
-        run.to(State::RollingBack, Some(&reason))?;
+        run.to(State::RollingBack, Some(&reason)).await?;
         let report = roll_back(run, &loaded.spec, &secrets.values, instances).await?;
         result.state = if report.problems.is_empty() {
             State::RolledBack
@@ -398,5 +410,5 @@ async fn execute(
         };
         result.rollback = Some(report);
     }
-    run.to(result.state, result.reason().as_deref())
+    run.to(result.state, result.reason().as_deref()).await
 }

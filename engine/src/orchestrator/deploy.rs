@@ -60,7 +60,8 @@ pub(crate) async fn provision_deploy_verify(
     // accepts.
     let existing = run
         .store()
-        .resources(run.deployment)?
+        .resources(run.deployment)
+        .await?
         .into_iter()
         .find(|r| r.is(Role::Coolify, &app_resource.kind, &app_resource.name) && r.is_live());
     match existing.as_ref().and_then(|r| r.desired.as_ref()) {
@@ -86,7 +87,15 @@ pub(crate) async fn provision_deploy_verify(
         run_ref.ensure(dns, &record),
         run_ref.ensure(coolify, &app_resource),
     );
-    record_result?;
+    // A store fault on either side wins over a failure on the other: it must stop the
+    // run, never start a rollback.
+    let resource = match (record_result, resource) {
+        (Err(Stop::Fault(error)), _) | (_, Err(Stop::Fault(error))) => {
+            return Err(Stop::Fault(error));
+        }
+        (Err(failed), _) => return Err(failed),
+        (Ok(_), resource) => resource,
+    };
     let (resource, redeployed) = match resource? {
         Ensured::Changed(resource) => (resource, true),
         Ensured::Unchanged(resource) => (resource, false),
@@ -95,7 +104,7 @@ pub(crate) async fn provision_deploy_verify(
     if let Some(command) = &loaded.hooks.pre_deploy {
         hook(run, loaded, values, HookName::PreDeploy, command).await?;
     }
-    run.to(State::Deploying, None)?;
+    run.to(State::Deploying, None).await?;
     if redeployed {
         run.wait(coolify, &app_resource.kind, &resource.id).await?;
     } else {
@@ -103,7 +112,7 @@ pub(crate) async fn provision_deploy_verify(
             resource: ResourceRef::new(&app_resource.kind, &app_resource.name, None),
         });
     }
-    run.to(State::Verifying, None)?;
+    run.to(State::Verifying, None).await?;
     for r in &run.ctx.options.verify.resolve {
         run.event(RunEvent::ResolveOverride {
             host: r.host.clone(),

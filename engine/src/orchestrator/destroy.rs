@@ -55,14 +55,17 @@ impl Destroyed {
 impl Destroy {
     /// Takes `app`'s lock (never waiting: another run is at work) and reads what Fabrik
     /// owns for it: live rows, and the intents a killed run left pending.
-    pub fn prepare(project: &Project, store: &Store, app: &str) -> Result<Self, DestroyError> {
-        let deployment =
-            store
-                .deployment(&project.name, app)?
-                .ok_or_else(|| DestroyError::NoDeployment {
-                    project: project.name.clone(),
-                    app: app.to_owned(),
-                })?;
+    pub async fn prepare(
+        project: &Project,
+        store: &Store,
+        app: &str,
+    ) -> Result<Self, DestroyError> {
+        let deployment = store.deployment(&project.name, app).await?.ok_or_else(|| {
+            DestroyError::NoDeployment {
+                project: project.name.clone(),
+                app: app.to_owned(),
+            }
+        })?;
         let lock = lock::acquire(
             &lock::lock_dir(&project.dir),
             app,
@@ -70,7 +73,8 @@ impl Destroy {
             std::time::Duration::ZERO,
         )?;
         let mut owned: Vec<_> = store
-            .resources(deployment.id)?
+            .resources(deployment.id)
+            .await?
             .into_iter()
             .filter(|r| r.is_live() || r.status == ResourceStatus::Pending)
             .collect();
@@ -88,9 +92,9 @@ impl Destroy {
     }
 
     /// Records that there was nothing to delete.
-    pub fn finish_empty(self, store: &Store) -> Result<(), StoreError> {
+    pub async fn finish_empty(self, store: &Store) -> Result<(), StoreError> {
         if self.deployment.state != DeploymentState::Destroyed {
-            store.mark_destroyed(self.deployment.id)?;
+            store.mark_destroyed(self.deployment.id).await?;
         }
         Ok(())
     }
@@ -141,7 +145,9 @@ impl Destroy {
                     }
                     Ok(_) => {
                         // An intent whose resource never came to exist.
-                        store.record(row.id, None, ResourceStatus::Deleted, None, None)?;
+                        store
+                            .record(row.id, None, ResourceStatus::Deleted, None, None)
+                            .await?;
                         continue;
                     }
                     Err(error) => {
@@ -151,6 +157,7 @@ impl Destroy {
                 },
             };
             let resource = ResourceRef::new(&row.kind, &row.name, Some(&id));
+            let what = resource.to_string();
             let deleted = retried(observer, backoff, &app, None, &what, async || {
                 delete_and_confirm(
                     instance,
@@ -166,7 +173,9 @@ impl Destroy {
             match deleted {
                 // Already gone (deleted by hand, or by a destroy that was interrupted).
                 Ok(()) | Err(ProviderError::NotFound(_)) => {
-                    store.record(row.id, None, ResourceStatus::Deleted, None, None)?;
+                    store
+                        .record(row.id, None, ResourceStatus::Deleted, None, None)
+                        .await?;
                     observer.event(
                         &app,
                         None,
@@ -181,7 +190,7 @@ impl Destroy {
             }
         }
         if outcome.is_complete() {
-            store.mark_destroyed(self.deployment.id)?;
+            store.mark_destroyed(self.deployment.id).await?;
         }
         Ok(outcome)
     }

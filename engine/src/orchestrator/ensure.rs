@@ -45,7 +45,7 @@ impl Run<'_, '_> {
             .iter()
             .any(|w| w.role == role && w.kind == kind && w.name == name);
         let (known, pending_before) = {
-            let rows = self.store().resources(self.deployment)?;
+            let rows = self.store().resources(self.deployment).await?;
             let pending = rows
                 .iter()
                 .any(|r| r.is(role, kind, name) && r.status == ResourceStatus::Pending);
@@ -54,17 +54,20 @@ impl Run<'_, '_> {
                 .find(|r| r.is(role, kind, name) && r.is_live());
             (known, pending)
         };
-        let row = self.store().intend(
-            self.deployment,
-            &self.run_id,
-            ResourceKey {
-                provider: role,
-                kind,
-                name,
-            },
-            &self.owner,
-            &stored,
-        )?;
+        let row = self
+            .store()
+            .intend(
+                self.deployment,
+                &self.run_id,
+                ResourceKey {
+                    provider: role,
+                    kind,
+                    name,
+                },
+                &self.owner,
+                &stored,
+            )
+            .await?;
         let what = format!("{kind} {name}");
         let failed = |error| RunFailure::Provider {
             resource: what.clone(),
@@ -122,13 +125,9 @@ impl Run<'_, '_> {
                 (updated, status)
             }
             Some(foreign) => {
-                self.store().record(
-                    row,
-                    Some(&self.run_id),
-                    ResourceStatus::Deleted,
-                    None,
-                    None,
-                )?;
+                self.store()
+                    .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
+                    .await?;
                 return Err(RunFailure::NotOwned {
                     resource: ResourceRef::new(kind, name, Some(&foreign.id)),
                     owner: self.owner.clone(),
@@ -170,13 +169,15 @@ impl Run<'_, '_> {
                                 .into());
                             }
                             Ok(Some(found)) if ours(&found) => {
-                                self.store().record(
-                                    row,
-                                    Some(&self.run_id),
-                                    ResourceStatus::Created,
-                                    Some(&found.id),
-                                    Some(&found.outputs),
-                                )?;
+                                self.store()
+                                    .record(
+                                        row,
+                                        Some(&self.run_id),
+                                        ResourceStatus::Created,
+                                        Some(&found.id),
+                                        Some(&found.outputs),
+                                    )
+                                    .await?;
                                 self.resource_event(
                                     ResourceChange::CreatedUnfinished,
                                     kind,
@@ -191,13 +192,15 @@ impl Run<'_, '_> {
                 }
             }
         };
-        self.store().record(
-            row,
-            Some(&self.run_id),
-            status,
-            Some(&resource.id),
-            Some(&resource.outputs),
-        )?;
+        self.store()
+            .record(
+                row,
+                Some(&self.run_id),
+                status,
+                Some(&resource.id),
+                Some(&resource.outputs),
+            )
+            .await?;
         let change = match status {
             ResourceStatus::Created => ResourceChange::Created,
             ResourceStatus::Adopted => ResourceChange::Adopted,

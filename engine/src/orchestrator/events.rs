@@ -1,7 +1,8 @@
 //! What a run tells while it happens: a typed event stream, rendered by whoever drives
 //! the engine (the CLI's progress lines and NDJSON, a test's recorder), the way uv's
-//! reporters and OpenTofu's hooks work. Events carry facts, never sentences, and never a
-//! secret value.
+//! reporters and OpenTofu's hooks work. Events carry facts, not sentences. Free text in
+//! them (provider messages, hook output) passes the engine's redactor before an observer
+//! sees it; the observer is also told every value to hide, to apply to what it prints.
 
 use std::time::Duration;
 
@@ -183,8 +184,11 @@ pub enum RunEvent {
     Drift { difference: String, repairing: bool },
     /// The spec is unchanged and its resources are live: nothing to do.
     NoChanges,
-    /// A `fabrik rollback` run deploys again what run `restores` deployed.
-    Restoring { restores: String, spec_hash: String },
+    /// A `fabrik rollback` run deploys again what run `restores_run` deployed.
+    Restoring {
+        restores_run: String,
+        spec_hash: String,
+    },
     /// A provider's word on a long operation (a deployment).
     Progress { message: String },
     /// The resource is unchanged, so nothing is deployed.
@@ -281,6 +285,42 @@ impl EventKind {
 }
 
 impl RunEvent {
+    /// The event with `redact` applied to every free text in it.
+    pub fn redacted(&self, redact: impl Fn(&str) -> String) -> RunEvent {
+        let mut event = self.clone();
+        match &mut event {
+            RunEvent::InterruptedRunClosed { reason: text, .. }
+            | RunEvent::Retrying { error: text, .. }
+            | RunEvent::Drift {
+                difference: text, ..
+            }
+            | RunEvent::Progress { message: text }
+            | RunEvent::Failed { reason: text }
+            | RunEvent::HookStarted { command: text, .. }
+            | RunEvent::HookOutput { line: text, .. }
+            | RunEvent::NotDestroyed { error: text, .. } => *text = redact(text),
+            RunEvent::Warning { warning } => match warning {
+                Warning::WebhookUnusable { problem: text }
+                | Warning::UnwantedNotDeleted { error: text, .. }
+                | Warning::NotDelivered { problem: text, .. } => *text = redact(text),
+            },
+            RunEvent::StateChanged { .. }
+            | RunEvent::LockTakenOver { .. }
+            | RunEvent::SecretGenerated { .. }
+            | RunEvent::Resource { .. }
+            | RunEvent::NoChanges
+            | RunEvent::Restoring { .. }
+            | RunEvent::NothingToDeploy { .. }
+            | RunEvent::ResolveOverride { .. }
+            | RunEvent::ExtraCa { .. }
+            | RunEvent::Verified { .. }
+            | RunEvent::Notified { .. }
+            | RunEvent::Undone { .. }
+            | RunEvent::Destroyed { .. } => {}
+        }
+        event
+    }
+
     pub fn kind(&self) -> EventKind {
         use ResourceChange::{NeverCreated, RecoveredFromInterrupted};
         match self {
@@ -314,4 +354,46 @@ impl RunEvent {
 
 fn seconds<S: serde::Serializer>(wait: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f32(wait.as_secs_f32())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_reaches_every_free_text_and_nothing_else() {
+        let hide = |text: &str| text.replace("s3cr3t", "[redacted]");
+        let line = RunEvent::HookOutput {
+            hook: HookName::PostDeploy,
+            line: "db=postgres://u:s3cr3t@db".to_owned(),
+        };
+        assert_eq!(
+            line.redacted(hide),
+            RunEvent::HookOutput {
+                hook: HookName::PostDeploy,
+                line: "db=postgres://u:[redacted]@db".to_owned(),
+            }
+        );
+        let retry = RunEvent::Retrying {
+            what: "service api".to_owned(),
+            error: "502 echoing s3cr3t".to_owned(),
+            wait: Duration::from_millis(500),
+            attempt: 2,
+            attempts: 3,
+        };
+        assert!(!format!("{:?}", retry.redacted(hide)).contains("s3cr3t"));
+        let warning = RunEvent::Warning {
+            warning: Warning::UnwantedNotDeleted {
+                resource: ResourceRef::new("dns-record", "old.example.com", Some("z/1")),
+                error: "refused s3cr3t".to_owned(),
+            },
+        };
+        assert!(!format!("{:?}", warning.redacted(hide)).contains("s3cr3t"));
+        // Names and ids are facts, left as they are.
+        let created = RunEvent::Resource {
+            change: ResourceChange::Created,
+            resource: ResourceRef::new("service", "s3cr3t", Some("u1")),
+        };
+        assert_eq!(created.redacted(hide), created);
+    }
 }

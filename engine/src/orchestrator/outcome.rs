@@ -1,5 +1,10 @@
 //! How one app's apply ended, as typed facts: the CLI writes the sentences, JSON output
-//! ships the structure, webhooks get both.
+//! ships both the sentences it always had (`reason`, `undone`, `left`, `warnings`) and the
+//! structure (`failure`, `rollback`, `warning_details`), webhooks get the sentences.
+//!
+//! Texts that come from providers and hooks (a failure's message, an undo's error) are
+//! redacted by the engine where it knows the values; a caller printing them should still
+//! hide what its observer was told to hide.
 
 use serde::Serialize;
 
@@ -8,7 +13,7 @@ use super::failure::RunFailure;
 use crate::domain::State;
 
 /// How one app's apply ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub app: String,
     pub state: State,
@@ -18,10 +23,8 @@ pub struct Outcome {
     pub run_id: Option<String>,
     pub spec_hash: String,
     /// Why the run failed, if it did.
-    #[serde(serialize_with = "failure", skip_serializing_if = "Option::is_none")]
     pub failure: Option<RunFailure>,
     /// What the rollback did, when the run failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackReport>,
     /// Problems that did not change the result.
     pub warnings: Vec<Warning>,
@@ -133,17 +136,41 @@ impl Outcome {
     }
 }
 
-fn failure<S: serde::Serializer>(
-    failure: &Option<RunFailure>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = serializer.serialize_map(Some(2))?;
-    if let Some(failure) = failure {
-        map.serialize_entry("code", failure.code())?;
-        map.serialize_entry("message", &failure.to_string())?;
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let strings = |items: &[String]| items.to_vec();
+        let (undone, left): (Vec<String>, Vec<String>) = match &self.rollback {
+            Some(r) => (
+                r.undone.iter().map(ToString::to_string).collect(),
+                r.left.iter().map(ToString::to_string).collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let warnings: Vec<String> = self.warnings.iter().map(ToString::to_string).collect();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("app", &self.app)?;
+        map.serialize_entry("state", &self.state)?;
+        map.serialize_entry("url", &self.url)?;
+        map.serialize_entry("changed", &self.changed)?;
+        map.serialize_entry("run_id", &self.run_id)?;
+        map.serialize_entry("spec_hash", &self.spec_hash)?;
+        map.serialize_entry("reason", &self.reason())?;
+        map.serialize_entry("undone", &strings(&undone))?;
+        map.serialize_entry("left", &strings(&left))?;
+        map.serialize_entry("warnings", &warnings)?;
+        if let Some(failure) = &self.failure {
+            map.serialize_entry(
+                "failure",
+                &serde_json::json!({ "code": failure.code(), "message": failure.to_string() }),
+            )?;
+        }
+        if let Some(rollback) = &self.rollback {
+            map.serialize_entry("rollback", rollback)?;
+        }
+        map.serialize_entry("warning_details", &self.warnings)?;
+        map.end()
     }
-    map.end()
 }
 
 #[cfg(test)]
@@ -189,6 +216,10 @@ mod tests {
             )
         );
         let json = serde_json::to_value(&incomplete).expect("serializes");
+        assert_eq!(
+            json["reason"],
+            incomplete.reason().expect("a reason").as_str()
+        );
         assert_eq!(json["failure"]["code"], "deployment_failed");
         assert_eq!(json["rollback"]["problems"][0]["resource"]["id"], "z/1");
         let left = Left {

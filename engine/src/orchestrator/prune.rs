@@ -19,7 +19,8 @@ pub(crate) async fn remove_unwanted(
     let mut warnings = Vec::new();
     let stale: Vec<ResourceRow> = run
         .store()
-        .resources(run.deployment)?
+        .resources(run.deployment)
+        .await?
         .into_iter()
         .filter(|r| r.is_live() && !is_wanted(r, wanted))
         .collect();
@@ -42,13 +43,15 @@ pub(crate) async fn remove_unwanted(
             .await;
         match deleted {
             Ok(()) | Err(ProviderError::NotFound(_)) => {
-                run.store().record(
-                    row.id,
-                    Some(&run.run_id),
-                    ResourceStatus::Deleted,
-                    None,
-                    None,
-                )?;
+                run.store()
+                    .record(
+                        row.id,
+                        Some(&run.run_id),
+                        ResourceStatus::Deleted,
+                        None,
+                        None,
+                    )
+                    .await?;
                 run.event(RunEvent::Resource {
                     change: ResourceChange::DeletedUnwanted,
                     resource,
@@ -57,7 +60,7 @@ pub(crate) async fn remove_unwanted(
             Err(e) => {
                 let warning = Warning::UnwantedNotDeleted {
                     resource,
-                    error: e.to_string(),
+                    error: run.hidden.redact(&e.to_string()),
                 };
                 run.event(RunEvent::Warning {
                     warning: warning.clone(),

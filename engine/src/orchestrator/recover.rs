@@ -18,7 +18,8 @@ pub(crate) async fn recover(
 ) -> Result<(), Stop> {
     let pending: Vec<ResourceRow> = run
         .store()
-        .resources(run.deployment)?
+        .resources(run.deployment)
+        .await?
         .into_iter()
         .filter(|r| r.status == ResourceStatus::Pending && !is_wanted(r, wanted))
         .collect();
@@ -36,26 +37,30 @@ pub(crate) async fn recover(
             })?;
         match found {
             Some(resource) if resource.owner.as_deref() == Some(row.owner.as_str()) => {
-                run.store().record(
-                    row.id,
-                    Some(&run.run_id),
-                    ResourceStatus::Adopted,
-                    Some(&resource.id),
-                    Some(&resource.outputs),
-                )?;
+                run.store()
+                    .record(
+                        row.id,
+                        Some(&run.run_id),
+                        ResourceStatus::Adopted,
+                        Some(&resource.id),
+                        Some(&resource.outputs),
+                    )
+                    .await?;
                 run.event(RunEvent::Resource {
                     change: ResourceChange::RecoveredFromInterrupted,
                     resource: ResourceRef::new(&row.kind, &row.name, Some(&resource.id)),
                 });
             }
             _ => {
-                run.store().record(
-                    row.id,
-                    Some(&run.run_id),
-                    ResourceStatus::Deleted,
-                    None,
-                    None,
-                )?;
+                run.store()
+                    .record(
+                        row.id,
+                        Some(&run.run_id),
+                        ResourceStatus::Deleted,
+                        None,
+                        None,
+                    )
+                    .await?;
                 run.event(RunEvent::Resource {
                     change: ResourceChange::NeverCreated,
                     resource: ResourceRef::new(&row.kind, &row.name, None),

@@ -18,10 +18,11 @@ use crate::spec::model::RollbackMode;
 use crate::store::{Deployment, ResourceRow, RunRow, StoreError};
 
 /// The resources this run created or changed, newest first.
-pub(crate) fn touched(run: &Run<'_, '_>) -> Result<Vec<ResourceRow>, StoreError> {
+pub(crate) async fn touched(run: &Run<'_, '_>) -> Result<Vec<ResourceRow>, StoreError> {
     let mut rows: Vec<_> = run
         .store()
-        .resources(run.deployment)?
+        .resources(run.deployment)
+        .await?
         .into_iter()
         .filter(|r| {
             r.changed_by_run.as_deref() == Some(run.run_id.as_str())
@@ -33,10 +34,11 @@ pub(crate) fn touched(run: &Run<'_, '_>) -> Result<Vec<ResourceRow>, StoreError>
 }
 
 /// What `--no-rollback` leaves: everything the run touched.
-pub(crate) fn left_in_place(run: &Run<'_, '_>) -> Result<RollbackReport, StoreError> {
+pub(crate) async fn left_in_place(run: &Run<'_, '_>) -> Result<RollbackReport, StoreError> {
     Ok(RollbackReport {
         disabled: true,
-        left: touched(run)?
+        left: touched(run)
+            .await?
             .iter()
             .map(|r| Left {
                 resource: ResourceRef::new(
@@ -59,7 +61,7 @@ pub(crate) async fn roll_back(
     instances: &mut Instances,
 ) -> Result<RollbackReport, StoreError> {
     let mut report = RollbackReport::default();
-    for row in touched(run)? {
+    for row in touched(run).await? {
         let Some(id) = row.external_id.clone() else {
             continue;
         };
@@ -114,13 +116,15 @@ pub(crate) async fn roll_back(
         match result {
             Ok(action) => {
                 if action == UndoAction::Deleted {
-                    run.store().record(
-                        row.id,
-                        Some(&run.run_id),
-                        ResourceStatus::Deleted,
-                        None,
-                        None,
-                    )?;
+                    run.store()
+                        .record(
+                            row.id,
+                            Some(&run.run_id),
+                            ResourceStatus::Deleted,
+                            None,
+                            None,
+                        )
+                        .await?;
                 }
                 run.event(RunEvent::Undone {
                     action,
@@ -130,7 +134,7 @@ pub(crate) async fn roll_back(
             }
             Err(e) => report.problems.push(RollbackProblem {
                 resource,
-                error: e.to_string(),
+                error: run.hidden.redact(&e.to_string()),
             }),
         }
     }

@@ -16,14 +16,6 @@ use crate::retry::Backoff;
 use crate::secrets::Redactor;
 use crate::store::{Store, StoreError};
 
-/// The store, shared by the apps of one apply. A panic elsewhere never makes it unusable:
-/// every write is a transaction of its own.
-pub(crate) fn lock_store(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    store
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// One configured provider instance per role.
 pub type Instances = PerRole<ProviderInstance>;
 
@@ -45,6 +37,24 @@ impl Hidden {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .redact(text)
+    }
+}
+
+/// Passes every event through `hidden` before the observer sees it: events carry
+/// provider messages and hook output, which may quote a secret value.
+pub(crate) struct Redacting<'a> {
+    pub inner: &'a dyn Observer,
+    pub hidden: &'a Hidden,
+}
+
+impl Observer for Redacting<'_> {
+    fn event(&self, app: &str, run: Option<&str>, event: &RunEvent) {
+        let redacted = event.redacted(|text| self.hidden.redact(text));
+        self.inner.event(app, run, &redacted);
+    }
+
+    fn secret(&self, value: &SecretString) {
+        self.inner.secret(value);
     }
 }
 
@@ -72,20 +82,23 @@ impl Run<'_, '_> {
             .event(&self.app, Some(&self.run_id), &event);
     }
 
-    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        lock_store(self.ctx.store)
+    pub fn store(&self) -> &Store {
+        self.ctx.store
     }
 
     /// Moves the run to `next`, recording `reason` (redacted).
-    pub fn to(&mut self, next: State, reason: Option<&str>) -> Result<(), StoreError> {
+    pub async fn to(&mut self, next: State, reason: Option<&str>) -> Result<(), StoreError> {
         let reason = reason.map(|r| self.hidden.redact(r));
-        let state = self.store().transition(
-            self.deployment,
-            &self.run_id,
-            self.state,
-            next,
-            reason.as_deref(),
-        )?;
+        let state = self
+            .store()
+            .transition(
+                self.deployment,
+                &self.run_id,
+                self.state,
+                next,
+                reason.as_deref(),
+            )
+            .await?;
         self.state = state;
         self.event(RunEvent::StateChanged { state: self.state });
         Ok(())

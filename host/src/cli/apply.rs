@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use fabrik_engine::domain::{RunOrigin, State};
 use fabrik_engine::orchestrator::apply::{ApplyOptions, Context, apply};
@@ -95,7 +94,7 @@ pub(super) fn deploy(
 ) -> anyhow::Result<bool> {
     let project = &workspace.project;
     let providers = ProviderSet::load(project, &ComponentCache::from_env())?;
-    let store = Mutex::new(workspace.open_store()?);
+    let store = workspace.open_store()?;
     let env = tokio::sync::Mutex::new(EnvSource::load(&project.dir)?);
     let options = options(args);
     let notifier = Notifier::default();

@@ -22,7 +22,7 @@ impl Observer for Lines {
         let line = render::event(event);
         match event {
             RunEvent::NotDestroyed { .. } => eprintln!("error: {line}"),
-            RunEvent::Destroyed { .. } => eprintln!("{line}"),
+            RunEvent::Destroyed { .. } | RunEvent::Retrying { .. } => eprintln!("{line}"),
             _ => tracing::info!("{line}"),
         }
     }
@@ -34,7 +34,8 @@ pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::
     let workspace = Workspace::current(state)?;
     let project = &workspace.project;
     let store = workspace.open_store()?;
-    let destroy = match Destroy::prepare(project, &store, name) {
+    let runtime = super::runtime()?;
+    let destroy = match runtime.block_on(Destroy::prepare(project, &store, name)) {
         Ok(destroy) => destroy,
         Err(error @ DestroyError::NoDeployment { .. }) => {
             eprintln!("error: {error}");
@@ -44,7 +45,7 @@ pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::
     };
     let owned = destroy.resources();
     if owned.is_empty() {
-        destroy.finish_empty(&store)?;
+        runtime.block_on(destroy.finish_empty(&store))?;
         eprintln!("`{name}` has no resources to delete");
         return Ok(ExitStatus::Success);
     }
@@ -75,8 +76,7 @@ pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::
     }
     let providers = ProviderSet::load(project, &ComponentCache::from_env())?;
     let env = EnvSource::load(&project.dir)?;
-    let destroyed =
-        super::runtime()?.block_on(destroy.run(&providers, &env, &store, &Lines, purge))?;
+    let destroyed = runtime.block_on(destroy.run(&providers, &env, &store, &Lines, purge))?;
     Ok(if destroyed.is_complete() {
         ExitStatus::Success
     } else {

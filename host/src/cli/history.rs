@@ -10,14 +10,15 @@ pub fn run(name: &str, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(state)?;
     let project = &workspace.project;
     let store = workspace.open_store()?;
-    let Some(deployment) = store.deployment(&project.name, name)? else {
+    let runtime = super::runtime()?;
+    let Some(deployment) = runtime.block_on(store.deployment(&project.name, name))? else {
         eprintln!(
             "error: no deployment named `{name}` in project `{}`",
             project.name
         );
         return Ok(ExitStatus::Failure);
     };
-    for run in store.runs(deployment.id)? {
+    for run in runtime.block_on(store.runs(deployment.id))? {
         let took = match (&run.finished_at, run.started_at.parse::<f64>()) {
             (Some(end), Ok(start)) => end
                 .parse::<f64>()

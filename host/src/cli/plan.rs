@@ -37,7 +37,7 @@ impl PlanSource {
     }
 
     /// What the state knows of `loaded`'s app, and its secrets' fingerprints now.
-    fn known(&self, loaded: &LoadedSpec) -> anyhow::Result<Known> {
+    async fn known(&self, loaded: &LoadedSpec) -> anyhow::Result<Known> {
         let mut known = Known::default();
         for name in &loaded.spec.secrets {
             let fingerprint = self.env.get(name).map(|value| match &self.key {
@@ -50,12 +50,12 @@ impl PlanSource {
             return Ok(known);
         };
         let project = &self.workspace.project.name;
-        let Some(deployment) = store.deployment(project, &loaded.spec.name)? else {
+        let Some(deployment) = store.deployment(project, &loaded.spec.name).await? else {
             return Ok(known);
         };
-        known.rows = store.resources(deployment.id)?;
+        known.rows = store.resources(deployment.id).await?;
         known.deployed_fingerprints =
-            deployed_fingerprints(store.runs(deployment.id)?, &deployment);
+            deployed_fingerprints(store.runs(deployment.id).await?, &deployment);
         known.deployment = Some(deployment);
         Ok(known)
     }
@@ -77,6 +77,7 @@ pub fn run(
         eprintln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
     }
+    let runtime = super::runtime()?;
     let mut sources = BTreeMap::new();
     let mut plans = Vec::new();
     for spec in &loaded {
@@ -87,7 +88,7 @@ pub fn run(
                 entry.insert(source)
             }
         };
-        plans.push(Plan::against(spec, &source.known(spec)?));
+        plans.push(Plan::against(spec, &runtime.block_on(source.known(spec))?));
     }
     for plan in &plans {
         match format {

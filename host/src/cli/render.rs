@@ -59,9 +59,9 @@ pub fn event(event: &RunEvent) -> String {
             "no changes: the spec is unchanged and its resources are live".to_owned()
         }
         RunEvent::Restoring {
-            restores,
+            restores_run,
             spec_hash,
-        } => format!("deploying again the version of run {restores} ({spec_hash})"),
+        } => format!("deploying again the version of run {restores_run} ({spec_hash})"),
         RunEvent::Progress { message } => message.clone(),
         RunEvent::NothingToDeploy { resource } => {
             format!("{resource} is unchanged: nothing to deploy")

@@ -14,15 +14,16 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(args.run.state.path.as_deref())?;
     let project = &workspace.project;
     let store = workspace.open_store()?;
-    let Some(deployment) = store.deployment(&project.name, name)? else {
+    let runtime = super::runtime()?;
+    let Some(deployment) = runtime.block_on(store.deployment(&project.name, name))? else {
         eprintln!(
             "error: no deployment named `{name}` in project `{}`",
             project.name
         );
         return Ok(ExitStatus::Failure);
     };
-    let runs = store.runs(deployment.id)?;
-    drop(store);
+    let runs = runtime.block_on(store.runs(deployment.id))?;
+    drop((store, runtime));
     let target = match rollback_target(&deployment, runs, args.to.as_deref()) {
         Ok(target) => target,
         Err(error) => {

@@ -3,14 +3,20 @@
 use std::path::Path;
 
 use fabrik_engine::domain::ResourceStatus;
+use fabrik_engine::store::Store;
 use fabrik_engine::workspace::Workspace;
 
 use super::ExitStatus;
 
 pub fn run(name: Option<&str>, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let store = Workspace::current(state)?.open_store()?;
+    super::runtime()?.block_on(show(&store, name))
+}
+
+async fn show(store: &Store, name: Option<&str>) -> anyhow::Result<ExitStatus> {
     let deployments: Vec<_> = store
-        .deployments()?
+        .deployments()
+        .await?
         .into_iter()
         .filter(|d| name.is_none_or(|n| d.app == n))
         .collect();
@@ -34,7 +40,8 @@ pub fn run(name: Option<&str>, state: Option<&Path>) -> anyhow::Result<ExitStatu
             d.spec_hash.as_deref().unwrap_or("never completed")
         );
         for r in store
-            .resources(d.id)?
+            .resources(d.id)
+            .await?
             .iter()
             .filter(|r| r.status != ResourceStatus::Deleted)
         {

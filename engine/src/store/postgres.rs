@@ -1,0 +1,779 @@
+//! The PostgreSQL backend, for teams: the same tables and meaning as SQLite in a schema of
+//! its own (default `fabrik`, so that several projects or teams can share a database),
+//! numbered migrations applied in one transaction under a transaction-level advisory
+//! lock (two runners migrating at once cannot race), a newer schema refused, and an event
+//! journal kept append-only by triggers that refuse UPDATE, DELETE and TRUNCATE.
+//!
+//! The connection string is a secret: it never appears in an error or message, which
+//! name the schema instead. TLS (rustls, the server verified against the web's roots or
+//! a CA file) is used whenever the server is reached over the network.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
+
+use super::journal::Journal;
+use super::{Deployment, ResourceKey, ResourceRow, RunRow, RunStart, StoreError};
+use crate::domain::{DeploymentState, ResourceStatus, RunOrigin, State};
+
+/// Numbered migrations of the PostgreSQL schema; never edited once released, only added.
+/// Version 1 is the SQLite schema at its version 2, in PostgreSQL's types.
+pub const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE deployments (
+    id          BIGSERIAL PRIMARY KEY,
+    project     TEXT NOT NULL,
+    app         TEXT NOT NULL,
+    spec_path   TEXT NOT NULL,
+    spec_hash   TEXT,
+    state       TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (project, app)
+);
+
+CREATE TABLE runs (
+    id             TEXT PRIMARY KEY,
+    deployment_id  BIGINT NOT NULL REFERENCES deployments (id),
+    state          TEXT NOT NULL,
+    spec_hash      TEXT NOT NULL,
+    started_at     TEXT NOT NULL,
+    finished_at    TEXT,
+    reason         TEXT,
+    origin         TEXT NOT NULL DEFAULT 'apply' CHECK (origin IN ('apply', 'rollback')),
+    restores_run   TEXT REFERENCES runs (id),
+    snapshot       TEXT,
+    -- Insertion order, for runs started within the same millisecond.
+    seq            BIGSERIAL NOT NULL
+);
+
+CREATE TABLE resources (
+    id                BIGSERIAL PRIMARY KEY,
+    deployment_id     BIGINT NOT NULL REFERENCES deployments (id),
+    provider          TEXT NOT NULL,
+    kind              TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    external_id       TEXT,
+    owner             TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('pending', 'created', 'updated', 'adopted', 'deleted')),
+    desired           TEXT,
+    previous_desired  TEXT,
+    outputs           TEXT,
+    created_by_run    TEXT REFERENCES runs (id),
+    changed_by_run    TEXT REFERENCES runs (id),
+    updated_at        TEXT NOT NULL,
+    UNIQUE (deployment_id, provider, kind, name)
+);
+
+CREATE TABLE events (
+    seq            BIGSERIAL PRIMARY KEY,
+    deployment_id  BIGINT REFERENCES deployments (id),
+    run_id         TEXT REFERENCES runs (id),
+    at             TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    data           TEXT NOT NULL
+);
+
+-- The journal is append-only, enforced by the database and not only by the code.
+CREATE FUNCTION events_are_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'events are append-only';
+END
+$$;
+CREATE TRIGGER events_no_update_or_delete BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION events_are_append_only();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_are_append_only();
+"];
+
+/// The schema version this build writes.
+pub fn latest() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// How to reach the team's database.
+#[derive(Clone)]
+pub struct PgSettings {
+    /// A libpq-style connection string (`host=… user=… dbname=…` or
+    /// `postgresql://…`); it may hold a password.
+    pub url: SecretString,
+    /// The schema holding Fabrik's tables.
+    pub schema: String,
+    /// A PEM file of CAs to trust besides the web's roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("url", &"[redacted]")
+            .field("schema", &self.schema)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// The default schema.
+pub const DEFAULT_SCHEMA: &str = "fabrik";
+
+/// Whether `schema` is a plain lower-case SQL identifier (it is interpolated, quoted, into
+/// statements, so nothing else is accepted).
+pub fn valid_schema(schema: &str) -> bool {
+    let mut chars = schema.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema.len() <= 63
+}
+
+/// An open PostgreSQL store: one connection, one statement or transaction at a time.
+pub struct PgStore {
+    client: Mutex<Client>,
+    schema: String,
+}
+
+fn now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:03}", since.as_secs(), since.subsec_millis())
+}
+
+fn parse_json(text: Option<String>) -> Option<Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// A 64-bit advisory-lock key for `purpose` and `name`, the same on every machine.
+pub fn lock_key(purpose: &str, name: &str) -> i64 {
+    let digest = Sha256::digest(format!("fabrik:{purpose}:{name}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// Opens a connection: over TLS (rustls) when the server is reached over the network,
+/// plain on a Unix socket. The connection task runs on the current runtime.
+pub async fn connect_client(settings: &PgSettings) -> Result<Client, StoreError> {
+    let location = format!("PostgreSQL schema `{}`", settings.schema);
+    let open_error = |message: String| StoreError::Open {
+        location: location.clone(),
+        message,
+    };
+    let config: tokio_postgres::Config = settings.url.expose_secret().parse().map_err(|_| {
+        open_error("the connection string cannot be parsed (FABRIK_STATE_URL)".to_owned())
+    })?;
+    // The error of a failed connection names the server and the cause, never the
+    // password: tokio-postgres does not quote the connection string.
+    let local = config
+        .get_hosts()
+        .iter()
+        .all(|host| matches!(host, tokio_postgres::config::Host::Unix(_)));
+    if local || config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+        // A Unix socket never leaves the machine; TLS there has no server name to check.
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| open_error(e.to_string()))?;
+        tokio::spawn(drive(connection));
+        return Ok(client);
+    }
+    let tls = tls_connector(settings.ca_file.as_deref()).map_err(open_error)?;
+    let (client, connection) = config
+        .connect(tls)
+        .await
+        .map_err(|e| open_error(e.to_string()))?;
+    tokio::spawn(drive(connection));
+    Ok(client)
+}
+
+/// Runs a connection until it ends; its end is logged (the next statement fails with
+/// the cause).
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(error) = connection.await {
+        tracing::warn!("the state database connection ended: {error}");
+    }
+}
+
+fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read the CA file `{}`: {e}", path.display()))?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| format!("the CA file `{}`: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("the CA file `{}`: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+fn deployment_of(row: &Row) -> Result<Deployment, StoreError> {
+    Ok(Deployment {
+        id: row.try_get("id")?,
+        project: row.try_get("project")?,
+        app: row.try_get("app")?,
+        spec_path: row.try_get("spec_path")?,
+        spec_hash: row.try_get("spec_hash")?,
+        state: row
+            .try_get::<_, String>("state")?
+            .parse::<DeploymentState>()?,
+    })
+}
+
+fn run_of(row: &Row) -> Result<RunRow, StoreError> {
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        state: row.try_get::<_, String>("state")?.parse::<State>()?,
+        spec_hash: row.try_get("spec_hash")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        reason: row.try_get("reason")?,
+        origin: RunOrigin::from_stored(
+            &row.try_get::<_, String>("origin")?,
+            row.try_get("restores_run")?,
+        )?,
+        snapshot: parse_json(row.try_get("snapshot")?),
+    })
+}
+
+fn resource_of(row: &Row) -> Result<ResourceRow, StoreError> {
+    Ok(ResourceRow {
+        id: row.try_get("id")?,
+        provider: row.try_get::<_, String>("provider")?.parse()?,
+        kind: row.try_get("kind")?,
+        name: row.try_get("name")?,
+        external_id: row.try_get("external_id")?,
+        owner: row.try_get("owner")?,
+        status: row.try_get::<_, String>("status")?.parse()?,
+        desired: parse_json(row.try_get("desired")?),
+        previous_desired: parse_json(row.try_get("previous_desired")?),
+        outputs: parse_json(row.try_get("outputs")?),
+        created_by_run: row.try_get("created_by_run")?,
+        changed_by_run: row.try_get("changed_by_run")?,
+    })
+}
+
+const DEPLOYMENT_COLUMNS: &str = "id, project, app, spec_path, spec_hash, state";
+
+/// Appends `event` to the journal through `client` (a connection or a transaction).
+async fn append(
+    client: &impl tokio_postgres::GenericClient,
+    deployment: Option<i64>,
+    run_id: Option<&str>,
+    event: &Journal<'_>,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO events (deployment_id, run_id, at, kind, data) VALUES ($1, $2, $3, $4, $5)",
+            &[&deployment, &run_id, &now(), &event.kind(), &event.data().to_string()],
+        )
+        .await?;
+    Ok(())
+}
+
+impl PgStore {
+    /// Connects, creates the schema if needed and migrates it.
+    pub async fn connect(settings: &PgSettings) -> Result<Self, StoreError> {
+        if !valid_schema(&settings.schema) {
+            return Err(StoreError::Open {
+                location: "PostgreSQL".to_owned(),
+                message: format!(
+                    "`{}` is not a usable schema name (lower-case letters, digits and `_`, at most 63)",
+                    settings.schema
+                ),
+            });
+        }
+        let mut client = connect_client(settings).await?;
+        migrate(&mut client, &settings.schema).await?;
+        client
+            .batch_execute(&format!("SET search_path TO \"{}\"", settings.schema))
+            .await?;
+        Ok(Self {
+            client: Mutex::new(client),
+            schema: settings.schema.clone(),
+        })
+    }
+
+    pub fn location(&self) -> String {
+        format!("PostgreSQL schema `{}`", self.schema)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        Ok(self.client.lock().await.query(sql, params).await?)
+    }
+
+    pub async fn deployment(
+        &self,
+        project: &str,
+        app: &str,
+    ) -> Result<Option<Deployment>, StoreError> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE project = $1 AND app = $2"
+                ),
+                &[&project, &app],
+            )
+            .await?;
+        rows.first().map(deployment_of).transpose()
+    }
+
+    pub async fn deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        self.query(
+            &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments ORDER BY project, app"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(deployment_of)
+        .collect()
+    }
+
+    pub async fn ensure_deployment(
+        &self,
+        project: &str,
+        app: &str,
+        spec_path: &str,
+    ) -> Result<Deployment, StoreError> {
+        let rows = self
+            .query(
+                &format!(
+                    "INSERT INTO deployments (project, app, spec_path, state, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $5)
+                     ON CONFLICT (project, app) DO UPDATE SET spec_path = excluded.spec_path
+                     RETURNING {DEPLOYMENT_COLUMNS}"
+                ),
+                &[
+                    &project,
+                    &app,
+                    &spec_path,
+                    &DeploymentState::Run(State::Pending).as_str(),
+                    &now(),
+                ],
+            )
+            .await?;
+        rows.first()
+            .map(deployment_of)
+            .transpose()?
+            .ok_or_else(|| StoreError::Open {
+                location: self.location(),
+                message: "the deployment row was not written".to_owned(),
+            })
+    }
+
+    pub async fn start_run(&self, run: &RunStart<'_>) -> Result<(), StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO runs (id, deployment_id, state, spec_hash, started_at, origin, restores_run, snapshot)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &run.run_id,
+                &run.deployment,
+                &State::Pending.as_str(),
+                &run.spec_hash,
+                &now(),
+                &run.origin.as_str(),
+                &run.origin.restores(),
+                &run.snapshot.to_string(),
+            ],
+        )
+        .await?;
+        append(
+            &tx,
+            Some(run.deployment),
+            Some(run.run_id),
+            &Journal::RunStarted {
+                spec_hash: run.spec_hash,
+                origin: run.origin,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn transition(
+        &self,
+        deployment: i64,
+        run_id: &str,
+        from: State,
+        to: State,
+        reason: Option<&str>,
+    ) -> Result<State, StoreError> {
+        let next = from.transition(to)?;
+        let mut client = self.client.lock().await;
+        transition_in(&mut client, deployment, run_id, from, next, reason).await?;
+        Ok(next)
+    }
+
+    pub async fn close_unfinished_runs(
+        &self,
+        deployment: i64,
+        reason: &str,
+    ) -> Result<Vec<(String, State)>, StoreError> {
+        let mut closed = Vec::new();
+        for run in self.runs(deployment).await? {
+            let left_in = run.state;
+            if left_in.is_terminal() {
+                continue;
+            }
+            let mut state = left_in;
+            if state == State::Pending {
+                state = self
+                    .transition(deployment, &run.id, state, State::Validating, None)
+                    .await?;
+            }
+            self.transition(deployment, &run.id, state, State::Failed, Some(reason))
+                .await?;
+            closed.push((run.id, left_in));
+        }
+        Ok(closed)
+    }
+
+    pub async fn mark_destroyed(&self, deployment: i64) -> Result<(), StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "UPDATE deployments SET spec_hash = NULL, state = $1, updated_at = $2 WHERE id = $3",
+            &[&DeploymentState::Destroyed.as_str(), &now(), &deployment],
+        )
+        .await?;
+        append(&tx, Some(deployment), None, &Journal::Destroyed).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_spec_hash(&self, deployment: i64, hash: &str) -> Result<(), StoreError> {
+        self.query(
+            "UPDATE deployments SET spec_hash = $1 WHERE id = $2",
+            &[&hash, &deployment],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn append_event(
+        &self,
+        deployment: Option<i64>,
+        run_id: Option<&str>,
+        event: &Journal<'_>,
+    ) -> Result<(), StoreError> {
+        let client = self.client.lock().await;
+        append(&*client, deployment, run_id, event).await
+    }
+
+    pub async fn intend(
+        &self,
+        deployment: i64,
+        run_id: &str,
+        key: ResourceKey<'_>,
+        owner: &str,
+        desired: &Value,
+    ) -> Result<i64, StoreError> {
+        let ResourceKey {
+            provider,
+            kind,
+            name,
+        } = key;
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_one(
+                "INSERT INTO resources (deployment_id, provider, kind, name, owner, status, desired, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $8, $6, $7)
+                 ON CONFLICT (deployment_id, provider, kind, name) DO UPDATE SET
+                     status = CASE WHEN resources.status = $9 THEN $8 ELSE resources.status END,
+                     previous_desired = CASE WHEN resources.status = $9 THEN NULL ELSE resources.previous_desired END,
+                     desired = excluded.desired,
+                     updated_at = excluded.updated_at
+                 RETURNING id",
+                &[
+                    &deployment,
+                    &provider.as_str(),
+                    &kind,
+                    &name,
+                    &owner,
+                    &desired.to_string(),
+                    &now(),
+                    &ResourceStatus::Pending.as_str(),
+                    &ResourceStatus::Deleted.as_str(),
+                ],
+            )
+            .await?;
+        let id: i64 = row.try_get(0)?;
+        append(
+            &tx,
+            Some(deployment),
+            Some(run_id),
+            &Journal::Intent {
+                provider,
+                kind,
+                name,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn record(
+        &self,
+        resource: i64,
+        run: Option<&str>,
+        status: ResourceStatus,
+        external_id: Option<&str>,
+        outputs: Option<&Value>,
+    ) -> Result<(), StoreError> {
+        let created = if status.is_new_to_run() { run } else { None };
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_one(
+                "UPDATE resources SET status = $1, external_id = COALESCE($2, external_id), outputs = COALESCE($3, outputs),
+                     created_by_run = COALESCE($4, created_by_run), changed_by_run = $5, updated_at = $6
+                 WHERE id = $7
+                 RETURNING deployment_id",
+                &[
+                    &status.as_str(),
+                    &external_id,
+                    &outputs.map(Value::to_string),
+                    &created,
+                    &run,
+                    &now(),
+                    &resource,
+                ],
+            )
+            .await?;
+        let deployment: i64 = row.try_get(0)?;
+        append(
+            &tx,
+            Some(deployment),
+            run,
+            &Journal::Resource {
+                resource,
+                status,
+                external_id,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn resources(&self, deployment: i64) -> Result<Vec<ResourceRow>, StoreError> {
+        self.query(
+            "SELECT id, provider, kind, name, external_id, owner, status, desired, previous_desired, outputs, created_by_run, changed_by_run
+             FROM resources WHERE deployment_id = $1 ORDER BY id",
+            &[&deployment],
+        )
+        .await?
+        .iter()
+        .map(resource_of)
+        .collect()
+    }
+
+    pub async fn runs(&self, deployment: i64) -> Result<Vec<RunRow>, StoreError> {
+        self.query(
+            "SELECT id, state, spec_hash, started_at, finished_at, reason, origin, restores_run, snapshot
+             FROM runs WHERE deployment_id = $1 ORDER BY started_at DESC, seq DESC",
+            &[&deployment],
+        )
+        .await?
+        .iter()
+        .map(run_of)
+        .collect()
+    }
+
+    pub async fn export(&self) -> Result<Value, StoreError> {
+        let mut out = serde_json::Map::new();
+        out.insert("schema_version".to_owned(), serde_json::json!(latest()));
+        for (table, order) in [
+            ("deployments", "id"),
+            ("runs", "seq"),
+            ("resources", "id"),
+            ("events", "seq"),
+        ] {
+            // Every column as text, in table order: the same shape as SQLite's export.
+            let rows = self
+                .query(
+                    &format!("SELECT row_to_json(t)::text FROM {table} t ORDER BY {order}"),
+                    &[],
+                )
+                .await?;
+            let mut values = Vec::new();
+            for row in rows {
+                let text: String = row.try_get(0)?;
+                let mut value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                // `runs.seq` only orders runs of the same millisecond.
+                if table == "runs"
+                    && let Some(object) = value.as_object_mut()
+                {
+                    object.remove("seq");
+                }
+                values.push(value);
+            }
+            out.insert(table.to_owned(), Value::Array(values));
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// One transition in one transaction: the run, the deployment, the restore points and
+/// the journal agree even if the process dies here.
+async fn transition_in(
+    client: &mut Client,
+    deployment: i64,
+    run_id: &str,
+    from: State,
+    next: State,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    let at = now();
+    let finished = next.is_terminal().then_some(at.clone());
+    let tx = client.transaction().await?;
+    tx.execute(
+        "UPDATE runs SET state = $1, finished_at = COALESCE($2, finished_at), reason = COALESCE($3, reason) WHERE id = $4",
+        &[&next.as_str(), &finished, &reason, &run_id],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE deployments SET state = $1, updated_at = $2 WHERE id = $3",
+        &[&DeploymentState::Run(next).as_str(), &at, &deployment],
+    )
+    .await?;
+    if next == State::Complete {
+        // What a completed run deployed is what a later failed run restores.
+        tx.execute(
+            "UPDATE resources SET previous_desired = desired
+             WHERE deployment_id = $1 AND status IN ($2, $3, $4)",
+            &[
+                &deployment,
+                &ResourceStatus::Created.as_str(),
+                &ResourceStatus::Updated.as_str(),
+                &ResourceStatus::Adopted.as_str(),
+            ],
+        )
+        .await?;
+    }
+    append(
+        &tx,
+        Some(deployment),
+        Some(run_id),
+        &Journal::Transition {
+            from,
+            to: next,
+            reason,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates the schema if needed and applies the migrations it lacks, all in one
+/// transaction under an advisory lock on the schema: a second runner waits, then finds
+/// nothing left to do. A schema newer than this build is refused, unchanged.
+async fn migrate(client: &mut Client, schema: &str) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&lock_key("migrate", schema)],
+    )
+    .await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+         SET LOCAL search_path TO \"{schema}\";
+         CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);"
+    ))
+    .await?;
+    let found: Option<i64> = tx
+        .query_opt("SELECT version FROM schema_version", &[])
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+    let found = found.unwrap_or(0);
+    let known = latest();
+    if found > known {
+        return Err(StoreError::Newer {
+            location: format!("PostgreSQL schema `{schema}`"),
+            found,
+            known,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i64::try_from(index).unwrap_or(i64::MAX) + 1;
+        if version > found {
+            tx.batch_execute(sql).await?;
+        }
+    }
+    if found < known {
+        tx.execute("DELETE FROM schema_version", &[]).await?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&known],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers_and_lock_keys_differ_by_name() {
+        assert!(valid_schema("fabrik"));
+        assert!(valid_schema("team_a2"));
+        for bad in [
+            "",
+            "Fabrik",
+            "2fabrik",
+            "fab-rik",
+            "a\"; DROP",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_schema(bad), "{bad}");
+        }
+        assert_eq!(lock_key("app", "p/api"), lock_key("app", "p/api"));
+        assert_ne!(lock_key("app", "p/api"), lock_key("app", "q/api"));
+        assert_ne!(lock_key("migrate", "fabrik"), lock_key("app", "fabrik"));
+    }
+
+    #[test]
+    fn settings_never_show_the_connection_string() {
+        let settings = PgSettings {
+            url: SecretString::from("postgresql://u:hunter2-pw@db/x".to_owned()),
+            schema: DEFAULT_SCHEMA.to_owned(),
+            ca_file: None,
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

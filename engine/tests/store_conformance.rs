@@ -1,0 +1,473 @@
+//! One conformance suite for every state backend: each scenario runs against a SQLite
+//! file and against a real PostgreSQL server (a fresh schema per test), and must behave
+//! the same. PostgreSQL comes from `FABRIK_TEST_POSTGRES_URL` (`.ci/run` starts a
+//! throwaway cluster): in CI a missing server fails the tests; elsewhere they say so and
+//! run on SQLite only.
+
+use fabrik_engine::domain::{DeploymentState, ResourceStatus, Role, RunOrigin, State};
+use fabrik_engine::store::postgres::{self, PgSettings};
+use fabrik_engine::store::{Journal, ResourceKey, RunStart, Store, StoreError};
+use secrecy::SecretString;
+use serde_json::json;
+
+/// The PostgreSQL connection string for tests, if a server is there.
+fn postgres_url() -> Option<String> {
+    match std::env::var("FABRIK_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "FABRIK_TEST_POSTGRES_URL is not set: CI must start PostgreSQL (.ci/run)"
+            );
+            eprintln!(
+                "note: FABRIK_TEST_POSTGRES_URL is not set; the PostgreSQL half of this test did not run"
+            );
+            None
+        }
+    }
+}
+
+/// A schema no other test uses.
+fn fresh_schema() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("random");
+    format!("t_{}", hex::encode(bytes))
+}
+
+fn settings(url: &str, schema: &str) -> PgSettings {
+    PgSettings {
+        url: SecretString::from(url.to_owned()),
+        schema: schema.to_owned(),
+        ca_file: None,
+    }
+}
+
+/// Every backend this machine has, each empty.
+async fn backends() -> Vec<(&'static str, Store, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = Store::open(&dir.path().join("state.db")).expect("sqlite");
+    let mut all = vec![("sqlite", sqlite, Some(dir))];
+    if let Some(url) = postgres_url() {
+        let store = Store::connect(&settings(&url, &fresh_schema()))
+            .await
+            .expect("postgres");
+        all.push(("postgres", store, None));
+    }
+    all
+}
+
+async fn start(store: &Store, deployment: i64, run_id: &str, hash: &str, origin: &RunOrigin) {
+    store
+        .start_run(&RunStart {
+            deployment,
+            run_id,
+            spec_hash: hash,
+            origin,
+            snapshot: &json!({ "spec": { "name": "api" } }),
+        })
+        .await
+        .expect("run starts");
+}
+
+async fn walk(store: &Store, deployment: i64, run_id: &str, to: &[State]) -> State {
+    let mut state = State::Pending;
+    for next in to {
+        state = store
+            .transition(deployment, run_id, state, *next, None)
+            .await
+            .expect("allowed");
+    }
+    state
+}
+
+const TO_COMPLETE: [State; 5] = [
+    State::Validating,
+    State::Provisioning,
+    State::Deploying,
+    State::Verifying,
+    State::Complete,
+];
+
+fn dns(name: &str) -> ResourceKey<'_> {
+    ResourceKey {
+        provider: Role::Dns,
+        kind: "dns-record",
+        name,
+    }
+}
+
+fn journal_kinds(export: &serde_json::Value) -> Vec<String> {
+    export["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_move_only_as_the_state_machine_allows() {
+    for (backend, store, _dir) in backends().await {
+        let first = store
+            .ensure_deployment("p", "api", "api.yaml")
+            .await
+            .expect("created");
+        let again = store
+            .ensure_deployment("p", "api", "moved/api.yaml")
+            .await
+            .expect("found");
+        assert_eq!(first.id, again.id, "{backend}: one row per app");
+        assert_eq!(again.spec_path, "moved/api.yaml", "{backend}");
+        assert_eq!(
+            again.state,
+            DeploymentState::Run(State::Pending),
+            "{backend}"
+        );
+
+        start(&store, first.id, "run-1", "h1", &RunOrigin::Apply).await;
+        let state = walk(&store, first.id, "run-1", &TO_COMPLETE).await;
+        store.set_spec_hash(first.id, "h1").await.expect("hash");
+        let refused = store
+            .transition(first.id, "run-1", state, State::Deploying, None)
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Transition(_))),
+            "{backend}: {refused:?}"
+        );
+        let deployment = store
+            .deployment("p", "api")
+            .await
+            .expect("read")
+            .expect("there");
+        assert!(deployment.is_complete(), "{backend}");
+        assert_eq!(deployment.spec_hash.as_deref(), Some("h1"), "{backend}");
+        assert_eq!(
+            store.deployment("p", "other").await.expect("read"),
+            None,
+            "{backend}"
+        );
+        let runs = store.runs(first.id).await.expect("runs");
+        assert_eq!(runs.len(), 1, "{backend}");
+        assert_eq!(runs[0].state, State::Complete, "{backend}");
+        assert!(runs[0].finished_at.is_some(), "{backend}");
+        assert_eq!(runs[0].snapshot, Some(json!({ "spec": { "name": "api" } })));
+
+        let export = store.export().await.expect("export");
+        let kinds = journal_kinds(&export);
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "transition").count(),
+            5,
+            "{backend}: {kinds:?}"
+        );
+        assert_eq!(kinds[0], "run_started", "{backend}");
+        assert!(export["schema_version"].is_number(), "{backend}");
+
+        store.mark_destroyed(first.id).await.expect("destroyed");
+        let destroyed = store.deployments().await.expect("all");
+        assert_eq!(destroyed.len(), 1, "{backend}");
+        assert_eq!(destroyed[0].state, DeploymentState::Destroyed, "{backend}");
+        assert_eq!(destroyed[0].spec_hash, None, "{backend}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intents_come_first_and_keep_the_restore_point() {
+    for (backend, store, _dir) in backends().await {
+        let d = store
+            .ensure_deployment("p", "api", "api.yaml")
+            .await
+            .expect("deployment")
+            .id;
+        start(&store, d, "r1", "h1", &RunOrigin::Apply).await;
+        let id = store
+            .intend(
+                d,
+                "r1",
+                dns("api.example.com"),
+                "fabrik:p/api",
+                &json!({ "content": "1.2.3.4" }),
+            )
+            .await
+            .expect("intent");
+        let rows = store.resources(d).await.expect("rows");
+        assert_eq!(rows[0].status, ResourceStatus::Pending, "{backend}");
+        assert!(!rows[0].is_live(), "{backend}: an intent is not live");
+        store
+            .record(
+                id,
+                Some("r1"),
+                ResourceStatus::Created,
+                Some("zone/rec"),
+                Some(&json!({ "zone_id": "zone" })),
+            )
+            .await
+            .expect("record");
+        walk(&store, d, "r1", &TO_COMPLETE).await;
+
+        start(&store, d, "r2", "h2", &RunOrigin::Apply).await;
+        let again = store
+            .intend(
+                d,
+                "r2",
+                dns("api.example.com"),
+                "fabrik:p/api",
+                &json!({ "content": "5.6.7.8" }),
+            )
+            .await
+            .expect("intent");
+        assert_eq!(again, id, "{backend}: the same row, never a duplicate");
+        let row = &store.resources(d).await.expect("rows")[0];
+        assert_eq!(row.status, ResourceStatus::Created, "{backend}");
+        assert!(row.is(Role::Dns, "dns-record", "api.example.com"));
+        assert_eq!(row.external_id.as_deref(), Some("zone/rec"), "{backend}");
+        assert_eq!(row.outputs, Some(json!({ "zone_id": "zone" })), "{backend}");
+        assert_eq!(row.created_by_run.as_deref(), Some("r1"), "{backend}");
+        assert_eq!(
+            row.previous_desired,
+            Some(json!({ "content": "1.2.3.4" })),
+            "{backend}: what the completed run deployed"
+        );
+        assert_eq!(row.desired, Some(json!({ "content": "5.6.7.8" })));
+
+        // Deleted, then wanted again: a fresh intent with no restore point.
+        store
+            .record(id, Some("r2"), ResourceStatus::Deleted, None, None)
+            .await
+            .expect("deleted");
+        store
+            .intend(
+                d,
+                "r2",
+                dns("api.example.com"),
+                "fabrik:p/api",
+                &json!({ "content": "9.9.9.9" }),
+            )
+            .await
+            .expect("intent");
+        let row = &store.resources(d).await.expect("rows")[0];
+        assert_eq!(row.status, ResourceStatus::Pending, "{backend}");
+        assert_eq!(row.previous_desired, None, "{backend}");
+        assert_eq!(row.changed_by_run.as_deref(), Some("r2"), "{backend}");
+
+        // Outside a run (`fabrik destroy`): no run is named.
+        store
+            .record(id, None, ResourceStatus::Deleted, None, None)
+            .await
+            .expect("deleted outside a run");
+        let row = &store.resources(d).await.expect("rows")[0];
+        assert_eq!(row.changed_by_run, None, "{backend}");
+        let kinds = journal_kinds(&store.export().await.expect("export"));
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "intent").count(),
+            3,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_runs_are_closed_and_runs_come_newest_first() {
+    for (backend, store, _dir) in backends().await {
+        let d = store
+            .ensure_deployment("p", "api", "api.yaml")
+            .await
+            .expect("deployment")
+            .id;
+        start(&store, d, "done", "h1", &RunOrigin::Apply).await;
+        walk(&store, d, "done", &TO_COMPLETE).await;
+        start(&store, d, "killed-early", "h2", &RunOrigin::Apply).await;
+        start(
+            &store,
+            d,
+            "killed-deploying",
+            "h1",
+            &RunOrigin::Rollback {
+                restores: "done".to_owned(),
+            },
+        )
+        .await;
+        walk(
+            &store,
+            d,
+            "killed-deploying",
+            &[State::Validating, State::Provisioning, State::Deploying],
+        )
+        .await;
+        let mut closed = store
+            .close_unfinished_runs(d, "interrupted")
+            .await
+            .expect("closed");
+        closed.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            closed,
+            [
+                ("killed-deploying".to_owned(), State::Deploying),
+                ("killed-early".to_owned(), State::Pending),
+            ],
+            "{backend}"
+        );
+        let runs = store.runs(d).await.expect("runs");
+        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["killed-deploying", "killed-early", "done"],
+            "{backend}"
+        );
+        assert!(runs[..2].iter().all(|r| r.state == State::Failed));
+        assert_eq!(runs[0].reason.as_deref(), Some("interrupted"), "{backend}");
+        assert_eq!(
+            runs[0].origin,
+            RunOrigin::Rollback {
+                restores: "done".to_owned()
+            },
+            "{backend}"
+        );
+        assert_eq!(runs[2].origin, RunOrigin::Apply, "{backend}");
+        assert!(
+            store
+                .close_unfinished_runs(d, "again")
+                .await
+                .expect("none")
+                .is_empty(),
+            "{backend}"
+        );
+        store
+            .append_event(Some(d), None, &Journal::NoChanges { spec_hash: "h1" })
+            .await
+            .expect("journal");
+        let kinds = journal_kinds(&store.export().await.expect("export"));
+        assert_eq!(kinds.last().map(String::as_str), Some("no_changes"));
+    }
+}
+
+/// PostgreSQL only: what SQLite's own tests check of the file.
+mod postgres_only {
+    use super::*;
+
+    async fn raw(url: &str, schema: &str) -> tokio_postgres::Client {
+        let client = postgres::connect_client(&settings(url, schema))
+            .await
+            .expect("connects");
+        client
+            .batch_execute(&format!("SET search_path TO \"{schema}\""))
+            .await
+            .expect("schema");
+        client
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_journal_is_append_only_in_the_database_itself() {
+        let Some(url) = postgres_url() else { return };
+        let schema = fresh_schema();
+        let store = Store::connect(&settings(&url, &schema))
+            .await
+            .expect("store");
+        store
+            .append_event(None, None, &Journal::Destroyed)
+            .await
+            .expect("append");
+        let client = raw(&url, &schema).await;
+        for statement in [
+            "UPDATE events SET kind = 'changed'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+        ] {
+            let refused = client.batch_execute(statement).await.expect_err("refused");
+            let message = refused
+                .as_db_error()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_default();
+            assert_eq!(message, "events are append-only", "{statement}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_newer_schema_is_refused_and_left_unchanged() {
+        let Some(url) = postgres_url() else { return };
+        let schema = fresh_schema();
+        drop(
+            Store::connect(&settings(&url, &schema))
+                .await
+                .expect("store"),
+        );
+        let client = raw(&url, &schema).await;
+        let newer = postgres::latest() + 1;
+        client
+            .execute("UPDATE schema_version SET version = $1", &[&newer])
+            .await
+            .expect("bump");
+        let refused = Store::connect(&settings(&url, &schema)).await;
+        let Err(error) = refused else {
+            panic!("a newer schema must be refused")
+        };
+        assert!(matches!(error, StoreError::Newer { .. }), "{error}");
+        let message = error.to_string();
+        assert!(message.contains(&format!("schema `{schema}`")), "{message}");
+        assert!(!message.contains(&url), "never the connection string");
+        let row = client
+            .query_one("SELECT version FROM schema_version", &[])
+            .await
+            .expect("version");
+        assert_eq!(row.get::<_, i64>(0), newer, "left unchanged");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ten_runners_migrating_one_new_schema_at_once_do_not_race() {
+        let Some(url) = postgres_url() else { return };
+        let schema = fresh_schema();
+        let connects = (0..10).map(|_| {
+            let settings = settings(&url, &schema);
+            tokio::spawn(async move { Store::connect(&settings).await.map(drop) })
+        });
+        for result in futures::future::join_all(connects).await {
+            result
+                .expect("joined")
+                .expect("every runner migrates or finds it done");
+        }
+        let client = raw(&url, &schema).await;
+        let rows = client
+            .query("SELECT version FROM schema_version", &[])
+            .await
+            .expect("version");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, i64>(0), postgres::latest());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn projects_in_two_schemas_of_one_database_never_meet() {
+        let Some(url) = postgres_url() else { return };
+        let a = Store::connect(&settings(&url, &fresh_schema()))
+            .await
+            .expect("a");
+        let b = Store::connect(&settings(&url, &fresh_schema()))
+            .await
+            .expect("b");
+        a.ensure_deployment("p", "api", "api.yaml")
+            .await
+            .expect("a's app");
+        assert!(b.deployments().await.expect("b's").is_empty());
+        assert!(a.location().contains("PostgreSQL schema"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bad_schema_name_or_server_is_a_clear_error_without_the_url() {
+        let Some(url) = postgres_url() else { return };
+        let Err(bad) = Store::connect(&settings(&url, "Robert'); DROP")).await else {
+            panic!("refused")
+        };
+        assert!(
+            bad.to_string().contains("not a usable schema name"),
+            "{bad}"
+        );
+        let secret_url = "host=/nonexistent-fabrik-socket user=u password=pw-5ecret-9 dbname=x";
+        let Err(down) = Store::connect(&settings(secret_url, "fabrik")).await else {
+            panic!("no server there")
+        };
+        let message = down.to_string();
+        assert!(
+            message.contains("cannot open the state database"),
+            "{message}"
+        );
+        assert!(!message.contains("pw-5ecret-9"), "{message}");
+    }
+}
