@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub mod postgres;
+
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
@@ -21,16 +23,31 @@ pub struct Holder {
     /// Seconds since the Unix epoch.
     pub started_at: u64,
     pub run_id: String,
+    /// The holder's login name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} on {}", self.pid, self.host)?;
+        if let Some(user) = &self.user {
+            write!(f, " by {user}")?;
+        }
         write!(
             f,
-            "pid {} on {}, run {}, since {} (unix time)",
-            self.pid, self.host, self.run_id, self.started_at
+            ", run {}, since {} (unix time)",
+            self.run_id, self.started_at
         )
     }
+}
+
+/// The login name of this process's user, for lock holders.
+pub fn user_name() -> Option<String> {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,18 +57,88 @@ pub enum AppLockError {
     )]
     Held {
         app: String,
-        holder: Holder,
+        holder: Box<Holder>,
         waited: Duration,
     },
     #[error(
         "`{app}` is locked by another process that has not said who it is; waited {waited:?}\n  hint: see `.fabrik/locks/{app}.lock`; if no fabrik is running, run `fabrik unlock {app}`"
     )]
     HeldUnknown { app: String, waited: Duration },
+    #[error(
+        "`{app}` is locked in the state database by a session that has not said who it is; waited {waited:?}\n  hint: `fabrik unlock {app}` says more; `--force` ends that session"
+    )]
+    HeldBySession { app: String, waited: Duration },
     #[error("cannot use the lock file `{}`: {source}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The database holding the team's locks cannot be used.
+    #[error("cannot take the lock of `{app}` in the state database: {message}")]
+    Database { app: String, message: String },
+}
+
+/// Where a project's app locks live: lock files beside the project (SQLite state), or
+/// the team's database (PostgreSQL state).
+#[derive(Debug, Clone)]
+pub enum Locks {
+    Files(PathBuf),
+    Postgres(crate::store::postgres::PgSettings),
+}
+
+/// A held app lock, of either kind.
+#[derive(Debug)]
+pub enum RunLock {
+    File(AppLock),
+    Postgres(postgres::PgLock),
+}
+
+impl Locks {
+    /// Takes the lock of `app` in `project`, waiting up to `timeout`.
+    pub async fn acquire(
+        &self,
+        project: &str,
+        app: &str,
+        run_id: &str,
+        timeout: Duration,
+    ) -> Result<RunLock, AppLockError> {
+        match self {
+            Locks::Files(dir) => tokio::task::block_in_place(|| acquire(dir, app, run_id, timeout))
+                .map(RunLock::File),
+            Locks::Postgres(settings) => {
+                postgres::PgLock::acquire(settings, project, app, run_id, timeout)
+                    .await
+                    .map(RunLock::Postgres)
+            }
+        }
+    }
+}
+
+impl RunLock {
+    /// The record of a holder that died without releasing, if one was taken over.
+    pub fn took_over(&self) -> Option<&Holder> {
+        match self {
+            RunLock::File(lock) => lock.took_over.as_ref(),
+            RunLock::Postgres(lock) => lock.took_over.as_ref(),
+        }
+    }
+
+    /// Whether the lock was lost while held (only a database lock can be: its
+    /// connection ended).
+    pub fn is_lost(&self) -> bool {
+        match self {
+            RunLock::File(_) => false,
+            RunLock::Postgres(lock) => lock.is_lost(),
+        }
+    }
+
+    /// Releases the lock.
+    pub async fn release(self) {
+        match self {
+            RunLock::File(lock) => drop(lock),
+            RunLock::Postgres(lock) => lock.release().await,
+        }
+    }
 }
 
 /// A held lock; released when dropped.
@@ -68,7 +155,7 @@ pub fn lock_dir(project_dir: &Path) -> PathBuf {
     project_dir.join(".fabrik").join("locks")
 }
 
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .or_else(|_| std::env::var("HOSTNAME"))
@@ -135,7 +222,7 @@ pub fn acquire(
                     return Err(match current_holder(&mut file) {
                         Some(holder) => AppLockError::Held {
                             app: app.to_owned(),
-                            holder,
+                            holder: Box::new(holder),
                             waited,
                         },
                         None => AppLockError::HeldUnknown {
@@ -162,6 +249,7 @@ pub fn acquire(
             .map(|d| d.as_secs())
             .unwrap_or(0),
         run_id: run_id.to_owned(),
+        user: user_name(),
     };
     let record = serde_json::to_string(&me).unwrap_or_default();
     file.set_len(0).map_err(io)?;
@@ -226,6 +314,7 @@ mod tests {
             host: host_name(),
             started_at: 1,
             run_id: "crashed".into(),
+            user: None,
         };
         std::fs::write(
             dir.path().join("api.lock"),
@@ -247,6 +336,7 @@ mod tests {
             host: host_name(),
             started_at: 1,
             run_id: "crashed".into(),
+            user: None,
         };
         std::fs::write(&path, serde_json::to_string(&dead).expect("json")).expect("write");
         // A new holder has the OS lock but has not replaced the dead one's record yet.
@@ -261,6 +351,7 @@ mod tests {
             host: host_name(),
             started_at: 2,
             run_id: "run-live".into(),
+            user: None,
         };
         let writer = {
             let path = path.clone();
@@ -271,7 +362,7 @@ mod tests {
             })
         };
         match acquire(dir.path(), "api", "run-2", Duration::ZERO) {
-            Err(AppLockError::Held { holder, .. }) => assert_eq!(holder, live),
+            Err(AppLockError::Held { holder, .. }) => assert_eq!(*holder, live),
             other => panic!("expected the live holder, got {other:?}"),
         }
         writer.join().expect("writer");

@@ -39,6 +39,8 @@ pub struct Project {
     pub providers: BTreeMap<Role, ProviderEntry>,
     /// Webhooks told about every app's runs (`[[notify]]`), besides each spec's own.
     pub notify: Vec<Webhook>,
+    /// Where the state lives (`[state]`).
+    pub state: StateConfig,
 }
 
 /// Where a provider comes from and how it is configured.
@@ -72,6 +74,31 @@ struct ProjectFile {
     providers: BTreeMap<String, ProviderEntry>,
     #[serde(default)]
     notify: Vec<WebhookEntry>,
+    #[serde(default)]
+    state: StateConfig,
+}
+
+/// `[state]`: where the project's state lives.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `sqlite` (the default: a file beside the project) or `postgres` (a team's
+    /// database; its connection string comes from `FABRIK_STATE_URL`, never this file).
+    #[serde(default)]
+    pub backend: StateBackend,
+    /// The PostgreSQL schema holding Fabrik's tables (default `fabrik`).
+    pub schema: Option<String>,
+    /// A PEM file of CAs to trust for the database's TLS, relative to the project.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Which state backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    #[default]
+    Sqlite,
+    Postgres,
 }
 
 /// `[[notify]]`: the same fields as a spec's `notify` entries.
@@ -243,11 +270,19 @@ impl Project {
                 .unwrap_or("default")
                 .to_owned()
         });
+        if let Some(schema) = &file.state.schema
+            && !crate::store::postgres::valid_schema(schema)
+        {
+            return Err(invalid(format!(
+                "state.schema: `{schema}` is not a usable schema name (lower-case letters, digits and `_`, at most 63)"
+            )));
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
             name,
             providers,
             notify,
+            state: file.state,
         })
     }
 }

@@ -183,6 +183,18 @@ impl Store {
         })
     }
 
+    /// Connects to PostgreSQL without creating or migrating anything: `None` when the
+    /// schema holds no state yet (for `plan`, which writes nothing).
+    pub async fn connect_existing(
+        settings: &postgres::PgSettings,
+    ) -> Result<Option<Self>, StoreError> {
+        Ok(postgres::PgStore::connect_existing(settings)
+            .await?
+            .map(|store| Self {
+                backend: Backend::Postgres(store),
+            }))
+    }
+
     /// Where the state is, for messages: a file, or a PostgreSQL schema (never its URL).
     pub fn location(&self) -> String {
         match &self.backend {

@@ -3,8 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::project::{Project, ProjectError, find_root, project_dir};
+use secrecy::SecretString;
+
+use crate::project::{Project, ProjectError, StateBackend, find_root, project_dir};
+use crate::secrets::{EnvSource, SecretsError};
+use crate::store::postgres::{DEFAULT_SCHEMA, PgSettings};
 use crate::store::{Store, StoreError};
+
+/// The variable holding the PostgreSQL connection string (environment, then `.env`).
+pub const STATE_URL_ENV: &str = "FABRIK_STATE_URL";
 
 /// Why a command's workspace cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +22,12 @@ pub enum WorkspaceError {
     Project(#[from] ProjectError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(
+        "`fabrik.toml` sets `[state] backend = \"postgres\"`, but {STATE_URL_ENV} is not set\n  hint: set it in the environment or the project's .env (never in fabrik.toml): `{STATE_URL_ENV}=postgresql://user:password@host/database`"
+    )]
+    NoStateUrl,
 }
 
 /// A project and where its state lives.
@@ -46,17 +59,52 @@ impl Workspace {
         Self::at(&project_dir(spec), state)
     }
 
-    /// Opens (creating and migrating it if needed) the state database.
-    pub fn open_store(&self) -> Result<Store, StoreError> {
-        Store::open(&self.state_path)
+    /// The PostgreSQL settings, when the project keeps its state there.
+    pub fn postgres(&self) -> Result<Option<PgSettings>, WorkspaceError> {
+        let state = &self.project.state;
+        if state.backend != StateBackend::Postgres {
+            return Ok(None);
+        }
+        let url: SecretString = EnvSource::load(&self.project.dir)?
+            .get(STATE_URL_ENV)
+            .ok_or(WorkspaceError::NoStateUrl)?;
+        Ok(Some(PgSettings {
+            url,
+            schema: state
+                .schema
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SCHEMA.to_owned()),
+            ca_file: state.ca_file.as_ref().map(|f| self.project.dir.join(f)),
+        }))
     }
 
-    /// The state database if it exists: reading creates nothing.
-    pub fn existing_store(&self) -> Result<Option<Store>, StoreError> {
-        self.state_path
-            .exists()
-            .then(|| Store::open(&self.state_path))
-            .transpose()
+    /// Where the project's app locks live: with its state.
+    pub fn locks(&self) -> Result<crate::lock::Locks, WorkspaceError> {
+        Ok(match self.postgres()? {
+            Some(settings) => crate::lock::Locks::Postgres(settings),
+            None => crate::lock::Locks::Files(crate::lock::lock_dir(&self.project.dir)),
+        })
+    }
+
+    /// Opens the project's state (creating and migrating it if needed): the SQLite file,
+    /// or the team's PostgreSQL schema.
+    pub async fn open_store(&self) -> Result<Store, WorkspaceError> {
+        Ok(match self.postgres()? {
+            Some(settings) => Store::connect(&settings).await?,
+            None => Store::open(&self.state_path)?,
+        })
+    }
+
+    /// The state if it exists: reading creates nothing (for `plan`).
+    pub async fn existing_store(&self) -> Result<Option<Store>, WorkspaceError> {
+        Ok(match self.postgres()? {
+            Some(settings) => Store::connect_existing(&settings).await?,
+            None => self
+                .state_path
+                .exists()
+                .then(|| Store::open(&self.state_path))
+                .transpose()?,
+        })
     }
 }
 

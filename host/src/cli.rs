@@ -103,6 +103,10 @@ enum Command {
     Unlock {
         /// The app's name
         name: String,
+        /// With PostgreSQL state: end the session of a holder that is still connected
+        /// (its run stops before its next provider call; the next apply recovers it)
+        #[arg(long)]
+        force: bool,
     },
     /// Inspect the state database
     #[command(subcommand)]
@@ -293,7 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         ),
         Command::Apply(args) => apply::run(&args),
         Command::Rollback(args) => rollback::run(&args),
-        Command::Unlock { name } => unlock::run(&name),
+        Command::Unlock { name, force } => unlock::run(&name, force),
         Command::Destroy {
             name,
             yes,

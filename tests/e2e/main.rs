@@ -16,6 +16,7 @@ mod provider_support;
 mod providers;
 mod real_apis;
 mod sandbox;
+mod state_postgres;
 mod support;
 mod templates;
 mod validate;

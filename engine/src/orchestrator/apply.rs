@@ -24,7 +24,7 @@ use super::run::{Hidden, Instances, Redacting, Run};
 use super::snapshot::Snapshot;
 use super::verify::VerifyOptions;
 use crate::domain::{ResourceStatus, Role, RunOrigin, State};
-use crate::lock::{self, AppLock, AppLockError};
+use crate::lock::{AppLockError, Locks, RunLock};
 use crate::plugins::{PluginError, ProviderSet};
 use crate::project::Project;
 use crate::retry::Backoff;
@@ -57,6 +57,10 @@ pub enum ApplyError {
     Plugin(#[from] PluginError),
     #[error("secrets: {0}")]
     Secrets(#[from] SecretsError),
+    #[error(
+        "the lock of `{app}` was lost (its connection to the state database ended): the run stopped before its next provider call, without a rollback\n  hint: the next `fabrik apply` recovers the run"
+    )]
+    LockLost { app: String },
 }
 
 /// What an apply works with.
@@ -65,6 +69,8 @@ pub struct Context<'a> {
     pub project: &'a Project,
     pub providers: &'a ProviderSet,
     pub store: &'a Store,
+    /// Where the app locks are (beside the project, or in the team's database).
+    pub locks: &'a Locks,
     pub observer: &'a dyn Observer,
     pub options: &'a ApplyOptions,
     pub notifier: &'a Notifier,
@@ -89,7 +95,7 @@ pub async fn apply(
         observer: &redacting,
         ..*ctx
     };
-    let held = take_lock(ctx, &app, &run_id)?;
+    let held = take_lock(ctx, &app, &run_id).await?;
     let secrets = resolve_secrets(ctx, loaded, env, &hidden).await?;
     let hash = spec_hash(spec, &loaded.rendered.canonical, &secrets.fingerprints);
     let wanted = desired::wanted(loaded);
@@ -166,9 +172,11 @@ pub async fn apply(
         settled,
         restorable: deployment.spec_hash.is_some(),
         hidden: &hidden,
+        lock: &held,
+        lock_lost: std::sync::atomic::AtomicBool::new(false),
     };
     let mut result = outcome(State::Complete, true, Some(&run_id));
-    execute(
+    let executed = execute(
         &mut run,
         loaded,
         &secrets,
@@ -176,11 +184,21 @@ pub async fn apply(
         &mut instances,
         &mut result,
     )
-    .await?;
+    .await;
+    let lock_lost = run.lock_lost.load(std::sync::atomic::Ordering::SeqCst);
+    drop(run);
+    if lock_lost {
+        held.release().await;
+        return Err(ApplyError::LockLost { app });
+    }
+    if let Err(error) = executed {
+        held.release().await;
+        return Err(error.into());
+    }
     if result.state == State::Complete {
         ctx.store.set_spec_hash(deployment.id, &hash).await?;
     }
-    drop(held);
+    held.release().await;
     result
         .warnings
         .extend(notify::tell_webhooks(ctx, &result, origin, &endpoints, &hidden).await);
@@ -196,11 +214,13 @@ fn new_run_id() -> Result<String, SecretsError> {
 
 /// Takes the app's lock, waiting as the options say; a lock a dead process left is
 /// taken over and said.
-fn take_lock(ctx: &Context<'_>, app: &str, run_id: &str) -> Result<AppLock, AppLockError> {
+async fn take_lock(ctx: &Context<'_>, app: &str, run_id: &str) -> Result<RunLock, AppLockError> {
     let timeout = ctx.options.lock_timeout;
-    let dir = lock::lock_dir(&ctx.project.dir);
-    let held = tokio::task::block_in_place(|| lock::acquire(&dir, app, run_id, timeout))?;
-    if let Some(previous) = &held.took_over {
+    let held = ctx
+        .locks
+        .acquire(&ctx.project.name, app, run_id, timeout)
+        .await?;
+    if let Some(previous) = held.took_over() {
         let previous = previous.to_string();
         ctx.observer
             .event(app, None, &RunEvent::LockTakenOver { previous });

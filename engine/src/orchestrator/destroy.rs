@@ -9,7 +9,7 @@ use super::events::{Observer, ResourceRef, RunEvent};
 use super::removal::{DELETION_TIMEOUT, delete_and_confirm};
 use super::run::retried;
 use crate::domain::{DeploymentState, ResourceStatus, Role};
-use crate::lock::{self, AppLock, AppLockError};
+use crate::lock::{AppLockError, Locks, RunLock};
 use crate::plugins::instance::ProviderInstance;
 use crate::plugins::types::ProviderError;
 use crate::plugins::{PluginError, ProviderSet};
@@ -36,7 +36,7 @@ pub struct Destroy {
     deployment: Deployment,
     /// Newest first.
     owned: Vec<ResourceRow>,
-    _lock: AppLock,
+    lock: RunLock,
 }
 
 /// How a destroy ended.
@@ -58,6 +58,7 @@ impl Destroy {
     pub async fn prepare(
         project: &Project,
         store: &Store,
+        locks: &Locks,
         app: &str,
     ) -> Result<Self, DestroyError> {
         let deployment = store.deployment(&project.name, app).await?.ok_or_else(|| {
@@ -66,12 +67,9 @@ impl Destroy {
                 app: app.to_owned(),
             }
         })?;
-        let lock = lock::acquire(
-            &lock::lock_dir(&project.dir),
-            app,
-            "destroy",
-            std::time::Duration::ZERO,
-        )?;
+        let lock = locks
+            .acquire(&project.name, app, "destroy", std::time::Duration::ZERO)
+            .await?;
         let mut owned: Vec<_> = store
             .resources(deployment.id)
             .await?
@@ -82,7 +80,7 @@ impl Destroy {
         Ok(Self {
             deployment,
             owned,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -96,6 +94,7 @@ impl Destroy {
         if self.deployment.state != DeploymentState::Destroyed {
             store.mark_destroyed(self.deployment.id).await?;
         }
+        self.lock.release().await;
         Ok(())
     }
 
@@ -192,6 +191,7 @@ impl Destroy {
         if outcome.is_complete() {
             store.mark_destroyed(self.deployment.id).await?;
         }
+        self.lock.release().await;
         Ok(outcome)
     }
 }

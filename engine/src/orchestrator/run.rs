@@ -73,6 +73,10 @@ pub(crate) struct Run<'a, 'b> {
     /// Whether an earlier completed version exists for `fabrik rollback` to restore.
     pub restorable: bool,
     pub hidden: &'a Hidden,
+    /// The app's lock: a run that lost it stops before its next provider call.
+    pub lock: &'a crate::lock::RunLock,
+    /// Set when a provider call was refused because the lock was lost.
+    pub lock_lost: std::sync::atomic::AtomicBool,
 }
 
 impl Run<'_, '_> {
@@ -110,6 +114,13 @@ impl Run<'_, '_> {
         what: &str,
         call: impl AsyncFnMut() -> Result<T, ProviderError>,
     ) -> Result<T, ProviderError> {
+        if self.lock.is_lost() {
+            self.lock_lost
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(ProviderError::Permanent(
+                "the app's lock was lost: no further provider call".to_owned(),
+            ));
+        }
         let ctx = self.ctx;
         retried(
             ctx.observer,

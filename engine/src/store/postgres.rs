@@ -24,7 +24,8 @@ use crate::domain::{DeploymentState, ResourceStatus, RunOrigin, State};
 
 /// Numbered migrations of the PostgreSQL schema; never edited once released, only added.
 /// Version 1 is the SQLite schema at its version 2, in PostgreSQL's types.
-pub const MIGRATIONS: &[&str] = &[r"
+pub const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE deployments (
     id          BIGSERIAL PRIMARY KEY,
     project     TEXT NOT NULL,
@@ -89,7 +90,24 @@ CREATE TRIGGER events_no_update_or_delete BEFORE UPDATE OR DELETE ON events
     FOR EACH ROW EXECUTE FUNCTION events_are_append_only();
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION events_are_append_only();
-"];
+",
+    r"
+-- Who holds each app's lock (the lock itself is a session-level advisory lock): named
+-- when another apply is refused or waits. A row whose session ended is stale and is
+-- taken over by the next holder.
+CREATE TABLE lock_holders (
+    project      TEXT NOT NULL,
+    app          TEXT NOT NULL,
+    host         TEXT NOT NULL,
+    pid          BIGINT NOT NULL,
+    os_user      TEXT,
+    run_id       TEXT NOT NULL,
+    since        BIGINT NOT NULL,
+    backend_pid  INTEGER NOT NULL,
+    PRIMARY KEY (project, app)
+);
+",
+];
 
 /// The schema version this build writes.
 pub fn latest() -> i64 {
@@ -313,6 +331,44 @@ impl PgStore {
             client: Mutex::new(client),
             schema: settings.schema.clone(),
         })
+    }
+
+    /// Connects without creating or migrating anything: `None` when the schema holds no
+    /// state yet; a newer schema is refused.
+    pub async fn connect_existing(settings: &PgSettings) -> Result<Option<Self>, StoreError> {
+        let schema = &settings.schema;
+        if !valid_schema(schema) {
+            return Ok(None);
+        }
+        let client = connect_client(settings).await?;
+        let table = format!("\"{schema}\".schema_version");
+        let exists: Option<String> = client
+            .query_one("SELECT to_regclass($1)::text", &[&table])
+            .await?
+            .try_get(0)?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let found: i64 = client
+            .query_opt(&format!("SELECT version FROM {table}"), &[])
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?
+            .unwrap_or(0);
+        if found > latest() {
+            return Err(StoreError::Newer {
+                location: format!("PostgreSQL schema `{schema}`"),
+                found,
+                known: latest(),
+            });
+        }
+        client
+            .batch_execute(&format!("SET search_path TO \"{schema}\""))
+            .await?;
+        Ok(Some(Self {
+            client: Mutex::new(client),
+            schema: schema.clone(),
+        }))
     }
 
     pub fn location(&self) -> String {

@@ -94,20 +94,23 @@ pub(super) fn deploy(
 ) -> anyhow::Result<bool> {
     let project = &workspace.project;
     let providers = ProviderSet::load(project, &ComponentCache::from_env())?;
-    let store = workspace.open_store()?;
+    let runtime = super::runtime()?;
+    let store = runtime.block_on(workspace.open_store())?;
     let env = tokio::sync::Mutex::new(EnvSource::load(&project.dir)?);
     let options = options(args);
     let notifier = Notifier::default();
+    let locks = workspace.locks()?;
     let ctx = Context {
         project,
         providers: &providers,
         store: &store,
+        locks: &locks,
         observer: reporter,
         options: &options,
         notifier: &notifier,
     };
     let slots = tokio::sync::Semaphore::new(usize::from(parallel));
-    let results = super::runtime()?.block_on(futures::future::join_all(targets.iter().map(
+    let results = runtime.block_on(futures::future::join_all(targets.iter().map(
         |(spec, origin)| async {
             let _slot = slots.acquire().await;
             (*spec, apply(&ctx, spec, &env, origin).await)

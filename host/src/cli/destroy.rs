@@ -33,9 +33,10 @@ impl Observer for Lines {
 pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(state)?;
     let project = &workspace.project;
-    let store = workspace.open_store()?;
     let runtime = super::runtime()?;
-    let destroy = match runtime.block_on(Destroy::prepare(project, &store, name)) {
+    let store = runtime.block_on(workspace.open_store())?;
+    let locks = workspace.locks()?;
+    let destroy = match runtime.block_on(Destroy::prepare(project, &store, &locks, name)) {
         Ok(destroy) => destroy,
         Err(error @ DestroyError::NoDeployment { .. }) => {
             eprintln!("error: {error}");

@@ -9,8 +9,8 @@ use super::ExitStatus;
 pub fn run(name: &str, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(state)?;
     let project = &workspace.project;
-    let store = workspace.open_store()?;
     let runtime = super::runtime()?;
+    let store = runtime.block_on(workspace.open_store())?;
     let Some(deployment) = runtime.block_on(store.deployment(&project.name, name))? else {
         eprintln!(
             "error: no deployment named `{name}` in project `{}`",

@@ -26,12 +26,12 @@ struct PlanSource {
 }
 
 impl PlanSource {
-    fn open(dir: &Path, state_path: Option<&Path>) -> anyhow::Result<Self> {
+    async fn open(dir: &Path, state_path: Option<&Path>) -> anyhow::Result<Self> {
         let workspace = Workspace::at(dir, state_path)?;
         Ok(Self {
             env: EnvSource::load(dir)?,
             key: secrets::existing_fingerprint_key(dir),
-            store: workspace.existing_store()?,
+            store: workspace.existing_store().await?,
             workspace,
         })
     }
@@ -84,7 +84,7 @@ pub fn run(
         let source = match sources.entry(project_dir(&spec.path)) {
             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::btree_map::Entry::Vacant(entry) => {
-                let source = PlanSource::open(entry.key(), state_path)?;
+                let source = runtime.block_on(PlanSource::open(entry.key(), state_path))?;
                 entry.insert(source)
             }
         };

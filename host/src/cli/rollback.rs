@@ -13,8 +13,8 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
     let name = &args.name;
     let workspace = Workspace::current(args.run.state.path.as_deref())?;
     let project = &workspace.project;
-    let store = workspace.open_store()?;
     let runtime = super::runtime()?;
+    let store = runtime.block_on(workspace.open_store())?;
     let Some(deployment) = runtime.block_on(store.deployment(&project.name, name))? else {
         eprintln!(
             "error: no deployment named `{name}` in project `{}`",

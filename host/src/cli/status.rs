@@ -9,8 +9,11 @@ use fabrik_engine::workspace::Workspace;
 use super::ExitStatus;
 
 pub fn run(name: Option<&str>, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
-    let store = Workspace::current(state)?.open_store()?;
-    super::runtime()?.block_on(show(&store, name))
+    let workspace = Workspace::current(state)?;
+    super::runtime()?.block_on(async {
+        let store = workspace.open_store().await?;
+        show(&store, name).await
+    })
 }
 
 async fn show(store: &Store, name: Option<&str>) -> anyhow::Result<ExitStatus> {

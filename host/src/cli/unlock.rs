@@ -1,21 +1,61 @@
-//! `fabrik unlock NAME`: clears the lock record left by a process that died.
+//! `fabrik unlock NAME`: what can be done about an app's lock, done.
 
-use fabrik_engine::lock;
-use fabrik_engine::workspace::current_root;
+use fabrik_engine::lock::postgres::{self, Unlocked};
+use fabrik_engine::lock::{self, Locks};
+use fabrik_engine::workspace::Workspace;
 
 use super::ExitStatus;
 
-pub fn run(name: &str) -> anyhow::Result<ExitStatus> {
-    let dir = current_root()?;
-    match lock::unlock(&lock::lock_dir(&dir), name) {
-        Ok(Some(holder)) => {
-            eprintln!("unlocked `{name}` (was held by {holder}, which is no longer running)")
+pub fn run(name: &str, force: bool) -> anyhow::Result<ExitStatus> {
+    let workspace = Workspace::current(None)?;
+    match workspace.locks()? {
+        Locks::Files(dir) => {
+            // A lock file's OS lock is the kernel's: it goes with its process, and no
+            // other process can end it. Only a dead holder's record can be cleared.
+            match lock::unlock(&dir, name) {
+                Ok(Some(holder)) => eprintln!(
+                    "unlocked `{name}` (was held by {holder}, which is no longer running)"
+                ),
+                Ok(None) => eprintln!("`{name}` was not locked"),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    if force {
+                        eprintln!(
+                            "  note: `--force` cannot end a running fabrik on this machine's lock files: stop that process (the kernel releases its lock)"
+                        );
+                    }
+                    return Ok(ExitStatus::Failure);
+                }
+            }
+            Ok(ExitStatus::Success)
         }
-        Ok(None) => eprintln!("`{name}` was not locked"),
-        Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(ExitStatus::Failure);
+        Locks::Postgres(settings) => {
+            let project = workspace.project.name.clone();
+            let unlocked =
+                super::runtime()?.block_on(postgres::unlock(&settings, &project, name, force))?;
+            match unlocked {
+                Unlocked::Free {
+                    stale: Some(holder),
+                } => eprintln!(
+                    "`{name}` was not locked; cleared the record of {holder}, whose session had ended"
+                ),
+                Unlocked::Free { stale: None } => eprintln!("`{name}` was not locked"),
+                Unlocked::Held { holder } => {
+                    let holder = holder.map_or_else(
+                        || "a session that has not said who it is".to_owned(),
+                        |h| h.to_string(),
+                    );
+                    eprintln!(
+                        "error: `{name}` is held by {holder}, whose database session is alive: its lock is released when that session ends (a dead holder's session ends by itself)\n  hint: `fabrik unlock {name} --force` ends that session; its run stops before its next provider call and the next apply recovers it"
+                    );
+                    return Ok(ExitStatus::Failure);
+                }
+                Unlocked::Ended { holder } => eprintln!(
+                    "ended the session holding `{name}`{}; the server released its lock",
+                    holder.map(|h| format!(" ({h})")).unwrap_or_default()
+                ),
+            }
+            Ok(ExitStatus::Success)
         }
     }
-    Ok(ExitStatus::Success)
 }

@@ -1,0 +1,309 @@
+//! Projects whose state is in PostgreSQL (`[state] backend = "postgres"`), against a real
+//! server (`FABRIK_TEST_POSTGRES_URL`, started by `.ci/run`): the same lifecycle as with
+//! SQLite, and locks shared by every machine using the database.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fabrik_sim::coolify::Timing;
+
+use crate::deploy::{World, text};
+
+/// The server's connection string; in CI its absence fails the test.
+fn postgres_url() -> Option<String> {
+    match std::env::var("FABRIK_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "FABRIK_TEST_POSTGRES_URL is not set: CI must start PostgreSQL (.ci/run)"
+            );
+            eprintln!(
+                "note: FABRIK_TEST_POSTGRES_URL is not set; this PostgreSQL test did not run"
+            );
+            None
+        }
+    }
+}
+
+fn fresh_schema() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("random");
+    format!("e2e_{}", hex::encode(bytes))
+}
+
+const API_KEY: &str = "team-api-key-0123456789abcdef";
+
+/// Makes `dir` a project named `project` whose state is in `schema`; the connection
+/// string and the team's secret are in its `.env`, as a team would keep them.
+fn use_postgres(dir: &Path, project: &str, url: &str, schema: &str) {
+    std::fs::write(
+        dir.join("fabrik.toml"),
+        format!("[project]\nname = \"{project}\"\n\n[state]\nbackend = \"postgres\"\nschema = \"{schema}\"\n"),
+    )
+    .expect("fabrik.toml");
+    std::fs::write(
+        dir.join(".env"),
+        format!("FABRIK_STATE_URL=\"{url}\"\nAPI_KEY={API_KEY}\n"),
+    )
+    .expect(".env");
+}
+
+/// A second machine: another project directory (same project, same database) with the
+/// spec copied.
+fn second_machine(world: &World, url: &str, schema: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    use_postgres(dir.path(), "acme", url, schema);
+    let spec = dir.path().join("app.yaml");
+    std::fs::copy(world.dir.path().join("app.yaml"), &spec).expect("spec");
+    (dir, spec)
+}
+
+fn apply_in(world: &World, dir: &Path, spec: &Path) -> std::process::Command {
+    let mut cmd = world.fabrik();
+    cmd.current_dir(dir)
+        .args(["apply", "--deploy-timeout", "300"])
+        .arg(spec);
+    cmd
+}
+
+fn hold_deployments(world: &World, hold: bool) {
+    let slow = if hold {
+        Duration::from_secs(600)
+    } else {
+        Duration::ZERO
+    };
+    world.sandbox.coolify.set_timing(Timing {
+        queued: Duration::ZERO,
+        building: slow,
+        service_start: slow,
+        service_degraded: Duration::ZERO,
+        delete_delay: Duration::from_millis(100),
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_on_postgres_deploys_rolls_back_and_keeps_no_state_file() {
+    let Some(url) = postgres_url() else { return };
+    let world = World::start().await;
+    use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
+    let spec = world.spec("app.yaml", |t| t);
+
+    let first = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("test-api: COMPLETE"), "{stdout}");
+    let again = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert!(stdout.contains("(no changes)"), "{stdout}\n{stderr}");
+
+    let bad = world.bad_spec(503, |t| t);
+    let failed = world.apply(&bad, &[]).await;
+    let (stdout, _) = text(&failed);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(stdout.contains("bad-api: ROLLED_BACK"), "{stdout}");
+
+    let status = world.run(&["status"]).await;
+    let (listed, _) = text(&status);
+    assert!(listed.contains("test-api: COMPLETE"), "{listed}");
+    assert!(listed.contains("bad-api: ROLLED_BACK"), "{listed}");
+    let plan = world.run(&["plan", spec.to_str().expect("utf-8")]).await;
+    assert!(
+        text(&plan).0.contains("No changes"),
+        "plan reads the shared state: {}",
+        text(&plan).0
+    );
+    let export = world.run(&["state", "export"]).await;
+    let (exported, _) = text(&export);
+    assert!(exported.contains("\"test-api\""), "{exported}");
+    assert!(!exported.contains(API_KEY), "no secret value in the state");
+    assert!(
+        !world.dir.path().join(".fabrik/state.db").exists(),
+        "the state is in PostgreSQL only"
+    );
+    for output in [&first, &again, &failed, &status, &export] {
+        let (stdout, stderr) = text(output);
+        assert!(
+            !stdout.contains(&url) && !stderr.contains(&url),
+            "never the connection string"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_machines_applying_one_app_ten_times_at_once_deploy_it_once() {
+    let Some(url) = postgres_url() else { return };
+    let world = World::start().await;
+    let schema = fresh_schema();
+    use_postgres(world.dir.path(), "acme", &url, &schema);
+    let spec_a = world.spec("app.yaml", |t| t);
+    let (machine_b, spec_b) = second_machine(&world, &url, &schema);
+    // The deployment does not finish until the test says so: every apply starts while
+    // the first holds the lock.
+    hold_deployments(&world, true);
+    let mut children: Vec<_> = (0..10)
+        .map(|i| {
+            let mut cmd = if i % 2 == 0 {
+                apply_in(&world, world.dir.path(), &spec_a)
+            } else {
+                apply_in(&world, machine_b.path(), &spec_b)
+            };
+            cmd.spawn().expect("fabrik starts")
+        })
+        .collect();
+    let started = Instant::now();
+    loop {
+        let mut exited = 0;
+        for child in &mut children {
+            if child.try_wait().ok().flatten().is_some() {
+                exited += 1;
+            }
+        }
+        if exited == 9 {
+            break;
+        }
+        assert!(
+            exited < 10 && started.elapsed() < Duration::from_secs(120),
+            "{exited} of 10 applies ended while the deployment was held"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    hold_deployments(&world, false);
+    let outputs = tokio::task::spawn_blocking(move || {
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().expect("waits"))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("joined");
+    let (mut deployed, mut refused) = (0, 0);
+    for output in &outputs {
+        let (stdout, stderr) = text(output);
+        if stdout.contains("test-api: COMPLETE") {
+            deployed += 1;
+        } else {
+            assert!(
+                stderr.contains("is being applied by another fabrik (pid ")
+                    && stderr.contains(" on ")
+                    && stderr.contains("run "),
+                "neither deployed nor refused with the holder named:\n{stdout}\n{stderr}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!((deployed, refused), (1, 9));
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+    assert_eq!(world.sandbox.coolify.resources().len(), 1);
+}
+
+/// Starts an apply whose `pre_deploy` hook waits for `go` in the project, and waits until
+/// the hook runs (the lock is held then).
+async fn apply_held_in_hook(world: &World, spec: &Path) -> std::process::Child {
+    let child = world.command(spec).spawn().expect("fabrik starts");
+    let started = Instant::now();
+    while !world.dir.path().join("in-hook").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the hook never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
+
+const WAITING_HOOK: &str = "hooks:\n  pre_deploy: if [ ! -f once ]; then touch once in-hook; while [ ! -f go ]; do sleep 0.05; done; fi\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_holder_frees_the_lock_at_once_and_the_next_apply_recovers() {
+    let Some(url) = postgres_url() else { return };
+    let world = World::start().await;
+    use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
+    let spec = world.spec("app.yaml", |t| format!("{t}{WAITING_HOOK}"));
+    let mut holder = apply_held_in_hook(&world, &spec).await;
+    holder.kill().expect("SIGKILL");
+    let _ = holder.wait();
+    let started = Instant::now();
+    let output = world.apply(&spec, &["--lock-timeout", "10"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the lock was free as soon as the holder's connection closed"
+    );
+    assert!(stderr.contains("took over a stale lock"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted"),
+        "the killed run was closed: {stderr}"
+    );
+    assert_eq!(world.sandbox.coolify.resources().len(), 1);
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlock_names_a_live_holder_and_force_stops_its_run_safely() {
+    let Some(url) = postgres_url() else { return };
+    let world = World::start().await;
+    use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
+    let spec = world.spec("app.yaml", |t| format!("{t}{WAITING_HOOK}"));
+    let holder = apply_held_in_hook(&world, &spec).await;
+
+    let refused = world.run(&["unlock", "test-api"]).await;
+    let (_, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is held by pid ") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    let forced = world.run(&["unlock", "test-api", "--force"]).await;
+    let (_, stderr) = text(&forced);
+    assert_eq!(forced.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ended the session"), "{stderr}");
+
+    // The holder's run goes on to its next provider call, finds its lock gone and stops
+    // there: nothing rolled back, nothing deleted.
+    std::fs::write(world.dir.path().join("go"), "").expect("go");
+    let output = tokio::task::spawn_blocking(move || holder.wait_with_output().expect("waits"))
+        .await
+        .expect("joined");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("lock of `test-api` was lost"), "{stderr}");
+    assert!(!stdout.contains("ROLLED_BACK"), "{stdout}");
+    assert_eq!(
+        world.sandbox.coolify.resources().len(),
+        1,
+        "nothing deleted"
+    );
+
+    let again = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("test-api: COMPLETE"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_projects_with_the_same_app_name_in_one_database_never_block_each_other() {
+    let Some(url) = postgres_url() else { return };
+    let world = World::start().await;
+    let schema = fresh_schema();
+    use_postgres(world.dir.path(), "acme", &url, &schema);
+    let spec = world.spec("app.yaml", |t| format!("{t}{WAITING_HOOK}"));
+    let holder = apply_held_in_hook(&world, &spec).await;
+
+    // Another project deploying an app of the same name into its own Coolify and DNS,
+    // with its state in the same schema.
+    let other = World::start().await;
+    use_postgres(other.dir.path(), "globex", &url, &schema);
+    let other_spec = other.spec("app.yaml", |t| t);
+    let output = other.apply(&other_spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("test-api: COMPLETE"), "{stdout}");
+
+    std::fs::write(world.dir.path().join("go"), "").expect("go");
+    let held = tokio::task::spawn_blocking(move || holder.wait_with_output().expect("waits"))
+        .await
+        .expect("joined");
+    assert_eq!(held.status.code(), Some(0), "{}", text(&held).1);
+}
