@@ -33,6 +33,14 @@ pub enum SecretsError {
         pronoun = if missing.len() == 1 { "it" } else { "them" }
     )]
     RequiredMissing { missing: Vec<String> },
+    #[error(
+        "secret {name} of `{app}` was generated on {host}, and this machine has no value for it: generating another would change it under the running app\n  hint: set the same value here, in the environment or the project's .env"
+    )]
+    GeneratedElsewhere {
+        app: String,
+        name: String,
+        host: String,
+    },
 }
 
 /// The environment and the project's `.env`, read once.

@@ -308,6 +308,45 @@ impl Store {
         dispatch!(self, store => store.runs(deployment))
     }
 
+    /// The key of secret fingerprints shared by every machine using this state: only a
+    /// shared backend has one (created on first use when `create`); with SQLite the key
+    /// is the project's `.fabrik/fingerprint.key`.
+    pub async fn shared_fingerprint_key(
+        &self,
+        create: bool,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(store) => store.fingerprint_key(create).await,
+        }
+    }
+
+    /// The secrets of `app` that a machine sharing this state generated, with the host
+    /// that did (empty for SQLite: its state is one machine's).
+    pub async fn generated_secrets(
+        &self,
+        project: &str,
+        app: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(Vec::new()),
+            Backend::Postgres(store) => store.generated_secrets(project, app).await,
+        }
+    }
+
+    /// Records that this machine generated secret `name` for `app` (shared state only).
+    pub async fn record_generated(
+        &self,
+        project: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(store) => store.record_generated(project, app, name).await,
+        }
+    }
+
     /// The whole state as JSON (for `fabrik state export`).
     pub async fn export(&self) -> Result<Value, StoreError> {
         dispatch!(self, store => store.export())

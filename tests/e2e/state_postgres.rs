@@ -307,3 +307,68 @@ async fn two_projects_with_the_same_app_name_in_one_database_never_block_each_ot
         .expect("joined");
     assert_eq!(held.status.code(), Some(0), "{}", text(&held).1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_machine_sees_the_same_version_and_never_regenerates_a_secret() {
+    let Some(url) = postgres_url() else { return };
+    let world = World::start().await;
+    let schema = fresh_schema();
+    use_postgres(world.dir.path(), "acme", &url, &schema);
+    // SESSION_KEY is in no .env: machine A generates it.
+    let spec_a = world.spec("app.yaml", |t| {
+        t.replace(
+            "secrets: [DATABASE_URL, API_KEY]",
+            "secrets: [DATABASE_URL, API_KEY, SESSION_KEY]",
+        )
+    });
+    let first = world.apply(&spec_a, &[]).await;
+    let (stdout, stderr) = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("generated secret SESSION_KEY"), "{stderr}");
+    let generated = std::fs::read_to_string(world.dir.path().join(".env")).expect(".env");
+    let session_key = generated
+        .lines()
+        .find_map(|l| l.strip_prefix("SESSION_KEY="))
+        .expect("generated into A's .env")
+        .to_owned();
+
+    // Machine B has the team's secrets but not A's generated one: it refuses, naming
+    // the secret and where it was made, and changes nothing.
+    let (machine_b, spec_b) = second_machine(&world, &url, &schema);
+    let calls = world.mutating_calls();
+    let refused = apply_in(&world, machine_b.path(), &spec_b)
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("secret SESSION_KEY of `test-api` was generated on "),
+        "{stderr}"
+    );
+    assert_eq!(world.mutating_calls(), calls, "nothing changed");
+    let env_b = std::fs::read_to_string(machine_b.path().join(".env")).expect(".env");
+    assert!(!env_b.contains("SESSION_KEY"), "no other value generated");
+
+    // With the same value, B computes the same version (the fingerprint key is shared):
+    // its plan and apply find nothing to do.
+    std::fs::write(
+        machine_b.path().join(".env"),
+        format!("{env_b}SESSION_KEY={session_key}\n"),
+    )
+    .expect(".env");
+    let mut plan = world.fabrik();
+    plan.current_dir(machine_b.path()).arg("plan").arg(&spec_b);
+    let planned = plan.output().expect("plan");
+    assert!(
+        text(&planned).0.contains("No changes"),
+        "{}\n{}",
+        text(&planned).0,
+        text(&planned).1
+    );
+    let again = apply_in(&world, machine_b.path(), &spec_b)
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("(no changes)"), "{stdout}");
+}

@@ -240,14 +240,29 @@ async fn resolve_secrets(
     loaded: &LoadedSpec,
     env: &tokio::sync::Mutex<EnvSource>,
     hidden: &Hidden,
-) -> Result<Secrets, SecretsError> {
+) -> Result<Secrets, ApplyError> {
     let spec = &loaded.spec;
+    let project = &ctx.project.name;
     // Resolution may append generated values to `.env`: one app at a time.
-    let resolved =
-        env.lock()
-            .await
-            .resolve_all(&ctx.project.dir, &spec.secrets, &spec.required_secrets)?;
-    let key = secrets::fingerprint_key(&ctx.project.dir)?;
+    let mut env = env.lock().await;
+    // With a shared state, a secret another machine generated is never generated again
+    // here with a different value.
+    for (name, host) in ctx.store.generated_secrets(project, &spec.name).await? {
+        if spec.secrets.contains(&name) && env.get(&name).is_none() {
+            return Err(SecretsError::GeneratedElsewhere {
+                app: spec.name.clone(),
+                name,
+                host,
+            }
+            .into());
+        }
+    }
+    let resolved = env.resolve_all(&ctx.project.dir, &spec.secrets, &spec.required_secrets)?;
+    drop(env);
+    let key = match ctx.store.shared_fingerprint_key(true).await? {
+        Some(key) => key,
+        None => secrets::fingerprint_key(&ctx.project.dir)?,
+    };
     let mut out = Secrets {
         values: BTreeMap::new(),
         fingerprints: BTreeMap::new(),
@@ -256,6 +271,9 @@ async fn resolve_secrets(
         ctx.observer.secret(&secret.value);
         hidden.add(&secret.value);
         if secret.origin == secrets::Origin::Generated {
+            ctx.store
+                .record_generated(project, &spec.name, &secret.name)
+                .await?;
             let name = secret.name.clone();
             ctx.observer
                 .event(&spec.name, None, &RunEvent::SecretGenerated { name });

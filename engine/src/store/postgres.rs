@@ -107,6 +107,24 @@ CREATE TABLE lock_holders (
     PRIMARY KEY (project, app)
 );
 ",
+    r"
+-- Settings every machine shares: the key of secret fingerprints, so that every machine
+-- computes the same spec hash for the same inputs.
+CREATE TABLE settings (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+-- Which secrets were generated, and where: another machine must not silently generate a
+-- different value for them.
+CREATE TABLE generated_secrets (
+    project       TEXT NOT NULL,
+    app           TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    generated_at  BIGINT NOT NULL,
+    PRIMARY KEY (project, app, name)
+);
+",
 ];
 
 /// The schema version this build writes.
@@ -664,6 +682,70 @@ impl PgStore {
         .iter()
         .map(run_of)
         .collect()
+    }
+
+    /// The fingerprint key every machine shares; created on first use when `create`.
+    pub async fn fingerprint_key(&self, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client.lock().await;
+        if create {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| StoreError::Open {
+                location: self.location(),
+                message: format!("the OS random generator failed: {e}"),
+            })?;
+            client
+                .execute(
+                    "INSERT INTO settings (name, value) VALUES ('fingerprint_key', $1) ON CONFLICT (name) DO NOTHING",
+                    &[&hex::encode(key)],
+                )
+                .await?;
+        }
+        let row = client
+            .query_opt(
+                "SELECT value FROM settings WHERE name = 'fingerprint_key'",
+                &[],
+            )
+            .await?;
+        Ok(row
+            .map(|row| row.try_get::<_, String>(0))
+            .transpose()?
+            .and_then(|text| hex::decode(text).ok()))
+    }
+
+    /// The secrets of `app` some machine generated, with the host that did.
+    pub async fn generated_secrets(
+        &self,
+        project: &str,
+        app: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.query(
+            "SELECT name, host FROM generated_secrets WHERE project = $1 AND app = $2 ORDER BY name",
+            &[&project, &app],
+        )
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+    }
+
+    /// Records that this machine generated `name` for `app`.
+    pub async fn record_generated(
+        &self,
+        project: &str,
+        app: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or_default())
+            .unwrap_or_default();
+        self.query(
+            "INSERT INTO generated_secrets (project, app, name, host, generated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (project, app, name) DO UPDATE SET host = excluded.host, generated_at = excluded.generated_at",
+            &[&project, &app, &name, &crate::lock::host_name(), &at],
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn export(&self) -> Result<Value, StoreError> {

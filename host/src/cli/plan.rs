@@ -28,10 +28,16 @@ struct PlanSource {
 impl PlanSource {
     async fn open(dir: &Path, state_path: Option<&Path>) -> anyhow::Result<Self> {
         let workspace = Workspace::at(dir, state_path)?;
+        let store = workspace.existing_store().await?;
+        // A shared state's key if it has one, else the project's own.
+        let shared = match &store {
+            Some(store) => store.shared_fingerprint_key(false).await?,
+            None => None,
+        };
         Ok(Self {
             env: EnvSource::load(dir)?,
-            key: secrets::existing_fingerprint_key(dir),
-            store: workspace.existing_store().await?,
+            key: shared.or_else(|| secrets::existing_fingerprint_key(dir)),
+            store,
             workspace,
         })
     }
