@@ -252,6 +252,27 @@ pub fn fingerprint_key(project_dir: &Path) -> Result<Vec<u8>, SecretsError> {
 }
 
 /// The fingerprint key if it exists; never creates it (for read-only commands).
+/// Writes the project's fingerprint key (mode 0600), unless it has one: a state that
+/// comes back from a shared backend brings the key its versions were hashed with.
+pub fn keep_fingerprint_key(project_dir: &Path, key: &[u8]) -> Result<bool, SecretsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if existing_fingerprint_key(project_dir).is_some() {
+        return Ok(false);
+    }
+    let dir = project_dir.join(".fabrik");
+    std::fs::create_dir_all(&dir).map_err(SecretsError::StateDir)?;
+    let path = dir.join("fingerprint.key");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| file.write_all(key))
+        .map_err(|source| SecretsError::Write { path, source })?;
+    Ok(true)
+}
+
 pub fn existing_fingerprint_key(project_dir: &Path) -> Option<Vec<u8>> {
     std::fs::read(project_dir.join(".fabrik").join("fingerprint.key"))
         .ok()

@@ -6,6 +6,7 @@
 //! Secret values are never written here: callers store fingerprints instead.
 
 pub mod journal;
+pub mod migrate;
 pub mod migrations;
 pub mod postgres;
 mod sql;
@@ -344,6 +345,26 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(_) => Ok(()),
             Backend::Postgres(store) => store.record_generated(project, app, name).await,
+        }
+    }
+
+    /// Writes a dump (the shape of [`Store::export`]) into this empty store.
+    pub async fn import(&self, dump: &Value) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(store) => {
+                let mut store = lock(store);
+                store.import(dump)
+            }
+            Backend::Postgres(store) => store.import(dump).await,
+        }
+    }
+
+    /// Sets the fingerprint key a shared backend keeps (a project's own key, when its
+    /// state moves there); a SQLite store keeps none.
+    pub async fn set_shared_fingerprint_key(&self, key: &[u8]) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(store) => store.set_fingerprint_key(key).await,
         }
     }
 

@@ -25,7 +25,7 @@ pub enum WorkspaceError {
     #[error(transparent)]
     Secrets(#[from] SecretsError),
     #[error(
-        "`fabrik.toml` sets `[state] backend = \"postgres\"`, but {STATE_URL_ENV} is not set\n  hint: set it in the environment or the project's .env (never in fabrik.toml): `{STATE_URL_ENV}=postgresql://user:password@host/database`"
+        "the PostgreSQL state needs {STATE_URL_ENV}, which is not set\n  hint: set it in the environment or the project's .env (never in fabrik.toml): `{STATE_URL_ENV}=postgresql://user:password@host/database`"
     )]
     NoStateUrl,
 }
@@ -61,21 +61,27 @@ impl Workspace {
 
     /// The PostgreSQL settings, when the project keeps its state there.
     pub fn postgres(&self) -> Result<Option<PgSettings>, WorkspaceError> {
-        let state = &self.project.state;
-        if state.backend != StateBackend::Postgres {
+        if self.project.state.backend != StateBackend::Postgres {
             return Ok(None);
         }
+        self.postgres_settings().map(Some)
+    }
+
+    /// The PostgreSQL settings of `[state]` and `FABRIK_STATE_URL`, whichever backend the
+    /// project uses now (for `fabrik state migrate`).
+    pub fn postgres_settings(&self) -> Result<PgSettings, WorkspaceError> {
+        let state = &self.project.state;
         let url: SecretString = EnvSource::load(&self.project.dir)?
             .get(STATE_URL_ENV)
             .ok_or(WorkspaceError::NoStateUrl)?;
-        Ok(Some(PgSettings {
+        Ok(PgSettings {
             url,
             schema: state
                 .schema
                 .clone()
                 .unwrap_or_else(|| DEFAULT_SCHEMA.to_owned()),
             ca_file: state.ca_file.as_ref().map(|f| self.project.dir.join(f)),
-        }))
+        })
     }
 
     /// Where the project's app locks live: with its state.

@@ -137,6 +137,22 @@ struct StateArgs {
 enum StateCommand {
     /// Print the whole state as JSON (secret values are never stored)
     Export(StateArgs),
+    /// Copy the whole state to the other backend (SQLite to PostgreSQL, or back); the
+    /// source is left untouched and the copy is checked row by row
+    Migrate {
+        /// The backend to copy to (its `[state]` settings and `FABRIK_STATE_URL` say where)
+        #[arg(long, value_enum)]
+        to: BackendArg,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+/// A state backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    Sqlite,
+    Postgres,
 }
 
 /// How results are printed.
@@ -307,6 +323,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Status { name, state } => status::run(name.as_deref(), state.path.as_deref()),
         Command::History { name, state } => history::run(&name, state.path.as_deref()),
         Command::State(StateCommand::Export(args)) => state::export(args.path.as_deref()),
+        Command::State(StateCommand::Migrate { to, state }) => {
+            state::migrate(to == BackendArg::Postgres, state.path.as_deref())
+        }
         Command::Providers(ProvidersCommand::List(args)) => providers::list(args.output),
         Command::Providers(ProvidersCommand::Lock) => providers::lock(),
         Command::Completions { shell } => {

@@ -372,3 +372,138 @@ async fn a_second_machine_sees_the_same_version_and_never_regenerates_a_secret()
     assert_eq!(again.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("(no changes)"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_moves_to_postgres_and_back_unchanged() {
+    let Some(url) = postgres_url() else { return };
+    let world = World::start().await;
+    let schema = fresh_schema();
+    std::fs::write(
+        world.dir.path().join(".env"),
+        format!("API_KEY={API_KEY}\n"),
+    )
+    .expect(".env");
+    // A SQLite project with history: two versions, a failure and a rollback.
+    let spec = world.spec("app.yaml", |t| t);
+    assert_eq!(world.apply(&spec, &[]).await.status.code(), Some(0));
+    let spec = world.spec("app.yaml", |t| {
+        t.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
+    });
+    assert_eq!(world.apply(&spec, &[]).await.status.code(), Some(0));
+    let bad = world.bad_spec(503, |t| t);
+    assert_eq!(world.apply(&bad, &[]).await.status.code(), Some(1));
+    let rolled = world.run(&["rollback", "test-api"]).await;
+    assert_eq!(rolled.status.code(), Some(0), "{}", text(&rolled).1);
+    let before = text(&world.run(&["state", "export"]).await).0;
+    // What is live now is the first version, which the rollback deployed again.
+    let spec = world.spec("app.yaml", |t| t);
+
+    // To PostgreSQL: the [state] settings name the target, the backend is still SQLite.
+    use_postgres(world.dir.path(), "acme", &url, &schema);
+    let toml = world.dir.path().join("fabrik.toml");
+    let postgres_toml = std::fs::read_to_string(&toml).expect("toml");
+    std::fs::write(
+        &toml,
+        postgres_toml.replace("backend = \"postgres\"", "backend = \"sqlite\""),
+    )
+    .expect("toml");
+    let moved = world.run(&["state", "migrate", "--to", "postgres"]).await;
+    let (_, stderr) = text(&moved);
+    assert_eq!(moved.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("checked row by row"), "{stderr}");
+    assert_eq!(
+        text(&world.run(&["state", "export"]).await).0,
+        before,
+        "the source is unchanged"
+    );
+    let again = world.run(&["state", "migrate", "--to", "postgres"]).await;
+    assert_eq!(again.status.code(), Some(1), "never over an existing state");
+    assert!(
+        text(&again).1.contains("already holds a state"),
+        "{}",
+        text(&again).1
+    );
+
+    // On PostgreSQL the project is where it was: nothing to do, the same history.
+    std::fs::write(&toml, &postgres_toml).expect("toml");
+    let history = text(&world.run(&["history", "test-api"]).await).0;
+    assert!(
+        history.contains("rollback to the version of run"),
+        "{history}"
+    );
+    let noop = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&noop);
+    assert!(stdout.contains("(no changes)"), "{stdout}\n{stderr}");
+
+    // And back to a new SQLite file.
+    std::fs::rename(
+        world.dir.path().join(".fabrik/state.db"),
+        world.dir.path().join("old-state.db"),
+    )
+    .expect("moved away");
+    for side in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(world.dir.path().join(format!(".fabrik/state.db{side}")));
+    }
+    let back = world.run(&["state", "migrate", "--to", "sqlite"]).await;
+    assert_eq!(back.status.code(), Some(0), "{}", text(&back).1);
+    std::fs::write(
+        &toml,
+        postgres_toml.replace("backend = \"postgres\"", "backend = \"sqlite\""),
+    )
+    .expect("toml");
+    let noop = world.apply(&spec, &[]).await;
+    assert!(text(&noop).0.contains("(no changes)"), "{}", text(&noop).0);
+    assert_eq!(
+        text(&world.run(&["history", "test-api"]).await).0,
+        history,
+        "the same history"
+    );
+}
+
+/// `pg_dump` of a project's schema holds no secret value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_of_the_database_holds_no_secret() {
+    let Some(url) = postgres_url() else { return };
+    let world = World::start().await;
+    let schema = fresh_schema();
+    use_postgres(world.dir.path(), "acme", &url, &schema);
+    let spec = world.spec("app.yaml", |t| {
+        t.replace(
+            "secrets: [DATABASE_URL, API_KEY]",
+            "secrets: [DATABASE_URL, API_KEY, SESSION_KEY]",
+        )
+    });
+    assert_eq!(world.apply(&spec, &[]).await.status.code(), Some(0));
+    let dotenv = std::fs::read_to_string(world.dir.path().join(".env")).expect(".env");
+    let generated = dotenv
+        .lines()
+        .find_map(|l| l.strip_prefix("SESSION_KEY="))
+        .expect("generated")
+        .to_owned();
+    let pg_dump = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|versions| {
+            versions
+                .filter_map(Result::ok)
+                .map(|v| v.path().join("bin/pg_dump"))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_else(|| PathBuf::from("pg_dump"));
+    let dump = std::process::Command::new(pg_dump)
+        .args(["--schema", &schema, "--dbname", &url])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.contains("test-api"), "the dump holds the state");
+    for secret in [crate::deploy::DATABASE_URL, API_KEY, generated.as_str()] {
+        assert!(
+            !dump.contains(secret),
+            "a secret value is in the database dump"
+        );
+    }
+}

@@ -748,6 +748,90 @@ impl PgStore {
         Ok(())
     }
 
+    /// Writes `dump` (the shape of [`PgStore::export`]) into this empty schema, in one
+    /// transaction: rows keep their ids (the sequences move past them); a run's
+    /// `restores_run` is set once every run is there.
+    pub async fn import(&self, dump: &Value) -> Result<(), StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await?;
+        for (table, rows) in super::migrate::tables(dump) {
+            for row in rows {
+                let columns: Vec<&String> = row.keys().collect();
+                let sql = format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    columns
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    (1..=columns.len())
+                        .map(|i| format!("${i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                // Ids are BIGINT, everything else TEXT (the same columns as SQLite's).
+                let values: Vec<Box<dyn ToSql + Sync + Send>> = columns
+                    .iter()
+                    .map(|c| -> Box<dyn ToSql + Sync + Send> {
+                        let value = &row[c.as_str()];
+                        let integer = matches!(c.as_str(), "id" | "deployment_id" | "seq")
+                            && !(table == "runs" && c.as_str() == "id");
+                        if integer {
+                            Box::new(value.as_i64())
+                        } else if table == "runs" && c.as_str() == "restores_run" {
+                            Box::new(None::<String>)
+                        } else {
+                            Box::new(match value {
+                                Value::Null => None,
+                                Value::String(s) => Some(s.clone()),
+                                other => Some(other.to_string()),
+                            })
+                        }
+                    })
+                    .collect();
+                let params: Vec<&(dyn ToSql + Sync)> = values
+                    .iter()
+                    .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+                    .collect();
+                tx.execute(&sql, &params).await?;
+            }
+        }
+        for (id, restores) in super::migrate::restores(dump) {
+            tx.execute(
+                "UPDATE runs SET restores_run = $1 WHERE id = $2",
+                &[&restores, &id],
+            )
+            .await?;
+        }
+        for (table, column) in [
+            ("deployments", "id"),
+            ("resources", "id"),
+            ("events", "seq"),
+        ] {
+            tx.execute(
+                &format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), GREATEST((SELECT MAX({column}) FROM {table}), 1))"
+                ),
+                &[],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets the shared fingerprint key (when a project's state moves here, its key comes
+    /// along, so that its versions keep their hashes).
+    pub async fn set_fingerprint_key(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.query(
+            "INSERT INTO settings (name, value) VALUES ('fingerprint_key', $1)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[&hex::encode(key)],
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn export(&self) -> Result<Value, StoreError> {
         let mut out = serde_json::Map::new();
         out.insert("schema_version".to_owned(), serde_json::json!(latest()));

@@ -512,6 +512,53 @@ impl SqliteStore {
         Ok(Value::Object(out))
     }
 
+    /// Writes `dump` (the shape of [`SqliteStore::export`]) into this empty database, in
+    /// one transaction: rows keep their ids; a run's `restores_run` is set once every run
+    /// is there.
+    pub fn import(&mut self, dump: &Value) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (table, rows) in super::migrate::tables(dump) {
+            for row in rows {
+                let columns: Vec<&String> = row.keys().collect();
+                let sql = format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    columns
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    (1..=columns.len())
+                        .map(|i| format!("?{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let values: Vec<rusqlite::types::Value> = columns
+                    .iter()
+                    .map(|c| match (table, c.as_str(), &row[c.as_str()]) {
+                        ("runs", "restores_run", _) | (_, _, Value::Null) => {
+                            rusqlite::types::Value::Null
+                        }
+                        (_, _, Value::Number(n)) => n.as_i64().map_or_else(
+                            || rusqlite::types::Value::Real(n.as_f64().unwrap_or_default()),
+                            rusqlite::types::Value::Integer,
+                        ),
+                        (_, _, Value::String(s)) => rusqlite::types::Value::Text(s.clone()),
+                        (_, _, other) => rusqlite::types::Value::Text(other.to_string()),
+                    })
+                    .collect();
+                tx.execute(&sql, rusqlite::params_from_iter(values))?;
+            }
+        }
+        for (id, restores) in super::migrate::restores(dump) {
+            tx.execute(
+                "UPDATE runs SET restores_run = ?1 WHERE id = ?2",
+                params![restores, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Direct access for tests of the database's own guarantees.
     #[doc(hidden)]
     pub fn connection(&self) -> &Connection {

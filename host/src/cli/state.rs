@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
+use fabrik_engine::secrets;
 use fabrik_engine::store::Store;
+use fabrik_engine::store::migrate::copy;
 use fabrik_engine::workspace::{Workspace, WorkspaceError, current_root, state_path};
 
 use super::ExitStatus;
@@ -23,4 +25,65 @@ pub fn export(state: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let state = runtime.block_on(store.export())?;
     println!("{}", serde_json::to_string_pretty(&state)?);
     Ok(ExitStatus::Success)
+}
+
+/// `fabrik state migrate --to BACKEND`: copies the project's state from the other backend.
+pub fn migrate(to_postgres: bool, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
+    let dir = current_root()?;
+    let workspace = Workspace::at(&dir, state)?;
+    let settings = workspace.postgres_settings()?;
+    let file = &workspace.state_path;
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let copied = if to_postgres {
+            if !file.exists() {
+                eprintln!("error: there is no SQLite state to copy at `{}`", file.display());
+                return Ok(ExitStatus::Failure);
+            }
+            let from = Store::open(file)?;
+            let to = Store::connect(&settings).await?;
+            let copied = copy(&from, &to).await?;
+            // The project's versions were hashed with its own key: it moves along.
+            if let Some(key) = secrets::existing_fingerprint_key(&dir) {
+                to.set_shared_fingerprint_key(&key).await?;
+            }
+            eprintln!(
+                "copied the state of `{}` into {}",
+                file.display(),
+                to.location()
+            );
+            copied
+        } else {
+            let Some(from) = Store::connect_existing(&settings).await? else {
+                eprintln!(
+                    "error: PostgreSQL schema `{}` holds no state to copy",
+                    settings.schema
+                );
+                return Ok(ExitStatus::Failure);
+            };
+            if file.exists() {
+                eprintln!(
+                    "error: `{}` exists already; nothing was copied\n  hint: move it away first",
+                    file.display()
+                );
+                return Ok(ExitStatus::Failure);
+            }
+            let to = Store::open(file)?;
+            let copied = copy(&from, &to).await?;
+            if let Some(key) = from.shared_fingerprint_key(false).await? {
+                secrets::keep_fingerprint_key(&dir, &key)?;
+            }
+            eprintln!("copied {} into `{}`", from.location(), file.display());
+            copied
+        };
+        eprintln!(
+            "{} deployment(s), {} run(s), {} resource(s), {} journal event(s), checked row by row; the source is unchanged",
+            copied.deployments, copied.runs, copied.resources, copied.events
+        );
+        eprintln!(
+            "next: set `[state] backend = \"{}\"` in fabrik.toml",
+            if to_postgres { "postgres" } else { "sqlite" }
+        );
+        Ok(ExitStatus::Success)
+    })
 }
