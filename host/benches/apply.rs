@@ -2,6 +2,10 @@
 //! a fresh apply against the critical-path ideal, a no-op apply's calls, and 20 apps in
 //! one apply against 20 applies one after another.
 //!
+//! With `FABRIK_TEST_POSTGRES_URL` set (a PostgreSQL server, as `.ci/postgres` starts),
+//! also a fresh and a no-op apply with each state backend, without API latency so that
+//! what the state costs shows.
+//!
 //! Run with `cargo bench -p fabrik --bench apply`; results are printed as Markdown.
 
 use std::path::Path;
@@ -190,4 +194,61 @@ async fn main() {
         "| speed-up | {:.1}× |",
         serial.as_secs_f64() / parallel.as_secs_f64()
     );
+
+    if let Ok(url) = std::env::var("FABRIK_TEST_POSTGRES_URL") {
+        sandbox.coolify.faults.set_latency(Duration::ZERO);
+        sandbox.cloudflare.faults.set_latency(Duration::ZERO);
+        println!();
+        println!(
+            "| state backend (no API latency) | fresh apply, median of 5 | no-op apply, median of 9 |"
+        );
+        println!("|---|---|---|");
+        let mut noops = Vec::new();
+        for backend in ["sqlite", "postgres"] {
+            let project = tempfile::tempdir().expect("tempdir");
+            let mut toml = "[project]\nname = \"bench\"\n".to_owned();
+            if backend == "postgres" {
+                let mut suffix = [0u8; 4];
+                getrandom::fill(&mut suffix).expect("random");
+                toml.push_str(&format!(
+                    "\n[state]\nbackend = \"postgres\"\nschema = \"bench_{}\"\n",
+                    hex::encode(suffix)
+                ));
+                std::fs::write(
+                    project.path().join(".env"),
+                    format!("FABRIK_STATE_URL=\"{url}\"\n"),
+                )
+                .expect(".env");
+            }
+            std::fs::write(project.path().join("fabrik.toml"), toml).expect("toml");
+            let files: Vec<String> = names[..6].iter().map(|n| spec(project.path(), n)).collect();
+            // Warm the component cache, the secrets and the schema.
+            apply(&sandbox, project.path(), &ca, &resolve, &files[5..6]).await;
+            let mut fresh = Vec::new();
+            for file in &files[0..5] {
+                fresh.push(
+                    apply(
+                        &sandbox,
+                        project.path(),
+                        &ca,
+                        &resolve,
+                        std::slice::from_ref(file),
+                    )
+                    .await,
+                );
+            }
+            fresh.sort();
+            let mut noop = Vec::new();
+            for _ in 0..9 {
+                noop.push(apply(&sandbox, project.path(), &ca, &resolve, &files[0..1]).await);
+            }
+            noop.sort();
+            println!("| {backend} | {} ms | {} ms |", ms(fresh[2]), ms(noop[4]));
+            noops.push(noop[4]);
+        }
+        println!(
+            "| no-op, PostgreSQL over SQLite | | {:+.1} ms |",
+            (noops[1].as_secs_f64() - noops[0].as_secs_f64()) * 1e3
+        );
+    }
 }

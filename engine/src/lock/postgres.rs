@@ -130,10 +130,6 @@ impl PgLock {
     ) -> Result<Self, AppLockError> {
         let error = |e: crate::store::StoreError| database_error(app, e);
         let client = connect_client(settings).await.map_err(error)?;
-        client
-            .batch_execute(&format!("SET search_path TO \"{}\"", settings.schema))
-            .await
-            .map_err(|e| database_error(app, e))?;
         let key = app_key(&settings.schema, project, app);
         let started = Instant::now();
         loop {
@@ -263,10 +259,6 @@ pub async fn unlock(
 ) -> Result<Unlocked, AppLockError> {
     let error = |e: crate::store::StoreError| database_error(app, e);
     let client = connect_client(settings).await.map_err(error)?;
-    client
-        .batch_execute(&format!("SET search_path TO \"{}\"", settings.schema))
-        .await
-        .map_err(|e| database_error(app, e))?;
     let key = app_key(&settings.schema, project, app);
     let got: bool = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&key])

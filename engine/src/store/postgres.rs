@@ -201,9 +201,15 @@ pub async fn connect_client(settings: &PgSettings) -> Result<Client, StoreError>
         location: location.clone(),
         message,
     };
-    let config: tokio_postgres::Config = settings.url.expose_secret().parse().map_err(|_| {
-        open_error("the connection string cannot be parsed (FABRIK_STATE_URL)".to_owned())
-    })?;
+    let mut config: tokio_postgres::Config =
+        settings.url.expose_secret().parse().map_err(|_| {
+            open_error("the connection string cannot be parsed (FABRIK_STATE_URL)".to_owned())
+        })?;
+    // Every statement finds Fabrik's tables in the project's schema, without a round trip
+    // to set it (the schema name was checked to be a plain identifier).
+    if valid_schema(&settings.schema) {
+        config.options(format!("-c search_path={}", settings.schema));
+    }
     // The error of a failed connection names the server and the cause, never the
     // password: tokio-postgres does not quote the connection string.
     let local = config
@@ -341,10 +347,10 @@ impl PgStore {
             });
         }
         let mut client = connect_client(settings).await?;
-        migrate(&mut client, &settings.schema).await?;
-        client
-            .batch_execute(&format!("SET search_path TO \"{}\"", settings.schema))
-            .await?;
+        // Most opens find the schema current: one read instead of the locked migration.
+        if current_version(&client, &settings.schema).await? != Some(latest()) {
+            migrate(&mut client, &settings.schema).await?;
+        }
         Ok(Self {
             client: Mutex::new(client),
             schema: settings.schema.clone(),
@@ -380,9 +386,6 @@ impl PgStore {
                 known: latest(),
             });
         }
-        client
-            .batch_execute(&format!("SET search_path TO \"{schema}\""))
-            .await?;
         Ok(Some(Self {
             client: Mutex::new(client),
             schema: schema.clone(),
@@ -687,6 +690,21 @@ impl PgStore {
     /// The fingerprint key every machine shares; created on first use when `create`.
     pub async fn fingerprint_key(&self, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client.lock().await;
+        let read = async || -> Result<Option<Vec<u8>>, StoreError> {
+            let row = client
+                .query_opt(
+                    "SELECT value FROM settings WHERE name = 'fingerprint_key'",
+                    &[],
+                )
+                .await?;
+            Ok(row
+                .map(|row| row.try_get::<_, String>(0))
+                .transpose()?
+                .and_then(|text| hex::decode(text).ok()))
+        };
+        if let Some(key) = read().await? {
+            return Ok(Some(key));
+        }
         if create {
             let mut key = [0u8; 32];
             getrandom::fill(&mut key).map_err(|e| StoreError::Open {
@@ -700,16 +718,8 @@ impl PgStore {
                 )
                 .await?;
         }
-        let row = client
-            .query_opt(
-                "SELECT value FROM settings WHERE name = 'fingerprint_key'",
-                &[],
-            )
-            .await?;
-        Ok(row
-            .map(|row| row.try_get::<_, String>(0))
-            .transpose()?
-            .and_then(|text| hex::decode(text).ok()))
+        // Another machine may have written its key first: that one is everyone's.
+        read().await
     }
 
     /// The secrets of `app` some machine generated, with the host that did.
@@ -916,6 +926,27 @@ async fn transition_in(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The schema's version, or `None` when it has no Fabrik tables yet.
+async fn current_version(client: &Client, schema: &str) -> Result<Option<i64>, StoreError> {
+    match client
+        .query_opt(
+            &format!("SELECT version FROM \"{schema}\".schema_version"),
+            &[],
+        )
+        .await
+    {
+        Ok(row) => Ok(row.map(|row| row.try_get(0)).transpose()?),
+        // No schema or no table yet (SQLSTATE 3F000, 42P01): nothing migrated.
+        Err(error)
+            if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_SCHEMA_NAME)
+                || error.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Creates the schema if needed and applies the migrations it lacks, all in one

@@ -93,9 +93,20 @@ pub(super) fn deploy(
     reporter: &Reporter,
 ) -> anyhow::Result<bool> {
     let project = &workspace.project;
-    let providers = ProviderSet::load(project, &ComponentCache::from_env())?;
     let runtime = super::runtime()?;
-    let store = runtime.block_on(workspace.open_store())?;
+    // Connecting to a database state takes a server round trip or two: it happens while
+    // the provider components load.
+    let (providers, store) = runtime.block_on(async {
+        let loading = {
+            let project = project.clone();
+            tokio::task::spawn_blocking(move || {
+                ProviderSet::load(&project, &ComponentCache::from_env())
+            })
+        };
+        let store = workspace.open_store().await;
+        (loading.await, store)
+    });
+    let (providers, store) = (providers??, store?);
     let env = tokio::sync::Mutex::new(EnvSource::load(&project.dir)?);
     let options = options(args);
     let notifier = Notifier::default();
