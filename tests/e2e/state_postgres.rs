@@ -96,6 +96,12 @@ async fn a_project_on_postgres_deploys_rolls_back_and_keeps_no_state_file() {
     let again = world.apply(&spec, &[]).await;
     let (stdout, stderr) = text(&again);
     assert!(stdout.contains("(no changes)"), "{stdout}\n{stderr}");
+    // Every apply, a no-op too, leaves the lock as it found it: the next one takes over
+    // nothing.
+    let third = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&third);
+    assert!(stdout.contains("(no changes)"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("took over"), "{stderr}");
 
     let bad = world.bad_spec(503, |t| t);
     let failed = world.apply(&bad, &[]).await;

@@ -96,12 +96,36 @@ pub async fn apply(
         ..*ctx
     };
     let held = take_lock(ctx, &app, &run_id).await?;
-    let secrets = resolve_secrets(ctx, loaded, env, &hidden).await?;
+    let locked = apply_locked(ctx, loaded, env, origin, &run_id, &hidden, &held).await;
+    // Released on every path (a database lock's holder row goes with it), before the
+    // webhooks, which never hold up another apply.
+    held.release().await;
+    let (mut result, endpoints) = locked?;
+    result
+        .warnings
+        .extend(notify::tell_webhooks(ctx, &result, origin, &endpoints, &hidden).await);
+    Ok(result)
+}
+
+/// Everything an apply does while it holds the app's lock. Returns the outcome and the
+/// webhooks to tell (none for "no changes", which notifies no one).
+async fn apply_locked(
+    ctx: &Context<'_>,
+    loaded: &LoadedSpec,
+    env: &tokio::sync::Mutex<EnvSource>,
+    origin: &RunOrigin,
+    run_id: &str,
+    hidden: &Hidden,
+    held: &RunLock,
+) -> Result<(Outcome, Vec<Endpoint>), ApplyError> {
+    let spec = &loaded.spec;
+    let app = spec.name.clone();
+    let secrets = resolve_secrets(ctx, loaded, env, hidden).await?;
     let hash = spec_hash(spec, &loaded.rendered.canonical, &secrets.fingerprints);
     let wanted = desired::wanted(loaded);
-    let (deployment, rows) = open_deployment(ctx, loaded, &run_id).await?;
+    let (deployment, rows) = open_deployment(ctx, loaded, run_id).await?;
     let settled = settled(ctx, loaded, &deployment, &rows, &secrets, &wanted).await?;
-    let (mut instances, endpoints) = connect(ctx, loaded, env, &secrets, &hidden).await?;
+    let (mut instances, endpoints) = connect(ctx, loaded, env, &secrets, hidden).await?;
     let outcome = |state, changed, run_id: Option<&str>| Outcome {
         app: app.clone(),
         state,
@@ -130,7 +154,7 @@ pub async fn apply(
                 )
                 .await?;
             ctx.observer.event(&app, None, &RunEvent::NoChanges);
-            return Ok(outcome(State::Complete, false, None));
+            return Ok((outcome(State::Complete, false, None), Vec::new()));
         }
         for difference in drift {
             let repairing = false;
@@ -148,7 +172,7 @@ pub async fn apply(
     ctx.store
         .start_run(&RunStart {
             deployment: deployment.id,
-            run_id: &run_id,
+            run_id,
             spec_hash: &hash,
             origin,
             snapshot: &Snapshot::of(loaded, &secrets.fingerprints).to_json(),
@@ -159,23 +183,23 @@ pub async fn apply(
             restores_run: restores.to_owned(),
             spec_hash: hash.clone(),
         };
-        ctx.observer.event(&app, Some(&run_id), &restoring);
+        ctx.observer.event(&app, Some(run_id), &restoring);
     }
     let mut run = Run {
         ctx,
         app: app.clone(),
         deployment: deployment.id,
-        run_id: run_id.clone(),
+        run_id: run_id.to_owned(),
         owner: super::owner::owner_tag(&ctx.project.name, &app),
         state: State::Pending,
         secret_names: spec.secrets.clone(),
         settled,
         restorable: deployment.spec_hash.is_some(),
-        hidden: &hidden,
-        lock: &held,
+        hidden,
+        lock: held,
         lock_lost: std::sync::atomic::AtomicBool::new(false),
     };
-    let mut result = outcome(State::Complete, true, Some(&run_id));
+    let mut result = outcome(State::Complete, true, Some(run_id));
     let executed = execute(
         &mut run,
         loaded,
@@ -188,21 +212,13 @@ pub async fn apply(
     let lock_lost = run.lock_lost.load(std::sync::atomic::Ordering::SeqCst);
     drop(run);
     if lock_lost {
-        held.release().await;
         return Err(ApplyError::LockLost { app });
     }
-    if let Err(error) = executed {
-        held.release().await;
-        return Err(error.into());
-    }
+    executed?;
     if result.state == State::Complete {
         ctx.store.set_spec_hash(deployment.id, &hash).await?;
     }
-    held.release().await;
-    result
-        .warnings
-        .extend(notify::tell_webhooks(ctx, &result, origin, &endpoints, &hidden).await);
-    Ok(result)
+    Ok((result, endpoints))
 }
 
 /// A run's id: 16 hex digits from the OS CSPRNG.
