@@ -471,3 +471,35 @@ mod postgres_only {
         assert!(!message.contains("pw-5ecret-9"), "{message}");
     }
 }
+
+/// Over the network the connection is TLS and the server is verified: trusted through
+/// the CA file, refused without it. `.ci/postgres` serves TLS on loopback with a
+/// throwaway CA (`FABRIK_TEST_POSTGRES_TLS_URL`, `FABRIK_TEST_POSTGRES_CA`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_network_the_server_is_verified() {
+    let (Ok(url), Ok(ca)) = (
+        std::env::var("FABRIK_TEST_POSTGRES_TLS_URL"),
+        std::env::var("FABRIK_TEST_POSTGRES_CA"),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "FABRIK_TEST_POSTGRES_TLS_URL and FABRIK_TEST_POSTGRES_CA are not set: CI must start PostgreSQL (.ci/run)"
+        );
+        eprintln!("note: no TLS PostgreSQL server; this test did not run");
+        return;
+    };
+    let mut trusted = settings(&url, &fresh_schema());
+    trusted.ca_file = Some(ca.into());
+    let store = Store::connect(&trusted)
+        .await
+        .expect("verified with the CA");
+    assert!(store.deployments().await.expect("usable").is_empty());
+    let Err(refused) = Store::connect(&settings(&url, &fresh_schema())).await else {
+        panic!("a server whose certificate no trusted CA signed must be refused")
+    };
+    let message = refused.to_string();
+    assert!(
+        message.contains("cannot open the state database"),
+        "{message}"
+    );
+}
