@@ -31,6 +31,19 @@ pub fn default_path(project_dir: &Path) -> PathBuf {
     project_dir.join(".fabrik").join("state.db")
 }
 
+/// When something happened, as both backends store it: Unix seconds with milliseconds.
+fn now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:03}", since.as_secs(), since.subsec_millis())
+}
+
+/// A stored JSON column; unreadable JSON reads as absent.
+fn parse_json(text: Option<String>) -> Option<Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
 /// Why the store could not be used. None of these leaves the state changed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

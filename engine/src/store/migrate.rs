@@ -59,6 +59,20 @@ pub(super) fn restores(dump: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `INSERT INTO table (columns) VALUES (…)` with numbered placeholders (`?1` for SQLite,
+/// `$1` for PostgreSQL).
+pub(super) fn insert_sql(table: &str, columns: &[&String], placeholder: char) -> String {
+    let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
+    let values: Vec<String> = (1..=columns.len())
+        .map(|i| format!("{placeholder}{i}"))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        names.join(", "),
+        values.join(", ")
+    )
+}
+
 fn count(dump: &Value, table: &str) -> usize {
     dump[table].as_array().map_or(0, Vec::len)
 }

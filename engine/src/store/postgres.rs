@@ -19,7 +19,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
 use super::journal::Journal;
-use super::{Deployment, ResourceKey, ResourceRow, RunRow, RunStart, StoreError};
+use super::{Deployment, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, now, parse_json};
 use crate::domain::{DeploymentState, ResourceStatus, RunOrigin, State};
 
 /// Numbered migrations of the PostgreSQL schema; never edited once released, only added.
@@ -172,17 +172,6 @@ pub fn valid_schema(schema: &str) -> bool {
 pub struct PgStore {
     client: Mutex<Client>,
     schema: String,
-}
-
-fn now() -> String {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}.{:03}", since.as_secs(), since.subsec_millis())
-}
-
-fn parse_json(text: Option<String>) -> Option<Value> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
 /// A 64-bit advisory-lock key for `purpose` and `name`, the same on every machine.
@@ -767,18 +756,7 @@ impl PgStore {
         for (table, rows) in super::migrate::tables(dump) {
             for row in rows {
                 let columns: Vec<&String> = row.keys().collect();
-                let sql = format!(
-                    "INSERT INTO {table} ({}) VALUES ({})",
-                    columns
-                        .iter()
-                        .map(|c| c.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    (1..=columns.len())
-                        .map(|i| format!("${i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let sql = super::migrate::insert_sql(table, &columns, '$');
                 // Ids are BIGINT, everything else TEXT (the same columns as SQLite's).
                 let values: Vec<Box<dyn ToSql + Sync + Send>> = columns
                     .iter()

@@ -7,7 +7,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::journal::Journal;
-use super::{Deployment, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, migrations, sql};
+use super::{
+    Deployment, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, migrations, now,
+    parse_json, sql,
+};
 use crate::domain::{DeploymentState, ResourceStatus, State};
 
 /// How long a write waits for another process's.
@@ -26,17 +29,6 @@ fn is_busy(error: &rusqlite::Error) -> bool {
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
-}
-
-fn now() -> String {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}.{:03}", since.as_secs(), since.subsec_millis())
-}
-
-fn parse_json(text: Option<String>) -> Option<Value> {
-    text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
 impl SqliteStore {
@@ -520,18 +512,7 @@ impl SqliteStore {
         for (table, rows) in super::migrate::tables(dump) {
             for row in rows {
                 let columns: Vec<&String> = row.keys().collect();
-                let sql = format!(
-                    "INSERT INTO {table} ({}) VALUES ({})",
-                    columns
-                        .iter()
-                        .map(|c| c.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    (1..=columns.len())
-                        .map(|i| format!("?{i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let sql = super::migrate::insert_sql(table, &columns, '?');
                 let values: Vec<rusqlite::types::Value> = columns
                     .iter()
                     .map(|c| match (table, c.as_str(), &row[c.as_str()]) {
