@@ -149,6 +149,25 @@ struct ProjectSection {
     name: Option<String>,
 }
 
+/// A TOML error by line and message, without quoting the line: a credential put in the
+/// file by mistake (a `url` with a password) must not be printed back.
+fn toml_problem(text: &str, error: &toml::de::Error) -> String {
+    let mut message = match error.span() {
+        Some(span) => format!(
+            "line {}: {}",
+            text[..span.start.min(text.len())].matches('\n').count() + 1,
+            error.message()
+        ),
+        None => error.message().to_owned(),
+    };
+    if message.contains("unknown field `url`") {
+        message.push_str(
+            "\n  hint: the state's connection string goes in FABRIK_STATE_URL (the environment or .env), never in fabrik.toml",
+        );
+    }
+    message
+}
+
 /// Why `fabrik.toml` could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
@@ -201,7 +220,7 @@ impl Project {
             Ok(text) => {
                 toml::from_str::<ProjectFile>(&text).map_err(|e| ProjectError::Invalid {
                     path: path.clone(),
-                    message: e.to_string(),
+                    message: toml_problem(&text, &e),
                 })?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ProjectFile::default(),

@@ -513,3 +513,48 @@ async fn a_dump_of_the_database_holds_no_secret() {
         );
     }
 }
+
+/// Needs no server: a PostgreSQL project without its connection string, or with a
+/// `[state]` it cannot use, is refused with the fix named and nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_setting_that_cannot_work_is_a_clear_error() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    let toml = world.dir.path().join("fabrik.toml");
+    std::fs::write(
+        &toml,
+        "[project]\nname = \"acme\"\n\n[state]\nbackend = \"postgres\"\n",
+    )
+    .expect("toml");
+    let output = world.apply(&spec, &[]).await;
+    let (_, stderr) = text(&output);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("FABRIK_STATE_URL"), "{stderr}");
+    assert_eq!(world.mutating_calls(), 0, "nothing changed");
+    for (state, problem) in [
+        ("backend = \"mysql\"", "expected `sqlite` or `postgres`"),
+        (
+            "backend = \"postgres\"\nschema = \"Team-A\"",
+            "not a usable schema name",
+        ),
+        (
+            "backend = \"postgres\"\nurl = \"postgresql://u:pw@db/x\"",
+            "url",
+        ),
+    ] {
+        std::fs::write(
+            &toml,
+            format!("[project]\nname = \"acme\"\n\n[state]\n{state}\n"),
+        )
+        .expect("toml");
+        let output = world.apply(&spec, &[]).await;
+        let (_, stderr) = text(&output);
+        assert_ne!(output.status.code(), Some(0), "{state}: {stderr}");
+        assert!(
+            stderr.contains("fabrik.toml") && stderr.contains(problem),
+            "{state}: {stderr}"
+        );
+        assert!(!stderr.contains("pw@db"), "never the value: {stderr}");
+    }
+    assert_eq!(world.mutating_calls(), 0);
+}
