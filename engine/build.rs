@@ -7,6 +7,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 const PROVIDERS: &[(&str, &str)] = &[
     ("coolify", "fabrik-provider-coolify"),
     ("cloudflare", "fabrik-provider-cloudflare"),
@@ -77,6 +79,16 @@ fn main() {
             "cargo:rustc-env=FABRIK_BUNDLED_{}={}",
             name.to_uppercase(),
             wasm.display()
+        );
+        // The digest `fabrik.lock` pins, so that no run hashes the embedded bytes again.
+        let bytes = std::fs::read(&wasm).expect("the provider component was just built");
+        let sha256: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        println!(
+            "cargo:rustc-env=FABRIK_BUNDLED_{}_SHA256={sha256}",
+            name.to_uppercase()
         );
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - `engine`: the shared engine and the epoch ticker behind call deadlines.
 //! - `cache`: compiled components on disk, so start-up does not pay Cranelift again.
+//! - `digest`: a component file's sha256 without rereading an unchanged file.
 //! - `wit`: the contract versions served and their bindings.
 //! - `sandbox`: what an instance may do (nothing, by default) and its limits.
 //! - `http`: the `http-send` gateway: granted origins, credentials, caps.
@@ -10,6 +11,7 @@
 
 pub mod bundled;
 pub mod cache;
+pub mod digest;
 pub mod engine;
 pub mod http;
 pub mod instance;
@@ -18,7 +20,7 @@ pub mod sandbox;
 pub mod types;
 pub mod wit;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -73,7 +75,7 @@ pub struct LoadedProvider {
     /// `bundled` or `path:<path>`.
     pub source: String,
     pub sha256: String,
-    pub size: usize,
+    pub size: u64,
     pub entry: ProviderEntry,
     pub component: LoadedComponent,
 }
@@ -83,6 +85,7 @@ pub struct ProviderSet {
     engine: PluginEngine,
     pub providers: Vec<LoadedProvider>,
     pub limits: SandboxLimits,
+    pinned: bool,
 }
 
 /// Hex sha256 of component bytes, as `fabrik.lock` records it.
@@ -90,56 +93,88 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Whether loading checks providers against `fabrik.lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pins {
+    /// Refuse a provider whose bytes differ from its pin, or that has none, when the
+    /// project has a `fabrik.lock`, before anything is compiled. Every command that calls
+    /// providers loads this way.
+    Enforce,
+    /// Load what the project names whatever is pinned: `fabrik providers lock` (which
+    /// writes the pins) and `providers list` (which reports the differences).
+    Report,
+}
+
 impl ProviderSet {
     /// Loads every provider the project names (or the defaults), using `cache`.
-    pub fn load(project: &Project, cache: &ComponentCache) -> Result<Self, PluginError> {
+    ///
+    /// Cheapest checks first: a provider's sha256 is known without compiling anything
+    /// (bundled ones carry it from the build, files from a stamp record, see `digest`),
+    /// so a component that is not what `fabrik.lock` pins is refused in milliseconds, and
+    /// a component's contract version is read from its bytes before it is compiled.
+    pub fn load(
+        project: &Project,
+        cache: &ComponentCache,
+        pins: Pins,
+    ) -> Result<Self, PluginError> {
+        let lock = match pins {
+            Pins::Enforce => LockFile::read(&project.dir)?,
+            Pins::Report => None,
+        };
         let engine = PluginEngine::new(Compiler::from_env())
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-        let mut providers = Vec::new();
+        let records = cache.dir().map(|dir| dir.join("digests"));
+        if let Some(records) = &records
+            && let Err(e) = std::fs::create_dir_all(records)
+        {
+            tracing::debug!(path = %records.display(), "cannot create the digest records: {e}");
+        }
+        // Every provider is identified and checked against its pin before any is compiled.
+        let mut identified = Vec::new();
         for (role, entry) in &project.providers {
-            let (bytes, source): (std::borrow::Cow<'_, [u8]>, String) =
-                match (&entry.bundled, &entry.path) {
-                    (_, Some(path)) => {
-                        let full = project.dir.join(path);
-                        let bytes = std::fs::read(&full).map_err(|source| PluginError::Read {
-                            role: *role,
-                            path: full.clone(),
-                            source,
-                        })?;
-                        (bytes.into(), format!("path:{}", path.display()))
-                    }
-                    (Some(name), None) => {
-                        let bundled =
-                            bundled::find(name).ok_or_else(|| PluginError::UnknownBundled {
-                                role: *role,
-                                bundled: name.clone(),
-                                available: bundled::names().join(", "),
-                            })?;
-                        (bundled.wasm.into(), "bundled".to_owned())
-                    }
-                    (None, None) => {
-                        return Err(PluginError::Config {
-                            role: *role,
-                            message: "no source (set `bundled` or `path`)".to_owned(),
-                        });
-                    }
-                };
-            let sha256 = sha256_hex(&bytes);
-            let component = LoadedComponent::load(&engine, cache, role.as_str(), &bytes, &sha256)?;
+            let found = Identified::find(*role, entry, &project.dir, records.as_deref())?;
+            if let Some(lock) = &lock {
+                lock.check(found.role, &found.source, &found.sha256)?;
+            }
+            identified.push(found);
+        }
+        // Then each one's contract version (from the cache, else read from its bytes).
+        let mut checked = Vec::new();
+        for found in &identified {
+            checked.push(LoadedComponent::check(
+                &engine,
+                cache,
+                found.role.as_str(),
+                &found.sha256,
+                || found.bytes(),
+            )?);
+        }
+        let mut providers = Vec::new();
+        for (found, checked) in identified.into_iter().zip(checked) {
+            let component = checked.compile(&engine, cache)?;
             providers.push(LoadedProvider {
-                role: *role,
-                source,
-                sha256,
-                size: bytes.len(),
-                entry: entry.clone(),
+                role: found.role,
+                source: found.source,
+                sha256: found.sha256,
+                size: found.size,
+                entry: found.entry.clone(),
                 component,
             });
+        }
+        if pins == Pins::Enforce && lock.is_none() {
+            tracing::info!(project = %project.dir.display(), "no fabrik.lock: providers are not pinned (run `fabrik providers lock`)");
         }
         Ok(Self {
             engine,
             providers,
             limits: SandboxLimits::default(),
+            pinned: lock.is_some(),
         })
+    }
+
+    /// Whether the providers were checked against a `fabrik.lock` when loaded.
+    pub fn pinned(&self) -> bool {
+        self.pinned
     }
 
     pub fn engine(&self) -> &PluginEngine {
@@ -148,18 +183,6 @@ impl ProviderSet {
 
     pub fn get(&self, role: Role) -> Option<&LoadedProvider> {
         self.providers.iter().find(|p| p.role == role)
-    }
-
-    /// Checks every provider against `fabrik.lock`, if the project has one. Returns whether
-    /// a lock file exists.
-    pub fn verify_lock(&self, project_dir: &Path) -> Result<bool, PluginError> {
-        let Some(lock) = LockFile::read(project_dir)? else {
-            return Ok(false);
-        };
-        for provider in &self.providers {
-            lock.check(provider.role, &provider.source, &provider.sha256)?;
-        }
-        Ok(true)
     }
 
     /// What a provider says about itself (an instance with no grants: `describe` must not
@@ -317,6 +340,98 @@ impl ProviderSet {
             role,
             message: "no such provider in this project".to_owned(),
         })
+    }
+}
+
+/// A provider's component, located and identified by its sha256, not yet compiled.
+struct Identified<'a> {
+    role: Role,
+    entry: &'a ProviderEntry,
+    /// `bundled` or `path:<path>`.
+    source: String,
+    sha256: String,
+    size: u64,
+    origin: Origin,
+}
+
+enum Origin {
+    Bundled(&'static [u8]),
+    /// A file, with its bytes if identifying it read them.
+    File(PathBuf, Option<Vec<u8>>),
+}
+
+impl<'a> Identified<'a> {
+    fn find(
+        role: Role,
+        entry: &'a ProviderEntry,
+        project_dir: &std::path::Path,
+        records: Option<&std::path::Path>,
+    ) -> Result<Self, PluginError> {
+        match (&entry.bundled, &entry.path) {
+            (_, Some(path)) => {
+                let full = project_dir.join(path);
+                let digest =
+                    digest::digest_file(&full, records).map_err(|source| PluginError::Read {
+                        role,
+                        path: full.clone(),
+                        source,
+                    })?;
+                Ok(Self {
+                    role,
+                    entry,
+                    source: format!("path:{}", path.display()),
+                    sha256: digest.sha256,
+                    size: digest.size,
+                    origin: Origin::File(full, digest.bytes),
+                })
+            }
+            (Some(name), None) => {
+                let bundled = bundled::find(name).ok_or_else(|| PluginError::UnknownBundled {
+                    role,
+                    bundled: name.clone(),
+                    available: bundled::names().join(", "),
+                })?;
+                Ok(Self {
+                    role,
+                    entry,
+                    source: "bundled".to_owned(),
+                    sha256: bundled.sha256.to_owned(),
+                    size: bundled.wasm.len() as u64,
+                    origin: Origin::Bundled(bundled.wasm),
+                })
+            }
+            (None, None) => Err(PluginError::Config {
+                role,
+                message: "no source (set `bundled` or `path`)".to_owned(),
+            }),
+        }
+    }
+
+    /// The component's bytes, which must be the ones identified: a file that changed since
+    /// it was checked is refused, not compiled.
+    fn bytes(self: &Identified<'a>) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
+        let (path, known) = match &self.origin {
+            Origin::Bundled(wasm) => return Ok((*wasm).into()),
+            Origin::File(path, known) => (path, known),
+        };
+        let bytes = match known {
+            Some(bytes) => bytes.clone(),
+            None => std::fs::read(path).map_err(|source| LoadError::Read {
+                name: self.role.as_str().to_owned(),
+                path: path.clone(),
+                source,
+            })?,
+        };
+        let found = sha256_hex(&bytes);
+        if found != self.sha256 {
+            return Err(LoadError::Changed {
+                name: self.role.as_str().to_owned(),
+                path: path.clone(),
+                expected: self.sha256.clone(),
+                found,
+            });
+        }
+        Ok(bytes.into())
     }
 }
 

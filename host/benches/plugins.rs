@@ -108,13 +108,14 @@ fn main() {
     let cache = ComponentCache::at(dir.path());
     for bundled in BUNDLED {
         let sha = sha256_hex(bundled.wasm);
-        let first =
-            LoadedComponent::load(&engine, &cache, bundled.name, bundled.wasm, &sha).expect("load");
+        let first = LoadedComponent::load_bytes(&engine, &cache, bundled.name, bundled.wasm, &sha)
+            .expect("load");
         assert_eq!(first.cache, CacheOutcome::Miss);
         let s = sample(200, || {
             let start = Instant::now();
-            let loaded = LoadedComponent::load(&engine, &cache, bundled.name, bundled.wasm, &sha)
-                .expect("load");
+            let loaded =
+                LoadedComponent::load_bytes(&engine, &cache, bundled.name, bundled.wasm, &sha)
+                    .expect("load");
             let elapsed = start.elapsed();
             assert_eq!(loaded.cache, CacheOutcome::Hit);
             elapsed

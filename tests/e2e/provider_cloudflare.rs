@@ -235,6 +235,7 @@ async fn a_wrong_token_is_unauthorized_with_a_hint_and_never_echoed() {
     let set = fabrik_engine::plugins::ProviderSet::load(
         &project,
         &fabrik_engine::plugins::cache::ComponentCache::at(&crate::support::cache_dir()),
+        fabrik_engine::plugins::Pins::Enforce,
     )
     .expect("load");
     let env = fabrik_engine::secrets::EnvSource::load(dir.path()).expect("env");

@@ -354,6 +354,7 @@ async fn a_wrong_token_is_unauthorized_and_never_echoed() {
     let set = fabrik_engine::plugins::ProviderSet::load(
         &project,
         &fabrik_engine::plugins::cache::ComponentCache::at(&crate::support::cache_dir()),
+        fabrik_engine::plugins::Pins::Enforce,
     )
     .expect("load");
     let env = fabrik_engine::secrets::EnvSource::load(dir.path()).expect("env");
@@ -392,6 +393,7 @@ async fn a_missing_token_names_the_variable_to_set() {
     let set = fabrik_engine::plugins::ProviderSet::load(
         &project,
         &fabrik_engine::plugins::cache::ComponentCache::at(&crate::support::cache_dir()),
+        fabrik_engine::plugins::Pins::Enforce,
     )
     .expect("load");
     let env = fabrik_engine::secrets::EnvSource::load(dir.path()).expect("env");

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use fabrik_engine::plugins::ProviderSet;
 use fabrik_engine::plugins::cache::ComponentCache;
 use fabrik_engine::plugins::instance::ProviderInstance;
 use fabrik_engine::plugins::types::{ProgressState, ProviderError};
+use fabrik_engine::plugins::{Pins, ProviderSet};
 use fabrik_engine::project::Project;
 use fabrik_engine::secrets::EnvSource;
 use fabrik_sim::{Sandbox, SandboxConfig};
@@ -49,8 +49,8 @@ impl Fixture {
         )
         .expect(".env");
         let project = Project::load(dir.path()).expect("project");
-        let mut set =
-            ProviderSet::load(&project, &ComponentCache::at(&cache_dir())).expect("providers load");
+        let mut set = ProviderSet::load(&project, &ComponentCache::at(&cache_dir()), Pins::Enforce)
+            .expect("providers load");
         if let Some(timeout) = call_timeout {
             set.limits.call_timeout = timeout;
         }

@@ -141,11 +141,19 @@ fn a_third_party_provider_loads_by_path_is_pinned_and_a_changed_byte_is_refused(
         .code(0);
 
     flip_a_byte(&dir.join("plugins/echo.wasm"));
+    // Refused before anything is compiled: a fresh cache stays without artifacts.
+    let cache = tempfile::tempdir().expect("cache");
     let output = fabrik()
         .current_dir(dir)
+        .env("FABRIK_CACHE_DIR", cache.path())
         .args(["apply", "--dry-run", "app.yaml"])
         .output()
         .expect("runs");
+    assert_eq!(
+        artifacts(cache.path()),
+        0,
+        "a refused component was compiled"
+    );
     let stderr = String::from_utf8(output.stderr).expect("utf-8");
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -162,6 +170,16 @@ fn a_third_party_provider_loads_by_path_is_pinned_and_a_changed_byte_is_refused(
     assert!(output.stdout.is_empty(), "no plan is printed");
 }
 
+/// Compiled artifacts in a component cache.
+fn artifacts(cache: &Path) -> usize {
+    std::fs::read_dir(cache).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .count()
+    })
+}
+
 #[test]
 fn a_provider_for_an_incompatible_contract_is_refused() {
     let project = third_party_project();
@@ -170,14 +188,21 @@ fn a_provider_for_an_incompatible_contract_is_refused() {
         project.path().join("plugins/echo.wasm"),
     )
     .expect("copy");
+    let cache = tempfile::tempdir().expect("cache");
     fabrik()
         .current_dir(project.path())
+        .env("FABRIK_CACHE_DIR", cache.path())
         .args(["providers", "list"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
             "it targets contract `fabrik:provider@0.2.0`, which this fabrik does not support (it supports 0.1.x)",
         ));
+    assert_eq!(
+        artifacts(cache.path()),
+        0,
+        "the contract is read from the bytes, before compiling"
+    );
 }
 
 #[test]

@@ -83,8 +83,8 @@ fn limits() -> SandboxLimits {
 async fn evil(engine: &PluginEngine, granted: &[&str]) -> ProviderInstance {
     let wasm = std::fs::read(test_plugin("evil")).expect("evil.wasm");
     let cache = ComponentCache::at(&cache_dir());
-    let component =
-        LoadedComponent::load(engine, &cache, "evil", &wasm, &sha256_hex(&wasm)).expect("loads");
+    let component = LoadedComponent::load_bytes(engine, &cache, "evil", &wasm, &sha256_hex(&wasm))
+        .expect("loads");
     let mut grants = Grants::default();
     for origin in granted {
         grants.allow_origin(origin).expect("origin");
@@ -291,7 +291,7 @@ async fn a_component_built_for_another_contract_version_is_refused() {
     let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let wasm = std::fs::read(test_plugin("future")).expect("future.wasm");
     let cache = ComponentCache::at(&cache_dir());
-    let error = LoadedComponent::load(&engine, &cache, "future", &wasm, &sha256_hex(&wasm))
+    let error = LoadedComponent::load_bytes(&engine, &cache, "future", &wasm, &sha256_hex(&wasm))
         .err()
         .expect("refused");
     match &error {
@@ -319,7 +319,7 @@ fn a_corrupt_cache_entry_is_detected_and_rebuilt() {
     let wasm = std::fs::read(test_plugin("echo")).expect("echo.wasm");
     let sha = sha256_hex(&wasm);
     let load = || {
-        LoadedComponent::load(&engine, &cache, "echo", &wasm, &sha)
+        LoadedComponent::load_bytes(&engine, &cache, "echo", &wasm, &sha)
             .map(|c| c.cache)
             .expect("loads")
     };
@@ -356,8 +356,8 @@ fn a_cache_directory_others_can_write_is_not_used() {
     assert!(cache.dir().is_none());
     let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let wasm = std::fs::read(test_plugin("echo")).expect("echo.wasm");
-    let loaded =
-        LoadedComponent::load(&engine, &cache, "echo", &wasm, &sha256_hex(&wasm)).expect("loads");
+    let loaded = LoadedComponent::load_bytes(&engine, &cache, "echo", &wasm, &sha256_hex(&wasm))
+        .expect("loads");
     assert!(
         matches!(loaded.cache, fabrik_engine::plugins::cache::CacheOutcome::Bypassed(reason) if reason.contains("writable by other users"))
     );
@@ -391,7 +391,7 @@ async fn what_a_guest_logs_is_redacted() {
 
     let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let wasm = std::fs::read(test_plugin("evil")).expect("evil.wasm");
-    let component = LoadedComponent::load(
+    let component = LoadedComponent::load_bytes(
         &engine,
         &ComponentCache::at(&cache_dir()),
         "evil",

@@ -10,13 +10,14 @@
 //!   current user and not writable by group or others; otherwise the cache is bypassed
 //!   (components are compiled in memory) with a warning. Another user cannot plant an
 //!   artifact, and a guest has no filesystem access at all.
-//! - **Checksum:** each artifact has a sidecar with its BLAKE3 hash, checked before
-//!   loading, so a truncated or corrupted entry (a crash mid-write, a bad disk) is detected
-//!   and rebuilt. BLAKE3 rather than SHA-256 because it is checked on every start-up and
-//!   is several times faster on megabyte-sized artifacts (BENCHMARKS.md); tampering is
-//!   kept out by the permissions above, not by the hash. The key includes the component's sha256 and the engine's compatibility hash,
-//!   and wasmtime itself rejects an artifact from another version or configuration, which
-//!   is also rebuilt.
+//! - **Checksum:** each artifact has a sidecar with its BLAKE3 hash and the file's stamp
+//!   (inode, size, times) when the hash was last checked. An artifact whose stamp differs
+//!   is hashed in full, so a truncated, replaced or copied entry is detected and rebuilt;
+//!   one whose stamp is unchanged is not read at all (why that is safe: `verify`). BLAKE3
+//!   rather than SHA-256 because it is several times faster on megabyte-sized artifacts.
+//!   The key includes the component's sha256 and the engine's compatibility hash, and
+//!   wasmtime itself rejects an artifact from another version or configuration, which is
+//!   also rebuilt.
 
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -26,6 +27,8 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+use super::digest::FileStamp;
 
 /// Environment variable that overrides the cache directory.
 pub const CACHE_DIR_ENV: &str = "FABRIK_CACHE_DIR";
@@ -82,58 +85,75 @@ impl ComponentCache {
         self.dir.as_deref().ok()
     }
 
-    /// The component for `wasm` (whose sha256 is `sha256`), from the cache if possible.
-    pub fn load(
-        &self,
-        engine: &Engine,
-        wasm: &[u8],
-        sha256: &str,
-    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+    /// The cached component for the component whose sha256 is `sha256`, if there is a
+    /// usable entry. Nothing is compiled here: on anything but a hit, the caller checks
+    /// the bytes, compiles them and hands the artifact to [`ComponentCache::put`].
+    pub fn get(&self, engine: &Engine, sha256: &str) -> Lookup {
         let dir = match &self.dir {
             Ok(dir) => dir,
-            Err(reason) => {
-                return Ok((
-                    Component::new(engine, wasm)?,
-                    CacheOutcome::Bypassed(reason.clone()),
-                ));
-            }
+            Err(reason) => return Lookup::Bypassed(reason.clone()),
         };
-        let key = format!("{sha256}-{:016x}", engine_fingerprint(engine));
-        let artifact = dir.join(format!("{key}.cwasm"));
-        let checksum = dir.join(format!("{key}.blake3"));
-        let problem = match verify(&artifact, &checksum) {
+        let (artifact, sidecar) = entry_paths(dir, engine, sha256);
+        match verify(&artifact, &sidecar) {
             Ok(()) => {
-                // SAFETY: see the module documentation: the file was written by `store`
-                // below into a directory only this user can write, and its checksum matches.
+                // SAFETY: see the module documentation: the file was written by `put` into
+                // a directory only this user can write, and it is the file whose checksum
+                // (or unchanged metadata since that checksum) was verified.
                 #[expect(unsafe_code, reason = "deserializing a trusted, checksummed artifact")]
                 let loaded = unsafe { Component::deserialize_file(engine, &artifact) };
                 match loaded {
-                    Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                    Err(e) => Some(format!("wasmtime refused it: {e}")),
+                    Ok(component) => Lookup::Hit(component),
+                    Err(e) => Lookup::Unusable(format!("wasmtime refused it: {e}")),
                 }
             }
-            Err(Missing) => None,
-            Err(Corrupt(reason)) => Some(reason),
-        };
-        let bytes = engine.precompile_component(wasm)?;
-        if let Err(e) = store(dir, &artifact, &checksum, &bytes) {
-            tracing::warn!(path = %artifact.display(), "cannot write the component cache: {e}");
+            Err(Missing) => Lookup::Miss,
+            Err(Corrupt(reason)) => Lookup::Unusable(reason),
         }
-        // SAFETY: `bytes` was produced by `precompile_component` on this engine just now.
+    }
+
+    /// Stores `artifact` (what `Engine::precompile_component` made for `sha256` on
+    /// `engine`) and returns its component. A cache that cannot be written is a warning.
+    pub fn put(
+        &self,
+        engine: &Engine,
+        sha256: &str,
+        artifact: &[u8],
+    ) -> wasmtime::Result<Component> {
+        if let Ok(dir) = &self.dir {
+            let (path, sidecar) = entry_paths(dir, engine, sha256);
+            if let Err(e) = store(dir, &path, &sidecar, artifact) {
+                tracing::warn!(path = %path.display(), "cannot write the component cache: {e}");
+            }
+        }
+        // SAFETY: `artifact` was produced by `precompile_component` on this engine, in this
+        // process, just now (the caller's contract).
         #[expect(
             unsafe_code,
             reason = "deserializing an artifact this process just compiled"
         )]
-        let component = unsafe { Component::deserialize(engine, &bytes)? };
-        let outcome = match problem {
-            Some(reason) => {
-                tracing::warn!(path = %artifact.display(), "rebuilt a cached component: {reason}");
-                CacheOutcome::Rebuilt(reason)
-            }
-            None => CacheOutcome::Miss,
-        };
-        Ok((component, outcome))
+        unsafe {
+            Component::deserialize(engine, artifact)
+        }
     }
+}
+
+/// What the cache holds for a component.
+pub enum Lookup {
+    Hit(Component),
+    /// No entry yet.
+    Miss,
+    /// An entry that cannot be used (why); it is replaced by the next `put`.
+    Unusable(String),
+    /// The cache is disabled (why).
+    Bypassed(String),
+}
+
+fn entry_paths(dir: &Path, engine: &Engine, sha256: &str) -> (PathBuf, PathBuf) {
+    let key = format!("{sha256}-{:016x}", engine_fingerprint(engine));
+    (
+        dir.join(format!("{key}.cwasm")),
+        dir.join(format!("{key}.blake3")),
+    )
 }
 
 enum Unusable {
@@ -142,9 +162,48 @@ enum Unusable {
 }
 use Unusable::{Corrupt, Missing};
 
-fn verify(artifact: &Path, checksum: &Path) -> Result<(), Unusable> {
-    let (Ok(bytes), Ok(expected)) = (fs::read(artifact), fs::read_to_string(checksum)) else {
-        return if artifact.exists() || checksum.exists() {
+/// The sidecar of an artifact: its BLAKE3 hash and the metadata the artifact had when
+/// the hash was last checked against it.
+struct Sidecar {
+    blake3: String,
+    checked: Option<FileStamp>,
+}
+
+impl Sidecar {
+    fn parse(text: &str) -> Self {
+        let mut blake3 = String::new();
+        let mut checked = None;
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("blake3", hash)) => blake3 = hash.trim().to_owned(),
+                Some(("stamp", stamp)) => checked = FileStamp::parse(stamp),
+                // The first format: the hash alone.
+                _ => blake3 = line.trim().to_owned(),
+            }
+        }
+        Self { blake3, checked }
+    }
+
+    fn render(&self) -> String {
+        match &self.checked {
+            Some(stamp) => format!("blake3 {}\nstamp {stamp}\n", self.blake3),
+            None => format!("blake3 {}\n", self.blake3),
+        }
+    }
+}
+
+/// Checks an artifact against its sidecar. The full hash is computed only when the
+/// artifact's metadata differs from what the sidecar recorded at the last check: reading
+/// and hashing a 40 MB artifact costs more than the rest of a warm start (BENCHMARKS.md).
+///
+/// Why unchanged metadata is proof enough: entries are only ever written whole, by
+/// rename, into a directory only this user can write; any later write or rename changes
+/// the file's ctime, which no unprivileged process can set back. What the shortcut gives
+/// up is detecting a disk that silently flips bits under unchanged metadata; wasmtime
+/// still checks the artifact's header, version and engine settings.
+fn verify(artifact: &Path, sidecar: &Path) -> Result<(), Unusable> {
+    let (Ok(metadata), Ok(text)) = (fs::metadata(artifact), fs::read_to_string(sidecar)) else {
+        return if artifact.exists() || sidecar.exists() {
             Err(Corrupt(
                 "the artifact or its checksum is missing".to_owned(),
             ))
@@ -152,22 +211,40 @@ fn verify(artifact: &Path, checksum: &Path) -> Result<(), Unusable> {
             Err(Missing)
         };
     };
-    let actual = blake3::hash(&bytes).to_hex();
-    if actual.as_str() == expected.trim() {
-        Ok(())
-    } else {
-        Err(Corrupt(
-            "the artifact does not match its checksum (truncated or corrupted)".to_owned(),
-        ))
+    let mut recorded = Sidecar::parse(&text);
+    let stamp = FileStamp::of(&metadata);
+    if recorded.checked.as_ref() == Some(&stamp) {
+        return Ok(());
     }
+    let bytes = fs::read(artifact).map_err(|e| Corrupt(format!("cannot read it: {e}")))?;
+    if blake3::hash(&bytes).to_hex().as_str() != recorded.blake3 {
+        return Err(Corrupt(
+            "the artifact does not match its checksum (truncated or corrupted)".to_owned(),
+        ));
+    }
+    recorded.checked = Some(stamp);
+    if let Some(dir) = sidecar.parent()
+        && let Err(e) = write_atomic(dir, sidecar, recorded.render().as_bytes())
+    {
+        tracing::debug!(path = %sidecar.display(), "cannot update the checksum stamp: {e}");
+    }
+    Ok(())
 }
 
-fn store(dir: &Path, artifact: &Path, checksum: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn store(dir: &Path, artifact: &Path, sidecar: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic(dir, artifact, bytes)?;
-    write_atomic(dir, checksum, blake3::hash(bytes).to_hex().as_bytes())
+    // The stamp of the file just renamed into place: this process wrote every byte of it.
+    let checked = fs::metadata(artifact).ok().map(|m| FileStamp::of(&m));
+    let record = Sidecar {
+        blake3: blake3::hash(bytes).to_hex().to_string(),
+        checked,
+    };
+    write_atomic(dir, sidecar, record.render().as_bytes())
 }
 
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `path` whole or not at all: a temporary file in `dir` (mode 0600), synced, then
+/// renamed over `path`.
+pub(super) fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temp = dir.join(format!(
         ".{}.{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),

@@ -2,13 +2,14 @@
 //! a deadline and the memory cap, traps turned into provider errors, and a fresh instance
 //! after a trap so the host keeps serving.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::cache::{CacheOutcome, ComponentCache};
+use super::cache::{CacheOutcome, ComponentCache, Lookup};
 use super::engine::{EPOCH_TICK, PluginEngine};
 use super::http::HttpGateway;
 use super::sandbox::{HostState, SandboxLimits};
@@ -24,6 +25,22 @@ pub enum LoadError {
     Wit { name: String, source: WitError },
     #[error("provider `{name}` cannot be linked: {reason}")]
     Link { name: String, reason: String },
+    #[error("provider `{name}`: cannot read `{}`: {source}", path.display())]
+    Read {
+        name: String,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "provider `{name}`: `{}` changed while it was being loaded (sha256:{expected} became sha256:{found}); run the command again",
+        path.display()
+    )]
+    Changed {
+        name: String,
+        path: std::path::PathBuf,
+        expected: String,
+        found: String,
+    },
 }
 
 /// A compiled, type-checked provider component, ready to instantiate.
@@ -35,33 +52,67 @@ pub struct LoadedComponent {
 }
 
 impl LoadedComponent {
-    /// Compiles (or loads from the cache) and links the component `wasm`.
-    pub fn load(
+    /// The component whose sha256 is `sha256`: from the cache, else `wasm()`'s bytes,
+    /// checked (the contract version, read from the bytes) before they are compiled and
+    /// cached. `wasm` is only called on a cache miss, so a warm start never reads them.
+    pub fn load<'a>(
+        engine: &PluginEngine,
+        cache: &ComponentCache,
+        name: &str,
+        sha256: &str,
+        wasm: impl FnOnce() -> Result<Cow<'a, [u8]>, LoadError>,
+    ) -> Result<Self, LoadError> {
+        Self::check(engine, cache, name, sha256, wasm)?.compile(engine, cache)
+    }
+
+    /// The first half of [`LoadedComponent::load`]: everything but compiling, so that a
+    /// set of components is refused before any of them is compiled.
+    pub fn check<'a>(
+        engine: &PluginEngine,
+        cache: &ComponentCache,
+        name: &str,
+        sha256: &str,
+        wasm: impl FnOnce() -> Result<Cow<'a, [u8]>, LoadError>,
+    ) -> Result<Checked<'a>, LoadError> {
+        let wit_error = |source: WitError| LoadError::Wit {
+            name: name.to_owned(),
+            source,
+        };
+        let found = match cache.get(engine.engine(), sha256) {
+            Lookup::Hit(component) => {
+                let wit = wit::detect(engine.engine(), &component).map_err(wit_error)?;
+                Found::Cached(component, wit)
+            }
+            lookup => {
+                let bytes = wasm()?;
+                let wit = wit::detect_in_bytes(&bytes).map_err(wit_error)?;
+                let outcome = match lookup {
+                    Lookup::Unusable(reason) => {
+                        tracing::warn!(provider = name, "rebuilt a cached component: {reason}");
+                        CacheOutcome::Rebuilt(reason)
+                    }
+                    Lookup::Bypassed(reason) => CacheOutcome::Bypassed(reason),
+                    Lookup::Miss | Lookup::Hit(_) => CacheOutcome::Miss,
+                };
+                Found::Bytes(bytes, wit, outcome)
+            }
+        };
+        Ok(Checked {
+            name: name.to_owned(),
+            sha256: sha256.to_owned(),
+            found,
+        })
+    }
+
+    /// [`LoadedComponent::load`] for bytes already in memory.
+    pub fn load_bytes(
         engine: &PluginEngine,
         cache: &ComponentCache,
         name: &str,
         wasm: &[u8],
         sha256: &str,
     ) -> Result<Self, LoadError> {
-        let invalid = |e: wasmtime::Error| LoadError::Invalid {
-            name: name.to_owned(),
-            reason: format!("{e:#}"),
-        };
-        let (component, outcome) = cache.load(engine.engine(), wasm, sha256).map_err(invalid)?;
-        let wit = wit::detect(engine.engine(), &component).map_err(|source| LoadError::Wit {
-            name: name.to_owned(),
-            source,
-        })?;
-        let pre = link(engine, &component).map_err(|e| LoadError::Link {
-            name: name.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
-        Ok(Self {
-            name: name.to_owned(),
-            wit,
-            cache: outcome,
-            pre,
-        })
+        Self::load(engine, cache, name, sha256, || Ok(wasm.into()))
     }
 
     /// A new instance with its own store, allowed what `http` grants.
@@ -80,6 +131,56 @@ impl LoadedComponent {
         };
         instance.ensure_live().await?;
         Ok(instance)
+    }
+}
+
+/// A component that passed every check and is ready to compile (or was cached).
+pub struct Checked<'a> {
+    name: String,
+    sha256: String,
+    found: Found<'a>,
+}
+
+enum Found<'a> {
+    Cached(Component, WitVersion),
+    Bytes(Cow<'a, [u8]>, WitVersion, CacheOutcome),
+}
+
+impl Checked<'_> {
+    /// Compiles the component if it was not cached (storing the artifact) and links it.
+    pub fn compile(
+        self,
+        engine: &PluginEngine,
+        cache: &ComponentCache,
+    ) -> Result<LoadedComponent, LoadError> {
+        let name = self.name;
+        let invalid = |e: wasmtime::Error| LoadError::Invalid {
+            name: name.clone(),
+            reason: format!("{e:#}"),
+        };
+        let (component, wit, outcome) = match self.found {
+            Found::Cached(component, wit) => (component, wit, CacheOutcome::Hit),
+            Found::Bytes(bytes, wit, outcome) => {
+                let artifact = engine
+                    .engine()
+                    .precompile_component(&bytes)
+                    .map_err(invalid)?;
+                let component = cache
+                    .put(engine.engine(), &self.sha256, &artifact)
+                    .map_err(invalid)?;
+                (component, wit, outcome)
+            }
+        };
+        let pre = link(engine, &component).map_err(|e| LoadError::Link {
+            name: name.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        Ok(LoadedComponent {
+            name,
+            wit,
+            cache: outcome,
+            pre,
+        })
     }
 }
 
@@ -207,13 +308,8 @@ impl ProviderInstance {
                     let cause = error
                         .downcast_ref::<Trap>()
                         .map_or_else(|| error.root_cause().to_string(), ToString::to_string);
-                    let tail = state.stderr_tail();
-                    let said = tail
-                        .iter()
-                        .rev()
-                        .find(|line| line.contains("panicked"))
-                        .or(tail.last())
-                        .map(|line| format!("; it said: {line}"))
+                    let said = last_words(&state.stderr_tail())
+                        .map(|words| format!("; it said: {words}"))
                         .unwrap_or_default();
                     format!("provider `{name}` crashed in `{function}`: {cause}{said}")
                 }
@@ -342,5 +438,74 @@ impl ProviderInstance {
             })
             .await?;
         result.map(Into::into).map_err(ProviderError::from)
+    }
+}
+
+/// Longest excerpt of a crashed guest's stderr quoted in an error.
+const LAST_WORDS_MAX: usize = 400;
+
+/// What a crashed guest last said on stderr (already redacted), as one line: a Rust panic
+/// with its message (the location line alone says nothing), else the last line, which is
+/// the exception of a Python traceback.
+fn last_words(tail: &[String]) -> Option<String> {
+    let words = match tail.iter().rposition(|line| line.contains("panicked at")) {
+        Some(start) => tail[start..]
+            .iter()
+            .map(|line| line.trim())
+            .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => tail.last()?.trim().to_owned(),
+    };
+    if words.is_empty() {
+        return None;
+    }
+    Some(if words.len() > LAST_WORDS_MAX {
+        let mut end = LAST_WORDS_MAX;
+        while !words.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &words[..end])
+    } else {
+        words
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_words;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_rust_panic_keeps_its_message() {
+        let tail = lines(
+            "starting\nthread '<unnamed>' panicked at runtime/src/lib.rs:1293:29:\nthe zone id is empty\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+        );
+        assert_eq!(
+            last_words(&tail).as_deref(),
+            Some("thread '<unnamed>' panicked at runtime/src/lib.rs:1293:29: the zone id is empty")
+        );
+    }
+
+    #[test]
+    fn a_python_traceback_ends_with_its_exception() {
+        let tail = lines(
+            "Traceback (most recent call last):\n  File \"app.py\", line 3, in create\nValueError: no zone named example.org",
+        );
+        assert_eq!(
+            last_words(&tail).as_deref(),
+            Some("ValueError: no zone named example.org")
+        );
+    }
+
+    #[test]
+    fn long_or_empty_output() {
+        assert_eq!(last_words(&[]), None);
+        let long = vec!["é".repeat(500)];
+        let words = last_words(&long).expect("words");
+        assert!(words.ends_with('…') && words.len() <= super::LAST_WORDS_MAX + 3);
     }
 }

@@ -32,6 +32,8 @@ pub enum WitError {
         "it targets contract `fabrik:provider@{found}`, which this fabrik does not support (it supports {supported})"
     )]
     Unsupported { found: String, supported: String },
+    #[error("it is not a valid WebAssembly component: {0}")]
+    Malformed(String),
 }
 
 /// The contract version `component` targets, if this host supports it.
@@ -41,6 +43,43 @@ pub fn detect(engine: &Engine, component: &Component) -> Result<WitVersion, WitE
         .exports(engine)
         .map(|(name, _)| name.to_owned())
         .collect();
+    version_of(&exports)
+}
+
+/// The contract version the component in `wasm` targets, read from its top-level export
+/// names without compiling anything: a component this host cannot serve is refused in
+/// milliseconds, before Cranelift or Winch spend seconds on it.
+pub fn detect_in_bytes(wasm: &[u8]) -> Result<WitVersion, WitError> {
+    use wasmtime::wasmparser::{Parser, Payload};
+    let mut exports = Vec::new();
+    // Nested modules and components are parsed inline by `parse_all`; only the outermost
+    // component's exports name the contract.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(|e| WitError::Malformed(e.to_string()))?;
+        match payload {
+            Payload::Version { encoding, .. }
+                if depth == 0 && encoding != wasmtime::wasmparser::Encoding::Component =>
+            {
+                return Err(WitError::Malformed(
+                    "it is a core WebAssembly module, not a component".to_owned(),
+                ));
+            }
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(|e| WitError::Malformed(e.to_string()))?;
+                    exports.push(export.name.name.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    version_of(&exports)
+}
+
+fn version_of(exports: &[String]) -> Result<WitVersion, WitError> {
     let Some(text) = exports
         .iter()
         .find_map(|name| name.strip_prefix(PROVIDER_INTERFACE))

@@ -8,8 +8,8 @@ use fabrik_engine::domain::{RunOrigin, State};
 use fabrik_engine::orchestrator::apply::{ApplyOptions, Context, apply};
 use fabrik_engine::orchestrator::notify::Notifier;
 use fabrik_engine::orchestrator::verify::VerifyOptions;
-use fabrik_engine::plugins::ProviderSet;
 use fabrik_engine::plugins::cache::ComponentCache;
+use fabrik_engine::plugins::{Pins, ProviderSet};
 use fabrik_engine::project::{Project, project_dir};
 use fabrik_engine::retry::Backoff;
 use fabrik_engine::secrets::EnvSource;
@@ -31,13 +31,7 @@ pub(super) fn check_providers(specs: &[LoadedSpec]) -> Result<(), String> {
     let cache = ComponentCache::from_env();
     for dir in project_dirs(specs) {
         let project = Project::load(&dir).map_err(|e| e.to_string())?;
-        let providers = ProviderSet::load(&project, &cache).map_err(|e| e.to_string())?;
-        if !providers
-            .verify_lock(&project.dir)
-            .map_err(|e| e.to_string())?
-        {
-            tracing::info!(project = %project.dir.display(), "no fabrik.lock: providers are not pinned (run `fabrik providers lock`)");
-        }
+        ProviderSet::load(&project, &cache, Pins::Enforce).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -100,7 +94,7 @@ pub(super) fn deploy(
         let loading = {
             let project = project.clone();
             tokio::task::spawn_blocking(move || {
-                ProviderSet::load(&project, &ComponentCache::from_env())
+                ProviderSet::load(&project, &ComponentCache::from_env(), Pins::Enforce)
             })
         };
         let store = workspace.open_store().await;

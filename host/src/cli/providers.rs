@@ -1,8 +1,8 @@
 //! `fabrik providers list|lock`: what providers a project uses, and pinning them.
 
-use fabrik_engine::plugins::ProviderSet;
 use fabrik_engine::plugins::cache::ComponentCache;
 use fabrik_engine::plugins::lock::LockFile;
+use fabrik_engine::plugins::{Pins, ProviderSet};
 use fabrik_engine::project::Project;
 use fabrik_engine::workspace::Workspace;
 
@@ -11,7 +11,7 @@ use super::{ExitStatus, OutputFormat, report};
 /// The current project and its providers, loaded (nothing is called on them).
 fn load() -> anyhow::Result<(Project, ProviderSet)> {
     let project = Workspace::current(None)?.project;
-    let providers = ProviderSet::load(&project, &ComponentCache::from_env())?;
+    let providers = ProviderSet::load(&project, &ComponentCache::from_env(), Pins::Report)?;
     Ok((project, providers))
 }
 
