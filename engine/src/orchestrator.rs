@@ -9,6 +9,7 @@ pub mod drift;
 mod ensure;
 pub mod events;
 pub mod failure;
+pub mod gc;
 pub mod hooks;
 pub mod notify;
 pub mod outcome;

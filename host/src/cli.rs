@@ -4,6 +4,7 @@
 mod apply;
 mod destroy;
 mod exit;
+mod gc;
 mod history;
 mod new;
 mod plan;
@@ -71,6 +72,20 @@ enum Command {
     /// Show or pin the project's provider plugins
     #[command(subcommand)]
     Providers(ProvidersCommand),
+    /// Find resources tagged for this project that the state does not know (a lost state
+    /// file, a killed run); `--delete` removes them
+    Gc {
+        /// Delete them (after re-checking each one's owner tag); their data is kept
+        #[arg(long)]
+        delete: bool,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Delete the resources Fabrik created for an app (never anything it does not own)
     Destroy {
         /// The app's name
@@ -320,6 +335,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             purge,
             state,
         } => destroy::run(&name, yes, purge, state.path.as_deref()),
+        Command::Gc {
+            delete,
+            yes,
+            output,
+            state,
+        } => gc::run(delete, yes, output.output, state.path.as_deref()),
         Command::Status { name, state } => status::run(name.as_deref(), state.path.as_deref()),
         Command::History { name, state } => history::run(&name, state.path.as_deref()),
         Command::State(StateCommand::Export(args)) => state::export(args.path.as_deref()),

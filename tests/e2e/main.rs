@@ -5,6 +5,7 @@ mod cli;
 mod convergence;
 mod deploy;
 mod failure_paths;
+mod gc;
 mod lifecycle;
 mod live;
 mod model;

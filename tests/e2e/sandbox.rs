@@ -85,6 +85,8 @@ async fn evil(engine: &PluginEngine, granted: &[&str]) -> ProviderInstance {
     let cache = ComponentCache::at(&cache_dir());
     let component = LoadedComponent::load_bytes(engine, &cache, "evil", &wasm, &sha256_hex(&wasm))
         .expect("loads");
+    // Evil is built from the frozen 0.1.0 contract: every sandbox test runs a 0.1 component.
+    assert_eq!(component.wit, fabrik_engine::plugins::wit::V0_1);
     let mut grants = Grants::default();
     for origin in granted {
         grants.allow_origin(origin).expect("origin");
@@ -299,14 +301,14 @@ async fn a_component_built_for_another_contract_version_is_refused() {
             source: WitError::Unsupported { found, supported },
             ..
         } => {
-            assert_eq!(found, "0.2.0");
-            assert_eq!(supported, "0.1.x");
+            assert_eq!(found, "0.9.0");
+            assert_eq!(supported, "0.2.x, 0.1.x");
         }
         other => panic!("unexpected error: {other}"),
     }
     assert_eq!(
         error.to_string(),
-        "provider `future` cannot be used: it targets contract `fabrik:provider@0.2.0`, which this fabrik does not support (it supports 0.1.x)"
+        "provider `future` cannot be used: it targets contract `fabrik:provider@0.9.0`, which this fabrik does not support (it supports 0.2.x, 0.1.x)"
     );
 }
 

@@ -25,6 +25,15 @@ impl Role {
             Role::Dns => "dns",
         }
     }
+
+    /// The resource kinds the engine creates through this role's provider (what
+    /// `fabrik gc` lists). Servers are only looked up, never created.
+    pub const fn created_kinds(self) -> &'static [&'static str] {
+        match self {
+            Role::Coolify => &["application", "service"],
+            Role::Dns => &["dns-record"],
+        }
+    }
 }
 
 impl fmt::Display for Role {

@@ -40,9 +40,64 @@ pub fn owner_tag(project: &str, app: &str) -> String {
     format!("fabrik:~{hash}/~{}", &app_hash[..HASH_DIGITS])
 }
 
+/// The longest app name the spec accepts (a DNS label).
+const MAX_APP_LEN: usize = 63;
+
+/// A prefix every owner tag of `project` starts with, whatever the app: what `fabrik gc`
+/// asks providers to `list`. Tags of other projects may share a shortened prefix; the
+/// caller checks each tag with [`app_of`].
+pub fn project_prefix(project: &str) -> String {
+    let full = format!("fabrik:{project}/");
+    if full.len() + MAX_APP_LEN <= MAX_LEN {
+        return full;
+    }
+    // Some of the project's tags are shortened: what they share is the start of the
+    // project name that fits beside the longest app name.
+    let room = MAX_LEN - ("fabrik:".len() + 1 + HASH_DIGITS + 1 + MAX_APP_LEN);
+    let mut prefix = String::from("fabrik:");
+    for c in project.chars() {
+        if prefix.len() + c.len_utf8() > "fabrik:".len() + room {
+            break;
+        }
+        prefix.push(c);
+    }
+    prefix
+}
+
+/// The app of `project` whose owner tag is `tag`, if it is one.
+pub fn app_of(project: &str, tag: &str) -> Option<String> {
+    let app = tag.rsplit_once('/')?.1;
+    (!app.is_empty() && owner_tag(project, app) == tag).then(|| app.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_tag_of_a_project_starts_with_its_prefix_and_names_its_app() {
+        for project in [
+            "acme",
+            &"p".repeat(29),
+            &"q".repeat(30),
+            &"long-team-".repeat(12),
+        ] {
+            let prefix = project_prefix(project);
+            for app in ["a", "api", &"x".repeat(MAX_APP_LEN)] {
+                let tag = owner_tag(project, app);
+                assert!(
+                    tag.starts_with(&prefix),
+                    "{tag} does not start with {prefix}"
+                );
+                assert_eq!(app_of(project, &tag).as_deref(), Some(app));
+                assert_eq!(app_of(&format!("{project}-2"), &tag), None);
+            }
+        }
+        assert_eq!(project_prefix("acme"), "fabrik:acme/");
+        assert_eq!(app_of("acme", "fabrik:acme-2/api"), None);
+        assert_eq!(app_of("acme", "fabrik:acme/"), None);
+        assert_eq!(app_of("acme", "not a tag"), None);
+    }
 
     #[test]
     fn short_names_are_kept_as_they_are() {

@@ -15,6 +15,10 @@ use url::{Origin, Url};
 pub const DEFAULT_BODY_LIMIT: usize = 8 << 20;
 /// Longest a request may take, by default and at most.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most requests one `http-send-many` call may carry; the rest are refused.
+pub const MANY_MAX_REQUESTS: usize = 32;
+/// Most requests of one `http-send-many` call in flight at once.
+pub const MANY_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -153,6 +157,33 @@ impl HttpGateway {
     /// `text` with every credential and hidden value replaced.
     pub fn redact(&self, text: &str) -> String {
         self.grants.redactor.redact(text)
+    }
+
+    /// Sends independent requests concurrently (at most [`MANY_CONCURRENCY`] in flight),
+    /// each exactly as [`HttpGateway::send`] would; answers in the order of `requests`.
+    /// Requests past [`MANY_MAX_REQUESTS`] are answered `InvalidRequest`, not sent.
+    pub async fn send_many(
+        &self,
+        requests: Vec<HttpRequest>,
+    ) -> Vec<Result<HttpResponse, HttpError>> {
+        use futures::stream::{self, StreamExt};
+        let total = requests.len();
+        let mut answers: Vec<Result<HttpResponse, HttpError>> = stream::iter(
+            requests
+                .into_iter()
+                .take(MANY_MAX_REQUESTS)
+                .map(|request| self.send(request)),
+        )
+        .buffered(MANY_CONCURRENCY)
+        .collect()
+        .await;
+        answers.extend((MANY_MAX_REQUESTS..total).map(|index| {
+            Err(HttpError::InvalidRequest(format!(
+                "request {} of {total} not sent: http-send-many takes at most {MANY_MAX_REQUESTS} requests per call",
+                index + 1
+            )))
+        }));
+        answers
     }
 
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {

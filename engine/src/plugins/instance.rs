@@ -13,8 +13,8 @@ use super::cache::{CacheOutcome, ComponentCache, Lookup};
 use super::engine::{EPOCH_TICK, PluginEngine};
 use super::http::HttpGateway;
 use super::sandbox::{HostState, SandboxLimits};
-use super::types::{Progress, ProviderError, ProviderInfo, Resource, WitVersion};
-use super::wit::{self, WitError, v0_1};
+use super::types::{Progress, ProviderError, ProviderInfo, Resource, ResourcePage, WitVersion};
+use super::wit::{self, WitError, v0_1, v0_2};
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,53 @@ pub struct LoadedComponent {
     pub name: String,
     pub wit: WitVersion,
     pub cache: CacheOutcome,
-    pre: v0_1::ProviderPluginPre<HostState>,
+    pre: Pre,
+}
+
+/// A linked component of one contract version.
+#[derive(Clone)]
+enum Pre {
+    V0_1(v0_1::ProviderPluginPre<HostState>),
+    V0_2(v0_2::ProviderPluginPre<HostState>),
+}
+
+/// An instance's bindings, of the version its component targets.
+enum Bindings {
+    V0_1(v0_1::ProviderPlugin),
+    V0_2(v0_2::ProviderPlugin),
+}
+
+/// Runs `$body` with `$guest` bound to the `provider` export of whichever version `$b`
+/// is. The body is expanded once per version: the same text, each version's own types.
+macro_rules! on_guest {
+    ($b:expr, |$guest:ident| $body:expr) => {
+        match $b {
+            Bindings::V0_1(b) => {
+                let $guest = b.fabrik_provider_provider();
+                $body
+            }
+            Bindings::V0_2(b) => {
+                let $guest = b.fabrik_provider_provider();
+                $body
+            }
+        }
+    };
+}
+
+impl Pre {
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Bindings> {
+        Ok(match self {
+            Pre::V0_1(pre) => Bindings::V0_1(pre.instantiate_async(store).await?),
+            Pre::V0_2(pre) => Bindings::V0_2(pre.instantiate_async(store).await?),
+        })
+    }
+
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Pre::V0_1(pre) => pre.engine(),
+            Pre::V0_2(pre) => pre.engine(),
+        }
+    }
 }
 
 impl LoadedComponent {
@@ -123,6 +169,7 @@ impl LoadedComponent {
     ) -> Result<ProviderInstance, ProviderError> {
         let mut instance = ProviderInstance {
             name: self.name.clone(),
+            wit: self.wit,
             pre: self.pre.clone(),
             http,
             limits,
@@ -171,7 +218,7 @@ impl Checked<'_> {
                 (component, wit, outcome)
             }
         };
-        let pre = link(engine, &component).map_err(|e| LoadError::Link {
+        let pre = link(engine, &component, wit).map_err(|e| LoadError::Link {
             name: name.clone(),
             reason: format!("{e:#}"),
         })?;
@@ -184,27 +231,34 @@ impl Checked<'_> {
     }
 }
 
-fn link(
-    engine: &PluginEngine,
-    component: &Component,
-) -> wasmtime::Result<v0_1::ProviderPluginPre<HostState>> {
+fn link(engine: &PluginEngine, component: &Component, wit: WitVersion) -> wasmtime::Result<Pre> {
     let mut linker: Linker<HostState> = Linker::new(engine.engine());
     // All of WASI p2 is linked so that components from any language load; the sandbox
     // holds because the context grants nothing (see `sandbox`).
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    v0_1::ProviderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
-    v0_1::ProviderPluginPre::new(linker.instantiate_pre(component)?)
+    if wit.is_served_by(wit::V0_1) {
+        v0_1::ProviderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        Ok(Pre::V0_1(v0_1::ProviderPluginPre::new(
+            linker.instantiate_pre(component)?,
+        )?))
+    } else {
+        v0_2::ProviderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        Ok(Pre::V0_2(v0_2::ProviderPluginPre::new(
+            linker.instantiate_pre(component)?,
+        )?))
+    }
 }
 
 struct Live {
     store: Store<HostState>,
-    bindings: v0_1::ProviderPlugin,
+    bindings: Bindings,
 }
 
 /// One running provider. Calls take `&mut self`: an instance serves one call at a time.
 pub struct ProviderInstance {
     name: String,
-    pre: v0_1::ProviderPluginPre<HostState>,
+    wit: WitVersion,
+    pre: Pre,
     http: Arc<HttpGateway>,
     limits: SandboxLimits,
     /// `None` after a trap: the next call instantiates again.
@@ -242,22 +296,22 @@ impl ProviderInstance {
             })
         });
         store.data_mut().deadline = Some(Instant::now() + self.limits.call_timeout);
-        let bindings = self.pre.instantiate_async(&mut store).await.map_err(|e| {
+        let bindings = self.pre.instantiate(&mut store).await.map_err(|e| {
             ProviderError::Permanent(format!("provider `{}` failed to start: {e:#}", self.name))
         })?;
         if let Some(config) = &self.config {
             // Replay the configuration on the fresh instance.
-            let replayed = bindings
-                .fabrik_provider_provider()
+            let restart = |e: wasmtime::Error| {
+                ProviderError::Permanent(format!(
+                    "provider `{}` failed to restart: {e:#}",
+                    self.name
+                ))
+            };
+            on_guest!(&bindings, |guest| guest
                 .call_configure(&mut store, config)
                 .await
-                .map_err(|e| {
-                    ProviderError::Permanent(format!(
-                        "provider `{}` failed to restart: {e:#}",
-                        self.name
-                    ))
-                })?;
-            replayed.map_err(ProviderError::from)?;
+                .map_err(restart)?
+                .map_err(ProviderError::from)?);
         }
         self.live = Some(Live { store, bindings });
         Ok(())
@@ -268,7 +322,7 @@ impl ProviderInstance {
     async fn call<T>(
         &mut self,
         function: &str,
-        run: impl AsyncFnOnce(&v0_1::ProviderPlugin, &mut Store<HostState>) -> wasmtime::Result<T>,
+        run: impl AsyncFnOnce(&Bindings, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, ProviderError> {
         self.ensure_live().await?;
         let timeout = self.limits.call_timeout;
@@ -325,23 +379,26 @@ impl ProviderInstance {
         Err(ProviderError::Permanent(error))
     }
 
+    /// The contract version this instance's component targets.
+    pub fn wit(&self) -> WitVersion {
+        self.wit
+    }
+
     pub async fn describe(&mut self) -> Result<ProviderInfo, ProviderError> {
         self.call("describe", async |b, s| {
-            b.fabrik_provider_provider().call_describe(s).await
+            on_guest!(b, |guest| guest.call_describe(s).await.map(Into::into))
         })
         .await
-        .map(Into::into)
     }
 
     pub async fn configure(&mut self, config: Vec<(String, String)>) -> Result<(), ProviderError> {
-        let result = self
-            .call("configure", async |b, s| {
-                b.fabrik_provider_provider()
-                    .call_configure(s, &config)
-                    .await
-            })
-            .await?;
-        result.map_err(ProviderError::from)?;
+        self.call("configure", async |b, s| {
+            on_guest!(b, |guest| guest
+                .call_configure(s, &config)
+                .await
+                .map(|r| r.map_err(ProviderError::from)))
+        })
+        .await??;
         self.config = Some(config);
         Ok(())
     }
@@ -352,29 +409,26 @@ impl ProviderInstance {
         name: &str,
         owner: &str,
     ) -> Result<Option<Resource>, ProviderError> {
-        let result = self
-            .call("lookup", async |b, s| {
-                b.fabrik_provider_provider()
-                    .call_lookup(s, kind, name, owner)
-                    .await
-            })
-            .await?;
-        result
-            .map_err(ProviderError::from)?
-            .map(Resource::try_from)
-            .transpose()
+        self.call("lookup", async |b, s| {
+            on_guest!(b, |guest| guest
+                .call_lookup(s, kind, name, owner)
+                .await
+                .map(|r| r
+                    .map_err(ProviderError::from)?
+                    .map(Resource::try_from)
+                    .transpose()))
+        })
+        .await?
     }
 
     pub async fn read(&mut self, kind: &str, id: &str) -> Result<Option<Resource>, ProviderError> {
-        let result = self
-            .call("read", async |b, s| {
-                b.fabrik_provider_provider().call_read(s, kind, id).await
-            })
-            .await?;
-        result
-            .map_err(ProviderError::from)?
-            .map(Resource::try_from)
-            .transpose()
+        self.call("read", async |b, s| {
+            on_guest!(b, |guest| guest.call_read(s, kind, id).await.map(|r| r
+                .map_err(ProviderError::from)?
+                .map(Resource::try_from)
+                .transpose()))
+        })
+        .await?
     }
 
     pub async fn create(
@@ -385,14 +439,13 @@ impl ProviderInstance {
         owner: &str,
     ) -> Result<Resource, ProviderError> {
         let desired = desired.to_string();
-        let result = self
-            .call("create", async |b, s| {
-                b.fabrik_provider_provider()
-                    .call_create(s, kind, name, &desired, owner)
-                    .await
-            })
-            .await?;
-        Resource::try_from(result.map_err(ProviderError::from)?)
+        self.call("create", async |b, s| {
+            on_guest!(b, |guest| guest
+                .call_create(s, kind, name, &desired, owner)
+                .await
+                .map(|r| Resource::try_from(r.map_err(ProviderError::from)?)))
+        })
+        .await?
     }
 
     pub async fn update(
@@ -402,14 +455,13 @@ impl ProviderInstance {
         desired: &serde_json::Value,
     ) -> Result<Resource, ProviderError> {
         let desired = desired.to_string();
-        let result = self
-            .call("update", async |b, s| {
-                b.fabrik_provider_provider()
-                    .call_update(s, kind, id, &desired)
-                    .await
-            })
-            .await?;
-        Resource::try_from(result.map_err(ProviderError::from)?)
+        self.call("update", async |b, s| {
+            on_guest!(b, |guest| guest
+                .call_update(s, kind, id, &desired)
+                .await
+                .map(|r| Resource::try_from(r.map_err(ProviderError::from)?)))
+        })
+        .await?
     }
 
     pub async fn delete(
@@ -419,25 +471,47 @@ impl ProviderInstance {
         owner: &str,
         purge: bool,
     ) -> Result<(), ProviderError> {
-        let result = self
-            .call("delete", async |b, s| {
-                b.fabrik_provider_provider()
-                    .call_delete(s, kind, id, owner, purge)
-                    .await
-            })
-            .await?;
-        result.map_err(ProviderError::from)
+        self.call("delete", async |b, s| {
+            on_guest!(b, |guest| guest
+                .call_delete(s, kind, id, owner, purge)
+                .await
+                .map(|r| r.map_err(ProviderError::from)))
+        })
+        .await?
     }
 
     pub async fn progress(&mut self, kind: &str, id: &str) -> Result<Progress, ProviderError> {
-        let result = self
-            .call("progress", async |b, s| {
-                b.fabrik_provider_provider()
-                    .call_progress(s, kind, id)
-                    .await
-            })
-            .await?;
-        result.map(Into::into).map_err(ProviderError::from)
+        self.call("progress", async |b, s| {
+            on_guest!(b, |guest| guest
+                .call_progress(s, kind, id)
+                .await
+                .map(|r| r.map(Into::into).map_err(ProviderError::from)))
+        })
+        .await?
+    }
+
+    /// One page of the resources of `kind` whose owner tag starts with `owner_prefix`
+    /// (contract 0.2). A 0.1 provider cannot list: `Ok(None)`.
+    pub async fn list(
+        &mut self,
+        kind: &str,
+        owner_prefix: &str,
+        cursor: Option<&str>,
+    ) -> Result<Option<ResourcePage>, ProviderError> {
+        let cursor = cursor.map(str::to_owned);
+        self.call("list", async |b, s| match b {
+            Bindings::V0_1(_) => Ok(Ok(None)),
+            Bindings::V0_2(b) => b
+                .fabrik_provider_provider()
+                .call_list(s, kind, owner_prefix, cursor.as_deref())
+                .await
+                .map(|r| {
+                    r.map_err(ProviderError::from)
+                        .and_then(ResourcePage::try_from)
+                        .map(Some)
+                }),
+        })
+        .await?
     }
 }
 

@@ -40,6 +40,14 @@ pub struct Resource {
     pub outputs: serde_json::Value,
 }
 
+/// One page of a provider's `list` (contract 0.2): resources and where the next page
+/// starts, if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourcePage {
+    pub resources: Vec<Resource>,
+    pub next: Option<String>,
+}
+
 impl std::fmt::Debug for Resource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resource")

@@ -1,10 +1,13 @@
 //! WIT versions: which contract versions this host serves, and reading the version a
 //! component targets from its export names (never from what it says in `describe`).
 //!
-//! Each released version of `wit/` has a module here with its own `bindgen!`. Today there
-//! is one, 0.1; when 0.2 ships, `v0_2` is added and the instance dispatches on the version.
+//! Each released version of `wit/` has a module here with its own `bindgen!` (0.1 and 0.2),
+//! and the instance dispatches on the version a component targets. Conversions to the
+//! host's own types are written once (`convert`).
 
+mod convert;
 pub mod v0_1;
+pub mod v0_2;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -15,11 +18,21 @@ use super::types::WitVersion;
 const PROVIDER_INTERFACE: &str = "fabrik:provider/provider@";
 
 /// Contract versions this host has bindings for, newest first.
-pub const SUPPORTED: &[WitVersion] = &[WitVersion {
+pub const SUPPORTED: &[WitVersion] = &[V0_2, V0_1];
+
+/// The first contract: everything but `http-send-many` and `list`.
+pub const V0_1: WitVersion = WitVersion {
     major: 0,
     minor: 1,
     patch: 0,
-}];
+};
+
+/// 0.1 plus `host.http-send-many` and `provider.list`.
+pub const V0_2: WitVersion = WitVersion {
+    major: 0,
+    minor: 2,
+    patch: 0,
+};
 
 /// Why a component's contract version cannot be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +133,7 @@ mod tests {
         assert!(v("0.1.0").is_served_by(v("0.1.0")));
         assert!(v("0.1.7").is_served_by(v("0.1.0")));
         assert!(!v("0.2.0").is_served_by(v("0.1.0")));
+        assert!(v("0.2.3").is_served_by(V0_2));
         assert!(!v("1.0.0").is_served_by(v("0.1.0")));
         assert!(v("1.1.0").is_served_by(v("1.2.0")));
         assert!(!v("1.3.0").is_served_by(v("1.2.0")));
@@ -142,6 +156,13 @@ mod tests {
                 "wit/provider.wit changed but its version {version} is released: bump the version"
             );
         }
+        // The SDK carries its own copy so that it builds outside this repository.
+        let sdk = std::fs::read_to_string(root.join("../providers/sdk/wit/provider.wit"))
+            .expect("providers/sdk/wit/provider.wit");
+        assert_eq!(
+            sdk, current,
+            "providers/sdk/wit/provider.wit must be a copy of wit/provider.wit"
+        );
         for host in SUPPORTED {
             let dir = root.join("released").join(host.to_string());
             assert!(

@@ -1,11 +1,12 @@
-//! Cloudflare's v4 API as this provider uses it: the envelope, error codes, and the one
-//! function that sends a request through the host.
+//! Cloudflare's v4 API as this provider uses it: the envelope and its error codes, on top
+//! of the SDK's requests through the host.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::exports::fabrik::provider::provider::{ProviderError, TransientError};
-use crate::fabrik::provider::host::{self, AuthScheme, Credential, HttpError, HttpRequest, Method};
+use fabrik_provider_sdk::error::{permanent, transient, unauthorized};
+use fabrik_provider_sdk::http::{Api, Response};
+use fabrik_provider_sdk::{Method, ProviderError};
 
 /// Codes that mean the token is wrong or lacks a permission.
 const AUTH_CODES: &[u64] = &[9103, 9106, 9109, 10000, 6003, 6111, 6103];
@@ -40,6 +41,18 @@ pub struct Envelope {
     pub errors: Vec<ApiMessage>,
     #[serde(default)]
     pub result: Value,
+    /// Paging of list endpoints: `page`, `total_pages`.
+    #[serde(default)]
+    pub result_info: Value,
+}
+
+impl Envelope {
+    /// Whether a later page follows this one.
+    pub fn has_next_page(&self) -> bool {
+        let page = self.result_info["page"].as_u64().unwrap_or(1);
+        let pages = self.result_info["total_pages"].as_u64().unwrap_or(1);
+        page < pages
+    }
 }
 
 /// A failed call: HTTP status and the API's error codes.
@@ -75,109 +88,44 @@ fn describe(errors: &[ApiMessage]) -> String {
         .join("; ")
 }
 
-/// Sends a request and decides on both the HTTP status and `success`.
-pub fn call(
-    base: &str,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<Envelope, Failure> {
-    let request = HttpRequest {
-        method,
-        url: format!("{base}{path}"),
-        headers: vec![
-            ("accept".to_owned(), "application/json".to_owned()),
-            ("content-type".to_owned(), "application/json".to_owned()),
-        ],
-        body: body.map(|b| b.to_string().into_bytes()),
-        credential: Some(Credential {
-            key: "api-token".to_owned(),
-            scheme: AuthScheme::Bearer,
-        }),
-        timeout_ms: Some(20_000),
-    };
+/// Decides on both the HTTP status and `success` of an answer.
+pub fn envelope(response: Result<Response, ProviderError>) -> Result<Envelope, Failure> {
     let failure = |status: u16, errors: Vec<ApiMessage>, error: ProviderError| Failure {
         status,
         errors,
         error,
     };
-    let response = match host::http_send(&request) {
-        Ok(response) => response,
-        Err(HttpError::Timeout) => {
-            return Err(failure(
-                0,
-                vec![],
-                ProviderError::Transient(TransientError {
-                    message: "Cloudflare did not answer in time".to_owned(),
-                    retry_after_ms: None,
-                }),
-            ));
-        }
-        Err(HttpError::Connect(message)) => {
-            return Err(failure(
-                0,
-                vec![],
-                ProviderError::Transient(TransientError {
-                    message: format!("cannot reach Cloudflare: {message}"),
-                    retry_after_ms: None,
-                }),
-            ));
-        }
-        Err(other) => {
-            return Err(failure(
-                0,
-                vec![],
-                ProviderError::Permanent(format!("request refused by the host: {other:?}")),
-            ));
-        }
-    };
+    let response = response.map_err(|error| failure(0, vec![], error))?;
     let status = response.status;
-    let retry_after = response
-        .headers
-        .iter()
-        .find(|(k, _)| k == "retry-after")
-        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-        .map(|s| s * 1000);
-    let envelope: Result<Envelope, _> = serde_json::from_slice(&response.body);
-    let envelope = match envelope {
+    let envelope: Envelope = match serde_json::from_slice(&response.body) {
         Ok(envelope) => envelope,
         Err(e) if status >= 500 || status == 429 => {
-            return Err(failure(
-                status,
-                vec![],
-                ProviderError::Transient(TransientError {
-                    message: format!(
-                        "Cloudflare answered {status} with a body that is not JSON ({e})"
-                    ),
-                    retry_after_ms: retry_after,
-                }),
-            ));
+            let message =
+                format!("Cloudflare answered {status} with a body that is not JSON ({e})");
+            return Err(failure(status, vec![], response.error(&message)));
         }
         Err(e) => {
             return Err(failure(
                 status,
                 vec![],
-                ProviderError::Permanent(format!(
+                permanent(format!(
                     "Cloudflare answered {status} with a body that is not the API's JSON envelope: {e}"
                 )),
             ));
         }
     };
-    if (200..300).contains(&status) && envelope.success {
+    if response.is_success() && envelope.success {
         return Ok(envelope);
     }
     let errors = envelope.errors;
     let text = describe(&errors);
     let error = if status == 429 || errors.iter().any(|e| e.code == 971) {
-        ProviderError::Transient(TransientError {
-            message: format!("rate limited by Cloudflare: {text}"),
-            retry_after_ms: retry_after,
-        })
+        transient(
+            format!("rate limited by Cloudflare: {text}"),
+            response.retry_after_ms(),
+        )
     } else if status >= 500 {
-        ProviderError::Transient(TransientError {
-            message: format!("Cloudflare error {status}: {text}"),
-            retry_after_ms: retry_after,
-        })
+        response.error(&text)
     } else if status == 401
         || status == 403
         || errors.iter().any(|e| {
@@ -185,13 +133,21 @@ pub fn call(
                 || e.error_chain.iter().any(|c| AUTH_CODES.contains(&c.code))
         })
     {
-        ProviderError::Unauthorized(format!(
+        unauthorized(format!(
             "Cloudflare refused the token ({text}): {TOKEN_HINT}"
         ))
-    } else if status == 404 {
-        ProviderError::NotFound(text)
     } else {
-        ProviderError::Permanent(format!("Cloudflare answered {status}: {text}"))
+        response.error(&text)
     };
     Err(failure(status, errors, error))
+}
+
+/// Sends one request and reads its envelope.
+pub fn call(
+    api: &Api,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Envelope, Failure> {
+    envelope(api.request(method, path).json_opt(body).send())
 }

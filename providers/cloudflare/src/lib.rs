@@ -7,38 +7,46 @@
 //! to false and is always sent, so the proxy never flips by omission. The resource name is
 //! the record's full name. The owner tag is stored in the record's `comment`. Resource ids
 //! are `<zone id>/<record id>`. Outputs: `zone_id`, `record_id`, `name`.
+//!
+//! `list` walks every zone the token can read, 25 zones per page, asking all of a page's
+//! zones at once (one `http-send-many`) for the records whose comment starts with the
+//! owner prefix.
 
-wit_bindgen::generate!({ path: "../../wit", world: "provider-plugin" });
+// Natively (unit tests) the component is not exported, so nothing calls the provider.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod api;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
-use exports::fabrik::provider::provider::{
-    ConfigKey, Guest, ProgressReport, ProgressState, ProviderError, ProviderInfo, Resource,
+use fabrik_provider_sdk::config::Config;
+use fabrik_provider_sdk::error::permanent;
+use fabrik_provider_sdk::http::{self, Api, query_escape};
+use fabrik_provider_sdk::{
+    ConfigKey, Instance, Method, ProgressReport, ProgressState, Provider, ProviderError,
+    ProviderInfo, Resource, ResourcePage, owner,
 };
-use fabrik::provider::host::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 const KIND: &str = "dns-record";
 const DEFAULT_BASE: &str = "https://api.cloudflare.com/client/v4";
 
+/// Zones asked at once by `list`: one `http-send-many` per page of zones.
+const LIST_ZONES_PER_PAGE: u32 = 25;
+
 struct State {
-    base: String,
+    api: Api,
     /// Name → the id of the most specific zone that contains it, for the life of this
     /// instance (one apply): zones do not move within an apply, and each lookup costs one
     /// `GET /zones?name=` per label tried.
     zones: HashMap<String, String>,
 }
 
-thread_local! {
-    static STATE: RefCell<State> = RefCell::new(State { base: DEFAULT_BASE.to_owned(), zones: HashMap::new() });
-}
+static STATE: Instance<State> = Instance::new();
 
-fn base() -> String {
-    STATE.with(|s| s.borrow().base.clone())
+fn api() -> Result<Api, ProviderError> {
+    STATE.with(|s| s.api.clone())
 }
 
 /// The desired record.
@@ -61,13 +69,8 @@ fn default_ttl() -> u32 {
     1
 }
 
-fn permanent(message: impl Into<String>) -> ProviderError {
-    ProviderError::Permanent(message.into())
-}
-
 fn parse_desired(text: &str) -> Result<Desired, ProviderError> {
-    let desired: Desired = serde_json::from_str(text)
-        .map_err(|e| permanent(format!("invalid desired dns-record: {e}")))?;
+    let desired: Desired = fabrik_provider_sdk::parse_desired(KIND, text)?;
     match desired.record_type.as_str() {
         "A" if desired.content.parse::<std::net::Ipv4Addr>().is_err() => {
             return Err(permanent(format!(
@@ -106,29 +109,24 @@ fn parse_desired(text: &str) -> Result<Desired, ProviderError> {
 }
 
 fn check_kind(kind: &str) -> Result<(), ProviderError> {
-    if kind == KIND {
-        Ok(())
-    } else {
-        Err(permanent(format!(
-            "the Cloudflare provider manages `{KIND}`, not `{kind}`"
-        )))
-    }
+    fabrik_provider_sdk::check_kind(kind, &[KIND])
 }
 
 /// The most specific zone that contains `fqdn`: tries `a.b.example.com`,
 /// `b.example.com`, `example.com` in turn (`GET /zones?name=`).
 fn find_zone(fqdn: &str) -> Result<String, ProviderError> {
-    if let Some(id) = STATE.with(|s| s.borrow().zones.get(fqdn).cloned()) {
+    if let Some(id) = STATE.with(|s| s.zones.get(fqdn).cloned())? {
         return Ok(id);
     }
+    let api = api()?;
     let labels: Vec<&str> = fqdn.split('.').collect();
     let mut tried = Vec::new();
     for start in 0..labels.len().saturating_sub(1) {
         let candidate = labels[start..].join(".");
         let envelope = api::call(
-            &base(),
+            &api,
             Method::Get,
-            &format!("/zones?name={candidate}"),
+            &format!("/zones?name={}", query_escape(&candidate)),
             None,
         )
         .map_err(|f| f.error)?;
@@ -139,7 +137,7 @@ fn find_zone(fqdn: &str) -> Result<String, ProviderError> {
                 .and_then(|z| z["id"].as_str().map(str::to_owned))
         });
         if let Some(id) = found {
-            STATE.with(|s| s.borrow_mut().zones.insert(fqdn.to_owned(), id.clone()));
+            STATE.with(|s| s.zones.insert(fqdn.to_owned(), id.clone()))?;
             return Ok(id);
         }
         tried.push(candidate);
@@ -193,9 +191,12 @@ fn live_matches(record: &Value, desired: &Desired) -> bool {
 /// Records named `fqdn` of the types this provider manages.
 fn records_named(zone: &str, fqdn: &str) -> Result<Vec<Value>, ProviderError> {
     let envelope = api::call(
-        &base(),
+        &api()?,
         Method::Get,
-        &format!("/zones/{zone}/dns_records?name={fqdn}&per_page=100"),
+        &format!(
+            "/zones/{zone}/dns_records?name={}&per_page=100",
+            query_escape(fqdn)
+        ),
         None,
     )
     .map_err(|f| f.error)?;
@@ -213,7 +214,7 @@ fn records_named(zone: &str, fqdn: &str) -> Result<Vec<Value>, ProviderError> {
 
 fn get_record(zone: &str, record: &str) -> Result<Option<Value>, ProviderError> {
     match api::call(
-        &base(),
+        &api()?,
         Method::Get,
         &format!("/zones/{zone}/dns_records/{record}"),
         None,
@@ -232,7 +233,7 @@ fn patch(zone: &str, record: &str, desired: &Desired) -> Result<Value, ProviderE
         "proxied": desired.proxied,
     });
     api::call(
-        &base(),
+        &api()?,
         Method::Patch,
         &format!("/zones/{zone}/dns_records/{record}"),
         Some(&body),
@@ -241,9 +242,45 @@ fn patch(zone: &str, record: &str, desired: &Desired) -> Result<Value, ProviderE
     .map_err(|f| f.error)
 }
 
+/// Records of `zones` whose comment starts with `prefix`, asked in one round trip.
+fn owned_records(zones: &[String], prefix: &str) -> Result<Vec<Resource>, ProviderError> {
+    let api = api()?;
+    let mut resources = Vec::new();
+    let mut pending: Vec<(String, u32)> = zones.iter().map(|z| (z.clone(), 1)).collect();
+    // Usually one round: a zone with more tagged records than a page asks again.
+    while !pending.is_empty() {
+        let requests = pending
+            .iter()
+            .map(|(zone, page)| {
+                api.get(&format!(
+                    "/zones/{zone}/dns_records?comment.startswith={}&per_page=1000&page={page}",
+                    query_escape(prefix)
+                ))
+            })
+            .collect();
+        let answers = http::send_many(requests);
+        let mut next = Vec::new();
+        for ((zone, page), answer) in pending.into_iter().zip(answers) {
+            let envelope = api::envelope(answer).map_err(|f| f.error)?;
+            for record in envelope.result.as_array().into_iter().flatten() {
+                let tagged = owner::has_prefix(record["comment"].as_str(), prefix);
+                let managed = matches!(record["type"].as_str(), Some("A" | "AAAA" | "CNAME"));
+                if tagged && managed {
+                    resources.push(to_resource(&zone, record)?);
+                }
+            }
+            if envelope.has_next_page() {
+                next.push((zone, page + 1));
+            }
+        }
+        pending = next;
+    }
+    Ok(resources)
+}
+
 struct Cloudflare;
 
-impl Guest for Cloudflare {
+impl Provider for Cloudflare {
     fn describe() -> ProviderInfo {
         ProviderInfo {
             name: "cloudflare".to_owned(),
@@ -270,21 +307,10 @@ impl Guest for Cloudflare {
     }
 
     fn configure(config: Vec<(String, String)>) -> Result<(), ProviderError> {
-        let base = config
-            .iter()
-            .find(|(k, _)| k == "base-url")
-            .map_or(DEFAULT_BASE, |(_, v)| v.as_str())
-            .trim_end_matches('/')
-            .to_owned();
-        if !base.starts_with("http://") && !base.starts_with("https://") {
-            return Err(ProviderError::InvalidConfig(format!(
-                "`base-url` must be an http(s) URL, not {base:?}"
-            )));
-        }
-        STATE.with(|s| {
-            let mut state = s.borrow_mut();
-            state.base = base;
-            state.zones.clear();
+        let base = Config::new(config).base_url(DEFAULT_BASE)?;
+        STATE.set(State {
+            api: Api::new("Cloudflare", base).bearer("api-token"),
+            zones: HashMap::new(),
         });
         Ok(())
     }
@@ -315,7 +341,7 @@ impl Guest for Cloudflare {
             "comment": owner,
         });
         match api::call(
-            &base(),
+            &api()?,
             Method::Post,
             &format!("/zones/{zone}/dns_records"),
             Some(&body),
@@ -387,15 +413,17 @@ impl Guest for Cloudflare {
         let Some(current) = get_record(zone, record)? else {
             return Ok(());
         };
-        let comment = current["comment"].as_str().unwrap_or_default();
-        if comment != owner {
-            return Err(permanent(format!(
-                "refusing to delete dns-record {} ({id}): its comment is {comment:?}, not the owner tag `{owner}`",
+        let comment = current["comment"].as_str().filter(|c| !c.is_empty());
+        owner::ensure_owned(
+            comment,
+            &owner,
+            &format!(
+                "dns-record {} ({id})",
                 current["name"].as_str().unwrap_or("?")
-            )));
-        }
+            ),
+        )?;
         match api::call(
-            &base(),
+            &api()?,
             Method::Delete,
             &format!("/zones/{zone}/dns_records/{record}"),
             None,
@@ -423,18 +451,51 @@ impl Guest for Cloudflare {
         let zone = find_zone(&name)?;
         let records = records_named(&zone, &name)?;
         // Ours first; otherwise a foreign record is returned so the host can refuse it.
-        let chosen = records
-            .iter()
-            .find(|r| r["comment"].as_str() == Some(owner.as_str()))
-            .or(records.first());
-        chosen.map(|r| to_resource(&zone, r)).transpose()
+        owner::ours_first(&records, &owner, |r| r["comment"].as_str())
+            .map(|r| to_resource(&zone, r))
+            .transpose()
+    }
+
+    fn list(
+        kind: String,
+        owner_prefix: String,
+        cursor: Option<String>,
+    ) -> Result<ResourcePage, ProviderError> {
+        check_kind(&kind)?;
+        let page = match cursor.as_deref() {
+            None => 1,
+            Some(text) => text
+                .strip_prefix("zones-page:")
+                .and_then(|n| n.parse::<u32>().ok())
+                .ok_or_else(|| permanent(format!("`{text}` is not a cursor of this provider")))?,
+        };
+        let envelope = api::call(
+            &api()?,
+            Method::Get,
+            &format!("/zones?per_page={LIST_ZONES_PER_PAGE}&page={page}"),
+            None,
+        )
+        .map_err(|f| f.error)?;
+        let zones: Vec<String> = envelope
+            .result
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|z| z["id"].as_str().map(str::to_owned))
+            .collect();
+        Ok(ResourcePage {
+            resources: owned_records(&zones, &owner_prefix)?,
+            next: envelope
+                .has_next_page()
+                .then(|| format!("zones-page:{}", page + 1)),
+        })
     }
 }
 
 // Only the component exports the contract: natively, the export names (which contain `:`)
 // cannot be linked into a shared library, and native builds exist for unit tests.
 #[cfg(target_arch = "wasm32")]
-export!(Cloudflare);
+fabrik_provider_sdk::export_provider!(Cloudflare);
 
 #[cfg(test)]
 mod tests {

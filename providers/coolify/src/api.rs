@@ -1,11 +1,11 @@
-//! Coolify's REST API as this provider uses it: one function that sends a request through
-//! the host (always with `Accept: application/json`), and the mapping of Coolify's error
-//! shapes to provider errors.
+//! Coolify's REST API as this provider uses it: the mapping of Coolify's error shapes to
+//! provider errors, on top of the SDK's requests through the host (which ask for JSON and
+//! attach the token).
 
+use fabrik_provider_sdk::error::transient;
+use fabrik_provider_sdk::http::{Api, Request, Response};
+use fabrik_provider_sdk::{Method, ProviderError};
 use serde_json::Value;
-
-use crate::exports::fabrik::provider::provider::{ProviderError, TransientError};
-use crate::fabrik::provider::host::{self, AuthScheme, Credential, HttpError, HttpRequest, Method};
 
 const TOKEN_HINT: &str =
     "create a token under Keys & Tokens with the read, write and deploy abilities";
@@ -35,7 +35,7 @@ impl Reply {
     }
 }
 
-fn excerpt(body: &[u8]) -> String {
+pub fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.chars().count() > 160 {
@@ -80,12 +80,7 @@ fn error_for(status: u16, body: &[u8], retry_after: Option<u64>) -> ProviderErro
         .as_ref()
         .and_then(|j| j["message"].as_str())
         .map_or_else(|| excerpt(body), str::to_owned);
-    let transient = |message: String| {
-        ProviderError::Transient(TransientError {
-            message,
-            retry_after_ms: retry_after,
-        })
-    };
+    let transient = |message: String| transient(message, retry_after);
     match status {
         429 => transient(format!(
             "Coolify is rate limiting or its deploy queue is full: {message}"
@@ -150,82 +145,41 @@ fn error_for(status: u16, body: &[u8], retry_after: Option<u64>) -> ProviderErro
     }
 }
 
-/// Sends one request; `path` starts with `/` and is appended to the base URL.
-pub fn call(
-    base: &str,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<Reply, Failure> {
-    let mut headers = vec![("accept".to_owned(), "application/json".to_owned())];
-    if body.is_some() {
-        headers.push(("content-type".to_owned(), "application/json".to_owned()));
-    }
-    let request = HttpRequest {
-        method,
-        url: format!("{base}{path}"),
-        headers,
-        body: body.map(|b| b.to_string().into_bytes()),
-        credential: Some(Credential {
-            key: "api-token".to_owned(),
-            scheme: AuthScheme::Bearer,
-        }),
-        timeout_ms: Some(20_000),
-    };
-    let response = match host::http_send(&request) {
-        Ok(response) => response,
-        Err(HttpError::Timeout) => {
-            return Err(Failure {
-                status: 0,
-                error: ProviderError::Transient(TransientError {
-                    message: "Coolify did not answer in time".to_owned(),
-                    retry_after_ms: None,
-                }),
-            });
-        }
-        Err(HttpError::Connect(message)) => {
-            return Err(Failure {
-                status: 0,
-                error: ProviderError::Transient(TransientError {
-                    message: format!("cannot reach Coolify: {message}"),
-                    retry_after_ms: None,
-                }),
-            });
-        }
-        Err(other) => {
-            return Err(Failure {
-                status: 0,
-                error: ProviderError::Permanent(format!("request refused by the host: {other:?}")),
-            });
-        }
-    };
+/// The answer to one request: a 2xx is a [`Reply`], anything else a [`Failure`] with
+/// Coolify's error mapped.
+pub fn answer(response: Result<Response, ProviderError>) -> Result<Reply, Failure> {
+    let response = response.map_err(|error| Failure { status: 0, error })?;
     let status = response.status;
-    if (200..300).contains(&status) {
+    if response.is_success() {
         return Ok(Reply {
             status,
             body: response.body,
         });
     }
-    let retry_after = response
-        .headers
-        .iter()
-        .find(|(k, _)| k == "retry-after")
-        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-        .map(|s| s * 1000);
     Err(Failure {
         status,
-        error: error_for(status, &response.body, retry_after),
+        error: error_for(status, &response.body, response.retry_after_ms()),
     })
+}
+
+/// A request to `path` (starting with `/`) with a JSON `body`, if any.
+pub fn request(api: &Api, method: Method, path: &str, body: Option<&Value>) -> Request {
+    api.request(method, path).json_opt(body)
+}
+
+/// Sends one request.
+pub fn call(api: &Api, method: Method, path: &str, body: Option<&Value>) -> Result<Reply, Failure> {
+    answer(request(api, method, path, body).send())
 }
 
 /// Like [`call`], parsing the body as JSON.
 pub fn json(
-    base: &str,
+    api: &Api,
     method: Method,
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, ProviderError> {
-    call(base, method, path, body).map_err(|f| f.error)?.json()
+    call(api, method, path, body).map_err(|f| f.error)?.json()
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //! environment (bulk upsert with the full flag set, then deletes keys the spec removed)
 //! and triggers a deployment with `POST /deploy`; `progress` follows it.
 
-wit_bindgen::generate!({ path: "../../wit", world: "provider-plugin" });
+// Natively (unit tests) the component is not exported, so nothing calls the provider.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod api;
 
@@ -21,10 +22,12 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine as _;
-use exports::fabrik::provider::provider::{
-    ConfigKey, Guest, ProgressReport, ProgressState, ProviderError, ProviderInfo, Resource,
+use fabrik_provider_sdk::config::Config;
+use fabrik_provider_sdk::http::Api;
+use fabrik_provider_sdk::{
+    ConfigKey, LogLevel, Method, ProgressReport, ProgressState, Provider, ProviderError,
+    ProviderInfo, Resource, ResourcePage, owner,
 };
-use fabrik::provider::host::{self, LogLevel, Method};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -33,7 +36,7 @@ const MIN_VERSION: (u64, u64) = (4, 1);
 
 #[derive(Default)]
 struct State {
-    base: String,
+    api: Option<Api>,
     version_checked: bool,
     /// Application uuid → the deployment uuid `POST /deploy` returned.
     deployments: HashMap<String, String>,
@@ -49,13 +52,14 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
-fn base() -> String {
-    STATE.with(|s| s.borrow().base.clone())
+/// The API as `configure` set it up.
+fn api() -> Result<Api, ProviderError> {
+    STATE
+        .with(|s| s.borrow().api.clone())
+        .ok_or_else(|| permanent("the provider was called before `configure` (a host bug)"))
 }
 
-fn permanent(message: impl Into<String>) -> ProviderError {
-    ProviderError::Permanent(message.into())
-}
+use fabrik_provider_sdk::error::permanent;
 
 /// The desired state of an application or a service.
 #[derive(Debug, Clone, Deserialize)]
@@ -104,7 +108,7 @@ fn check_version() -> Result<(), ProviderError> {
     if STATE.with(|s| s.borrow().version_checked) {
         return Ok(());
     }
-    let reply = api::call(&base(), Method::Get, "/version", None).map_err(|f| f.error)?;
+    let reply = api::call(&api()?, Method::Get, "/version", None).map_err(|f| f.error)?;
     let text = String::from_utf8_lossy(&reply.body)
         .trim()
         .trim_matches('"')
@@ -120,7 +124,7 @@ fn check_version() -> Result<(), ProviderError> {
             MIN_VERSION.0, MIN_VERSION.1
         )));
     }
-    host::log(LogLevel::Debug, &format!("Coolify version {text}"));
+    fabrik_provider_sdk::log(LogLevel::Debug, &format!("Coolify version {text}"));
     STATE.with(|s| s.borrow_mut().version_checked = true);
     Ok(())
 }
@@ -131,7 +135,7 @@ fn find_server(name: &str) -> Result<Option<(String, String)>, ProviderError> {
     let servers = match cached {
         Some(servers) => servers,
         None => {
-            let servers = api::json(&base(), Method::Get, "/servers", None)?;
+            let servers = api::json(&api()?, Method::Get, "/servers", None)?;
             STATE.with(|s| s.borrow_mut().servers = Some(servers.clone()));
             servers
         }
@@ -170,7 +174,7 @@ fn destinations(server: &str) -> Result<Option<Vec<Value>>, ProviderError> {
         return Ok(known);
     }
     let found = match api::call(
-        &base(),
+        &api()?,
         Method::Get,
         &format!("/servers/{server}/destinations"),
         None,
@@ -241,7 +245,7 @@ fn destination_for(
 
 /// The project's uuid; created when `create` is set.
 fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderError> {
-    let projects = api::json(&base(), Method::Get, "/projects", None)?;
+    let projects = api::json(&api()?, Method::Get, "/projects", None)?;
     if let Some(uuid) = projects
         .as_array()
         .and_then(|all| all.iter().find(|p| p["name"].as_str() == Some(name)))
@@ -253,7 +257,7 @@ fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderErro
         return Ok(None);
     }
     let created = api::json(
-        &base(),
+        &api()?,
         Method::Post,
         "/projects",
         Some(&json!({ "name": name, "description": "Created by fabrik" })),
@@ -264,7 +268,7 @@ fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderErro
 /// Makes sure `environment` exists in the project (Coolify creates `production` itself).
 fn ensure_environment(project: &str, environment: &str) -> Result<(), ProviderError> {
     let list = api::json(
-        &base(),
+        &api()?,
         Method::Get,
         &format!("/projects/{project}/environments"),
         None,
@@ -276,7 +280,7 @@ fn ensure_environment(project: &str, environment: &str) -> Result<(), ProviderEr
         return Ok(());
     }
     match api::call(
-        &base(),
+        &api()?,
         Method::Post,
         &format!("/projects/{project}/environments"),
         Some(&json!({ "name": environment })),
@@ -411,7 +415,7 @@ fn is_generated(key: &str) -> bool {
 /// (a flag left out would be reset), then delete keys the spec no longer has.
 fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<(), ProviderError> {
     let path = format!("/{}/{uuid}/envs", plural(kind));
-    let current = api::json(&base(), Method::Get, &path, None)?;
+    let current = api::json(&api()?, Method::Get, &path, None)?;
     if !env.is_empty() {
         // An application's preview copies (created by Coolify with every new variable,
         // never updated with it: EnvironmentVariable::booted) are kept equal too, so a
@@ -441,7 +445,7 @@ fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<()
             })
             .collect();
         api::json(
-            &base(),
+            &api()?,
             Method::Patch,
             &format!("{path}/bulk"),
             Some(&json!({ "data": data })),
@@ -453,7 +457,7 @@ fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<()
             continue;
         }
         if let Some(env_uuid) = existing["uuid"].as_str() {
-            match api::call(&base(), Method::Delete, &format!("{path}/{env_uuid}"), None) {
+            match api::call(&api()?, Method::Delete, &format!("{path}/{env_uuid}"), None) {
                 Ok(_) => {}
                 Err(f) if f.status == 404 => {}
                 Err(f) => return Err(f.error),
@@ -475,7 +479,7 @@ fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<()
 /// pull does not use.
 fn deploy(kind: &str, uuid: &str) -> Result<Option<String>, ProviderError> {
     let reply = api::json(
-        &base(),
+        &api()?,
         Method::Post,
         "/deploy",
         Some(&json!({ "uuid": uuid, "force": true })),
@@ -516,7 +520,7 @@ fn deploy(kind: &str, uuid: &str) -> Result<Option<String>, ProviderError> {
 /// to find drift; it never stores or prints it.
 fn read_resource(kind: &str, uuid: &str) -> Result<Option<Resource>, ProviderError> {
     match api::call(
-        &base(),
+        &api()?,
         Method::Get,
         &format!("/{}/{uuid}", plural(kind)),
         None,
@@ -524,7 +528,7 @@ fn read_resource(kind: &str, uuid: &str) -> Result<Option<Resource>, ProviderErr
         Ok(reply) => {
             let value = reply.json()?;
             let envs = api::json(
-                &base(),
+                &api()?,
                 Method::Get,
                 &format!("/{}/{uuid}/envs", plural(kind)),
                 None,
@@ -582,7 +586,7 @@ fn application_progress(uuid: &str) -> Result<ProgressReport, ProviderError> {
     let known = STATE.with(|s| s.borrow().deployments.get(uuid).cloned());
     if let Some(deployment) = known.filter(|d| !d.is_empty()) {
         match api::call(
-            &base(),
+            &api()?,
             Method::Get,
             &format!("/deployments/{deployment}"),
             None,
@@ -609,7 +613,7 @@ fn application_progress(uuid: &str) -> Result<ProgressReport, ProviderError> {
         }
     }
     let list = api::json(
-        &base(),
+        &api()?,
         Method::Get,
         &format!("/deployments/applications/{uuid}?skip=0&take=1"),
         None,
@@ -632,7 +636,7 @@ fn application_progress(uuid: &str) -> Result<ProgressReport, ProviderError> {
 }
 
 fn service_progress(uuid: &str) -> Result<ProgressReport, ProviderError> {
-    let value = api::json(&base(), Method::Get, &format!("/services/{uuid}"), None)?;
+    let value = api::json(&api()?, Method::Get, &format!("/services/{uuid}"), None)?;
     let status = value["status"].as_str().unwrap_or("unknown").to_owned();
     let (state, message) = if status.starts_with("running:") {
         (ProgressState::Ready, format!("service is {status}"))
@@ -661,7 +665,7 @@ fn service_progress(uuid: &str) -> Result<ProgressReport, ProviderError> {
 
 struct Coolify;
 
-impl Guest for Coolify {
+impl Provider for Coolify {
     fn describe() -> ProviderInfo {
         ProviderInfo {
             name: "coolify".to_owned(),
@@ -693,22 +697,16 @@ impl Guest for Coolify {
     }
 
     fn configure(config: Vec<(String, String)>) -> Result<(), ProviderError> {
-        let Some((_, url)) = config
-            .iter()
-            .find(|(k, v)| k == "base-url" && !v.is_empty())
-        else {
+        let config = Config::new(config);
+        if config.get("base-url").is_none_or(str::is_empty) {
             return Err(ProviderError::InvalidConfig(
                 "`base-url` is required: the Coolify API URL, e.g. https://coolify.example.com/api/v1".to_owned(),
             ));
-        };
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(ProviderError::InvalidConfig(format!(
-                "`base-url` must be an http(s) URL, not {url:?}"
-            )));
         }
+        let base = config.base_url("")?;
         STATE.with(|s| {
             *s.borrow_mut() = State {
-                base: url.trim_end_matches('/').to_owned(),
+                api: Some(Api::new("Coolify", base).bearer("api-token")),
                 ..State::default()
             };
         });
@@ -764,7 +762,7 @@ impl Guest for Coolify {
                 body["destination_uuid"] = json!(destination);
             }
             api::json(
-                &base(),
+                &api()?,
                 Method::Post,
                 "/applications/dockerimage",
                 Some(&body),
@@ -784,7 +782,7 @@ impl Guest for Coolify {
             if let Some(destination) = &destination {
                 body["destination_uuid"] = json!(destination);
             }
-            api::json(&base(), Method::Post, "/services", Some(&body))?
+            api::json(&api()?, Method::Post, "/services", Some(&body))?
         };
         let uuid = created["uuid"]
             .as_str()
@@ -820,7 +818,7 @@ impl Guest for Coolify {
             })
         };
         api::json(
-            &base(),
+            &api()?,
             Method::Patch,
             &format!("/{}/{id}", plural(&kind)),
             Some(&body),
@@ -834,7 +832,7 @@ impl Guest for Coolify {
 
     fn delete(kind: String, id: String, owner: String, purge: bool) -> Result<(), ProviderError> {
         let path = format!("/{}/{id}", plural(&kind));
-        let current = match api::call(&base(), Method::Get, &path, None) {
+        let current = match api::call(&api()?, Method::Get, &path, None) {
             Ok(reply) => reply.json()?,
             Err(f) if f.status == 404 => return Ok(()),
             Err(f) => return Err(f.error),
@@ -850,7 +848,7 @@ impl Guest for Coolify {
         let query = format!(
             "?delete_volumes={purge}&delete_configurations=true&docker_cleanup=true&delete_connected_networks=true"
         );
-        match api::call(&base(), Method::Delete, &format!("{path}{query}"), None) {
+        match api::call(&api()?, Method::Delete, &format!("{path}{query}"), None) {
             Ok(_) => Ok(()),
             Err(f) if f.status == 404 => Ok(()),
             Err(f) => Err(f.error),
@@ -863,6 +861,32 @@ impl Guest for Coolify {
             "service" => service_progress(&id),
             other => Err(permanent(format!("`{other}` has no progress to follow"))),
         }
+    }
+
+    /// Applications or services whose description starts with the owner prefix. Coolify's
+    /// list endpoints return everything at once (no pages).
+    fn list(
+        kind: String,
+        owner_prefix: String,
+        _cursor: Option<String>,
+    ) -> Result<ResourcePage, ProviderError> {
+        if kind != "application" && kind != "service" {
+            return Err(permanent(format!(
+                "the Coolify provider cannot list `{kind}`"
+            )));
+        }
+        let all = api::json(&api()?, Method::Get, &format!("/{}", plural(&kind)), None)?;
+        let resources = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| owner::has_prefix(r["description"].as_str(), &owner_prefix))
+            .map(|r| to_resource(&kind, r, None))
+            .collect();
+        Ok(ResourcePage {
+            resources,
+            next: None,
+        })
     }
 
     fn lookup(
@@ -898,14 +922,14 @@ impl Guest for Coolify {
         }
         // `owner` is `fabrik:<project>/<app>`; the Coolify project and environment come
         // from the desired state, so lookup searches every project for the name.
-        let projects = api::json(&base(), Method::Get, "/projects", None)?;
+        let projects = api::json(&api()?, Method::Get, "/projects", None)?;
         let mut found: Vec<Value> = Vec::new();
         for project in projects.as_array().into_iter().flatten() {
             let Some(project_uuid) = project["uuid"].as_str() else {
                 continue;
             };
             let environments = api::json(
-                &base(),
+                &api()?,
                 Method::Get,
                 &format!("/projects/{project_uuid}/environments"),
                 None,
@@ -915,7 +939,7 @@ impl Guest for Coolify {
                     continue;
                 };
                 let detail = match api::call(
-                    &base(),
+                    &api()?,
                     Method::Get,
                     &format!("/projects/{project_uuid}/{env_name}"),
                     None,
@@ -948,7 +972,7 @@ impl Guest for Coolify {
 // Only the component exports the contract: natively, the export names (which contain `:`)
 // cannot be linked into a shared library, and native builds exist for unit tests.
 #[cfg(target_arch = "wasm32")]
-export!(Coolify);
+fabrik_provider_sdk::export_provider!(Coolify);
 
 #[cfg(test)]
 mod tests {

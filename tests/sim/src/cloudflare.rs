@@ -386,6 +386,14 @@ async fn list_records(
             })
             .filter(|r| query.get("type").is_none_or(|t| r["type"] == *t))
             .filter(|r| query.get("content").is_none_or(|c| r["content"] == *c))
+            // The documented `comment.startswith` filter (list DNS records).
+            .filter(|r| {
+                query.get("comment.startswith").is_none_or(|prefix| {
+                    r["comment"]
+                        .as_str()
+                        .is_some_and(|c| c.starts_with(prefix.as_str()))
+                })
+            })
             .cloned()
             .collect()
     });

@@ -476,6 +476,7 @@ impl Coolify {
                 get(list_environments).post(create_environment),
             )
             .route("/projects/{uuid}/{environment}", get(get_environment))
+            .route("/applications", get(list_applications))
             .route("/applications/dockerimage", post(create_application))
             .route(
                 "/applications/{uuid}",
@@ -486,7 +487,7 @@ impl Coolify {
             .route("/applications/{uuid}/envs", get(list_envs))
             .route("/applications/{uuid}/envs/bulk", patch(bulk_envs))
             .route("/applications/{uuid}/envs/{env}", delete(delete_env))
-            .route("/services", post(create_service))
+            .route("/services", get(list_services).post(create_service))
             .route(
                 "/services/{uuid}",
                 get(get_service)

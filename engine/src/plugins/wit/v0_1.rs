@@ -1,11 +1,11 @@
 //! Bindings for contract `fabrik:provider@0.1.x`, generated from the frozen copy in
 //! `wit/released/0.1.0`, and the conversions between them and the host's own types.
 
-use std::time::Duration;
-
 use crate::plugins::http::{self, HttpGateway};
 use crate::plugins::sandbox::HostState;
 use crate::plugins::types;
+
+use super::convert::conversions;
 
 // wasmtime 48's bindgen binds each export to a local variable named after it; an export
 // named `lookup` shadows its internal `lookup` helper for the exports declared after it.
@@ -25,141 +25,12 @@ impl wit_host::Host for HostState {
         &mut self,
         request: wit_host::HttpRequest,
     ) -> Result<wit_host::HttpResponse, wit_host::HttpError> {
-        let gateway: std::sync::Arc<HttpGateway> = self.http.clone();
-        gateway
-            .send(request.into())
-            .await
-            .map(|r| wit_host::HttpResponse {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            })
-            .map_err(Into::into)
+        send(self.http.clone(), request).await
     }
 
     async fn log(&mut self, level: wit_host::LogLevel, message: String) {
-        let message = self.http.redact(&message);
-        let provider = &*self.provider;
-        match level {
-            wit_host::LogLevel::Trace => tracing::trace!(provider, "{message}"),
-            wit_host::LogLevel::Debug => tracing::debug!(provider, "{message}"),
-            wit_host::LogLevel::Info => tracing::info!(provider, "{message}"),
-            wit_host::LogLevel::Warn => tracing::warn!(provider, "{message}"),
-            wit_host::LogLevel::Error => tracing::error!(provider, "{message}"),
-        }
+        log_line(self, level, &message);
     }
 }
 
-impl From<wit_host::HttpRequest> for http::HttpRequest {
-    fn from(r: wit_host::HttpRequest) -> Self {
-        Self {
-            method: match r.method {
-                wit_host::Method::Get => http::Method::Get,
-                wit_host::Method::Post => http::Method::Post,
-                wit_host::Method::Put => http::Method::Put,
-                wit_host::Method::Patch => http::Method::Patch,
-                wit_host::Method::Delete => http::Method::Delete,
-                wit_host::Method::Head => http::Method::Head,
-            },
-            url: r.url,
-            headers: r.headers,
-            body: r.body,
-            credential: r.credential.map(|c| http::Credential {
-                key: c.key,
-                scheme: match c.scheme {
-                    wit_host::AuthScheme::Bearer => http::AuthScheme::Bearer,
-                    wit_host::AuthScheme::Header(name) => http::AuthScheme::Header(name),
-                },
-            }),
-            timeout: r.timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
-        }
-    }
-}
-
-impl From<http::HttpError> for wit_host::HttpError {
-    fn from(e: http::HttpError) -> Self {
-        match e {
-            http::HttpError::Denied(m) => Self::Denied(m),
-            http::HttpError::InvalidRequest(m) => Self::InvalidRequest(m),
-            http::HttpError::Connect(m) => Self::Connect(m),
-            http::HttpError::Timeout => Self::Timeout,
-            http::HttpError::TooLarge(n) => Self::TooLarge(n),
-        }
-    }
-}
-
-impl From<guest::ProviderInfo> for types::ProviderInfo {
-    fn from(i: guest::ProviderInfo) -> Self {
-        Self {
-            name: i.name,
-            version: i.version,
-            description: i.description,
-            kinds: i.kinds,
-            config: i
-                .config
-                .into_iter()
-                .map(|k| types::ConfigKey {
-                    name: k.name,
-                    description: k.description,
-                    secret: k.secret,
-                    required: k.required,
-                })
-                .collect(),
-            default_origins: i.default_origins,
-        }
-    }
-}
-
-impl From<guest::ProviderError> for types::ProviderError {
-    fn from(e: guest::ProviderError) -> Self {
-        match e {
-            guest::ProviderError::Transient(t) => Self::Transient {
-                message: t.message,
-                retry_after: t.retry_after_ms.map(Duration::from_millis),
-            },
-            guest::ProviderError::Permanent(m) => Self::Permanent(m),
-            guest::ProviderError::NotFound(m) => Self::NotFound(m),
-            guest::ProviderError::Unauthorized(m) => Self::Unauthorized(m),
-            guest::ProviderError::InvalidConfig(m) => Self::InvalidConfig(m),
-        }
-    }
-}
-
-impl TryFrom<guest::Resource> for types::Resource {
-    type Error = types::ProviderError;
-
-    fn try_from(r: guest::Resource) -> Result<Self, Self::Error> {
-        let json = |field: &str, text: &str| {
-            if text.trim().is_empty() {
-                return Ok(serde_json::Value::Object(serde_json::Map::new()));
-            }
-            serde_json::from_str(text).map_err(|e| {
-                types::ProviderError::Permanent(format!(
-                    "the provider returned `{field}` that is not JSON: {e}"
-                ))
-            })
-        };
-        Ok(Self {
-            live: json("live", &r.live)?,
-            outputs: json("outputs", &r.outputs)?,
-            kind: r.kind,
-            id: r.id,
-            name: r.name,
-            owner: r.owner,
-        })
-    }
-}
-
-impl From<guest::ProgressReport> for types::Progress {
-    fn from(p: guest::ProgressReport) -> Self {
-        Self {
-            state: match p.state {
-                guest::ProgressState::Pending => types::ProgressState::Pending,
-                guest::ProgressState::Running => types::ProgressState::Running,
-                guest::ProgressState::Ready => types::ProgressState::Ready,
-                guest::ProgressState::Failed => types::ProgressState::Failed,
-            },
-            message: p.message,
-        }
-    }
-}
+conversions!();

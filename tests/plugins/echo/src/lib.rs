@@ -1,18 +1,16 @@
-//! A minimal, well-behaved provider: what a third party writes from `wit/` alone.
+//! A minimal, well-behaved provider, written as a third party would with the Rust SDK.
 //! `create` echoes the desired document back; `read` fetches `<base-url>/items/<id>` with
 //! the `api-token` credential, which the host attaches.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "provider-plugin" });
-
-use exports::fabrik::provider::provider::{
-    ConfigKey, Guest, ProgressReport, ProgressState, ProviderError, ProviderInfo, Resource,
+use fabrik_provider_sdk::config::Config;
+use fabrik_provider_sdk::http::Api;
+use fabrik_provider_sdk::{
+    export_provider, ConfigKey, Instance, LogLevel, ProgressReport, ProgressState, Provider,
+    ProviderError, ProviderInfo, Resource, ResourcePage,
 };
-use fabrik::provider::host::{self, AuthScheme, Credential, HttpRequest, LogLevel, Method};
-use std::cell::RefCell;
 
-thread_local! {
-    static BASE_URL: RefCell<String> = const { RefCell::new(String::new()) };
-}
+/// Set by `configure`: where items live.
+static API: Instance<Api> = Instance::new();
 
 struct Echo;
 
@@ -20,7 +18,7 @@ fn resource(kind: String, id: String, name: String, owner: Option<String>, live:
     Resource { kind, id, name, owner, live, outputs: "{}".to_owned() }
 }
 
-impl Guest for Echo {
+impl Provider for Echo {
     fn describe() -> ProviderInfo {
         ProviderInfo {
             name: "echo".to_owned(),
@@ -36,31 +34,18 @@ impl Guest for Echo {
     }
 
     fn configure(config: Vec<(String, String)>) -> Result<(), ProviderError> {
-        for (key, value) in config {
-            if key == "base-url" {
-                BASE_URL.with(|b| *b.borrow_mut() = value);
-            }
-        }
+        let base = Config::new(config).get("base-url").unwrap_or("http://unconfigured.invalid").to_owned();
+        API.set(Api::new("the item API", base).bearer("api-token").timeout_ms(5_000));
         Ok(())
     }
 
     fn read(kind: String, id: String) -> Result<Option<Resource>, ProviderError> {
-        let base = BASE_URL.with(|b| b.borrow().clone());
-        let response = host::http_send(&HttpRequest {
-            method: Method::Get,
-            url: format!("{base}/items/{id}"),
-            headers: vec![("accept".to_owned(), "application/json".to_owned())],
-            body: None,
-            credential: Some(Credential { key: "api-token".to_owned(), scheme: AuthScheme::Bearer }),
-            timeout_ms: Some(5_000),
-        })
-        .map_err(|e| ProviderError::Permanent(format!("{e:?}")))?;
-        host::log(LogLevel::Info, &format!("read {id}: {}", response.status));
+        let response = API.with(|api| api.get(&format!("/items/{id}")))?.send()?;
+        fabrik_provider_sdk::log(LogLevel::Info, &format!("read {id}: {}", response.status));
         match response.status {
             200 => Ok(Some(resource(kind, id.clone(), id, None, String::from_utf8_lossy(&response.body).into_owned()))),
             404 => Ok(None),
-            401 | 403 => Err(ProviderError::Unauthorized(format!("status {}", response.status))),
-            status => Err(ProviderError::Permanent(format!("status {status}"))),
+            status => Err(response.error(&format!("status {status}"))),
         }
     }
 
@@ -80,9 +65,14 @@ impl Guest for Echo {
         Ok(ProgressReport { state: ProgressState::Ready, message: None })
     }
 
+    /// Echo keeps nothing, so it owns nothing to list.
+    fn list(_: String, _: String, _: Option<String>) -> Result<ResourcePage, ProviderError> {
+        Ok(ResourcePage { resources: vec![], next: None })
+    }
+
     fn lookup(_: String, _: String, _: String) -> Result<Option<Resource>, ProviderError> {
         Ok(None)
     }
 }
 
-export!(Echo);
+export_provider!(Echo);

@@ -1,7 +1,10 @@
 //! A provider that misbehaves on purpose, to test the sandbox. `create(kind, ..)` picks the
 //! misbehaviour; the desired document carries its parameters.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "provider-plugin" });
+//! It targets the first contract, 0.1.0, from its frozen copy: the sandbox tests are also
+//! the proof that 0.1 components keep loading and running.
+
+wit_bindgen::generate!({ path: "../../../wit/released/0.1.0", world: "provider-plugin" });
 
 use exports::fabrik::provider::provider::{Guest, ProgressReport, ProviderError, ProviderInfo, Resource};
 use fabrik::provider::host::{self, AuthScheme, Credential, HttpRequest, Method};

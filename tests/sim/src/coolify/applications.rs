@@ -256,6 +256,31 @@ pub(super) async fn create_application(
     })
 }
 
+/// `GET /applications`: every application of the team, unpaged
+/// (`ApplicationsController::applications`).
+pub(super) async fn list_applications(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = sim
+        .enter("list_applications", &method, &uri, &headers)
+        .await
+    {
+        return r;
+    }
+    sim.with(|s| {
+        let all: Vec<Value> = s
+            .resources
+            .keys()
+            .filter_map(|uuid| sim.live(s, uuid, Kind::Application))
+            .map(|r| application_json(&r, &sim.status_of(s, &r)))
+            .collect();
+        axum::Json(all).into_response()
+    })
+}
+
 pub(super) async fn get_application(
     State(sim): State<Coolify>,
     method: Method,

@@ -296,6 +296,27 @@ pub(super) async fn create_service(
     })
 }
 
+/// `GET /services`: every service of the team, unpaged (`ServicesController::services`).
+pub(super) async fn list_services(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = sim.enter("list_services", &method, &uri, &headers).await {
+        return r;
+    }
+    sim.with(|s| {
+        let all: Vec<Value> = s
+            .resources
+            .keys()
+            .filter_map(|uuid| sim.live(s, uuid, Kind::Service))
+            .map(|r| service_json(&r, &sim.status_of(s, &r)))
+            .collect();
+        axum::Json(all).into_response()
+    })
+}
+
 pub(super) async fn get_service(
     State(sim): State<Coolify>,
     method: Method,

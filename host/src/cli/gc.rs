@@ -1,0 +1,128 @@
+//! `fabrik gc`: finds (and with `--delete` removes) resources that carry this project's
+//! owner tag but that the state does not know.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use fabrik_engine::orchestrator::gc::{self, Orphan};
+use fabrik_engine::plugins::cache::ComponentCache;
+use fabrik_engine::plugins::{Pins, ProviderSet};
+use fabrik_engine::secrets::EnvSource;
+use fabrik_engine::workspace::Workspace;
+
+use super::{ExitStatus, OutputFormat, report};
+
+fn describe(orphan: &Orphan) -> String {
+    let r = &orphan.resource;
+    format!(
+        "{role} {kind} {name} (id {id}), tagged {tag}",
+        role = orphan.role,
+        kind = r.kind,
+        name = r.name,
+        id = r.id,
+        tag = r.owner.as_deref().unwrap_or_default()
+    )
+}
+
+fn json(orphan: &Orphan, status: &str, reason: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "role": orphan.role,
+        "app": orphan.app,
+        "kind": orphan.resource.kind,
+        "name": orphan.resource.name,
+        "id": orphan.resource.id,
+        "owner": orphan.resource.owner,
+        "status": status,
+        "reason": reason,
+    })
+}
+
+pub fn run(
+    delete: bool,
+    yes: bool,
+    format: OutputFormat,
+    state: Option<&Path>,
+) -> anyhow::Result<ExitStatus> {
+    let workspace = Workspace::current(state)?;
+    let project = &workspace.project;
+    let runtime = super::runtime()?;
+    let store = runtime.block_on(workspace.open_store())?;
+    let providers = ProviderSet::load(project, &ComponentCache::from_env(), Pins::Enforce)?;
+    let env = EnvSource::load(&project.dir)?;
+    let survey = runtime.block_on(gc::survey(project, &providers, &env, &store))?;
+    for (role, kind) in &survey.unlisted {
+        eprintln!(
+            "warning: provider `{role}` targets contract 0.1, which cannot list: its {kind} resources were not checked"
+        );
+    }
+    if survey.orphans.is_empty() {
+        if format == OutputFormat::Human {
+            eprintln!(
+                "no orphans: every resource tagged for project `{}` is in the state ({} checked)",
+                project.name, survey.known
+            );
+        }
+        return Ok(ExitStatus::Success);
+    }
+    if !delete {
+        for orphan in &survey.orphans {
+            match format {
+                OutputFormat::Human => println!("orphan: {}", describe(orphan)),
+                OutputFormat::Json => report::json_line(&json(orphan, "orphan", None)),
+            }
+        }
+        if format == OutputFormat::Human {
+            eprintln!(
+                "{} orphan(s) tagged for project `{}` that the state does not know\n  hint: `fabrik gc --delete` removes them (their data is kept)",
+                survey.orphans.len(),
+                project.name
+            );
+        }
+        return Ok(ExitStatus::Success);
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "error: `fabrik gc --delete` deletes {} resource(s); pass `--yes` to confirm",
+                survey.orphans.len()
+            );
+            return Ok(ExitStatus::Invalid);
+        }
+        for orphan in &survey.orphans {
+            eprintln!("  {}", describe(orphan));
+        }
+        eprint!("Delete these {} resource(s)? [y/N] ", survey.orphans.len());
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing deleted");
+            return Ok(ExitStatus::Failure);
+        }
+    }
+    let locks = workspace.locks()?;
+    let collected = runtime.block_on(gc::collect(
+        project,
+        &providers,
+        &env,
+        &store,
+        &locks,
+        survey.orphans,
+    ))?;
+    for orphan in &collected.deleted {
+        match format {
+            OutputFormat::Human => eprintln!("deleted {}", describe(orphan)),
+            OutputFormat::Json => report::json_line(&json(orphan, "deleted", None)),
+        }
+    }
+    for (orphan, reason) in &collected.failed {
+        match format {
+            OutputFormat::Human => eprintln!("error: not deleted {}: {reason}", describe(orphan)),
+            OutputFormat::Json => report::json_line(&json(orphan, "failed", Some(reason))),
+        }
+    }
+    Ok(if collected.failed.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
