@@ -60,8 +60,11 @@ pub struct ProviderEntry {
     /// holds the value. Never the value itself.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
-    /// Configuration read from environment variables when `config` does not set it.
-    #[serde(skip)]
+    /// Configuration read from environment variables (or `.env`) when `config` does not
+    /// set it: key → variable name (`config-env = { base-url = "DNS_API_URL" }`). The
+    /// bundled providers come with theirs (`COOLIFY_URL`, `CLOUDFLARE_API_URL`); a path
+    /// provider names its own, so a project need not be edited when a URL changes.
+    #[serde(default, rename = "config-env")]
     pub config_env: BTreeMap<String, String>,
 }
 
@@ -251,7 +254,9 @@ impl Project {
                     for (k, v) in default.secrets {
                         entry.secrets.entry(k).or_insert(v);
                     }
-                    entry.config_env = default.config_env;
+                    for (k, v) in default.config_env {
+                        entry.config_env.entry(k).or_insert(v);
+                    }
                 }
                 (Some(name), None) => {
                     let default = default_entry(role);
@@ -259,7 +264,9 @@ impl Project {
                         for (k, v) in default.secrets {
                             entry.secrets.entry(k).or_insert(v);
                         }
-                        entry.config_env = default.config_env;
+                        for (k, v) in default.config_env {
+                            entry.config_env.entry(k).or_insert(v);
+                        }
                     }
                 }
                 (None, Some(_)) => {}
@@ -268,6 +275,13 @@ impl Project {
                 if !crate::spec::validate::is_env_key(var) {
                     return Err(invalid(format!(
                         "providers.{role}.secrets.{key} must name an environment variable, not hold a value (got something that is not a variable name)"
+                    )));
+                }
+            }
+            for (key, var) in &entry.config_env {
+                if !crate::spec::validate::is_env_key(var) {
+                    return Err(invalid(format!(
+                        "providers.{role}.config-env.{key} must name an environment variable, not `{var}`"
                     )));
                 }
             }
@@ -303,5 +317,57 @@ impl Project {
             notify,
             state: file.state,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<Project, ProjectError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(PROJECT_FILE), toml).expect("write");
+        Project::load(dir.path())
+    }
+
+    #[test]
+    fn a_path_provider_names_the_variables_of_its_configuration() {
+        let project = load(
+            "[providers.dns]\npath = \"plugins/dns.wasm\"\nconfig-env = { base-url = \"DNS_API_URL\" }\n",
+        )
+        .expect("loads");
+        let dns = &project.providers[&Role::Dns];
+        assert_eq!(dns.config_env["base-url"], "DNS_API_URL");
+        assert!(
+            dns.secrets.is_empty(),
+            "a path provider gets no default secrets"
+        );
+    }
+
+    #[test]
+    fn a_bundled_provider_keeps_its_defaults_unless_overridden() {
+        let project = load("[providers.coolify]\nconfig-env = { base-url = \"MY_COOLIFY\" }\n")
+            .expect("loads");
+        let coolify = &project.providers[&Role::Coolify];
+        assert_eq!(coolify.config_env["base-url"], "MY_COOLIFY");
+        assert_eq!(coolify.secrets["api-token"], "COOLIFY_TOKEN");
+        let project = load("[providers.dns]\nbundled = \"cloudflare\"\n").expect("loads");
+        assert_eq!(
+            project.providers[&Role::Dns].config_env["base-url"],
+            "CLOUDFLARE_API_URL"
+        );
+    }
+
+    #[test]
+    fn a_value_where_a_variable_name_belongs_is_refused() {
+        let error =
+            load("[providers.dns]\npath = \"x.wasm\"\nconfig-env = { base-url = \"https://x\" }\n")
+                .expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("config-env.base-url must name an environment variable"),
+            "{error}"
+        );
     }
 }

@@ -16,6 +16,7 @@ mod provider_coolify;
 mod provider_support;
 mod providers;
 mod real_apis;
+mod round_trips;
 mod sandbox;
 mod state_postgres;
 mod support;

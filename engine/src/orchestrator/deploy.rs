@@ -66,7 +66,25 @@ pub(crate) async fn provision_deploy_verify(
         .find(|r| r.is(Role::Coolify, &app_resource.kind, &app_resource.name) && r.is_live());
     match existing.as_ref().and_then(|r| r.desired.as_ref()) {
         Some(before) => desired::check_placement(&spec.name, before, &app_resource.desired),
-        None => desired::check_destination(spec, &server.outputs),
+        None => {
+            // A `coolify` provider may leave the destinations out of `lookup` (they cost
+            // a round trip an update does not need); `read` of the server gives them.
+            let outputs = if server.outputs.get("destinations").is_some() {
+                server.outputs.clone()
+            } else {
+                let coolify = &mut instances.coolify;
+                run.retried("server destinations", async || {
+                    coolify.read("server", &server.id).await
+                })
+                .await
+                .map_err(|error| RunFailure::ServerLookup {
+                    server: spec.server.clone(),
+                    error,
+                })?
+                .map_or_else(|| server.outputs.clone(), |found| found.outputs)
+            };
+            desired::check_destination(spec, &outputs)
+        }
     }
     .map_err(RunFailure::Unsupported)?;
     let verify_options = &run.ctx.options.verify;

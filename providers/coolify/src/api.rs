@@ -11,13 +11,14 @@ const TOKEN_HINT: &str =
     "create a token under Keys & Tokens with the read, write and deploy abilities";
 
 /// A failed call.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub status: u16,
     pub error: ProviderError,
 }
 
 /// A successful call: status and body (JSON, or text for `/version`).
+#[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,

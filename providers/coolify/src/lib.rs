@@ -19,11 +19,11 @@
 mod api;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use base64::Engine as _;
 use fabrik_provider_sdk::config::Config;
-use fabrik_provider_sdk::http::Api;
+use fabrik_provider_sdk::http::{self, Api};
 use fabrik_provider_sdk::{
     ConfigKey, LogLevel, Method, ProgressReport, ProgressState, Provider, ProviderError,
     ProviderInfo, Resource, ResourcePage, owner,
@@ -46,6 +46,75 @@ struct State {
     servers: Option<Value>,
     /// Server uuid → its destinations, kept for the same reason.
     destinations: HashMap<String, Option<Vec<Value>>>,
+    /// Whether `prefetch` ran.
+    prefetched: bool,
+    /// `GET /version` as `prefetch` received it, until `check_version` reads it.
+    version_reply: Option<Result<api::Reply, api::Failure>>,
+    /// `GET /projects`, kept and extended with the projects this instance creates.
+    projects: Option<Value>,
+    /// Projects this instance created: their `production` environment exists.
+    new_projects: HashSet<String>,
+    /// `GET /applications` and `GET /services`, for lookups by name; dropped whenever
+    /// this instance writes anything.
+    lists: HashMap<&'static str, Value>,
+    /// Resource uuid → its env list as last read; dropped when its env is written.
+    envs: HashMap<String, Value>,
+    /// Resource uuid → its detail as last read; dropped when it is written.
+    details: HashMap<String, Value>,
+}
+
+/// Reads what most calls of an apply need in one round trip (`http-send-many`): the
+/// version, the servers, the projects, and the application and service lists (a lookup
+/// by name reads one list instead of every project's environments). Once per instance.
+/// A read that failed is not kept: its reader asks again and reports the error.
+fn prefetch() -> Result<(), ProviderError> {
+    if STATE.with(|s| s.borrow().prefetched) {
+        return Ok(());
+    }
+    let api = api()?;
+    const PATHS: [&str; 5] = [
+        "/version",
+        "/servers",
+        "/projects",
+        "/applications",
+        "/services",
+    ];
+    let answers = http::send_many(PATHS.iter().map(|path| api.get(path)).collect());
+    STATE.with(|s| {
+        let mut state = s.borrow_mut();
+        state.prefetched = true;
+        for (path, answer) in PATHS.into_iter().zip(answers) {
+            let answer = api::answer(answer);
+            if path == "/version" {
+                state.version_reply = Some(answer);
+                continue;
+            }
+            let Some(value) = answer.ok().and_then(|reply| reply.json().ok()) else {
+                continue;
+            };
+            match path {
+                "/servers" => state.servers = Some(value),
+                "/projects" => state.projects = Some(value),
+                list => {
+                    state.lists.insert(list.trim_start_matches('/'), value);
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Forgets what may change when this instance writes: the lists lookups read, and what
+/// was read of `uuid`.
+fn written(uuid: Option<&str>) {
+    STATE.with(|s| {
+        let mut state = s.borrow_mut();
+        state.lists.clear();
+        if let Some(uuid) = uuid {
+            state.envs.remove(uuid);
+            state.details.remove(uuid);
+        }
+    });
 }
 
 thread_local! {
@@ -108,7 +177,12 @@ fn check_version() -> Result<(), ProviderError> {
     if STATE.with(|s| s.borrow().version_checked) {
         return Ok(());
     }
-    let reply = api::call(&api()?, Method::Get, "/version", None).map_err(|f| f.error)?;
+    let prefetched = STATE.with(|s| s.borrow_mut().version_reply.take());
+    let reply = match prefetched {
+        Some(answer) => answer,
+        None => api::call(&api()?, Method::Get, "/version", None),
+    }
+    .map_err(|f| f.error)?;
     let text = String::from_utf8_lossy(&reply.body)
         .trim()
         .trim_matches('"')
@@ -131,6 +205,15 @@ fn check_version() -> Result<(), ProviderError> {
 
 /// The usable server named `name`: `(uuid, ip)`.
 fn find_server(name: &str) -> Result<Option<(String, String)>, ProviderError> {
+    server_where(name, |s| s["name"].as_str() == Some(name))
+}
+
+/// The usable server `pick` chooses (`what` names it in errors): `(uuid, ip)`.
+fn server_where(
+    what: &str,
+    pick: impl Fn(&Value) -> bool,
+) -> Result<Option<(String, String)>, ProviderError> {
+    let name = what;
     let cached = STATE.with(|s| s.borrow().servers.clone());
     let servers = match cached {
         Some(servers) => servers,
@@ -142,7 +225,7 @@ fn find_server(name: &str) -> Result<Option<(String, String)>, ProviderError> {
     };
     let Some(server) = servers
         .as_array()
-        .and_then(|all| all.iter().find(|s| s["name"].as_str() == Some(name)))
+        .and_then(|all| all.iter().find(|s| pick(s)))
         .cloned()
     else {
         return Ok(None);
@@ -245,7 +328,15 @@ fn destination_for(
 
 /// The project's uuid; created when `create` is set.
 fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderError> {
-    let projects = api::json(&api()?, Method::Get, "/projects", None)?;
+    let cached = STATE.with(|s| s.borrow().projects.clone());
+    let projects = match cached {
+        Some(projects) => projects,
+        None => {
+            let projects = api::json(&api()?, Method::Get, "/projects", None)?;
+            STATE.with(|s| s.borrow_mut().projects = Some(projects.clone()));
+            projects
+        }
+    };
     if let Some(uuid) = projects
         .as_array()
         .and_then(|all| all.iter().find(|p| p["name"].as_str() == Some(name)))
@@ -262,11 +353,27 @@ fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderErro
         "/projects",
         Some(&json!({ "name": name, "description": "Created by fabrik" })),
     )?;
-    Ok(created["uuid"].as_str().map(str::to_owned))
+    let uuid = created["uuid"].as_str().map(str::to_owned);
+    if let Some(uuid) = &uuid {
+        STATE.with(|s| {
+            let mut state = s.borrow_mut();
+            state.new_projects.insert(uuid.clone());
+            if let Some(Value::Array(all)) = state.projects.as_mut() {
+                all.push(json!({ "name": name, "uuid": uuid }));
+            }
+        });
+    }
+    Ok(uuid)
 }
 
-/// Makes sure `environment` exists in the project (Coolify creates `production` itself).
+/// Makes sure `environment` exists in the project. Coolify creates `production` with
+/// every project (coollabsio/coolify app/Models/Project.php, `booted`: `static::created`
+/// creates the `production` Environment), so a project this instance just created is
+/// not asked.
 fn ensure_environment(project: &str, environment: &str) -> Result<(), ProviderError> {
+    if environment == "production" && STATE.with(|s| s.borrow().new_projects.contains(project)) {
+        return Ok(());
+    }
     let list = api::json(
         &api()?,
         Method::Get,
@@ -411,53 +518,101 @@ fn is_generated(key: &str) -> bool {
     key.starts_with("SERVICE_")
 }
 
-/// Makes the resource's environment exactly `env`: bulk upsert with the full flag set
-/// (a flag left out would be reset), then delete keys the spec no longer has.
+/// The rows the bulk upsert writes for `env`: every key with the full flag set (a flag
+/// left out would be reset). An application's preview copies (created by Coolify with
+/// every new variable, never updated with it: EnvironmentVariable::booted) are kept
+/// equal too, so a removed or rotated secret leaves no old value behind.
+fn env_rows(kind: &str, env: &BTreeMap<String, String>) -> Vec<Value> {
+    let previews: &[bool] = if kind == "application" {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    previews
+        .iter()
+        .flat_map(|preview| env.iter().map(move |(key, value)| (*preview, key, value)))
+        .map(|(preview, key, value)| {
+            let mut item = json!({
+                "key": key,
+                "value": value,
+                "is_literal": true,
+                "is_multiline": value.contains('\n'),
+                "is_shown_once": false,
+                "is_runtime": true,
+                "is_buildtime": false,
+            });
+            if kind == "application" {
+                item["is_preview"] = json!(preview);
+            }
+            item
+        })
+        .collect()
+}
+
+/// Whether `current` (an env list as read) already holds every row of `rows`, values
+/// and flags: then the upsert would change nothing. A value Coolify does not show (a
+/// token without `read:sensitive`) never matches.
+fn env_holds(current: &Value, rows: &[Value]) -> bool {
+    let Some(current) = current.as_array() else {
+        return false;
+    };
+    rows.iter().all(|row| {
+        let preview = row["is_preview"].as_bool().unwrap_or(false);
+        current.iter().any(|have| {
+            have["key"] == row["key"]
+                && have["is_preview"].as_bool().unwrap_or(false) == preview
+                && row
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(field, _)| *field != "key" && *field != "is_preview")
+                    .all(|(field, want)| have[field] == *want)
+        })
+    })
+}
+
+/// Makes the resource's environment exactly `env`: bulk upsert, then delete keys the
+/// spec no longer has. The list the deletions are decided on is the one read just before
+/// (`read`), else it is read alongside the upsert (one round trip for both: the upsert
+/// does not depend on it, and keys it writes are never deleted). An upsert that would
+/// change nothing is not sent.
 fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<(), ProviderError> {
+    let api = api()?;
     let path = format!("/{}/{uuid}/envs", plural(kind));
-    let current = api::json(&api()?, Method::Get, &path, None)?;
-    if !env.is_empty() {
-        // An application's preview copies (created by Coolify with every new variable,
-        // never updated with it: EnvironmentVariable::booted) are kept equal too, so a
-        // removed or rotated secret leaves no old value behind.
-        let previews: &[bool] = if kind == "application" {
-            &[false, true]
-        } else {
-            &[false]
-        };
-        let data: Vec<Value> = previews
-            .iter()
-            .flat_map(|preview| env.iter().map(move |(key, value)| (*preview, key, value)))
-            .map(|(preview, key, value)| {
-                let mut item = json!({
-                    "key": key,
-                    "value": value,
-                    "is_literal": true,
-                    "is_multiline": value.contains('\n'),
-                    "is_shown_once": false,
-                    "is_runtime": true,
-                    "is_buildtime": false,
-                });
-                if kind == "application" {
-                    item["is_preview"] = json!(preview);
-                }
-                item
-            })
-            .collect();
-        api::json(
-            &api()?,
-            Method::Patch,
-            &format!("{path}/bulk"),
-            Some(&json!({ "data": data })),
-        )?;
-    }
+    let known = STATE.with(|s| s.borrow_mut().envs.remove(uuid));
+    let rows = env_rows(kind, env);
+    let upsert =
+        (!rows.is_empty() && !known.as_ref().is_some_and(|c| env_holds(c, &rows))).then(|| {
+            api::request(
+                &api,
+                Method::Patch,
+                &format!("{path}/bulk"),
+                Some(&json!({ "data": rows })),
+            )
+        });
+    let current = match (known, upsert) {
+        (Some(current), Some(upsert)) => {
+            api::answer(upsert.send()).map_err(|f| f.error)?;
+            current
+        }
+        (Some(current), None) => current,
+        (None, Some(upsert)) => {
+            let mut answers = http::send_many(vec![upsert, api.get(&path)]).into_iter();
+            let (Some(upserted), Some(listed)) = (answers.next(), answers.next()) else {
+                return Err(permanent("the host answered fewer requests than were sent"));
+            };
+            api::answer(upserted).map_err(|f| f.error)?;
+            api::answer(listed).map_err(|f| f.error)?.json()?
+        }
+        (None, None) => api::json(&api, Method::Get, &path, None)?,
+    };
     for existing in current.as_array().into_iter().flatten() {
         let key = existing["key"].as_str().unwrap_or_default();
         if env.contains_key(key) || is_generated(key) {
             continue;
         }
         if let Some(env_uuid) = existing["uuid"].as_str() {
-            match api::call(&api()?, Method::Delete, &format!("{path}/{env_uuid}"), None) {
+            match api::call(&api, Method::Delete, &format!("{path}/{env_uuid}"), None) {
                 Ok(_) => {}
                 Err(f) if f.status == 404 => {}
                 Err(f) => return Err(f.error),
@@ -467,7 +622,7 @@ fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<()
     Ok(())
 }
 
-/// `POST /deploy`; remembers the deployment uuid of an application.
+/// `POST /deploy` (see `deploy_and_read`).
 ///
 /// Always `force: true`. Without it, `queue_application_deployment`
 /// (coollabsio/coolify bootstrap/helpers/applications.php) skips queueing while a
@@ -477,13 +632,41 @@ fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<()
 /// env would not be deployed, and the run would follow someone else's deployment. Forced,
 /// a row is always created; for a docker image the only cost is no build cache, which a
 /// pull does not use.
-fn deploy(kind: &str, uuid: &str) -> Result<Option<String>, ProviderError> {
-    let reply = api::json(
-        &api()?,
+fn deploy_request(api: &Api, uuid: &str) -> fabrik_provider_sdk::http::Request {
+    api::request(
+        api,
         Method::Post,
         "/deploy",
         Some(&json!({ "uuid": uuid, "force": true })),
-    )?;
+    )
+}
+
+/// Deploys the resource and reads it back in one round trip: the read does not depend on
+/// the deployment (it reads the settings and env just written). Returns the deployment
+/// uuid of an application and the resource.
+fn deploy_and_read(kind: &str, uuid: &str) -> Result<(Option<String>, Resource), ProviderError> {
+    let api = api()?;
+    let plural = plural(kind);
+    let mut answers = http::send_many(vec![
+        deploy_request(&api, uuid),
+        api.get(&format!("/{plural}/{uuid}")),
+        api.get(&format!("/{plural}/{uuid}/envs")),
+    ])
+    .into_iter();
+    let (Some(deployed), Some(detail), Some(envs)) =
+        (answers.next(), answers.next(), answers.next())
+    else {
+        return Err(permanent("the host answered fewer requests than were sent"));
+    };
+    let reply = api::answer(deployed).map_err(|f| f.error)?.json()?;
+    let deployment = deployed_uuid(kind, uuid, &reply)?;
+    let resource = resource_from(kind, uuid, api::answer(detail), api::answer(envs))?
+        .ok_or_else(|| permanent(format!("the {kind} {uuid} cannot be read back")))?;
+    Ok((deployment, resource))
+}
+
+/// What `POST /deploy` answered for `uuid`; remembers an application's deployment.
+fn deployed_uuid(kind: &str, uuid: &str, reply: &Value) -> Result<Option<String>, ProviderError> {
     let entry = reply["deployments"]
         .as_array()
         .and_then(|d| d.iter().find(|e| e["resource_uuid"].as_str() == Some(uuid)))
@@ -519,35 +702,80 @@ fn deploy(kind: &str, uuid: &str) -> Result<Option<String>, ProviderError> {
 /// own `SERVICE_` variables are left out. The host compares this with the desired state
 /// to find drift; it never stores or prints it.
 fn read_resource(kind: &str, uuid: &str) -> Result<Option<Resource>, ProviderError> {
-    match api::call(
-        &api()?,
-        Method::Get,
-        &format!("/{}/{uuid}", plural(kind)),
-        None,
-    ) {
-        Ok(reply) => {
-            let value = reply.json()?;
-            let envs = api::json(
-                &api()?,
-                Method::Get,
-                &format!("/{}/{uuid}/envs", plural(kind)),
-                None,
-            )?;
-            let env: BTreeMap<String, Value> = envs
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|e| e["is_preview"].as_bool() != Some(true))
-                .filter_map(|e| {
-                    let key = e["key"].as_str()?;
-                    (!is_generated(key)).then(|| (key.to_owned(), e["value"].clone()))
-                })
-                .collect();
-            Ok(Some(to_resource(kind, &value, Some(env))))
-        }
-        Err(f) if f.status == 404 => Ok(None),
-        Err(f) => Err(f.error),
+    let api = api()?;
+    let plural = plural(kind);
+    // The detail and the env list in one round trip.
+    let mut answers = http::send_many(vec![
+        api.get(&format!("/{plural}/{uuid}")),
+        api.get(&format!("/{plural}/{uuid}/envs")),
+    ])
+    .into_iter();
+    let (Some(detail), Some(envs)) = (answers.next(), answers.next()) else {
+        return Err(permanent("the host answered fewer requests than were sent"));
+    };
+    resource_from(kind, uuid, api::answer(detail), api::answer(envs))
+}
+
+/// The resource from its detail and env list as read (`None` if it does not exist); both
+/// are kept for the next write of this instance (`update`, `sync_env`).
+fn resource_from(
+    kind: &str,
+    uuid: &str,
+    detail: Result<api::Reply, api::Failure>,
+    envs: Result<api::Reply, api::Failure>,
+) -> Result<Option<Resource>, ProviderError> {
+    let value = match detail {
+        Ok(reply) => reply.json()?,
+        Err(f) if f.status == 404 => return Ok(None),
+        Err(f) => return Err(f.error),
+    };
+    let envs = envs.map_err(|f| f.error)?.json()?;
+    let env: BTreeMap<String, Value> = envs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["is_preview"].as_bool() != Some(true))
+        .filter_map(|e| {
+            let key = e["key"].as_str()?;
+            (!is_generated(key)).then(|| (key.to_owned(), e["value"].clone()))
+        })
+        .collect();
+    let resource = to_resource(kind, &value, Some(env));
+    STATE.with(|s| {
+        let mut state = s.borrow_mut();
+        state.envs.insert(uuid.to_owned(), envs);
+        state.details.insert(uuid.to_owned(), value);
+    });
+    Ok(Some(resource))
+}
+
+/// Whether `detail` (as read) already has the settings `update` would send, so that the
+/// PATCH can be left out. Only what the detail shows counts: a service's compose is shown
+/// only to tokens with `read:sensitive` (`Service::$hidden`), and without it the PATCH is
+/// always sent.
+fn settings_hold(kind: &str, detail: &Value, desired: &Desired) -> bool {
+    let domains = desired.domains.join(",");
+    if kind == "application" {
+        let image = ImageParts::parse(desired.image.as_deref().unwrap_or_default());
+        return detail["docker_registry_image_name"].as_str() == Some(image.name.as_str())
+            && detail["docker_registry_image_tag"].as_str() == Some(image.tag.as_str())
+            && detail["ports_exposes"].as_str() == desired.port.map(|p| p.to_string()).as_deref()
+            && detail["fqdn"].as_str().unwrap_or_default() == domains;
     }
+    let (Some(raw), Some(compose), Some(service)) = (
+        detail["docker_compose_raw"].as_str(),
+        desired.compose.as_deref(),
+        desired.service.as_deref(),
+    ) else {
+        return false;
+    };
+    raw == compose
+        && detail["applications"].as_array().is_some_and(|apps| {
+            apps.iter().any(|a| {
+                a["name"].as_str() == Some(service)
+                    && a["fqdn"].as_str().unwrap_or_default() == domains
+            })
+        })
 }
 
 fn with_deployment(mut resource: Resource, deployment: Option<String>) -> Resource {
@@ -716,6 +944,15 @@ impl Provider for Coolify {
     fn read(kind: String, id: String) -> Result<Option<Resource>, ProviderError> {
         match kind.as_str() {
             "application" | "service" => read_resource(&kind, &id),
+            "server" => {
+                prefetch()?;
+                let Some((uuid, ip)) =
+                    server_where(&id, |s| s["uuid"].as_str() == Some(id.as_str()))?
+                else {
+                    return Ok(None);
+                };
+                server_resource(kind, &uuid, &ip, true).map(Some)
+            }
             other => Err(permanent(format!(
                 "the Coolify provider cannot read `{other}`"
             ))),
@@ -729,7 +966,9 @@ impl Provider for Coolify {
         owner: String,
     ) -> Result<Resource, ProviderError> {
         let desired = parse_desired(&kind, &desired)?;
+        prefetch()?;
         check_version()?;
+        written(None);
         let Some((server, _ip)) = find_server(&desired.server)? else {
             return Err(permanent(format!(
                 "Coolify has no server named `{}`",
@@ -794,15 +1033,25 @@ impl Provider for Coolify {
             .to_owned();
         // Environment first, then the deployment: otherwise it would start without them.
         sync_env(&kind, &uuid, &desired.env)?;
-        let deployment = deploy(&kind, &uuid)?;
-        let resource = read_resource(&kind, &uuid)?
-            .ok_or_else(|| permanent(format!("the new {kind} {uuid} cannot be read back")))?;
+        let (deployment, resource) = deploy_and_read(&kind, &uuid)?;
         Ok(with_deployment(resource, deployment))
     }
 
     fn update(kind: String, id: String, desired: String) -> Result<Resource, ProviderError> {
         let desired = parse_desired(&kind, &desired)?;
+        prefetch()?;
         check_version()?;
+        let read = STATE.with(|s| s.borrow().details.get(&id).cloned());
+        if read.is_some_and(|detail| settings_hold(&kind, &detail, &desired)) {
+            // Only the environment differs (or nothing the detail shows): no PATCH, and
+            // the env list read with the detail still holds.
+            STATE.with(|s| s.borrow_mut().lists.clear());
+            sync_env(&kind, &id, &desired.env)?;
+            written(Some(&id));
+            let (deployment, resource) = deploy_and_read(&kind, &id)?;
+            return Ok(with_deployment(resource, deployment));
+        }
+        written(Some(&id));
         let body = if kind == "application" {
             let image = ImageParts::parse(desired.image.as_deref().unwrap_or_default());
             json!({
@@ -824,13 +1073,12 @@ impl Provider for Coolify {
             Some(&body),
         )?;
         sync_env(&kind, &id, &desired.env)?;
-        let deployment = deploy(&kind, &id)?;
-        let resource = read_resource(&kind, &id)?
-            .ok_or_else(|| ProviderError::NotFound(format!("{kind} {id} no longer exists")))?;
+        let (deployment, resource) = deploy_and_read(&kind, &id)?;
         Ok(with_deployment(resource, deployment))
     }
 
     fn delete(kind: String, id: String, owner: String, purge: bool) -> Result<(), ProviderError> {
+        written(Some(&id));
         let path = format!("/{}/{id}", plural(&kind));
         let current = match api::call(&api()?, Method::Get, &path, None) {
             Ok(reply) => reply.json()?,
@@ -894,26 +1142,14 @@ impl Provider for Coolify {
         name: String,
         owner: String,
     ) -> Result<Option<Resource>, ProviderError> {
+        prefetch()?;
         if kind == "server" {
             let Some((uuid, ip)) = find_server(&name)? else {
                 return Ok(None);
             };
-            // The host checks the spec's destination against these before it changes
-            // anything.
-            let destinations: Option<Vec<Value>> = destinations(&uuid)?.map(|list| {
-                list.iter()
-                    .map(|d| json!({ "uuid": d["uuid"], "name": d["name"], "network": d["network"] }))
-                    .collect()
-            });
-            return Ok(Some(Resource {
-                kind,
-                id: uuid.clone(),
-                name,
-                owner: None,
-                live: json!({ "ip": ip }).to_string(),
-                outputs: json!({ "uuid": uuid, "ip": ip, "destinations": destinations })
-                    .to_string(),
-            }));
+            // Without its destinations: the host reads them (`read`) only when it is about
+            // to create a resource, one round trip an update does not need.
+            return server_resource(kind, &uuid, &ip, false).map(Some);
         }
         if kind != "application" && kind != "service" {
             return Err(permanent(format!(
@@ -921,52 +1157,69 @@ impl Provider for Coolify {
             )));
         }
         // `owner` is `fabrik:<project>/<app>`; the Coolify project and environment come
-        // from the desired state, so lookup searches every project for the name.
-        let projects = api::json(&api()?, Method::Get, "/projects", None)?;
-        let mut found: Vec<Value> = Vec::new();
-        for project in projects.as_array().into_iter().flatten() {
-            let Some(project_uuid) = project["uuid"].as_str() else {
-                continue;
-            };
-            let environments = api::json(
-                &api()?,
-                Method::Get,
-                &format!("/projects/{project_uuid}/environments"),
-                None,
-            )?;
-            for environment in environments.as_array().into_iter().flatten() {
-                let Some(env_name) = environment["name"].as_str() else {
-                    continue;
-                };
-                let detail = match api::call(
-                    &api()?,
-                    Method::Get,
-                    &format!("/projects/{project_uuid}/{env_name}"),
-                    None,
-                ) {
-                    Ok(reply) => reply.json()?,
-                    Err(f) if f.status == 404 => continue,
-                    Err(f) => return Err(f.error),
-                };
-                found.extend(
-                    detail[plural(&kind)]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter(|r| r["name"].as_str() == Some(name.as_str()))
-                        .cloned(),
-                );
+        // from the desired state, so lookup searches the whole list for the name
+        // (`GET /applications` or `/services`, read once per instance until it writes).
+        let plural = plural(&kind);
+        let cached = STATE.with(|s| s.borrow().lists.get(plural).cloned());
+        let all = match cached {
+            Some(all) => all,
+            None => {
+                let all = api::json(&api()?, Method::Get, &format!("/{plural}"), None)?;
+                STATE.with(|s| s.borrow_mut().lists.insert(plural, all.clone()));
+                all
             }
-        }
-        let chosen = found
-            .iter()
-            .find(|r| r["description"].as_str() == Some(owner.as_str()))
-            .or(found.first());
-        match chosen.and_then(|r| r["uuid"].as_str()) {
+        };
+        let found: Vec<&Value> = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["name"].as_str() == Some(name.as_str()))
+            .collect();
+        match owner::ours_first(&found, &owner, |r| r["description"].as_str())
+            .and_then(|r| r["uuid"].as_str())
+        {
             Some(uuid) => read_resource(&kind, uuid),
             None => Ok(None),
         }
     }
+}
+
+/// A server as `lookup` and `read` return it: outputs `uuid`, `ip` and, when asked for,
+/// `destinations` (each `uuid`, `name`, `network`; `null` on a Coolify that cannot list
+/// them).
+fn server_resource(
+    kind: String,
+    uuid: &str,
+    ip: &str,
+    with_destinations: bool,
+) -> Result<Resource, ProviderError> {
+    let mut outputs = json!({ "uuid": uuid, "ip": ip });
+    if with_destinations {
+        let destinations: Option<Vec<Value>> = destinations(uuid)?.map(|list| {
+            list.iter()
+                .map(|d| json!({ "uuid": d["uuid"], "name": d["name"], "network": d["network"] }))
+                .collect()
+        });
+        outputs["destinations"] = json!(destinations);
+    }
+    let name = STATE
+        .with(|s| {
+            s.borrow().servers.as_ref().and_then(|all| {
+                all.as_array()?
+                    .iter()
+                    .find(|s| s["uuid"].as_str() == Some(uuid))
+                    .and_then(|s| s["name"].as_str().map(str::to_owned))
+            })
+        })
+        .unwrap_or_default();
+    Ok(Resource {
+        kind,
+        id: uuid.to_owned(),
+        name,
+        owner: None,
+        live: json!({ "ip": ip }).to_string(),
+        outputs: outputs.to_string(),
+    })
 }
 
 // Only the component exports the contract: natively, the export names (which contain `:`)

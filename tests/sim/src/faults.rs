@@ -68,6 +68,9 @@ pub struct Call {
     pub operation: String,
     pub method: String,
     pub path: String,
+    /// When the request arrived: calls sent together arrive together, which is how
+    /// benchmarks count dependent round trips.
+    pub at: std::time::Instant,
 }
 
 impl Call {
@@ -137,6 +140,11 @@ impl Faults {
         self.with(|i| i.calls.clone())
     }
 
+    /// Forgets the calls served so far (not the rules).
+    pub fn clear_calls(&self) {
+        self.with(|i| i.calls.clear());
+    }
+
     /// Records a call and returns the fault to apply, after the configured latency.
     pub async fn enter(&self, operation: &str, method: &str, path: &str) -> Option<Fault> {
         let (latency, fault) = self.with(|i| {
@@ -147,6 +155,7 @@ impl Faults {
                 operation: operation.to_owned(),
                 method: method.to_owned(),
                 path: path.to_owned(),
+                at: std::time::Instant::now(),
             });
             let fault = i
                 .rules
@@ -167,4 +176,22 @@ impl Faults {
             other => other,
         }
     }
+}
+
+/// Dependent rounds among `calls` (of every simulator, in any order) under an injected
+/// `latency`: a call that arrives before the first call of the current round could have
+/// been answered (within `latency` of it) was not waiting for that answer, so it belongs
+/// to the round; a call that depends on an answer arrives later. Calls sent together
+/// arrive within a few milliseconds of each other, far inside the latency.
+pub fn rounds(calls: &[Call], latency: Duration) -> Vec<Vec<Call>> {
+    let mut sorted = calls.to_vec();
+    sorted.sort_by_key(|c| c.at);
+    let mut rounds: Vec<Vec<Call>> = Vec::new();
+    for call in sorted {
+        match rounds.last_mut() {
+            Some(round) if call.at.duration_since(round[0].at) < latency => round.push(call),
+            _ => rounds.push(vec![call]),
+        }
+    }
+    rounds
 }

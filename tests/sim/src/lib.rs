@@ -34,6 +34,10 @@ pub struct SandboxConfig {
     /// Address to listen on (ports are chosen by the system when 0).
     pub listen: SocketAddr,
     pub app_port: u16,
+    /// Fixed ports for the simulated APIs (0: chosen by the system), so that a project
+    /// testing a provider of its own can keep one `fabrik.toml`.
+    pub coolify_port: u16,
+    pub cloudflare_port: u16,
 }
 
 impl Default for SandboxConfig {
@@ -45,6 +49,8 @@ impl Default for SandboxConfig {
             servers: vec![("vps1".to_owned(), "127.0.0.1".to_owned())],
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             app_port: 0,
+            coolify_port: 0,
+            cloudflare_port: 0,
         }
     }
 }
@@ -84,8 +90,14 @@ impl Sandbox {
         let cloudflare = Cloudflare::new(&config.cloudflare_token, &zones);
         let app = App::new(coolify.clone());
         let ca = Arc::new(TestCa::generate().map_err(std::io::Error::other)?);
-        let coolify_addr = serve(coolify.router(), config.listen).await?;
-        let cloudflare_addr = serve(cloudflare.router(), config.listen).await?;
+        let ip = config.listen.ip();
+        let coolify_addr =
+            serve(coolify.router(), SocketAddr::new(ip, config.coolify_port)).await?;
+        let cloudflare_addr = serve(
+            cloudflare.router(),
+            SocketAddr::new(ip, config.cloudflare_port),
+        )
+        .await?;
         let app_addr = app
             .serve_tls(
                 SocketAddr::new(config.listen.ip(), config.app_port),

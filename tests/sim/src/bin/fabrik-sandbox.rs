@@ -8,11 +8,13 @@ use fabrik_sim::{Sandbox, SandboxConfig};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: fabrik-sandbox [--dir DIR] [--listen IP] [--app-port PORT] [--exec COMMAND ARGS...]\n\n\
+        "usage: fabrik-sandbox [--dir DIR] [--listen IP] [--app-port PORT] [--coolify-port PORT]\n\
+         \x20                     [--cloudflare-port PORT] [--exec COMMAND ARGS...]\n\n\
          Starts simulated Coolify and Cloudflare APIs and a deployed-app HTTPS endpoint on\n\
          loopback, writes DIR/ca.pem and DIR/sandbox.env (default DIR: .fabrik/sandbox),\n\
          prints the environment to use, and runs until interrupted. With --exec, runs\n\
-         COMMAND with that environment instead, then exits with its status."
+         COMMAND with that environment instead, then exits with its status. Fixed ports\n\
+         let a provider under test keep one fabrik.toml (see docs/providers.md)."
     );
     std::process::exit(2)
 }
@@ -38,6 +40,10 @@ async fn main() -> std::io::Result<()> {
                 config.listen = SocketAddr::new(ip, 0);
             }
             "--app-port" => config.app_port = value().parse().unwrap_or_else(|_| usage()),
+            "--coolify-port" => config.coolify_port = value().parse().unwrap_or_else(|_| usage()),
+            "--cloudflare-port" => {
+                config.cloudflare_port = value().parse().unwrap_or_else(|_| usage());
+            }
             _ => usage(),
         }
     }
