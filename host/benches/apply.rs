@@ -1,6 +1,7 @@
-//! `fabrik apply` against the simulators with 50 ms of latency on every API call:
-//! a fresh apply against the critical-path ideal, a no-op apply's calls, and 20 apps in
-//! one apply against 20 applies one after another.
+//! `fabrik apply` against the simulators with 50 ms of latency on every API call: a
+//! fresh apply and an update against their dependent rounds (calls that had to wait for
+//! another's answer; the physical limit is rounds × latency), a no-op apply's calls, and
+//! 20 apps in one apply against 20 applies one after another.
 //!
 //! With `FABRIK_TEST_POSTGRES_URL` set (a PostgreSQL server, as `.ci/postgres` starts),
 //! also a fresh and a no-op apply with each state backend, without API latency so that
@@ -13,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fabrik_sim::coolify::Timing;
+use fabrik_sim::faults::rounds;
 use fabrik_sim::{Sandbox, SandboxConfig};
 
 const LATENCY: Duration = Duration::from_millis(50);
@@ -72,6 +74,65 @@ async fn apply(
     started.elapsed()
 }
 
+/// Applies of `files`, one each: wall times (sorted), and the calls and dependent rounds
+/// of the last one.
+struct Measured {
+    walls: Vec<Duration>,
+    calls: usize,
+    rounds: usize,
+    mutating: usize,
+}
+
+async fn measure(
+    sandbox: &Sandbox,
+    dir: &Path,
+    ca: &Path,
+    resolve: &str,
+    files: &[String],
+) -> Measured {
+    let mut measured = Measured {
+        walls: Vec::new(),
+        calls: 0,
+        rounds: 0,
+        mutating: 0,
+    };
+    for file in files {
+        sandbox.coolify.faults.clear_calls();
+        sandbox.cloudflare.faults.clear_calls();
+        measured
+            .walls
+            .push(apply(sandbox, dir, ca, resolve, std::slice::from_ref(file)).await);
+        let mut calls = sandbox.coolify.faults.calls();
+        calls.extend(sandbox.cloudflare.faults.calls());
+        measured.calls = calls.len();
+        measured.mutating = calls.iter().filter(|c| c.is_mutating()).count();
+        measured.rounds = rounds(&calls, LATENCY).len();
+    }
+    measured.walls.sort();
+    measured
+}
+
+fn report(what: &str, m: &Measured) {
+    let median = m.walls[m.walls.len() / 2];
+    let ideal = LATENCY * u32::try_from(m.rounds).unwrap_or(u32::MAX);
+    println!(
+        "| {what}, wall (median of {}; min, max) | {} ms ({}, {}) |",
+        m.walls.len(),
+        ms(median),
+        ms(m.walls[0]),
+        ms(m.walls[m.walls.len() - 1])
+    );
+    println!(
+        "| {what}, calls | {} ({} mutating) in {} dependent rounds |",
+        m.calls, m.mutating, m.rounds
+    );
+    println!(
+        "| {what} / (rounds × 50 ms = {} ms) | {:.2} |",
+        ms(ideal),
+        median.as_secs_f64() / ideal.as_secs_f64()
+    );
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1e3)
 }
@@ -113,47 +174,20 @@ async fn main() {
 
     println!("| measurement | result |");
     println!("|---|---|");
-    // Five fresh apps, one apply each: the median, and the calls of one of them.
-    let mut fresh = Vec::new();
-    let mut calls = (0, 0);
-    for file in &files[0..5] {
-        let before = counts(&sandbox);
-        fresh.push(
-            apply(
-                &sandbox,
-                dir.path(),
-                &ca,
-                &resolve,
-                std::slice::from_ref(file),
-            )
-            .await,
-        );
-        let after = counts(&sandbox);
-        calls = (after.0 - before.0, after.1 - before.1);
+    // Five fresh apps, one apply each, then an update of each (one env value changed):
+    // the median wall time against the dependent rounds the calls needed.
+    let fresh = measure(&sandbox, dir.path(), &ca, &resolve, &files[0..5]).await;
+    report("fresh apply", &fresh);
+    for (name, file) in names[0..5].iter().zip(&files[0..5]) {
+        let text = std::fs::read_to_string(dir.path().join(file)).expect("spec");
+        std::fs::write(
+            dir.path().join(file),
+            text.replace("LOG_LEVEL: info", "LOG_LEVEL: debug"),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    fresh.sort();
-    let (coolify_calls, dns_calls) = calls;
-    // One provider instance serves one call at a time, and the DNS calls run alongside
-    // the Coolify ones: the critical path is the Coolify calls, one after another.
-    let serial_calls = coolify_calls.max(dns_calls + 1);
-    let ideal = LATENCY * u32::try_from(serial_calls).unwrap_or(u32::MAX);
-    println!(
-        "| fresh apply, wall (median of 5; min, max) | {} ms ({}, {}) |",
-        ms(fresh[2]),
-        ms(fresh[0]),
-        ms(fresh[4])
-    );
-    println!(
-        "| fresh apply, calls | {coolify_calls} to Coolify (serial), {dns_calls} to Cloudflare (alongside) |"
-    );
-    println!(
-        "| fresh apply, critical-path ideal ({serial_calls} serial calls × 50 ms) | {} ms |",
-        ms(ideal)
-    );
-    println!(
-        "| fresh apply / ideal (median) | {:.2} |",
-        fresh[2].as_secs_f64() / ideal.as_secs_f64()
-    );
+    let update = measure(&sandbox, dir.path(), &ca, &resolve, &files[0..5]).await;
+    report("update (one env value)", &update);
 
     let mut noop = Vec::new();
     let before = counts(&sandbox);

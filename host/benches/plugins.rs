@@ -177,4 +177,89 @@ fn main() {
         &s,
         10,
     );
+    large_component(binary);
+}
+
+/// A component as large as a Python provider (`tests/plugins/large`, ~19 MB, mostly an
+/// initialised data segment), loaded by path: the first load, the warm load, and the
+/// refusal of changed bytes, each as the whole `fabrik` process.
+fn large_component(binary: &str) {
+    let wasm = fabrik_sim::plugins::test_plugin("large");
+    let project = tempfile::tempdir().expect("tempdir");
+    let dir = project.path();
+    std::fs::create_dir(dir.join("plugins")).expect("mkdir");
+    std::fs::copy(&wasm, dir.join("plugins/large.wasm")).expect("copy");
+    let size = std::fs::metadata(&wasm).expect("size").len();
+    std::fs::write(
+        dir.join("fabrik.toml"),
+        "[project]\nname = \"bench\"\n\n[providers]\ndns = { path = \"plugins/large.wasm\" }\n",
+    )
+    .expect("fabrik.toml");
+    std::fs::write(
+        dir.join("app.yaml"),
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/test-api.yaml"),
+        )
+        .expect("fixture"),
+    )
+    .expect("spec");
+    let fabrik = |cache: &std::path::Path, args: &[&str]| {
+        let start = Instant::now();
+        let output = Command::new(binary)
+            .args(args)
+            .current_dir(dir)
+            .env("FABRIK_CACHE_DIR", cache)
+            .output()
+            .expect("runs");
+        (start.elapsed(), output)
+    };
+    let cache = tempfile::tempdir().expect("tempdir");
+    let (first, output) = fabrik(cache.path(), &["providers", "lock"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    row(
+        &format!(
+            "large component ({} MB): first load (compile, cache, lock), process wall",
+            size >> 20
+        ),
+        &stats(vec![first]),
+        1,
+    );
+    // The digest of a file is recorded once it is 2 s old (the racily-clean rule).
+    std::thread::sleep(Duration::from_millis(2100));
+    fabrik(cache.path(), &["providers", "list"]);
+    let warm = sample(30, || {
+        let (elapsed, output) = fabrik(cache.path(), &["providers", "list"]);
+        assert!(output.status.success());
+        elapsed
+    });
+    row(
+        "large component: `fabrik providers list`, process wall, warm (no rehash, no checksum)",
+        &warm,
+        30,
+    );
+    // One byte changed: the lock refuses it before anything is compiled.
+    let mut bytes = std::fs::read(dir.join("plugins/large.wasm")).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(dir.join("plugins/large.wasm"), bytes).expect("write");
+    let refused = sample(10, || {
+        let cold = tempfile::tempdir().expect("tempdir");
+        let (elapsed, output) = fabrik(cold.path(), &["apply", "--dry-run", "app.yaml"]);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        elapsed
+    });
+    row(
+        "large component, one byte changed: refused by `fabrik.lock`, process wall, cold cache",
+        &refused,
+        10,
+    );
 }

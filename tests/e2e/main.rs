@@ -13,6 +13,7 @@ mod new;
 mod openapi;
 mod provider_cloudflare;
 mod provider_coolify;
+mod provider_kit;
 mod provider_support;
 mod providers;
 mod real_apis;

@@ -46,50 +46,7 @@ pub fn cache_dir() -> PathBuf {
     root().join("target").join("test-cache")
 }
 
-/// Builds the third-party test plugins (`tests/plugins`) once per test run and returns the
-/// path of `name`'s component.
+/// The third-party test plugin `name` (`tests/plugins`), built once per test run.
 pub fn test_plugin(name: &str) -> PathBuf {
-    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let target_dir = root().join("target").join("test-plugins");
-        let mut cargo = std::process::Command::new(
-            std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()),
-        );
-        cargo
-            .current_dir(root().join("tests/plugins"))
-            .args([
-                "build",
-                "--locked",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--target-dir",
-            ])
-            .arg(&target_dir);
-        for var in [
-            "CARGO_ENCODED_RUSTFLAGS",
-            "RUSTFLAGS",
-            "CARGO_TARGET_DIR",
-            "CARGO_BUILD_TARGET",
-            "RUSTC_WORKSPACE_WRAPPER",
-            // cargo-llvm-cov instruments through a wrapper; guests cannot link its runtime.
-            "RUSTC_WRAPPER",
-        ] {
-            cargo.env_remove(var);
-        }
-        let output = cargo
-            .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "building tests/plugins failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        Ok(target_dir.join("wasm32-wasip2").join("release"))
-    });
-    match dir {
-        Ok(dir) => dir.join(format!("fabrik_test_provider_{name}.wasm")),
-        Err(e) => panic!("{e}"),
-    }
+    fabrik_sim::plugins::test_plugin(name)
 }

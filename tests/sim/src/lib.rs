@@ -14,6 +14,7 @@ pub mod app;
 pub mod cloudflare;
 pub mod coolify;
 pub mod faults;
+pub mod plugins;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
