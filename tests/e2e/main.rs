@@ -19,6 +19,7 @@ mod providers;
 mod real_apis;
 mod round_trips;
 mod sandbox;
+mod schemas;
 mod state_postgres;
 mod support;
 mod templates;

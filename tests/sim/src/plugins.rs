@@ -51,7 +51,10 @@ pub fn test_plugin(name: &str) -> PathBuf {
         Ok(target_dir.join("wasm32-wasip2").join("release"))
     });
     match dir {
-        Ok(dir) => dir.join(format!("fabrik_test_provider_{}.wasm", name.replace('-', "_"))),
+        Ok(dir) => dir.join(format!(
+            "fabrik_test_provider_{}.wasm",
+            name.replace('-', "_")
+        )),
         Err(e) => panic!("{e}"),
     }
 }
