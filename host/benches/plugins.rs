@@ -177,19 +177,48 @@ fn main() {
         &s,
         10,
     );
-    large_component(binary);
+    large_component(
+        binary,
+        &fabrik_sim::plugins::test_plugin("large"),
+        "large component",
+    );
+    // A real Python component, where componentize-py is installed.
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-plugins/python_dns_bench.wasm");
+    let built = Command::new("componentize-py")
+        .current_dir(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins/python-dns"),
+        )
+        .args([
+            "-d",
+            "../../../wit",
+            "-w",
+            "provider-plugin",
+            "componentize",
+            "app",
+            "-o",
+        ])
+        .arg(&python)
+        .output();
+    match built {
+        Ok(output) if output.status.success() => {
+            large_component(binary, &python, "Python component (componentize-py)");
+        }
+        _ => println!(
+            "| Python component: not measured (componentize-py is not installed) | | | | |"
+        ),
+    }
 }
 
 /// A component as large as a Python provider (`tests/plugins/large`, ~19 MB, mostly an
 /// initialised data segment), loaded by path: the first load, the warm load, and the
 /// refusal of changed bytes, each as the whole `fabrik` process.
-fn large_component(binary: &str) {
-    let wasm = fabrik_sim::plugins::test_plugin("large");
+fn large_component(binary: &str, wasm: &std::path::Path, label: &str) {
     let project = tempfile::tempdir().expect("tempdir");
     let dir = project.path();
     std::fs::create_dir(dir.join("plugins")).expect("mkdir");
-    std::fs::copy(&wasm, dir.join("plugins/large.wasm")).expect("copy");
-    let size = std::fs::metadata(&wasm).expect("size").len();
+    std::fs::copy(wasm, dir.join("plugins/large.wasm")).expect("copy");
+    let size = std::fs::metadata(wasm).expect("size").len();
     std::fs::write(
         dir.join("fabrik.toml"),
         "[project]\nname = \"bench\"\n\n[providers]\ndns = { path = \"plugins/large.wasm\" }\n",
@@ -222,7 +251,7 @@ fn large_component(binary: &str) {
     );
     row(
         &format!(
-            "large component ({} MB): first load (compile, cache, lock), process wall",
+            "{label} ({} MB): first load (compile, cache, lock), process wall",
             size >> 20
         ),
         &stats(vec![first]),
@@ -237,7 +266,7 @@ fn large_component(binary: &str) {
         elapsed
     });
     row(
-        "large component: `fabrik providers list`, process wall, warm (no rehash, no checksum)",
+        &format!("{label}: `fabrik providers list`, process wall, warm (no rehash, no checksum)"),
         &warm,
         30,
     );
@@ -258,7 +287,7 @@ fn large_component(binary: &str) {
         elapsed
     });
     row(
-        "large component, one byte changed: refused by `fabrik.lock`, process wall, cold cache",
+        &format!("{label}, one byte changed: refused by `fabrik.lock`, process wall, cold cache"),
         &refused,
         10,
     );
