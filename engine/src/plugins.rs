@@ -8,6 +8,7 @@
 //! - `http`: the `http-send` gateway: granted origins, credentials, caps.
 //! - `instance`: loading a component and calling it safely.
 //! - `bundled`, `lock`: embedded providers and `fabrik.lock`.
+//! - `oci`: providers published to OCI registries, fetched into a blob cache.
 
 pub mod bundled;
 pub mod cache;
@@ -16,10 +17,12 @@ pub mod engine;
 pub mod http;
 pub mod instance;
 pub mod lock;
+pub mod oci;
 pub mod sandbox;
 pub mod types;
 pub mod wit;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -67,6 +70,10 @@ pub enum PluginError {
     Provider { role: Role, error: ProviderError },
     #[error("provider `{role}`: {message}")]
     Config { role: Role, message: String },
+    #[error(
+        "provider `{role}` ({source_text}) was not fetched (a host bug: fetch OCI sources before loading)"
+    )]
+    NotFetched { role: Role, source_text: String },
 }
 
 /// One provider of the project, compiled and linked.
@@ -75,6 +82,8 @@ pub struct LoadedProvider {
     /// `bundled` or `path:<path>`.
     pub source: String,
     pub sha256: String,
+    /// For an OCI source: the manifest digest it was fetched by.
+    pub manifest: Option<String>,
     pub size: u64,
     pub entry: ProviderEntry,
     pub component: LoadedComponent,
@@ -117,6 +126,17 @@ impl ProviderSet {
         cache: &ComponentCache,
         pins: Pins,
     ) -> Result<Self, PluginError> {
+        Self::load_fetched(project, cache, pins, &BTreeMap::new())
+    }
+
+    /// [`ProviderSet::load`] for a project whose OCI providers `oci::fetch` made
+    /// available (`fetched`, by role).
+    pub fn load_fetched(
+        project: &Project,
+        cache: &ComponentCache,
+        pins: Pins,
+        fetched: &BTreeMap<Role, oci::Fetched>,
+    ) -> Result<Self, PluginError> {
         let lock = match pins {
             Pins::Enforce => LockFile::read(&project.dir)?,
             Pins::Report => None,
@@ -124,6 +144,7 @@ impl ProviderSet {
         let engine = PluginEngine::new(Compiler::from_env())
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let records = cache.dir().map(|dir| dir.join("digests"));
+        let blobs = oci::blobs::BlobCache::of(cache);
         if let Some(records) = &records
             && let Err(e) = std::fs::create_dir_all(records)
         {
@@ -132,7 +153,14 @@ impl ProviderSet {
         // Every provider is identified and checked against its pin before any is compiled.
         let mut identified = Vec::new();
         for (role, entry) in &project.providers {
-            let found = Identified::find(*role, entry, &project.dir, records.as_deref())?;
+            let found = Identified::find(
+                *role,
+                entry,
+                &project.dir,
+                records.as_deref(),
+                fetched.get(role),
+                &blobs,
+            )?;
             if let Some(lock) = &lock {
                 lock.check(found.role, &found.source, &found.sha256)?;
             }
@@ -156,6 +184,7 @@ impl ProviderSet {
                 role: found.role,
                 source: found.source,
                 sha256: found.sha256,
+                manifest: found.manifest,
                 size: found.size,
                 entry: found.entry.clone(),
                 component,
@@ -205,7 +234,7 @@ impl ProviderSet {
             .await
             .map_err(|error| PluginError::Provider { role, error })?;
         if let Some(required) = &provider.entry.version
-            && *required != info.version
+            && !version_satisfies(required, &info.version)
         {
             return Err(PluginError::Version {
                 role,
@@ -226,6 +255,7 @@ impl ProviderSet {
                 name: info.name,
                 version: info.version,
                 source: provider.source.clone(),
+                manifest: provider.manifest.clone(),
                 wit: provider.component.wit.to_string(),
                 sha256: provider.sha256.clone(),
             });
@@ -347,9 +377,10 @@ impl ProviderSet {
 struct Identified<'a> {
     role: Role,
     entry: &'a ProviderEntry,
-    /// `bundled` or `path:<path>`.
+    /// `bundled`, `path:<path>` or the `oci://` reference.
     source: String,
     sha256: String,
+    manifest: Option<String>,
     size: u64,
     origin: Origin,
 }
@@ -366,7 +397,44 @@ impl<'a> Identified<'a> {
         entry: &'a ProviderEntry,
         project_dir: &std::path::Path,
         records: Option<&std::path::Path>,
+        fetched: Option<&oci::Fetched>,
+        blobs: &oci::blobs::BlobCache,
     ) -> Result<Self, PluginError> {
+        if let Some(source) = &entry.source {
+            // A blob in the cache, read like any component file, and checked to be the
+            // bytes the registry's digest named.
+            let not_fetched = || PluginError::NotFetched {
+                role,
+                source_text: source.clone(),
+            };
+            let fetched = fetched.ok_or_else(not_fetched)?;
+            let path = blobs.path(&fetched.sha256).ok_or_else(not_fetched)?;
+            let digest =
+                digest::digest_file(&path, records).map_err(|source| PluginError::Read {
+                    role,
+                    path: path.clone(),
+                    source,
+                })?;
+            if digest.sha256 != fetched.sha256 {
+                return Err(PluginError::Config {
+                    role,
+                    message: format!(
+                        "the cached component `{}` is not sha256:{} (the cache was tampered with or damaged); delete it and run again",
+                        path.display(),
+                        fetched.sha256
+                    ),
+                });
+            }
+            return Ok(Self {
+                role,
+                entry,
+                source: fetched.reference.to_string(),
+                sha256: digest.sha256,
+                manifest: Some(fetched.manifest.clone()),
+                size: digest.size,
+                origin: Origin::File(path, digest.bytes),
+            });
+        }
         match (&entry.bundled, &entry.path) {
             (_, Some(path)) => {
                 let full = project_dir.join(path);
@@ -381,6 +449,7 @@ impl<'a> Identified<'a> {
                     entry,
                     source: format!("path:{}", path.display()),
                     sha256: digest.sha256,
+                    manifest: None,
                     size: digest.size,
                     origin: Origin::File(full, digest.bytes),
                 })
@@ -396,6 +465,7 @@ impl<'a> Identified<'a> {
                     entry,
                     source: "bundled".to_owned(),
                     sha256: bundled.sha256.to_owned(),
+                    manifest: None,
                     size: bundled.wasm.len() as u64,
                     origin: Origin::Bundled(bundled.wasm),
                 })
@@ -432,6 +502,24 @@ impl<'a> Identified<'a> {
             });
         }
         Ok(bytes.into())
+    }
+}
+
+/// Whether a provider reporting `found` satisfies `fabrik.toml`'s `version`: a plain
+/// version must be equal (`0.3.1`), a requirement must match (`^0.3`, `>=0.3, <0.5`).
+fn version_satisfies(required: &str, found: &str) -> bool {
+    if required == found {
+        return true;
+    }
+    if semver::Version::parse(required).is_ok() {
+        return false;
+    }
+    match (
+        semver::VersionReq::parse(required),
+        semver::Version::parse(found),
+    ) {
+        (Ok(requirement), Ok(version)) => requirement.matches(&version),
+        _ => false,
     }
 }
 

@@ -51,6 +51,9 @@ pub struct ProviderEntry {
     pub bundled: Option<String>,
     /// A component file, relative to the project directory.
     pub path: Option<PathBuf>,
+    /// A component published to an OCI registry: `oci://registry/repository[:tag]`
+    /// or `…@sha256:<digest>` (see `plugins::oci`).
+    pub source: Option<String>,
     /// The version required (checked against what the provider reports).
     pub version: Option<String>,
     /// Non-secret configuration, passed to the provider's `configure`.
@@ -208,6 +211,7 @@ pub fn default_entry(role: Role) -> ProviderEntry {
     ProviderEntry {
         bundled: Some(bundled.to_owned()),
         path: None,
+        source: None,
         version: None,
         config: BTreeMap::new(),
         secrets: map(secrets),
@@ -241,12 +245,27 @@ impl Project {
                     Role::ALL.map(Role::as_str).join(", ")
                 )));
             };
+            let sources = [
+                entry.bundled.is_some(),
+                entry.path.is_some(),
+                entry.source.is_some(),
+            ]
+            .into_iter()
+            .filter(|set| *set)
+            .count();
+            if sources > 1 {
+                return Err(invalid(format!(
+                    "providers.{role}: set one of `bundled`, `path` or `source`, not several"
+                )));
+            }
+            if let Some(source) = &entry.source {
+                crate::plugins::oci::reference::OciReference::parse(source)
+                    .map_err(|e| invalid(format!("providers.{role}.source: {e}")))?;
+            }
             match (&entry.bundled, &entry.path) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid(format!(
-                        "providers.{role}: set `bundled` or `path`, not both"
-                    )));
-                }
+                // An OCI source, or both set (refused above).
+                _ if entry.source.is_some() => {}
+                (Some(_), Some(_)) => {}
                 (None, None) => {
                     // Only configuration given: the role's default provider with it.
                     let default = default_entry(role);

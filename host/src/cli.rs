@@ -6,6 +6,7 @@ mod destroy;
 mod exit;
 mod gc;
 mod history;
+mod loading;
 mod new;
 mod plan;
 mod progress;
@@ -41,6 +42,11 @@ pub struct Cli {
     /// Accepted and ignored: the orchestrator is always used (kept for older docs)
     #[arg(long, global = true, hide = true)]
     use_orchestrator: bool,
+
+    /// Never use the network for providers: OCI providers must be pinned in
+    /// `fabrik.lock` and already in the local cache
+    #[arg(long, global = true, env = "FABRIK_OFFLINE")]
+    offline: bool,
 }
 
 const EXIT_CODES: &str = "\
@@ -137,8 +143,15 @@ enum Command {
 enum ProvidersCommand {
     /// List the providers: role, name, version, source, contract version, sha256, kinds
     List(OutputArgs),
-    /// Write `fabrik.lock`, pinning each provider's version and sha256
+    /// Write `fabrik.lock`, pinning each provider's version and sha256 (and an OCI
+    /// provider's manifest digest; a pinned tag that moved is reported, not followed)
     Lock,
+    /// Move the pins of OCI providers (all, or the ROLEs named) to the newest tag matching
+    /// their `version` requirement, and show what changed
+    Update {
+        /// Provider roles to update (`coolify`, `dns`); all when none is named
+        roles: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +318,7 @@ pub enum ProgressMode {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    loading::set_offline(cli.offline);
     let status = match run(cli) {
         Ok(status) => status,
         Err(error) => {
@@ -349,6 +363,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         }
         Command::Providers(ProvidersCommand::List(args)) => providers::list(args.output),
         Command::Providers(ProvidersCommand::Lock) => providers::lock(),
+        Command::Providers(ProvidersCommand::Update { roles }) => providers::update(&roles),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "fabrik", &mut std::io::stdout());
             Ok(ExitStatus::Success)

@@ -10,6 +10,7 @@ mod lifecycle;
 mod live;
 mod model;
 mod new;
+mod oci;
 mod openapi;
 mod provider_cloudflare;
 mod provider_coolify;

@@ -124,7 +124,9 @@ fn a_third_party_provider_loads_by_path_is_pinned_and_a_changed_byte_is_refused(
         .args(["providers", "lock"])
         .assert()
         .code(0)
-        .stderr(predicate::str::contains("dns: echo 0.3.1 sha256:"))
+        .stderr(predicate::str::contains(
+            "dns: echo 0.3.1 (path:plugins/echo.wasm) sha256:",
+        ))
         .stderr(predicate::str::contains("wrote"));
     let lock = std::fs::read_to_string(dir.join("fabrik.lock")).expect("fabrik.lock");
     let pinned = hex64(&lock);

@@ -25,8 +25,13 @@ pub struct LockEntry {
     pub role: Role,
     pub name: String,
     pub version: String,
-    /// `bundled` or `path:<path relative to the project>`.
+    /// `bundled`, `path:<path relative to the project>`, or the `oci://` reference the
+    /// component was resolved from (with its tag).
     pub source: String,
+    /// For an OCI source: `sha256:<hex>` of the manifest, what `plan` and `apply` fetch
+    /// (never the tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
     /// The contract version read from the component.
     pub wit: String,
     pub sha256: String,

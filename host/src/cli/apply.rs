@@ -28,10 +28,9 @@ fn project_dirs(specs: &[LoadedSpec]) -> BTreeSet<PathBuf> {
 /// Loads the providers of every project the specs belong to and checks them against
 /// `fabrik.lock`. Nothing is called on them.
 pub(super) fn check_providers(specs: &[LoadedSpec]) -> Result<(), String> {
-    let cache = ComponentCache::from_env();
     for dir in project_dirs(specs) {
         let project = Project::load(&dir).map_err(|e| e.to_string())?;
-        ProviderSet::load(&project, &cache, Pins::Enforce).map_err(|e| e.to_string())?;
+        super::loading::load(&project, Pins::Enforce).map_err(|e| format!("{e:#}"))?;
     }
     Ok(())
 }
@@ -90,11 +89,13 @@ pub(super) fn deploy(
     let runtime = super::runtime()?;
     // Connecting to a database state takes a server round trip or two: it happens while
     // the provider components load.
+    let cache = ComponentCache::from_env();
+    let fetched = runtime.block_on(super::loading::fetch(project, &cache, false))?;
     let (providers, store) = runtime.block_on(async {
         let loading = {
             let project = project.clone();
             tokio::task::spawn_blocking(move || {
-                ProviderSet::load(&project, &ComponentCache::from_env(), Pins::Enforce)
+                ProviderSet::load_fetched(&project, &cache, Pins::Enforce, &fetched.components)
             })
         };
         let store = workspace.open_store().await;

@@ -6,8 +6,7 @@ use std::path::Path;
 
 use fabrik_engine::orchestrator::destroy::{Destroy, DestroyError};
 use fabrik_engine::orchestrator::events::{Observer, RunEvent};
-use fabrik_engine::plugins::cache::ComponentCache;
-use fabrik_engine::plugins::{Pins, ProviderSet};
+use fabrik_engine::plugins::Pins;
 use fabrik_engine::secrets::EnvSource;
 use fabrik_engine::workspace::Workspace;
 use secrecy::SecretString;
@@ -75,7 +74,7 @@ pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::
             return Ok(ExitStatus::Failure);
         }
     }
-    let providers = ProviderSet::load(project, &ComponentCache::from_env(), Pins::Enforce)?;
+    let providers = super::loading::load(project, Pins::Enforce)?;
     let env = EnvSource::load(&project.dir)?;
     let destroyed = runtime.block_on(destroy.run(&providers, &env, &store, &Lines, purge))?;
     Ok(if destroyed.is_complete() {

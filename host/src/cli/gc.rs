@@ -5,8 +5,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use fabrik_engine::orchestrator::gc::{self, Orphan};
-use fabrik_engine::plugins::cache::ComponentCache;
-use fabrik_engine::plugins::{Pins, ProviderSet};
+use fabrik_engine::plugins::Pins;
 use fabrik_engine::secrets::EnvSource;
 use fabrik_engine::workspace::Workspace;
 
@@ -47,7 +46,7 @@ pub fn run(
     let project = &workspace.project;
     let runtime = super::runtime()?;
     let store = runtime.block_on(workspace.open_store())?;
-    let providers = ProviderSet::load(project, &ComponentCache::from_env(), Pins::Enforce)?;
+    let providers = super::loading::load(project, Pins::Enforce)?;
     let env = EnvSource::load(&project.dir)?;
     let survey = runtime.block_on(gc::survey(project, &providers, &env, &store))?;
     for (role, kind) in &survey.unlisted {

@@ -15,6 +15,7 @@ pub mod cloudflare;
 pub mod coolify;
 pub mod faults;
 pub mod plugins;
+pub mod registry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

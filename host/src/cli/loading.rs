@@ -1,0 +1,58 @@
+//! Loading the project's providers for a command: OCI providers fetched into the blob
+//! cache first (by their pinned digests; never with `--offline`), then every component
+//! loaded and checked.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use fabrik_engine::plugins::cache::ComponentCache;
+use fabrik_engine::plugins::lock::LockFile;
+use fabrik_engine::plugins::oci::blobs::BlobCache;
+use fabrik_engine::plugins::oci::{self, Fetch, FetchOptions};
+use fabrik_engine::plugins::{Pins, ProviderSet};
+use fabrik_engine::project::Project;
+
+static OFFLINE: AtomicBool = AtomicBool::new(false);
+
+/// `--offline` (or `FABRIK_OFFLINE`), set once by `main`.
+pub(super) fn set_offline(offline: bool) {
+    OFFLINE.store(offline, Ordering::Relaxed);
+}
+
+pub(super) fn offline() -> bool {
+    OFFLINE.load(Ordering::Relaxed)
+}
+
+/// Makes the project's OCI providers available in the cache; `check_tags` also reports
+/// pinned tags that moved.
+pub(super) async fn fetch(
+    project: &Project,
+    cache: &ComponentCache,
+    check_tags: bool,
+) -> anyhow::Result<Fetch> {
+    if project.providers.values().all(|e| e.source.is_none()) {
+        return Ok(Fetch::default());
+    }
+    let lock = LockFile::read(&project.dir)?;
+    let options = FetchOptions {
+        offline: offline(),
+        check_tags,
+    };
+    Ok(oci::fetch(project, &BlobCache::of(cache), lock.as_ref(), options).await?)
+}
+
+/// Fetches (see [`fetch`]) and loads the project's providers, from a thread that is not
+/// running async code.
+pub(super) fn load(project: &Project, pins: Pins) -> anyhow::Result<ProviderSet> {
+    let cache = ComponentCache::from_env();
+    let fetched = if project.providers.values().any(|e| e.source.is_some()) {
+        super::runtime()?.block_on(fetch(project, &cache, false))?
+    } else {
+        Fetch::default()
+    };
+    Ok(ProviderSet::load_fetched(
+        project,
+        &cache,
+        pins,
+        &fetched.components,
+    )?)
+}
