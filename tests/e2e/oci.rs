@@ -198,7 +198,10 @@ async fn a_provider_from_a_registry_is_locked_fetched_by_digest_cached_and_loade
 /// A registry in the test's process: every request needs the bearer token its token
 /// service hands out (the handshake GHCR and Docker Hub use for anonymous pulls); the
 /// `broken/dns` repository answers 500 for blobs.
-async fn token_registry(wasm: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+async fn token_registry(
+    wasm: Vec<u8>,
+    private: bool,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use axum::extract::{Path as UrlPath, State};
     use axum::http::{HeaderMap, StatusCode, header};
     use axum::response::{IntoResponse, Response};
@@ -212,6 +215,8 @@ async fn token_registry(wasm: Vec<u8>) -> (String, std::sync::Arc<std::sync::ato
         wasm: Arc<Vec<u8>>,
         manifest: Arc<Vec<u8>>,
         tokens: Arc<AtomicUsize>,
+        /// The token service wants `alice`'s credentials (a private repository).
+        private: bool,
     }
     /// The 401 to answer, unless the request carries the token.
     fn challenge(registry: &Registry, headers: &HeaderMap) -> Option<Response> {
@@ -251,20 +256,29 @@ async fn token_registry(wasm: Vec<u8>) -> (String, std::sync::Arc<std::sync::ato
         wasm: Arc::new(wasm),
         manifest: Arc::new(manifest),
         tokens: tokens.clone(),
+        private,
     };
     let app = axum::Router::new()
         .route(
             "/token",
             get(
-                |State(r): State<Registry>, query: axum::extract::RawQuery| async move {
+                |State(r): State<Registry>,
+                 headers: HeaderMap,
+                 query: axum::extract::RawQuery| async move {
                     assert!(
                         query
                             .0
                             .unwrap_or_default()
                             .contains("scope=repository%3Aacme%2Fdns%3Apull")
                     );
+                    // `alice:s3cret`, as Docker's config.json stores it.
+                    let alice = "Basic YWxpY2U6czNjcmV0";
+                    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                    if r.private && basic != Some(alice) {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
                     r.tokens.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(serde_json::json!({ "token": "good-token" }))
+                    axum::Json(serde_json::json!({ "token": "good-token" })).into_response()
                 },
             ),
         )
@@ -309,7 +323,7 @@ async fn the_token_handshake_then_digests_and_failures_are_checked() {
     use fabrik_engine::plugins::oci::registry::{Registry, RegistryError};
 
     let wasm = std::fs::read(test_plugin("echo")).expect("echo");
-    let (base, tokens) = token_registry(wasm.clone()).await;
+    let (base, tokens) = token_registry(wasm.clone(), false).await;
     let host = base.trim_start_matches("http://");
     let client = Registry::new(Credentials::none()).expect("client");
 
@@ -347,4 +361,45 @@ async fn the_token_handshake_then_digests_and_failures_are_checked() {
         "{error}"
     );
     assert!(error.to_string().contains("broken/dns"), "{error}");
+}
+
+#[tokio::test]
+async fn a_private_repository_needs_the_credentials_docker_login_stored() {
+    use fabrik_engine::plugins::oci::credentials::Credentials;
+    use fabrik_engine::plugins::oci::reference::OciReference;
+    use fabrik_engine::plugins::oci::registry::{Registry, RegistryError};
+
+    let wasm = std::fs::read(test_plugin("echo")).expect("echo");
+    let (base, _) = token_registry(wasm, true).await;
+    let host = base.trim_start_matches("http://");
+    let reference =
+        OciReference::parse(&format!("oci://{host}/acme/dns:1.0.0")).expect("reference");
+
+    let anonymous = Registry::new(Credentials::none()).expect("client");
+    let error = anonymous.resolve(&reference).await.expect_err("private");
+    assert!(
+        matches!(error, RegistryError::Unauthorized { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("token service answered 401"),
+        "{error}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{"auths":{{"{host}":{{"auth":"YWxpY2U6czNjcmV0"}}}}}}"#),
+    )
+    .expect("config.json");
+    let logged_in = Registry::new(Credentials::from_file(&config)).expect("client");
+    logged_in
+        .resolve(&reference)
+        .await
+        .expect("resolved with alice's credentials");
+    assert!(
+        !error.to_string().contains("s3cret") && !error.to_string().contains("YWxpY2U"),
+        "credentials are never printed"
+    );
 }
