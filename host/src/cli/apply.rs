@@ -1,7 +1,7 @@
 //! `fabrik apply`: checks everything a deploy needs, then has the engine apply each spec
 //! (several at once), rendering its events and outcomes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use fabrik_engine::domain::{RunOrigin, State};
@@ -26,13 +26,18 @@ fn project_dirs(specs: &[LoadedSpec]) -> BTreeSet<PathBuf> {
 }
 
 /// Loads the providers of every project the specs belong to and checks them against
-/// `fabrik.lock`. Nothing is called on them.
-pub(super) fn check_providers(specs: &[LoadedSpec]) -> Result<(), String> {
+/// `fabrik.lock`. Nothing is called on them. The loaded sets are returned by project
+/// directory, for the deploy to use rather than load again.
+pub(super) fn check_providers(
+    specs: &[LoadedSpec],
+) -> Result<BTreeMap<PathBuf, ProviderSet>, String> {
+    let mut sets = BTreeMap::new();
     for dir in project_dirs(specs) {
         let project = Project::load(&dir).map_err(|e| e.to_string())?;
-        super::loading::load(&project, Pins::Enforce).map_err(|e| format!("{e:#}"))?;
+        let set = super::loading::load(&project, Pins::Enforce).map_err(|e| format!("{e:#}"))?;
+        sets.insert(dir, set);
     }
-    Ok(())
+    Ok(sets)
 }
 
 /// Every spec's required secrets are there (environment or `.env`), before any apply
@@ -77,31 +82,43 @@ fn options(args: &RunArgs) -> ApplyOptions {
 }
 
 /// Runs `targets`, all of `workspace`'s project, `parallel` at a time; prints each
-/// outcome. Returns whether every one completed.
+/// outcome. Returns whether every one completed. `loaded` is the project's provider set
+/// if the caller has already loaded and checked it.
 pub(super) fn deploy(
     workspace: &Workspace,
     targets: &[(&LoadedSpec, RunOrigin)],
     args: &RunArgs,
     parallel: u16,
     reporter: &Reporter,
+    loaded: Option<ProviderSet>,
 ) -> anyhow::Result<bool> {
     let project = &workspace.project;
     let runtime = super::runtime()?;
     // Connecting to a database state takes a server round trip or two: it happens while
     // the provider components load.
-    let cache = ComponentCache::from_env();
-    let fetched = runtime.block_on(super::loading::fetch(project, &cache, false))?;
-    let (providers, store) = runtime.block_on(async {
-        let loading = {
-            let project = project.clone();
-            tokio::task::spawn_blocking(move || {
-                ProviderSet::load_fetched(&project, &cache, Pins::Enforce, &fetched.components)
-            })
-        };
-        let store = workspace.open_store().await;
-        (loading.await, store)
-    });
-    let (providers, store) = (providers??, store?);
+    let (providers, store) = match loaded {
+        Some(providers) => (providers, runtime.block_on(workspace.open_store())?),
+        None => {
+            let cache = ComponentCache::from_env();
+            let fetched = runtime.block_on(super::loading::fetch(project, &cache, false))?;
+            let (providers, store) = runtime.block_on(async {
+                let loading = {
+                    let project = project.clone();
+                    tokio::task::spawn_blocking(move || {
+                        ProviderSet::load_fetched(
+                            &project,
+                            &cache,
+                            Pins::Enforce,
+                            &fetched.components,
+                        )
+                    })
+                };
+                let store = workspace.open_store().await;
+                (loading.await, store)
+            });
+            (providers??, store?)
+        }
+    };
     let env = tokio::sync::Mutex::new(EnvSource::load(&project.dir)?);
     let options = options(args);
     let notifier = Notifier::default();
@@ -151,10 +168,13 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
     if !all_valid {
         return Ok(ExitStatus::Invalid);
     }
-    if let Err(problem) = check_providers(&loaded) {
-        eprintln!("error: {problem}");
-        return Ok(ExitStatus::Invalid);
-    }
+    let mut provider_sets = match check_providers(&loaded) {
+        Ok(sets) => sets,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return Ok(ExitStatus::Invalid);
+        }
+    };
     if let Err(problem) = check_required_secrets(&loaded)? {
         eprintln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
@@ -168,7 +188,15 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
             .filter(|s| project_dir(&s.path) == dir)
             .map(|s| (s, RunOrigin::Apply))
             .collect();
-        if !deploy(&workspace, &targets, &args.run, args.parallel, &reporter)? {
+        let providers = provider_sets.remove(&dir);
+        if !deploy(
+            &workspace,
+            &targets,
+            &args.run,
+            args.parallel,
+            &reporter,
+            providers,
+        )? {
             status = ExitStatus::Failure;
         }
     }

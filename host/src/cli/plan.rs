@@ -79,7 +79,7 @@ pub fn run(
     if !all_valid {
         return Ok(ExitStatus::Invalid);
     }
-    if let Err(problem) = check_providers(&loaded) {
+    if let Err(problem) = check_providers(&loaded).map(drop) {
         eprintln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
     }

@@ -60,6 +60,7 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
         &args.run,
         1,
         &reporter,
+        None,
     )?;
     if complete {
         eprintln!(
