@@ -403,3 +403,40 @@ async fn a_private_repository_needs_the_credentials_docker_login_stored() {
         "credentials are never printed"
     );
 }
+
+#[tokio::test]
+async fn a_registry_that_hangs_is_an_error_naming_the_source() {
+    use fabrik_engine::plugins::oci::credentials::Credentials;
+    use fabrik_engine::plugins::oci::reference::OciReference;
+    use fabrik_engine::plugins::oci::registry::{Registry, RegistryError};
+
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let host = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client = Registry::with_timeout(Credentials::none(), std::time::Duration::from_millis(300))
+        .expect("client");
+    let reference =
+        OciReference::parse(&format!("oci://{host}/acme/dns:1.0.0")).expect("reference");
+    let started = std::time::Instant::now();
+    let error = client.resolve(&reference).await.expect_err("no answer");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        matches!(error, RegistryError::Unreachable { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("timed out"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("oci://{host}/acme/dns:1.0.0")),
+        "{error}"
+    );
+}

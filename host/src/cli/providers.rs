@@ -37,6 +37,9 @@ pub fn list(format: OutputFormat) -> anyhow::Result<ExitStatus> {
                     source = provider.source,
                     wit = provider.component.wit,
                 );
+                if let Some(manifest) = &provider.manifest {
+                    println!("  manifest {manifest}");
+                }
                 println!(
                     "  sha256:{}  {} bytes{}",
                     provider.sha256,
@@ -56,6 +59,7 @@ pub fn list(format: OutputFormat) -> anyhow::Result<ExitStatus> {
                 "source": provider.source,
                 "wit": provider.component.wit.to_string(),
                 "sha256": provider.sha256,
+                "manifest": provider.manifest,
                 "size": provider.size,
                 "kinds": info.kinds,
                 "config": info.config,

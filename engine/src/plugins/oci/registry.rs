@@ -110,11 +110,23 @@ struct Answer {
     link: Option<String>,
 }
 
+/// How long one request to a registry may take, connection included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl Registry {
     pub fn new(credentials: Credentials) -> Result<Self, reqwest::Error> {
+        Self::with_timeout(credentials, REQUEST_TIMEOUT)
+    }
+
+    /// A session whose requests give up after `timeout` (a registry that hangs is an
+    /// error naming the source, not a stuck command).
+    pub fn with_timeout(
+        credentials: Credentials,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .timeout(timeout)
             .user_agent(concat!("fabrik/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
