@@ -1,6 +1,17 @@
 //! The `fabrik` command line: argument parsing, dispatch, and rendering for humans or JSON.
 //! Doc comments on the clap types are the `--help` text.
 
+/// `println!` for command output: a closed stdout (`fabrik status | head -1`) ends the
+/// output quietly instead of panicking (see `output`).
+macro_rules! outln {
+    () => {
+        $crate::cli::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+
 mod apply;
 mod destroy;
 mod exit;
@@ -8,6 +19,7 @@ mod gc;
 mod history;
 mod loading;
 mod new;
+mod output;
 mod plan;
 mod progress;
 mod providers;

@@ -81,3 +81,32 @@ fn completions_are_generated_for_each_shell() {
             .stdout(predicate::str::contains(marker));
     }
 }
+
+/// `fabrik templates | head -1` and the like: a reader that is gone before the first
+/// line is written. The command ends quietly with its own exit status, never a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let project = tempfile::tempdir().expect("tempdir");
+    for args in [
+        vec!["templates"],
+        vec!["providers", "list"],
+        vec!["providers", "list", "--output", "json"],
+        vec!["status"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"))
+            .current_dir(project.path())
+            .env_clear()
+            .envs(crate::support::kept_env())
+            .env("FABRIK_CACHE_DIR", crate::support::cache_dir())
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}

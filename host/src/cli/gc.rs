@@ -66,7 +66,7 @@ pub fn run(
     if !delete {
         for orphan in &survey.orphans {
             match format {
-                OutputFormat::Human => println!("orphan: {}", describe(orphan)),
+                OutputFormat::Human => outln!("orphan: {}", describe(orphan)),
                 OutputFormat::Json => report::json_line(&json(orphan, "orphan", None)),
             }
         }

@@ -32,9 +32,12 @@ pub fn run(name: &str, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
             .restores()
             .map(|r| format!(" (rollback to the version of run {r})"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "{} {:<12} started {}{took}, spec {}{origin}{reason}",
-            run.id, run.state, run.started_at, run.spec_hash
+            run.id,
+            run.state,
+            run.started_at,
+            run.spec_hash
         );
     }
     Ok(ExitStatus::Success)

@@ -105,7 +105,7 @@ pub fn run(
         }
     }
     if format == OutputFormat::Human {
-        println!("Dry run: no provider was called and nothing was changed.");
+        outln!("Dry run: no provider was called and nothing was changed.");
     }
     let changes = plans.iter().any(Plan::has_changes);
     Ok(if detailed_exitcode && changes {
@@ -116,13 +116,13 @@ pub fn run(
 }
 
 fn print_plan(plan: &Plan) {
-    println!("Plan for `{}` ({}):", plan.app, plan.spec);
+    outln!("Plan for `{}` ({}):", plan.app, plan.spec);
     for step in &plan.steps {
         let rollback = step
             .rollback
             .map(|mode| format!(" [rollback: {mode}]"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "  {} {} {}: {}{rollback}",
             step.action.marker(),
             step.kind,
@@ -130,10 +130,10 @@ fn print_plan(plan: &Plan) {
             step.detail
         );
         for change in &step.changes {
-            println!("      {change}");
+            outln!("      {change}");
         }
     }
     if !plan.has_changes() {
-        println!("  No changes: the state says this version is deployed.");
+        outln!("  No changes: the state says this version is deployed.");
     }
 }

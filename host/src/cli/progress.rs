@@ -134,7 +134,7 @@ impl Reporter {
                     event["previous_step_s"] = json!(secs);
                 }
                 let line = self.redact(&event.to_string());
-                let _ = writeln!(std::io::stdout().lock(), "{line}");
+                outln!("{line}");
             }
         }
     }
@@ -151,7 +151,7 @@ impl Reporter {
             }
             OutputFormat::Json => {
                 let event = json!({ "app": app, "event": "error", "message": message });
-                let _ = writeln!(std::io::stdout().lock(), "{event}");
+                outln!("{event}");
             }
         }
     }
@@ -164,15 +164,11 @@ impl Reporter {
         match self.format {
             OutputFormat::Human => {
                 let text = render::summary(outcome);
-                let _ = writeln!(std::io::stdout().lock(), "{}", self.redact(&text));
+                outln!("{}", self.redact(&text));
             }
             OutputFormat::Json => {
                 let event = json!({ "app": outcome.app, "event": "summary", "outcome": outcome });
-                let _ = writeln!(
-                    std::io::stdout().lock(),
-                    "{}",
-                    self.redact(&event.to_string())
-                );
+                outln!("{}", self.redact(&event.to_string()));
             }
         }
     }

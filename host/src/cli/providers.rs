@@ -29,7 +29,7 @@ pub fn list(format: OutputFormat) -> anyhow::Result<ExitStatus> {
         });
         match format {
             OutputFormat::Human => {
-                println!(
+                outln!(
                     "{role}: {name} {version} ({source}), contract fabrik:provider@{wit}",
                     role = provider.role,
                     name = info.name,
@@ -38,9 +38,9 @@ pub fn list(format: OutputFormat) -> anyhow::Result<ExitStatus> {
                     wit = provider.component.wit,
                 );
                 if let Some(manifest) = &provider.manifest {
-                    println!("  manifest {manifest}");
+                    outln!("  manifest {manifest}");
                 }
-                println!(
+                outln!(
                     "  sha256:{}  {} bytes{}",
                     provider.sha256,
                     provider.size,
@@ -50,7 +50,7 @@ pub fn list(format: OutputFormat) -> anyhow::Result<ExitStatus> {
                         None => "",
                     }
                 );
-                println!("  kinds: {}", info.kinds.join(", "));
+                outln!("  kinds: {}", info.kinds.join(", "));
             }
             OutputFormat::Json => report::json_line(&serde_json::json!({
                 "role": provider.role,

@@ -52,8 +52,7 @@ pub fn spec_error(error: &SpecError, format: OutputFormat) {
 
 /// Writes one JSON object as a line on stdout.
 pub fn json_line(value: &impl Serialize) {
-    let mut stdout = std::io::stdout().lock();
     if let Ok(text) = serde_json::to_string(value) {
-        let _ = writeln!(stdout, "{text}");
+        outln!("{text}");
     }
 }

@@ -23,7 +23,7 @@ pub fn export(state: Option<&Path>) -> anyhow::Result<ExitStatus> {
         Err(error) => return Err(error.into()),
     };
     let state = runtime.block_on(store.export())?;
-    println!("{}", serde_json::to_string_pretty(&state)?);
+    outln!("{}", serde_json::to_string_pretty(&state)?);
     Ok(ExitStatus::Success)
 }
 

@@ -35,7 +35,7 @@ async fn show(store: &Store, name: Option<&str>) -> anyhow::Result<ExitStatus> {
         });
     }
     for d in deployments {
-        println!(
+        outln!(
             "{}: {} ({}), spec {}",
             d.app,
             d.state,
@@ -48,7 +48,7 @@ async fn show(store: &Store, name: Option<&str>) -> anyhow::Result<ExitStatus> {
             .iter()
             .filter(|r| r.status != ResourceStatus::Deleted)
         {
-            println!(
+            outln!(
                 "  {} {} {} [{}] {}",
                 r.provider,
                 r.kind,

@@ -22,16 +22,16 @@ pub fn run(args: &OutputArgs) -> anyhow::Result<ExitStatus> {
                     .meta
                     .default_port
                     .map_or("-".to_owned(), |p| p.to_string());
-                println!(
+                outln!(
                     "{name:<14} {:<11} port {port:<5} sources {:<10} {}",
                     t.meta.coolify_resource,
                     sources.join(","),
                     t.origin
                 );
-                println!("  {}", t.meta.description);
+                outln!("  {}", t.meta.description);
             }
             (OutputFormat::Human, Err(broken)) => {
-                println!("{name:<14} broken ({}): {}", broken.origin, broken.problem);
+                outln!("{name:<14} broken ({}): {}", broken.origin, broken.problem);
             }
             (OutputFormat::Json, Ok(t)) => report::json_line(&serde_json::json!({
                 "name": name,

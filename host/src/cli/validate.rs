@@ -13,7 +13,7 @@ pub fn run(paths: &[PathBuf], format: OutputFormat) -> anyhow::Result<ExitStatus
     let (loaded, all_valid) = load_all(paths, format)?;
     for spec in &loaded {
         match format {
-            OutputFormat::Human => println!(
+            OutputFormat::Human => outln!(
                 "ok: {} ({}, template {}, https://{})",
                 spec.path.display(),
                 spec.spec.name,
