@@ -488,3 +488,67 @@ async fn json_output_is_one_event_per_line_ending_with_the_summary() {
         "events go to stdout only: {stderr}"
     );
 }
+
+/// Three apps applied at once on a terminal: what stays on the screen (rendered by a
+/// terminal emulator) has every app's summary line and no leftover spinner line. The
+/// live lines on stderr must never overwrite a summary written to stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_every_summary_stays_and_no_spinner_is_left() {
+    let world = World::start().await;
+    let specs: Vec<String> = ["api", "new", "bad"]
+        .iter()
+        .map(|name| {
+            let path = world.spec(&format!("{name}.yaml"), |t| {
+                t.replace("name: test-api", &format!("name: {name}-app"))
+                    .replace(
+                        "domain: api.example.com",
+                        &format!("domain: {name}.example.com"),
+                    )
+            });
+            path.display().to_string()
+        })
+        .collect();
+    let command = format!(
+        "stty cols 120 rows 40; {} apply --deploy-timeout 20 --parallel 3 {}",
+        env!("CARGO_BIN_EXE_fabrik"),
+        specs.join(" ")
+    );
+    let mut env = world.fabrik();
+    env.env("TERM", "xterm").env("PATH", "/usr/bin:/bin");
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(world.dir.path())
+        .env_clear()
+        .envs(crate::support::kept_env())
+        .envs(env.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let output = tokio::task::spawn_blocking(move || script.output().expect("script runs"))
+        .await
+        .expect("joined");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // A screen as tall as everything printed, so nothing scrolls away.
+    let size = |n: u16| std::num::NonZero::new(n).expect("not zero");
+    let mut screen = vt100::Parser::new(size(400), size(120), 0);
+    screen.process(&output.stdout);
+    let shown = screen.screen().contents();
+    for name in ["api", "new", "bad"] {
+        assert!(
+            shown.contains(&format!(
+                "{name}-app: COMPLETE https://{name}.example.com/health"
+            )),
+            "the summary of {name}-app was overwritten:\n{shown}"
+        );
+    }
+    let spinners = [
+        '⠁', '⠂', '⠄', '⡀', '⢀', '⠠', '⠐', '⠈', '⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏',
+    ];
+    assert!(
+        !shown.lines().any(|l| l.trim_start().starts_with(spinners)),
+        "a spinner line was left on the screen:\n{shown}"
+    );
+}

@@ -55,6 +55,18 @@ impl Bars {
         let bar = locked(&self.apps).remove(app);
         if let Some(bar) = bar {
             bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+}
+
+impl Reporter {
+    /// Runs `print` with the live lines out of the way: stdout and stderr share the
+    /// terminal, and a live region redrawn over a line written to stdout would erase it.
+    fn above_live_lines(&self, print: impl FnOnce()) {
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(print),
+            None => print(),
         }
     }
 }
@@ -146,9 +158,9 @@ impl Reporter {
         }
         let message = self.redact(error);
         match self.format {
-            OutputFormat::Human => {
+            OutputFormat::Human => self.above_live_lines(|| {
                 let _ = writeln!(std::io::stderr().lock(), "error: {app}: {message}");
-            }
+            }),
             OutputFormat::Json => {
                 let event = json!({ "app": app, "event": "error", "message": message });
                 outln!("{event}");
@@ -163,8 +175,8 @@ impl Reporter {
         }
         match self.format {
             OutputFormat::Human => {
-                let text = render::summary(outcome);
-                outln!("{}", self.redact(&text));
+                let text = self.redact(&render::summary(outcome));
+                self.above_live_lines(|| outln!("{text}"));
             }
             OutputFormat::Json => {
                 let event = json!({ "app": outcome.app, "event": "summary", "outcome": outcome });
