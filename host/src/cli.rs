@@ -12,7 +12,16 @@ macro_rules! outln {
     };
 }
 
+/// `eprintln!` for messages: `error:`, `hint:` and the like coloured on a terminal (see
+/// `colour`), and no panic when stderr is closed.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::err_line(format_args!($($arg)*))
+    };
+}
+
 mod apply;
+mod colour;
 mod destroy;
 mod exit;
 mod gc;
@@ -54,6 +63,10 @@ pub struct Cli {
     /// Accepted and ignored: the orchestrator is always used (kept for older docs)
     #[arg(long, global = true, hide = true)]
     use_orchestrator: bool,
+
+    /// When to colour: on a terminal (`auto`, off with `NO_COLOR`), `always` or `never`
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
+    color: colour::ColorChoice,
 
     /// Never use the network for providers: OCI providers must be pinned in
     /// `fabrik.lock` and already in the local cache
@@ -329,6 +342,7 @@ pub enum ProgressMode {
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    colour::init(cli.color);
     init_logging(cli.verbose);
     loading::set_offline(cli.offline);
     let status = match run(cli) {
@@ -403,6 +417,7 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour::stderr())
         .with_target(false)
         .init();
 }

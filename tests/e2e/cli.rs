@@ -110,3 +110,61 @@ fn a_closed_stdout_ends_quietly() {
         assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
     }
 }
+
+/// Colour on a terminal only, `NO_COLOR` honoured, `--color` deciding over both.
+#[test]
+fn colour_is_for_terminals_and_can_be_forced_or_refused() {
+    let project = tempfile::tempdir().expect("tempdir");
+    let bad = project.path().join("bad.yaml");
+    std::fs::write(&bad, "name: Not_Valid\n").expect("spec");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = fabrik();
+        cmd.current_dir(project.path()).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let output = cmd.output().expect("runs");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let escape = '\u{1b}';
+    // Piped (these tests' stderr is a pipe): no colour, and `-v` logs carry no ANSI.
+    let piped = run(&["-v", "validate", "bad.yaml"], &[]);
+    assert!(
+        piped.contains("error:") && !piped.contains(escape),
+        "{piped:?}"
+    );
+    // Forced: the prefix is coloured, even piped; NO_COLOR does not override a choice.
+    let forced = run(
+        &["--color", "always", "validate", "bad.yaml"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(forced.contains(&format!("{escape}[")), "{forced:?}");
+    assert!(forced.contains("error:\u{1b}[0m"), "{forced:?}");
+    let never = run(&["--color", "never", "validate", "bad.yaml"], &[]);
+    assert!(!never.contains(escape), "{never:?}");
+
+    // On a terminal: coloured, unless NO_COLOR is set.
+    let under_terminal = |no_color: bool| {
+        let command = format!("{} validate bad.yaml", env!("CARGO_BIN_EXE_fabrik"));
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(project.path())
+            .env_clear()
+            .envs(crate::support::kept_env())
+            .env("TERM", "xterm")
+            .env("PATH", "/usr/bin:/bin")
+            .env("FABRIK_CACHE_DIR", crate::support::cache_dir());
+        if no_color {
+            script.env("NO_COLOR", "1");
+        }
+        String::from_utf8_lossy(&script.output().expect("script runs").stdout).into_owned()
+    };
+    let terminal = under_terminal(false);
+    assert!(terminal.contains("error:\u{1b}[0m"), "{terminal:?}");
+    let no_color = under_terminal(true);
+    assert!(
+        no_color.contains("error:") && !no_color.contains(escape),
+        "{no_color:?}"
+    );
+}

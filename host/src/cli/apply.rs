@@ -171,12 +171,12 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
     let mut provider_sets = match check_providers(&loaded) {
         Ok(sets) => sets,
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
             return Ok(ExitStatus::Invalid);
         }
     };
     if let Err(problem) = check_required_secrets(&loaded)? {
-        eprintln!("error: {problem}");
+        errln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
     }
     let reporter = Reporter::new(args.run.output.output, args.run.progress);

@@ -20,8 +20,8 @@ impl Observer for Lines {
     fn event(&self, _app: &str, _run: Option<&str>, event: &RunEvent) {
         let line = render::event(event);
         match event {
-            RunEvent::NotDestroyed { .. } => eprintln!("error: {line}"),
-            RunEvent::Destroyed { .. } | RunEvent::Retrying { .. } => eprintln!("{line}"),
+            RunEvent::NotDestroyed { .. } => errln!("error: {line}"),
+            RunEvent::Destroyed { .. } | RunEvent::Retrying { .. } => errln!("{line}"),
             _ => tracing::info!("{line}"),
         }
     }
@@ -38,7 +38,7 @@ pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::
     let destroy = match runtime.block_on(Destroy::prepare(project, &store, &locks, name)) {
         Ok(destroy) => destroy,
         Err(error @ DestroyError::NoDeployment { .. }) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             return Ok(ExitStatus::Failure);
         }
         Err(error) => return Err(error.into()),
@@ -46,12 +46,12 @@ pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::
     let owned = destroy.resources();
     if owned.is_empty() {
         runtime.block_on(destroy.finish_empty(&store))?;
-        eprintln!("`{name}` has no resources to delete");
+        errln!("`{name}` has no resources to delete");
         return Ok(ExitStatus::Success);
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
-            eprintln!(
+            errln!(
                 "error: `fabrik destroy` deletes {} resource(s) of `{name}`; pass `--yes` to confirm",
                 owned.len()
             );
@@ -70,7 +70,7 @@ pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("nothing deleted");
+            errln!("nothing deleted");
             return Ok(ExitStatus::Failure);
         }
     }

@@ -50,15 +50,16 @@ pub fn run(
     let env = EnvSource::load(&project.dir)?;
     let survey = runtime.block_on(gc::survey(project, &providers, &env, &store))?;
     for (role, kind) in &survey.unlisted {
-        eprintln!(
+        errln!(
             "warning: provider `{role}` targets contract 0.1, which cannot list: its {kind} resources were not checked"
         );
     }
     if survey.orphans.is_empty() {
         if format == OutputFormat::Human {
-            eprintln!(
+            errln!(
                 "no orphans: every resource tagged for project `{}` is in the state ({} checked)",
-                project.name, survey.known
+                project.name,
+                survey.known
             );
         }
         return Ok(ExitStatus::Success);
@@ -71,7 +72,7 @@ pub fn run(
             }
         }
         if format == OutputFormat::Human {
-            eprintln!(
+            errln!(
                 "{} orphan(s) tagged for project `{}` that the state does not know\n  hint: `fabrik gc --delete` removes them (their data is kept)",
                 survey.orphans.len(),
                 project.name
@@ -81,20 +82,20 @@ pub fn run(
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
-            eprintln!(
+            errln!(
                 "error: `fabrik gc --delete` deletes {} resource(s); pass `--yes` to confirm",
                 survey.orphans.len()
             );
             return Ok(ExitStatus::Invalid);
         }
         for orphan in &survey.orphans {
-            eprintln!("  {}", describe(orphan));
+            errln!("  {}", describe(orphan));
         }
         eprint!("Delete these {} resource(s)? [y/N] ", survey.orphans.len());
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("nothing deleted");
+            errln!("nothing deleted");
             return Ok(ExitStatus::Failure);
         }
     }
@@ -109,13 +110,13 @@ pub fn run(
     ))?;
     for orphan in &collected.deleted {
         match format {
-            OutputFormat::Human => eprintln!("deleted {}", describe(orphan)),
+            OutputFormat::Human => errln!("deleted {}", describe(orphan)),
             OutputFormat::Json => report::json_line(&json(orphan, "deleted", None)),
         }
     }
     for (orphan, reason) in &collected.failed {
         match format {
-            OutputFormat::Human => eprintln!("error: not deleted {}: {reason}", describe(orphan)),
+            OutputFormat::Human => errln!("error: not deleted {}: {reason}", describe(orphan)),
             OutputFormat::Json => report::json_line(&json(orphan, "failed", Some(reason))),
         }
     }

@@ -12,7 +12,7 @@ pub fn run(name: &str, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let runtime = super::runtime()?;
     let store = runtime.block_on(workspace.open_store())?;
     let Some(deployment) = runtime.block_on(store.deployment(&project.name, name))? else {
-        eprintln!(
+        errln!(
             "error: no deployment named `{name}` in project `{}`",
             project.name
         );

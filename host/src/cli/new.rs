@@ -15,7 +15,7 @@ pub fn run(args: &NewArgs) -> anyhow::Result<ExitStatus> {
     let template = match registry.get(&args.template) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!(
+            errln!(
                 "error: {e}\n  hint: available templates: {}",
                 registry.names().join(", ")
             );
@@ -38,7 +38,7 @@ pub fn run(args: &NewArgs) -> anyhow::Result<ExitStatus> {
     let mut file = match options.open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            eprintln!(
+            errln!(
                 "error: `{}` already exists\n  hint: pass `--force` to overwrite it",
                 path.display()
             );
@@ -48,7 +48,7 @@ pub fn run(args: &NewArgs) -> anyhow::Result<ExitStatus> {
     };
     file.write_all(text.as_bytes())
         .with_context(|| format!("cannot write `{}`", path.display()))?;
-    eprintln!(
+    errln!(
         "wrote {}: set `domain`, `server` and `source`, then run `fabrik apply --dry-run {}`",
         path.display(),
         path.display()

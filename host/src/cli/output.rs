@@ -25,3 +25,13 @@ pub fn line(args: std::fmt::Arguments<'_>) {
         }
     }
 }
+
+/// Writes `args` to stderr, each line's `error:`/`hint:`/… prefix coloured when stderr
+/// is coloured (see `colour`); a closed stderr is ignored.
+pub fn err_line(args: std::fmt::Arguments<'_>) {
+    let text = args.to_string();
+    let mut stderr = std::io::stderr().lock();
+    for line in text.split('\n') {
+        let _ = writeln!(stderr, "{}", super::colour::stderr_line(line));
+    }
+}

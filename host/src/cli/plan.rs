@@ -80,7 +80,7 @@ pub fn run(
         return Ok(ExitStatus::Invalid);
     }
     if let Err(problem) = check_providers(&loaded).map(drop) {
-        eprintln!("error: {problem}");
+        errln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
     }
     let runtime = super::runtime()?;
@@ -124,7 +124,7 @@ fn print_plan(plan: &Plan) {
             .unwrap_or_default();
         outln!(
             "  {} {} {}: {}{rollback}",
-            step.action.marker(),
+            super::colour::marker(step.action.marker()),
             step.kind,
             step.name,
             step.detail

@@ -158,9 +158,7 @@ impl Reporter {
         }
         let message = self.redact(error);
         match self.format {
-            OutputFormat::Human => self.above_live_lines(|| {
-                let _ = writeln!(std::io::stderr().lock(), "error: {app}: {message}");
-            }),
+            OutputFormat::Human => self.above_live_lines(|| errln!("error: {app}: {message}")),
             OutputFormat::Json => {
                 let event = json!({ "app": app, "event": "error", "message": message });
                 outln!("{event}");

@@ -77,9 +77,13 @@ pub fn lock() -> anyhow::Result<ExitStatus> {
     // Pinned OCI providers stay pinned; their tags are checked and a move is reported.
     let fetched = runtime.block_on(super::loading::fetch(&project, &cache, true))?;
     for moved in &fetched.moved {
-        eprintln!(
+        errln!(
             "warning: {}: the tag of {} now points at {}, not the pinned {}; the pin is kept\n  hint: `fabrik providers update {}` moves it",
-            moved.role, moved.source, moved.now, moved.pinned, moved.role
+            moved.role,
+            moved.source,
+            moved.now,
+            moved.pinned,
+            moved.role
         );
     }
     let set = ProviderSet::load_fetched(&project, &cache, Pins::Report, &fetched.components)?;
@@ -113,12 +117,16 @@ fn write_lock(
             .as_ref()
             .map(|m| format!(" manifest {m}"))
             .unwrap_or_default();
-        eprintln!(
+        errln!(
             "{}: {} {} ({}){manifest} sha256:{} ({change})",
-            entry.role, entry.name, entry.version, entry.source, entry.sha256
+            entry.role,
+            entry.name,
+            entry.version,
+            entry.source,
+            entry.sha256
         );
     }
-    eprintln!("wrote {}", path.display());
+    errln!("wrote {}", path.display());
     Ok(ExitStatus::Success)
 }
 
@@ -140,7 +148,7 @@ pub fn update(roles: &[String]) -> anyhow::Result<ExitStatus> {
     let blobs = BlobCache::of(&cache);
     let updated = runtime.block_on(oci::update(&project, &blobs, lock.as_ref(), &roles))?;
     if updated.is_empty() {
-        eprintln!("no OCI provider to update (`source = \"oci://…\"` in `fabrik.toml`)");
+        errln!("no OCI provider to update (`source = \"oci://…\"` in `fabrik.toml`)");
         return Ok(ExitStatus::Success);
     }
     // The other providers keep their pins.
@@ -149,11 +157,12 @@ pub fn update(roles: &[String]) -> anyhow::Result<ExitStatus> {
         .components;
     for update in &updated {
         match &update.before {
-            Some(before) if before.manifest == update.after.manifest => eprintln!(
+            Some(before) if before.manifest == update.after.manifest => errln!(
                 "{}: {} is the newest matching tag; unchanged",
-                update.role, update.after.reference
+                update.role,
+                update.after.reference
             ),
-            Some(before) => eprintln!(
+            Some(before) => errln!(
                 "{}: {} → {}\n  manifest {} → {}",
                 update.role,
                 before.reference,
@@ -161,9 +170,11 @@ pub fn update(roles: &[String]) -> anyhow::Result<ExitStatus> {
                 before.manifest,
                 update.after.manifest
             ),
-            None => eprintln!(
+            None => errln!(
                 "{}: pinned {} (manifest {})",
-                update.role, update.after.reference, update.after.manifest
+                update.role,
+                update.after.reference,
+                update.after.manifest
             ),
         }
         fetched.insert(update.role, update.after.clone());

@@ -1,7 +1,5 @@
 //! Rendering of errors and diagnostics, for humans (stderr) or as JSON lines (stdout).
 
-use std::io::Write;
-
 use serde::Serialize;
 
 use super::OutputFormat;
@@ -9,30 +7,24 @@ use fabrik_engine::spec::SpecError;
 
 /// Prints an unexpected error with its chain of causes.
 pub fn error(error: &anyhow::Error) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {error}");
+    errln!("error: {error}");
     for cause in error.chain().skip(1) {
-        let _ = writeln!(stderr, "  caused by: {cause}");
+        errln!("  caused by: {cause}");
     }
 }
 
 /// Prints why a spec failed to load.
 pub fn spec_error(error: &SpecError, format: OutputFormat) {
     match format {
-        OutputFormat::Human => {
-            let mut stderr = std::io::stderr().lock();
-            match error {
-                SpecError::Read { .. } => {
-                    let _ = writeln!(stderr, "error: {error}");
+        OutputFormat::Human => match error {
+            SpecError::Read { .. } => errln!("error: {error}"),
+            SpecError::Invalid { diagnostics, .. } => {
+                for diagnostic in diagnostics {
+                    errln!("error: {diagnostic}");
                 }
-                SpecError::Invalid { diagnostics, .. } => {
-                    for diagnostic in diagnostics {
-                        let _ = writeln!(stderr, "error: {diagnostic}");
-                    }
-                    let _ = writeln!(stderr, "{error}");
-                }
+                errln!("{error}");
             }
-        }
+        },
         OutputFormat::Json => {
             let (spec, diagnostics, message) = match error {
                 SpecError::Read { path, .. } => (path, Vec::new(), error.to_string()),

@@ -16,7 +16,7 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
     let runtime = super::runtime()?;
     let store = runtime.block_on(workspace.open_store())?;
     let Some(deployment) = runtime.block_on(store.deployment(&project.name, name))? else {
-        eprintln!(
+        errln!(
             "error: no deployment named `{name}` in project `{}`",
             project.name
         );
@@ -42,13 +42,15 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
                     (String::new(), ExitStatus::Failure)
                 }
             };
-            eprintln!("error: {error}{hint}");
+            errln!("error: {error}{hint}");
             return Ok(status);
         }
     };
-    eprintln!(
+    errln!(
         "Rolling `{name}` back to run {} (spec {}, started {})",
-        target.run.id, target.run.spec_hash, target.run.started_at
+        target.run.id,
+        target.run.spec_hash,
+        target.run.started_at
     );
     let reporter = Reporter::new(args.run.output.output, args.run.progress);
     let origin = RunOrigin::Rollback {
@@ -63,7 +65,7 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
         None,
     )?;
     if complete {
-        eprintln!(
+        errln!(
             "note: `{}` still describes the newer version; the next `fabrik apply` of it deploys that again",
             deployment.spec_path
         );

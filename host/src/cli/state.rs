@@ -17,7 +17,7 @@ pub fn export(state: Option<&Path>) -> anyhow::Result<ExitStatus> {
         // A broken `fabrik.toml` is when the dump is needed most: the state file beside
         // the project is still readable.
         Err(WorkspaceError::Project(error)) => {
-            eprintln!("warning: {error}; exporting the SQLite state beside the project");
+            errln!("warning: {error}; exporting the SQLite state beside the project");
             Store::open(&state_path(&dir, state))?
         }
         Err(error) => return Err(error.into()),
@@ -37,7 +37,7 @@ pub fn migrate(to_postgres: bool, state: Option<&Path>) -> anyhow::Result<ExitSt
     runtime.block_on(async {
         let copied = if to_postgres {
             if !file.exists() {
-                eprintln!("error: there is no SQLite state to copy at `{}`", file.display());
+                errln!("error: there is no SQLite state to copy at `{}`", file.display());
                 return Ok(ExitStatus::Failure);
             }
             let from = Store::open(file)?;
@@ -47,7 +47,7 @@ pub fn migrate(to_postgres: bool, state: Option<&Path>) -> anyhow::Result<ExitSt
             if let Some(key) = secrets::existing_fingerprint_key(&dir) {
                 to.set_shared_fingerprint_key(&key).await?;
             }
-            eprintln!(
+            errln!(
                 "copied the state of `{}` into {}",
                 file.display(),
                 to.location()
@@ -55,14 +55,14 @@ pub fn migrate(to_postgres: bool, state: Option<&Path>) -> anyhow::Result<ExitSt
             copied
         } else {
             let Some(from) = Store::connect_existing(&settings).await? else {
-                eprintln!(
+                errln!(
                     "error: PostgreSQL schema `{}` holds no state to copy",
                     settings.schema
                 );
                 return Ok(ExitStatus::Failure);
             };
             if file.exists() {
-                eprintln!(
+                errln!(
                     "error: `{}` exists already; nothing was copied\n  hint: move it away first",
                     file.display()
                 );
@@ -73,14 +73,14 @@ pub fn migrate(to_postgres: bool, state: Option<&Path>) -> anyhow::Result<ExitSt
             if let Some(key) = from.shared_fingerprint_key(false).await? {
                 secrets::keep_fingerprint_key(&dir, &key)?;
             }
-            eprintln!("copied {} into `{}`", from.location(), file.display());
+            errln!("copied {} into `{}`", from.location(), file.display());
             copied
         };
-        eprintln!(
+        errln!(
             "{} deployment(s), {} run(s), {} resource(s), {} journal event(s), checked row by row; the source is unchanged",
             copied.deployments, copied.runs, copied.resources, copied.events
         );
-        eprintln!(
+        errln!(
             "next: set `[state] backend = \"{}\"` in fabrik.toml",
             if to_postgres { "postgres" } else { "sqlite" }
         );

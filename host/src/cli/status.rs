@@ -24,7 +24,7 @@ async fn show(store: &Store, name: Option<&str>) -> anyhow::Result<ExitStatus> {
         .filter(|d| name.is_none_or(|n| d.app == n))
         .collect();
     if deployments.is_empty() {
-        eprintln!(
+        errln!(
             "no deployment{}",
             name.map(|n| format!(" named `{n}`")).unwrap_or_default()
         );

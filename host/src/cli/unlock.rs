@@ -13,14 +13,14 @@ pub fn run(name: &str, force: bool) -> anyhow::Result<ExitStatus> {
             // A lock file's OS lock is the kernel's: it goes with its process, and no
             // other process can end it. Only a dead holder's record can be cleared.
             match lock::unlock(&dir, name) {
-                Ok(Some(holder)) => eprintln!(
-                    "unlocked `{name}` (was held by {holder}, which is no longer running)"
-                ),
-                Ok(None) => eprintln!("`{name}` was not locked"),
+                Ok(Some(holder)) => {
+                    errln!("unlocked `{name}` (was held by {holder}, which is no longer running)")
+                }
+                Ok(None) => errln!("`{name}` was not locked"),
                 Err(error) => {
-                    eprintln!("error: {error}");
+                    errln!("error: {error}");
                     if force {
-                        eprintln!(
+                        errln!(
                             "  note: `--force` cannot end a running fabrik on this machine's lock files: stop that process (the kernel releases its lock)"
                         );
                     }
@@ -36,21 +36,21 @@ pub fn run(name: &str, force: bool) -> anyhow::Result<ExitStatus> {
             match unlocked {
                 Unlocked::Free {
                     stale: Some(holder),
-                } => eprintln!(
+                } => errln!(
                     "`{name}` was not locked; cleared the record of {holder}, whose session had ended"
                 ),
-                Unlocked::Free { stale: None } => eprintln!("`{name}` was not locked"),
+                Unlocked::Free { stale: None } => errln!("`{name}` was not locked"),
                 Unlocked::Held { holder } => {
                     let holder = holder.map_or_else(
                         || "a session that has not said who it is".to_owned(),
                         |h| h.to_string(),
                     );
-                    eprintln!(
+                    errln!(
                         "error: `{name}` is held by {holder}, whose database session is alive: its lock is released when that session ends (a dead holder's session ends by itself)\n  hint: `fabrik unlock {name} --force` ends that session; its run stops before its next provider call and the next apply recovers it"
                     );
                     return Ok(ExitStatus::Failure);
                 }
-                Unlocked::Ended { holder } => eprintln!(
+                Unlocked::Ended { holder } => errln!(
                     "ended the session holding `{name}`{}; the server released its lock",
                     holder.map(|h| format!(" ({h})")).unwrap_or_default()
                 ),
