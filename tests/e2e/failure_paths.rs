@@ -151,3 +151,59 @@ async fn a_state_database_fault_stops_the_run_without_a_rollback() {
     assert_eq!(world.sandbox.coolify.resources().len(), 1);
     assert_eq!(world.sandbox.cloudflare.records().len(), 1);
 }
+
+/// A failure reads in three parts: one line for what went wrong (short: no repeated
+/// causes, no jargon), a line per resource undone or left (or that nothing changed), and
+/// a `next:` line with the command to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_summary_says_what_went_wrong_what_was_left_and_what_to_do_next() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    let mut cmd = world.command(&spec);
+    cmd.env("COOLIFY_URL", "http://127.0.0.1:9/api/v1");
+    let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
+        .await
+        .expect("joined");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(lines[0], "test-api: ROLLED_BACK");
+    assert!(
+        lines[1].starts_with("  what went wrong: ")
+            && lines[1].contains("cannot connect to http://127.0.0.1:9: Connection refused"),
+        "{stdout}"
+    );
+    assert!(lines[1].len() < 200, "one short line: {}", lines[1]);
+    for jargon in [
+        "(transient",
+        "error sending request",
+        "client error (Connect)",
+    ] {
+        assert!(!stdout.contains(jargon), "{jargon}: {stdout}");
+    }
+    assert_eq!(lines[2], "  nothing was changed");
+    assert_eq!(
+        lines[3],
+        format!(
+            "  next: fix what went wrong, then `fabrik apply {}`",
+            spec.display()
+        )
+    );
+
+    // A failed health check: the Coolify resource is undone, the DNS record (policy
+    // `manual`) left, and the next step is the command that removes it.
+    let bad = world.bad_spec(500, |t| t);
+    let output = world.apply(&bad, &[]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("\n  undone: "), "{stdout}");
+    assert!(
+        stdout.contains("\n  left in place: dns-record bad.example.com"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\n  next: `fabrik destroy bad-api --yes` removes what was left"),
+        "{stdout}"
+    );
+}

@@ -299,17 +299,24 @@ impl HttpGateway {
 
 fn classify(error: &reqwest::Error) -> HttpError {
     if error.is_timeout() {
-        HttpError::Timeout
-    } else {
-        // The chain carries the useful part (DNS, refused, TLS), not the top message.
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message = format!("{message}: {cause}");
-            source = cause.source();
-        }
-        HttpError::Connect(message)
+        return HttpError::Timeout;
     }
+    // The innermost cause says what happened (refused, no such host, a certificate);
+    // the layers above it repeat the URL and the word "error".
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let origin = error
+        .url()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let what = if error.is_connect() {
+        "cannot connect to"
+    } else {
+        "no answer from"
+    };
+    HttpError::Connect(format!("{what} {origin}: {cause}"))
 }
 
 /// The URL without its query string, which may carry parameters not meant for logs.

@@ -88,7 +88,7 @@ pub struct Progress {
 /// (a trap, a time or memory limit), which counts as permanent for that step.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
-    #[error("{message} (transient{})", retry_after.map(|d| format!(", retry after {} ms", d.as_millis())).unwrap_or_default())]
+    #[error("{message}{}", retry_after.map(|d| format!(" (the API asked to wait {:.1} s)", d.as_secs_f32())).unwrap_or_default())]
     Transient {
         message: String,
         retry_after: Option<Duration>,

@@ -144,7 +144,7 @@ pub(super) fn deploy(
         match result {
             Ok(outcome) => {
                 all_complete &= outcome.state == State::Complete;
-                reporter.summary(&outcome);
+                reporter.summary(&outcome, Some(&spec.path));
             }
             Err(error) => {
                 reporter.failed(&spec.spec.name, &error.to_string());

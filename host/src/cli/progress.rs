@@ -166,14 +166,14 @@ impl Reporter {
         }
     }
 
-    /// The final summary of one app, on stdout.
-    pub fn summary(&self, outcome: &Outcome) {
+    /// The final summary of one app, on stdout; `spec` is its file, for the next step.
+    pub fn summary(&self, outcome: &Outcome, spec: Option<&std::path::Path>) {
         if let Some(bars) = &self.bars {
             bars.finish(&outcome.app);
         }
         match self.format {
             OutputFormat::Human => {
-                let text = self.redact(&render::summary(outcome));
+                let text = self.redact(&render::summary(outcome, spec));
                 self.above_live_lines(|| outln!("{text}"));
             }
             OutputFormat::Json => {

@@ -102,8 +102,12 @@ pub fn event(event: &RunEvent) -> String {
 }
 
 /// The human summary of one app's outcome.
-pub fn summary(outcome: &Outcome) -> String {
+/// The final word on one app: on success its URL; on failure one line for what went
+/// wrong, a line per resource undone or left (or that nothing was changed), and a
+/// `next:` line with the command to run. `spec` is the spec file, for that command.
+pub fn summary(outcome: &Outcome, spec: Option<&std::path::Path>) -> String {
     use fabrik_engine::domain::State;
+    use fabrik_engine::orchestrator::outcome::LeftBecause;
     let mut text = format!("{}: {}", outcome.app, outcome.state);
     if outcome.state == State::Complete {
         text.push_str(&format!(" {}", outcome.url));
@@ -115,14 +119,46 @@ pub fn summary(outcome: &Outcome) -> String {
             "\n  what went wrong: {}",
             outcome.reason().as_deref().unwrap_or("unknown")
         ));
+        let apply = spec.map_or_else(
+            || "`fabrik apply` again".to_owned(),
+            |spec| format!("`fabrik apply {}`", spec.display()),
+        );
+        let mut next = format!("fix what went wrong, then {apply}");
         if let Some(rollback) = &outcome.rollback {
             for undone in &rollback.undone {
                 text.push_str(&format!("\n  undone: {undone}"));
             }
             for left in &rollback.left {
                 text.push_str(&format!("\n  left in place: {left}"));
+                if let LeftBecause::PolicyManual { app, restorable } = &left.because {
+                    next = if *restorable {
+                        format!(
+                            "`fabrik rollback {app}` restores the last completed version; or fix what went wrong, then {apply}"
+                        )
+                    } else {
+                        format!(
+                            "`fabrik destroy {app} --yes` removes what was left; or fix what went wrong, then {apply}"
+                        )
+                    };
+                }
+            }
+            for problem in &rollback.problems {
+                text.push_str(&format!(
+                    "\n  not undone: {}: {}",
+                    problem.resource, problem.error
+                ));
+                next = format!(
+                    "fix what went wrong, then {apply}: it finishes what the rollback could not"
+                );
+            }
+            if rollback.undone.is_empty()
+                && rollback.left.is_empty()
+                && rollback.problems.is_empty()
+            {
+                text.push_str("\n  nothing was changed");
             }
         }
+        text.push_str(&format!("\n  next: {next}"));
     }
     for warning in &outcome.warnings {
         text.push_str(&format!("\n  warning: {warning}"));
