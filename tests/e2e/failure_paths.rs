@@ -197,6 +197,12 @@ async fn a_failure_summary_says_what_went_wrong_what_was_left_and_what_to_do_nex
     let output = world.apply(&bad, &[]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
+    // While it waited, each probe said what it asked and what it got (issue 15, point 5).
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad-api: GET /health → 500, attempt 1, 0 s of 2"),
+        "{stderr}"
+    );
     assert!(stdout.contains("\n  undone: "), "{stdout}");
     assert!(
         stdout.contains("\n  left in place: dns-record bad.example.com"),
@@ -206,4 +212,30 @@ async fn a_failure_summary_says_what_went_wrong_what_was_left_and_what_to_do_nex
         stdout.contains("\n  next: `fabrik destroy bad-api --yes` removes what was left"),
         "{stdout}"
     );
+}
+
+/// An apply that waits for another run's lock says whose lock it waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_lock_names_its_holder() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    let held = fabrik_engine::lock::acquire(
+        &world.dir.path().join(".fabrik/locks"),
+        "test-api",
+        "run-of-someone-else",
+        std::time::Duration::ZERO,
+    )
+    .expect("the test holds the lock");
+    let output = world.apply(&spec, &["--lock-timeout", "1"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "test-api: waiting for the lock held by pid {} on ",
+            std::process::id()
+        )) && stderr.contains("run run-of-someone-else")
+            && stderr.contains("(up to 1 s)"),
+        "{stderr}"
+    );
+    drop(held);
 }

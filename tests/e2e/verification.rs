@@ -46,11 +46,21 @@ async fn a_record_not_yet_propagated_is_waited_for_within_the_timeout() {
         lookup,
         ..VerifyOptions::default()
     };
-    let verified = verify(&spec(20), &options)
-        .await
-        .expect("verified once resolvable");
+    let heard = std::sync::Mutex::new(Vec::new());
+    let verified = verify(&spec(20), &options, |attempt| {
+        heard.lock().expect("lock").push(attempt);
+    })
+    .await
+    .expect("verified once resolvable");
     assert_eq!(verified.status, 200);
     assert!(verified.attempts >= 4, "{verified:?}");
+    // Every attempt that did not pass was told, numbered, with what it got.
+    let heard = heard.into_inner().expect("lock");
+    assert_eq!(heard.len(), verified.attempts as usize - 1, "{heard:?}");
+    assert_eq!(heard[0].request, "GET /health");
+    assert_eq!(heard[0].number, 1);
+    assert!(heard[0].answer.contains("NXDOMAIN"), "{heard:?}");
+    assert_eq!(heard[0].timeout, std::time::Duration::from_secs(20));
     assert!(
         lookups.load(Ordering::SeqCst) >= 4,
         "resolved at every attempt"
@@ -67,7 +77,9 @@ async fn a_record_not_yet_propagated_is_waited_for_within_the_timeout() {
         })),
         ..VerifyOptions::default()
     };
-    let error = verify(&spec(2), &never).await.expect_err("never resolves");
+    let error = verify(&spec(2), &never, |_| {})
+        .await
+        .expect_err("never resolves");
     assert!(error.attempts > 1, "retried: {error}");
     assert!(
         error
@@ -88,7 +100,9 @@ async fn a_certificate_the_system_does_not_trust_fails_the_check() {
         lookup: Lookup::Custom(Arc::new(move |_: &str| Ok(vec![addr]))),
         ..VerifyOptions::default()
     };
-    let error = verify(&spec(2), &options).await.expect_err("untrusted CA");
+    let error = verify(&spec(2), &options, |_| {})
+        .await
+        .expect_err("untrusted CA");
     assert!(
         error.to_string().to_lowercase().contains("certificate"),
         "the TLS failure is named: {error}"

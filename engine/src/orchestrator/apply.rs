@@ -232,10 +232,35 @@ fn new_run_id() -> Result<String, SecretsError> {
 /// taken over and said.
 async fn take_lock(ctx: &Context<'_>, app: &str, run_id: &str) -> Result<RunLock, AppLockError> {
     let timeout = ctx.options.lock_timeout;
-    let held = ctx
+    let project = &ctx.project.name;
+    let held = match ctx
         .locks
-        .acquire(&ctx.project.name, app, run_id, timeout)
-        .await?;
+        .acquire(project, app, run_id, Duration::ZERO)
+        .await
+    {
+        Ok(held) => held,
+        // Held by a live run: say by whom while waiting (the live line shows it).
+        Err(
+            busy @ (AppLockError::Held { .. }
+            | AppLockError::HeldUnknown { .. }
+            | AppLockError::HeldBySession { .. }),
+        ) if !timeout.is_zero() => {
+            let holder = match &busy {
+                AppLockError::Held { holder, .. } => holder.to_string(),
+                _ => "another process that has not said who it is".to_owned(),
+            };
+            ctx.observer.event(
+                app,
+                None,
+                &RunEvent::WaitingForLock {
+                    holder,
+                    timeout_s: timeout.as_secs(),
+                },
+            );
+            ctx.locks.acquire(project, app, run_id, timeout).await?
+        }
+        Err(other) => return Err(other),
+    };
     if let Some(previous) = held.took_over() {
         let previous = previous.to_string();
         ctx.observer

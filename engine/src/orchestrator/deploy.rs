@@ -143,7 +143,16 @@ pub(crate) async fn provision_deploy_verify(
             path: ca.display().to_string(),
         });
     }
-    let verified = verify(spec, &run.ctx.options.verify).await?;
+    let verified = verify(spec, &run.ctx.options.verify, |attempt| {
+        run.event(RunEvent::Probing {
+            request: attempt.request,
+            answer: attempt.answer,
+            attempt: attempt.number,
+            elapsed_s: attempt.elapsed.as_secs(),
+            timeout_s: attempt.timeout.as_secs(),
+        });
+    })
+    .await?;
     run.event(RunEvent::Verified {
         url: spec.health_url(),
         status: verified.status,

@@ -157,6 +157,8 @@ pub enum RunEvent {
     StateChanged { state: State },
     /// The app's lock was left by a process that is gone; this run took it over.
     LockTakenOver { previous: String },
+    /// Another run holds the app's lock; this one waits for it, up to `timeout_s`.
+    WaitingForLock { holder: String, timeout_s: u64 },
     /// A secret was generated and saved to the project's `.env`.
     SecretGenerated { name: String },
     /// A run left unfinished by a process that died was closed in `left_in`.
@@ -191,6 +193,16 @@ pub enum RunEvent {
     },
     /// A provider's word on a long operation (a deployment).
     Progress { message: String },
+    /// A health-check attempt that did not pass yet: what was asked, what came back.
+    Probing {
+        /// `GET /health`.
+        request: String,
+        /// `404`, or why there was no answer.
+        answer: String,
+        attempt: u32,
+        elapsed_s: u64,
+        timeout_s: u64,
+    },
     /// The resource is unchanged, so nothing is deployed.
     NothingToDeploy { resource: ResourceRef },
     /// The run failed; what follows is the rollback policy.
@@ -295,6 +307,7 @@ impl RunEvent {
                 difference: text, ..
             }
             | RunEvent::Progress { message: text }
+            | RunEvent::Probing { answer: text, .. }
             | RunEvent::Failed { reason: text }
             | RunEvent::HookStarted { command: text, .. }
             | RunEvent::HookOutput { line: text, .. }
@@ -306,6 +319,7 @@ impl RunEvent {
             },
             RunEvent::StateChanged { .. }
             | RunEvent::LockTakenOver { .. }
+            | RunEvent::WaitingForLock { .. }
             | RunEvent::SecretGenerated { .. }
             | RunEvent::Resource { .. }
             | RunEvent::NoChanges
@@ -325,7 +339,7 @@ impl RunEvent {
         use ResourceChange::{NeverCreated, RecoveredFromInterrupted};
         match self {
             RunEvent::StateChanged { .. } => EventKind::State,
-            RunEvent::LockTakenOver { .. } => EventKind::Lock,
+            RunEvent::LockTakenOver { .. } | RunEvent::WaitingForLock { .. } => EventKind::Lock,
             RunEvent::SecretGenerated { .. } => EventKind::Secret,
             RunEvent::InterruptedRunClosed { .. } => EventKind::Recover,
             RunEvent::Resource {
@@ -337,7 +351,9 @@ impl RunEvent {
             RunEvent::Drift { .. } => EventKind::Drift,
             RunEvent::NoChanges => EventKind::NoChanges,
             RunEvent::Restoring { .. } | RunEvent::Undone { .. } => EventKind::Rollback,
-            RunEvent::Progress { .. } | RunEvent::NothingToDeploy { .. } => EventKind::Progress,
+            RunEvent::Progress { .. }
+            | RunEvent::Probing { .. }
+            | RunEvent::NothingToDeploy { .. } => EventKind::Progress,
             RunEvent::Failed { .. } => EventKind::Failure,
             RunEvent::HookStarted { .. } => EventKind::Hook,
             RunEvent::HookOutput { .. } => EventKind::HookOutput,

@@ -168,8 +168,26 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
-/// Probes the spec's health URL until it answers as expected or the timeout passes.
-pub async fn verify(spec: &Spec, options: &VerifyOptions) -> Result<Verified, VerifyError> {
+/// One health-check attempt that did not pass yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// `GET /health`.
+    pub request: String,
+    /// The status, or why there was no answer, in a few words.
+    pub answer: String,
+    pub number: u32,
+    pub elapsed: Duration,
+    pub timeout: Duration,
+}
+
+/// Probes the spec's health URL until it answers as expected or the timeout passes;
+/// `attempted` hears each attempt that did not pass, so that the user sees what is
+/// awaited.
+pub async fn verify(
+    spec: &Spec,
+    options: &VerifyOptions,
+    attempted: impl Fn(Attempt),
+) -> Result<Verified, VerifyError> {
     let url = spec.health_url();
     let timeout = Duration::from_secs(u64::from(spec.healthcheck.timeout));
     let started = Instant::now();
@@ -286,6 +304,7 @@ pub async fn verify(spec: &Spec, options: &VerifyOptions) -> Result<Verified, Ve
             Err(Unresolved::Refused(reason)) => return Err(fail(attempts, reason)),
             Err(Unresolved::NotYet(reason)) => Err(reason),
         };
+        let mut answer = None;
         let last = match client {
             Err(reason) => reason,
             Ok(client) => match client
@@ -308,12 +327,27 @@ pub async fn verify(spec: &Spec, options: &VerifyOptions) -> Result<Verified, Ve
                     if ok {
                         return Ok(Verified { status, attempts });
                     }
+                    answer = Some(status.to_string());
                     let body = response.text().await.unwrap_or_default();
                     format!("last answer {status}: {}", excerpt(&body))
                 }
                 Err(error) => describe(&error),
             },
         };
+        attempted(Attempt {
+            request: format!("GET {}", spec.healthcheck.path),
+            answer: answer.unwrap_or_else(|| {
+                let short: String = last.chars().take(60).collect();
+                if short.len() < last.len() {
+                    format!("{short}…")
+                } else {
+                    short
+                }
+            }),
+            number: attempts,
+            elapsed: started.elapsed(),
+            timeout,
+        });
         if started.elapsed() + delay >= timeout {
             return Err(fail(attempts, last));
         }

@@ -7,6 +7,9 @@ use fabrik_engine::orchestrator::outcome::Outcome;
 pub fn event(event: &RunEvent) -> String {
     match event {
         RunEvent::StateChanged { state } => state.to_string(),
+        RunEvent::WaitingForLock { holder, timeout_s } => {
+            format!("waiting for the lock held by {holder} (up to {timeout_s} s)")
+        }
         RunEvent::LockTakenOver { previous } => {
             format!("took over a stale lock left by {previous}")
         }
@@ -63,6 +66,13 @@ pub fn event(event: &RunEvent) -> String {
             spec_hash,
         } => format!("deploying again the version of run {restores_run} ({spec_hash})"),
         RunEvent::Progress { message } => message.clone(),
+        RunEvent::Probing {
+            request,
+            answer,
+            attempt,
+            elapsed_s,
+            timeout_s,
+        } => format!("{request} → {answer}, attempt {attempt}, {elapsed_s} s of {timeout_s}"),
         RunEvent::NothingToDeploy { resource } => {
             format!("{resource} is unchanged: nothing to deploy")
         }
