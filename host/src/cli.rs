@@ -79,7 +79,8 @@ Exit codes:
   0  success (with --detailed-exitcode: success and nothing to change)
   1  failure (a deploy failed or was rolled back, or an unexpected error)
   2  usage or validation error (bad arguments, invalid spec)
-  3  with --detailed-exitcode: success, and the plan has changes";
+  3  with --detailed-exitcode: success, and the plan has changes
+  130  interrupted (Ctrl-C): what was left and the command that recovers are printed";
 
 /// Seconds, for flags.
 fn seconds(n: u64) -> std::time::Duration {

@@ -239,3 +239,83 @@ async fn waiting_for_a_lock_names_its_holder() {
     );
     drop(held);
 }
+
+/// Ctrl-C during a deployment: the process says it was interrupted, what was left and
+/// the command that recovers, exits 130, the state does not show a dead run as still
+/// running, and the next apply finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_says_what_was_left_and_the_next_apply_recovers() {
+    use std::io::BufRead;
+    let world = World::start().await;
+    world
+        .sandbox
+        .coolify
+        .set_timing(fabrik_sim::coolify::Timing {
+            service_start: std::time::Duration::from_secs(30),
+            ..fabrik_sim::coolify::Timing::default()
+        });
+    let spec = world.spec("app.yaml", |t| t);
+    let mut cmd = world.command(&spec);
+    let mut child = cmd.spawn().expect("apply starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (deploying, deploying_seen) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("DEPLOYING") {
+                let _ = deploying.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    deploying_seen
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the apply reaches DEPLOYING");
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    let status = child.wait().expect("exits");
+    let stderr = reader.join().expect("reader");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: test-api stopped while DEPLOYING"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "next: `fabrik apply {}` finishes or undoes it",
+            spec.display()
+        )),
+        "{stderr}"
+    );
+
+    let shown = world.run(&["status", "test-api"]).await;
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&shown.stdout),
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(
+        !shown.contains("DEPLOYING"),
+        "a dead run shown as running: {shown}"
+    );
+
+    world
+        .sandbox
+        .coolify
+        .set_timing(fabrik_sim::coolify::Timing::default());
+    let again = world.apply(&spec, &[]).await;
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

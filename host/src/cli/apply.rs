@@ -81,8 +81,19 @@ fn options(args: &RunArgs) -> ApplyOptions {
     }
 }
 
+/// How the runs of one `deploy` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Deployed {
+    AllComplete,
+    SomeNotComplete,
+    /// Ctrl-C: the runs were stopped and their state says so.
+    Interrupted,
+}
+
 /// Runs `targets`, all of `workspace`'s project, `parallel` at a time; prints each
-/// outcome. Returns whether every one completed. `loaded` is the project's provider set
+/// outcome. Ctrl-C stops every run at its next step: what they changed is in the state
+/// (the next apply recovers it), each unfinished run is closed as interrupted, and the
+/// user is told what was left and the command that recovers. `loaded` is the project's provider set
 /// if the caller has already loaded and checked it.
 pub(super) fn deploy(
     workspace: &Workspace,
@@ -91,7 +102,7 @@ pub(super) fn deploy(
     parallel: u16,
     reporter: &Reporter,
     loaded: Option<ProviderSet>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Deployed> {
     let project = &workspace.project;
     let runtime = super::runtime()?;
     // Connecting to a database state takes a server round trip or two: it happens while
@@ -133,12 +144,43 @@ pub(super) fn deploy(
         notifier: &notifier,
     };
     let slots = tokio::sync::Semaphore::new(usize::from(parallel));
-    let results = runtime.block_on(futures::future::join_all(targets.iter().map(
-        |(spec, origin)| async {
-            let _slot = slots.acquire().await;
-            (*spec, apply(&ctx, spec, &env, origin).await)
-        },
-    )));
+    let work = futures::future::join_all(targets.iter().map(|(spec, origin)| async {
+        let _slot = slots.acquire().await;
+        (*spec, apply(&ctx, spec, &env, origin).await)
+    }));
+    let results = runtime.block_on(async {
+        tokio::select! {
+            results = work => Some(results),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    let Some(results) = results else {
+        // The runs were dropped at their current step (their locks released, a hook's
+        // process killed); close what they left unfinished, each under its lock again.
+        let mut lines = Vec::new();
+        for (spec, _) in targets {
+            let app = &spec.spec.name;
+            let closed = runtime.block_on(async {
+                let _lock = locks
+                    .acquire(&project.name, app, "interrupt", std::time::Duration::ZERO)
+                    .await
+                    .ok()?;
+                let deployment = store.deployment(&project.name, app).await.ok()??;
+                store
+                    .close_unfinished_runs(deployment.id, "interrupted by the user (Ctrl-C)")
+                    .await
+                    .ok()
+            });
+            for (run, state) in closed.unwrap_or_default() {
+                lines.push(format!(
+                    "interrupted: {app} stopped while {state} (run {run}); what it changed is recorded\n  next: `fabrik apply {}` finishes or undoes it (`fabrik status {app}` shows it)",
+                    spec.path.display()
+                ));
+            }
+        }
+        reporter.interrupted(&lines);
+        return Ok(Deployed::Interrupted);
+    };
     let mut all_complete = true;
     for (spec, result) in results {
         match result {
@@ -152,7 +194,11 @@ pub(super) fn deploy(
             }
         }
     }
-    Ok(all_complete)
+    Ok(if all_complete {
+        Deployed::AllComplete
+    } else {
+        Deployed::SomeNotComplete
+    })
 }
 
 pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
@@ -189,7 +235,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
             .map(|s| (s, RunOrigin::Apply))
             .collect();
         let providers = provider_sets.remove(&dir);
-        if !deploy(
+        match deploy(
             &workspace,
             &targets,
             &args.run,
@@ -197,7 +243,9 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
             &reporter,
             providers,
         )? {
-            status = ExitStatus::Failure;
+            Deployed::AllComplete => {}
+            Deployed::SomeNotComplete => status = ExitStatus::Failure,
+            Deployed::Interrupted => return Ok(ExitStatus::Interrupted),
         }
     }
     Ok(status)

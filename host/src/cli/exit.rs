@@ -13,6 +13,8 @@ pub enum ExitStatus {
     Invalid,
     /// 3: with `--detailed-exitcode`, the plan has changes.
     Changes,
+    /// 130: interrupted (Ctrl-C), after saying what was left and how to recover.
+    Interrupted,
 }
 
 impl ExitStatus {
@@ -22,6 +24,7 @@ impl ExitStatus {
             ExitStatus::Failure => 1,
             ExitStatus::Invalid => 2,
             ExitStatus::Changes => 3,
+            ExitStatus::Interrupted => 130,
         }
     }
 }

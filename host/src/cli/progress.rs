@@ -166,6 +166,22 @@ impl Reporter {
         }
     }
 
+    /// After Ctrl-C: the live lines cleared, then what each interrupted run left.
+    pub fn interrupted(&self, lines: &[String]) {
+        if let Some(bars) = &self.bars {
+            let _ = bars.multi.clear();
+            for bar in locked(&bars.apps).drain().map(|(_, bar)| bar) {
+                bar.finish_and_clear();
+            }
+        }
+        if lines.is_empty() {
+            errln!("interrupted: nothing was running yet");
+        }
+        for line in lines {
+            errln!("{}", self.redact(line));
+        }
+    }
+
     /// The final summary of one app, on stdout; `spec` is its file, for the next step.
     pub fn summary(&self, outcome: &Outcome, spec: Option<&std::path::Path>) {
         if let Some(bars) = &self.bars {

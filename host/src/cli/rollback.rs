@@ -56,7 +56,7 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
     let origin = RunOrigin::Rollback {
         restores: target.run.id.clone(),
     };
-    let complete = deploy(
+    let deployed = deploy(
         &workspace,
         &[(&target.spec, origin)],
         &args.run,
@@ -64,7 +64,10 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
         &reporter,
         None,
     )?;
-    if complete {
+    if deployed == super::apply::Deployed::Interrupted {
+        return Ok(ExitStatus::Interrupted);
+    }
+    if deployed == super::apply::Deployed::AllComplete {
         errln!(
             "note: `{}` still describes the newer version; the next `fabrik apply` of it deploys that again",
             deployment.spec_path
