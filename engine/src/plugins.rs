@@ -284,71 +284,10 @@ impl ProviderSet {
         let provider = self.require(role)?;
         let info = self.describe(role).await?;
         let config_error = |message: String| PluginError::Config { role, message };
-        let mut config: Vec<(String, String)> = Vec::new();
-        let mut grants = Grants::default();
+        let (config, mut grants) = settings(role, provider, &info, env)
+            .map_err(|problems| config_error(problems.join("; ")))?;
         for value in hidden {
             grants.hide(value);
-        }
-        for key in &info.config {
-            if key.secret {
-                let variable = provider.entry.secrets.get(&key.name);
-                match variable.and_then(|v| env.get(v)) {
-                    Some(value) => grants.add_credential(&key.name, value),
-                    None if key.required => {
-                        return Err(config_error(match variable {
-                            Some(v) => format!(
-                                "`{}` is required: set the environment variable `{v}` (or put it in the project's `.env`)",
-                                key.name
-                            ),
-                            None => format!(
-                                "`{}` is required: name the variable that holds it in `fabrik.toml` under `[providers.{role}.secrets]`",
-                                key.name
-                            ),
-                        }));
-                    }
-                    None => {}
-                }
-            } else {
-                let value = provider.entry.config.get(&key.name).cloned().or_else(|| {
-                    provider
-                        .entry
-                        .config_env
-                        .get(&key.name)
-                        .and_then(|v| env.get_plain(v))
-                });
-                match value {
-                    Some(value) => config.push((key.name.clone(), value)),
-                    None if key.required => {
-                        let hint = provider
-                            .entry
-                            .config_env
-                            .get(&key.name)
-                            .map(|v| format!(" or the environment variable `{v}`"))
-                            .unwrap_or_default();
-                        return Err(config_error(format!(
-                            "`{}` is required ({}): set it in `fabrik.toml` under `[providers.{role}.config]`{hint}",
-                            key.name, key.description
-                        )));
-                    }
-                    None => {}
-                }
-            }
-        }
-        for key in provider.entry.config.keys() {
-            if !info.config.iter().any(|k| k.name == *key && !k.secret) {
-                return Err(config_error(format!(
-                    "`fabrik.toml` sets config `{key}`, which `{}` does not accept",
-                    info.name
-                )));
-            }
-        }
-        match config.iter().find(|(k, _)| k == "base-url") {
-            Some((_, url)) => grants.allow_origin(url).map_err(config_error)?,
-            None => {
-                for origin in &info.default_origins {
-                    grants.allow_origin(origin).map_err(config_error)?;
-                }
-            }
         }
         let gateway = Arc::new(
             HttpGateway::new(role.as_str(), grants).map_err(|e| config_error(e.to_string()))?,
@@ -363,6 +302,31 @@ impl ProviderSet {
             .await
             .map_err(|error| PluginError::Provider { role, error })?;
         Ok(instance)
+    }
+
+    /// Every problem with every provider's configuration and credentials (a required
+    /// key or variable missing, a key the provider does not accept), all at once, without
+    /// calling out: what `apply` checks before it changes anything.
+    pub async fn check_settings(&self, env: &EnvSource) -> Vec<PluginError> {
+        let mut problems = Vec::new();
+        for provider in &self.providers {
+            let role = provider.role;
+            let info = match self.describe(role).await {
+                Ok(info) => info,
+                Err(error) => {
+                    problems.push(error);
+                    continue;
+                }
+            };
+            if let Err(found) = settings(role, provider, &info, env) {
+                problems.extend(
+                    found
+                        .into_iter()
+                        .map(|message| PluginError::Config { role, message }),
+                );
+            }
+        }
+        problems
     }
 
     fn require(&self, role: Role) -> Result<&LoadedProvider, PluginError> {
@@ -502,6 +466,87 @@ impl<'a> Identified<'a> {
             });
         }
         Ok(bytes.into())
+    }
+}
+
+/// The key/value pairs `configure` receives.
+type Config = Vec<(String, String)>;
+
+/// A provider's configuration (for `configure`) and grants (origins, credentials) from
+/// `fabrik.toml` and the environment, or every problem found.
+fn settings(
+    role: Role,
+    provider: &LoadedProvider,
+    info: &ProviderInfo,
+    env: &EnvSource,
+) -> Result<(Config, Grants), Vec<String>> {
+    let mut problems = Vec::new();
+    let mut config: Vec<(String, String)> = Vec::new();
+    let mut grants = Grants::default();
+    for key in &info.config {
+        if key.secret {
+            let variable = provider.entry.secrets.get(&key.name);
+            match variable.and_then(|v| env.get(v)) {
+                Some(value) => grants.add_credential(&key.name, value),
+                None if key.required => problems.push(match variable {
+                    Some(v) => format!(
+                        "`{}` is required: set the environment variable `{v}` (or put it in the project's `.env`)",
+                        key.name
+                    ),
+                    None => format!(
+                        "`{}` is required: name the variable that holds it in `fabrik.toml` under `[providers.{role}.secrets]`",
+                        key.name
+                    ),
+                }),
+                None => {}
+            }
+        } else {
+            let value = provider.entry.config.get(&key.name).cloned().or_else(|| {
+                provider
+                    .entry
+                    .config_env
+                    .get(&key.name)
+                    .and_then(|v| env.get_plain(v))
+            });
+            match value {
+                Some(value) => config.push((key.name.clone(), value)),
+                None if key.required => {
+                    let hint = provider
+                        .entry
+                        .config_env
+                        .get(&key.name)
+                        .map(|v| format!(" or the environment variable `{v}`"))
+                        .unwrap_or_default();
+                    problems.push(format!(
+                        "`{}` is required ({}): set it in `fabrik.toml` under `[providers.{role}.config]`{hint}",
+                        key.name, key.description
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+    for key in provider.entry.config.keys() {
+        if !info.config.iter().any(|k| k.name == *key && !k.secret) {
+            problems.push(format!(
+                "`fabrik.toml` sets config `{key}`, which `{}` does not accept",
+                info.name
+            ));
+        }
+    }
+    let origins = match config.iter().find(|(k, _)| k == "base-url") {
+        Some((_, url)) => vec![url.clone()],
+        None => info.default_origins.clone(),
+    };
+    for origin in origins {
+        if let Err(problem) = grants.allow_origin(&origin) {
+            problems.push(problem);
+        }
+    }
+    if problems.is_empty() {
+        Ok((config, grants))
+    } else {
+        Err(problems)
     }
 }
 

@@ -106,7 +106,7 @@ fn a_real_apply_without_credentials_names_what_to_set_and_changes_nothing() {
         .current_dir(dir.path())
         .args(["apply", "app.yaml"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("`base-url` is required"))
         .stderr(predicate::str::contains("COOLIFY_URL"));
 }

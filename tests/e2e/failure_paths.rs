@@ -319,3 +319,34 @@ async fn ctrl_c_says_what_was_left_and_the_next_apply_recovers() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+/// Without credentials, every missing setting of every provider is reported at once,
+/// and nothing is written: no `.env` with generated secrets, no state database.
+#[test]
+fn missing_credentials_are_all_reported_before_anything_is_written() {
+    let project = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        crate::support::root().join("fixtures/test-api.yaml"),
+        project.path().join("app.yaml"),
+    )
+    .expect("spec");
+    let output = crate::support::fabrik()
+        .current_dir(project.path())
+        .args(["apply", "app.yaml"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for missing in ["COOLIFY_URL", "COOLIFY_TOKEN", "CLOUDFLARE_API_TOKEN"] {
+        assert!(stderr.contains(missing), "{missing} is not named: {stderr}");
+    }
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert!(
+        !project.path().join(".env").exists(),
+        "a secret was generated"
+    );
+    assert!(
+        !project.path().join(".fabrik/state.db").exists(),
+        "a state was created"
+    );
+}

@@ -225,6 +225,22 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
         errln!("error: {problem}");
         return Ok(ExitStatus::Invalid);
     }
+    // Every provider's configuration and credentials, all problems at once, before a
+    // secret is generated or a state database created.
+    let runtime = super::runtime()?;
+    let mut problems = Vec::new();
+    for (dir, set) in &provider_sets {
+        let env = EnvSource::load(dir)?;
+        problems.extend(runtime.block_on(set.check_settings(&env)));
+    }
+    drop(runtime);
+    if !problems.is_empty() {
+        for problem in &problems {
+            errln!("error: {problem}");
+        }
+        errln!("nothing was changed: every problem above must be fixed first");
+        return Ok(ExitStatus::Invalid);
+    }
     let reporter = Reporter::new(args.run.output.output, args.run.progress);
     let mut status = ExitStatus::Success;
     for dir in project_dirs(&loaded) {
