@@ -21,6 +21,7 @@ mod real_apis;
 mod round_trips;
 mod sandbox;
 mod schemas;
+mod snapshots_output;
 mod state_postgres;
 mod support;
 mod templates;
