@@ -18,7 +18,10 @@ fn settings(world: &World) -> insta::Settings {
     settings.add_filter(r"\b[0-9a-z]{24}\b", "[uuid]");
     settings.add_filter(r"\b[0-9a-f]{32}/[0-9a-f]{32}\b", "[zone]/[record]");
     settings.add_filter(r"\d+\.\d+ s\b", "[secs] s");
-    settings.add_filter(r"after \d+ attempts? in \d+ s", "after [n] attempts in [n] s");
+    settings.add_filter(
+        r"after \d+ attempts? in \d+ s",
+        "after [n] attempts in [n] s",
+    );
     settings.set_snapshot_path("snapshots");
     settings.set_prepend_module_to_snapshot(false);
     settings
