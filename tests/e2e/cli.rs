@@ -146,18 +146,12 @@ fn colour_is_for_terminals_and_can_be_forced_or_refused() {
     // On a terminal: coloured, unless NO_COLOR is set.
     let under_terminal = |no_color: bool| {
         let command = format!("{} validate bad.yaml", env!("CARGO_BIN_EXE_fabrik"));
-        let mut script = std::process::Command::new("script");
-        script
-            .args(["-qec", &command, "/dev/null"])
-            .current_dir(project.path())
-            .env_clear()
-            .envs(crate::support::kept_env())
-            .env("TERM", "xterm")
-            .env("PATH", "/usr/bin:/bin")
-            .env("FABRIK_CACHE_DIR", crate::support::cache_dir());
+        let mut like = std::process::Command::new("fabrik");
+        like.env("FABRIK_CACHE_DIR", crate::support::cache_dir());
         if no_color {
-            script.env("NO_COLOR", "1");
+            like.env("NO_COLOR", "1");
         }
+        let mut script = crate::support::under_terminal(&command, project.path(), &like);
         String::from_utf8_lossy(&script.output().expect("script runs").stdout).into_owned()
     };
     let terminal = under_terminal(false);

@@ -1,13 +1,6 @@
 //! `fabrik gc`: resources tagged for the project that the state does not know.
 
-use crate::deploy::World;
-
-fn text(output: &std::process::Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::deploy::{World, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_orphans_of_a_deleted_state_are_found_and_only_they_are_collected() {

@@ -422,16 +422,7 @@ async fn progress_is_live_on_a_terminal_and_plain_lines_otherwise() {
                 ""
             }
         );
-        let mut env = world.fabrik();
-        env.env("TERM", "xterm").env("PATH", "/usr/bin:/bin");
-        let mut script = std::process::Command::new("script");
-        script
-            .args(["-qec", &command, "/dev/null"])
-            .current_dir(world.dir.path())
-            .env_clear()
-            .envs(crate::support::kept_env())
-            .envs(env.get_envs().filter_map(|(k, v)| Some((k, v?))));
-        script
+        crate::support::under_terminal(&command, world.dir.path(), &world.fabrik())
     };
     for (mode, live) in [("live", true), ("plain", false)] {
         let mut script = under_terminal(mode);
@@ -513,15 +504,7 @@ async fn on_a_terminal_every_summary_stays_and_no_spinner_is_left() {
         env!("CARGO_BIN_EXE_fabrik"),
         specs.join(" ")
     );
-    let mut env = world.fabrik();
-    env.env("TERM", "xterm").env("PATH", "/usr/bin:/bin");
-    let mut script = std::process::Command::new("script");
-    script
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(world.dir.path())
-        .env_clear()
-        .envs(crate::support::kept_env())
-        .envs(env.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let mut script = crate::support::under_terminal(&command, world.dir.path(), &world.fabrik());
     let output = tokio::task::spawn_blocking(move || script.output().expect("script runs"))
         .await
         .expect("joined");

@@ -7,7 +7,7 @@ use std::path::Path;
 use fabrik_sim::registry::{RealRegistry, push_component, with_custom_section};
 
 use crate::deploy::World;
-use crate::support::test_plugin;
+use crate::support::{artifacts, test_plugin};
 
 fn text(output: &std::process::Output) -> String {
     format!(
@@ -37,15 +37,6 @@ async fn fabrik_in(world: &World, cache: &Path, args: &[&str]) -> std::process::
     tokio::task::spawn_blocking(move || cmd.output().expect("fabrik runs"))
         .await
         .expect("joined")
-}
-
-fn artifacts(cache: &Path) -> usize {
-    std::fs::read_dir(cache).map_or(0, |entries| {
-        entries
-            .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-            .count()
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::provider_support::{Fixture, OWNER, assert_no_token, settle, text};
 
-fn application(env: Value) -> Value {
+/// An application's desired state with `env`.
+pub(crate) fn application(env: Value) -> Value {
     json!({
         "project": "fabrik-tests",
         "environment": "production",

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use predicates::prelude::*;
 
-use crate::support::{fabrik, root, test_plugin};
+use crate::support::{artifacts, fabrik, root, test_plugin};
 
 fn hex64(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_ascii_hexdigit())
@@ -170,16 +170,6 @@ fn a_third_party_provider_loads_by_path_is_pinned_and_a_changed_byte_is_refused(
     );
     assert!(stderr.contains("run `fabrik providers lock`"), "{stderr}");
     assert!(output.stdout.is_empty(), "no plan is printed");
-}
-
-/// Compiled artifacts in a component cache.
-fn artifacts(cache: &Path) -> usize {
-    std::fs::read_dir(cache).map_or(0, |entries| {
-        entries
-            .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-            .count()
-    })
 }
 
 #[test]

@@ -80,11 +80,7 @@ async fn what_the_bundled_providers_return_is_what_the_guide_documents() {
             .expect("found"),
     );
 
-    let application = json!({
-        "project": "fabrik-tests", "environment": "production", "server": "vps1",
-        "image": "ghcr.io/acme/test-api:1.4", "port": 8000,
-        "domains": ["https://api.example.com"], "env": { "LOG_LEVEL": "info" },
-    });
+    let application = crate::provider_coolify::application(json!({ "LOG_LEVEL": "info" }));
     check("application.desired", &application);
     let created = coolify
         .create("application", "test-api", &application, OWNER)

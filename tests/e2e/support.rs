@@ -50,3 +50,33 @@ pub fn cache_dir() -> PathBuf {
 pub fn test_plugin(name: &str) -> PathBuf {
     fabrik_sim::plugins::test_plugin(name)
 }
+
+/// The shell line `command` run by `script` under a pseudo-terminal, in `dir`, with the
+/// environment `like` sets (and nothing else from this process but `kept_env`), as
+/// `xterm`.
+pub fn under_terminal(
+    command: &str,
+    dir: &Path,
+    like: &std::process::Command,
+) -> std::process::Command {
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", command, "/dev/null"])
+        .current_dir(dir)
+        .env_clear()
+        .envs(kept_env())
+        .envs(like.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("TERM", "xterm")
+        .env("PATH", "/usr/bin:/bin");
+    script
+}
+
+/// Compiled artifacts in a component cache.
+pub fn artifacts(cache: &Path) -> usize {
+    std::fs::read_dir(cache).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .count()
+    })
+}
