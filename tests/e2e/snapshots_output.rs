@@ -66,6 +66,19 @@ async fn the_plan_and_the_summaries_people_read() {
     let bad = world.bad_spec(500, |t| t);
     let unhealthy = stdout(&world.apply(&bad, &[]).await);
 
+    // Nothing people read carries a secret value (the app's, generated or not, or a token).
+    crate::deploy::assert_no_secret(
+        &world,
+        &[
+            ("plan", &fresh),
+            ("apply", &applied),
+            ("plan, unchanged", &unchanged),
+            ("no-op", &noop),
+            ("plan, changed", &changed),
+            ("dead Coolify", &dead),
+            ("failing health check", &unhealthy),
+        ],
+    );
     settings.bind(|| {
         insta::assert_snapshot!("plan_fresh", fresh);
         insta::assert_snapshot!("apply_summary", applied);
