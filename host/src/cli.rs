@@ -60,10 +60,6 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
-    /// Accepted and ignored: the orchestrator is always used (kept for older docs)
-    #[arg(long, global = true, hide = true)]
-    use_orchestrator: bool,
-
     /// When to colour: on a terminal (`auto`, off with `NO_COLOR`), `always` or `never`
     #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
     color: colour::ColorChoice,
@@ -229,12 +225,19 @@ struct OutputArgs {
 #[derive(Debug, Args)]
 struct NewArgs {
     /// Template to start from (see `fabrik templates`)
-    #[arg(long, short)]
+    #[arg(long, short, value_hint = clap::ValueHint::Other)]
     template: String,
     /// App name: lowercase letters, digits and hyphens; the file is NAME.yaml
+    #[arg(value_hint = clap::ValueHint::Other)]
     name: String,
+    /// The app's public name (default: NAME.example.com, to be replaced)
+    #[arg(long, value_hint = clap::ValueHint::Other)]
+    domain: Option<String>,
+    /// The Coolify server that runs the app (default: my-server, to be replaced)
+    #[arg(long, value_hint = clap::ValueHint::Other)]
+    server: Option<String>,
     /// Directory to write the spec into
-    #[arg(long, default_value = ".")]
+    #[arg(long, default_value = ".", value_hint = clap::ValueHint::DirPath)]
     dir: PathBuf,
     /// Overwrite NAME.yaml if it exists
     #[arg(long)]
@@ -342,7 +345,9 @@ pub enum ProgressMode {
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--use-orchestrator` is accepted and ignored, so commands from older docs keep
+    // working; it is not an argument, so help and completion scripts never offer it.
+    let cli = Cli::parse_from(std::env::args_os().filter(|a| a != "--use-orchestrator"));
     colour::init(cli.color);
     init_logging(cli.verbose);
     loading::set_offline(cli.offline);
@@ -392,7 +397,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Providers(ProvidersCommand::Lock) => providers::lock(),
         Command::Providers(ProvidersCommand::Update { roles }) => providers::update(&roles),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "fabrik", &mut std::io::stdout());
+            // Built-in template names for `new --template` (a project's own still parse).
+            let templates = fabrik_engine::spec::template::builtin_names();
+            let mut command = Cli::command().mut_subcommand("new", |new| {
+                new.mut_arg("template", |arg| {
+                    arg.value_parser(clap::builder::PossibleValuesParser::new(templates))
+                })
+            });
+            clap_complete::generate(shell, &mut command, "fabrik", &mut std::io::stdout());
             Ok(ExitStatus::Success)
         }
     }

@@ -78,8 +78,25 @@ fn completions_are_generated_for_each_shell() {
             .args(["completions", shell])
             .assert()
             .code(0)
-            .stdout(predicate::str::contains(marker));
+            .stdout(predicate::str::contains(marker))
+            .stdout(predicate::str::contains("use-orchestrator").not());
     }
+    // `new --template` completes template names, not file names.
+    let bash = fabrik()
+        .args(["completions", "bash"])
+        .output()
+        .expect("runs");
+    let bash = String::from_utf8(bash.stdout).expect("utf-8");
+    let template = bash
+        .lines()
+        .skip_while(|l| !l.contains("fabrik__subcmd__new)"))
+        .skip_while(|l| !l.trim_start().starts_with("--template)"))
+        .nth(1)
+        .expect("a completion for `new --template`");
+    assert!(
+        template.contains("node-api") && !template.contains("compgen -f"),
+        "{template}"
+    );
 }
 
 /// `fabrik templates | head -1` and the like: a reader that is gone before the first

@@ -5,6 +5,7 @@ mod cli;
 mod convergence;
 mod deploy;
 mod failure_paths;
+mod first_deploy;
 mod gc;
 mod lifecycle;
 mod live;

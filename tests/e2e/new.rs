@@ -56,7 +56,12 @@ fn rejects_bad_names_and_unknown_templates() {
         .code(2)
         .stderr(predicate::str::contains(
             "\"Bad_Name\" is not a valid app name",
-        ));
+        ))
+        .stderr(predicate::str::contains(
+            "fabrik new --template node-api bad-name",
+        ))
+        // Not an error located in a file that was never written.
+        .stderr(predicate::str::contains(".yaml").not());
     fabrik()
         .current_dir(dir.path())
         .args(["new", "--template", "rails", "web"])
@@ -68,4 +73,42 @@ fn rejects_bad_names_and_unknown_templates() {
         0,
         "nothing written"
     );
+}
+
+#[test]
+fn domain_and_server_can_be_given_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fabrik()
+        .current_dir(dir.path())
+        .args([
+            "new",
+            "--template",
+            "node-api",
+            "shop",
+            "--domain",
+            "shop.example.com",
+            "--server",
+            "vps1",
+        ])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "set `source`, then run `fabrik plan ./shop.yaml`",
+        ));
+    let text = std::fs::read_to_string(dir.path().join("shop.yaml")).expect("read");
+    assert!(text.contains("\ndomain: shop.example.com "), "{text}");
+    assert!(text.contains("\nserver: vps1 "), "{text}");
+    fabrik()
+        .current_dir(dir.path())
+        .args([
+            "new",
+            "--template",
+            "node-api",
+            "bad",
+            "--domain",
+            "localhost",
+        ])
+        .assert()
+        .code(2);
+    assert!(!dir.path().join("bad.yaml").exists());
 }

@@ -13,14 +13,27 @@ pub fn root() -> PathBuf {
 }
 
 /// `fabrik` run from the workspace root with an empty environment: no credentials, no
-/// proxy settings, nothing inherited that could make a test pass by accident.
+/// proxy settings, nothing inherited that could make a test pass by accident. Its state
+/// is a path of its own that does not exist: the repository's own state (what the quick
+/// start deployed) never changes what a test sees. A test that needs the project's state
+/// removes `FABRIK_STATE_DB`.
 pub fn fabrik() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fabrik"));
     cmd.current_dir(root())
         .env_clear()
         .envs(kept_env())
-        .env("FABRIK_CACHE_DIR", cache_dir());
+        .env("FABRIK_CACHE_DIR", cache_dir())
+        .env("FABRIK_STATE_DB", absent_state());
     cmd
+}
+
+/// A state path no other command uses and nothing has created.
+fn absent_state() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir()
+        .join(format!("fabrik-e2e-{}", std::process::id()))
+        .join(format!("state-{n}.db"))
 }
 
 /// What a cleared environment keeps: where a coverage run's profiler writes

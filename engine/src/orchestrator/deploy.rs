@@ -12,7 +12,7 @@ use super::events::{HookName, ResourceRef, RunEvent};
 use super::failure::{RunFailure, Stop};
 use super::hooks::{self, HookEnv};
 use super::run::{Instances, Run};
-use super::verify::verify;
+use super::verify::{self, verify};
 use crate::domain::{Role, State};
 use crate::plugins::instance::ProviderInstance;
 use crate::plugins::types::ProgressState;
@@ -26,7 +26,7 @@ pub(crate) async fn provision_deploy_verify(
 ) -> Result<(), Stop> {
     let spec = &loaded.spec;
     let coolify = &mut instances.coolify;
-    let server = run
+    let found = run
         .retried("server lookup", async || {
             coolify.lookup("server", &spec.server, &run.owner).await
         })
@@ -34,10 +34,20 @@ pub(crate) async fn provision_deploy_verify(
         .map_err(|error| RunFailure::ServerLookup {
             server: spec.server.clone(),
             error,
-        })?
-        .ok_or_else(|| RunFailure::NoServer {
-            server: spec.server.clone(),
         })?;
+    let Some(server) = found else {
+        // Name the servers there are, when the provider can list them (0.2 and later);
+        // the error stands without them.
+        let known = match coolify.list("server", "", None).await {
+            Ok(Some(page)) => page.resources.into_iter().map(|r| r.name).collect(),
+            _ => Vec::new(),
+        };
+        return Err(RunFailure::NoServer {
+            server: spec.server.clone(),
+            known,
+        }
+        .into());
+    };
     let ip = server.outputs["ip"]
         .as_str()
         .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
@@ -88,7 +98,7 @@ pub(crate) async fn provision_deploy_verify(
     }
     .map_err(RunFailure::Unsupported)?;
     let verify_options = &run.ctx.options.verify;
-    if verify_options.resolve.iter().all(|r| r.host != spec.domain)
+    if verify::Resolve::find(&verify_options.resolve, &spec.domain, 443).is_none()
         && ip.parse().is_ok_and(super::verify::is_private)
     {
         return Err(RunFailure::PrivateAddress {
@@ -131,9 +141,10 @@ pub(crate) async fn provision_deploy_verify(
         });
     }
     run.to(State::Verifying, None).await?;
-    for r in &run.ctx.options.verify.resolve {
+    // Only the override the health check will use: one for another name is noise.
+    if let Some(r) = verify::Resolve::find(&run.ctx.options.verify.resolve, &spec.domain, 443) {
         run.event(RunEvent::ResolveOverride {
-            host: r.host.clone(),
+            host: spec.domain.clone(),
             port: r.port,
             addr: r.addr.to_string(),
         });

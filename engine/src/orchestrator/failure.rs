@@ -48,8 +48,12 @@ pub enum RunFailure {
         server: String,
         error: ProviderError,
     },
-    #[error("Coolify has no server named `{server}`")]
-    NoServer { server: String },
+    #[error("Coolify has no server named `{server}`{}", known_servers(.known))]
+    NoServer {
+        server: String,
+        /// The servers Coolify has, when the provider can list them.
+        known: Vec<String>,
+    },
     #[error(
         "Coolify server `{server}` has no usable IP address ({found}); the DNS record needs one"
     )]
@@ -122,5 +126,14 @@ impl From<StoreError> for Stop {
 impl From<VerifyError> for Stop {
     fn from(error: VerifyError) -> Self {
         Stop::Failed(RunFailure::Verify(error))
+    }
+}
+
+/// `; it has: a, b` for the servers Coolify has, nothing when they are unknown.
+fn known_servers(known: &[String]) -> String {
+    if known.is_empty() {
+        String::new()
+    } else {
+        format!("; it has: {}", known.join(", "))
     }
 }

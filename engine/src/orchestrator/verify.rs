@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use crate::spec::Spec;
 
 /// `HOST:PORT:ADDR`, as curl's `--resolve` (ADDR may carry its own port:
-/// `api.example.com:443:127.0.0.1:8443`).
+/// `api.example.com:443:127.0.0.1:8443`). HOST may be `*` (every name, as curl) or
+/// `*.example.com` (every name under `example.com`, not `example.com` itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolve {
     pub host: String,
@@ -34,7 +35,11 @@ impl std::str::FromStr for Resolve {
                     .map(|ip| SocketAddr::new(ip, port))
             })
             .map_err(|_| invalid())?;
-        if host.is_empty() {
+        let wildcard_ok = host == "*"
+            || host
+                .strip_prefix("*.")
+                .is_some_and(|zone| !zone.is_empty() && !zone.contains('*'));
+        if host.is_empty() || (host.contains('*') && !wildcard_ok) {
             return Err(invalid());
         }
         Ok(Self {
@@ -42,6 +47,28 @@ impl std::str::FromStr for Resolve {
             port,
             addr,
         })
+    }
+}
+
+impl Resolve {
+    /// Whether this override applies to `host:port`.
+    pub fn applies_to(&self, host: &str, port: u16) -> bool {
+        if self.port != port {
+            return false;
+        }
+        let host = host.to_ascii_lowercase();
+        match self.host.strip_prefix('*') {
+            Some("") => true,
+            Some(zone) if zone.starts_with('.') => host.len() > zone.len() && host.ends_with(zone),
+            _ => self.host == host,
+        }
+    }
+
+    /// The override that applies to `host:port`: an exact name before a wildcard.
+    pub fn find<'a>(all: &'a [Resolve], host: &str, port: u16) -> Option<&'a Resolve> {
+        all.iter()
+            .filter(|r| r.applies_to(host, port))
+            .min_by_key(|r| r.host.starts_with('*'))
     }
 }
 
@@ -236,11 +263,7 @@ pub async fn verify(
         }
         builder
     };
-    let overridden = options
-        .resolve
-        .iter()
-        .find(|r| r.host == spec.domain && r.port == 443)
-        .map(|r| r.addr);
+    let overridden = Resolve::find(&options.resolve, &spec.domain, 443).map(|r| r.addr);
     // Resolved at every attempt, not once: a record just created may take a while to
     // be seen by the resolver, and the health-check timeout bounds that wait too.
     let resolve = async || -> Result<SocketAddr, Unresolved> {
@@ -375,7 +398,30 @@ mod tests {
         assert_eq!(r.addr, "127.0.0.1:8443".parse().expect("addr"));
         let r: Resolve = "api.example.com:443:[::1]:8443".parse().expect("valid");
         assert_eq!(r.addr, "[::1]:8443".parse().expect("addr"));
+        let any: Resolve = "*:443:127.0.0.1".parse().expect("valid");
+        let zone: Resolve = "*.Example.com:443:127.0.0.2".parse().expect("valid");
+        let exact: Resolve = "api.example.com:443:127.0.0.3".parse().expect("valid");
+        assert!(any.applies_to("anything.org", 443) && !any.applies_to("a.org", 80));
+        assert!(zone.applies_to("my-app.example.com", 443));
+        assert!(zone.applies_to("a.b.EXAMPLE.com", 443));
+        assert!(!zone.applies_to("example.com", 443));
+        assert!(!zone.applies_to("badexample.com", 443));
+        let all = [any.clone(), zone.clone(), exact.clone()];
+        assert_eq!(
+            Resolve::find(&all, "api.example.com", 443),
+            Some(&exact),
+            "an exact name wins over a wildcard"
+        );
+        assert_eq!(Resolve::find(&all, "web.example.com", 443), Some(&any));
+        assert_eq!(
+            Resolve::find(&all[1..], "web.example.com", 443),
+            Some(&zone)
+        );
+        assert_eq!(Resolve::find(&all[1..], "web.example.org", 443), None);
         for bad in [
+            "*.*.example.com:443:1.2.3.4",
+            "a*.example.com:443:1.2.3.4",
+            "*.:443:1.2.3.4",
             "api.example.com",
             "api.example.com:x:1.2.3.4",
             ":443:1.2.3.4",

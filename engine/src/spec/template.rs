@@ -145,6 +145,11 @@ pub enum TemplateError {
     Lint { name: String, problem: String },
 }
 
+/// The names of the templates built into Fabrik (for shell completion).
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTIN.iter().map(|(name, _)| *name).collect()
+}
+
 impl TemplateRegistry {
     /// Loads the built-ins and the project's `templates/` directory, if any.
     pub fn load(project_dir: &Path) -> std::io::Result<Self> {

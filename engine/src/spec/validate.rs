@@ -355,20 +355,13 @@ impl Reader<'_> {
     }
 
     fn slug(&mut self, value: String, field: &str) -> Option<String> {
-        let ok = !value.is_empty()
-            && value.len() <= 63
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !value.starts_with('-')
-            && !value.ends_with('-');
-        if ok {
+        if is_app_name(&value) {
             return Some(value);
         }
         self.error_with_hint(
             field,
             format!("{value:?} is not a valid app name"),
-            Some("use 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen (a DNS label)".into()),
+            Some(APP_NAME_HINT.into()),
         );
         None
     }
@@ -981,6 +974,42 @@ fn branch_problem(branch: &str) -> Option<&'static str> {
         return Some("must not contain spaces or any of ~^:?*[\\");
     }
     None
+}
+
+/// What a valid app name looks like, for hints.
+pub const APP_NAME_HINT: &str = "use 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen (a DNS label)";
+
+/// Whether `value` is a valid app name: a DNS label in lowercase (it becomes a
+/// subdomain, a Coolify name and part of owner tags).
+pub fn is_app_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+}
+
+/// A valid app name close to `value` (`My_App` → `my-app`), if there is one.
+pub fn suggest_app_name(value: &str) -> Option<String> {
+    let mapped: String = value
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' => c.to_ascii_lowercase(),
+            'a'..='z' | '0'..='9' | '-' => c,
+            _ => '-',
+        })
+        .collect();
+    let mut collapsed = String::with_capacity(mapped.len());
+    for c in mapped.chars() {
+        if !(c == '-' && collapsed.ends_with('-')) {
+            collapsed.push(c);
+        }
+    }
+    let trimmed: String = collapsed.trim_matches('-').chars().take(63).collect();
+    let trimmed = trimmed.trim_end_matches('-').to_owned();
+    is_app_name(&trimmed).then_some(trimmed)
 }
 
 #[cfg(test)]

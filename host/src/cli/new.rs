@@ -6,9 +6,27 @@ use anyhow::Context;
 
 use super::{ExitStatus, NewArgs};
 use fabrik_engine::spec::model::SourceKind;
-use fabrik_engine::spec::{self, TemplateRegistry};
+use fabrik_engine::spec::{self, TemplateRegistry, validate};
 
 pub fn run(args: &NewArgs) -> anyhow::Result<ExitStatus> {
+    // Before anything else: every error below would otherwise name a file that does not
+    // exist (`My_App.yaml`).
+    if !validate::is_app_name(&args.name) {
+        let suggestion = validate::suggest_app_name(&args.name)
+            .map(|s| {
+                format!(
+                    "\n  hint: for example `fabrik new --template {} {s}`",
+                    args.template
+                )
+            })
+            .unwrap_or_default();
+        errln!(
+            "error: {:?} is not a valid app name\n  hint: {}{suggestion}",
+            args.name,
+            validate::APP_NAME_HINT
+        );
+        return Ok(ExitStatus::Invalid);
+    }
     let path = args.dir.join(format!("{}.yaml", args.name));
     let registry = TemplateRegistry::load(&fabrik_engine::project::project_dir(&path))
         .context("cannot read the project's templates")?;
@@ -22,7 +40,12 @@ pub fn run(args: &NewArgs) -> anyhow::Result<ExitStatus> {
             return Ok(ExitStatus::Invalid);
         }
     };
-    let text = starter_spec(&args.name, template);
+    let text = starter_spec(
+        &args.name,
+        template,
+        args.domain.as_deref(),
+        args.server.as_deref(),
+    );
     // The starter must itself be valid; this also rejects a bad NAME with the usual message.
     if let Err(error) = spec::parse(&path, &text, &registry) {
         super::report::spec_error(&error, super::OutputFormat::Human);
@@ -48,16 +71,41 @@ pub fn run(args: &NewArgs) -> anyhow::Result<ExitStatus> {
     };
     file.write_all(text.as_bytes())
         .with_context(|| format!("cannot write `{}`", path.display()))?;
+    let mut to_set: Vec<&str> = Vec::new();
+    if args.domain.is_none() {
+        to_set.push("`domain`");
+    }
+    if args.server.is_none() {
+        to_set.push("`server`");
+    }
+    to_set.push("`source`");
     errln!(
-        "wrote {}: set `domain`, `server` and `source`, then run `fabrik apply --dry-run {}`",
+        "wrote {}: set {}, then run `fabrik plan {}`",
         path.display(),
+        join_words(&to_set),
         path.display()
     );
     Ok(ExitStatus::Success)
 }
 
-fn starter_spec(name: &str, template: &spec::template::Template) -> String {
+/// `a`, `a and b`, `a, b and c`.
+fn join_words(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+fn starter_spec(
+    name: &str,
+    template: &spec::template::Template,
+    domain: Option<&str>,
+    server: Option<&str>,
+) -> String {
     let meta = &template.meta;
+    let domain = domain.map_or_else(|| format!("{name}.example.com"), str::to_owned);
+    let server = server.unwrap_or("my-server");
     let source = if meta.sources.contains(&SourceKind::Git) {
         format!(
             "source:                         # where the code comes from: `git` (+ `branch`) or `image`\n  git: https://github.com/acme/{name}\n  branch: main\n"
@@ -87,8 +135,8 @@ fn starter_spec(name: &str, template: &spec::template::Template) -> String {
         "# Fabrik spec for `{name}`; every field is described in README.md, \"Spec reference\".
 name: {name}
 template: {template}
-domain: {name}.example.com          # a public name in a zone your DNS provider serves
-server: my-server               # the name of the Coolify server that runs the app
+domain: {domain:<23} # a public name in a zone your DNS provider serves
+server: {server:<23} # the name of the Coolify server that runs the app
 {source}{port}coolify:
   project: {name}
   environment: production

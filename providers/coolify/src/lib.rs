@@ -1118,6 +1118,41 @@ impl Provider for Coolify {
         owner_prefix: String,
         _cursor: Option<String>,
     ) -> Result<ResourcePage, ProviderError> {
+        // Servers are Coolify's, never created or owned by Fabrik: with an empty prefix,
+        // every one (the host names them when a spec's `server` is unknown).
+        if kind == "server" {
+            if !owner_prefix.is_empty() {
+                return Ok(ResourcePage {
+                    resources: Vec::new(),
+                    next: None,
+                });
+            }
+            prefetch()?;
+            let servers = match STATE.with(|s| s.borrow().servers.clone()) {
+                Some(servers) => servers,
+                None => api::json(&api()?, Method::Get, "/servers", None)?,
+            };
+            let resources = servers
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|server| {
+                    let text = |key: &str| server[key].as_str().unwrap_or_default().to_owned();
+                    Resource {
+                        kind: kind.clone(),
+                        id: text("uuid"),
+                        name: text("name"),
+                        owner: None,
+                        live: json!({ "ip": text("ip") }).to_string(),
+                        outputs: json!({ "uuid": text("uuid"), "ip": text("ip") }).to_string(),
+                    }
+                })
+                .collect();
+            return Ok(ResourcePage {
+                resources,
+                next: None,
+            });
+        }
         if kind != "application" && kind != "service" {
             return Err(permanent(format!(
                 "the Coolify provider cannot list `{kind}`"

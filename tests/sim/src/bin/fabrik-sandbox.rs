@@ -51,10 +51,23 @@ async fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let ca_path = std::path::absolute(dir.join("ca.pem"))?;
     std::fs::write(&ca_path, sandbox.ca.pem())?;
-    let resolve = format!("api.example.com:443:{}", sandbox.app_addr);
-    // The sandbox's state is its own: the simulators forget everything when they stop.
-    let state = std::path::absolute(dir.join("state.db"))?;
-    let _ = std::fs::remove_file(&state);
+    // Every name in the sandbox's zones reaches the app endpoint, as a wildcard record
+    // would: a spec's own domain works without a flag.
+    let resolve = sandbox
+        .config
+        .zones
+        .iter()
+        .flat_map(|zone| {
+            [
+                format!("{zone}:443:{0}", sandbox.app_addr),
+                format!("*.{zone}:443:{0}", sandbox.app_addr),
+            ]
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    // The project keeps its own state (`fabrik status` then shows what the sandbox
+    // deployed). The simulators forget everything when they stop: the next apply finds
+    // its resources gone and creates them again.
     let vars = [
         ("COOLIFY_URL", sandbox.coolify_url.clone()),
         ("COOLIFY_TOKEN", sandbox.config.coolify_token.clone()),
@@ -65,14 +78,18 @@ async fn main() -> std::io::Result<()> {
         ),
         ("FABRIK_CA_FILE", ca_path.display().to_string()),
         ("FABRIK_RESOLVE", resolve),
-        ("FABRIK_STATE_DB", state.display().to_string()),
     ];
     let env: String = vars
         .iter()
         .map(|(k, v)| format!("export {k}='{v}'\n"))
         .collect();
     if let Some((program, rest)) = exec.split_first() {
-        eprintln!("# Fabrik sandbox running: {}", exec.join(" "));
+        eprintln!(
+            "# Fabrik sandbox (zone {}, Coolify server {}) running: {}",
+            sandbox.config.zones.join(", "),
+            servers(&sandbox.config),
+            exec.join(" ")
+        );
         let mut command = tokio::process::Command::new(program);
         command
             .args(rest)
@@ -83,17 +100,30 @@ async fn main() -> std::io::Result<()> {
     let env_path = std::path::absolute(dir.join("sandbox.env"))?;
     std::fs::write(&env_path, &env)?;
     println!(
-        "# Fabrik sandbox: Coolify, Cloudflare (zone example.com) and the app endpoint on loopback."
+        "# Fabrik sandbox: Coolify, Cloudflare (zone {}) and the app endpoint on loopback.",
+        sandbox.config.zones.join(", ")
     );
     println!(
-        "# Coolify server `vps1` has IP 127.0.0.1. In another shell: source {}",
+        "# Coolify servers: {}. In another shell: source {}",
+        servers(&sandbox.config),
         env_path.display()
     );
     print!("{env}");
     println!(
-        "# The app endpoint (HTTPS, CA in FABRIK_CA_FILE) answers for any name at {}",
+        "# The app endpoint (HTTPS, CA in FABRIK_CA_FILE) answers for any name in {} at {}",
+        sandbox.config.zones.join(", "),
         sandbox.app_addr
     );
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+/// The simulated Coolify's servers, as `name (ip)`.
+fn servers(config: &fabrik_sim::SandboxConfig) -> String {
+    config
+        .servers
+        .iter()
+        .map(|(name, ip)| format!("{name} ({ip})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
