@@ -6,6 +6,7 @@ pub mod origin;
 pub mod role;
 pub mod state;
 pub mod status;
+pub mod timestamp;
 
 pub use origin::RunOrigin;
 pub use role::{PerRole, Role};

@@ -50,10 +50,20 @@ pub fn user_name() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
+/// `; waited 30 s` after a wait; nothing when the lock was tried once (no `--lock-timeout`).
+fn waited_for(waited: Duration) -> String {
+    if waited < Duration::from_secs(1) {
+        String::new()
+    } else {
+        format!("; waited {} s", waited.as_secs())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppLockError {
     #[error(
-        "`{app}` is being applied by another fabrik ({holder}); waited {waited:?}\n  hint: wait for it, pass `--lock-timeout`, or if that process is gone run `fabrik unlock {app}`"
+        "`{app}` is being applied by another fabrik ({holder}){}\n  hint: wait for it, pass `--lock-timeout`, or if that process is gone run `fabrik unlock {app}`",
+        waited_for(*waited)
     )]
     Held {
         app: String,
@@ -61,11 +71,13 @@ pub enum AppLockError {
         waited: Duration,
     },
     #[error(
-        "`{app}` is locked by another process that has not said who it is; waited {waited:?}\n  hint: see `.fabrik/locks/{app}.lock`; if no fabrik is running, run `fabrik unlock {app}`"
+        "`{app}` is locked by another process that has not said who it is{}\n  hint: see `.fabrik/locks/{app}.lock`; if no fabrik is running, run `fabrik unlock {app}`",
+        waited_for(*waited)
     )]
     HeldUnknown { app: String, waited: Duration },
     #[error(
-        "`{app}` is locked in the state database by a session that has not said who it is; waited {waited:?}\n  hint: `fabrik unlock {app}` says more; `--force` ends that session"
+        "`{app}` is locked in the state database by a session that has not said who it is{}\n  hint: `fabrik unlock {app}` says more; `--force` ends that session",
+        waited_for(*waited)
     )]
     HeldBySession { app: String, waited: Duration },
     #[error("cannot use the lock file `{}`: {source}", path.display())]

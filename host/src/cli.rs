@@ -134,6 +134,8 @@ enum Command {
         name: Option<String>,
         #[command(flatten)]
         state: StateArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// List the runs of an app, newest first
     History {
@@ -141,6 +143,8 @@ enum Command {
         name: String,
         #[command(flatten)]
         state: StateArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Release the lock of an app left by a process that died
     Unlock {
@@ -387,8 +391,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             output,
             state,
         } => gc::run(delete, yes, output.output, state.path.as_deref()),
-        Command::Status { name, state } => status::run(name.as_deref(), state.path.as_deref()),
-        Command::History { name, state } => history::run(&name, state.path.as_deref()),
+        Command::Status {
+            name,
+            state,
+            output,
+        } => status::run(name.as_deref(), output.output, state.path.as_deref()),
+        Command::History {
+            name,
+            state,
+            output,
+        } => history::run(&name, output.output, state.path.as_deref()),
         Command::State(StateCommand::Export(args)) => state::export(args.path.as_deref()),
         Command::State(StateCommand::Migrate { to, state }) => {
             state::migrate(to == BackendArg::Postgres, state.path.as_deref())

@@ -66,7 +66,11 @@ fn json_plan_is_one_object_per_spec() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        lines[2],
+        serde_json::json!({ "event": "plan_summary", "add": 4, "change": 0, "destroy": 0 })
+    );
     let steps = lines[0]["plan"]["steps"].as_array().expect("steps");
     let kinds: Vec<&str> = steps.iter().filter_map(|s| s["kind"].as_str()).collect();
     assert_eq!(

@@ -689,6 +689,8 @@ async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
                     && stderr.contains("run "),
                 "neither deployed nor refused with the holder named:\n{stdout}\n{stderr}"
             );
+            // No wait was asked for: no "waited 1.833µs".
+            assert!(!stderr.contains("waited"), "{stderr}");
             assert_eq!(output.status.code(), Some(1));
             refused += 1;
         }

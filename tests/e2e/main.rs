@@ -18,6 +18,7 @@ mod provider_coolify;
 mod provider_kit;
 mod provider_support;
 mod providers;
+mod readability;
 mod real_apis;
 mod round_trips;
 mod sandbox;

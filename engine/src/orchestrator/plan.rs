@@ -49,9 +49,72 @@ pub struct Step {
     /// What happens to this step's resource if a later step fails.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackMode>,
-    /// For an update: each difference from what was deployed, one per line.
+    /// For an update: each difference from what was deployed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<String>,
+    pub changes: Vec<Change>,
+}
+
+/// One difference from what was deployed: a field's value before and after (JSON values,
+/// `null` when absent or unknown offline), and the line a person reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// The field's path in the resource's desired state (`env.LOG_LEVEL`, `compose`), or
+    /// `secrets.NAME` (whose values are never shown: `before`/`after` stay `null`).
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+    /// `env.LOG_LEVEL: "info" → "debug"`, `compose: 1 line removed, 2 added (27 → 28 lines)`.
+    pub summary: String,
+}
+
+impl Change {
+    fn note(field: impl Into<String>, summary: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            before: Value::Null,
+            after: Value::Null,
+            summary: summary.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary)
+    }
+}
+
+/// How many steps of each kind a set of plans has: `2 to add, 1 to change, 0 to destroy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Tally {
+    pub fn of<'a>(plans: impl IntoIterator<Item = &'a Plan>) -> Self {
+        let mut tally = Self::default();
+        for step in plans.into_iter().flat_map(|p| &p.steps) {
+            match step.action {
+                Action::Create => tally.add += 1,
+                Action::Update => tally.change += 1,
+                Action::Delete => tally.destroy += 1,
+                Action::NoOp | Action::Run => {}
+            }
+        }
+        tally
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} to add, {} to change, {} to destroy",
+            self.add, self.change, self.destroy
+        )
+    }
 }
 
 /// The plan for one spec.
@@ -121,15 +184,27 @@ impl Plan {
             }
             Some(row) => {
                 changed = true;
+                let before = row
+                    .desired
+                    .as_ref()
+                    .map_or(Value::Null, |d| d["content"].clone());
                 steps.push(Step {
                     action: Action::Update,
-                    changes: vec![format!(
-                        "content: {} → the IP of Coolify server `{}`",
-                        row.desired
-                            .as_ref()
-                            .map_or("?".into(), |d| d["content"].to_string()),
-                        spec.server
-                    )],
+                    changes: vec![Change {
+                        field: "content".to_owned(),
+                        summary: format!(
+                            "content: {} → the IP of Coolify server `{}`",
+                            if before.is_null() {
+                                "?".to_owned()
+                            } else {
+                                before.to_string()
+                            },
+                            spec.server
+                        ),
+                        before,
+                        // Only the provider knows the new server's IP.
+                        after: Value::Null,
+                    }],
                     ..dns_step
                 });
             }
@@ -151,9 +226,9 @@ impl Plan {
                 let mut changes = diff("", baseline.unwrap_or(&Value::Null), &wanted.desired);
                 changes.extend(secret_changes(&spec.secrets, &spec.required_secrets, known));
                 if changes.is_empty() && !deployment.is_complete() {
-                    changes.push(format!(
-                        "deployed again: the last run ended {}",
-                        deployment.state
+                    changes.push(Change::note(
+                        "deployment",
+                        format!("deployed again: the last run ended {}", deployment.state),
                     ));
                 }
                 if changes.is_empty() {
@@ -330,24 +405,31 @@ impl FreshSteps {
 }
 
 /// Secrets whose values differ from the deployed version's, by fingerprint.
-fn secret_changes(names: &[String], required: &[String], known: &Known) -> Vec<String> {
+fn secret_changes(names: &[String], required: &[String], known: &Known) -> Vec<Change> {
     let mut out = Vec::new();
     for name in names {
+        let field = format!("secrets.{name}");
         let now = known.current_fingerprints.get(name).cloned().flatten();
         let before = known
             .deployed_fingerprints
             .as_ref()
             .and_then(|f| f.get(name));
         match (now, before) {
-            (None, _) if required.contains(name) => out.push(format!(
-                "secret {name}: required and not set (environment or .env): apply will refuse"
+            (None, _) if required.contains(name) => out.push(Change::note(
+                field,
+                format!(
+                    "secret {name}: required and not set (environment or .env): apply will refuse"
+                ),
             )),
-            (None, _) => out.push(format!("secret {name}: will be generated")),
+            (None, _) => out.push(Change::note(
+                field,
+                format!("secret {name}: will be generated"),
+            )),
             (Some(_), None) if known.deployed_fingerprints.is_some() => {
-                out.push(format!("secret {name}: added"));
+                out.push(Change::note(field, format!("secret {name}: added")));
             }
             (Some(now), Some(before)) if &now != before => {
-                out.push(format!("secret {name}: value changed"));
+                out.push(Change::note(field, format!("secret {name}: value changed")));
             }
             _ => {}
         }
@@ -355,13 +437,20 @@ fn secret_changes(names: &[String], required: &[String], known: &Known) -> Vec<S
     out
 }
 
-/// Differences between two desired-state documents, one line each, by JSON path. Secret
-/// markers are shown as `(secret)`.
-fn diff(path: &str, before: &Value, after: &Value) -> Vec<String> {
+/// Differences between two desired-state documents, one per changed field, by JSON path.
+/// Secret markers read `(secret)`; a multi-line text (the compose document) is summarised
+/// by the lines removed and added.
+fn diff(path: &str, before: &Value, after: &Value) -> Vec<Change> {
     let show = |v: &Value| match v.as_str() {
         Some(s) if s.starts_with("${secret:") => "(secret)".to_owned(),
         Some(s) if s.contains('\n') => format!("({} lines)", s.lines().count()),
         _ => v.to_string(),
+    };
+    let change = |field: &str, before: &Value, after: &Value, summary: String| Change {
+        field: field.to_owned(),
+        before: before.clone(),
+        after: after.clone(),
+        summary,
     };
     match (before, after) {
         (Value::Object(a), Value::Object(b)) => {
@@ -377,28 +466,68 @@ fn diff(path: &str, before: &Value, after: &Value) -> Vec<String> {
                     };
                     match (a.get(key), b.get(key)) {
                         (Some(x), Some(y)) => diff(&child, x, y),
-                        (None, Some(y)) => vec![format!("{child}: added {}", show(y))],
-                        (Some(x), None) => vec![format!("{child}: removed (was {})", show(x))],
+                        (None, Some(y)) => vec![change(
+                            &child,
+                            &Value::Null,
+                            y,
+                            format!("{child}: added {}", show(y)),
+                        )],
+                        (Some(x), None) => vec![change(
+                            &child,
+                            x,
+                            &Value::Null,
+                            format!("{child}: removed (was {})", show(x)),
+                        )],
                         (None, None) => vec![],
                     }
                 })
                 .collect()
         }
         (a, b) if a == b => vec![],
-        (Value::String(a), Value::String(b)) if a.contains('\n') || b.contains('\n') => {
-            vec![format!(
-                "{path}: changed ({} → {} lines)",
-                a.lines().count(),
-                b.lines().count()
+        (Value::String(x), Value::String(y)) if x.contains('\n') || y.contains('\n') => {
+            vec![change(
+                path,
+                before,
+                after,
+                format!("{path}: {}", line_changes(x, y)),
             )]
         }
-        (a, b) => vec![format!(
-            "{}: {} → {}",
-            if path.is_empty() { "value" } else { path },
-            show(a),
-            show(b)
-        )],
+        (a, b) => {
+            let field = if path.is_empty() { "value" } else { path };
+            vec![change(
+                field,
+                a,
+                b,
+                format!("{field}: {} → {}", show(a), show(b)),
+            )]
+        }
     }
+}
+
+/// `1 line removed, 2 added (27 → 28 lines)`: what a line diff of two texts shows.
+fn line_changes(before: &str, after: &str) -> String {
+    use similar::{ChangeTag, TextDiff};
+    let diff = TextDiff::from_lines(before, after);
+    let (mut removed, mut added) = (0, 0);
+    for change in diff.iter_all_changes() {
+        match change.tag() {
+            ChangeTag::Delete => removed += 1,
+            ChangeTag::Insert => added += 1,
+            ChangeTag::Equal => {}
+        }
+    }
+    let lines = |n: usize| if n == 1 { "line" } else { "lines" };
+    let what = match (removed, added) {
+        (0, 0) => "only whitespace at line ends changed".to_owned(),
+        (0, a) => format!("{a} {} added", lines(a)),
+        (r, 0) => format!("{r} {} removed", lines(r)),
+        (r, a) => format!("{r} {} removed, {a} added", lines(r)),
+    };
+    format!(
+        "{what} ({} → {} lines)",
+        before.lines().count(),
+        after.lines().count()
+    )
 }
 
 #[cfg(test)]
@@ -411,15 +540,38 @@ mod tests {
         let before =
             json!({ "env": { "LOG": "info", "KEY": "${secret:KEY}", "OLD": "1" }, "image": "a:1" });
         let after = json!({ "env": { "LOG": "debug", "KEY": "${secret:KEY}", "NEW": "2" }, "image": "a:1" });
+        let changes = diff("", &before, &after);
+        let summaries: Vec<&str> = changes.iter().map(|c| c.summary.as_str()).collect();
         assert_eq!(
-            diff("", &before, &after),
+            summaries,
             vec![
-                "env.LOG: \"info\" → \"debug\"".to_owned(),
-                "env.NEW: added \"2\"".to_owned(),
-                "env.OLD: removed (was \"1\")".to_owned(),
+                "env.LOG: \"info\" → \"debug\"",
+                "env.NEW: added \"2\"",
+                "env.OLD: removed (was \"1\")",
             ]
         );
+        assert_eq!(
+            (
+                changes[0].field.as_str(),
+                &changes[0].before,
+                &changes[0].after
+            ),
+            ("env.LOG", &json!("info"), &json!("debug"))
+        );
+        assert_eq!(changes[1].before, Value::Null);
         assert!(diff("", &after, &after).is_empty());
+    }
+
+    #[test]
+    fn a_changed_text_counts_the_lines_removed_and_added() {
+        let before = json!({ "compose": "a\nb\nc\n" });
+        let after = json!({ "compose": "a\nB\nc\nd\n" });
+        let changes = diff("", &before, &after);
+        assert_eq!(
+            changes[0].summary,
+            "compose: 1 line removed, 2 added (3 → 4 lines)"
+        );
+        assert_eq!(changes[0].after, json!("a\nB\nc\nd\n"));
     }
 
     #[test]
@@ -437,12 +589,16 @@ mod tests {
             ..Known::default()
         };
         let names = ["A", "B", "C"].map(str::to_owned);
+        let changes = secret_changes(&names, &[], &known);
+        let summaries: Vec<&str> = changes.iter().map(|c| c.summary.as_str()).collect();
         assert_eq!(
-            secret_changes(&names, &[], &known),
-            vec![
-                "secret B: value changed".to_owned(),
-                "secret C: will be generated".to_owned()
-            ]
+            summaries,
+            vec!["secret B: value changed", "secret C: will be generated"]
+        );
+        assert_eq!(changes[0].field, "secrets.B");
+        assert_eq!(
+            (&changes[0].before, &changes[0].after),
+            (&Value::Null, &Value::Null)
         );
     }
 }

@@ -2,30 +2,39 @@
 
 use std::path::Path;
 
+use fabrik_engine::domain::timestamp;
 use fabrik_engine::workspace::Workspace;
 
-use super::ExitStatus;
+use super::status::{find, short_hash};
+use super::{ExitStatus, OutputFormat, report};
 
-pub fn run(name: &str, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub fn run(name: &str, format: OutputFormat, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(state)?;
-    let project = &workspace.project;
     let runtime = super::runtime()?;
     let store = runtime.block_on(workspace.open_store())?;
-    let Some(deployment) = runtime.block_on(store.deployment(&project.name, name))? else {
-        errln!(
-            "error: no deployment named `{name}` in project `{}`",
-            project.name
-        );
+    let Some(deployment) = runtime.block_on(find(&store, &workspace, name))? else {
         return Ok(ExitStatus::Failure);
     };
     for run in runtime.block_on(store.runs(deployment.id))? {
-        let took = match (&run.finished_at, run.started_at.parse::<f64>()) {
-            (Some(end), Ok(start)) => end
-                .parse::<f64>()
-                .map(|e| format!(" in {:.1} s", e - start))
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
+        let seconds = run
+            .finished_at
+            .as_deref()
+            .and_then(|end| timestamp::seconds_between(&run.started_at, end));
+        if format == OutputFormat::Json {
+            report::json_line(&serde_json::json!({
+                "run": run.id,
+                "state": run.state.to_string(),
+                "origin": run.origin.as_str(),
+                "restores": run.origin.restores(),
+                "started_at": timestamp::rfc3339(&run.started_at),
+                "finished_at": run.finished_at.as_deref().and_then(timestamp::rfc3339),
+                "seconds": seconds.map(|s| (s * 1000.0).round() / 1000.0),
+                "spec_hash": run.spec_hash,
+                "reason": run.reason,
+            }));
+            continue;
+        }
+        let took = seconds.map(|s| format!(" in {s:.1} s")).unwrap_or_default();
         let reason = run.reason.map(|r| format!(": {r}")).unwrap_or_default();
         let origin = run
             .origin
@@ -33,11 +42,11 @@ pub fn run(name: &str, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
             .map(|r| format!(" (rollback to the version of run {r})"))
             .unwrap_or_default();
         outln!(
-            "{} {:<12} started {}{took}, spec {}{origin}{reason}",
+            "{} {:<12} {}{took}, spec {}{origin}{reason}",
             run.id,
             run.state,
-            run.started_at,
-            run.spec_hash
+            timestamp::display(&run.started_at),
+            short_hash(&run.spec_hash)
         );
     }
     Ok(ExitStatus::Success)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fabrik_engine::orchestrator::plan::{Known, Plan};
+use fabrik_engine::orchestrator::plan::{Known, Plan, Tally};
 use fabrik_engine::orchestrator::snapshot::deployed_fingerprints;
 use fabrik_engine::project::project_dir;
 use fabrik_engine::secrets::{self, EnvSource};
@@ -104,8 +104,18 @@ pub fn run(
             }
         }
     }
-    if format == OutputFormat::Human {
-        outln!("Dry run: no provider was called and nothing was changed.");
+    let tally = Tally::of(&plans);
+    match format {
+        OutputFormat::Human => {
+            outln!("Plan: {tally}.");
+            outln!("Dry run: no provider was called and nothing was changed.");
+        }
+        OutputFormat::Json => report::json_line(&serde_json::json!({
+            "event": "plan_summary",
+            "add": tally.add,
+            "change": tally.change,
+            "destroy": tally.destroy,
+        })),
     }
     let changes = plans.iter().any(Plan::has_changes);
     Ok(if detailed_exitcode && changes {

@@ -22,7 +22,9 @@ pub fn export(state: Option<&Path>) -> anyhow::Result<ExitStatus> {
         }
         Err(error) => return Err(error.into()),
     };
-    let state = runtime.block_on(store.export())?;
+    let mut state = runtime.block_on(store.export())?;
+    // Times as RFC 3339, as every JSON output of fabrik gives them.
+    fabrik_engine::domain::timestamp::rewrite_times(&mut state);
     outln!("{}", serde_json::to_string_pretty(&state)?);
     Ok(ExitStatus::Success)
 }
