@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::Role;
-use crate::spec::model::{NotifyEvent, Webhook, WebhookTarget};
+use crate::spec::model::{NotifyEvent, Webhook, WebhookFormat, WebhookTarget};
 
 /// Name of the project file that marks a project's root.
 pub const PROJECT_FILE: &str = "fabrik.toml";
@@ -115,6 +115,7 @@ struct WebhookEntry {
     url_env: Option<String>,
     #[serde(default)]
     on: Vec<String>,
+    format: Option<String>,
 }
 
 impl WebhookEntry {
@@ -145,7 +146,16 @@ impl WebhookEntry {
             })?;
             on.push(event);
         }
-        Ok(Webhook { target, on })
+        let format = match self.format.as_deref() {
+            None => None,
+            Some(name) => Some(WebhookFormat::parse(name).ok_or_else(|| {
+                format!(
+                    "{at}.format: {name:?} is not a webhook format (use {})",
+                    WebhookFormat::NAMES.join(", ")
+                )
+            })?),
+        };
+        Ok(Webhook { target, on, format })
     }
 }
 

@@ -256,6 +256,65 @@ impl Receiver {
     }
 }
 
+/// Slack and Discord refuse Fabrik's JSON document: each gets the message it accepts
+/// (`format`, or found from their webhook hosts), with the app, the outcome and the URL;
+/// a secret in a failure reason never reaches the chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_webhooks_get_the_message_their_service_accepts() {
+    let world = World::start().await;
+    let (slack, slack_url) = Receiver::start(&[]).await;
+    let (discord, discord_url) = Receiver::start(&[]).await;
+    let notify = format!(
+        "notify:\n  - url: {slack_url}\n    format: slack\n  - url: {discord_url}\n    format: discord\n"
+    );
+    let spec = world.spec("app.yaml", |t| format!("{t}{notify}"));
+    let done = world.apply(&spec, &[]).await;
+    assert_eq!(done.status.code(), Some(0), "{:?}", text(&done));
+    let bad = world.bad_spec(500, |t| format!("{t}{notify}"));
+    let failed = world.apply(&bad, &[]).await;
+    assert_eq!(failed.status.code(), Some(1), "{:?}", text(&failed));
+
+    let slack = slack.bodies();
+    assert_eq!(slack.len(), 2, "{slack:?}");
+    assert_eq!(
+        slack[0].as_object().map(|o| o.len()),
+        Some(1),
+        "only `text`: {slack:?}"
+    );
+    let first = slack[0]["text"].as_str().expect("text");
+    assert!(
+        first.starts_with("✅ *test-api* deployed: <https://api.example.com/health|https://api.example.com/health>"),
+        "{first}"
+    );
+    let second = slack[1]["text"].as_str().expect("text");
+    assert!(
+        second.contains("*bad-api* failed and was rolled back"),
+        "{second}"
+    );
+    assert!(
+        second.contains("\nwhat went wrong: ") && second.contains("500"),
+        "{second}"
+    );
+
+    let discord = discord.bodies();
+    assert_eq!(discord.len(), 2, "{discord:?}");
+    let content = discord[1]["content"].as_str().expect("content");
+    assert!(
+        content.starts_with(
+            "↩️ **bad-api** failed and was rolled back: https://bad.example.com/health"
+        ),
+        "{content}"
+    );
+    assert!(content.chars().count() <= 2000);
+    assert_eq!(
+        discord[1]["allowed_mentions"]["parse"],
+        serde_json::json!([])
+    );
+    for body in slack.iter().chain(&discord) {
+        crate::deploy::assert_no_secret(&world, &[("webhook", &body.to_string())]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_hear_how_runs_end_and_never_change_the_result() {
     let world = World::start().await;

@@ -1,4 +1,5 @@
-//! Webhooks: a JSON event `POST`ed when a run ends (complete, failed, rolled back). A
+//! Webhooks: an event `POST`ed when a run ends (complete, failed, rolled back), as
+//! Fabrik's JSON document or as the message a Slack or Discord webhook accepts. A
 //! delivery is retried on network errors, 429 and 5xx, with a timeout per attempt; it
 //! never changes the run's result. The body passes through the redactor first.
 
@@ -12,7 +13,7 @@ use super::outcome::Outcome;
 use super::run::Hidden;
 use crate::domain::{RunOrigin, State};
 use crate::retry::Backoff;
-use crate::spec::model::{NotifyEvent, Webhook, WebhookTarget};
+use crate::spec::model::{NotifyEvent, Webhook, WebhookFormat, WebhookTarget};
 /// Time allowed per attempt.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -24,6 +25,7 @@ pub struct Endpoint {
     pub label: String,
     pub url: SecretString,
     pub on: Vec<NotifyEvent>,
+    pub format: WebhookFormat,
 }
 
 impl Endpoint {
@@ -52,10 +54,14 @@ impl Endpoint {
                 (format!("webhook ${name}"), url)
             }
         };
+        let format = webhook
+            .format
+            .unwrap_or_else(|| WebhookFormat::detect(url.expose_secret()));
         Ok(Self {
             label,
             url,
             on: webhook.on.clone(),
+            format,
         })
     }
 
@@ -173,12 +179,13 @@ pub(crate) async fn tell_webhooks(
     if targets.is_empty() {
         return Vec::new();
     }
-    let at = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
+    let at = crate::domain::timestamp::rfc3339(&now.to_string()).unwrap_or_default();
     let rollback = outcome.rollback.as_ref();
-    let body = serde_json::json!({
+    let document = serde_json::json!({
         "event": event.as_str(),
         "project": ctx.project.name,
         "app": outcome.app,
@@ -194,11 +201,30 @@ pub(crate) async fn tell_webhooks(
         "warnings": outcome.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "at": at,
     });
-    let body = hidden.redact(&body.to_string());
+    let message = Message {
+        project: &ctx.project.name,
+        outcome,
+        event,
+    };
+    // Each body is built whole, then redacted: a secret in a reason is never sent.
+    let bodies: Vec<String> = targets
+        .iter()
+        .map(|endpoint| {
+            let body = match endpoint.format {
+                WebhookFormat::Json => document.clone(),
+                WebhookFormat::Slack => serde_json::json!({ "text": message.slack() }),
+                WebhookFormat::Discord => {
+                    serde_json::json!({ "content": message.discord(), "allowed_mentions": { "parse": [] } })
+                }
+            };
+            hidden.redact(&body.to_string())
+        })
+        .collect();
     let deliveries = futures::future::join_all(
         targets
             .iter()
-            .map(|endpoint| ctx.notifier.deliver(endpoint, &body)),
+            .zip(&bodies)
+            .map(|(endpoint, body)| ctx.notifier.deliver(endpoint, body)),
     )
     .await;
     let mut warnings = Vec::new();
@@ -224,6 +250,107 @@ pub(crate) async fn tell_webhooks(
     warnings
 }
 
+/// A run's end told to a person in a chat.
+struct Message<'a> {
+    project: &'a str,
+    outcome: &'a Outcome,
+    event: NotifyEvent,
+}
+
+/// Discord refuses a `content` over 2,000 characters.
+const DISCORD_LIMIT: usize = 2000;
+
+impl Message<'_> {
+    /// `deployed`, `failed`, `failed and was rolled back`.
+    fn verb(&self) -> &'static str {
+        match self.event {
+            NotifyEvent::Complete => "deployed",
+            NotifyEvent::Failed => "failed",
+            NotifyEvent::RolledBack => "failed and was rolled back",
+        }
+    }
+
+    /// The lines after the first: why, what was undone or left, the warnings.
+    fn details(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(reason) = self.outcome.reason() {
+            lines.push(format!("what went wrong: {reason}"));
+        }
+        if let Some(rollback) = &self.outcome.rollback {
+            lines.extend(rollback.undone.iter().map(|u| format!("undone: {u}")));
+            lines.extend(rollback.left.iter().map(|l| format!("left in place: {l}")));
+        }
+        lines.extend(
+            self.outcome
+                .warnings
+                .iter()
+                .map(|w| format!("warning: {w}")),
+        );
+        lines
+    }
+
+    fn run(&self) -> String {
+        self.outcome
+            .run_id
+            .as_deref()
+            .map(|r| format!(", run {r}"))
+            .unwrap_or_default()
+    }
+
+    /// Slack's mrkdwn: `*bold*`, `<url|text>`; `&`, `<` and `>` escaped in text.
+    fn slack(&self) -> String {
+        let escape = |t: &str| {
+            t.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let mut text = format!(
+            "{} *{}* {}: {} (project {}{})",
+            self.icon(),
+            escape(&self.outcome.app),
+            self.verb(),
+            format_args!("<{}|{}>", self.outcome.url, escape(&self.outcome.url)),
+            escape(self.project),
+            escape(&self.run()),
+        );
+        for line in self.details() {
+            text.push('\n');
+            text.push_str(&escape(&line));
+        }
+        text
+    }
+
+    /// Discord's Markdown: `**bold**`, a bare URL (Discord links it).
+    fn discord(&self) -> String {
+        let mut text = format!(
+            "{} **{}** {}: {} (project {}{})",
+            self.icon(),
+            self.outcome.app,
+            self.verb(),
+            self.outcome.url,
+            self.project,
+            self.run(),
+        );
+        for line in self.details() {
+            text.push('\n');
+            text.push_str(&line);
+        }
+        if text.chars().count() > DISCORD_LIMIT {
+            text = text.chars().take(DISCORD_LIMIT - 1).collect();
+            text.push('…');
+        }
+        text
+    }
+
+    fn icon(&self) -> &'static str {
+        match self.event {
+            NotifyEvent::Complete => "✅",
+            NotifyEvent::Failed => "❌",
+            NotifyEvent::RolledBack => "↩️",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +360,7 @@ mod tests {
         let webhook = Webhook {
             target: WebhookTarget::UrlEnv("CHAT_HOOK".to_owned()),
             on: vec![NotifyEvent::Failed],
+            format: None,
         };
         let endpoint = Endpoint::resolve(&webhook, |_| {
             Some(SecretString::from(
@@ -248,5 +376,80 @@ mod tests {
         let bad = Endpoint::resolve(&webhook, |_| Some(SecretString::from("ftp://x".to_owned())))
             .expect_err("bad");
         assert!(!bad.contains("ftp://x"), "the value is never quoted: {bad}");
+    }
+
+    #[test]
+    fn the_format_is_found_from_the_url_unless_given() {
+        for (url, format) in [
+            (
+                "https://hooks.slack.com/services/T0/B0/x",
+                WebhookFormat::Slack,
+            ),
+            (
+                "https://discord.com/api/webhooks/1/x",
+                WebhookFormat::Discord,
+            ),
+            (
+                "https://discordapp.com/api/webhooks/1/x",
+                WebhookFormat::Discord,
+            ),
+            ("https://discord.com/channels/1", WebhookFormat::Json),
+            ("https://hooks.example.com/deploys", WebhookFormat::Json),
+            ("not a url", WebhookFormat::Json),
+        ] {
+            assert_eq!(WebhookFormat::detect(url), format, "{url}");
+        }
+        let forced = Webhook {
+            target: WebhookTarget::Url("https://hooks.slack.com/services/x".to_owned()),
+            on: vec![],
+            format: Some(WebhookFormat::Json),
+        };
+        let endpoint = Endpoint::resolve(&forced, |_| None).expect("resolves");
+        assert_eq!(endpoint.format, WebhookFormat::Json);
+    }
+
+    fn outcome(state: State) -> Outcome {
+        Outcome {
+            app: "shop<1>".to_owned(),
+            state,
+            url: "https://shop.example.com/health".to_owned(),
+            changed: true,
+            run_id: Some("abc".to_owned()),
+            spec_hash: "sha256:00".to_owned(),
+            failure: None,
+            rollback: None,
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn chat_messages_name_the_app_the_outcome_and_the_url() {
+        let done = outcome(State::Complete);
+        let message = Message {
+            project: "acme",
+            outcome: &done,
+            event: NotifyEvent::Complete,
+        };
+        assert_eq!(
+            message.slack(),
+            "✅ *shop&lt;1&gt;* deployed: <https://shop.example.com/health|https://shop.example.com/health> (project acme, run abc)"
+        );
+        assert_eq!(
+            message.discord(),
+            "✅ **shop<1>** deployed: https://shop.example.com/health (project acme, run abc)"
+        );
+        let mut long = outcome(State::Failed);
+        long.warnings = vec![Warning::NotDelivered {
+            target: "x".to_owned(),
+            problem: "y".repeat(5000),
+        }];
+        let message = Message {
+            project: "acme",
+            outcome: &long,
+            event: NotifyEvent::Failed,
+        };
+        let discord = message.discord();
+        assert_eq!(discord.chars().count(), DISCORD_LIMIT);
+        assert!(discord.ends_with('…'));
     }
 }

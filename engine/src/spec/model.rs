@@ -192,7 +192,7 @@ pub struct Notify {
     pub webhooks: Vec<Webhook>,
 }
 
-/// A URL that receives a JSON event (`POST`) when a run ends.
+/// A URL that receives an event (`POST`) when a run ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Webhook {
     /// Where the URL comes from: written out, or the name of a variable (environment,
@@ -200,6 +200,55 @@ pub struct Webhook {
     pub target: WebhookTarget,
     /// The events it receives; empty means all of them.
     pub on: Vec<NotifyEvent>,
+    /// The body's format; `None`: found from the URL (Slack's and Discord's hosts).
+    pub format: Option<WebhookFormat>,
+}
+
+/// What a webhook's receiver expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// Fabrik's event document (see README, "Webhooks").
+    Json,
+    /// A Slack incoming webhook: `{"text": ...}` in Slack's mrkdwn.
+    Slack,
+    /// A Discord webhook: `{"content": ...}` in Discord's Markdown, at most 2,000
+    /// characters.
+    Discord,
+}
+
+impl WebhookFormat {
+    pub const NAMES: [&'static str; 3] = ["json", "slack", "discord"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "json" => Some(Self::Json),
+            "slack" => Some(Self::Slack),
+            "discord" => Some(Self::Discord),
+            _ => None,
+        }
+    }
+
+    /// The format a URL's receiver expects: Slack's and Discord's webhook hosts are
+    /// known, anything else gets JSON.
+    pub fn detect(url: &str) -> Self {
+        let Ok(parsed) = url::Url::parse(url) else {
+            return Self::Json;
+        };
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        let path = parsed.path();
+        if host == "hooks.slack.com" {
+            Self::Slack
+        } else if matches!(
+            host.as_str(),
+            "discord.com" | "discordapp.com" | "ptb.discord.com" | "canary.discord.com"
+        ) && path.starts_with("/api/webhooks/")
+        {
+            Self::Discord
+        } else {
+            Self::Json
+        }
+    }
 }
 
 /// The URL of a [`Webhook`].

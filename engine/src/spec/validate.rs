@@ -11,7 +11,7 @@ use super::locate::{SourceMap, child, item};
 use super::model::{
     CoolifyTarget, DEFAULT_BRANCH, DEFAULT_ENVIRONMENT, DEFAULT_HEALTH_INTERVAL,
     DEFAULT_HEALTH_TIMEOUT, DEFAULT_HOOK_TIMEOUT, Healthcheck, Hooks, Notify, NotifyEvent,
-    RollbackMode, RollbackPolicy, Source, Webhook, WebhookTarget,
+    RollbackMode, RollbackPolicy, Source, Webhook, WebhookFormat, WebhookTarget,
 };
 use crate::domain::Role;
 
@@ -36,7 +36,7 @@ const COOLIFY_KEYS: &[&str] = &["project", "environment", "destination"];
 const HEALTH_KEYS: &[&str] = &["path", "timeout", "interval", "expect_status"];
 /// A rollback policy per provider role.
 const ROLLBACK_KEYS: &[&str] = &[Role::Coolify.as_str(), Role::Dns.as_str()];
-const WEBHOOK_KEYS: &[&str] = &["url", "url_env", "on"];
+const WEBHOOK_KEYS: &[&str] = &["url", "url_env", "on", "format"];
 const HOOK_KEYS: &[&str] = &["pre_deploy", "post_deploy", "timeout"];
 
 /// Coolify generates these per service; a spec that sets them fights Coolify.
@@ -757,6 +757,23 @@ impl Reader<'_> {
         let url = self.string(mapping, path, "url");
         let url_env = self.string(mapping, path, "url_env");
         let on = self.events(mapping, path);
+        let format = match self.string(mapping, path, "format") {
+            None => Some(None),
+            Some(name) => match WebhookFormat::parse(&name) {
+                Some(format) => Some(Some(format)),
+                None => {
+                    self.error_with_hint(
+                        &child(path, "format"),
+                        format!("{name:?} is not a webhook format"),
+                        Some(format!(
+                            "use one of {}; without `format` it is found from the URL",
+                            WebhookFormat::NAMES.join(", ")
+                        )),
+                    );
+                    None
+                }
+            },
+        };
         let target = match (url, url_env) {
             (Some(_), Some(_)) => {
                 self.error_with_hint(
@@ -792,7 +809,11 @@ impl Reader<'_> {
                 WebhookTarget::UrlEnv(name)
             }
         };
-        Some(Webhook { target, on: on? })
+        Some(Webhook {
+            target,
+            on: on?,
+            format: format?,
+        })
     }
 
     fn events(&mut self, mapping: &Mapping, path: &str) -> Option<Vec<NotifyEvent>> {
