@@ -53,6 +53,24 @@ pub fn load(path: &Path, templates: &TemplateRegistry) -> Result<LoadedSpec, Spe
     parse(path, &text, templates)
 }
 
+/// Where the tab is that a YAML error complains about: the parser often reports the
+/// position where it gave up, the line before. The first tab from the start of the
+/// error's line on.
+fn tab_near(text: &str, error: Location, message: &str) -> Option<Location> {
+    if !message.contains("tab") {
+        return None;
+    }
+    text.lines()
+        .enumerate()
+        .skip(error.line.saturating_sub(1))
+        .find_map(|(index, line)| {
+            line.find('\t').map(|byte| Location {
+                line: index + 1,
+                column: line[..byte].chars().count() + 1,
+            })
+        })
+}
+
 /// Validates `text` as the spec at `path`, reporting every problem found.
 pub fn parse(
     path: &Path,
@@ -67,7 +85,15 @@ pub fn parse(
     let map = match SourceMap::parse(text) {
         Ok(map) => map,
         Err(e) => {
-            diags.push(e.location, "", format!("invalid YAML: {}", e.message));
+            match tab_near(text, e.location, &e.message) {
+                Some(tab) => diags.push_with_hint(
+                    tab,
+                    "",
+                    format!("invalid YAML: {}", e.message),
+                    Some("YAML indents with spaces only: replace this tab with spaces"),
+                ),
+                None => diags.push(e.location, "", format!("invalid YAML: {}", e.message)),
+            }
             return Err(invalid(diags));
         }
     };

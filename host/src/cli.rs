@@ -35,6 +35,7 @@ mod providers;
 mod render;
 mod report;
 mod rollback;
+mod specs;
 mod state;
 mod status;
 mod templates;
@@ -250,8 +251,7 @@ struct NewArgs {
 
 #[derive(Debug, Args)]
 struct ValidateArgs {
-    /// Spec files to check
-    #[arg(required = true)]
+    /// Spec files to check (default: `fabrik.yaml`, else every spec in the project's directory)
     specs: Vec<PathBuf>,
     #[command(flatten)]
     output: OutputArgs,
@@ -259,8 +259,7 @@ struct ValidateArgs {
 
 #[derive(Debug, Args)]
 struct PlanArgs {
-    /// Spec files to plan
-    #[arg(required = true)]
+    /// Spec files to plan (default: `fabrik.yaml`, else every spec in the project's directory)
     specs: Vec<PathBuf>,
     /// Exit with 3 when the plan has changes, 0 when it has none
     #[arg(long)]
@@ -273,8 +272,7 @@ struct PlanArgs {
 
 #[derive(Debug, Args)]
 struct ApplyArgs {
-    /// Spec files to deploy
-    #[arg(required = true)]
+    /// Spec files to deploy (default: `fabrik.yaml`, else every spec in the project's directory)
     specs: Vec<PathBuf>,
     /// Print the plan and stop: no provider is called, no credentials are needed
     #[arg(long)]
@@ -368,15 +366,27 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::New(args) => new::run(&args),
-        Command::Validate(args) => validate::run(&args.specs, args.output.output),
+        Command::Validate(args) => match specs::or_found(&args.specs)? {
+            Some(found) => validate::run(&found, args.output.output),
+            None => Ok(ExitStatus::Invalid),
+        },
         Command::Templates(args) => templates::run(&args),
-        Command::Plan(args) => plan::run(
-            &args.specs,
-            args.output.output,
-            args.detailed_exitcode,
-            args.state.path.as_deref(),
-        ),
-        Command::Apply(args) => apply::run(&args),
+        Command::Plan(args) => match specs::or_found(&args.specs)? {
+            Some(found) => plan::run(
+                &found,
+                args.output.output,
+                args.detailed_exitcode,
+                args.state.path.as_deref(),
+            ),
+            None => Ok(ExitStatus::Invalid),
+        },
+        Command::Apply(mut args) => match specs::or_found(&args.specs)? {
+            Some(found) => {
+                args.specs = found;
+                apply::run(&args)
+            }
+            None => Ok(ExitStatus::Invalid),
+        },
         Command::Rollback(args) => rollback::run(&args),
         Command::Unlock { name, force } => unlock::run(&name, force),
         Command::Destroy {

@@ -110,3 +110,59 @@ fn a_missing_file_is_a_clear_error() {
             "cannot read `fixtures/does-not-exist.yaml`",
         ));
 }
+
+/// With no spec named, `validate`, `plan` and `apply` take the project's: `fabrik.yaml`
+/// if there is one, else every spec in the project's directory (not other YAML files).
+#[test]
+fn the_project_s_specs_are_used_when_none_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        fabrik()
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let empty = run(&["plan"]);
+    assert_eq!(empty.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert!(
+        stderr.contains("error: no spec named, and no spec in "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fabrik new --template"), "{stderr}");
+
+    for name in ["web", "api"] {
+        let new = run(&["new", "--template", "node-api", name, "--server", "vps1"]);
+        assert_eq!(new.status.code(), Some(0));
+    }
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  web:\n    image: nginx\n",
+    )
+    .expect("compose");
+    let validate = run(&["validate"]);
+    let stderr = String::from_utf8_lossy(&validate.stderr);
+    assert_eq!(validate.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("using the project's specs: api.yaml, web.yaml"),
+        "{stderr}"
+    );
+    let plan = run(&["plan"]);
+    let stdout = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        stdout.contains("Plan for `api`") && stdout.contains("Plan for `web`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Plan: 4 to add, 0 to change, 0 to destroy."),
+        "{stdout}"
+    );
+
+    // `fabrik.yaml` is the project's spec by convention.
+    std::fs::rename(dir.path().join("web.yaml"), dir.path().join("fabrik.yaml")).expect("rename");
+    let plan = run(&["plan"]);
+    let stdout = String::from_utf8_lossy(&plan.stdout);
+    assert!(stdout.contains("Plan for `web` (fabrik.yaml)"), "{stdout}");
+    assert!(!stdout.contains("Plan for `api`"), "{stdout}");
+}
