@@ -350,3 +350,46 @@ fn missing_credentials_are_all_reported_before_anything_is_written() {
         "a state was created"
     );
 }
+
+/// Issue 15, point 4: credentials that are present but wrong (or an API that is down)
+/// stop the run before the other provider has changed anything: both are observed before
+/// either changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_provider_that_refuses_its_token_stops_the_run_before_coolify_changes() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+
+    // An update (a new variable) with a revoked DNS token; then a fresh app likewise.
+    let changed = world.spec("app.yaml", |s| {
+        s.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
+    });
+    let fresh = world.spec("fresh.yaml", |s| {
+        s.replace("name: test-api", "name: fresh-api")
+            .replace("domain: api.example.com", "domain: new.example.com")
+    });
+    for spec in [&changed, &fresh] {
+        let before = world.mutating_calls();
+        let mut cmd = world.command(spec);
+        cmd.env("CLOUDFLARE_API_TOKEN", "revoked-token");
+        let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
+            .await
+            .expect("joined");
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+        assert_eq!(
+            world.mutating_calls(),
+            before,
+            "nothing was sent that changes Coolify or Cloudflare:\n{stdout}{stderr}"
+        );
+        assert!(stdout.contains("nothing was changed"), "{stdout}");
+        assert!(
+            !stdout.contains("restored") && !stderr.contains("restored"),
+            "{stdout}{stderr}"
+        );
+    }
+    // The next apply with the right token deploys the change.
+    let fixed = world.apply(&changed, &[]).await;
+    assert_eq!(fixed.status.code(), Some(0), "{:?}", text(&fixed));
+}

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::desired;
-use super::ensure::Ensured;
+use super::desired::{self, DesiredResource, Wanted};
+use super::ensure::{Ensured, Observed};
 use super::events::{HookName, ResourceRef, RunEvent};
 use super::failure::{RunFailure, Stop};
 use super::hooks::{self, HookEnv};
@@ -25,95 +25,39 @@ pub(crate) async fn provision_deploy_verify(
     instances: &mut Instances,
 ) -> Result<(), Stop> {
     let spec = &loaded.spec;
-    let coolify = &mut instances.coolify;
-    let found = run
-        .retried("server lookup", async || {
-            coolify.lookup("server", &spec.server, &run.owner).await
-        })
-        .await
-        .map_err(|error| RunFailure::ServerLookup {
-            server: spec.server.clone(),
-            error,
-        })?;
-    let Some(server) = found else {
-        // Name the servers there are, when the provider can list them (0.2 and later);
-        // the error stands without them.
-        let known = match coolify.list("server", "", None).await {
-            Ok(Some(page)) => page.resources.into_iter().map(|r| r.name).collect(),
-            _ => Vec::new(),
-        };
-        return Err(RunFailure::NoServer {
-            server: spec.server.clone(),
-            known,
-        }
-        .into());
+    // DNS and the Coolify resource do not depend on each other, but both are observed
+    // before either changes: a provider that refuses its credentials or is down stops
+    // the run while nothing has changed. The DNS record is observed while the server is
+    // looked up (its address is the record's content), so the barrier costs no round
+    // trip.
+    let dns_wanted = Wanted {
+        role: Role::Dns,
+        kind: desired::DNS_KIND.to_owned(),
+        name: spec.domain.clone(),
     };
-    let ip = server.outputs["ip"]
-        .as_str()
-        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
-        .ok_or_else(|| RunFailure::NoServerAddress {
-            server: spec.server.clone(),
-            found: server.outputs["ip"].to_string(),
-        })?
-        .to_owned();
-    let record = desired::dns_record(loaded, &ip);
-    let plain: BTreeMap<String, String> = values
-        .iter()
-        .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
-        .collect();
-    let app_resource =
-        desired::coolify_resource(loaded, &plain).map_err(RunFailure::Unsupported)?;
-
-    // Before anything changes. A resource's placement cannot be changed in place (the
-    // provider updates image, port, domains, env and compose): refuse rather than end
-    // COMPLETE with the app where it was. A new resource needs a destination Coolify
-    // accepts.
-    let existing = run
-        .store()
-        .resources(run.deployment)
-        .await?
-        .into_iter()
-        .find(|r| r.is(Role::Coolify, &app_resource.kind, &app_resource.name) && r.is_live());
-    match existing.as_ref().and_then(|r| r.desired.as_ref()) {
-        Some(before) => desired::check_placement(&spec.name, before, &app_resource.desired),
-        None => {
-            // A `coolify` provider may leave the destinations out of `lookup` (they cost
-            // a round trip an update does not need); `read` of the server gives them.
-            let outputs = if server.outputs.get("destinations").is_some() {
-                server.outputs.clone()
-            } else {
-                let coolify = &mut instances.coolify;
-                run.retried("server destinations", async || {
-                    coolify.read("server", &server.id).await
-                })
-                .await
-                .map_err(|error| RunFailure::ServerLookup {
-                    server: spec.server.clone(),
-                    error,
-                })?
-                .map_or_else(|| server.outputs.clone(), |found| found.outputs)
-            };
-            desired::check_destination(spec, &outputs)
-        }
-    }
-    .map_err(RunFailure::Unsupported)?;
-    let verify_options = &run.ctx.options.verify;
-    if verify::Resolve::find(&verify_options.resolve, &spec.domain, 443).is_none()
-        && ip.parse().is_ok_and(super::verify::is_private)
-    {
-        return Err(RunFailure::PrivateAddress {
-            server: spec.server.clone(),
-            ip,
-        }
-        .into());
-    }
-
-    // DNS and the Coolify resource do not depend on each other.
     let run_ref: &Run<'_, '_> = run;
     let Instances { coolify, dns } = instances;
+    let (prepared, record_seen) = tokio::join!(
+        prepare_coolify(run_ref, loaded, values, coolify),
+        run_ref.observe(dns, &dns_wanted),
+    );
+    let (
+        Prepared {
+            record,
+            app_resource,
+            observed: resource_seen,
+        },
+        record_seen,
+    ) = match (prepared, record_seen) {
+        (Err(Stop::Fault(error)), _) | (_, Err(Stop::Fault(error))) => {
+            return Err(Stop::Fault(error));
+        }
+        (Err(failed), _) | (_, Err(failed)) => return Err(failed),
+        (Ok(prepared), Ok(record_seen)) => (prepared, record_seen),
+    };
     let (record_result, resource) = tokio::join!(
-        run_ref.ensure(dns, &record),
-        run_ref.ensure(coolify, &app_resource),
+        run_ref.converge(dns, &record, record_seen),
+        run_ref.converge(coolify, &app_resource, resource_seen),
     );
     // A store fault on either side wins over a failure on the other: it must stop the
     // run, never start a rollback.
@@ -173,6 +117,121 @@ pub(crate) async fn provision_deploy_verify(
         hook(run, loaded, values, HookName::PostDeploy, command).await?;
     }
     Ok(())
+}
+
+/// The Coolify side, ready to change: the server looked up, the DNS record and the
+/// Coolify resource as wanted, and the resource observed.
+struct Prepared {
+    record: DesiredResource,
+    app_resource: DesiredResource,
+    observed: Observed,
+}
+
+/// Looks up the spec's server, builds what the app wants, refuses what Coolify could not
+/// do in place or would refuse, and observes the Coolify resource. Changes nothing.
+async fn prepare_coolify(
+    run: &Run<'_, '_>,
+    loaded: &LoadedSpec,
+    values: &BTreeMap<String, SecretString>,
+    coolify: &mut ProviderInstance,
+) -> Result<Prepared, Stop> {
+    let spec = &loaded.spec;
+    let found = run
+        .retried("server lookup", async || {
+            coolify.lookup("server", &spec.server, &run.owner).await
+        })
+        .await
+        .map_err(|error| RunFailure::ServerLookup {
+            server: spec.server.clone(),
+            error,
+        })?;
+    let Some(server) = found else {
+        // Name the servers there are, when the provider can list them (0.2 and later);
+        // the error stands without them.
+        let known = match coolify.list("server", "", None).await {
+            Ok(Some(page)) => page.resources.into_iter().map(|r| r.name).collect(),
+            _ => Vec::new(),
+        };
+        return Err(RunFailure::NoServer {
+            server: spec.server.clone(),
+            known,
+        }
+        .into());
+    };
+    let ip = server.outputs["ip"]
+        .as_str()
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        .ok_or_else(|| RunFailure::NoServerAddress {
+            server: spec.server.clone(),
+            found: server.outputs["ip"].to_string(),
+        })?
+        .to_owned();
+    let record = desired::dns_record(loaded, &ip);
+    let plain: BTreeMap<String, String> = values
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+        .collect();
+    let app_resource =
+        desired::coolify_resource(loaded, &plain).map_err(RunFailure::Unsupported)?;
+
+    // Before anything changes. A resource's placement cannot be changed in place (the
+    // provider updates image, port, domains, env and compose): refuse rather than end
+    // COMPLETE with the app where it was. A new resource needs a destination Coolify
+    // accepts.
+    let existing = run
+        .store()
+        .resources(run.deployment)
+        .await?
+        .into_iter()
+        .find(|r| r.is(Role::Coolify, &app_resource.kind, &app_resource.name) && r.is_live());
+    match existing.as_ref().and_then(|r| r.desired.as_ref()) {
+        Some(before) => desired::check_placement(&spec.name, before, &app_resource.desired),
+        None => {
+            // A `coolify` provider may leave the destinations out of `lookup` (they cost
+            // a round trip an update does not need); `read` of the server gives them.
+            let outputs = if server.outputs.get("destinations").is_some() {
+                server.outputs.clone()
+            } else {
+                run.retried("server destinations", async || {
+                    coolify.read("server", &server.id).await
+                })
+                .await
+                .map_err(|error| RunFailure::ServerLookup {
+                    server: spec.server.clone(),
+                    error,
+                })?
+                .map_or_else(|| server.outputs.clone(), |found| found.outputs)
+            };
+            desired::check_destination(spec, &outputs)
+        }
+    }
+    .map_err(RunFailure::Unsupported)?;
+    let verify_options = &run.ctx.options.verify;
+    if verify::Resolve::find(&verify_options.resolve, &spec.domain, 443).is_none()
+        && ip.parse().is_ok_and(super::verify::is_private)
+    {
+        return Err(RunFailure::PrivateAddress {
+            server: spec.server.clone(),
+            ip,
+        }
+        .into());
+    }
+
+    let observed = run
+        .observe(
+            coolify,
+            &Wanted {
+                role: app_resource.role,
+                kind: app_resource.kind.clone(),
+                name: app_resource.name.clone(),
+            },
+        )
+        .await?;
+    Ok(Prepared {
+        record,
+        app_resource,
+        observed,
+    })
 }
 
 impl Run<'_, '_> {

@@ -1,6 +1,10 @@
-//! Creating, adopting or updating one resource, the intent written first.
+//! Creating, adopting or updating one resource, the intent written first, in two steps:
+//! [`Run::observe`] reads what is live (no change anywhere but the state's intent), then
+//! [`Run::converge`] makes it as wanted. A run observes every resource before it changes
+//! any: wrong credentials or an API that is down for one provider stop the run before
+//! the other provider has changed anything.
 
-use super::desired::{DesiredResource, without_secrets};
+use super::desired::{DesiredResource, Wanted, without_secrets};
 use super::drift;
 use super::events::{ResourceChange, ResourceRef, RunEvent};
 use super::failure::{RunFailure, Stop};
@@ -18,6 +22,18 @@ pub(crate) enum Ensured {
     Unchanged(Resource),
 }
 
+/// What [`Run::observe`] found of one resource, for [`Run::converge`].
+pub(crate) struct Observed {
+    /// The state's live row for it, if any.
+    known: Option<crate::store::ResourceRow>,
+    /// A pending row was there before this run's intent (a killed run's create).
+    pending_before: bool,
+    /// Whether what the state recorded is settled (no drift to repair, no redeploy).
+    settled: bool,
+    /// What the provider has now, owned by this app (a foreign one stops `observe`).
+    live: Option<Resource>,
+}
+
 impl Run<'_, '_> {
     fn resource_event(&self, change: ResourceChange, kind: &str, name: &str, id: &str) {
         self.event(RunEvent::Resource {
@@ -26,20 +42,17 @@ impl Run<'_, '_> {
         });
     }
 
-    /// Creates, adopts or updates one resource, writing the intent first.
-    pub(crate) async fn ensure(
+    /// Reads what is live of one resource: by its id when the state knows it, else by
+    /// name. Changes nothing, at the provider or in the state; needs only the resource's
+    /// key, so it can run before its desired state is known (the DNS record's address
+    /// comes from the server lookup). A resource with that name that another owner
+    /// holds stops the run here.
+    pub(crate) async fn observe(
         &self,
         instance: &mut ProviderInstance,
-        resource: &DesiredResource,
-    ) -> Result<Ensured, Stop> {
-        let DesiredResource {
-            role,
-            kind,
-            name,
-            desired,
-        } = resource;
-        let (role, kind, name) = (*role, kind.as_str(), name.as_str());
-        let stored = without_secrets(desired, &self.secret_names);
+        wanted: &Wanted,
+    ) -> Result<Observed, Stop> {
+        let (role, kind, name) = (wanted.role, wanted.kind.as_str(), wanted.name.as_str());
         let settled = self
             .settled
             .iter()
@@ -54,20 +67,6 @@ impl Run<'_, '_> {
                 .find(|r| r.is(role, kind, name) && r.is_live());
             (known, pending)
         };
-        let row = self
-            .store()
-            .intend(
-                self.deployment,
-                &self.run_id,
-                ResourceKey {
-                    provider: role,
-                    kind,
-                    name,
-                },
-                &self.owner,
-                &stored,
-            )
-            .await?;
         let what = format!("{kind} {name}");
         let failed = |error| RunFailure::Provider {
             resource: what.clone(),
@@ -85,6 +84,66 @@ impl Run<'_, '_> {
                 .await
                 .map_err(failed)?,
         };
+        if let Some(foreign) = live
+            .as_ref()
+            .filter(|found| found.owner.as_deref() != Some(self.owner.as_str()))
+        {
+            return Err(RunFailure::NotOwned {
+                resource: ResourceRef::new(kind, name, Some(&foreign.id)),
+                owner: self.owner.clone(),
+                found: foreign.owner.clone().unwrap_or_default(),
+            }
+            .into());
+        }
+        Ok(Observed {
+            known,
+            pending_before,
+            settled,
+            live,
+        })
+    }
+
+    /// Makes one observed resource as wanted, the intent written first: nothing if it
+    /// already is, else an update (repairing drift), or a create.
+    pub(crate) async fn converge(
+        &self,
+        instance: &mut ProviderInstance,
+        resource: &DesiredResource,
+        observed: Observed,
+    ) -> Result<Ensured, Stop> {
+        let DesiredResource {
+            role,
+            kind,
+            name,
+            desired,
+        } = resource;
+        let (role, kind, name) = (*role, kind.as_str(), name.as_str());
+        let stored = without_secrets(desired, &self.secret_names);
+        let row = self
+            .store()
+            .intend(
+                self.deployment,
+                &self.run_id,
+                ResourceKey {
+                    provider: role,
+                    kind,
+                    name,
+                },
+                &self.owner,
+                &stored,
+            )
+            .await?;
+        let Observed {
+            known,
+            pending_before,
+            settled,
+            live,
+        } = observed;
+        let what = format!("{kind} {name}");
+        let failed = |error| RunFailure::Provider {
+            resource: what.clone(),
+            error,
+        };
         let ours = |found: &Resource| found.owner.as_deref() == Some(self.owner.as_str());
         let (resource, status) = match live {
             Some(found)
@@ -97,7 +156,7 @@ impl Run<'_, '_> {
                 self.resource_event(ResourceChange::Unchanged, kind, name, &found.id);
                 return Ok(Ensured::Unchanged(found));
             }
-            Some(found) if ours(&found) => {
+            Some(found) => {
                 let drift = drift::compare(kind, desired, &found.live, &self.secret_names);
                 for line in drift.differences {
                     self.event(RunEvent::Drift {
@@ -123,17 +182,6 @@ impl Run<'_, '_> {
                     self.resource_event(ResourceChange::FoundUntracked, kind, name, &found.id);
                 }
                 (updated, status)
-            }
-            Some(foreign) => {
-                self.store()
-                    .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
-                    .await?;
-                return Err(RunFailure::NotOwned {
-                    resource: ResourceRef::new(kind, name, Some(&foreign.id)),
-                    owner: self.owner.clone(),
-                    found: foreign.owner.unwrap_or_default(),
-                }
-                .into());
             }
             None => {
                 // A create that failed transiently may still have happened, in part (a
