@@ -36,8 +36,9 @@ impl std::fmt::Display for Holder {
         }
         write!(
             f,
-            ", run {}, since {} (unix time)",
-            self.run_id, self.started_at
+            ", run {}, since {}",
+            self.run_id,
+            crate::domain::timestamp::display(&self.started_at.to_string())
         )
     }
 }

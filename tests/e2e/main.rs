@@ -13,6 +13,7 @@ mod model;
 mod new;
 mod oci;
 mod openapi;
+mod output_schemas;
 mod provider_cloudflare;
 mod provider_coolify;
 mod provider_kit;

@@ -12,18 +12,23 @@ use crate::provider_support::{Fixture, OWNER, settle};
 use crate::support::root;
 
 fn check(schema: &str, document: &Value) {
-    let path = root().join("docs/schemas").join(format!("{schema}.json"));
+    let problems = schema_problems(&format!("{schema}.json"), document);
+    assert!(problems.is_empty(), "{schema}: {problems:?} in {document}");
+}
+
+/// What the schema `docs/schemas/RELATIVE` finds wrong with `document` (formats checked).
+pub fn schema_problems(relative: &str, document: &Value) -> Vec<String> {
+    let path = root().join("docs/schemas").join(relative);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let schema_doc: Value = serde_json::from_str(&text).expect("a schema is JSON");
     let validator = jsonschema::options()
         .should_validate_formats(true)
         .build(&schema_doc)
-        .unwrap_or_else(|e| panic!("{schema} is not a valid JSON Schema: {e}"));
-    let problems: Vec<String> = validator
+        .unwrap_or_else(|e| panic!("{relative} is not a valid JSON Schema: {e}"));
+    validator
         .iter_errors(document)
         .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(problems.is_empty(), "{schema}: {problems:?} in {document}");
+        .collect()
 }
 
 fn check_resource(resource: &Resource) {

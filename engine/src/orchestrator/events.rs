@@ -369,7 +369,8 @@ impl RunEvent {
 }
 
 fn seconds<S: serde::Serializer>(wait: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f32(wait.as_secs_f32())
+    // To the millisecond: an `f32` widened to JSON's `f64` would print float noise.
+    serializer.serialize_f64((wait.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
 #[cfg(test)]

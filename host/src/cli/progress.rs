@@ -140,10 +140,10 @@ impl Reporter {
                 }
             }
             OutputFormat::Json => {
-                let mut event = json!({ "app": app, "event": kind.as_str(), "message": message, "elapsed_s": elapsed, "data": data });
+                let mut event = json!({ "app": app, "event": kind.as_str(), "message": message, "elapsed_s": millis(elapsed), "data": data });
                 if let Some((step, secs)) = timing {
                     event["previous_step"] = json!(step);
-                    event["previous_step_s"] = json!(secs);
+                    event["previous_step_s"] = json!(millis(secs));
                 }
                 let line = self.redact(&event.to_string());
                 outln!("{line}");
@@ -212,4 +212,8 @@ impl Observer for Reporter {
     fn secret(&self, value: &SecretString) {
         locked(&self.redactor).add(value);
     }
+}
+/// Seconds to the millisecond, as JSON shows them (`0.014`, not `0.014026814140379429`).
+fn millis(seconds: f32) -> f64 {
+    (f64::from(seconds) * 1000.0).round() / 1000.0
 }

@@ -49,8 +49,8 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
     errln!(
         "Rolling `{name}` back to run {} (spec {}, started {})",
         target.run.id,
-        target.run.spec_hash,
-        target.run.started_at
+        super::status::short_hash(&target.run.spec_hash),
+        fabrik_engine::domain::timestamp::display(&target.run.started_at)
     );
     let reporter = Reporter::new(args.run.output.output, args.run.progress);
     let origin = RunOrigin::Rollback {

@@ -1,0 +1,119 @@
+//! Every command that prints data with `--output json` prints lines its documented
+//! schema (`docs/schemas/output/`, described in `docs/output.md`) accepts: the happy
+//! path, failures, a changed plan, a rollback, and gc's orphans.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::deploy::{World, text};
+use crate::schemas::schema_problems;
+
+/// The JSON lines of `output`, each checked against `docs/schemas/output/SCHEMA.json`;
+/// their `event` fields (or `-` for lines without one).
+fn checked(schema: &str, output: &Output) -> Vec<String> {
+    let (stdout, stderr) = text(output);
+    assert!(
+        !stdout.trim().is_empty(),
+        "{schema}: no JSON line:\n{stderr}"
+    );
+    let mut events = Vec::new();
+    for line in stdout.lines() {
+        let value: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{schema}: not JSON ({e}): {line}\n{stderr}"));
+        let problems = schema_problems(&format!("output/{schema}.json"), &value);
+        assert!(problems.is_empty(), "{schema}: {problems:?} in\n{line}");
+        events.push(value["event"].as_str().unwrap_or("-").to_owned());
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_json_line_matches_its_documented_schema() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let spec_arg = spec.to_str().expect("utf-8");
+    let broken = world.spec("broken.yaml", |s| s.replace("timeout: 30", "timeot: 30"));
+    let broken_arg = broken.to_str().expect("utf-8");
+
+    let events = checked(
+        "validate",
+        &world
+            .run(&["validate", "--output", "json", spec_arg, broken_arg])
+            .await,
+    );
+    assert_eq!(events, ["invalid", "valid"]);
+    let events = checked(
+        "plan",
+        &world.run(&["plan", "--output", "json", spec_arg]).await,
+    );
+    assert_eq!(events, ["plan", "plan_summary"]);
+
+    let applied = world.apply(&spec, &["--output", "json"]).await;
+    assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
+    let events = checked("apply", &applied);
+    assert_eq!(events.last().map(String::as_str), Some("summary"));
+    assert!(events.contains(&"resource".to_owned()), "{events:?}");
+
+    let changed = world.spec("app.yaml", |s| {
+        s.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
+    });
+    let changed_arg = changed.to_str().expect("utf-8");
+    checked(
+        "plan",
+        &world.run(&["plan", "--output", "json", changed_arg]).await,
+    );
+    let again = world.apply(&changed, &["--output", "json"]).await;
+    assert_eq!(again.status.code(), Some(0), "{:?}", text(&again));
+    checked("apply", &again);
+    let rolled = world
+        .run(&[
+            "rollback",
+            "test-api",
+            "--output",
+            "json",
+            "--deploy-timeout",
+            "20",
+        ])
+        .await;
+    assert_eq!(rolled.status.code(), Some(0), "{:?}", text(&rolled));
+    checked("apply", &rolled);
+
+    // A failure with a rollback, and an invalid spec given to apply.
+    let bad = world.bad_spec(500, |s| s);
+    let failed = world.apply(&bad, &["--output", "json"]).await;
+    assert_eq!(failed.status.code(), Some(1), "{:?}", text(&failed));
+    let events = checked("apply", &failed);
+    assert_eq!(events.last().map(String::as_str), Some("summary"));
+    let invalid = world.apply(&broken, &["--output", "json"]).await;
+    assert_eq!(checked("apply", &invalid), ["invalid"]);
+
+    let events = checked("status", &world.run(&["status", "--output", "json"]).await);
+    assert_eq!(events.len(), 2, "one line per deployment: {events:?}");
+    let runs = checked(
+        "history",
+        &world
+            .run(&["history", "test-api", "--output", "json"])
+            .await,
+    );
+    assert_eq!(runs.len(), 3, "apply, apply, rollback: {runs:?}");
+    checked(
+        "providers-list",
+        &world.run(&["providers", "list", "--output", "json"]).await,
+    );
+
+    // The state lost: every resource is an orphan gc lists, then deletes.
+    std::fs::rename(
+        world.dir.path().join(".fabrik/state.db"),
+        world.dir.path().join("lost.db"),
+    )
+    .expect("state moved away");
+    let orphans = checked("gc", &world.run(&["gc", "--output", "json"]).await);
+    assert!(orphans.len() >= 2, "{orphans:?}");
+    checked(
+        "gc",
+        &world
+            .run(&["gc", "--delete", "--yes", "--output", "json"])
+            .await,
+    );
+}
