@@ -393,3 +393,66 @@ async fn a_dns_provider_that_refuses_its_token_stops_the_run_before_coolify_chan
     let fixed = world.apply(&changed, &[]).await;
     assert_eq!(fixed.status.code(), Some(0), "{:?}", text(&fixed));
 }
+
+/// Ctrl-C while a hook runs stops everything the hook started (its process group), not
+/// only its shell: the hook's group is not the terminal's, so only Fabrik can stop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_hook_stops_what_the_hook_started() {
+    use std::io::BufRead;
+    let world = World::start().await;
+    let pid_file = world.dir.path().join("sleeper.pid");
+    let spec = world.spec("app.yaml", |t| {
+        format!(
+            "{t}hooks:\n  pre_deploy: \"sleep 120 & echo $! > {}; wait\"\n",
+            pid_file.display()
+        )
+    });
+    let mut child = world.command(&spec).spawn().expect("apply starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let sleeper: u32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hook never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .split(") ")
+                .nth(1)
+                .is_some_and(|rest| rest.starts_with('Z'))
+        })
+    };
+    assert!(alive(sleeper));
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    let status = child.wait().expect("exits");
+    let stderr = reader.join().expect("reader");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(sleeper) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !alive(sleeper),
+        "the hook's background process outlived the apply:\n{stderr}"
+    );
+}

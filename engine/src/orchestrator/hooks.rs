@@ -104,7 +104,10 @@ pub async fn run(
             hook: which.to_owned(),
             error: e.to_string(),
         })?;
-    let pid = child.id();
+    // Until the hook has exited: a timeout, or a run cancelled while it runs (Ctrl-C
+    // drops this future), stops everything it started. Its own process group is not
+    // the terminal's foreground group, so the terminal's SIGINT never reached it.
+    let mut group = GroupGuard(child.id().and_then(|p| i32::try_from(p).ok()));
     let mut stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
     let mut stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
     let mut tail = VecDeque::with_capacity(TAIL);
@@ -134,6 +137,10 @@ pub async fn run(
     .await;
     let last_output: Vec<String> = tail.into();
     let (hook, command) = (which.to_owned(), command.to_owned());
+    if finished.is_ok() {
+        // It exited by itself: what it left running in the background is its business.
+        group.0 = None;
+    }
     match finished {
         Ok(Ok(status)) if status.success() => Ok(()),
         Ok(Ok(status)) => Err(HookError::Failed {
@@ -148,15 +155,24 @@ pub async fn run(
             error: e.to_string(),
         }),
         Err(_) => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                kill_group(pid);
-            }
+            drop(group);
             Err(HookError::Timeout {
                 hook,
                 command,
                 seconds: timeout.as_secs(),
                 last_output,
             })
+        }
+    }
+}
+
+/// Kills the hook's process group when dropped, unless disarmed (`None`).
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            kill_group(pid);
         }
     }
 }
