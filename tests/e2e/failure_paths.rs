@@ -94,6 +94,22 @@ async fn a_health_check_redirected_off_its_origin_is_not_followed() {
         0,
         "the other origin was never asked"
     );
+    // Look-alikes of the origin are other origins: a name that starts with the domain,
+    // another port on the same (checked) address, user information.
+    for location in [
+        "https://bad.example.com.evil.test/health",
+        "https://bad.example.com:8443/health",
+        "https://x@bad.example.com/health",
+    ] {
+        world
+            .sandbox
+            .app
+            .set("bad.example.com", Behaviour::Redirect(location.to_owned()));
+        let output = world.apply(&spec, &[]).await;
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(stdout.contains("last answer 302"), "{location}: {stdout}");
+    }
 }
 
 /// A state database that cannot be written mid-run is a fault of the engine, not a
@@ -455,4 +471,31 @@ async fn ctrl_c_during_a_hook_stops_what_the_hook_started() {
         !alive(sleeper),
         "the hook's background process outlived the apply:\n{stderr}"
     );
+}
+
+/// Issue 16, point 2: special-purpose addresses the old hand list missed (benchmarking
+/// 198.18.0.0/15, NAT64 and other IPv6 forms that embed an IPv4 address) are refused as
+/// a server's address before anything changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_a_special_purpose_address_is_refused_before_anything_changes() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| {
+        s.replace("domain: api.example.com", "domain: other.example.com")
+    });
+    for ip in [
+        "198.18.0.7",
+        "64:ff9b::c612:7",
+        "::ffff:192.168.1.1",
+        "2002:c0a8:101::1",
+    ] {
+        world.sandbox.coolify.set_server_ip("vps1", ip);
+        let output = world.apply(&spec, &[]).await;
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{ip}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("has the private address {ip}")),
+            "{ip}: {stdout}"
+        );
+        assert_eq!(world.mutating_calls(), 0, "{ip}: nothing changed");
+    }
 }

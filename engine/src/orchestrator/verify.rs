@@ -125,30 +125,33 @@ enum Unresolved {
     Refused(String),
 }
 
-/// Whether an address is one a public health check must not reach.
+/// Whether `ip` is not a public unicast address: anything in the IANA IPv4 and IPv6
+/// special-purpose address registries (private, shared, loopback, link-local,
+/// benchmarking such as 198.18.0.0/15, documentation, reserved, and the IPv6 forms that
+/// embed an IPv4 address: mapped, NAT64, 6to4, Teredo), multicast, or an IPv6 address
+/// whose embedded IPv4 address is one of those. The registries come from `iprfc`, which
+/// generates them from IANA's files, not from a hand-written list.
 pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 0
-                || (v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
-                || v4.octets()[0] >= 240
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
-        }
+    if ip.is_multicast() || iprfc::RFC6890.contains(&ip) {
+        return true;
     }
+    match ip {
+        IpAddr::V4(_) => false,
+        // `::a.b.c.d`, the deprecated IPv4-compatible form (RFC 4291, 2.5.5.1), which the
+        // registries no longer list: never a public address of a server.
+        IpAddr::V6(v6) => v6.segments()[..6].iter().all(|s| *s == 0),
+    }
+}
+
+/// Whether `url` is `https://<domain>` on port 443, with no user information.
+pub fn same_origin(url: &url::Url, domain: &str) -> bool {
+    url.scheme() == "https"
+        && url
+            .host_str()
+            .is_some_and(|host| host.eq_ignore_ascii_case(domain))
+        && url.port_or_known_default() == Some(443)
+        && url.username().is_empty()
+        && url.password().is_none()
 }
 
 /// The result of a verification.
@@ -243,11 +246,15 @@ pub async fn verify(
     };
     // One client per address the name resolves to (a builder cannot be cloned).
     let builder_for = || -> reqwest::ClientBuilder {
-        let origin = format!("https://{}", spec.domain);
+        let domain = spec.domain.clone();
         let mut builder = reqwest::Client::builder()
             .https_only(true)
+            // Same origin only, compared as a parsed URL: a prefix test would follow
+            // `https://<domain>.evil.test` or `https://<domain>:8443` (another service on
+            // the checked address). A same-origin hop connects to the address checked
+            // before the attempt (`resolve` below pins it).
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.url().as_str().starts_with(&origin) && attempt.previous().len() < 5 {
+                if same_origin(attempt.url(), &domain) && attempt.previous().len() < 5 {
                     attempt.follow()
                 } else {
                     attempt.stop()
@@ -432,6 +439,24 @@ mod tests {
     }
 
     #[test]
+    fn only_a_same_origin_redirect_is_followed() {
+        let domain = "api.example.com";
+        for (url, same) in [
+            ("https://api.example.com/health", true),
+            ("https://API.example.com:443/other", true),
+            ("https://api.example.com.evil.test/health", false),
+            ("https://api.example.com:8443/health", false),
+            ("https://user@api.example.com/health", false),
+            ("http://api.example.com/health", false),
+            ("https://evil.test/?https://api.example.com", false),
+            ("https://127.0.0.1/health", false),
+        ] {
+            let parsed = url::Url::parse(url).expect("url");
+            assert_eq!(same_origin(&parsed, domain), same, "{url}");
+        }
+    }
+
+    #[test]
     fn a_name_resolving_to_a_private_address_is_refused() {
         let addresses: Vec<SocketAddr> = vec![
             "1.1.1.1:443".parse().expect("addr"),
@@ -462,10 +487,30 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "240.0.0.1",
+            // Missed by the old hand list (issue 16, point 2).
+            "198.18.0.1",
+            "198.19.255.254",
+            "192.0.0.1",
+            "192.88.99.1",
+            "224.0.0.1",
+            "2001:db8::1",
+            "::ffff:198.18.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "2001:0:4136:e378::1",
+            "::10.0.0.1",
+            "::8.8.8.8",
+            "ff02::1",
         ] {
             assert!(is_private(ip.parse().expect("ip")), "{ip}");
         }
-        for ip in ["1.1.1.1", "203.0.114.1", "2606:4700::1111"] {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "203.0.114.1",
+            "2606:4700::1111",
+            "2a00:1450::1",
+        ] {
             assert!(!is_private(ip.parse().expect("ip")), "{ip}");
         }
     }
