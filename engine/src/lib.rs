@@ -8,6 +8,7 @@
 pub mod domain;
 pub mod lock;
 pub mod orchestrator;
+pub mod own_files;
 pub mod plugins;
 pub mod project;
 pub mod retry;

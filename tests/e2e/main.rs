@@ -7,6 +7,7 @@ mod deploy;
 mod failure_paths;
 mod first_deploy;
 mod gc;
+mod hardening;
 mod lifecycle;
 mod live;
 mod model;

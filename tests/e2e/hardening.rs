@@ -1,0 +1,80 @@
+//! Issue 16: what a planted file, a hostile endpoint or a bad provider could make Fabrik
+//! do, each class driven through the real binary.
+
+use crate::deploy::{World, text};
+
+/// A file a link points at, with content that must survive.
+fn precious(world: &World) -> std::path::PathBuf {
+    let target = world.dir.path().join("precious.txt");
+    std::fs::write(&target, "keep me\n").expect("write");
+    target
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fabrik_never_writes_through_a_link_planted_where_its_own_files_go() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let target = precious(&world);
+    let fabrik_dir = world.dir.path().join(".fabrik");
+    std::fs::create_dir_all(fabrik_dir.join("locks")).expect("dirs");
+
+    // The app's lock file.
+    let lock = fabrik_dir.join("locks/test-api.lock");
+    std::os::unix::fs::symlink(&target, &lock).expect("symlink");
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("is a symbolic link") || stdout.contains("is a symbolic link"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep me\n");
+    assert_eq!(world.mutating_calls(), 0);
+    std::fs::remove_file(&lock).expect("unlink");
+
+    // The fingerprint key.
+    let key = fabrik_dir.join("fingerprint.key");
+    std::os::unix::fs::symlink(&target, &key).expect("symlink");
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_ne!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("is a symbolic link"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep me\n");
+    std::fs::remove_file(&key).expect("unlink");
+
+    // Without the links, the same apply deploys.
+    let output = world.apply(&spec, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_dotenv_is_read_but_never_appended_to() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let shared = world.dir.path().join("shared.env");
+    std::fs::write(&shared, "LOG_HINT=1\n").expect("write");
+    std::os::unix::fs::symlink(&shared, world.dir.path().join(".env")).expect("symlink");
+
+    // API_KEY would be generated: not into the linked file.
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("secret API_KEY must be generated, and `")
+            && stderr.contains(".env` is a symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&shared).expect("read"),
+        "LOG_HINT=1\n"
+    );
+    assert_eq!(world.mutating_calls(), 0);
+
+    // Set by the user in the linked file: read through the link, and deployed.
+    std::fs::write(&shared, "API_KEY=set-by-the-user-0123456789\n").expect("write");
+    let output = world.apply(&spec, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+}
