@@ -1,5 +1,6 @@
 //! The spec: parsing with source locations, validation, templates and the canonical hash.
 
+pub mod compose_lint;
 pub mod diagnostic;
 pub mod domain;
 pub mod hash;

@@ -78,3 +78,50 @@ async fn a_linked_dotenv_is_read_but_never_appended_to() {
     let output = world.apply(&spec, &[]).await;
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
 }
+
+/// Issue 16, point 4: a project's template is checked as Docker would run it: merge keys
+/// resolved, `"true"` read as true, mount paths normalised.
+#[test]
+fn a_template_cannot_slip_past_the_compose_check() {
+    let project = tempfile::tempdir().expect("tempdir");
+    let templates = project.path().join("templates");
+    std::fs::create_dir_all(&templates).expect("templates");
+    let header = "description: sneaky\ndefault_port: 8080\nsources: [image]\n---\n";
+    let cases = [
+        (
+            "string",
+            "services:\n  app:\n    image: {{ image }}\n    privileged: \"true\"\n",
+            "services.app.privileged is true",
+        ),
+        (
+            "merged",
+            "x-base: &base\n  privileged: true\nservices:\n  app:\n    <<: *base\n    image: {{ image }}\n",
+            "services.app.privileged is true",
+        ),
+        (
+            "socket",
+            "services:\n  app:\n    image: {{ image }}\n    volumes: ['/var/run/../run//docker.sock:/s']\n",
+            "mounts `/var/run/docker.sock`",
+        ),
+    ];
+    for (name, body, expected) in cases {
+        std::fs::write(
+            templates.join(format!("{name}.yaml")),
+            format!("{header}{body}"),
+        )
+        .expect("template");
+        std::fs::write(
+            project.path().join("app.yaml"),
+            format!("name: my-api\ntemplate: {name}\ndomain: api.example.com\nserver: vps1\nsource: {{image: ghcr.io/acme/my-api:1.4}}\n"),
+        )
+        .expect("spec");
+        let output = crate::support::fabrik()
+            .current_dir(project.path())
+            .args(["validate", "app.yaml"])
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+}

@@ -254,11 +254,18 @@ impl Template {
         let text = template
             .render(context(spec))
             .map_err(|e| render_error(describe_jinja(&e)))?;
-        let document: Value = serde_yaml::from_str(&text)
+        let mut document: Value = serde_yaml::from_str(&text)
             .map_err(|e| render_error(format!("the output is not YAML: {e}")))?;
-        lint(&document, &self.meta.service).map_err(|problem| TemplateError::Lint {
-            name: self.name.clone(),
-            problem,
+        // What is checked is what Coolify gets: merge keys (`<<: *base`) resolved, as
+        // Compose would resolve them (aliases already are).
+        document
+            .apply_merge()
+            .map_err(|e| render_error(format!("a merge key cannot be resolved: {e}")))?;
+        super::compose_lint::lint(&document, &self.meta.service).map_err(|problem| {
+            TemplateError::Lint {
+                name: self.name.clone(),
+                problem,
+            }
         })?;
         let compose = serde_yaml::to_string(&document)
             .map_err(|e| render_error(format!("cannot serialize the output: {e}")))?;
@@ -325,137 +332,9 @@ fn context(spec: &Spec) -> JinjaValue {
     }))
 }
 
-/// Rejects compose documents that cannot work or would hand the host to the container.
-fn lint(document: &Value, service: &str) -> Result<(), String> {
-    let services = document
-        .get("services")
-        .and_then(Value::as_mapping)
-        .filter(|s| !s.is_empty())
-        .ok_or("it has no `services`")?;
-    if !services.contains_key(service) {
-        return Err(format!(
-            "it has no service `{service}` (the one the template header names)"
-        ));
-    }
-    for (name, body) in services {
-        let name = name.as_str().ok_or("a service name is not a string")?;
-        let body = body
-            .as_mapping()
-            .ok_or_else(|| format!("services.{name} is not a mapping"))?;
-        let at = |key: &str| format!("services.{name}.{key}");
-        if !body.contains_key("image") && !body.contains_key("build") {
-            return Err(format!("services.{name} has neither `image` nor `build`"));
-        }
-        if body.get("privileged").and_then(Value::as_bool) == Some(true) {
-            return Err(format!(
-                "{} is true; privileged containers are not allowed",
-                at("privileged")
-            ));
-        }
-        for key in ["network_mode", "pid", "ipc", "userns_mode"] {
-            if body.get(key).and_then(Value::as_str) == Some("host") {
-                return Err(format!(
-                    "{} is `host`; sharing the host's namespaces is not allowed",
-                    at(key)
-                ));
-            }
-        }
-        if let Some(caps) = body.get("cap_add").and_then(Value::as_sequence) {
-            for cap in caps.iter().filter_map(Value::as_str) {
-                if matches!(
-                    cap.to_ascii_uppercase().trim_start_matches("CAP_"),
-                    "ALL" | "SYS_ADMIN"
-                ) {
-                    return Err(format!(
-                        "{} adds `{cap}`, which is equivalent to privileged",
-                        at("cap_add")
-                    ));
-                }
-            }
-        }
-        if let Some(volumes) = body.get("volumes").and_then(Value::as_sequence) {
-            for volume in volumes {
-                let source = match volume {
-                    Value::String(s) => s.split(':').next().unwrap_or_default().to_owned(),
-                    Value::Mapping(m) => m
-                        .get("source")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    _ => String::new(),
-                };
-                if source.ends_with("docker.sock") || source == "/" {
-                    return Err(format!(
-                        "{} mounts `{source}`, which gives the container the host",
-                        at("volumes")
-                    ));
-                }
-            }
-        }
-        for key in ["ports", "expose"] {
-            if let Some(ports) = body.get(key) {
-                let list = ports
-                    .as_sequence()
-                    .ok_or_else(|| format!("{} is not a list", at(key)))?;
-                for entry in list {
-                    check_port_entry(entry).map_err(|problem| format!("{}: {problem}", at(key)))?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn check_port_entry(entry: &Value) -> Result<(), String> {
-    match entry {
-        Value::Number(n) => n
-            .as_u64()
-            .filter(|p| (1..=65535).contains(p))
-            .map(|_| ())
-            .ok_or_else(|| format!("{n} is not a port number")),
-        Value::String(s) => {
-            let spec = s
-                .strip_suffix("/tcp")
-                .or_else(|| s.strip_suffix("/udp"))
-                .unwrap_or(s);
-            // `[ip:]published:target`; an IPv6 address is bracketed.
-            let ports = match spec.rfind(']') {
-                Some(i) => spec[i + 1..].trim_start_matches(':'),
-                None => spec,
-            };
-            let parts: Vec<&str> = ports.split(':').collect();
-            let numeric = match parts.as_slice() {
-                [target] => vec![*target],
-                [published, target] => vec![*published, *target],
-                [_ip, published, target] => vec![*published, *target],
-                _ => return Err(format!("{s:?} is not a port mapping")),
-            };
-            for part in numeric {
-                if !part.parse::<u16>().is_ok_and(|p| p > 0) {
-                    return Err(format!("{s:?} has a non-numeric port `{part}`"));
-                }
-            }
-            Ok(())
-        }
-        Value::Mapping(m) => {
-            for key in ["target", "published"] {
-                if let Some(v) = m.get(key) {
-                    check_port_entry(v)?;
-                }
-            }
-            Ok(())
-        }
-        other => Err(format!("{other:?} is not a port")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn doc(text: &str) -> Value {
-        serde_yaml::from_str(text).expect("test yaml")
-    }
 
     #[test]
     fn builtins_parse() {
@@ -467,50 +346,6 @@ mod tests {
             registry.get("nope"),
             Err(TemplateError::Unknown(_))
         ));
-    }
-
-    #[test]
-    fn lint_rejects_unsafe_documents() {
-        let cases = [
-            ("services: {}", "no `services`"),
-            ("services: {app: {restart: always}}", "neither"),
-            (
-                "services: {app: {image: x, privileged: true}}",
-                "privileged",
-            ),
-            (
-                "services: {app: {image: x, network_mode: host}}",
-                "namespaces",
-            ),
-            (
-                "services: {app: {image: x, ports: ['80a:80']}}",
-                "non-numeric",
-            ),
-            (
-                "services: {app: {image: x, ports: ['8000-8010:80']}}",
-                "non-numeric",
-            ),
-            ("services: {app: {image: x, expose: [0]}}", "not a port"),
-            (
-                "services: {app: {image: x, volumes: ['/var/run/docker.sock:/s']}}",
-                "docker.sock",
-            ),
-            (
-                "services: {app: {image: x, cap_add: [SYS_ADMIN]}}",
-                "privileged",
-            ),
-            ("services: {web: {image: x}}", "no service `app`"),
-        ];
-        for (text, expected) in cases {
-            let err = lint(&doc(text), "app").expect_err(text);
-            assert!(err.contains(expected), "{text}: {err}");
-        }
-    }
-
-    #[test]
-    fn lint_accepts_numeric_ports() {
-        let ok = "services: {app: {image: x, ports: [8080, '8080:80', '127.0.0.1:8080:80/tcp', '[::1]:8080:80', {target: 80, published: '8080'}], expose: [3000]}}";
-        assert_eq!(lint(&doc(ok), "app"), Ok(()));
     }
 
     #[test]
