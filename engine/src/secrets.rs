@@ -53,6 +53,9 @@ pub enum SecretsError {
 pub struct EnvSource {
     dotenv_path: Option<PathBuf>,
     dotenv: BTreeMap<String, SecretString>,
+    /// What a person should know about `.env` (never a value): variables `$` expansion
+    /// changed, a file every user may write.
+    warnings: Vec<String>,
 }
 
 impl EnvSource {
@@ -75,10 +78,35 @@ impl EnvSource {
             })?;
             dotenv.insert(key, SecretString::from(value));
         }
+        let mut warnings = Vec::new();
+        if let Ok(raw) = std::fs::read_to_string(&path) {
+            for (line, key) in expanded(&raw, &dotenv) {
+                warnings.push(format!(
+                    "{} line {line}: `$` expansion changed the value of {key} (a `$NAME` outside single quotes is replaced by that variable); to take it literally, write it in single quotes",
+                    path.display()
+                ));
+            }
+        }
+        if std::fs::metadata(&path).is_ok_and(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o002 != 0
+        }) {
+            warnings.push(format!(
+                "{} is writable by every user of this machine, who could change what is deployed; run `chmod o-w {}`",
+                path.display(),
+                path.display()
+            ));
+        }
         Ok(Self {
             dotenv_path: Some(path),
             dotenv,
+            warnings,
         })
+    }
+
+    /// What a person should know about `.env` (see [`EnvSource::load`]); no value.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The value of `name`: the process environment first, then `.env`.
@@ -98,6 +126,37 @@ impl EnvSource {
     pub fn dotenv_path(&self) -> Option<&Path> {
         self.dotenv_path.as_deref()
     }
+}
+
+/// The lines (1-based) and names of variables whose value `$` expansion changed: the
+/// value dotenvy gives differs from the text written, which has a `$` outside single
+/// quotes. dotenvy expands `$NAME` and `${NAME}` from the environment and earlier lines,
+/// as shells and Docker do; a password with a `$` in it would change silently.
+fn expanded(raw: &str, parsed: &BTreeMap<String, SecretString>) -> Vec<(usize, String)> {
+    use secrecy::ExposeSecret;
+    let mut found = Vec::new();
+    for (index, line) in raw.lines().enumerate() {
+        let line = line.trim_start();
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.starts_with('#') || value.starts_with('\'') || !value.contains('$') {
+            continue;
+        }
+        let written = match value.strip_prefix('"') {
+            Some(quoted) => quoted.strip_suffix('"').unwrap_or(quoted),
+            None => value.split(" #").next().unwrap_or(value).trim_end(),
+        };
+        if parsed
+            .get(key)
+            .is_some_and(|value| value.expose_secret() != written && !written.contains("\\$"))
+        {
+            found.push((index + 1, key.to_owned()));
+        }
+    }
+    found
 }
 
 /// dotenvy's errors can quote the offending line, which may hold a secret: keep only

@@ -125,3 +125,46 @@ fn a_template_cannot_slip_past_the_compose_check() {
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
 }
+
+/// Issue 16, points 9 and 12: a `.env` value that `$` expansion changes is named (never
+/// shown), with the way to keep it literal; a world-writable `.env` is pointed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dotenv_expansion_and_a_world_writable_dotenv_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let dotenv = world.dir.path().join(".env");
+    std::fs::write(
+        &dotenv,
+        "API_KEY=Pa$word123$HOME\nLITERAL='Pa$word123'\nPLAIN=no-dollar\n",
+    )
+    .expect("write");
+    let output = world.run(&["plan", spec.to_str().expect("utf-8")]).await;
+    let (_, stderr) = text(&output);
+    assert!(
+        stderr.contains(".env line 1: `$` expansion changed the value of API_KEY")
+            && stderr.contains("single quotes"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("LITERAL") && !stderr.contains("PLAIN"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("word123"),
+        "a value is never shown: {stderr}"
+    );
+    assert!(!stderr.contains("writable by every user"), "{stderr}");
+
+    std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert!(
+        stderr.contains("is writable by every user of this machine"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("`$` expansion changed the value of API_KEY"),
+        "{stderr}"
+    );
+}

@@ -231,6 +231,9 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
     let mut problems = Vec::new();
     for (dir, set) in &provider_sets {
         let env = EnvSource::load(dir)?;
+        for warning in env.warnings() {
+            errln!("warning: {warning}");
+        }
         problems.extend(runtime.block_on(set.check_settings(&env)));
     }
     drop(runtime);

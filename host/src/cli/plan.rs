@@ -34,8 +34,12 @@ impl PlanSource {
             Some(store) => store.shared_fingerprint_key(false).await?,
             None => None,
         };
+        let env = EnvSource::load(dir)?;
+        for warning in env.warnings() {
+            errln!("warning: {warning}");
+        }
         Ok(Self {
-            env: EnvSource::load(dir)?,
+            env,
             key: shared.or_else(|| secrets::existing_fingerprint_key(dir)),
             store,
             workspace,
