@@ -18,6 +18,7 @@ pub mod http;
 pub mod instance;
 pub mod lock;
 pub mod oci;
+pub mod returned;
 pub mod sandbox;
 pub mod types;
 pub mod wit;

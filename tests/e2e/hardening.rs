@@ -168,3 +168,26 @@ async fn dotenv_expansion_and_a_world_writable_dotenv_are_warned_about() {
         "{stderr}"
     );
 }
+
+/// Issue 16, point 6: what comes from outside (here a hook's output) cannot forge or
+/// erase lines on the terminal: control characters are shown, not obeyed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_from_a_hook_are_shown_not_obeyed() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| {
+        format!(
+            "{t}hooks:\n  post_deploy: \"printf 'ok\\\\033[2K\\\\rtest-api: FORGED\\\\033]0;title\\\\007\\\\n'\"\n"
+        )
+    });
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("ok\\x1b[2K\\rtest-api: FORGED\\x1b]0;title\\x07"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\r') && !stderr.contains("\u{1b}[2K"),
+        "{stderr:?}"
+    );
+}

@@ -429,3 +429,57 @@ async fn what_a_guest_logs_is_redacted() {
     );
     assert!(logs.contains("[redacted]"));
 }
+
+/// Issue 16, points 5 and 6: what a provider returns is redacted (an endpoint that
+/// echoes the credential the host attached cannot get it into outputs) and its errors
+/// are one bounded line with control characters shown, not obeyed.
+#[tokio::test]
+async fn what_a_provider_returns_is_redacted_and_kept_to_one_line() {
+    async fn echo(headers: HeaderMap) -> String {
+        format!(
+            "you sent {}",
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("nothing")
+        )
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, Router::new().fallback(echo)).await });
+    let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
+    let mut instance = evil(&engine, &[&url]).await;
+    let created = instance
+        .create(
+            "exfiltrate",
+            "x",
+            &serde_json::json!({ "url": format!("{url}/echo") }),
+            "o",
+        )
+        .await
+        .expect("created");
+    let outputs = created.outputs.to_string();
+    assert!(
+        outputs.contains("you sent Bearer "),
+        "the echo came back: {outputs}"
+    );
+    assert!(!outputs.contains(TOKEN), "{outputs}");
+
+    let forged = "x\n\u{1b}[2K\rtest-api: COMPLETE";
+    let message = permanent(
+        instance
+            .create(forged, "x", &serde_json::json!({}), "o")
+            .await,
+    );
+    assert!(
+        !message.contains(['\n', '\r', '\u{1b}']),
+        "control characters reach the terminal: {message:?}"
+    );
+    assert!(
+        message.contains("x\\n\\x1b[2K\\rtest-api: COMPLETE"),
+        "{message}"
+    );
+    still_serves(&mut instance).await;
+}

@@ -223,7 +223,7 @@ impl Run<'_, '_> {
                                         Some(&self.run_id),
                                         ResourceStatus::Created,
                                         Some(&found.id),
-                                        Some(&found.outputs),
+                                        Some(&self.stored(&found.outputs)),
                                     )
                                     .await?;
                                 self.resource_event(
@@ -246,7 +246,7 @@ impl Run<'_, '_> {
                 Some(&self.run_id),
                 status,
                 Some(&resource.id),
-                Some(&resource.outputs),
+                Some(&self.stored(&resource.outputs)),
             )
             .await?;
         let change = match status {

@@ -43,7 +43,7 @@ pub(crate) async fn recover(
                         Some(&run.run_id),
                         ResourceStatus::Adopted,
                         Some(&resource.id),
-                        Some(&resource.outputs),
+                        Some(&run.stored(&resource.outputs)),
                     )
                     .await?;
                 run.event(RunEvent::Resource {

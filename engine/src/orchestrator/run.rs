@@ -90,6 +90,15 @@ impl Run<'_, '_> {
         self.ctx.store
     }
 
+    /// A provider's `outputs` as the state may keep them: the app's secret values
+    /// redacted (a provider that returns one, or an API that reflects it, never gets it
+    /// into the state). The provider's own credentials were redacted on return.
+    pub fn stored(&self, outputs: &serde_json::Value) -> serde_json::Value {
+        let mut outputs = outputs.clone();
+        crate::plugins::returned::redact_json(&mut outputs, &|text| self.hidden.redact(text));
+        outputs
+    }
+
     /// Moves the run to `next`, recording `reason` (redacted).
     pub async fn to(&mut self, next: State, reason: Option<&str>) -> Result<(), StoreError> {
         let reason = reason.map(|r| self.hidden.redact(r));

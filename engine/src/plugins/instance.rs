@@ -12,6 +12,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::cache::{CacheOutcome, ComponentCache, Lookup};
 use super::engine::{EPOCH_TICK, PluginEngine};
 use super::http::HttpGateway;
+use super::returned::{Returned, tidied};
 use super::sandbox::{HostState, SandboxLimits};
 use super::types::{Progress, ProviderError, ProviderInfo, Resource, ResourcePage, WitVersion};
 use super::wit::{self, WitError, v0_1, v0_2};
@@ -392,15 +393,25 @@ impl ProviderInstance {
     }
 
     pub async fn configure(&mut self, config: Vec<(String, String)>) -> Result<(), ProviderError> {
-        self.call("configure", async |b, s| {
-            on_guest!(b, |guest| guest
-                .call_configure(s, &config)
-                .await
-                .map(|r| r.map_err(ProviderError::from)))
-        })
-        .await??;
+        let result = self
+            .call("configure", async |b, s| {
+                on_guest!(b, |guest| guest
+                    .call_configure(s, &config)
+                    .await
+                    .map(|r| r.map_err(ProviderError::from)))
+            })
+            .await
+            .and_then(|r| r);
+        self.returned(result)?;
         self.config = Some(config);
         Ok(())
+    }
+
+    /// A call's result as the engine may use it (see `returned`): redacted, control
+    /// characters shown, sizes bounded.
+    fn returned<T: Returned>(&self, result: Result<T, ProviderError>) -> Result<T, ProviderError> {
+        let http = &self.http;
+        tidied(result, &|text| http.redact(text))
     }
 
     pub async fn lookup(
@@ -409,26 +420,32 @@ impl ProviderInstance {
         name: &str,
         owner: &str,
     ) -> Result<Option<Resource>, ProviderError> {
-        self.call("lookup", async |b, s| {
-            on_guest!(b, |guest| guest
-                .call_lookup(s, kind, name, owner)
-                .await
-                .map(|r| r
-                    .map_err(ProviderError::from)?
-                    .map(Resource::try_from)
-                    .transpose()))
-        })
-        .await?
+        let result = self
+            .call("lookup", async |b, s| {
+                on_guest!(b, |guest| guest
+                    .call_lookup(s, kind, name, owner)
+                    .await
+                    .map(|r| r
+                        .map_err(ProviderError::from)?
+                        .map(Resource::try_from)
+                        .transpose()))
+            })
+            .await
+            .and_then(|r| r);
+        self.returned(result)
     }
 
     pub async fn read(&mut self, kind: &str, id: &str) -> Result<Option<Resource>, ProviderError> {
-        self.call("read", async |b, s| {
-            on_guest!(b, |guest| guest.call_read(s, kind, id).await.map(|r| r
-                .map_err(ProviderError::from)?
-                .map(Resource::try_from)
-                .transpose()))
-        })
-        .await?
+        let result = self
+            .call("read", async |b, s| {
+                on_guest!(b, |guest| guest.call_read(s, kind, id).await.map(|r| r
+                    .map_err(ProviderError::from)?
+                    .map(Resource::try_from)
+                    .transpose()))
+            })
+            .await
+            .and_then(|r| r);
+        self.returned(result)
     }
 
     pub async fn create(
@@ -439,13 +456,16 @@ impl ProviderInstance {
         owner: &str,
     ) -> Result<Resource, ProviderError> {
         let desired = desired.to_string();
-        self.call("create", async |b, s| {
-            on_guest!(b, |guest| guest
-                .call_create(s, kind, name, &desired, owner)
-                .await
-                .map(|r| Resource::try_from(r.map_err(ProviderError::from)?)))
-        })
-        .await?
+        let result = self
+            .call("create", async |b, s| {
+                on_guest!(b, |guest| guest
+                    .call_create(s, kind, name, &desired, owner)
+                    .await
+                    .map(|r| Resource::try_from(r.map_err(ProviderError::from)?)))
+            })
+            .await
+            .and_then(|r| r);
+        self.returned(result)
     }
 
     pub async fn update(
@@ -455,13 +475,16 @@ impl ProviderInstance {
         desired: &serde_json::Value,
     ) -> Result<Resource, ProviderError> {
         let desired = desired.to_string();
-        self.call("update", async |b, s| {
-            on_guest!(b, |guest| guest
-                .call_update(s, kind, id, &desired)
-                .await
-                .map(|r| Resource::try_from(r.map_err(ProviderError::from)?)))
-        })
-        .await?
+        let result = self
+            .call("update", async |b, s| {
+                on_guest!(b, |guest| guest
+                    .call_update(s, kind, id, &desired)
+                    .await
+                    .map(|r| Resource::try_from(r.map_err(ProviderError::from)?)))
+            })
+            .await
+            .and_then(|r| r);
+        self.returned(result)
     }
 
     pub async fn delete(
@@ -471,23 +494,29 @@ impl ProviderInstance {
         owner: &str,
         purge: bool,
     ) -> Result<(), ProviderError> {
-        self.call("delete", async |b, s| {
-            on_guest!(b, |guest| guest
-                .call_delete(s, kind, id, owner, purge)
-                .await
-                .map(|r| r.map_err(ProviderError::from)))
-        })
-        .await?
+        let result = self
+            .call("delete", async |b, s| {
+                on_guest!(b, |guest| guest
+                    .call_delete(s, kind, id, owner, purge)
+                    .await
+                    .map(|r| r.map_err(ProviderError::from)))
+            })
+            .await
+            .and_then(|r| r);
+        self.returned(result)
     }
 
     pub async fn progress(&mut self, kind: &str, id: &str) -> Result<Progress, ProviderError> {
-        self.call("progress", async |b, s| {
-            on_guest!(b, |guest| guest
-                .call_progress(s, kind, id)
-                .await
-                .map(|r| r.map(Into::into).map_err(ProviderError::from)))
-        })
-        .await?
+        let result = self
+            .call("progress", async |b, s| {
+                on_guest!(b, |guest| guest
+                    .call_progress(s, kind, id)
+                    .await
+                    .map(|r| r.map(Into::into).map_err(ProviderError::from)))
+            })
+            .await
+            .and_then(|r| r);
+        self.returned(result)
     }
 
     /// One page of the resources of `kind` whose owner tag starts with `owner_prefix`
@@ -499,19 +528,22 @@ impl ProviderInstance {
         cursor: Option<&str>,
     ) -> Result<Option<ResourcePage>, ProviderError> {
         let cursor = cursor.map(str::to_owned);
-        self.call("list", async |b, s| match b {
-            Bindings::V0_1(_) => Ok(Ok(None)),
-            Bindings::V0_2(b) => b
-                .fabrik_provider_provider()
-                .call_list(s, kind, owner_prefix, cursor.as_deref())
-                .await
-                .map(|r| {
-                    r.map_err(ProviderError::from)
-                        .and_then(ResourcePage::try_from)
-                        .map(Some)
-                }),
-        })
-        .await?
+        let result = self
+            .call("list", async |b, s| match b {
+                Bindings::V0_1(_) => Ok(Ok(None)),
+                Bindings::V0_2(b) => b
+                    .fabrik_provider_provider()
+                    .call_list(s, kind, owner_prefix, cursor.as_deref())
+                    .await
+                    .map(|r| {
+                        r.map_err(ProviderError::from)
+                            .and_then(ResourcePage::try_from)
+                            .map(Some)
+                    }),
+            })
+            .await
+            .and_then(|r| r);
+        self.returned(result)
     }
 }
 

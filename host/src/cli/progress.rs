@@ -127,11 +127,14 @@ impl Reporter {
                 let took = timing
                     .map(|(step, secs)| format!(" ({} took {secs:.2} s)", step.to_lowercase()))
                     .unwrap_or_default();
-                let line = self.redact(&format!("[{elapsed:>6.2}s] {app}: {message}{took}"));
+                let line = super::output::neutral(
+                    &self.redact(&format!("[{elapsed:>6.2}s] {app}: {message}{took}")),
+                )
+                .into_owned();
                 match &self.bars {
                     Some(bars) => {
                         let bar = bars.bar(app);
-                        bar.set_message(self.redact(message));
+                        bar.set_message(super::output::neutral(&self.redact(message)).into_owned());
                         let _ = bars.multi.println(line);
                     }
                     None => {
