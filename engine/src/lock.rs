@@ -1,6 +1,7 @@
 //! One apply per app at a time, across processes.
 //!
-//! Each app has a lock file, `.fabrik/locks/<app>.lock`, held with an OS file lock
+//! Each app has a lock file, `locks/<app>.lock` beside the SQLite state it protects
+//! (`.fabrik/locks/` for the default `.fabrik/state.db`), held with an OS file lock
 //! (`flock`), which the kernel releases when the holder exits, however it exits. The
 //! file's content says who holds it (pid, host, start time, run id) so that a refused
 //! apply can name the holder. A holder record left behind by a process that died marks a
@@ -72,7 +73,7 @@ pub enum AppLockError {
         waited: Duration,
     },
     #[error(
-        "`{app}` is locked by another process that has not said who it is{}\n  hint: see `.fabrik/locks/{app}.lock`; if no fabrik is running, run `fabrik unlock {app}`",
+        "`{app}` is locked by another process that has not said who it is{}\n  hint: see `locks/{app}.lock` beside the state database; if no fabrik is running, run `fabrik unlock {app}`",
         waited_for(*waited)
     )]
     HeldUnknown { app: String, waited: Duration },
@@ -163,9 +164,14 @@ pub struct AppLock {
     pub took_over: Option<Holder>,
 }
 
-/// The lock directory of a project.
-pub fn lock_dir(project_dir: &Path) -> PathBuf {
-    project_dir.join(".fabrik").join("locks")
+/// The lock directory for the SQLite state at `state_path`: beside it, so that every
+/// checkout, directory or machine that shares one state file (`--state`,
+/// `FABRIK_STATE_DB`) shares its locks too. A lock kept with the project directory
+/// instead let two checkouts of one state both "hold" an app.
+pub fn lock_dir(state_path: &Path) -> PathBuf {
+    state_path
+        .parent()
+        .map_or_else(|| PathBuf::from("locks"), |dir| dir.join("locks"))
 }
 
 pub fn host_name() -> String {

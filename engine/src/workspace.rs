@@ -88,7 +88,9 @@ impl Workspace {
     pub fn locks(&self) -> Result<crate::lock::Locks, WorkspaceError> {
         Ok(match self.postgres()? {
             Some(settings) => crate::lock::Locks::Postgres(settings),
-            None => crate::lock::Locks::Files(crate::lock::lock_dir(&self.project.dir)),
+            None => crate::lock::Locks::Files(crate::lock::lock_dir(
+                &std::path::absolute(&self.state_path).unwrap_or_else(|_| self.state_path.clone()),
+            )),
         })
     }
 

@@ -191,3 +191,65 @@ async fn control_characters_from_a_hook_are_shown_not_obeyed() {
         "{stderr:?}"
     );
 }
+
+/// Issue 16, point 7: the lock lives with the state it protects. Two checkouts of one
+/// project sharing one state file cannot both apply an app: the second is refused while
+/// the first runs, and nothing of the first is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_checkouts_sharing_a_state_share_its_locks() {
+    use std::io::BufRead;
+    let world = World::start().await;
+    let shared = world.dir.path().join("shared");
+    std::fs::create_dir_all(&shared).expect("dir");
+    let state = shared.join("state.db");
+    let toml = "[project]\nname = \"acme\"\n";
+    std::fs::write(world.dir.path().join("fabrik.toml"), toml).expect("toml");
+    let spec = world.spec("app.yaml", |s| s);
+    let other = tempfile::tempdir().expect("checkout");
+    std::fs::write(other.path().join("fabrik.toml"), toml).expect("toml");
+    std::fs::copy(&spec, other.path().join("app.yaml")).expect("spec");
+    std::fs::copy(world.dir.path().join(".env"), other.path().join(".env")).ok();
+
+    world
+        .sandbox
+        .coolify
+        .set_timing(fabrik_sim::coolify::Timing {
+            service_start: std::time::Duration::from_secs(4),
+            ..fabrik_sim::coolify::Timing::default()
+        });
+    let mut first = world.command(&spec);
+    first.env("FABRIK_STATE_DB", &state);
+    let mut child = first.spawn().expect("first apply");
+    let stderr = child.stderr.take().expect("stderr");
+    let (deploying, seen) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("DEPLOYING") {
+                let _ = deploying.send(());
+            }
+        }
+    });
+    seen.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the first apply deploys");
+
+    let second = world
+        .fabrik()
+        .current_dir(other.path())
+        .env("FABRIK_STATE_DB", &state)
+        .args(["apply", "app.yaml"])
+        .output()
+        .expect("second apply");
+    let (stdout, stderr) = text(&second);
+    assert_eq!(second.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("is being applied by another fabrik"),
+        "{stdout}{stderr}"
+    );
+    let status = child.wait().expect("first ends");
+    reader.join().expect("reader");
+    assert!(status.success(), "the first apply completes untouched");
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+}
