@@ -5,6 +5,7 @@
 //! happens through [`orchestrator::events::Observer`] and returns typed outcomes; the
 //! `fabrik` binary (`host/`) renders them. See `ARCHITECTURE.md` at the repository root.
 
+pub mod bounded;
 pub mod domain;
 pub mod lock;
 pub mod orchestrator;

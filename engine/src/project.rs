@@ -233,7 +233,7 @@ impl Project {
     /// Loads the project rooted at `dir` (its `fabrik.toml`, if any).
     pub fn load(dir: &Path) -> Result<Self, ProjectError> {
         let path = dir.join(PROJECT_FILE);
-        let file = match std::fs::read_to_string(&path) {
+        let file = match crate::bounded::read_text(&path, crate::bounded::MAX_TEXT) {
             Ok(text) => {
                 toml::from_str::<ProjectFile>(&text).map_err(|e| ProjectError::Invalid {
                     path: path.clone(),

@@ -47,10 +47,29 @@ pub enum SpecError {
 
 /// Reads and validates the spec at `path`.
 pub fn load(path: &Path, templates: &TemplateRegistry) -> Result<LoadedSpec, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::bounded::read(path, crate::bounded::MAX_TEXT).map_err(|source| SpecError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            let (line, column) =
+                crate::bounded::position(error.as_bytes(), error.utf8_error().valid_up_to());
+            let mut diags = Diagnostics::new(path);
+            diags.push_with_hint(
+                Location { line, column },
+                "",
+                "the file is not UTF-8 text",
+                Some("save it as UTF-8"),
+            );
+            return Err(SpecError::Invalid {
+                path: path.to_path_buf(),
+                diagnostics: diags.into_sorted(),
+            });
+        }
+    };
     parse(path, &text, templates)
 }
 

@@ -253,3 +253,73 @@ async fn two_checkouts_sharing_a_state_share_its_locks() {
     assert!(status.success(), "the first apply completes untouched");
     assert_eq!(world.sandbox.cloudflare.records().len(), 1);
 }
+
+/// Issue 16, point 8: inputs Fabrik does not control are bounded, and every error is
+/// located: a provider path that never ends, a template that loops for ever, a spec that
+/// is not UTF-8.
+#[test]
+fn unbounded_inputs_are_refused_quickly_and_located() {
+    let project = tempfile::tempdir().expect("tempdir");
+    let dir = project.path();
+    let run = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        let output = crate::support::fabrik()
+            .current_dir(dir)
+            .args(args)
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .expect("runs");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    std::fs::write(
+        dir.join("fabrik.toml"),
+        "[providers.dns]\npath = \"/dev/zero\"\n",
+    )
+    .expect("toml");
+    let (code, stderr) = run(&["providers", "list"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("/dev/zero`: it is not a regular file"),
+        "{stderr}"
+    );
+    std::fs::remove_file(dir.join("fabrik.toml")).expect("rm");
+
+    std::fs::create_dir_all(dir.join("templates")).expect("templates");
+    std::fs::write(
+        dir.join("templates/loops.yaml"),
+        "description: loops\ndefault_port: 8080\nsources: [image]\n---\n{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}\nservices:\n  app:\n    image: {{ image }}\n",
+    )
+    .expect("template");
+    std::fs::write(
+        dir.join("app.yaml"),
+        "name: my-api\ntemplate: loops\ndomain: api.example.com\nserver: vps1\nsource: {image: 'x:1'}\n",
+    )
+    .expect("spec");
+    let (code, stderr) = run(&["validate", "app.yaml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("app.yaml:2:11 template:") && stderr.contains("ran out of fuel"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        dir.join("bad.yaml"),
+        b"name: my-api\ntemplate: node-api\ndomain: api.ex\xffample.com\n",
+    )
+    .expect("spec");
+    let (code, stderr) = run(&["validate", "bad.yaml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:3:15 the file is not UTF-8 text"),
+        "{stderr}"
+    );
+}

@@ -110,7 +110,7 @@ pub fn digest_file(path: &Path, records: Option<&Path>) -> io::Result<FileDigest
             bytes: None,
         });
     }
-    let bytes = fs::read(path)?;
+    let bytes = crate::bounded::read(path, crate::bounded::MAX_COMPONENT)?;
     let sha256 = sha256_hex(&bytes);
     // The stamp after reading: if the file changed meanwhile, the record is not written.
     let after = FileStamp::of(&fs::metadata(path)?);

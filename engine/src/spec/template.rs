@@ -145,6 +145,9 @@ pub enum TemplateError {
     Lint { name: String, problem: String },
 }
 
+/// The work a template may do when it renders, in minijinja's fuel units.
+pub const TEMPLATE_FUEL: u64 = 100_000;
+
 /// The names of the templates built into Fabrik (for shell completion).
 pub fn builtin_names() -> Vec<&'static str> {
     BUILTIN.iter().map(|(name, _)| *name).collect()
@@ -172,7 +175,7 @@ impl TemplateRegistry {
             let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
                 continue;
             };
-            let text = std::fs::read_to_string(&path)?;
+            let text = crate::bounded::read_text(&path, crate::bounded::MAX_TEXT)?;
             registry.insert(&name, Origin::Project(path), &text);
         }
         Ok(registry)
@@ -240,6 +243,9 @@ impl Template {
         };
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        // A bounded amount of work: a template with large nested loops stops with an
+        // error instead of hanging `validate` (built-ins use a few hundred units).
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_formatter(|out, _state, value| {
             let json = serde_json::to_string(value).map_err(|e| {
                 minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
