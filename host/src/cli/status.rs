@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use fabrik_engine::domain::ResourceStatus;
+use fabrik_engine::domain::{DeploymentState, ResourceStatus};
 use fabrik_engine::store::{Deployment, Store};
 use fabrik_engine::workspace::Workspace;
 
@@ -121,12 +121,17 @@ async fn show(
             }));
             continue;
         }
+        let no_spec = if d.state == DeploymentState::Destroyed {
+            "none (destroyed)"
+        } else {
+            "never completed"
+        };
         outln!(
             "{}: {} ({}), spec {}",
             d.app,
             d.state,
             d.spec_path,
-            d.spec_hash.as_deref().map_or("never completed", short_hash)
+            d.spec_hash.as_deref().map_or(no_spec, short_hash)
         );
         for r in &resources {
             outln!(
