@@ -378,13 +378,32 @@ pub struct Redactor {
     values: Vec<SecretString>,
 }
 
+/// Values shorter than this are not redacted (they would hide ordinary words); a secret
+/// that short is warned about instead ([`too_short`]).
+pub const REDACT_MIN: usize = 6;
+
+/// Whether a secret value is too short to be hidden from output.
+pub fn too_short(value: &SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    !value.expose_secret().is_empty() && value.expose_secret().len() < REDACT_MIN
+}
+
 impl Redactor {
     pub fn add(&mut self, value: &SecretString) {
         use secrecy::ExposeSecret;
         let raw = value.expose_secret();
         // Very short values would redact ordinary words; secrets are not that short.
-        if raw.len() < 6 {
+        if raw.len() < REDACT_MIN {
             return;
+        }
+        // Output is often read a line at a time (hook output): each line of a
+        // multi-line value (a PEM key) is hidden on its own too.
+        if raw.contains('\n') {
+            for line in raw.lines().map(str::trim) {
+                if line.len() >= REDACT_MIN {
+                    self.add(&SecretString::from(line.to_owned()));
+                }
+            }
         }
         // JSON output escapes quotes, backslashes and control characters: hide that
         // spelling of the value too.

@@ -323,3 +323,55 @@ fn unbounded_inputs_are_refused_quickly_and_located() {
         "{stderr}"
     );
 }
+
+/// Issue 16, point 10: a multi-line secret is hidden line by line too (hook output is read
+/// a line at a time); a secret too short to be hidden, and a plain variable holding a
+/// secret's value, are warned about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redaction_gaps_are_closed_or_warned_about() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| {
+        format!("{t}hooks:\n  post_deploy: \"printf '%s\\\\n' \\\"$API_KEY\\\"\"\n").replace(
+            "LOG_LEVEL: info",
+            "LOG_LEVEL: info\n  COPY: shared-value-0123",
+        )
+    });
+    std::fs::write(
+        world.dir.path().join(".env"),
+        "API_KEY=\"first-line-aaaa\nmiddle-line-bbbb\nlast-line-cccc\"\n",
+    )
+    .expect(".env");
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    for line in ["first-line-aaaa", "middle-line-bbbb", "last-line-cccc"] {
+        assert!(
+            !stderr.contains(line) && !stdout.contains(line),
+            "{line} leaked:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("post_deploy: [redacted]"), "{stderr}");
+
+    // A short secret, and a plain variable with a secret's value.
+    let spec = world.spec("app.yaml", |t| {
+        t.replace(
+            "LOG_LEVEL: info",
+            "LOG_LEVEL: info\n  COPY: shared-value-0123",
+        )
+    });
+    std::fs::write(world.dir.path().join(".env"), "API_KEY=abc\n").expect(".env");
+    let mut cmd = world.command(&spec);
+    cmd.env("DATABASE_URL", "shared-value-0123");
+    let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
+        .await
+        .expect("joined");
+    let (stdout, stderr) = text(&output);
+    assert!(
+        format!("{stdout}{stderr}").contains("secret API_KEY is shorter than 6 characters"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        format!("{stdout}{stderr}").contains("env.COPY has the value of secret DATABASE_URL"),
+        "{stdout}{stderr}"
+    );
+}

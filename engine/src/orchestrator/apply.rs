@@ -311,6 +311,28 @@ async fn resolve_secrets(
     for secret in resolved {
         ctx.observer.secret(&secret.value);
         hidden.add(&secret.value);
+        let mut warnings = Vec::new();
+        if secrets::too_short(&secret.value) {
+            warnings.push(Warning::SecretTooShort {
+                name: secret.name.clone(),
+                minimum: secrets::REDACT_MIN,
+            });
+        }
+        {
+            use secrecy::ExposeSecret;
+            for (variable, value) in &spec.env {
+                if !value.is_empty() && value == secret.value.expose_secret() {
+                    warnings.push(Warning::EnvEqualsSecret {
+                        variable: variable.clone(),
+                        secret: secret.name.clone(),
+                    });
+                }
+            }
+        }
+        for warning in warnings {
+            ctx.observer
+                .event(&spec.name, None, &RunEvent::Warning { warning });
+        }
         if secret.origin == secrets::Origin::Generated {
             ctx.store
                 .record_generated(project, &spec.name, &secret.name)

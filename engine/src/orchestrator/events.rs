@@ -132,6 +132,10 @@ pub enum Warning {
     },
     /// A webhook could not be told how the run ended.
     NotDelivered { target: String, problem: String },
+    /// A secret's value is too short to be hidden from output.
+    SecretTooShort { name: String, minimum: usize },
+    /// A plain `env` variable has a secret's value: it is stored in the state in clear.
+    EnvEqualsSecret { variable: String, secret: String },
 }
 
 impl std::fmt::Display for Warning {
@@ -145,6 +149,14 @@ impl std::fmt::Display for Warning {
             Warning::NotDelivered { target, problem } => {
                 write!(f, "could not tell {target}: {problem}")
             }
+            Warning::SecretTooShort { name, minimum } => write!(
+                f,
+                "secret {name} is shorter than {minimum} characters, too short to be hidden from output and logs; use a longer value"
+            ),
+            Warning::EnvEqualsSecret { variable, secret } => write!(
+                f,
+                "env.{variable} has the value of secret {secret}: plain variables are stored in the state and shown by plan; make it a secret, or refer to {secret}"
+            ),
         }
     }
 }
@@ -316,6 +328,7 @@ impl RunEvent {
                 Warning::WebhookUnusable { problem: text }
                 | Warning::UnwantedNotDeleted { error: text, .. }
                 | Warning::NotDelivered { problem: text, .. } => *text = redact(text),
+                Warning::SecretTooShort { .. } | Warning::EnvEqualsSecret { .. } => {}
             },
             RunEvent::StateChanged { .. }
             | RunEvent::LockTakenOver { .. }
