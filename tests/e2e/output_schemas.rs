@@ -117,3 +117,24 @@ async fn every_json_line_matches_its_documented_schema() {
             .await,
     );
 }
+
+/// The warnings a run gives before it starts (a short secret, a plain variable holding a
+/// secret's value) are lines of the documented schema too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warning_lines_match_the_schema() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| {
+        t.replace(
+            "LOG_LEVEL: info",
+            &format!("LOG_LEVEL: info\n  COPY: {}", crate::deploy::DATABASE_URL),
+        )
+    });
+    std::fs::write(world.dir.path().join(".env"), "API_KEY=abc\n").expect(".env");
+    let output = world.apply(&spec, &["--output", "json"]).await;
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
+    let events = checked("apply", &output);
+    assert!(
+        events.iter().filter(|e| *e == "warning").count() >= 2,
+        "{events:?}"
+    );
+}
