@@ -62,6 +62,11 @@ pub enum StoreError {
         path.display()
     )]
     Corrupt { path: PathBuf, message: String },
+    #[error(
+        "the state database `{}` cannot be written ({message}); it was left unchanged\n  hint: the file and its directory must be writable and the disk not full; `status`, `history` and `state export` read it without writing",
+        path.display()
+    )]
+    Unwritable { path: PathBuf, message: String },
     #[error(transparent)]
     Transition(#[from] InvalidStateTransition),
     #[error("state database error: {0}")]
@@ -188,6 +193,18 @@ impl Store {
     /// Opens (creating and migrating it if needed) the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self::from(sqlite::SqliteStore::open(path)?))
+    }
+
+    /// Opens the SQLite database at `path` for reading: as [`Store::open`] when it can be
+    /// written, else read-only (no migration), for commands that only read.
+    pub fn open_for_reading(path: &Path) -> Result<Self, StoreError> {
+        match sqlite::SqliteStore::open(path) {
+            Ok(store) => Ok(Self::from(store)),
+            Err(StoreError::Unwritable { .. }) if path.is_file() => {
+                Ok(Self::from(sqlite::SqliteStore::open_read_only(path)?))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Connects to PostgreSQL and migrates the schema.

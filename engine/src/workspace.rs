@@ -103,6 +103,15 @@ impl Workspace {
         })
     }
 
+    /// The state for a command that only reads (`status`, `history`, `state export`):
+    /// opened read-only when it cannot be written.
+    pub async fn reading_store(&self) -> Result<Store, WorkspaceError> {
+        Ok(match self.postgres()? {
+            Some(settings) => Store::connect(&settings).await?,
+            None => Store::open_for_reading(&self.state_path)?,
+        })
+    }
+
     /// The state if it exists: reading creates nothing (for `plan`).
     pub async fn existing_store(&self) -> Result<Option<Store>, WorkspaceError> {
         Ok(match self.postgres()? {
@@ -110,7 +119,7 @@ impl Workspace {
             None => self
                 .state_path
                 .exists()
-                .then(|| Store::open(&self.state_path))
+                .then(|| Store::open_for_reading(&self.state_path))
                 .transpose()?,
         })
     }

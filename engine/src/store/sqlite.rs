@@ -25,6 +25,18 @@ fn is_busy(error: &rusqlite::Error) -> bool {
     )
 }
 
+/// Whether `error` says the file cannot be written or reached (a read-only directory or
+/// file system, a full disk, permissions, an I/O failure) rather than that its content
+/// is damaged: advice to move a damaged file away would be wrong advice for these.
+fn is_unwritable(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{CannotOpen, DiskFull, PermissionDenied, ReadOnly, SystemIoFailure};
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ReadOnly | DiskFull | CannotOpen | PermissionDenied | SystemIoFailure)
+    )
+}
+
 /// An open state database.
 pub struct SqliteStore {
     conn: Connection,
@@ -69,6 +81,11 @@ impl SqliteStore {
         let corrupt = |e: rusqlite::Error| {
             if is_busy(&e) {
                 StoreError::Sql(e)
+            } else if is_unwritable(&e) {
+                StoreError::Unwritable {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                }
             } else {
                 StoreError::Corrupt {
                     path: self.path.clone(),
@@ -100,7 +117,15 @@ impl SqliteStore {
             });
         }
         // Switching to WAL needs a moment of exclusive access.
-        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| match is_unwritable(&e) {
+                true => StoreError::Unwritable {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                },
+                false => StoreError::Sql(e),
+            })?;
         // In WAL mode NORMAL never corrupts the database; a power cut may lose the last
         // transactions, and a lost intent is recovered by `lookup` on the next apply.
         // FULL made each write an fsync: ~5% of a fresh apply (BENCHMARKS.md).
@@ -111,6 +136,39 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Opens the database at `path` for reading only (`status`, `history`, `state
+    /// export` on a read-only directory or file system): no file is created, nothing is
+    /// migrated. A database older than this fabrik is refused: only an apply upgrades it.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let open_error = |message: String| StoreError::Open {
+            location: format!("`{}`", path.display()),
+            message,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| StoreError::Corrupt {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let known = migrations::latest();
+        if version != known {
+            return Err(open_error(format!(
+                "it has schema version {version} and this fabrik reads {known}; it cannot be upgraded where it cannot be written"
+            )));
+        }
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
     }
 
     fn migrate(&mut self, from: i64) -> Result<(), StoreError> {
@@ -550,6 +608,44 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unwritable_file_is_not_called_damaged() {
+        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        for code in [
+            rusqlite::ffi::SQLITE_READONLY,
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_CANTOPEN,
+            rusqlite::ffi::SQLITE_IOERR,
+        ] {
+            assert!(is_unwritable(&failure(code)), "{code}");
+        }
+        for code in [rusqlite::ffi::SQLITE_CORRUPT, rusqlite::ffi::SQLITE_NOTADB] {
+            assert!(!is_unwritable(&failure(code)), "{code}");
+        }
+        let message = StoreError::Unwritable {
+            path: PathBuf::from("/ro/state.db"),
+            message: "attempt to write a readonly database".to_owned(),
+        }
+        .to_string();
+        assert!(!message.contains("move it away"), "{message}");
+    }
+
+    #[test]
+    fn a_state_can_be_read_without_being_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        drop(SqliteStore::open(&path).expect("created"));
+        let before = std::fs::read(&path).expect("bytes");
+        let store = SqliteStore::open_read_only(&path).expect("read-only");
+        assert!(store.deployments().expect("reads").is_empty());
+        assert!(
+            store.conn.execute_batch("CREATE TABLE x (y)").is_err(),
+            "a read-only connection cannot write"
+        );
+        drop(store);
+        assert_eq!(std::fs::read(&path).expect("bytes"), before);
+    }
     use crate::domain::{Role, RunOrigin};
     use crate::store::default_path;
     use serde_json::json;

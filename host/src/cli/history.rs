@@ -11,7 +11,7 @@ use super::{ExitStatus, OutputFormat, report};
 pub fn run(name: &str, format: OutputFormat, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(state)?;
     let runtime = super::runtime()?;
-    let store = runtime.block_on(workspace.open_store())?;
+    let store = runtime.block_on(workspace.reading_store())?;
     let Some(deployment) = runtime.block_on(find(&store, &workspace, name))? else {
         return Ok(ExitStatus::Failure);
     };

@@ -13,12 +13,12 @@ pub fn export(state: Option<&Path>) -> anyhow::Result<ExitStatus> {
     let dir = current_root()?;
     let runtime = super::runtime()?;
     let store = match Workspace::at(&dir, state) {
-        Ok(workspace) => runtime.block_on(workspace.open_store())?,
+        Ok(workspace) => runtime.block_on(workspace.reading_store())?,
         // A broken `fabrik.toml` is when the dump is needed most: the state file beside
         // the project is still readable.
         Err(WorkspaceError::Project(error)) => {
             errln!("warning: {error}; exporting the SQLite state beside the project");
-            Store::open(&state_path(&dir, state))?
+            Store::open_for_reading(&state_path(&dir, state))?
         }
         Err(error) => return Err(error.into()),
     };

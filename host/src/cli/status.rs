@@ -15,7 +15,7 @@ pub fn run(
 ) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(state)?;
     super::runtime()?.block_on(async {
-        let store = workspace.open_store().await?;
+        let store = workspace.reading_store().await?;
         show(&store, &workspace, name, format).await
     })
 }
