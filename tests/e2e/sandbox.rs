@@ -483,3 +483,36 @@ async fn what_a_provider_returns_is_redacted_and_kept_to_one_line() {
     );
     still_serves(&mut instance).await;
 }
+
+/// Issue 16, point 12: a credential never goes in a header the host sets (`Host` would
+/// hand it to whatever logs request lines); the request is refused before it is sent.
+#[tokio::test]
+async fn a_credential_is_never_put_in_a_reserved_header() {
+    use fabrik_engine::plugins::http::{AuthScheme, Credential, HttpError, HttpRequest, Method};
+    let (url, recorder) = serve(None).await;
+    let mut grants = Grants::default();
+    grants.allow_origin(&url).expect("origin");
+    grants.add_credential("api-token", SecretString::from(TOKEN.to_owned()));
+    let gateway = HttpGateway::new("evil", grants).expect("gateway");
+    for header in ["Host", "content-length", "Transfer-Encoding", "bad header"] {
+        let refused = gateway
+            .send(HttpRequest {
+                method: Method::Get,
+                url: format!("{url}/x"),
+                headers: vec![],
+                body: None,
+                credential: Some(Credential {
+                    key: "api-token".to_owned(),
+                    scheme: AuthScheme::Header(header.to_owned()),
+                }),
+                timeout: None,
+            })
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&refused, HttpError::InvalidRequest(m) if m.contains("a credential cannot go in header")),
+            "{header}: {refused:?}"
+        );
+    }
+    assert!(recorder.requests().is_empty(), "nothing was sent");
+}

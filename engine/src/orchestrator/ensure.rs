@@ -201,6 +201,25 @@ impl Run<'_, '_> {
                     })
                     .await;
                 match created {
+                    // A create answered with a resource another owner holds (a provider's
+                    // mistake, or a lie) is never recorded as this run's: a rollback
+                    // would delete someone else's resource.
+                    Ok(created)
+                        if created
+                            .owner
+                            .as_deref()
+                            .is_some_and(|owner| owner != self.owner) =>
+                    {
+                        self.store()
+                            .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
+                            .await?;
+                        return Err(RunFailure::NotOwned {
+                            resource: ResourceRef::new(kind, name, Some(&created.id)),
+                            owner: self.owner.clone(),
+                            found: created.owner.unwrap_or_default(),
+                        }
+                        .into());
+                    }
                     Ok(created) => (created, ResourceStatus::Created),
                     Err(error) => {
                         // A create can fail after the resource came to exist (a later

@@ -108,8 +108,10 @@ pub async fn run(
     // drops this future), stops everything it started. Its own process group is not
     // the terminal's foreground group, so the terminal's SIGINT never reached it.
     let mut group = GroupGuard(child.id().and_then(|p| i32::try_from(p).ok()));
-    let mut stdout = child.stdout.take().map(|s| BufReader::new(s).lines());
-    let mut stderr = child.stderr.take().map(|s| BufReader::new(s).lines());
+    // Lines as bytes: a byte that is not UTF-8 is shown as U+FFFD, never the end of the
+    // stream (which would close the pipe and kill the hook with SIGPIPE).
+    let mut stdout = child.stdout.take().map(|s| BufReader::new(s).split(b'\n'));
+    let mut stderr = child.stderr.take().map(|s| BufReader::new(s).split(b'\n'));
     let mut tail = VecDeque::with_capacity(TAIL);
     let mut keep = |text: String| {
         line(&text);
@@ -121,12 +123,12 @@ pub async fn run(
     let finished = tokio::time::timeout(timeout, async {
         loop {
             tokio::select! {
-                next = async { stdout.as_mut()?.next_line().await.ok().flatten() }, if stdout.is_some() => match next {
-                    Some(text) => keep(text),
+                next = async { stdout.as_mut()?.next_segment().await.ok().flatten() }, if stdout.is_some() => match next {
+                    Some(bytes) => keep(String::from_utf8_lossy(&bytes).into_owned()),
                     None => stdout = None,
                 },
-                next = async { stderr.as_mut()?.next_line().await.ok().flatten() }, if stderr.is_some() => match next {
-                    Some(text) => keep(text),
+                next = async { stderr.as_mut()?.next_segment().await.ok().flatten() }, if stderr.is_some() => match next {
+                    Some(bytes) => keep(String::from_utf8_lossy(&bytes).into_owned()),
                     None => stderr = None,
                 },
                 else => break,
@@ -231,6 +233,26 @@ mod tests {
         assert!(lines.contains(&"key=k-0123456789".to_owned()), "{lines:?}");
         let cwd = std::fs::canonicalize(dir.path()).expect("canonical");
         assert!(lines.iter().any(|l| Path::new(l) == cwd), "{lines:?}");
+    }
+
+    /// Issue 16, point 12: a byte that is not UTF-8 neither kills the hook (SIGPIPE)
+    /// nor loses the rest of its output.
+    #[tokio::test]
+    async fn output_that_is_not_utf8_is_shown_and_the_hook_runs_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lines = Vec::new();
+        run(
+            "post_deploy",
+            "printf 'bad \\377 byte\\n'; for i in $(seq 1 2000); do echo line $i; done",
+            dir.path(),
+            &env(),
+            Duration::from_secs(10),
+            |l| lines.push(l.to_owned()),
+        )
+        .await
+        .expect("the hook succeeds");
+        assert_eq!(lines[0], "bad \u{fffd} byte");
+        assert_eq!(lines.last().map(String::as_str), Some("line 2000"));
     }
 
     #[tokio::test]

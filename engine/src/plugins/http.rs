@@ -211,6 +211,16 @@ impl HttpGateway {
             AuthScheme::Bearer => "authorization".to_owned(),
             AuthScheme::Header(name) => name.to_ascii_lowercase(),
         });
+        // A credential goes in a header of its own: never in one the host sets (`Host`
+        // would send it to whatever reads the request line, a proxy's log).
+        if let Some(name) = &credential_header
+            && (RESERVED_HEADERS.contains(&name.as_str())
+                || reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err())
+        {
+            return Err(HttpError::InvalidRequest(format!(
+                "a credential cannot go in header `{name}`, which is set by the host"
+            )));
+        }
         let mut builder = self.client.request(method.clone(), url.clone());
         for (name, value) in &request.headers {
             let lower = name.to_ascii_lowercase();
