@@ -9,6 +9,9 @@ pub mod model;
 pub mod template;
 pub mod validate;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Location};
