@@ -123,9 +123,11 @@ async fn apply_locked(
     let secrets = resolve_secrets(ctx, loaded, env, hidden).await?;
     let hash = spec_hash(spec, &loaded.rendered.canonical, &secrets.fingerprints);
     let wanted = desired::wanted(loaded);
+    // The providers first: one that cannot be configured (a crash in `configure`) stops
+    // the apply before a deployment is recorded, never leaving one PENDING with no run.
+    let (mut instances, endpoints) = connect(ctx, loaded, env, &secrets, hidden).await?;
     let (deployment, rows) = open_deployment(ctx, loaded, run_id).await?;
     let settled = settled(ctx, loaded, &deployment, &rows, &secrets, &wanted).await?;
-    let (mut instances, endpoints) = connect(ctx, loaded, env, &secrets, hidden).await?;
     let outcome = |state, changed, run_id: Option<&str>| Outcome {
         app: app.clone(),
         state,
