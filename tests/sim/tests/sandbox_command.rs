@@ -46,7 +46,12 @@ async fn the_sandbox_command_prints_a_working_environment() {
     assert_eq!(zones.status(), 200);
     // The app endpoint speaks TLS with the CA the sandbox wrote.
     let ca = std::fs::read(&env["FABRIK_CA_FILE"]).expect("ca file");
-    let addr = env["FABRIK_RESOLVE"]
+    // Every name in the zone reaches the app endpoint: the apex and a wildcard.
+    let overrides: Vec<&str> = env["FABRIK_RESOLVE"].split(',').collect();
+    assert_eq!(overrides.len(), 2, "{overrides:?}");
+    assert!(overrides[0].starts_with("example.com:443:"), "{overrides:?}");
+    assert!(overrides[1].starts_with("*.example.com:443:"), "{overrides:?}");
+    let addr = overrides[1]
         .splitn(3, ':')
         .nth(2)
         .expect("address")
