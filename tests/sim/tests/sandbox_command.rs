@@ -49,8 +49,14 @@ async fn the_sandbox_command_prints_a_working_environment() {
     // Every name in the zone reaches the app endpoint: the apex and a wildcard.
     let overrides: Vec<&str> = env["FABRIK_RESOLVE"].split(',').collect();
     assert_eq!(overrides.len(), 2, "{overrides:?}");
-    assert!(overrides[0].starts_with("example.com:443:"), "{overrides:?}");
-    assert!(overrides[1].starts_with("*.example.com:443:"), "{overrides:?}");
+    assert!(
+        overrides[0].starts_with("example.com:443:"),
+        "{overrides:?}"
+    );
+    assert!(
+        overrides[1].starts_with("*.example.com:443:"),
+        "{overrides:?}"
+    );
     let addr = overrides[1]
         .splitn(3, ':')
         .nth(2)
