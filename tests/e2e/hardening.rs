@@ -375,3 +375,29 @@ async fn redaction_gaps_are_closed_or_warned_about() {
         "{stdout}{stderr}"
     );
 }
+
+/// A hook never sees a credential: the providers' token variables and the shared
+/// state's connection string are withheld from its environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_never_sees_a_credential() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| {
+        format!(
+            "{t}hooks:\n  post_deploy: \"echo state=${{FABRIK_STATE_URL:-unset}} coolify=${{COOLIFY_TOKEN:-unset}} dns=${{CLOUDFLARE_API_TOKEN:-unset}}\"\n"
+        )
+    });
+    let mut cmd = world.command(&spec);
+    cmd.env(
+        "FABRIK_STATE_URL",
+        "postgresql://fabrik:pg-password-0123@db/state",
+    );
+    let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
+        .await
+        .expect("joined");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("post_deploy: state=unset coolify=unset dns=unset"),
+        "{stderr}"
+    );
+}

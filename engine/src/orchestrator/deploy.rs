@@ -295,6 +295,8 @@ async fn hook(
         .providers
         .values()
         .flat_map(|entry| entry.secrets.values().cloned())
+        // The shared state's connection string is a credential too.
+        .chain(std::iter::once(crate::workspace::STATE_URL_ENV.to_owned()))
         .collect();
     let env = HookEnv {
         project: &run.ctx.project.name,

@@ -171,6 +171,22 @@ pub struct VerifyError {
     pub last: String,
 }
 
+/// How much of a failing answer's body is read for the excerpt.
+const EXCERPT_BYTES: usize = 4096;
+
+/// The first `max` bytes of `response`'s body, as text: a hostile endpoint's endless or
+/// huge body is never read whole.
+async fn first_bytes(mut response: reqwest::Response, max: usize) -> String {
+    let mut body = Vec::new();
+    while body.len() < max {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(max - body.len())]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 fn excerpt(body: &str) -> String {
     let flat: String = body
         .chars()
@@ -358,7 +374,7 @@ pub async fn verify(
                         return Ok(Verified { status, attempts });
                     }
                     answer = Some(status.to_string());
-                    let body = response.text().await.unwrap_or_default();
+                    let body = first_bytes(response, EXCERPT_BYTES).await;
                     format!("last answer {status}: {}", excerpt(&body))
                 }
                 Err(error) => describe(&error),
