@@ -286,6 +286,10 @@ async fn chat_webhooks_get_the_message_their_service_accepts() {
         first.starts_with("✅ *test-api* deployed: <https://api.example.com/health|https://api.example.com/health>"),
         "{first}"
     );
+    assert!(
+        first.contains(" · in Coolify: <http://127.0.0.1:"),
+        "{first}"
+    );
     let second = slack[1]["text"].as_str().expect("text");
     assert!(
         second.contains("*bad-api* failed and was rolled back"),
@@ -365,6 +369,13 @@ async fn webhooks_hear_how_runs_end_and_never_change_the_result() {
     assert_eq!(bodies[0]["project"], "acme");
     assert_eq!(bodies[0]["state"], "COMPLETE");
     assert_eq!(bodies[0]["url"], "https://api.example.com/health");
+    assert!(
+        bodies[0]["page"].as_str().is_some_and(
+            |p| p.starts_with(&world.sandbox.coolify_url.replace("/api/v1", "/project/"))
+        ),
+        "the app's page in Coolify: {}",
+        bodies[0]
+    );
     assert!(bodies[0]["run_id"].is_string());
     assert_eq!(flaky.bodies().len(), 3, "retried after 500 and 503");
 

@@ -138,6 +138,7 @@ async fn apply_locked(
         failure: None,
         rollback: None,
         warnings: vec![],
+        page: page_of(&rows),
     };
 
     // Unchanged hash, every wanted resource in the state, nothing left over from a
@@ -220,7 +221,17 @@ async fn apply_locked(
     if result.state == State::Complete {
         ctx.store.set_spec_hash(deployment.id, &hash).await?;
     }
+    result.page = page_of(&ctx.store.resources(deployment.id).await?).or(result.page);
     Ok((result, endpoints))
+}
+
+/// The app's page in Coolify, as the Coolify resource's provider gave it (`page` among
+/// its outputs), if the resource is live.
+fn page_of(rows: &[ResourceRow]) -> Option<String> {
+    rows.iter()
+        .filter(|r| r.provider == crate::domain::Role::Coolify && r.is_live())
+        .find_map(|r| r.outputs.as_ref()?.get("page")?.as_str().map(str::to_owned))
+        .filter(|page| page.starts_with("https://") || page.starts_with("http://"))
 }
 
 /// A run's id: 16 hex digits from the OS CSPRNG.

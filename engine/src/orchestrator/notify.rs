@@ -194,6 +194,7 @@ pub(crate) async fn tell_webhooks(
         "restores_run": origin.restores(),
         "state": outcome.state,
         "url": outcome.url,
+        "page": outcome.page,
         "spec_hash": outcome.spec_hash,
         "reason": outcome.reason(),
         "undone": rollback.map_or_else(Vec::new, |r| r.undone.iter().map(ToString::to_string).collect()),
@@ -289,6 +290,15 @@ impl Message<'_> {
         lines
     }
 
+    /// ` · in Coolify: <page>` when the page is known.
+    fn page(&self, link: impl Fn(&str) -> String) -> String {
+        self.outcome
+            .page
+            .as_deref()
+            .map(|p| format!(" · in Coolify: {}", link(p)))
+            .unwrap_or_default()
+    }
+
     fn run(&self) -> String {
         self.outcome
             .run_id
@@ -313,6 +323,7 @@ impl Message<'_> {
             escape(self.project),
             escape(&self.run()),
         );
+        text.push_str(&self.page(|p| format!("<{p}|{}>", escape(p))));
         for line in self.details() {
             text.push('\n');
             text.push_str(&escape(&line));
@@ -331,6 +342,7 @@ impl Message<'_> {
             self.project,
             self.run(),
         );
+        text.push_str(&self.page(str::to_owned));
         for line in self.details() {
             text.push('\n');
             text.push_str(&line);
@@ -419,6 +431,7 @@ mod tests {
             failure: None,
             rollback: None,
             warnings: vec![],
+            page: None,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Outcome {
     pub rollback: Option<RollbackReport>,
     /// Problems that did not change the result.
     pub warnings: Vec<Warning>,
+    /// The app's page in Coolify's web UI (its project's page), when the provider gave it.
+    pub page: Option<String>,
 }
 
 /// What happened after a failure.
@@ -152,6 +154,7 @@ impl Serialize for Outcome {
         map.serialize_entry("app", &self.app)?;
         map.serialize_entry("state", &self.state)?;
         map.serialize_entry("url", &self.url)?;
+        map.serialize_entry("page", &self.page)?;
         map.serialize_entry("changed", &self.changed)?;
         map.serialize_entry("run_id", &self.run_id)?;
         map.serialize_entry("spec_hash", &self.spec_hash)?;
@@ -188,6 +191,7 @@ mod tests {
             failure: Some(RunFailure::DeploymentFailed("exit 1".to_owned())),
             rollback: Some(rollback),
             warnings: vec![],
+            page: None,
         }
     }
 

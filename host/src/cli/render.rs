@@ -124,6 +124,9 @@ pub fn summary(outcome: &Outcome, spec: Option<&std::path::Path>) -> String {
         if !outcome.changed {
             text.push_str(" (no changes)");
         }
+        if let Some(page) = &outcome.page {
+            text.push_str(&format!("\n  in Coolify: {page}"));
+        }
     } else {
         text.push_str(&format!(
             "\n  what went wrong: {}",

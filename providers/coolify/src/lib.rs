@@ -327,6 +327,21 @@ fn destination_for(
 }
 
 /// The project's uuid; created when `create` is set.
+/// The uuid of the project `name` from the projects already read (the prefetch): never a
+/// call of its own.
+fn cached_project_uuid(name: &str) -> Option<String> {
+    STATE.with(|s| {
+        s.borrow()
+            .projects
+            .as_ref()?
+            .as_array()?
+            .iter()
+            .find(|p| p["name"].as_str() == Some(name))?["uuid"]
+            .as_str()
+            .map(str::to_owned)
+    })
+}
+
 fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderError> {
     let cached = STATE.with(|s| s.borrow().projects.clone());
     let projects = match cached {
@@ -786,6 +801,33 @@ fn with_deployment(mut resource: Resource, deployment: Option<String>) -> Resour
     resource
 }
 
+/// The Coolify page of the project `project` (a uuid) in the web UI: the API's base URL
+/// without its `/api/v1` (routes/web.php, `project/{project_uuid}`). The resource's own
+/// page also needs its environment's uuid, which costs a call: the project page lists
+/// it one click away.
+fn project_page(project: &str) -> Option<String> {
+    let api = api().ok()?;
+    let base = api.base().trim_end_matches('/');
+    let origin = base
+        .strip_suffix("/api/v1")
+        .or_else(|| base.strip_suffix("/api"))
+        .unwrap_or(base);
+    Some(format!("{origin}/project/{project}"))
+}
+
+/// `resource` with the page of its project among its outputs, when it is known without
+/// a call.
+fn with_page(mut resource: Resource, project: Option<&str>) -> Resource {
+    if let Some(page) = project.and_then(project_page)
+        && let Ok(mut outputs) = serde_json::from_str::<Value>(&resource.outputs)
+        && let Some(map) = outputs.as_object_mut()
+    {
+        map.insert("page".to_owned(), json!(page));
+        resource.outputs = outputs.to_string();
+    }
+    resource
+}
+
 fn deployment_progress(status: &str, detail: &str) -> ProgressReport {
     let (state, message) = match status {
         "queued" => (ProgressState::Pending, "deployment queued".to_owned()),
@@ -1034,7 +1076,10 @@ impl Provider for Coolify {
         // Environment first, then the deployment: otherwise it would start without them.
         sync_env(&kind, &uuid, &desired.env)?;
         let (deployment, resource) = deploy_and_read(&kind, &uuid)?;
-        Ok(with_deployment(resource, deployment))
+        Ok(with_page(
+            with_deployment(resource, deployment),
+            Some(project.as_str()),
+        ))
     }
 
     fn update(kind: String, id: String, desired: String) -> Result<Resource, ProviderError> {
@@ -1049,7 +1094,11 @@ impl Provider for Coolify {
             sync_env(&kind, &id, &desired.env)?;
             written(Some(&id));
             let (deployment, resource) = deploy_and_read(&kind, &id)?;
-            return Ok(with_deployment(resource, deployment));
+            let project = cached_project_uuid(&desired.project);
+            return Ok(with_page(
+                with_deployment(resource, deployment),
+                project.as_deref(),
+            ));
         }
         written(Some(&id));
         let body = if kind == "application" {
@@ -1074,7 +1123,11 @@ impl Provider for Coolify {
         )?;
         sync_env(&kind, &id, &desired.env)?;
         let (deployment, resource) = deploy_and_read(&kind, &id)?;
-        Ok(with_deployment(resource, deployment))
+        let project = cached_project_uuid(&desired.project);
+        Ok(with_page(
+            with_deployment(resource, deployment),
+            project.as_deref(),
+        ))
     }
 
     fn delete(kind: String, id: String, owner: String, purge: bool) -> Result<(), ProviderError> {
