@@ -401,3 +401,32 @@ async fn a_hook_never_sees_a_credential() {
         "{stderr}"
     );
 }
+
+/// Issue 16, point 12: an apply right after `destroy` never adopts the service Coolify is
+/// still deleting (Coolify deletes after it answers): destroy returns once a read no
+/// longer finds what it deleted, and the apply creates the app again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_right_after_destroy_creates_the_app_again() {
+    let world = World::start().await;
+    world
+        .sandbox
+        .coolify
+        .set_timing(fabrik_sim::coolify::Timing {
+            delete_delay: std::time::Duration::from_secs(1),
+            ..fabrik_sim::coolify::Timing::default()
+        });
+    let spec = world.spec("app.yaml", |s| s);
+    assert_eq!(world.apply(&spec, &[]).await.status.code(), Some(0));
+    let destroyed = world.run(&["destroy", "test-api", "--yes"]).await;
+    assert_eq!(destroyed.status.code(), Some(0), "{:?}", text(&destroyed));
+    // No pause: the next command runs at once.
+    let again = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("created service test-api"), "{stderr}");
+    assert!(
+        !stderr.contains("adopted") && !stderr.contains("found untracked"),
+        "{stderr}"
+    );
+    assert_eq!(world.sandbox.coolify.resources().len(), 1);
+}
