@@ -184,6 +184,20 @@ pub fn lock_key(purpose: &str, name: &str) -> i64 {
 
 /// Opens a connection: over TLS (rustls) when the server is reached over the network,
 /// plain on a Unix socket. The connection task runs on the current runtime.
+/// The TLS mode a connection uses: as the connection string says, but `require` when it
+/// says nothing. libpq's default, `prefer`, falls back to plain text when the server (or
+/// someone in the middle) declines TLS, and the state's connection carries a password.
+fn effective_ssl_mode(
+    url: &str,
+    parsed: tokio_postgres::config::SslMode,
+) -> tokio_postgres::config::SslMode {
+    if url.to_ascii_lowercase().contains("sslmode") {
+        parsed
+    } else {
+        tokio_postgres::config::SslMode::Require
+    }
+}
+
 pub async fn connect_client(settings: &PgSettings) -> Result<Client, StoreError> {
     let location = format!("PostgreSQL schema `{}`", settings.schema);
     let open_error = |message: String| StoreError::Open {
@@ -214,6 +228,10 @@ pub async fn connect_client(settings: &PgSettings) -> Result<Client, StoreError>
         tokio::spawn(drive(connection));
         return Ok(client);
     }
+    config.ssl_mode(effective_ssl_mode(
+        settings.url.expose_secret(),
+        config.get_ssl_mode(),
+    ));
     let tls = tls_connector(settings.ca_file.as_deref()).map_err(open_error)?;
     let (client, connection) = config
         .connect(tls)
@@ -978,6 +996,23 @@ async fn migrate(client: &mut Client, schema: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_is_required_unless_the_connection_string_says_otherwise() {
+        use tokio_postgres::config::SslMode;
+        assert_eq!(
+            effective_ssl_mode("postgresql://u:p@db/x", SslMode::Prefer),
+            SslMode::Require
+        );
+        assert_eq!(
+            effective_ssl_mode("host=db user=u sslmode=prefer", SslMode::Prefer),
+            SslMode::Prefer
+        );
+        assert_eq!(
+            effective_ssl_mode("postgresql://u:p@db/x?sslmode=disable", SslMode::Disable),
+            SslMode::Disable
+        );
+    }
 
     #[test]
     fn schema_names_are_plain_identifiers_and_lock_keys_differ_by_name() {
