@@ -430,3 +430,29 @@ async fn apply_right_after_destroy_creates_the_app_again() {
     );
     assert_eq!(world.sandbox.coolify.resources().len(), 1);
 }
+
+/// Issue 16, point 12: a create answered with a resource another owner holds is never
+/// recorded as this run's, so no rollback deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_answered_with_someone_elses_resource_is_never_recorded_as_created() {
+    let world = World::start().await;
+    world
+        .sandbox
+        .coolify
+        .describe_next_service_as("fabrik:someone-else/their-app");
+    let spec = world.spec("app.yaml", |s| s);
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("fabrik:someone-else/their-app"),
+        "the foreign owner is named: {stdout}"
+    );
+    assert!(
+        world.sandbox.coolify.deletions().is_empty(),
+        "the rollback deleted a resource it does not own: {stdout}{stderr}"
+    );
+    let status = world.run(&["status", "--output", "json"]).await;
+    let (out, _) = text(&status);
+    assert!(!out.contains("\"kind\":\"service\""), "recorded: {out}");
+}

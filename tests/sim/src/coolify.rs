@@ -140,6 +140,9 @@ struct Store {
     deletions: Vec<Deletion>,
     /// App names whose next deployment fails.
     fail_next: Vec<String>,
+    /// A description the next created service gets instead of the one sent (a confused
+    /// or hostile API: the create answers with someone else's resource).
+    next_description: Option<String>,
 }
 
 /// Shared state of one simulator.
@@ -366,6 +369,11 @@ impl Coolify {
             s.resources.remove(uuid);
             s.envs.remove(uuid);
         });
+    }
+
+    /// Makes the next service created carry `description` instead of the one it was sent.
+    pub fn describe_next_service_as(&self, description: &str) {
+        self.with(|s| s.next_description = Some(description.to_owned()));
     }
 
     /// Makes the next deployment of the app named `name` fail.

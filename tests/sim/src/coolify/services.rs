@@ -272,7 +272,10 @@ pub(super) async fn create_service(
             name: Some(str_field(&body, "name"))
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| format!("service-{}", uuid(id + 7)[..10].to_owned())),
-            description: str_field(&body, "description"),
+            description: s
+                .next_description
+                .take()
+                .unwrap_or_else(|| str_field(&body, "description")),
             environment_id,
             destination,
             domains: domains.clone(),
