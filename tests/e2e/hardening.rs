@@ -456,3 +456,23 @@ async fn a_create_answered_with_someone_elses_resource_is_never_recorded_as_crea
     let (out, _) = text(&status);
     assert!(!out.contains("\"kind\":\"service\""), "recorded: {out}");
 }
+
+/// A create answered with no owner tag is refused too: the host cannot tell it from a
+/// resource that is not this app's. The next apply finds what was created by its tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_answered_without_an_owner_tag_is_never_recorded_as_created() {
+    let world = World::start().await;
+    world.sandbox.coolify.describe_next_service_as("");
+    let spec = world.spec("app.yaml", |s| s);
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("answered with the owner tag \"\", not `fabrik:"),
+        "{stdout}"
+    );
+    assert!(
+        world.sandbox.coolify.deletions().is_empty(),
+        "{stdout}{stderr}"
+    );
+}

@@ -201,19 +201,16 @@ impl Run<'_, '_> {
                     })
                     .await;
                 match created {
-                    // A create answered with a resource another owner holds (a provider's
-                    // mistake, or a lie) is never recorded as this run's: a rollback
-                    // would delete someone else's resource.
-                    Ok(created)
-                        if created
-                            .owner
-                            .as_deref()
-                            .is_some_and(|owner| owner != self.owner) =>
-                    {
+                    // A create answered with a resource another owner holds, or with no
+                    // owner tag at all (a provider's mistake, or a lie), is never recorded
+                    // as this run's: a rollback would delete someone else's resource. If
+                    // the provider did create and tag it, the next apply's lookup finds
+                    // it by its tag (and `fabrik gc` lists it).
+                    Ok(created) if created.owner.as_deref() != Some(self.owner.as_str()) => {
                         self.store()
                             .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
                             .await?;
-                        return Err(RunFailure::NotOwned {
+                        return Err(RunFailure::CreatedNotOwned {
                             resource: ResourceRef::new(kind, name, Some(&created.id)),
                             owner: self.owner.clone(),
                             found: created.owner.unwrap_or_default(),

@@ -27,6 +27,15 @@ pub enum RunFailure {
         owner: String,
         found: String,
     },
+    /// A create answered with a resource that does not carry this app's owner tag.
+    #[error(
+        "the provider's create of {resource} answered with the owner tag {found:?}, not `{owner}`: it was not recorded as this run's; if the provider did create it with this app's tag, the next apply finds it (and `fabrik gc` lists it)"
+    )]
+    CreatedNotOwned {
+        resource: ResourceRef,
+        owner: String,
+        found: String,
+    },
     /// A create failed, and whether it left something behind could not be found out.
     #[error(
         "{resource}: {error}; looking for a half-created {kind} afterwards failed too ({lookup}): the next apply looks again",
@@ -86,6 +95,7 @@ impl RunFailure {
         match self {
             RunFailure::Provider { .. } => "provider",
             RunFailure::NotOwned { .. } => "not_owned",
+            RunFailure::CreatedNotOwned { .. } => "created_not_owned",
             RunFailure::HalfCreatedUnknown { .. } => "half_created_unknown",
             RunFailure::Recovery { .. } => "recovery",
             RunFailure::ServerLookup { .. } => "server_lookup",
