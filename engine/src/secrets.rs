@@ -66,12 +66,22 @@ impl EnvSource {
         if !path.is_file() {
             return Ok(Self::default());
         }
-        let iter = dotenvy::from_path_iter(&path).map_err(|e| SecretsError::Unreadable {
+        // Read once: the values, the text the expansion check compares them with, and the
+        // permissions come from the same open file.
+        let unreadable = |reason: String| SecretsError::Unreadable {
             path: path.clone(),
-            reason: describe(&e),
-        })?;
+            reason,
+        };
+        let mut file = std::fs::File::open(&path).map_err(|e| unreadable(e.to_string()))?;
+        let world_writable = file.metadata().is_ok_and(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o002 != 0
+        });
+        let mut raw = String::new();
+        std::io::Read::read_to_string(&mut file, &mut raw)
+            .map_err(|e| unreadable(e.to_string()))?;
         let mut dotenv = BTreeMap::new();
-        for item in iter {
+        for item in dotenvy::from_read_iter(raw.as_bytes()) {
             let (key, value) = item.map_err(|e| SecretsError::Malformed {
                 path: path.clone(),
                 reason: describe(&e),
@@ -79,18 +89,13 @@ impl EnvSource {
             dotenv.insert(key, SecretString::from(value));
         }
         let mut warnings = Vec::new();
-        if let Ok(raw) = std::fs::read_to_string(&path) {
-            for (line, key) in expanded(&raw, &dotenv) {
-                warnings.push(format!(
-                    "{} line {line}: `$` expansion changed the value of {key} (a `$NAME` outside single quotes is replaced by that variable); to take it literally, write it in single quotes",
-                    path.display()
-                ));
-            }
+        for (line, key) in expanded(&raw, &dotenv) {
+            warnings.push(format!(
+                "{} line {line}: `$` expansion changed the value of {key} (a `$NAME` outside single quotes is replaced by that variable); to take it literally, write it in single quotes",
+                path.display()
+            ));
         }
-        if std::fs::metadata(&path).is_ok_and(|m| {
-            use std::os::unix::fs::PermissionsExt;
-            m.permissions().mode() & 0o002 != 0
-        }) {
+        if world_writable {
             warnings.push(format!(
                 "{} is writable by every user of this machine, who could change what is deployed; run `chmod o-w {}`",
                 path.display(),

@@ -88,6 +88,11 @@ impl World {
     pub async fn run(&self, args: &[&str]) -> Output {
         let mut cmd = self.fabrik();
         cmd.args(args);
+        Self::output(cmd).await
+    }
+
+    /// Runs `cmd` to its end, off the runtime that serves the simulators.
+    pub async fn output(mut cmd: std::process::Command) -> Output {
         tokio::task::spawn_blocking(move || cmd.output().expect("fabrik runs"))
             .await
             .expect("joined")
@@ -97,9 +102,7 @@ impl World {
     pub async fn apply(&self, spec: &Path, extra: &[&str]) -> Output {
         let mut cmd = self.command(spec);
         cmd.args(extra);
-        tokio::task::spawn_blocking(move || cmd.output().expect("fabrik runs"))
-            .await
-            .expect("joined")
+        Self::output(cmd).await
     }
 
     /// `fabrik apply SPEC`, not started.
@@ -128,6 +131,47 @@ impl World {
             .count();
         coolify + cloudflare
     }
+}
+
+/// Starts `cmd` with its stderr read on a thread, and returns once a line contains
+/// `needle` (within 30 s, else panics with `what`): the running child, and the reader,
+/// which yields everything the child printed on stderr once it ends.
+pub fn spawn_until(
+    mut cmd: std::process::Command,
+    needle: &'static str,
+    what: &str,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let mut child = cmd.spawn().expect("fabrik starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (seen, seen_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(needle) {
+                let _ = seen.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    seen_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{what}"));
+    (child, reader)
+}
+
+/// Sends SIGINT (Ctrl-C) to `child`.
+pub fn interrupt(child: &std::process::Child) {
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
 }
 
 /// Fails if any secret value of the project (the app's secrets, generated or not, and the
@@ -719,9 +763,7 @@ async fn several_specs_in_one_apply_run_concurrently() {
     cmd.env("FABRIK_RESOLVE", resolve.join(","))
         .args(&specs[1..])
         .args(["--parallel", "3"]);
-    let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("joined");
+    let output = World::output(cmd).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     for name in names {

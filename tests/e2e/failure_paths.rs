@@ -4,7 +4,7 @@
 use fabrik_sim::app::Behaviour;
 use fabrik_sim::faults::Fault;
 
-use crate::deploy::{DATABASE_URL, World, text};
+use crate::deploy::{DATABASE_URL, World, interrupt, spawn_until, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_policy_never_leaves_everything_and_says_so() {
@@ -177,9 +177,7 @@ async fn a_failure_summary_says_what_went_wrong_what_was_left_and_what_to_do_nex
     let spec = world.spec("app.yaml", |t| t);
     let mut cmd = world.command(&spec);
     cmd.env("COOLIFY_URL", "http://127.0.0.1:9/api/v1");
-    let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("joined");
+    let output = World::output(cmd).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -261,7 +259,6 @@ async fn waiting_for_a_lock_names_its_holder() {
 /// running, and the next apply finishes the job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_says_what_was_left_and_the_next_apply_recovers() {
-    use std::io::BufRead;
     let world = World::start().await;
     world
         .sandbox
@@ -271,32 +268,12 @@ async fn ctrl_c_says_what_was_left_and_the_next_apply_recovers() {
             ..fabrik_sim::coolify::Timing::default()
         });
     let spec = world.spec("app.yaml", |t| t);
-    let mut cmd = world.command(&spec);
-    let mut child = cmd.spawn().expect("apply starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (deploying, deploying_seen) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("DEPLOYING") {
-                let _ = deploying.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    deploying_seen
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("the apply reaches DEPLOYING");
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(interrupted.success());
+    let (mut child, reader) = spawn_until(
+        world.command(&spec),
+        "DEPLOYING",
+        "the apply reaches DEPLOYING",
+    );
+    interrupt(&child);
     let status = child.wait().expect("exits");
     let stderr = reader.join().expect("reader");
     assert_eq!(status.code(), Some(130), "{stderr}");
@@ -389,9 +366,7 @@ async fn a_dns_provider_that_refuses_its_token_stops_the_run_before_coolify_chan
         let before = world.mutating_calls();
         let mut cmd = world.command(spec);
         cmd.env("CLOUDFLARE_API_TOKEN", "revoked-token");
-        let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-            .await
-            .expect("joined");
+        let output = World::output(cmd).await;
         let (stdout, stderr) = text(&output);
         assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
         assert_eq!(
@@ -414,7 +389,6 @@ async fn a_dns_provider_that_refuses_its_token_stops_the_run_before_coolify_chan
 /// only its shell: the hook's group is not the terminal's, so only Fabrik can stop it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_during_a_hook_stops_what_the_hook_started() {
-    use std::io::BufRead;
     let world = World::start().await;
     let pid_file = world.dir.path().join("sleeper.pid");
     let spec = world.spec("app.yaml", |t| {
@@ -423,15 +397,11 @@ async fn ctrl_c_during_a_hook_stops_what_the_hook_started() {
             pid_file.display()
         )
     });
-    let mut child = world.command(&spec).spawn().expect("apply starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
+    let (mut child, reader) = spawn_until(
+        world.command(&spec),
+        "running pre_deploy",
+        "the hook starts",
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let sleeper: u32 = loop {
         if let Some(pid) = std::fs::read_to_string(&pid_file)
@@ -455,11 +425,7 @@ async fn ctrl_c_during_a_hook_stops_what_the_hook_started() {
         })
     };
     assert!(alive(sleeper));
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(interrupted.success());
+    interrupt(&child);
     let status = child.wait().expect("exits");
     let stderr = reader.join().expect("reader");
     assert_eq!(status.code(), Some(130), "{stderr}");

@@ -1,7 +1,7 @@
 //! Issue 16: what a planted file, a hostile endpoint or a bad provider could make Fabrik
 //! do, each class driven through the real binary.
 
-use crate::deploy::{World, text};
+use crate::deploy::{World, spawn_until, text};
 
 /// A file a link points at, with content that must survive.
 fn precious(world: &World) -> std::path::PathBuf {
@@ -197,7 +197,6 @@ async fn control_characters_from_a_hook_are_shown_not_obeyed() {
 /// the first runs, and nothing of the first is touched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_checkouts_sharing_a_state_share_its_locks() {
-    use std::io::BufRead;
     let world = World::start().await;
     let shared = world.dir.path().join("shared");
     std::fs::create_dir_all(&shared).expect("dir");
@@ -219,21 +218,7 @@ async fn two_checkouts_sharing_a_state_share_its_locks() {
         });
     let mut first = world.command(&spec);
     first.env("FABRIK_STATE_DB", &state);
-    let mut child = first.spawn().expect("first apply");
-    let stderr = child.stderr.take().expect("stderr");
-    let (deploying, seen) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("DEPLOYING") {
-                let _ = deploying.send(());
-            }
-        }
-    });
-    seen.recv_timeout(std::time::Duration::from_secs(30))
-        .expect("the first apply deploys");
+    let (mut child, reader) = spawn_until(first, "DEPLOYING", "the first apply deploys");
 
     let second = world
         .fabrik()
@@ -362,9 +347,7 @@ async fn redaction_gaps_are_closed_or_warned_about() {
     std::fs::write(world.dir.path().join(".env"), "API_KEY=abc\n").expect(".env");
     let mut cmd = world.command(&spec);
     cmd.env("DATABASE_URL", "shared-value-0123");
-    let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("joined");
+    let output = World::output(cmd).await;
     let (stdout, stderr) = text(&output);
     assert!(
         format!("{stdout}{stderr}").contains("secret API_KEY is shorter than 6 characters"),
@@ -391,9 +374,7 @@ async fn a_hook_never_sees_a_credential() {
         "FABRIK_STATE_URL",
         "postgresql://fabrik:pg-password-0123@db/state",
     );
-    let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("joined");
+    let output = World::output(cmd).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     assert!(

@@ -333,9 +333,7 @@ async fn webhooks_hear_how_runs_end_and_never_change_the_result() {
     let spec = world.spec("app.yaml", |t| format!("{t}{notify}"));
     let mut cmd = world.command(&spec);
     cmd.env("TEAM_HOOK", &flaky_url);
-    let output = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("joined");
+    let output = World::output(cmd).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(
         output.status.code(),
@@ -384,9 +382,7 @@ async fn webhooks_hear_how_runs_end_and_never_change_the_result() {
     let bad = world.bad_spec(500, |t| format!("{t}{notify}"));
     let mut cmd = world.command(&bad);
     cmd.env("TEAM_HOOK", &flaky_url);
-    let failed = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("joined");
+    let failed = World::output(cmd).await;
     assert_eq!(failed.status.code(), Some(1));
     let bodies = spec_hook.bodies();
     assert_eq!(bodies.len(), 2);

@@ -1183,24 +1183,21 @@ impl Provider for Coolify {
             prefetch()?;
             let servers = match STATE.with(|s| s.borrow().servers.clone()) {
                 Some(servers) => servers,
-                None => api::json(&api()?, Method::Get, "/servers", None)?,
+                None => {
+                    let servers = api::json(&api()?, Method::Get, "/servers", None)?;
+                    STATE.with(|s| s.borrow_mut().servers = Some(servers.clone()));
+                    servers
+                }
             };
             let resources = servers
                 .as_array()
                 .into_iter()
                 .flatten()
                 .map(|server| {
-                    let text = |key: &str| server[key].as_str().unwrap_or_default().to_owned();
-                    Resource {
-                        kind: kind.clone(),
-                        id: text("uuid"),
-                        name: text("name"),
-                        owner: None,
-                        live: json!({ "ip": text("ip") }).to_string(),
-                        outputs: json!({ "uuid": text("uuid"), "ip": text("ip") }).to_string(),
-                    }
+                    let text = |key: &str| server[key].as_str().unwrap_or_default();
+                    server_resource(kind.clone(), text("uuid"), text("ip"), false)
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
             return Ok(ResourcePage {
                 resources,
                 next: None,
