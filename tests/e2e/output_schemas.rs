@@ -31,19 +31,26 @@ fn checked(schema: &str, output: &Output) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_json_line_matches_its_documented_schema() {
     let world = World::start().await;
+    // Everything printed, scanned for secret values at the end.
+    let mut seen: Vec<String> = Vec::new();
+    let mut check = |schema: &str, output: &Output| {
+        let (stdout, stderr) = text(output);
+        seen.push(format!("{stdout}{stderr}"));
+        checked(schema, output)
+    };
     let spec = world.spec("app.yaml", |s| s);
     let spec_arg = spec.to_str().expect("utf-8");
     let broken = world.spec("broken.yaml", |s| s.replace("timeout: 30", "timeot: 30"));
     let broken_arg = broken.to_str().expect("utf-8");
 
-    let events = checked(
+    let events = check(
         "validate",
         &world
             .run(&["validate", "--output", "json", spec_arg, broken_arg])
             .await,
     );
     assert_eq!(events, ["invalid", "valid"]);
-    let events = checked(
+    let events = check(
         "plan",
         &world.run(&["plan", "--output", "json", spec_arg]).await,
     );
@@ -51,7 +58,7 @@ async fn every_json_line_matches_its_documented_schema() {
 
     let applied = world.apply(&spec, &["--output", "json"]).await;
     assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
-    let events = checked("apply", &applied);
+    let events = check("apply", &applied);
     assert_eq!(events.last().map(String::as_str), Some("summary"));
     assert!(events.contains(&"resource".to_owned()), "{events:?}");
 
@@ -59,13 +66,13 @@ async fn every_json_line_matches_its_documented_schema() {
         s.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
     });
     let changed_arg = changed.to_str().expect("utf-8");
-    checked(
+    check(
         "plan",
         &world.run(&["plan", "--output", "json", changed_arg]).await,
     );
     let again = world.apply(&changed, &["--output", "json"]).await;
     assert_eq!(again.status.code(), Some(0), "{:?}", text(&again));
-    checked("apply", &again);
+    check("apply", &again);
     let rolled = world
         .run(&[
             "rollback",
@@ -77,27 +84,27 @@ async fn every_json_line_matches_its_documented_schema() {
         ])
         .await;
     assert_eq!(rolled.status.code(), Some(0), "{:?}", text(&rolled));
-    checked("apply", &rolled);
+    check("apply", &rolled);
 
     // A failure with a rollback, and an invalid spec given to apply.
     let bad = world.bad_spec(500, |s| s);
     let failed = world.apply(&bad, &["--output", "json"]).await;
     assert_eq!(failed.status.code(), Some(1), "{:?}", text(&failed));
-    let events = checked("apply", &failed);
+    let events = check("apply", &failed);
     assert_eq!(events.last().map(String::as_str), Some("summary"));
     let invalid = world.apply(&broken, &["--output", "json"]).await;
-    assert_eq!(checked("apply", &invalid), ["invalid"]);
+    assert_eq!(check("apply", &invalid), ["invalid"]);
 
-    let events = checked("status", &world.run(&["status", "--output", "json"]).await);
+    let events = check("status", &world.run(&["status", "--output", "json"]).await);
     assert_eq!(events.len(), 2, "one line per deployment: {events:?}");
-    let runs = checked(
+    let runs = check(
         "history",
         &world
             .run(&["history", "test-api", "--output", "json"])
             .await,
     );
     assert_eq!(runs.len(), 3, "apply, apply, rollback: {runs:?}");
-    checked(
+    check(
         "providers-list",
         &world.run(&["providers", "list", "--output", "json"]).await,
     );
@@ -108,14 +115,16 @@ async fn every_json_line_matches_its_documented_schema() {
         world.dir.path().join("lost.db"),
     )
     .expect("state moved away");
-    let orphans = checked("gc", &world.run(&["gc", "--output", "json"]).await);
+    let orphans = check("gc", &world.run(&["gc", "--output", "json"]).await);
     assert!(orphans.len() >= 2, "{orphans:?}");
-    checked(
+    check(
         "gc",
         &world
             .run(&["gc", "--delete", "--yes", "--output", "json"])
             .await,
     );
+    let printed = seen.join("\n");
+    crate::deploy::assert_no_secret(&world, &[("JSON output", &printed)]);
 }
 
 /// The warnings a run gives before it starts (a short secret, a plain variable holding a
