@@ -159,6 +159,21 @@ impl ResourceRow {
     }
 }
 
+/// Which app's state holds a resource (see [`Store::holder`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub project: String,
+    pub app: String,
+    /// The resource's name in that app.
+    pub name: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` of app `{}/{}`", self.name, self.project, self.app)
+    }
+}
+
 /// An open state store, on either backend.
 pub struct Store {
     backend: Backend,
@@ -332,6 +347,20 @@ impl Store {
     /// The resources of a deployment, oldest first.
     pub async fn resources(&self, deployment: i64) -> Result<Vec<ResourceRow>, StoreError> {
         dispatch!(self, store => store.resources(deployment))
+    }
+
+    /// The row, other than `except`, that already tracks the `role`/`kind` resource
+    /// `external_id` (any app of any project in this state, not deleted), if any: a
+    /// provider answering a create with an id the state already holds is confused, and
+    /// recording it twice would let one app's rollback delete another's resource.
+    pub async fn holder(
+        &self,
+        role: Role,
+        kind: &str,
+        external_id: &str,
+        except: i64,
+    ) -> Result<Option<Holder>, StoreError> {
+        dispatch!(self, store => store.holder(role, kind, external_id, except))
     }
 
     /// The runs of a deployment, newest first.

@@ -457,3 +457,98 @@ async fn a_create_answered_without_an_owner_tag_is_never_recorded_as_created() {
         "{stdout}{stderr}"
     );
 }
+
+/// Makes the project's `dns` provider the misbehaving test provider, configured by
+/// `config` (an inline TOML table's contents), added to its `fabrik.toml`.
+pub fn with_evil_dns(world: &World, config: &str) {
+    let dir = world.dir.path();
+    std::fs::create_dir_all(dir.join("plugins")).expect("mkdir");
+    std::fs::copy(
+        crate::support::test_plugin("evil"),
+        dir.join("plugins/evil.wasm"),
+    )
+    .expect("copy");
+    let toml = dir.join("fabrik.toml");
+    let project = std::fs::read_to_string(&toml).expect("fabrik.toml");
+    std::fs::write(
+        toml,
+        format!(
+            "{project}\n[providers.dns]\npath = \"plugins/evil.wasm\"\nconfig = {{ {config} }}\n"
+        ),
+    )
+    .expect("fabrik.toml");
+}
+
+/// Issue 16, point 12: a create answered with the id of a resource another app's state
+/// already tracks (with this app's owner tag: a confused provider echoes the tag it was
+/// given) is refused, so the second app's rollback never deletes the first app's record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_answered_with_an_id_another_app_holds_is_never_recorded_as_created() {
+    let world = World::start().await;
+    an_id_another_app_holds_is_refused(&world).await;
+}
+
+/// Two apps of one project whose DNS provider answers every create with the same id:
+/// the second is refused and tracks nothing; the first keeps its record.
+pub async fn an_id_another_app_holds_is_refused(world: &World) {
+    with_evil_dns(world, "answer-id = \"record-shared\"");
+    let first = world.spec("first.yaml", |s| s);
+    let applied = world.apply(&first, &[]).await;
+    assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
+
+    let second = world.spec("second.yaml", |s| {
+        s.replace("name: test-api", "name: other-api")
+            .replace("domain: api.example.com", "domain: new.example.com")
+    });
+    let output = world.apply(&second, &["--output", "json"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("\"code\":\"id_already_tracked\"")
+            && stdout.contains("already tracks as `api.example.com` of app `acme/test-api`"),
+        "{stdout}"
+    );
+
+    // The first app still tracks its record; the second tracks none, and its rollback
+    // removed only its own Coolify service.
+    let status = |app: &'static str| async move {
+        let output = world.run(&["status", app, "--output", "json"]).await;
+        text(&output).0
+    };
+    let first_status = status("test-api").await;
+    assert!(first_status.contains("record-shared"), "{first_status}");
+    let second_status = status("other-api").await;
+    assert!(!second_status.contains("record-shared"), "{second_status}");
+    let services: Vec<String> = world
+        .sandbox
+        .coolify
+        .resources()
+        .into_iter()
+        .map(|(_, _, name, _)| name)
+        .collect();
+    assert_eq!(services, ["test-api"], "{stdout}{stderr}");
+}
+
+/// Issue 16, point 12: a provider that crashes in `configure` stops `apply` before the
+/// state has a deployment or a run of the app (it used to leave a PENDING deployment
+/// with no run in its history).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_crashes_in_configure_leaves_no_pending_deployment() {
+    let world = World::start().await;
+    with_evil_dns(&world, "crash-in = \"configure\"");
+    let spec = world.spec("app.yaml", |s| s);
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_ne!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("crashed in `configure`"),
+        "the crash is named: {stdout}{stderr}"
+    );
+    assert_eq!(world.mutating_calls(), 0);
+    let status = world.run(&["status", "--output", "json"]).await;
+    let (out, err) = text(&status);
+    assert!(
+        !out.contains("test-api") && !err.contains("PENDING"),
+        "the state has the app: {out}{err}"
+    );
+}

@@ -558,3 +558,15 @@ async fn a_state_setting_that_cannot_work_is_a_clear_error() {
     }
     assert_eq!(world.mutating_calls(), 0);
 }
+
+/// Issue 16, point 12, on PostgreSQL: which app already tracks an id is found in the
+/// shared database as in a SQLite file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_answered_with_an_id_another_app_holds_is_refused_on_postgres() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let world = World::start().await;
+    use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
+    crate::hardening::an_id_another_app_holds_is_refused(&world).await;
+}

@@ -35,6 +35,27 @@ pub(crate) struct Observed {
 }
 
 impl Run<'_, '_> {
+    /// The failure to stop with when a row other than `row` already tracks `id`: a
+    /// provider that answers with an id the state holds for another resource is
+    /// confused, and recording it would let one rollback delete another app's resource.
+    async fn tracked_elsewhere(
+        &self,
+        role: crate::domain::Role,
+        kind: &str,
+        name: &str,
+        id: &str,
+        row: i64,
+    ) -> Result<Option<RunFailure>, Stop> {
+        Ok(self
+            .store()
+            .holder(role, kind, id, row)
+            .await?
+            .map(|holder| RunFailure::IdAlreadyTracked {
+                resource: ResourceRef::new(kind, name, Some(id)),
+                holder,
+            }))
+    }
+
     fn resource_event(&self, change: ResourceChange, kind: &str, name: &str, id: &str) {
         self.event(RunEvent::Resource {
             change,
@@ -233,6 +254,12 @@ impl Run<'_, '_> {
                                 .into());
                             }
                             Ok(Some(found)) if ours(&found) => {
+                                if let Some(confused) = self
+                                    .tracked_elsewhere(role, kind, name, &found.id, row)
+                                    .await?
+                                {
+                                    return Err(confused.into());
+                                }
                                 self.store()
                                     .record(
                                         row,
@@ -256,6 +283,19 @@ impl Run<'_, '_> {
                 }
             }
         };
+        if let Some(confused) = self
+            .tracked_elsewhere(role, kind, name, &resource.id, row)
+            .await?
+        {
+            // A row this run just intended is left as nothing of this app's; a row that
+            // tracked the resource before keeps its own id.
+            if known.is_none() {
+                self.store()
+                    .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
+                    .await?;
+            }
+            return Err(confused.into());
+        }
         self.store()
             .record(
                 row,

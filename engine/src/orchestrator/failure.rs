@@ -7,6 +7,7 @@ use super::events::ResourceRef;
 use super::hooks::HookError;
 use super::verify::VerifyError;
 use crate::plugins::types::ProviderError;
+use crate::store::Holder;
 use crate::store::StoreError;
 
 /// Why a deploy failed.
@@ -35,6 +36,15 @@ pub enum RunFailure {
         resource: ResourceRef,
         owner: String,
         found: String,
+    },
+    /// A provider answered with the id of a resource this state already tracks as another
+    /// one (another app's, or another of this app's).
+    #[error(
+        "the provider answered for {resource} with an id this state already tracks as {holder}: it was not recorded as this run's, so no rollback deletes the other one; the provider is confused (report it to its author)"
+    )]
+    IdAlreadyTracked {
+        resource: ResourceRef,
+        holder: Holder,
     },
     /// A create failed, and whether it left something behind could not be found out.
     #[error(
@@ -96,6 +106,7 @@ impl RunFailure {
             RunFailure::Provider { .. } => "provider",
             RunFailure::NotOwned { .. } => "not_owned",
             RunFailure::CreatedNotOwned { .. } => "created_not_owned",
+            RunFailure::IdAlreadyTracked { .. } => "id_already_tracked",
             RunFailure::HalfCreatedUnknown { .. } => "half_created_unknown",
             RunFailure::Recovery { .. } => "recovery",
             RunFailure::ServerLookup { .. } => "server_lookup",

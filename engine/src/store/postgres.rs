@@ -19,8 +19,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
 use super::journal::Journal;
-use super::{Deployment, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, now, parse_json};
-use crate::domain::{DeploymentState, ResourceStatus, RunOrigin, State};
+use super::{
+    Deployment, Holder, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, now, parse_json,
+};
+use crate::domain::{DeploymentState, ResourceStatus, Role, RunOrigin, State};
 
 /// Numbered migrations of the PostgreSQL schema; never edited once released, only added.
 /// Version 1 is the SQLite schema at its version 2, in PostgreSQL's types.
@@ -680,6 +682,33 @@ impl PgStore {
         .iter()
         .map(resource_of)
         .collect()
+    }
+
+    /// See [`super::Store::holder`].
+    pub async fn holder(
+        &self,
+        role: Role,
+        kind: &str,
+        external_id: &str,
+        except: i64,
+    ) -> Result<Option<Holder>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT d.project, d.app, r.name FROM resources r JOIN deployments d ON d.id = r.deployment_id
+                 WHERE r.provider = $1 AND r.kind = $2 AND r.external_id = $3 AND r.status <> 'deleted' AND r.id <> $4
+                 ORDER BY r.id LIMIT 1",
+                &[&role.as_str(), &kind, &external_id, &except],
+            )
+            .await?;
+        rows.first()
+            .map(|row| {
+                Ok(Holder {
+                    project: row.try_get(0)?,
+                    app: row.try_get(1)?,
+                    name: row.try_get(2)?,
+                })
+            })
+            .transpose()
     }
 
     pub async fn runs(&self, deployment: i64) -> Result<Vec<RunRow>, StoreError> {

@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use super::journal::Journal;
 use super::{
-    Deployment, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, migrations, now,
+    Deployment, Holder, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, migrations, now,
     parse_json, sql,
 };
-use crate::domain::{DeploymentState, ResourceStatus, State};
+use crate::domain::{DeploymentState, ResourceStatus, Role, State};
 
 /// How long a write waits for another process's.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -499,6 +499,32 @@ impl SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// See [`super::Store::holder`].
+    pub fn holder(
+        &self,
+        role: Role,
+        kind: &str,
+        external_id: &str,
+        except: i64,
+    ) -> Result<Option<Holder>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT d.project, d.app, r.name FROM resources r JOIN deployments d ON d.id = r.deployment_id
+                 WHERE r.provider = ?1 AND r.kind = ?2 AND r.external_id = ?3 AND r.status <> 'deleted' AND r.id <> ?4
+                 ORDER BY r.id LIMIT 1",
+                params![role, kind, external_id, except],
+                |r| {
+                    Ok(Holder {
+                        project: r.get(0)?,
+                        app: r.get(1)?,
+                        name: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     /// The runs of a deployment, newest first.

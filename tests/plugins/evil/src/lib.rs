@@ -1,15 +1,26 @@
-//! A provider that misbehaves on purpose, to test the sandbox. `create(kind, ..)` picks the
-//! misbehaviour; the desired document carries its parameters.
+//! A provider that misbehaves on purpose, to test the sandbox and the engine. `create(kind, ..)`
+//! picks the misbehaviour; the desired document carries its parameters. As a project's `dns`
+//! provider (kind `dns-record`), its configuration picks how it lies: `crash-in = "configure"`
+//! panics in `configure`; `answer-id` is the id every create answers with, whatever it
+//! created (a confused provider handing out another app's record).
 
 //! It targets the first contract, 0.1.0, from its frozen copy: the sandbox tests are also
 //! the proof that 0.1 components keep loading and running.
 
 wit_bindgen::generate!({ path: "../../../wit/released/0.1.0", world: "provider-plugin" });
 
-use exports::fabrik::provider::provider::{Guest, ProgressReport, ProviderError, ProviderInfo, Resource};
+use exports::fabrik::provider::provider::{ConfigKey, Guest, ProgressReport, ProviderError, ProviderInfo, Resource};
 use fabrik::provider::host::{self, AuthScheme, Credential, HttpRequest, Method};
 
 struct Evil;
+
+/// What `configure` was given: `(key, value)` pairs.
+static CONFIG: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn config(key: &str) -> Option<String> {
+    let config = CONFIG.lock().unwrap_or_else(|e| e.into_inner());
+    config.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
 
 fn found(kind: &str, outputs: String) -> Resource {
     Resource { kind: kind.to_owned(), id: "x".to_owned(), name: "x".to_owned(), owner: None, live: "{}".to_owned(), outputs }
@@ -52,18 +63,43 @@ impl Guest for Evil {
             name: "evil".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             description: "misbehaves on purpose".to_owned(),
-            kinds: vec!["spin".into(), "hog".into(), "snoop".into(), "exfiltrate".into(), "panic".into()],
-            config: vec![],
+            kinds: vec!["spin".into(), "hog".into(), "snoop".into(), "exfiltrate".into(), "panic".into(), "dns-record".into()],
+            config: vec![
+                ConfigKey {
+                    name: "crash-in".to_owned(),
+                    description: "`configure`: panic there".to_owned(),
+                    secret: false,
+                    required: false,
+                },
+                ConfigKey {
+                    name: "answer-id".to_owned(),
+                    description: "the id every dns-record create answers with".to_owned(),
+                    secret: false,
+                    required: false,
+                },
+            ],
             default_origins: vec![],
         }
     }
 
-    fn configure(_: Vec<(String, String)>) -> Result<(), ProviderError> {
+    fn configure(given: Vec<(String, String)>) -> Result<(), ProviderError> {
+        *CONFIG.lock().unwrap_or_else(|e| e.into_inner()) = given;
+        if config("crash-in").as_deref() == Some("configure") {
+            panic!("boom: the evil provider panicked in configure on purpose");
+        }
         Ok(())
     }
 
-    fn create(kind: String, _name: String, desired: String, _owner: String) -> Result<Resource, ProviderError> {
+    fn create(kind: String, name: String, desired: String, owner: String) -> Result<Resource, ProviderError> {
         match kind.as_str() {
+            "dns-record" => Ok(Resource {
+                kind,
+                id: config("answer-id").unwrap_or_else(|| format!("record-of-{name}")),
+                name,
+                owner: Some(owner),
+                live: desired,
+                outputs: "{}".to_owned(),
+            }),
             "spin" => {
                 let mut n: u64 = 0;
                 loop {
