@@ -310,9 +310,7 @@ pub fn fingerprint_key(project_dir: &Path) -> Result<Vec<u8>, SecretsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = project_dir.join(".fabrik").join("fingerprint.key");
-    if let Ok(key) = std::fs::read(&path)
-        && key.len() == 32
-    {
+    if let Some(key) = existing_fingerprint_key(project_dir)? {
         return Ok(key);
     }
     let dir = project_dir.join(".fabrik");
@@ -332,13 +330,12 @@ pub fn fingerprint_key(project_dir: &Path) -> Result<Vec<u8>, SecretsError> {
     Ok(key)
 }
 
-/// The fingerprint key if it exists; never creates it (for read-only commands).
 /// Writes the project's fingerprint key (mode 0600), unless it has one: a state that
 /// comes back from a shared backend brings the key its versions were hashed with.
 pub fn keep_fingerprint_key(project_dir: &Path, key: &[u8]) -> Result<bool, SecretsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    if existing_fingerprint_key(project_dir).is_some() {
+    if existing_fingerprint_key(project_dir)?.is_some() {
         return Ok(false);
     }
     let dir = project_dir.join(".fabrik");
@@ -356,10 +353,19 @@ pub fn keep_fingerprint_key(project_dir: &Path, key: &[u8]) -> Result<bool, Secr
     Ok(true)
 }
 
-pub fn existing_fingerprint_key(project_dir: &Path) -> Option<Vec<u8>> {
-    std::fs::read(project_dir.join(".fabrik").join("fingerprint.key"))
-        .ok()
-        .filter(|key| key.len() == 32)
+/// The fingerprint key if it exists; never creates it (for read-only commands). A key
+/// that exists but cannot be read is an error: without it every secret would look
+/// changed. One of the wrong length is none (the next apply writes a new one).
+pub fn existing_fingerprint_key(project_dir: &Path) -> Result<Option<Vec<u8>>, SecretsError> {
+    let path = project_dir.join(".fabrik").join("fingerprint.key");
+    match std::fs::read(&path) {
+        Ok(key) => Ok(Some(key).filter(|key| key.len() == 32)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SecretsError::Unreadable {
+            path,
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// A keyed fingerprint of a secret value, for the spec hash; never the value.

@@ -63,7 +63,7 @@ pub enum StoreError {
     )]
     Corrupt { path: PathBuf, message: String },
     #[error(
-        "the state database `{}` cannot be written ({message}); it was left unchanged\n  hint: the file and its directory must be writable and the disk not full; `status`, `history` and `state export` read it without writing",
+        "the state database `{}` cannot be written ({message}); it was left unchanged\n  hint: the file and its directory must be writable and the disk not full; `status`, `history`, `plan` and `state export` read it without writing",
         path.display()
     )]
     Unwritable { path: PathBuf, message: String },

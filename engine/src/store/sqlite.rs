@@ -142,33 +142,72 @@ impl SqliteStore {
     /// export` on a read-only directory or file system): no file is created, nothing is
     /// migrated. A database older than this fabrik is refused: only an apply upgrades it.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
-        use rusqlite::OpenFlags;
-        let open_error = |message: String| StoreError::Open {
-            location: format!("`{}`", path.display()),
-            message,
-        };
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| open_error(e.to_string()))?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| StoreError::Corrupt {
+        let unreadable = |e: rusqlite::Error| match is_unwritable(&e) {
+            true => StoreError::Unwritable {
                 path: path.to_path_buf(),
                 message: e.to_string(),
-            })?;
+            },
+            false => StoreError::Corrupt {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            },
+        };
+        let conn = Self::connect_read_only(path, false)?;
+        let (conn, version) = match conn.query_row("PRAGMA user_version", [], |r| r.get(0)) {
+            Ok(version) => (conn, version),
+            // A WAL database can only be read by a process that can create its shared
+            // memory file beside it, unless the file is opened as immutable (SQLite's
+            // `immutable` URI parameter): in a directory that cannot be written, no
+            // process of this user can be changing it.
+            Err(e) if is_unwritable(&e) => {
+                let conn = Self::connect_read_only(path, true)?;
+                let version: i64 = conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .map_err(unreadable)?;
+                (conn, version)
+            }
+            Err(e) => return Err(unreadable(e)),
+        };
         let known = migrations::latest();
         if version != known {
-            return Err(open_error(format!(
-                "it has schema version {version} and this fabrik reads {known}; it cannot be upgraded where it cannot be written"
-            )));
+            return Err(StoreError::Open {
+                location: format!("`{}`", path.display()),
+                message: format!(
+                    "it has schema version {version} and this fabrik reads {known}; it cannot be upgraded where it cannot be written"
+                ),
+            });
         }
         Ok(Self {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// A read-only connection to `path`; `immutable` opens it through a URI with
+    /// SQLite's `immutable=1` (no locks, no shared memory file).
+    fn connect_read_only(path: &Path, immutable: bool) -> Result<Connection, StoreError> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            // In a URI filename `%`, `?` and `#` are special (sqlite.org/uri.html).
+            let escaped = path
+                .to_string_lossy()
+                .replace('%', "%25")
+                .replace('?', "%3f")
+                .replace('#', "%23");
+            Connection::open_with_flags(
+                format!("file:{escaped}?immutable=1"),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )
+        } else {
+            Connection::open_with_flags(path, flags)
+        };
+        let conn = conn.map_err(|e| StoreError::Open {
+            location: format!("`{}`", path.display()),
+            message: e.to_string(),
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
     }
 
     fn migrate(&mut self, from: i64) -> Result<(), StoreError> {

@@ -38,9 +38,13 @@ impl PlanSource {
         for warning in env.warnings() {
             errln!("warning: {warning}");
         }
+        let key = match shared {
+            Some(key) => Some(key),
+            None => secrets::existing_fingerprint_key(dir)?,
+        };
         Ok(Self {
             env,
-            key: shared.or_else(|| secrets::existing_fingerprint_key(dir)),
+            key,
             store,
             workspace,
         })

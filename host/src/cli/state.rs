@@ -46,7 +46,7 @@ pub fn migrate(to_postgres: bool, state: Option<&Path>) -> anyhow::Result<ExitSt
             let to = Store::connect(&settings).await?;
             let copied = copy(&from, &to).await?;
             // The project's versions were hashed with its own key: it moves along.
-            if let Some(key) = secrets::existing_fingerprint_key(&dir) {
+            if let Some(key) = secrets::existing_fingerprint_key(&dir)? {
                 to.set_shared_fingerprint_key(&key).await?;
             }
             errln!(
