@@ -662,3 +662,29 @@ async fn a_state_that_cannot_be_written_is_read_and_never_called_damaged() {
         "the state changed"
     );
 }
+
+/// SECURITY.md §4, left last time: a provider origin over plain HTTP is allowed (a
+/// self-hosted Coolify is often `http://ip:8000`), but apply says the credentials travel
+/// in clear. This machine's loopback (the sandbox) is not warned about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_sent_over_plain_http_are_warned_about() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(!stderr.contains("plain HTTP"), "{stderr}");
+
+    let mut cmd = world.command(&spec);
+    cmd.env("CLOUDFLARE_API_URL", "http://cloudflare.invalid");
+    let calls = world.mutating_calls();
+    let output = World::output(cmd).await;
+    let (stdout, stderr) = text(&output);
+    assert!(
+        stderr.contains(
+            "the dns provider's credentials go to http://cloudflare.invalid over plain HTTP"
+        ),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(world.mutating_calls(), calls, "{stdout}{stderr}");
+}

@@ -146,4 +146,18 @@ async fn warning_lines_match_the_schema() {
         events.iter().filter(|e| *e == "warning").count() >= 2,
         "{events:?}"
     );
+
+    // Credentials over plain HTTP (the run then fails: the name does not resolve).
+    let mut cmd = world.command(&spec);
+    cmd.args(["--output", "json"])
+        .env("CLOUDFLARE_API_URL", "http://cloudflare.invalid");
+    let output = World::output(cmd).await;
+    checked("apply", &output);
+    assert!(
+        text(&output)
+            .0
+            .contains("\"warning\":\"cleartext_credential\""),
+        "{:?}",
+        text(&output)
+    );
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::domain::State;
+use crate::domain::{Role, State};
 use crate::spec::model::NotifyEvent;
 
 /// Receives a run's events as they happen. Called from several tasks at once.
@@ -136,6 +136,8 @@ pub enum Warning {
     SecretTooShort { name: String, minimum: usize },
     /// A plain `env` variable has a secret's value: it is stored in the state in clear.
     EnvEqualsSecret { variable: String, secret: String },
+    /// A provider's credentials go to an origin over plain HTTP.
+    CleartextCredential { provider: Role, origin: String },
 }
 
 impl std::fmt::Display for Warning {
@@ -156,6 +158,10 @@ impl std::fmt::Display for Warning {
             Warning::EnvEqualsSecret { variable, secret } => write!(
                 f,
                 "env.{variable} has the value of secret {secret}: plain variables are stored in the state and shown by plan; make it a secret, or refer to {secret}"
+            ),
+            Warning::CleartextCredential { provider, origin } => write!(
+                f,
+                "the {provider} provider's credentials go to {origin} over plain HTTP, readable by anyone on the way; use an https:// URL (a reverse proxy with a certificate in front of it)"
             ),
         }
     }
@@ -328,7 +334,9 @@ impl RunEvent {
                 Warning::WebhookUnusable { problem: text }
                 | Warning::UnwantedNotDeleted { error: text, .. }
                 | Warning::NotDelivered { problem: text, .. } => *text = redact(text),
-                Warning::SecretTooShort { .. } | Warning::EnvEqualsSecret { .. } => {}
+                Warning::SecretTooShort { .. }
+                | Warning::EnvEqualsSecret { .. }
+                | Warning::CleartextCredential { .. } => {}
             },
             RunEvent::StateChanged { .. }
             | RunEvent::LockTakenOver { .. }

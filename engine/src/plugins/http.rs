@@ -104,6 +104,32 @@ impl Grants {
         self.redactor.add(value);
     }
 
+    /// The granted origins a credential would reach over plain HTTP, readable on the
+    /// way: `http://` ones other than this machine's loopback, when there is a credential.
+    pub fn cleartext_origins(&self) -> Vec<String> {
+        if self.credentials.is_empty() {
+            return Vec::new();
+        }
+        self.origins
+            .iter()
+            .filter(|origin| match origin {
+                Origin::Tuple(scheme, host, _) => {
+                    scheme == "http"
+                        && match host {
+                            url::Host::Domain(name) => {
+                                !name.eq_ignore_ascii_case("localhost")
+                                    && !name.to_ascii_lowercase().ends_with(".localhost")
+                            }
+                            url::Host::Ipv4(ip) => !ip.is_loopback(),
+                            url::Host::Ipv6(ip) => !ip.is_loopback(),
+                        }
+                }
+                Origin::Opaque(_) => false,
+            })
+            .map(Origin::ascii_serialization)
+            .collect()
+    }
+
     pub fn origins(&self) -> impl Iterator<Item = String> + '_ {
         self.origins.iter().map(Origin::ascii_serialization)
     }
@@ -336,4 +362,38 @@ fn redact_query(url: &Url) -> String {
         shown.set_query(Some("…"));
     }
     shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn granted(origins: &[&str], credential: bool) -> Grants {
+        let mut grants = Grants::default();
+        for origin in origins {
+            grants.allow_origin(origin).expect("origin");
+        }
+        if credential {
+            grants.add_credential("api-token", SecretString::from("tok-123456"));
+        }
+        grants
+    }
+
+    #[test]
+    fn only_credentials_over_plain_http_beyond_loopback_are_cleartext() {
+        let all = [
+            "http://203.0.113.5:8000",
+            "http://coolify.example.com",
+            "https://api.cloudflare.com",
+            "http://127.0.0.1:8000",
+            "http://[::1]:8000",
+            "http://localhost:8000",
+            "http://app.localhost",
+        ];
+        assert_eq!(
+            granted(&all, true).cleartext_origins(),
+            ["http://203.0.113.5:8000", "http://coolify.example.com"]
+        );
+        assert!(granted(&all, false).cleartext_origins().is_empty());
+    }
 }

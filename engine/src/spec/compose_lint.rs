@@ -8,11 +8,13 @@
 //! - `privileged` that Compose reads as true (`true`, `"true"`, `yes`, `on`, `1`, ...);
 //! - sharing a host namespace: `network_mode`, `pid`, `ipc`, `uts`, `userns_mode` or
 //!   `cgroup` set to `host`;
-//! - capabilities that amount to privileged: [`PRIVILEGED_CAPABILITIES`];
+//! - adding a capability outside [`ADDABLE_CAPABILITIES`] (an allow list: Docker's
+//!   defaults and two harmless ones; `NET_ADMIN`, `SYS_ADMIN`, `ALL`... are refused);
 //! - switching confinement off in `security_opt`: [`UNCONFINED`];
 //! - `devices` (a host device in the container);
 //! - bind mounts of `/`, of a directory that holds the Docker socket, or of a host
-//!   directory in [`HOST_PATHS`] (or below it), after `.`/`..` are resolved; a relative
+//!   directory in [`HOST_PATHS`] (or below it: the system's directories, the Docker
+//!   and Coolify data), after `.`/`..` are resolved; a relative
 //!   source that climbs out of the project directory; a source with `$` or `~`, which
 //!   Compose expands and this check cannot follow.
 //!
@@ -22,14 +24,39 @@
 
 use serde_yaml::Value;
 
-/// Capabilities that give the container the host (`cap_add`), without the `CAP_` prefix.
-pub const PRIVILEGED_CAPABILITIES: &[&str] = &[
+/// The capabilities `cap_add` may name, without the `CAP_` prefix: Docker's default set
+/// (moby `oci/caps/defaults.go`; adding one is harmless, and usual after `cap_drop:
+/// [ALL]`), plus `IPC_LOCK` (locking memory, for databases and vaults) and `SYS_NICE`.
+/// Anything else widens what a web app can do to the host or its neighbours on the
+/// Docker network (`NET_ADMIN`, `SYS_PTRACE`, `BPF`, ...).
+pub const ADDABLE_CAPABILITIES: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+    "IPC_LOCK",
+    "SYS_NICE",
+];
+
+/// Capabilities named as such in the refusal: each gives the container the host.
+const PRIVILEGED_CAPABILITIES: &[&str] = &[
     "ALL",
     "SYS_ADMIN",
     "SYS_MODULE",
     "SYS_RAWIO",
     "SYS_PTRACE",
     "DAC_READ_SEARCH",
+    "BPF",
 ];
 
 /// `security_opt` entries that switch confinement off (both separators Docker accepts).
@@ -45,15 +72,25 @@ pub const UNCONFINED: &[&str] = &[
 
 /// Host directories (and the Docker socket) a bind mount may not reach, nor contain.
 pub const HOST_PATHS: &[&str] = &[
-    "/var/run/docker.sock",
-    "/run/docker.sock",
-    "/var/lib/docker",
+    // Runtime sockets (Docker's, containerd's, ...) and every service's data.
+    "/run",
+    "/var/run",
+    "/var/lib",
+    // Coolify's own data: the SSH keys to every server it manages (`/data/coolify/ssh`,
+    // app/Models/PrivateKey.php), its database, every application's files.
+    "/data/coolify",
     "/proc",
     "/sys",
     "/dev",
     "/etc",
     "/boot",
     "/root",
+    "/home",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
 ];
 
 const HOST_NAMESPACES: &[&str] = &["network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup"];
@@ -103,6 +140,12 @@ pub fn lint(document: &Value, service: &str) -> Result<(), String> {
             if PRIVILEGED_CAPABILITIES.contains(&bare) {
                 return Err(format!(
                     "{} adds `{cap}`, which is equivalent to privileged",
+                    at("cap_add")
+                ));
+            }
+            if !ADDABLE_CAPABILITIES.contains(&bare) {
+                return Err(format!(
+                    "{} adds `{cap}`, which a container may not add (allowed: Docker's defaults, IPC_LOCK, SYS_NICE)",
                     at("cap_add")
                 ));
             }
@@ -417,6 +460,31 @@ mod tests {
                 "services: {app: {image: x, volumes: ['~/.ssh:/h']}}",
                 "expanded",
             ),
+            // Allowed before: a refusal list let them through.
+            (
+                "services: {app: {image: x, cap_add: [NET_ADMIN]}}",
+                "may not add",
+            ),
+            (
+                "services: {app: {image: x, cap_add: [CAP_SYS_TIME]}}",
+                "may not add",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['/data/coolify/ssh/keys:/k:ro']}}",
+                "gives the container the host",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['/data:/d']}}",
+                "gives the container the host",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['/run/containerd/containerd.sock:/c']}}",
+                "gives the container the host",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['/home/deploy/.ssh:/s']}}",
+                "gives the container the host",
+            ),
         ];
         for (text, expected) in cases {
             let err = lint(&doc(text), "app").expect_err(text);
@@ -429,6 +497,8 @@ mod tests {
         for ok in [
             "services: {app: {image: x, ports: [8080, '8080:80', '127.0.0.1:8080:80/tcp', '[::1]:8080:80', {target: 80, published: '8080'}], expose: [3000]}}",
             "services: {app: {image: x, privileged: 'false', network_mode: bridge, cap_add: [NET_BIND_SERVICE]}}",
+            "services: {app: {image: x, cap_drop: [ALL], cap_add: [CHOWN, cap_setuid, SETGID, IPC_LOCK]}}",
+            "services: {app: {image: x, volumes: ['/srv/media:/media:ro', '/data/uploads:/u', '/mnt/backups:/b']}}",
             "services: {app: {image: x, volumes: ['data:/var/lib/app', './static:/srv', '/srv/app/uploads:/u', {type: volume, source: cache, target: /c}]}}",
             "services: {app: {image: x, security_opt: ['no-new-privileges:true'], devices: []}}",
         ] {
