@@ -349,18 +349,19 @@ impl Store {
         dispatch!(self, store => store.resources(deployment))
     }
 
-    /// The row, other than `except`, that already tracks the `role`/`kind` resource
-    /// `external_id` (any app of any project in this state, not deleted), if any: a
-    /// provider answering a create with an id the state already holds is confused, and
-    /// recording it twice would let one app's rollback delete another's resource.
+    /// The row of `project`, other than `except`, that already tracks the `role`/`kind`
+    /// resource `external_id` (any of its apps, not deleted), if any: a provider
+    /// answering a create with an id the state already holds is confused, and recording
+    /// it twice would let one app's rollback delete another's resource. Only within a
+    /// project: another project's providers may be other servers, whose ids can repeat.
     pub async fn holder(
         &self,
-        role: Role,
-        kind: &str,
+        project: &str,
+        key: ResourceKey<'_>,
         external_id: &str,
         except: i64,
     ) -> Result<Option<Holder>, StoreError> {
-        dispatch!(self, store => store.holder(role, kind, external_id, except))
+        dispatch!(self, store => store.holder(project, key, external_id, except))
     }
 
     /// The runs of a deployment, newest first.

@@ -35,7 +35,8 @@ pub(crate) struct Observed {
 }
 
 impl Run<'_, '_> {
-    /// The failure to stop with when a row other than `row` already tracks `id`: a
+    /// The failure to stop with when a row of this project other than `row` already
+    /// tracks `id` (see [`crate::store::Store::holder`]): a
     /// provider that answers with an id the state holds for another resource is
     /// confused, and recording it would let one rollback delete another app's resource.
     async fn tracked_elsewhere(
@@ -48,7 +49,16 @@ impl Run<'_, '_> {
     ) -> Result<Option<RunFailure>, Stop> {
         Ok(self
             .store()
-            .holder(role, kind, id, row)
+            .holder(
+                &self.ctx.project.name,
+                ResourceKey {
+                    provider: role,
+                    kind,
+                    name,
+                },
+                id,
+                row,
+            )
             .await?
             .map(|holder| RunFailure::IdAlreadyTracked {
                 resource: ResourceRef::new(kind, name, Some(id)),

@@ -22,7 +22,7 @@ use super::journal::Journal;
 use super::{
     Deployment, Holder, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, now, parse_json,
 };
-use crate::domain::{DeploymentState, ResourceStatus, Role, RunOrigin, State};
+use crate::domain::{DeploymentState, ResourceStatus, RunOrigin, State};
 
 /// Numbered migrations of the PostgreSQL schema; never edited once released, only added.
 /// Version 1 is the SQLite schema at its version 2, in PostgreSQL's types.
@@ -687,17 +687,23 @@ impl PgStore {
     /// See [`super::Store::holder`].
     pub async fn holder(
         &self,
-        role: Role,
-        kind: &str,
+        project: &str,
+        key: ResourceKey<'_>,
         external_id: &str,
         except: i64,
     ) -> Result<Option<Holder>, StoreError> {
+        let ResourceKey {
+            provider: role,
+            kind,
+            ..
+        } = key;
         let rows = self
             .query(
                 "SELECT d.project, d.app, r.name FROM resources r JOIN deployments d ON d.id = r.deployment_id
                  WHERE r.provider = $1 AND r.kind = $2 AND r.external_id = $3 AND r.status <> 'deleted' AND r.id <> $4
+                   AND d.project = $5
                  ORDER BY r.id LIMIT 1",
-                &[&role.as_str(), &kind, &external_id, &except],
+                &[&role.as_str(), &kind, &external_id, &except, &project],
             )
             .await?;
         rows.first()

@@ -11,7 +11,7 @@ use super::{
     Deployment, Holder, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, migrations, now,
     parse_json, sql,
 };
-use crate::domain::{DeploymentState, ResourceStatus, Role, State};
+use crate::domain::{DeploymentState, ResourceStatus, State};
 
 /// How long a write waits for another process's.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -543,18 +543,24 @@ impl SqliteStore {
     /// See [`super::Store::holder`].
     pub fn holder(
         &self,
-        role: Role,
-        kind: &str,
+        project: &str,
+        key: ResourceKey<'_>,
         external_id: &str,
         except: i64,
     ) -> Result<Option<Holder>, StoreError> {
+        let ResourceKey {
+            provider: role,
+            kind,
+            ..
+        } = key;
         Ok(self
             .conn
             .query_row(
                 "SELECT d.project, d.app, r.name FROM resources r JOIN deployments d ON d.id = r.deployment_id
                  WHERE r.provider = ?1 AND r.kind = ?2 AND r.external_id = ?3 AND r.status <> 'deleted' AND r.id <> ?4
+                   AND d.project = ?5
                  ORDER BY r.id LIMIT 1",
-                params![role, kind, external_id, except],
+                params![role, kind, external_id, except, project],
                 |r| {
                     Ok(Holder {
                         project: r.get(0)?,
