@@ -276,6 +276,11 @@ fn unbounded_inputs_are_refused_quickly_and_located() {
         stderr.contains("/dev/zero`: it is not a regular file"),
         "{stderr}"
     );
+    assert_eq!(
+        stderr.matches("not a regular file").count(),
+        1,
+        "the cause is said once: {stderr}"
+    );
     std::fs::remove_file(dir.join("fabrik.toml")).expect("rm");
 
     std::fs::create_dir_all(dir.join("templates")).expect("templates");

@@ -5,12 +5,25 @@ use serde::Serialize;
 use super::OutputFormat;
 use fabrik_engine::spec::SpecError;
 
-/// Prints an unexpected error with its chain of causes.
+/// Prints an unexpected error with its chain of causes, each once: a cause the message
+/// above it already quotes (`cannot read x: {source}`) is not repeated.
 pub fn error(error: &anyhow::Error) {
-    errln!("error: {error}");
-    for cause in error.chain().skip(1) {
-        errln!("  caused by: {cause}");
+    for line in lines(error) {
+        errln!("{line}");
     }
+}
+
+fn lines(error: &anyhow::Error) -> Vec<String> {
+    let mut shown = error.to_string();
+    let mut lines = vec![format!("error: {shown}")];
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !shown.contains(&cause) {
+            lines.push(format!("  caused by: {cause}"));
+        }
+        shown = cause;
+    }
+    lines
 }
 
 /// Prints why a spec failed to load.
@@ -46,5 +59,31 @@ pub fn spec_error(error: &SpecError, format: OutputFormat) {
 pub fn json_line(value: &impl Serialize) {
     if let Ok(text) = serde_json::to_string(value) {
         outln!("{text}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_regular() -> anyhow::Error {
+        anyhow::Error::new(std::io::Error::other("it is not a regular file"))
+    }
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let quoting = not_regular().context("cannot read `x`: it is not a regular file");
+        assert_eq!(
+            lines(&quoting),
+            ["error: cannot read `x`: it is not a regular file"]
+        );
+        let wrapping = not_regular().context("loading the provider failed");
+        assert_eq!(
+            lines(&wrapping),
+            [
+                "error: loading the provider failed",
+                "  caused by: it is not a regular file"
+            ]
+        );
     }
 }
