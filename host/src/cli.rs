@@ -46,6 +46,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use fabrik_engine::orchestrator::destroy::DestroyOptions;
 
 pub use exit::ExitStatus;
 
@@ -126,6 +127,9 @@ enum Command {
         /// kept otherwise
         #[arg(long)]
         purge: bool,
+        /// How long to wait for each deletion to be finished (read back as gone), in seconds
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        timeout: u64,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -393,8 +397,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             name,
             yes,
             purge,
+            timeout,
             state,
-        } => destroy::run(&name, yes, purge, state.path.as_deref()),
+        } => destroy::run(
+            &name,
+            yes,
+            DestroyOptions {
+                purge,
+                deletion_timeout: seconds(timeout),
+            },
+            state.path.as_deref(),
+        ),
         Command::Gc {
             delete,
             yes,

@@ -693,3 +693,35 @@ async fn credentials_sent_over_plain_http_are_warned_about() {
     );
     assert_eq!(world.mutating_calls(), calls, "{stdout}{stderr}");
 }
+
+/// Issue 16, point 12: a deletion Coolify accepted but never carried out (its job
+/// failed) is not counted as done: destroy reads back, says the resource still exists,
+/// keeps tracking it, and the next destroy deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_accepted_but_never_done_is_noticed_and_kept_tracked() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    assert_eq!(world.apply(&spec, &[]).await.status.code(), Some(0));
+    world.sandbox.coolify.fail_next_deletion();
+    let output = world
+        .run(&["destroy", "test-api", "--yes", "--timeout", "2"])
+        .await;
+    let (stdout, stderr) = text(&output);
+    assert_ne!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("was accepted but it still exists after 2 s"),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(world.sandbox.coolify.resources().len(), 1);
+    let status = world.run(&["status", "--output", "json"]).await;
+    assert!(
+        text(&status).0.contains("\"kind\":\"service\""),
+        "the service is still tracked: {:?}",
+        text(&status)
+    );
+
+    let output = world.run(&["destroy", "test-api", "--yes"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(world.sandbox.coolify.resources().is_empty(), "{stderr}");
+}

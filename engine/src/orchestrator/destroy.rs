@@ -31,6 +31,24 @@ pub enum DestroyError {
     Plugin(#[from] PluginError),
 }
 
+/// How `fabrik destroy` deletes.
+#[derive(Debug, Clone, Copy)]
+pub struct DestroyOptions {
+    /// Delete the Coolify resource's volumes too.
+    pub purge: bool,
+    /// How long a deletion the provider accepted may take to be read back as gone.
+    pub deletion_timeout: std::time::Duration,
+}
+
+impl Default for DestroyOptions {
+    fn default() -> Self {
+        Self {
+            purge: false,
+            deletion_timeout: DELETION_TIMEOUT,
+        }
+    }
+}
+
 /// A destroy, prepared: the app's lock held and what will be deleted known.
 pub struct Destroy {
     deployment: Deployment,
@@ -106,8 +124,12 @@ impl Destroy {
         env: &EnvSource,
         store: &Store,
         observer: &dyn Observer,
-        purge: bool,
+        options: DestroyOptions,
     ) -> Result<Destroyed, DestroyError> {
+        let DestroyOptions {
+            purge,
+            deletion_timeout,
+        } = options;
         let app = self.deployment.app.clone();
         let backoff = Backoff::PROVIDER;
         let mut instances: BTreeMap<Role, ProviderInstance> = BTreeMap::new();
@@ -164,7 +186,7 @@ impl Destroy {
                     &id,
                     &row.owner,
                     purge,
-                    DELETION_TIMEOUT,
+                    deletion_timeout,
                 )
                 .await
             })

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use fabrik_engine::orchestrator::destroy::{Destroy, DestroyError};
+use fabrik_engine::orchestrator::destroy::{Destroy, DestroyError, DestroyOptions};
 use fabrik_engine::orchestrator::events::{Observer, RunEvent};
 use fabrik_engine::plugins::Pins;
 use fabrik_engine::secrets::EnvSource;
@@ -29,7 +29,13 @@ impl Observer for Lines {
     fn secret(&self, _value: &SecretString) {}
 }
 
-pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub fn run(
+    name: &str,
+    yes: bool,
+    options: DestroyOptions,
+    state: Option<&Path>,
+) -> anyhow::Result<ExitStatus> {
+    let purge = options.purge;
     let workspace = Workspace::current(state)?;
     let project = &workspace.project;
     let runtime = super::runtime()?;
@@ -76,7 +82,7 @@ pub fn run(name: &str, yes: bool, purge: bool, state: Option<&Path>) -> anyhow::
     }
     let providers = super::loading::load(project, Pins::Enforce)?;
     let env = EnvSource::load(&project.dir)?;
-    let destroyed = runtime.block_on(destroy.run(&providers, &env, &store, &Lines, purge))?;
+    let destroyed = runtime.block_on(destroy.run(&providers, &env, &store, &Lines, options))?;
     Ok(if destroyed.is_complete() {
         ExitStatus::Success
     } else {

@@ -143,6 +143,9 @@ struct Store {
     /// A description the next created service gets instead of the one sent (a confused
     /// or hostile API: the create answers with someone else's resource).
     next_description: Option<String>,
+    /// The next deletion is queued and answered as usual, but its job fails: the
+    /// resource stays (Coolify's `DeleteResourceJob` failing after the API answered).
+    fail_next_deletion: bool,
 }
 
 /// Shared state of one simulator.
@@ -374,6 +377,11 @@ impl Coolify {
     /// Makes the next service created carry `description` instead of the one it was sent.
     pub fn describe_next_service_as(&self, description: &str) {
         self.with(|s| s.next_description = Some(description.to_owned()));
+    }
+
+    /// Makes the next deletion's job fail after the API accepted it: the resource stays.
+    pub fn fail_next_deletion(&self) {
+        self.with(|s| s.fail_next_deletion = true);
     }
 
     /// Makes the next deployment of the app named `name` fail.

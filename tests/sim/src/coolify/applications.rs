@@ -446,7 +446,8 @@ pub(super) async fn delete_resource(
                 },
             );
         }
-        if let Some(r) = s.resources.get_mut(&uuid) {
+        let job_fails = std::mem::take(&mut s.fail_next_deletion);
+        if let Some(r) = s.resources.get_mut(&uuid).filter(|_| !job_fails) {
             r.deleting = Some(Instant::now());
         }
         s.deletions.push(Deletion {
