@@ -45,6 +45,36 @@ async fn fabrik_never_writes_through_a_link_planted_where_its_own_files_go() {
     assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep me\n");
     std::fs::remove_file(&key).expect("unlink");
 
+    // The state database and its write-ahead log: SQLite would create or write the
+    // files they point to.
+    let state = fabrik_dir.join("state.db");
+    let elsewhere = world.dir.path().join("elsewhere.db");
+    // What the refused applies above left (a state with no resource) goes first.
+    for file in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(fabrik_dir.join(file));
+    }
+    for (link, to) in [
+        (state.clone(), &elsewhere),
+        (fabrik_dir.join("state.db-wal"), &target),
+    ] {
+        std::os::unix::fs::symlink(to, &link).expect("symlink");
+        let output = world.apply(&spec, &[]).await;
+        let (stdout, stderr) = text(&output);
+        assert_ne!(output.status.code(), Some(0), "{stdout}{stderr}");
+        assert!(
+            stderr.contains("is a symbolic link") && stderr.contains("--state"),
+            "{stdout}{stderr}"
+        );
+        assert!(
+            !elsewhere.exists(),
+            "the state was created through the link"
+        );
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep me\n");
+        assert_eq!(world.mutating_calls(), 0);
+        std::fs::remove_file(&link).expect("unlink");
+        let _ = std::fs::remove_file(&state);
+    }
+
     // Without the links, the same apply deploys.
     let output = world.apply(&spec, &[]).await;
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));

@@ -250,12 +250,14 @@ pub(super) fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Re
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
         std::process::id()
     ));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)?;
+    let mut file = crate::own_files::open(
+        &temp,
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600),
+    )?;
     file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&temp, path)

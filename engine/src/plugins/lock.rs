@@ -107,12 +107,19 @@ impl LockFile {
             "# Written by `fabrik providers lock`. Commit it: `fabrik apply` refuses providers\n# whose bytes differ from what is pinned here.\n{body}"
         );
         let temp = dir.join(format!(".{LOCK_FILE}.{}.tmp", std::process::id()));
-        std::fs::write(&temp, text)
-            .and_then(|()| std::fs::rename(&temp, &path))
-            .map_err(|source| PinError::Write {
-                path: path.clone(),
-                source,
-            })?;
+        crate::own_files::open(
+            &temp,
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true),
+        )
+        .and_then(|mut file| std::io::Write::write_all(&mut file, text.as_bytes()))
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .map_err(|source| PinError::Write {
+            path: path.clone(),
+            source,
+        })?;
         Ok(path)
     }
 

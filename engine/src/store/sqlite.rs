@@ -54,6 +54,22 @@ impl SqliteStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
         }
+        // SQLite follows a link at the database's path and at its `-wal`, `-shm` and
+        // `-journal` files, creating or writing the file it points to.
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let file = PathBuf::from(file);
+            if crate::own_files::is_link(&file) {
+                return Err(StoreError::Open {
+                    location: format!("`{}`", file.display()),
+                    message: format!(
+                        "{}; to keep the state elsewhere, give its real path with --state or FABRIK_STATE_DB",
+                        crate::own_files::link_refused(&file)
+                    ),
+                });
+            }
+        }
         let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let mut store = Self {

@@ -58,7 +58,7 @@ pub fn run(args: &NewArgs) -> anyhow::Result<ExitStatus> {
     } else {
         options.create_new(true);
     }
-    let mut file = match options.open(&path) {
+    let mut file = match fabrik_engine::own_files::open(&path, &mut options) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             errln!(
