@@ -12,7 +12,11 @@ pub const MAX_COMPONENT: u64 = 256 << 20;
 
 /// The bytes of the regular file at `path`, at most `max` of them.
 pub fn read(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)?;
+    read_open(std::fs::File::open(path)?, max)
+}
+
+/// Like [`read`], from a file already open (whose metadata the caller also reads).
+pub fn read_open(file: std::fs::File, max: u64) -> io::Result<Vec<u8>> {
     let metadata = file.metadata()?;
     if !metadata.is_file() {
         return Err(io::Error::new(
@@ -34,7 +38,12 @@ pub fn read(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 /// The text of the regular file at `path`, at most `max` bytes; invalid UTF-8 is an error
 /// that gives the line and column of the first bad byte.
 pub fn read_text(path: &Path, max: u64) -> io::Result<String> {
-    String::from_utf8(read(path, max)?).map_err(|error| {
+    utf8(read(path, max)?)
+}
+
+/// `bytes` as text; invalid UTF-8 is an error located like [`read_text`]'s.
+pub fn utf8(bytes: Vec<u8>) -> io::Result<String> {
+    String::from_utf8(bytes).map_err(|error| {
         let (line, column) = position(error.as_bytes(), error.utf8_error().valid_up_to());
         io::Error::new(
             io::ErrorKind::InvalidData,

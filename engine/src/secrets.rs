@@ -63,22 +63,24 @@ impl EnvSource {
     /// file and line, never its content.
     pub fn load(project_dir: &Path) -> Result<Self, SecretsError> {
         let path = project_dir.join(DOTENV);
-        if !path.is_file() {
-            return Ok(Self::default());
-        }
         // Read once: the values, the text the expansion check compares them with, and the
-        // permissions come from the same open file.
+        // permissions come from the same open file; bounded, and a regular file (through
+        // a link is fine), never a device or a FIFO that would be read for ever.
         let unreadable = |reason: String| SecretsError::Unreadable {
             path: path.clone(),
             reason,
         };
-        let mut file = std::fs::File::open(&path).map_err(|e| unreadable(e.to_string()))?;
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(unreadable(e.to_string())),
+        };
         let world_writable = file.metadata().is_ok_and(|m| {
             use std::os::unix::fs::PermissionsExt;
             m.permissions().mode() & 0o002 != 0
         });
-        let mut raw = String::new();
-        std::io::Read::read_to_string(&mut file, &mut raw)
+        let raw = crate::bounded::read_open(file, crate::bounded::MAX_TEXT)
+            .and_then(crate::bounded::utf8)
             .map_err(|e| unreadable(e.to_string()))?;
         let mut dotenv = BTreeMap::new();
         for item in dotenvy::from_read_iter(raw.as_bytes()) {

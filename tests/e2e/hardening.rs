@@ -342,6 +342,23 @@ fn unbounded_inputs_are_refused_quickly_and_located() {
         stderr.contains("bad.yaml:3:15 the file is not UTF-8 text"),
         "{stderr}"
     );
+
+    // A `.env` and a `fabrik.lock` that never end (links a checkout can carry).
+    std::fs::write(
+        dir.join("app.yaml"),
+        "name: my-api\ntemplate: node-api\ndomain: api.example.com\nserver: vps1\nsource: {image: 'x:1'}\n",
+    )
+    .expect("spec");
+    for file in [".env", "fabrik.lock"] {
+        std::os::unix::fs::symlink("/dev/zero", dir.join(file)).expect("symlink");
+        let (code, stderr) = run(&["plan", "app.yaml"]);
+        assert_ne!(code, Some(0), "{file}: {stderr}");
+        assert!(
+            stderr.contains(file) && stderr.contains("not a regular file"),
+            "{file}: {stderr}"
+        );
+        std::fs::remove_file(dir.join(file)).expect("unlink");
+    }
 }
 
 /// Issue 16, point 10: a multi-line secret is hidden line by line too (hook output is read

@@ -78,7 +78,7 @@ impl LockFile {
     /// Reads `<dir>/fabrik.lock`; `None` if there is none.
     pub fn read(dir: &Path) -> Result<Option<Self>, PinError> {
         let path = dir.join(LOCK_FILE);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::bounded::read_text(&path, crate::bounded::MAX_TEXT) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(PinError::Read { path, source }),

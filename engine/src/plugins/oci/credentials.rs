@@ -70,7 +70,7 @@ impl Credentials {
     }
 
     pub fn from_file(path: &Path) -> Self {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::bounded::read_text(path, crate::bounded::MAX_TEXT) {
             Ok(text) => text,
             Err(_) => return Self::none(),
         };
