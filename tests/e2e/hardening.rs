@@ -749,7 +749,7 @@ async fn a_deletion_accepted_but_never_done_is_noticed_and_kept_tracked() {
     let world = World::start().await;
     let spec = world.spec("app.yaml", |s| s);
     assert_eq!(world.apply(&spec, &[]).await.status.code(), Some(0));
-    world.sandbox.coolify.fail_next_deletion();
+    world.sandbox.coolify.fail_next_deletion(true);
     let output = world
         .run(&["destroy", "test-api", "--yes", "--timeout", "2"])
         .await;

@@ -77,6 +77,8 @@ enum Step {
     },
     Destroy {
         app: usize,
+        /// Coolify accepts the deletion, but its job fails: the service stays.
+        job_fails: bool,
     },
     Rollback {
         app: usize,
@@ -133,7 +135,10 @@ fn generate(rng: &mut Rng, apps: usize, length: usize) -> Vec<Step> {
                         fault,
                     }
                 }
-                8..=9 => Step::Destroy { app },
+                8..=9 => Step::Destroy {
+                    app,
+                    job_fails: rng.below(4) == 0,
+                },
                 10..=11 => Step::Rollback { app },
                 12..=15 => Step::Edit {
                     app,
@@ -365,16 +370,33 @@ impl Harness {
                 }
                 self.check_no_pending(app)?;
             }
-            Step::Destroy { app } => {
-                let output = self.run(&["destroy", APPS[app], "--yes"]).await;
+            Step::Destroy { app, job_fails } => {
+                let owner = format!("{OWNER_PREFIX}{}", APPS[app]);
+                let has_service = sim.coolify.resources().iter().any(|r| r.3 == owner);
+                if job_fails {
+                    sim.coolify.fail_next_deletion(true);
+                }
+                let output = self
+                    .run(&["destroy", APPS[app], "--yes", "--timeout", "1"])
+                    .await;
+                sim.coolify.fail_next_deletion(false);
                 self.model[app].deployed = None;
                 if output.status.success() {
                     self.model[app].current = None;
                 }
+                let said = text(&output);
+                if job_fails && has_service {
+                    // The deletion is read back: not done, so not counted as done; the
+                    // service stays tracked (checked by `check_global`).
+                    if output.status.success() || !said.contains("still exists") {
+                        return Err(format!("a failed deletion went unnoticed:\n{said}"));
+                    }
+                    eprintln!("model: {}: a failed deletion was noticed", APPS[app]);
+                    return Ok(());
+                }
                 let known = self.model[app].completed.is_empty();
                 if !output.status.success() && !known {
                     // Destroy of an app that was never applied is refused; others must work.
-                    let said = text(&output);
                     if !said.contains("no deployment named") {
                         return Err(format!("destroy failed:\n{said}"));
                     }

@@ -379,9 +379,10 @@ impl Coolify {
         self.with(|s| s.next_description = Some(description.to_owned()));
     }
 
-    /// Makes the next deletion's job fail after the API accepted it: the resource stays.
-    pub fn fail_next_deletion(&self) {
-        self.with(|s| s.fail_next_deletion = true);
+    /// Makes the next deletion's job fail after the API accepted it (the resource stays),
+    /// or, with `false`, takes that back.
+    pub fn fail_next_deletion(&self, fail: bool) {
+        self.with(|s| s.fail_next_deletion = fail);
     }
 
     /// Makes the next deployment of the app named `name` fail.
