@@ -112,10 +112,14 @@ pub struct RunRow {
     pub snapshot: Option<Value>,
 }
 
-/// How a run came to be, as [`Store::start_run`] records it.
+/// How a run came to be, as [`Store::start_run`] records it: the app it deploys (its
+/// deployment is created with the run if it has none), and the run.
 #[derive(Debug, Clone, Copy)]
 pub struct RunStart<'a> {
-    pub deployment: i64,
+    pub project: &'a str,
+    pub app: &'a str,
+    /// The spec the app is applied from now (the deployment keeps the latest).
+    pub spec_path: &'a str,
     pub run_id: &'a str,
     pub spec_hash: &'a str,
     pub origin: &'a RunOrigin,
@@ -273,8 +277,10 @@ impl Store {
         dispatch!(self, store => store.ensure_deployment(project, app, spec_path))
     }
 
-    /// Starts a run in `PENDING`, with the snapshot of what it deploys.
-    pub async fn start_run(&self, run: &RunStart<'_>) -> Result<(), StoreError> {
+    /// Starts a run in `PENDING`, with the snapshot of what it deploys, in one
+    /// transaction with the app's deployment (created in `PENDING` if it has none): a
+    /// deployment never exists without a run, even if the process dies here.
+    pub async fn start_run(&self, run: &RunStart<'_>) -> Result<Deployment, StoreError> {
         dispatch!(self, store => store.start_run(run))
     }
 

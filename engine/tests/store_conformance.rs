@@ -57,9 +57,18 @@ async fn backends() -> Vec<(&'static str, Store, Option<tempfile::TempDir>)> {
 }
 
 async fn start(store: &Store, deployment: i64, run_id: &str, hash: &str, origin: &RunOrigin) {
+    let of = store
+        .deployments()
+        .await
+        .expect("deployments")
+        .into_iter()
+        .find(|d| d.id == deployment)
+        .expect("the deployment exists");
     store
         .start_run(&RunStart {
-            deployment,
+            project: &of.project,
+            app: &of.app,
+            spec_path: &of.spec_path,
             run_id,
             spec_hash: hash,
             origin,
@@ -261,6 +270,117 @@ async fn intents_come_first_and_keep_the_restore_point() {
             kinds.iter().filter(|k| *k == "intent").count(),
             3,
             "{backend}"
+        );
+    }
+}
+
+/// A new app's deployment is created by its first run, in the same transaction: there
+/// is never a deployment with no run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_run_creates_its_deployment() {
+    for (backend, store, _dir) in backends().await {
+        assert!(store.deployments().await.expect("none").is_empty());
+        let deployment = store
+            .start_run(&RunStart {
+                project: "p",
+                app: "api",
+                spec_path: "api.yaml",
+                run_id: "r1",
+                spec_hash: "h1",
+                origin: &RunOrigin::Apply,
+                snapshot: &json!({ "spec": { "name": "api" } }),
+            })
+            .await
+            .expect("run starts");
+        assert_eq!(deployment.app, "api", "{backend}");
+        assert_eq!(deployment.spec_path, "api.yaml", "{backend}");
+        let runs = store.runs(deployment.id).await.expect("runs");
+        assert_eq!(runs.len(), 1, "{backend}");
+        assert_eq!(runs[0].id, "r1", "{backend}");
+        let again = store
+            .start_run(&RunStart {
+                project: "p",
+                app: "api",
+                spec_path: "moved/api.yaml",
+                run_id: "r2",
+                spec_hash: "h2",
+                origin: &RunOrigin::Apply,
+                snapshot: &json!({ "spec": { "name": "api" } }),
+            })
+            .await
+            .expect("second run starts");
+        assert_eq!(again.id, deployment.id, "{backend}: one deployment per app");
+        assert_eq!(again.spec_path, "moved/api.yaml", "{backend}");
+    }
+}
+
+/// Which app of a project already tracks a resource id: another app's live row does,
+/// a deleted one or the asking row itself does not, nor does another project's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_of_an_id_is_found_within_the_project() {
+    for (backend, store, _dir) in backends().await {
+        let mut rows = Vec::new();
+        for (project, app) in [("p", "api"), ("p", "web"), ("q", "api")] {
+            let d = store
+                .ensure_deployment(project, app, "app.yaml")
+                .await
+                .expect("deployment")
+                .id;
+            let run = format!("{project}-{app}");
+            start(&store, d, &run, "h", &RunOrigin::Apply).await;
+            let owner = format!("fabrik:{project}/{app}");
+            let row = store
+                .intend(d, &run, dns("x.example.com"), &owner, &json!({}))
+                .await
+                .expect("intent");
+            rows.push((d, row, run));
+        }
+        let (_, api, api_run) = &rows[0];
+        let (_, web, _) = &rows[1];
+        let (_, other, _) = &rows[2];
+        store
+            .record(
+                *api,
+                Some(api_run),
+                ResourceStatus::Created,
+                Some("rec-1"),
+                None,
+            )
+            .await
+            .expect("recorded");
+        let key = dns("x.example.com");
+        let holder = store.holder("p", key, "rec-1", *web).await.expect("query");
+        assert_eq!(
+            holder.map(|h| (h.project, h.app)),
+            Some(("p".to_owned(), "api".to_owned())),
+            "{backend}"
+        );
+        assert_eq!(
+            store.holder("p", key, "rec-1", *api).await.expect("query"),
+            None,
+            "{backend}: not its own row"
+        );
+        assert_eq!(
+            store
+                .holder("q", key, "rec-1", *other)
+                .await
+                .expect("query"),
+            None,
+            "{backend}: another project"
+        );
+        assert_eq!(
+            store.holder("p", key, "rec-2", *web).await.expect("query"),
+            None,
+            "{backend}"
+        );
+        store
+            .record(*api, Some(api_run), ResourceStatus::Deleted, None, None)
+            .await
+            .expect("deleted");
+        assert_eq!(
+            store.holder("p", key, "rec-1", *web).await.expect("query"),
+            None,
+            "{backend}: deleted"
         );
     }
 }

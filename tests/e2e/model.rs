@@ -676,6 +676,17 @@ impl Harness {
             fabrik_engine::store::sqlite::SqliteStore::open(&path).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for deployment in store.deployments().map_err(|e| e.to_string())? {
+            // A deployment is created with its first run, in one transaction.
+            if store
+                .runs(deployment.id)
+                .map_err(|e| e.to_string())?
+                .is_empty()
+            {
+                return Err(format!(
+                    "{}: a deployment ({:?}) with no run in its history",
+                    deployment.app, deployment.state
+                ));
+            }
             for row in store.resources(deployment.id).map_err(|e| e.to_string())? {
                 out.push((deployment.app.clone(), row));
             }

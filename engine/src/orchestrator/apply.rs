@@ -123,11 +123,12 @@ async fn apply_locked(
     let secrets = resolve_secrets(ctx, loaded, env, hidden).await?;
     let hash = spec_hash(spec, &loaded.rendered.canonical, &secrets.fingerprints);
     let wanted = desired::wanted(loaded);
-    // The providers first: one that cannot be configured (a crash in `configure`) stops
-    // the apply before a deployment is recorded, never leaving one PENDING with no run.
     let (mut instances, endpoints) = connect(ctx, loaded, env, &secrets, hidden).await?;
-    let (deployment, rows) = open_deployment(ctx, loaded, run_id).await?;
-    let settled = settled(ctx, loaded, &deployment, &rows, &secrets, &wanted).await?;
+    let (existing, rows) = open_deployment(ctx, loaded, run_id).await?;
+    let settled = match &existing {
+        Some(deployment) => settled(ctx, loaded, deployment, &rows, &secrets, &wanted).await?,
+        None => Vec::new(),
+    };
     let outcome = |state, changed, run_id: Option<&str>| Outcome {
         app: app.clone(),
         state,
@@ -143,7 +144,8 @@ async fn apply_locked(
 
     // Unchanged hash, every wanted resource in the state, nothing left over from a
     // replaced spec, and what the providers hold is what the spec says: nothing to do.
-    if deployment.spec_hash.as_deref() == Some(hash.as_str())
+    if let Some(deployment) = &existing
+        && deployment.spec_hash.as_deref() == Some(hash.as_str())
         && deployment.is_complete()
         && all_live_and_nothing_else(&rows, &wanted)
     {
@@ -172,9 +174,15 @@ async fn apply_locked(
         }
     }
 
-    ctx.store
+    // The deployment is created with its first run, in one transaction: a process that
+    // dies (or a provider that crashes) before this point leaves no deployment behind.
+    let spec_path = loaded.path.display().to_string();
+    let deployment = ctx
+        .store
         .start_run(&RunStart {
-            deployment: deployment.id,
+            project: &ctx.project.name,
+            app: &app,
+            spec_path: &spec_path,
             run_id,
             spec_hash: &hash,
             origin,
@@ -361,18 +369,19 @@ async fn resolve_secrets(
     Ok(out)
 }
 
-/// The app's deployment (created if new) and its resources, after closing the runs a
-/// dead process left: with the lock held, an unfinished run belongs to no one.
+/// The app's deployment, if it has one, and its resources, after closing the runs a
+/// dead process left: with the lock held, an unfinished run belongs to no one. Creates
+/// nothing: a new app's deployment is created with its first run.
 async fn open_deployment(
     ctx: &Context<'_>,
     loaded: &LoadedSpec,
     run_id: &str,
-) -> Result<(Deployment, Vec<ResourceRow>), StoreError> {
+) -> Result<(Option<Deployment>, Vec<ResourceRow>), StoreError> {
     let app = &loaded.spec.name;
     let store = ctx.store;
-    let deployment = store
-        .ensure_deployment(&ctx.project.name, app, &loaded.path.display().to_string())
-        .await?;
+    let Some(deployment) = store.deployment(&ctx.project.name, app).await? else {
+        return Ok((None, Vec::new()));
+    };
     let reason =
         format!("interrupted: the fabrik process running it stopped; found by run {run_id}");
     for (stale, left_in) in store.close_unfinished_runs(deployment.id, &reason).await? {
@@ -388,7 +397,7 @@ async fn open_deployment(
         .await?
         .unwrap_or(deployment);
     let rows = store.resources(deployment.id).await?;
-    Ok((deployment, rows))
+    Ok((Some(deployment), rows))
 }
 
 /// What `fabrik plan` would show as unchanged, computed the same way: those resources

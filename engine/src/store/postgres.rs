@@ -446,7 +446,19 @@ impl PgStore {
         app: &str,
         spec_path: &str,
     ) -> Result<Deployment, StoreError> {
-        let rows = self
+        let client = self.client.lock().await;
+        self.upsert_deployment(&*client, project, app, spec_path)
+            .await
+    }
+
+    async fn upsert_deployment(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        project: &str,
+        app: &str,
+        spec_path: &str,
+    ) -> Result<Deployment, StoreError> {
+        let rows = client
             .query(
                 &format!(
                     "INSERT INTO deployments (project, app, spec_path, state, created_at, updated_at)
@@ -472,15 +484,18 @@ impl PgStore {
             })
     }
 
-    pub async fn start_run(&self, run: &RunStart<'_>) -> Result<(), StoreError> {
+    pub async fn start_run(&self, run: &RunStart<'_>) -> Result<Deployment, StoreError> {
         let mut client = self.client.lock().await;
         let tx = client.transaction().await?;
+        let deployment = self
+            .upsert_deployment(&tx, run.project, run.app, run.spec_path)
+            .await?;
         tx.execute(
             "INSERT INTO runs (id, deployment_id, state, spec_hash, started_at, origin, restores_run, snapshot)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &run.run_id,
-                &run.deployment,
+                &deployment.id,
                 &State::Pending.as_str(),
                 &run.spec_hash,
                 &now(),
@@ -492,7 +507,7 @@ impl PgStore {
         .await?;
         append(
             &tx,
-            Some(run.deployment),
+            Some(deployment.id),
             Some(run.run_id),
             &Journal::RunStarted {
                 spec_hash: run.spec_hash,
@@ -501,7 +516,7 @@ impl PgStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(deployment)
     }
 
     pub async fn transition(

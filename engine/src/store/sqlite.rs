@@ -311,14 +311,17 @@ impl SqliteStore {
             .ok_or_else(|| StoreError::Sql(rusqlite::Error::QueryReturnedNoRows))
     }
 
-    /// Starts a run in `PENDING`, with the snapshot of what it deploys.
-    pub fn start_run(&self, run: &RunStart<'_>) -> Result<(), StoreError> {
+    /// Starts a run in `PENDING` (and the app's deployment if it has none), in one
+    /// transaction.
+    pub fn start_run(&self, run: &RunStart<'_>) -> Result<Deployment, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let deployment = self.ensure_deployment(run.project, run.app, run.spec_path)?;
         self.conn.execute(
             "INSERT INTO runs (id, deployment_id, state, spec_hash, started_at, origin, restores_run, snapshot)
              VALUES (?1, ?2, ?8, ?3, ?4, ?5, ?6, ?7)",
             params![
                 run.run_id,
-                run.deployment,
+                deployment.id,
                 run.spec_hash,
                 now(),
                 run.origin.as_str(),
@@ -328,13 +331,15 @@ impl SqliteStore {
             ],
         )?;
         self.append_event(
-            Some(run.deployment),
+            Some(deployment.id),
             Some(run.run_id),
             &Journal::RunStarted {
                 spec_hash: run.spec_hash,
                 origin: run.origin,
             },
-        )
+        )?;
+        tx.commit()?;
+        Ok(deployment)
     }
 
     /// Moves a run from `from` to `to`, as the state machine allows, and journals it.
@@ -738,9 +743,17 @@ mod tests {
     use serde_json::json;
 
     fn start(store: &SqliteStore, deployment: i64, run_id: &str, spec_hash: &str) {
+        let of = store
+            .deployments()
+            .expect("deployments")
+            .into_iter()
+            .find(|d| d.id == deployment)
+            .expect("the deployment exists");
         store
             .start_run(&RunStart {
-                deployment,
+                project: &of.project,
+                app: &of.app,
+                spec_path: &of.spec_path,
                 run_id,
                 spec_hash,
                 origin: &RunOrigin::Apply,
