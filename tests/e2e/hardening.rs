@@ -772,3 +772,65 @@ async fn a_deletion_accepted_but_never_done_is_noticed_and_kept_tracked() {
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     assert!(world.sandbox.coolify.resources().is_empty(), "{stderr}");
 }
+
+/// SECURITY.md names the code that enforces each claim, as "(`path.rs` `Name`, ...)":
+/// every such file exists and holds every name after it, so the document cannot drift
+/// from the code unnoticed. Paths are under `engine/src/` unless they start with a
+/// top-level directory.
+#[test]
+fn every_code_pointer_in_security_md_names_code_that_exists() {
+    let root = crate::support::root();
+    let text = std::fs::read_to_string(root.join("SECURITY.md")).expect("SECURITY.md");
+    let is_name = |token: &str| {
+        token
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && token
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    // A parenthesised group may span lines: join the document first.
+    let joined = text.replace('\n', " ");
+    for group in joined.split('(').skip(1) {
+        let group = group.split(')').next().unwrap_or_default();
+        let mut file: Option<(String, String)> = None;
+        for (i, token) in group.split('`').enumerate() {
+            if i % 2 == 0 {
+                continue;
+            }
+            if token.ends_with(".rs") {
+                let path = if ["host/", "engine/", "tests/", "providers/"]
+                    .iter()
+                    .any(|top| token.starts_with(top))
+                {
+                    root.join(token)
+                } else {
+                    root.join("engine/src").join(token)
+                };
+                match std::fs::read_to_string(&path) {
+                    Ok(source) => file = Some((token.to_owned(), source)),
+                    Err(_) => {
+                        problems.push(format!("`{token}` does not exist"));
+                        file = None;
+                    }
+                }
+            } else if let Some((path, source)) = &file
+                && is_name(token)
+            {
+                let name = token.rsplit("::").next().unwrap_or(token);
+                checked += 1;
+                if !source.contains(name) {
+                    problems.push(format!("`{path}` has no `{name}` (from `{token}`)"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "SECURITY.md: {problems:#?}");
+    assert!(
+        checked > 50,
+        "only {checked} pointers were found: is the format the same?"
+    );
+}
