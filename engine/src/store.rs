@@ -356,7 +356,8 @@ impl Store {
     }
 
     /// The row of `project`, other than `except`, that already tracks the `role`/`kind`
-    /// resource `external_id` (any of its apps, not deleted), if any: a provider
+    /// resource `external_id` (any of its apps, live: a deleted row brought back to
+    /// `pending` keeps its old id, which may be reused), if any: a provider
     /// answering a create with an id the state already holds is confused, and recording
     /// it twice would let one app's rollback delete another's resource. Only within a
     /// project: another project's providers may be other servers, whose ids can repeat.

@@ -382,6 +382,16 @@ async fn the_holder_of_an_id_is_found_within_the_project() {
             None,
             "{backend}: deleted"
         );
+        // Wanted again: pending, with its old id kept until it is created again.
+        store
+            .intend(rows[0].0, api_run, key, "fabrik:p/api", &json!({}))
+            .await
+            .expect("intent");
+        assert_eq!(
+            store.holder("p", key, "rec-1", *web).await.expect("query"),
+            None,
+            "{backend}: pending"
+        );
     }
 }
 

@@ -511,7 +511,7 @@ async fn a_create_answered_without_an_owner_tag_is_never_recorded_as_created() {
 }
 
 /// Makes the project's `dns` provider the misbehaving test provider, configured by
-/// `config` (an inline TOML table's contents), added to its `fabrik.toml`.
+/// `config` (an inline TOML table's contents), at the end of its `fabrik.toml`.
 pub fn with_evil_dns(world: &World, config: &str) {
     let dir = world.dir.path();
     std::fs::create_dir_all(dir.join("plugins")).expect("mkdir");
@@ -521,7 +521,9 @@ pub fn with_evil_dns(world: &World, config: &str) {
     )
     .expect("copy");
     let toml = dir.join("fabrik.toml");
-    let project = std::fs::read_to_string(&toml).expect("fabrik.toml");
+    let text = std::fs::read_to_string(&toml).expect("fabrik.toml");
+    // A second call replaces the section the first one added (it comes last).
+    let project = text.split("\n[providers.dns]").next().unwrap_or_default();
     std::fs::write(
         toml,
         format!(
@@ -579,6 +581,19 @@ pub async fn an_id_another_app_holds_is_refused(world: &World) {
         .map(|(_, _, name, _)| name)
         .collect();
     assert_eq!(services, ["test-api"], "{stdout}{stderr}");
+
+    // A lookup that "finds" the first app's record for the second: refused before any
+    // update is sent (this provider's update fails, which would be the failure then).
+    with_evil_dns(world, "lookup-id = \"record-shared\"");
+    let output = world.apply(&second, &["--output", "json"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("\"code\":\"id_already_tracked\""),
+        "{stdout}{stderr}"
+    );
+    let first_status = status("test-api").await;
+    assert!(first_status.contains("record-shared"), "{first_status}");
 }
 
 /// Issue 16, point 12: a provider that crashes in `configure` stops `apply` before the

@@ -11,7 +11,7 @@ use super::failure::{RunFailure, Stop};
 use super::run::Run;
 use crate::domain::ResourceStatus;
 use crate::plugins::instance::ProviderInstance;
-use crate::plugins::types::Resource;
+use crate::plugins::types::{ProviderError, Resource};
 use crate::store::ResourceKey;
 
 /// What [`Run::ensure`] did.
@@ -39,7 +39,7 @@ impl Run<'_, '_> {
     /// tracks `id` (see [`crate::store::Store::holder`]): a
     /// provider that answers with an id the state holds for another resource is
     /// confused, and recording it would let one rollback delete another app's resource.
-    async fn tracked_elsewhere(
+    pub(super) async fn tracked_elsewhere(
         &self,
         role: crate::domain::Role,
         kind: &str,
@@ -188,6 +188,18 @@ impl Run<'_, '_> {
                 return Ok(Ensured::Unchanged(found));
             }
             Some(found) => {
+                // Found by name (no row tracks it yet): a confused provider may answer with
+                // a resource another row tracks; it is never updated, let alone recorded.
+                if known.is_none()
+                    && let Some(confused) = self
+                        .tracked_elsewhere(role, kind, name, &found.id, row)
+                        .await?
+                {
+                    self.store()
+                        .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
+                        .await?;
+                    return Err(confused.into());
+                }
                 let drift = drift::compare(kind, desired, &found.live, &self.secret_names);
                 for line in drift.differences {
                     self.event(RunEvent::Drift {
@@ -225,6 +237,21 @@ impl Run<'_, '_> {
                             && let Some(found) = instance.lookup(kind, name, &self.owner).await?
                             && ours(&found)
                         {
+                            // Updated only if no other row tracks it (see above); else the
+                            // half-created path below finds it again and stops the run.
+                            let key = ResourceKey {
+                                provider: role,
+                                kind,
+                                name,
+                            };
+                            let project = &self.ctx.project.name;
+                            let holder = self.store().holder(project, key, &found.id, row).await;
+                            if !matches!(holder, Ok(None)) {
+                                return Err(ProviderError::Permanent(format!(
+                                    "the {kind} {name} a failed create may have left was found as {}, which this state tracks for another resource (or could not be checked)",
+                                    found.id
+                                )));
+                            }
                             return instance.update(kind, &found.id, desired).await;
                         }
                         attempted = true;
@@ -268,6 +295,17 @@ impl Run<'_, '_> {
                                     .tracked_elsewhere(role, kind, name, &found.id, row)
                                     .await?
                                 {
+                                    if known.is_none() {
+                                        self.store()
+                                            .record(
+                                                row,
+                                                Some(&self.run_id),
+                                                ResourceStatus::Deleted,
+                                                None,
+                                                None,
+                                            )
+                                            .await?;
+                                    }
                                     return Err(confused.into());
                                 }
                                 self.store()

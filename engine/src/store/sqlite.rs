@@ -578,7 +578,7 @@ impl SqliteStore {
             .conn
             .query_row(
                 "SELECT d.project, d.app, r.name FROM resources r JOIN deployments d ON d.id = r.deployment_id
-                 WHERE r.provider = ?1 AND r.kind = ?2 AND r.external_id = ?3 AND r.status <> 'deleted' AND r.id <> ?4
+                 WHERE r.provider = ?1 AND r.kind = ?2 AND r.external_id = ?3 AND r.status IN ('created', 'updated', 'adopted') AND r.id <> ?4
                    AND d.project = ?5
                  ORDER BY r.id LIMIT 1",
                 params![role, kind, external_id, except, project],

@@ -2,7 +2,8 @@
 //! picks the misbehaviour; the desired document carries its parameters. As a project's `dns`
 //! provider (kind `dns-record`), its configuration picks how it lies: `crash-in = "configure"`
 //! panics in `configure`; `answer-id` is the id every create answers with, whatever it
-//! created (a confused provider handing out another app's record).
+//! created, and `lookup-id` the id every lookup finds (a confused provider handing out
+//! another app's record). Its `update` always fails.
 
 //! It targets the first contract, 0.1.0, from its frozen copy: the sandbox tests are also
 //! the proof that 0.1 components keep loading and running.
@@ -74,6 +75,12 @@ impl Guest for Evil {
                 ConfigKey {
                     name: "answer-id".to_owned(),
                     description: "the id every dns-record create answers with".to_owned(),
+                    secret: false,
+                    required: false,
+                },
+                ConfigKey {
+                    name: "lookup-id".to_owned(),
+                    description: "the id every dns-record lookup finds".to_owned(),
                     secret: false,
                     required: false,
                 },
@@ -163,8 +170,16 @@ impl Guest for Evil {
     fn progress(_: String, _: String) -> Result<ProgressReport, ProviderError> {
         Err(ProviderError::Permanent("no".into()))
     }
-    fn lookup(_: String, _: String, _: String) -> Result<Option<Resource>, ProviderError> {
-        Ok(None)
+    fn lookup(kind: String, name: String, owner: String) -> Result<Option<Resource>, ProviderError> {
+        // `lookup-id`: every lookup "finds" that id, carrying the owner tag it was asked for.
+        Ok(config("lookup-id").filter(|_| kind == "dns-record").map(|id| Resource {
+            kind,
+            id,
+            name,
+            owner: Some(owner),
+            live: "{}".to_owned(),
+            outputs: "{}".to_owned(),
+        }))
     }
 }
 
