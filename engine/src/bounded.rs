@@ -12,7 +12,17 @@ pub const MAX_COMPONENT: u64 = 256 << 20;
 
 /// The bytes of the regular file at `path`, at most `max` of them.
 pub fn read(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    read_open(std::fs::File::open(path)?, max)
+    read_open(open(path)?, max)
+}
+
+/// Opens `path` for reading without blocking: opening a FIFO waits for a writer, before
+/// [`read_open`] could refuse it (for a regular file the flag changes nothing).
+pub fn open(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// Like [`read`], from a file already open (whose metadata the caller also reads).

@@ -70,7 +70,7 @@ impl EnvSource {
             path: path.clone(),
             reason,
         };
-        let file = match std::fs::File::open(&path) {
+        let file = match crate::bounded::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(unreadable(e.to_string())),
@@ -360,7 +360,7 @@ pub fn keep_fingerprint_key(project_dir: &Path, key: &[u8]) -> Result<bool, Secr
 /// changed. One of the wrong length is none (the next apply writes a new one).
 pub fn existing_fingerprint_key(project_dir: &Path) -> Result<Option<Vec<u8>>, SecretsError> {
     let path = project_dir.join(".fabrik").join("fingerprint.key");
-    match std::fs::read(&path) {
+    match crate::bounded::read(&path, 1024) {
         Ok(key) => Ok(Some(key).filter(|key| key.len() == 32)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(SecretsError::Unreadable {

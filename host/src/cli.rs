@@ -128,7 +128,8 @@ enum Command {
         #[arg(long)]
         purge: bool,
         /// How long to wait for each deletion to be finished (read back as gone), in seconds
-        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        #[arg(long, default_value_t = 120, value_name = "SECONDS",
+              value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
         #[command(flatten)]
         state: StateArgs,

@@ -151,6 +151,13 @@ async fn apply_locked(
     {
         let drift = refresh(ctx, spec, &rows, &secrets.values, &mut instances).await;
         if drift.is_empty() {
+            // A spec moved since the last run: the deployment names where it is now.
+            let spec_path = loaded.path.display().to_string();
+            if deployment.spec_path != spec_path {
+                ctx.store
+                    .ensure_deployment(&ctx.project.name, &app, &spec_path)
+                    .await?;
+            }
             ctx.store
                 .append_event(
                     Some(deployment.id),

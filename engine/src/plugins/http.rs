@@ -116,10 +116,9 @@ impl Grants {
                 Origin::Tuple(scheme, host, _) => {
                     scheme == "http"
                         && match host {
-                            url::Host::Domain(name) => {
-                                !name.eq_ignore_ascii_case("localhost")
-                                    && !name.to_ascii_lowercase().ends_with(".localhost")
-                            }
+                            // `localhost` itself resolves to loopback (/etc/hosts); a
+                            // `*.localhost` name does not everywhere.
+                            url::Host::Domain(name) => !name.eq_ignore_ascii_case("localhost"),
                             url::Host::Ipv4(ip) => !ip.is_loopback(),
                             url::Host::Ipv6(ip) => !ip.is_loopback(),
                         }
@@ -392,7 +391,11 @@ mod tests {
         ];
         assert_eq!(
             granted(&all, true).cleartext_origins(),
-            ["http://203.0.113.5:8000", "http://coolify.example.com"]
+            [
+                "http://203.0.113.5:8000",
+                "http://coolify.example.com",
+                "http://app.localhost"
+            ]
         );
         assert!(granted(&all, false).cleartext_origins().is_empty());
     }

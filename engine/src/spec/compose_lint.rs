@@ -9,7 +9,7 @@
 //! - sharing a host namespace: `network_mode`, `pid`, `ipc`, `uts`, `userns_mode` or
 //!   `cgroup` set to `host`;
 //! - adding a capability outside [`ADDABLE_CAPABILITIES`] (an allow list: Docker's
-//!   defaults and two harmless ones; `NET_ADMIN`, `SYS_ADMIN`, `ALL`... are refused);
+//!   defaults and `IPC_LOCK`; `NET_ADMIN`, `SYS_NICE`, `SYS_ADMIN`, `ALL`... are refused);
 //! - switching confinement off in `security_opt`: [`UNCONFINED`];
 //! - `devices` (a host device in the container);
 //! - bind mounts of `/`, of a directory that holds the Docker socket, or of a host
@@ -26,9 +26,10 @@ use serde_yaml::Value;
 
 /// The capabilities `cap_add` may name, without the `CAP_` prefix: Docker's default set
 /// (moby `oci/caps/defaults.go`; adding one is harmless, and usual after `cap_drop:
-/// [ALL]`), plus `IPC_LOCK` (locking memory, for databases and vaults) and `SYS_NICE`.
-/// Anything else widens what a web app can do to the host or its neighbours on the
-/// Docker network (`NET_ADMIN`, `SYS_PTRACE`, `BPF`, ...).
+/// [ALL]`), plus `IPC_LOCK` (locking memory, for databases and vaults; bounded by the
+/// memlock limit). Anything else widens what a web app can do to the host or its
+/// neighbours (`NET_ADMIN` on the Docker network, `SYS_NICE`'s real-time scheduling
+/// starving other apps of CPU, `SYS_PTRACE`, `BPF`, ...).
 pub const ADDABLE_CAPABILITIES: &[&str] = &[
     "AUDIT_WRITE",
     "CHOWN",
@@ -45,7 +46,6 @@ pub const ADDABLE_CAPABILITIES: &[&str] = &[
     "SETUID",
     "SYS_CHROOT",
     "IPC_LOCK",
-    "SYS_NICE",
 ];
 
 /// Capabilities named as such in the refusal: each gives the container the host.
@@ -72,10 +72,13 @@ pub const UNCONFINED: &[&str] = &[
 
 /// Host directories (and the Docker socket) a bind mount may not reach, nor contain.
 pub const HOST_PATHS: &[&str] = &[
-    // Runtime sockets (Docker's, containerd's, ...) and every service's data.
+    // Runtime sockets (Docker's, containerd's, ...) and every service's data; cron's
+    // spool (a crontab written there runs as its owner); a snap-installed Docker's data.
     "/run",
     "/var/run",
     "/var/lib",
+    "/var/spool",
+    "/var/snap",
     // Coolify's own data: the SSH keys to every server it manages (`/data/coolify/ssh`,
     // app/Models/PrivateKey.php), its database, every application's files.
     "/data/coolify",
@@ -145,7 +148,7 @@ pub fn lint(document: &Value, service: &str) -> Result<(), String> {
             }
             if !ADDABLE_CAPABILITIES.contains(&bare) {
                 return Err(format!(
-                    "{} adds `{cap}`, which a container may not add (allowed: Docker's defaults, IPC_LOCK, SYS_NICE)",
+                    "{} adds `{cap}`, which a container may not add (allowed: Docker's defaults and IPC_LOCK)",
                     at("cap_add")
                 ));
             }
@@ -468,6 +471,14 @@ mod tests {
             (
                 "services: {app: {image: x, cap_add: [CAP_SYS_TIME]}}",
                 "may not add",
+            ),
+            (
+                "services: {app: {image: x, cap_add: [SYS_NICE]}}",
+                "may not add",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['/var/spool/cron/crontabs:/c']}}",
+                "gives the container the host",
             ),
             (
                 "services: {app: {image: x, volumes: ['/data/coolify/ssh/keys:/k:ro']}}",

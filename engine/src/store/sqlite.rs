@@ -37,6 +37,24 @@ fn is_unwritable(error: &rusqlite::Error) -> bool {
     )
 }
 
+/// `path` as an SQLite URI filename (sqlite.org/uri.html): absolute, every byte but
+/// unreserved ones and `/` percent-encoded, so that no path (with `?`, `#`, `%`, a
+/// leading `//` or bytes that are not UTF-8) names another file.
+fn file_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut uri = String::from("file://");
+    for &byte in absolute.as_os_str().as_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                uri.push(char::from(byte));
+            }
+            other => uri.push_str(&format!("%{other:02X}")),
+        }
+    }
+    uri
+}
+
 /// An open state database.
 pub struct SqliteStore {
     conn: Connection,
@@ -173,9 +191,23 @@ impl SqliteStore {
             Ok(version) => (conn, version),
             // A WAL database can only be read by a process that can create its shared
             // memory file beside it, unless the file is opened as immutable (SQLite's
-            // `immutable` URI parameter): in a directory that cannot be written, no
-            // process of this user can be changing it.
+            // `immutable` URI parameter), which reads the database file alone, without
+            // locks. So only when everything is in that file: no `-wal` or `-journal`
+            // with changes not yet written into it. (A writer that starts meanwhile,
+            // another user's apply, may make a read fail; it cannot change the file.)
             Err(e) if is_unwritable(&e) => {
+                for suffix in ["-wal", "-journal"] {
+                    let mut side = path.as_os_str().to_owned();
+                    side.push(suffix);
+                    if std::fs::metadata(&side).is_ok_and(|m| m.len() > 0) {
+                        return Err(StoreError::Unwritable {
+                            path: path.to_path_buf(),
+                            message: format!(
+                                "{e}; its `{suffix}` file holds changes that only a process able to write beside it can read"
+                            ),
+                        });
+                    }
+                }
                 let conn = Self::connect_read_only(path, true)?;
                 let version: i64 = conn
                     .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -205,14 +237,8 @@ impl SqliteStore {
         use rusqlite::OpenFlags;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = if immutable {
-            // In a URI filename `%`, `?` and `#` are special (sqlite.org/uri.html).
-            let escaped = path
-                .to_string_lossy()
-                .replace('%', "%25")
-                .replace('?', "%3f")
-                .replace('#', "%23");
             Connection::open_with_flags(
-                format!("file:{escaped}?immutable=1"),
+                format!("{}?immutable=1", file_uri(path)),
                 flags | OpenFlags::SQLITE_OPEN_URI,
             )
         } else {
@@ -700,6 +726,25 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The immutable fallback opens the file it was given, whatever its name holds.
+    #[test]
+    fn an_odd_path_opens_the_same_file_as_an_immutable_uri() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let name = std::ffi::OsStr::from_bytes(b"a?b#c%20d \xff\xc3\xa9.db");
+        let path = dir.path().join(name);
+        let conn = Connection::open(&path).expect("created");
+        conn.execute_batch("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('here');")
+            .expect("written");
+        drop(conn);
+        let conn = SqliteStore::connect_read_only(&path, true).expect("opened");
+        let v: String = conn
+            .query_row("SELECT v FROM t", [], |r| r.get(0))
+            .expect("the same file");
+        assert_eq!(v, "here");
+        assert!(file_uri(Path::new("rel/x")).starts_with("file:///"));
+    }
 
     #[test]
     fn an_unwritable_file_is_not_called_damaged() {

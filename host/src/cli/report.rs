@@ -20,8 +20,9 @@ fn lines(error: &anyhow::Error) -> Vec<String> {
         let cause = cause.to_string();
         if !shown.contains(&cause) {
             lines.push(format!("  caused by: {cause}"));
+            shown.push('\n');
+            shown.push_str(&cause);
         }
-        shown = cause;
     }
     lines
 }
