@@ -311,6 +311,27 @@ async fn a_first_run_creates_its_deployment() {
             .expect("second run starts");
         assert_eq!(again.id, deployment.id, "{backend}: one deployment per app");
         assert_eq!(again.spec_path, "moved/api.yaml", "{backend}");
+        // A run that cannot be written (its id is taken) takes its new deployment with it.
+        let refused = store
+            .start_run(&RunStart {
+                project: "p",
+                app: "web",
+                spec_path: "web.yaml",
+                run_id: "r1",
+                spec_hash: "h1",
+                origin: &RunOrigin::Apply,
+                snapshot: &json!({ "spec": { "name": "web" } }),
+            })
+            .await;
+        assert!(refused.is_err(), "{backend}: a run id is unique");
+        let apps: Vec<String> = store
+            .deployments()
+            .await
+            .expect("deployments")
+            .into_iter()
+            .map(|d| d.app)
+            .collect();
+        assert_eq!(apps, ["api"], "{backend}: one transaction");
     }
 }
 
