@@ -305,26 +305,6 @@ impl ProviderSet {
         Ok(instance)
     }
 
-    /// The providers whose credentials would travel over plain HTTP, with the origin:
-    /// each is a warning (a self-hosted Coolify is often reached at `http://ip:8000`).
-    pub async fn cleartext_origins(&self, env: &EnvSource) -> Vec<(Role, String)> {
-        let mut found = Vec::new();
-        for provider in &self.providers {
-            let Ok(info) = self.describe(provider.role).await else {
-                continue;
-            };
-            if let Ok((_, grants)) = settings(provider.role, provider, &info, env) {
-                found.extend(
-                    grants
-                        .cleartext_origins()
-                        .into_iter()
-                        .map(|origin| (provider.role, origin)),
-                );
-            }
-        }
-        found
-    }
-
     /// Every problem with every provider's configuration and credentials (a required
     /// key or variable missing, a key the provider does not accept), all at once, without
     /// calling out: what `apply` checks before it changes anything.

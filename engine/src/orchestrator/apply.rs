@@ -464,10 +464,15 @@ async fn connect(
             .instantiate_hiding(Role::Dns, &env, &secret_values)
             .await?,
     };
-    for (provider, origin) in ctx.providers.cleartext_origins(&env).await {
-        let warning = Warning::CleartextCredential { provider, origin };
-        ctx.observer
-            .event(app, None, &RunEvent::Warning { warning });
+    for (provider, instance) in [
+        (Role::Coolify, &instances.coolify),
+        (Role::Dns, &instances.dns),
+    ] {
+        for origin in instance.cleartext_origins() {
+            let warning = Warning::CleartextCredential { provider, origin };
+            ctx.observer
+                .event(app, None, &RunEvent::Warning { warning });
+        }
     }
     let mut endpoints = Vec::new();
     for webhook in ctx.project.notify.iter().chain(&loaded.notify.webhooks) {

@@ -239,14 +239,9 @@ impl Run<'_, '_> {
                         {
                             // Updated only if no other row tracks it (see above); else the
                             // half-created path below finds it again and stops the run.
-                            let key = ResourceKey {
-                                provider: role,
-                                kind,
-                                name,
-                            };
-                            let project = &self.ctx.project.name;
-                            let holder = self.store().holder(project, key, &found.id, row).await;
-                            if !matches!(holder, Ok(None)) {
+                            let tracked =
+                                self.tracked_elsewhere(role, kind, name, &found.id, row).await;
+                            if !matches!(tracked, Ok(None)) {
                                 return Err(ProviderError::Permanent(format!(
                                     "the {kind} {name} a failed create may have left was found as {}, which this state tracks for another resource (or could not be checked)",
                                     found.id

@@ -277,6 +277,12 @@ impl ProviderInstance {
         &self.name
     }
 
+    /// The granted origins its credentials would reach over plain HTTP (see
+    /// [`super::http::Grants::cleartext_origins`]).
+    pub fn cleartext_origins(&self) -> Vec<String> {
+        self.http.grants().cleartext_origins()
+    }
+
     async fn ensure_live(&mut self) -> Result<(), ProviderError> {
         if self.live.is_some() {
             return Ok(());

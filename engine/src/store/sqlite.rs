@@ -37,6 +37,13 @@ fn is_unwritable(error: &rusqlite::Error) -> bool {
     )
 }
 
+/// The file SQLite keeps beside the database at `path` (`-wal`, `-shm`, `-journal`).
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut file = path.as_os_str().to_owned();
+    file.push(suffix);
+    PathBuf::from(file)
+}
+
 /// `path` as an SQLite URI filename (sqlite.org/uri.html): absolute, every byte but
 /// unreserved ones and `/` percent-encoded, so that no path (with `?`, `#`, `%`, a
 /// leading `//` or bytes that are not UTF-8) names another file.
@@ -75,9 +82,7 @@ impl SqliteStore {
         // SQLite follows a link at the database's path and at its `-wal`, `-shm` and
         // `-journal` files, creating or writing the file it points to.
         for suffix in ["", "-wal", "-shm", "-journal"] {
-            let mut file = path.as_os_str().to_owned();
-            file.push(suffix);
-            let file = PathBuf::from(file);
+            let file = beside(path, suffix);
             if crate::own_files::is_link(&file) {
                 return Err(StoreError::Open {
                     location: format!("`{}`", file.display()),
@@ -197,9 +202,7 @@ impl SqliteStore {
             // another user's apply, may make a read fail; it cannot change the file.)
             Err(e) if is_unwritable(&e) => {
                 for suffix in ["-wal", "-journal"] {
-                    let mut side = path.as_os_str().to_owned();
-                    side.push(suffix);
-                    if std::fs::metadata(&side).is_ok_and(|m| m.len() > 0) {
+                    if std::fs::metadata(beside(path, suffix)).is_ok_and(|m| m.len() > 0) {
                         return Err(StoreError::Unwritable {
                             path: path.to_path_buf(),
                             message: format!(
