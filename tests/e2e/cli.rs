@@ -32,6 +32,12 @@ fn usage_errors_exit_with_2() {
         .args(["apply", "--detailed-exitcode", "fixtures/test-api.yaml"])
         .assert()
         .code(2);
+    // A deletion cannot be confirmed in no time.
+    fabrik()
+        .args(["destroy", "api", "--yes", "--timeout", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--timeout"));
 }
 
 #[test]
