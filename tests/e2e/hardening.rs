@@ -571,6 +571,15 @@ pub async fn an_id_another_app_holds_is_refused(world: &World) {
             && stdout.contains("already tracks as `api.example.com` of app `acme/test-api`"),
         "{stdout}"
     );
+    // The create was answered: the summary never claims that nothing was changed.
+    let human = world.apply(&second, &[]).await;
+    let (human_out, human_err) = text(&human);
+    assert!(
+        human_out.contains(
+            "not tracked: dns-record new.example.com (record-shared) may have been created"
+        ) && !human_out.contains("nothing was changed"),
+        "{human_out}{human_err}"
+    );
 
     // The first app still tracks its record; the second tracks none, and its rollback
     // removed only its own Coolify service.

@@ -21,6 +21,7 @@ mod provider_kit;
 mod provider_support;
 mod providers;
 mod readability;
+mod readme;
 mod real_apis;
 mod round_trips;
 mod sandbox;

@@ -63,6 +63,7 @@ impl Run<'_, '_> {
             .map(|holder| RunFailure::IdAlreadyTracked {
                 resource: ResourceRef::new(kind, name, Some(id)),
                 holder,
+                answered_create: false,
             }))
     }
 
@@ -326,10 +327,16 @@ impl Run<'_, '_> {
                 }
             }
         };
-        if let Some(confused) = self
+        if let Some(mut confused) = self
             .tracked_elsewhere(role, kind, name, &resource.id, row)
             .await?
         {
+            if let RunFailure::IdAlreadyTracked {
+                answered_create, ..
+            } = &mut confused
+            {
+                *answered_create = status == ResourceStatus::Created;
+            }
             // A row this run just intended is left as nothing of this app's; a row that
             // tracked the resource before keeps its own id.
             if known.is_none() {

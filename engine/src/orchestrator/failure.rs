@@ -45,6 +45,9 @@ pub enum RunFailure {
     IdAlreadyTracked {
         resource: ResourceRef,
         holder: Holder,
+        /// The id answered a create (something may now exist that no state lists), not
+        /// a lookup.
+        answered_create: bool,
     },
     /// A create failed, and whether it left something behind could not be found out.
     #[error(
@@ -100,6 +103,21 @@ pub enum RunFailure {
 }
 
 impl RunFailure {
+    /// A resource the provider may have created although the run does not track it (its
+    /// create was answered as someone else's): a summary must not say that nothing was
+    /// changed.
+    pub fn untracked(&self) -> Option<&ResourceRef> {
+        match self {
+            RunFailure::CreatedNotOwned { resource, .. }
+            | RunFailure::IdAlreadyTracked {
+                resource,
+                answered_create: true,
+                ..
+            } => Some(resource),
+            _ => None,
+        }
+    }
+
     /// A short, stable name for JSON output and webhooks.
     pub fn code(&self) -> &'static str {
         match self {

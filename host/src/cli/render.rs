@@ -164,7 +164,14 @@ pub fn summary(outcome: &Outcome, spec: Option<&std::path::Path>) -> String {
                     "fix what went wrong, then {apply}: it finishes what the rollback could not"
                 );
             }
-            if rollback.undone.is_empty()
+            let untracked = outcome.failure.as_ref().and_then(|f| f.untracked());
+            if let Some(resource) = untracked {
+                // The provider answered a create: something may exist that no state
+                // lists, and only a person can tell whose it is.
+                text.push_str(&format!(
+                    "\n  not tracked: {resource} may have been created by the provider; Fabrik does not own it and left it alone: check it in the provider's console"
+                ));
+            } else if rollback.undone.is_empty()
                 && rollback.left.is_empty()
                 && rollback.problems.is_empty()
             {

@@ -18,10 +18,16 @@ use rustls::sign::CertifiedKey;
 
 use crate::coolify::Coolify;
 
+/// The paths a deployed app serves: the root and the health paths the templates and
+/// fixtures use. Any other path answers 404, as a real app does, so that a wrong
+/// `healthcheck.path` fails in the sandbox the way it would in production.
+pub const SERVED_PATHS: [&str; 3] = ["/", "/health", "/healthz"];
+
 /// How the app answers for a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Behaviour {
-    /// 200 with a small JSON body once deployed, 503 before.
+    /// 200 with a small JSON body once deployed (404 for a path it does not serve), 503
+    /// before.
     Healthy,
     /// Always this status, with a body that says so.
     Fail(u16),
@@ -188,6 +194,16 @@ async fn answer(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Respons
             ),
         )
             .into_response(),
+        Behaviour::Healthy
+            if app.coolify.is_serving(&domain) && !SERVED_PATHS.contains(&uri.path()) =>
+        {
+            (
+                StatusCode::NOT_FOUND,
+                [("content-type", "text/plain")],
+                format!("Cannot GET {}", uri.path()),
+            )
+                .into_response()
+        }
         Behaviour::Healthy if app.coolify.is_serving(&domain) => (
             StatusCode::OK,
             [("content-type", "application/json")],

@@ -100,6 +100,7 @@ impl Cloudflare {
                 plan: Plan::Free,
             });
         }
+        store.next_id += crate::start_offset();
         Self {
             token: Arc::from(token),
             store: Arc::new(Mutex::new(store)),

@@ -238,6 +238,7 @@ impl Coolify {
                 .destinations
                 .insert(uuid(store.next - 1), vec![destination]);
         }
+        store.next += crate::start_offset();
         Self {
             token: Arc::from(token),
             store: Arc::new(Mutex::new(store)),

@@ -72,6 +72,21 @@ pub struct Sandbox {
     pub app_addr: SocketAddr,
 }
 
+/// Where a simulator's id counter starts after its fixed objects (servers, zones): a
+/// different place at every start, so that a project state that outlives one sandbox
+/// never finds its ids handed out again to other resources by the next one (real servers
+/// never reuse an id). Servers and zones keep their ids: they are the same machines and
+/// zones at every start.
+pub(crate) fn start_offset() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // `RandomState` is seeded from the OS at every process start: no extra dependency.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    // 2^16 ids per start before two starts' ranges could meet, and below 2^53, so that
+    // numeric ids stay exact for JSON clients that read numbers as doubles.
+    (hasher.finish() >> 34) << 16
+}
+
 async fn serve(router: axum::Router, addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;

@@ -13,7 +13,8 @@ fn usage() -> ! {
          Starts simulated Coolify and Cloudflare APIs and a deployed-app HTTPS endpoint on\n\
          loopback, writes DIR/ca.pem and DIR/sandbox.env (default DIR: .fabrik/sandbox),\n\
          prints the environment to use, and runs until interrupted. With --exec, runs\n\
-         COMMAND with that environment instead, then exits with its status. Fixed ports\n\
+         COMMAND with that environment instead (its CA file in a private directory,\n\
+         removed at exit), then exits with its status. Ids are new at every start. Fixed ports\n\
          let a provider under test keep one fabrik.toml (see docs/providers.md)."
     );
     std::process::exit(2)
@@ -48,6 +49,19 @@ async fn main() -> std::io::Result<()> {
         }
     }
     let sandbox = Sandbox::start(config).await?;
+    // `--exec` keeps its files to itself (a directory removed when the command ends): a
+    // sandbox running in another shell keeps the CA its health checks trust. A
+    // long-running sandbox writes to DIR, where another shell sources them.
+    let private = if exec.is_empty() {
+        None
+    } else {
+        Some(
+            tempfile::Builder::new()
+                .prefix("fabrik-sandbox-")
+                .tempdir()?,
+        )
+    };
+    let dir = private.as_ref().map_or(dir, |d| d.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
     let ca_path = std::path::absolute(dir.join("ca.pem"))?;
     std::fs::write(&ca_path, sandbox.ca.pem())?;
@@ -95,6 +109,8 @@ async fn main() -> std::io::Result<()> {
             .args(rest)
             .envs(vars.iter().map(|(k, v)| (*k, v.as_str())));
         let status = command.status().await?;
+        // `exit` runs no destructor: remove the private directory first.
+        drop(private);
         std::process::exit(status.code().unwrap_or(1));
     }
     let env_path = std::path::absolute(dir.join("sandbox.env"))?;
