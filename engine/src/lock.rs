@@ -128,6 +128,47 @@ impl Locks {
     }
 }
 
+/// Whether a run recorded as unfinished still has a process behind it, as `status`
+/// tells it without taking or disturbing the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activity {
+    /// The app's lock is held: a process is running it.
+    Running,
+    /// Nobody holds the lock: the process that ran it is gone.
+    Gone,
+    /// Another machine's holder record, which this one cannot check.
+    Unknown { host: String },
+}
+
+impl Locks {
+    /// Whether `app`'s lock is held, read without taking it: the holder record of a file
+    /// lock (its process checked on this host), or the server's view of a database
+    /// lock. A read never blocks an apply that starts meanwhile.
+    pub async fn activity(&self, project: &str, app: &str) -> Result<Activity, AppLockError> {
+        match self {
+            Locks::Files(dir) => {
+                let path = dir.join(format!("{app}.lock"));
+                // Bounded and only a regular file, like every file Fabrik reads.
+                let holder = match crate::bounded::read_text(&path, 64 << 10) {
+                    Ok(text) => serde_json::from_str::<Holder>(&text).ok(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(source) => return Err(AppLockError::Io { path, source }),
+                };
+                Ok(match holder {
+                    // Released cleanly (an empty record) or never taken.
+                    None => Activity::Gone,
+                    Some(holder) if holder.host != host_name() => {
+                        Activity::Unknown { host: holder.host }
+                    }
+                    Some(holder) if may_be_alive(&holder) => Activity::Running,
+                    Some(_) => Activity::Gone,
+                })
+            }
+            Locks::Postgres(settings) => postgres::activity(settings, project, app).await,
+        }
+    }
+}
+
 impl RunLock {
     /// The record of a holder that died without releasing, if one was taken over.
     pub fn took_over(&self) -> Option<&Holder> {

@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::domain::{
     DeploymentState, InvalidStateTransition, ResourceStatus, Role, RunOrigin, State,
 };
-pub use journal::Journal;
+pub use journal::{DestroyEntry, DestroyRecord, Journal};
 
 /// Environment variable that overrides the state database's path.
 pub const STATE_DB_ENV: &str = "FABRIK_STATE_DB";
@@ -285,15 +285,17 @@ impl Store {
     }
 
     /// Moves a run from `from` to `to`, as the state machine allows, and journals it.
+    /// The deployment takes the run's new state, or `keep` when given: a run that ended
+    /// having changed nothing leaves the app in the state it was in (invariant 9).
     pub async fn transition(
         &self,
         deployment: i64,
         run_id: &str,
-        from: State,
-        to: State,
+        (from, to): (State, State),
         reason: Option<&str>,
+        keep: Option<DeploymentState>,
     ) -> Result<State, StoreError> {
-        dispatch!(self, store => store.transition(deployment, run_id, from, to, reason))
+        dispatch!(self, store => store.transition(deployment, run_id, (from, to), reason, keep))
     }
 
     /// Ends every unfinished run of `deployment` as `FAILED` with `reason` (only for the
@@ -306,9 +308,19 @@ impl Store {
         dispatch!(self, store => store.close_unfinished_runs(deployment, reason))
     }
 
-    /// Records that `fabrik destroy` deleted every resource of the app.
-    pub async fn mark_destroyed(&self, deployment: i64) -> Result<(), StoreError> {
-        dispatch!(self, store => store.mark_destroyed(deployment))
+    /// Records that `fabrik destroy` deleted every resource of the app, with what it did,
+    /// in one transaction.
+    pub async fn mark_destroyed(
+        &self,
+        deployment: i64,
+        record: &DestroyRecord,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.mark_destroyed(deployment, record))
+    }
+
+    /// The destroys of a deployment, complete or not, newest first.
+    pub async fn destroys(&self, deployment: i64) -> Result<Vec<DestroyEntry>, StoreError> {
+        dispatch!(self, store => store.destroys(deployment))
     }
 
     /// Records the spec hash a completed run deployed.

@@ -82,7 +82,7 @@ async fn walk(store: &Store, deployment: i64, run_id: &str, to: &[State]) -> Sta
     let mut state = State::Pending;
     for next in to {
         state = store
-            .transition(deployment, run_id, state, *next, None)
+            .transition(deployment, run_id, (state, *next), None, None)
             .await
             .expect("allowed");
     }
@@ -137,7 +137,7 @@ async fn deployments_move_only_as_the_state_machine_allows() {
         let state = walk(&store, first.id, "run-1", &TO_COMPLETE).await;
         store.set_spec_hash(first.id, "h1").await.expect("hash");
         let refused = store
-            .transition(first.id, "run-1", state, State::Deploying, None)
+            .transition(first.id, "run-1", (state, State::Deploying), None, None)
             .await;
         assert!(
             matches!(refused, Err(StoreError::Transition(_))),
@@ -171,11 +171,45 @@ async fn deployments_move_only_as_the_state_machine_allows() {
         assert_eq!(kinds[0], "run_started", "{backend}");
         assert!(export["schema_version"].is_number(), "{backend}");
 
-        store.mark_destroyed(first.id).await.expect("destroyed");
+        // An incomplete destroy is journalled; a complete one marks the deployment too.
+        let incomplete = fabrik_engine::store::DestroyRecord {
+            complete: false,
+            deleted: 1,
+            already_gone: 0,
+            failed: 1,
+        };
+        store
+            .append_event(
+                Some(first.id),
+                None,
+                &Journal::Destroyed {
+                    record: &incomplete,
+                },
+            )
+            .await
+            .expect("journalled");
+        let complete = fabrik_engine::store::DestroyRecord {
+            complete: true,
+            deleted: 1,
+            already_gone: 1,
+            failed: 0,
+        };
+        store
+            .mark_destroyed(first.id, &complete)
+            .await
+            .expect("destroyed");
         let destroyed = store.deployments().await.expect("all");
         assert_eq!(destroyed.len(), 1, "{backend}");
         assert_eq!(destroyed[0].state, DeploymentState::Destroyed, "{backend}");
         assert_eq!(destroyed[0].spec_hash, None, "{backend}");
+        let destroys: Vec<_> = store
+            .destroys(first.id)
+            .await
+            .expect("destroys")
+            .into_iter()
+            .map(|d| d.record)
+            .collect();
+        assert_eq!(destroys, [complete, incomplete], "{backend}: newest first");
     }
 }
 
@@ -514,7 +548,13 @@ mod postgres_only {
             .await
             .expect("store");
         store
-            .append_event(None, None, &Journal::Destroyed)
+            .append_event(
+                None,
+                None,
+                &Journal::Destroyed {
+                    record: &fabrik_engine::store::DestroyRecord::default(),
+                },
+            )
             .await
             .expect("append");
         let client = raw(&url, &schema).await;

@@ -138,6 +138,9 @@ enum Command {
     Status {
         /// Only this app
         name: Option<String>,
+        /// Destroyed apps too (hidden otherwise, unless named)
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         state: StateArgs,
         #[command(flatten)]
@@ -417,9 +420,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         } => gc::run(delete, yes, output.output, state.path.as_deref()),
         Command::Status {
             name,
+            all,
             state,
             output,
-        } => status::run(name.as_deref(), output.output, state.path.as_deref()),
+        } => status::run(name.as_deref(), all, output.output, state.path.as_deref()),
         Command::History {
             name,
             state,

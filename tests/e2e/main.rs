@@ -3,6 +3,7 @@
 mod apply;
 mod cli;
 mod convergence;
+mod day_two;
 mod deploy;
 mod failure_paths;
 mod first_deploy;

@@ -237,6 +237,26 @@ impl PgLock {
     }
 }
 
+/// Whether a session holds `app`'s lock, from the server's lock table: read-only.
+pub async fn activity(
+    settings: &PgSettings,
+    project: &str,
+    app: &str,
+) -> Result<super::Activity, AppLockError> {
+    let client = connect_client(settings)
+        .await
+        .map_err(|e| database_error(app, e))?;
+    let key = app_key(&settings.schema, project, app);
+    let held = holding_session(&client, key)
+        .await
+        .map_err(|e| database_error(app, e))?;
+    Ok(if held.is_some() {
+        super::Activity::Running
+    } else {
+        super::Activity::Gone
+    })
+}
+
 /// What `fabrik unlock` found and did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Unlocked {

@@ -218,13 +218,14 @@ async fn apply_locked(
         lock_lost: std::sync::atomic::AtomicBool::new(false),
     };
     let mut result = outcome(State::Complete, true, Some(run_id));
+    let before = existing.as_ref().map(|d| d.state);
     let executed = execute(
         &mut run,
         loaded,
-        &secrets,
-        &wanted,
+        (&secrets, &wanted),
         &mut instances,
         &mut result,
+        before,
     )
     .await;
     let lock_lost = run.lock_lost.load(std::sync::atomic::Ordering::SeqCst);
@@ -508,14 +509,17 @@ fn all_live_and_nothing_else(rows: &[ResourceRow], wanted: &[Wanted]) -> bool {
 
 /// A started run, from `VALIDATING` to its terminal state: recovery, the forward path,
 /// removal of what the spec no longer names; on a failure, the spec's rollback policy.
-/// A store fault stops it where it is (the next apply recovers it).
+/// A store fault stops it where it is (the next apply recovers it). A failed run that
+/// changed nothing leaves the deployment in the state it was in `before` (invariant 9):
+/// `status` still shows the version that is live, and the next apply of an unchanged
+/// spec is a no-op.
 async fn execute(
     run: &mut Run<'_, '_>,
     loaded: &LoadedSpec,
-    secrets: &Secrets,
-    wanted: &[Wanted],
+    (secrets, wanted): (&Secrets, &[Wanted]),
     instances: &mut Instances,
     result: &mut Outcome,
+    before: Option<crate::domain::DeploymentState>,
 ) -> Result<(), StoreError> {
     run.to(State::Validating, None).await?;
     run.to(State::Provisioning, None).await?;
@@ -543,12 +547,21 @@ async fn execute(
     } else {
         run.to(State::RollingBack, Some(&reason)).await?;
         let report = roll_back(run, &loaded.spec, &secrets.values, instances).await?;
-        result.state = if report.problems.is_empty() {
+        // A restored version that does not come up healthy is a failure of its own:
+        // nothing healthy is serving.
+        result.state = if report.problems.is_empty() && report.restored_unhealthy().is_none() {
             State::RolledBack
         } else {
             State::Failed
         };
         result.rollback = Some(report);
     }
-    run.to(result.state, result.reason().as_deref()).await
+    // `changed` stays true: it says that a run was started (the JSON contract).
+    let keep = if result.changed_nothing() {
+        before
+    } else {
+        None
+    };
+    run.end_keeping(result.state, result.reason().as_deref(), keep)
+        .await
 }

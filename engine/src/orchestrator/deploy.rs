@@ -236,7 +236,7 @@ async fn prepare_coolify(
 
 impl Run<'_, '_> {
     /// Follows a long operation until it is ready, failed or out of time.
-    async fn wait(
+    pub(super) async fn wait(
         &self,
         instance: &mut ProviderInstance,
         kind: &str,

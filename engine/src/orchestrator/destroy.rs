@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::events::{Observer, ResourceRef, RunEvent};
 use super::removal::{DELETION_TIMEOUT, delete_and_confirm};
 use super::run::retried;
+use super::snapshot::Snapshot;
 use crate::domain::{DeploymentState, ResourceStatus, Role};
 use crate::lock::{AppLockError, Locks, RunLock};
 use crate::plugins::instance::ProviderInstance;
@@ -16,7 +17,8 @@ use crate::plugins::{PluginError, ProviderSet};
 use crate::project::Project;
 use crate::retry::Backoff;
 use crate::secrets::EnvSource;
-use crate::store::{Deployment, ResourceRow, Store, StoreError};
+use crate::store::journal::DestroyRecord;
+use crate::store::{Deployment, Journal, ResourceRow, Store, StoreError};
 
 /// Why a destroy could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,9 @@ pub struct Destroy {
     deployment: Deployment,
     /// Newest first.
     owned: Vec<ResourceRow>,
+    /// The Coolify project the app was last deployed into (its newest run's snapshot):
+    /// deleted after the app if Fabrik created it and it is left empty.
+    coolify_project: Option<String>,
     lock: RunLock,
 }
 
@@ -61,6 +66,8 @@ pub struct Destroy {
 #[derive(Debug, Default)]
 pub struct Destroyed {
     pub deleted: Vec<ResourceRef>,
+    /// Found gone before anything was deleted (by hand, or an interrupted destroy).
+    pub gone: Vec<ResourceRef>,
     pub failed: Vec<ResourceRef>,
 }
 
@@ -95,9 +102,16 @@ impl Destroy {
             .filter(|r| r.is_live() || r.status == ResourceStatus::Pending)
             .collect();
         owned.reverse();
+        let coolify_project = store
+            .runs(deployment.id)
+            .await?
+            .into_iter()
+            .find_map(|run| Snapshot::from_json(&run.snapshot?).ok())
+            .map(|snapshot| snapshot.spec.coolify.project);
         Ok(Self {
             deployment,
             owned,
+            coolify_project,
             lock,
         })
     }
@@ -110,7 +124,9 @@ impl Destroy {
     /// Records that there was nothing to delete.
     pub async fn finish_empty(self, store: &Store) -> Result<(), StoreError> {
         if self.deployment.state != DeploymentState::Destroyed {
-            store.mark_destroyed(self.deployment.id).await?;
+            store
+                .mark_destroyed(self.deployment.id, &DestroyRecord::default())
+                .await?;
         }
         self.lock.release().await;
         Ok(())
@@ -179,6 +195,32 @@ impl Destroy {
             };
             let resource = ResourceRef::new(&row.kind, &row.name, Some(&id));
             let what = resource.to_string();
+            // Read first, so that what was already gone is said as such, not as deleted.
+            match retried(observer, backoff, &app, None, &what, async || {
+                instance.read(&row.kind, &id).await
+            })
+            .await
+            {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(ProviderError::NotFound(_)) => {
+                    store
+                        .record(row.id, None, ResourceStatus::Deleted, None, None)
+                        .await?;
+                    observer.event(
+                        &app,
+                        None,
+                        &RunEvent::AlreadyGone {
+                            resource: resource.clone(),
+                        },
+                    );
+                    outcome.gone.push(resource);
+                    continue;
+                }
+                Err(error) => {
+                    failed(&mut outcome, resource, error);
+                    continue;
+                }
+            }
             let deleted = retried(observer, backoff, &app, None, &what, async || {
                 delete_and_confirm(
                     instance,
@@ -210,10 +252,86 @@ impl Destroy {
                 Err(error) => failed(&mut outcome, resource, error),
             }
         }
+        let had_coolify = self.owned.iter().any(|r| r.provider == Role::Coolify);
+        if outcome.is_complete()
+            && had_coolify
+            && let Some(project) = &self.coolify_project
+        {
+            let instance = match instances.entry(Role::Coolify) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(providers.instantiate(Role::Coolify, env).await?)
+                }
+            };
+            remove_empty_project(instance, project, &app, observer, &mut outcome).await;
+        }
+        let record = DestroyRecord {
+            complete: outcome.is_complete(),
+            deleted: outcome.deleted.len(),
+            already_gone: outcome.gone.len(),
+            failed: outcome.failed.len(),
+        };
         if outcome.is_complete() {
-            store.mark_destroyed(self.deployment.id).await?;
+            store.mark_destroyed(self.deployment.id, &record).await?;
+        } else {
+            // An incomplete destroy is in the history too; the app stays as it is.
+            store
+                .append_event(
+                    Some(self.deployment.id),
+                    None,
+                    &Journal::Destroyed { record: &record },
+                )
+                .await?;
         }
         self.lock.release().await;
         Ok(outcome)
+    }
+}
+
+/// Deletes the Coolify project `name` after the app's last resource in it is gone, if
+/// Fabrik created it (its description says so) and Coolify finds it empty (Coolify
+/// refuses a project that holds anything). A project that holds other resources is kept
+/// and said; one Fabrik did not create is never touched. Never fails the destroy.
+async fn remove_empty_project(
+    instance: &mut ProviderInstance,
+    name: &str,
+    app: &str,
+    observer: &dyn Observer,
+    outcome: &mut Destroyed,
+) {
+    let found = match instance.lookup("project", name, "").await {
+        Ok(Some(found)) => found,
+        Ok(None) | Err(ProviderError::NotFound(_)) => return,
+        Err(error) => {
+            let resource = ResourceRef::new("project", name, None);
+            let reason = format!("could not be checked: {error}");
+            observer.event(app, None, &RunEvent::Kept { resource, reason });
+            return;
+        }
+    };
+    if found.outputs.get("created_by_fabrik") != Some(&serde_json::Value::Bool(true)) {
+        return;
+    }
+    let resource = ResourceRef::new("project", name, Some(&found.id));
+    match instance.delete("project", &found.id, "", false).await {
+        Ok(()) => {
+            observer.event(
+                app,
+                None,
+                &RunEvent::Destroyed {
+                    resource: resource.clone(),
+                    data_kept: false,
+                },
+            );
+            outcome.deleted.push(resource);
+        }
+        Err(ProviderError::NotFound(_)) => {}
+        Err(error) => {
+            let reason = match error {
+                ProviderError::Permanent(message) => message,
+                other => other.to_string(),
+            };
+            observer.event(app, None, &RunEvent::Kept { resource, reason });
+        }
     }
 }

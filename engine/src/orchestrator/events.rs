@@ -267,6 +267,15 @@ pub enum RunEvent {
         resource: ResourceRef,
         error: String,
     },
+    /// `fabrik destroy` found a resource already gone (deleted by hand, or by an
+    /// interrupted destroy): nothing was deleted, the state forgets it.
+    AlreadyGone { resource: ResourceRef },
+    /// `fabrik destroy` left a container Fabrik created (a Coolify project) because it is
+    /// not empty, or could not be checked.
+    Kept {
+        resource: ResourceRef,
+        reason: String,
+    },
 }
 
 /// The kinds of [`RunEvent`], as JSON output names them (`"event": "resource"`).
@@ -329,7 +338,8 @@ impl RunEvent {
             | RunEvent::Failed { reason: text }
             | RunEvent::HookStarted { command: text, .. }
             | RunEvent::HookOutput { line: text, .. }
-            | RunEvent::NotDestroyed { error: text, .. } => *text = redact(text),
+            | RunEvent::NotDestroyed { error: text, .. }
+            | RunEvent::Kept { reason: text, .. } => *text = redact(text),
             RunEvent::Warning { warning } => match warning {
                 Warning::WebhookUnusable { problem: text }
                 | Warning::UnwantedNotDeleted { error: text, .. }
@@ -351,7 +361,8 @@ impl RunEvent {
             | RunEvent::Verified { .. }
             | RunEvent::Notified { .. }
             | RunEvent::Undone { .. }
-            | RunEvent::Destroyed { .. } => {}
+            | RunEvent::Destroyed { .. }
+            | RunEvent::AlreadyGone { .. } => {}
         }
         event
     }
@@ -383,7 +394,9 @@ impl RunEvent {
             | RunEvent::Verified { .. } => EventKind::Verify,
             RunEvent::Notified { .. } => EventKind::Notify,
             RunEvent::Warning { .. } => EventKind::Warning,
-            RunEvent::Destroyed { .. } => EventKind::Resource,
+            RunEvent::Destroyed { .. } | RunEvent::AlreadyGone { .. } | RunEvent::Kept { .. } => {
+                EventKind::Resource
+            }
             RunEvent::NotDestroyed { .. } => EventKind::Failure,
         }
     }

@@ -32,6 +32,23 @@ pub struct Outcome {
     pub page: Option<String>,
 }
 
+impl Outcome {
+    /// A failed run that changed nothing anywhere: nothing undone, left or failing to be
+    /// undone, and no create answered as someone else's (which may have left something).
+    pub fn changed_nothing(&self) -> bool {
+        let Some(rollback) = &self.rollback else {
+            return false;
+        };
+        rollback.undone.is_empty()
+            && rollback.left.is_empty()
+            && rollback.problems.is_empty()
+            && self
+                .failure
+                .as_ref()
+                .is_none_or(|f| f.untracked().is_none())
+    }
+}
+
 /// What happened after a failure.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RollbackReport {
@@ -48,6 +65,13 @@ pub struct RollbackReport {
 pub struct Undone {
     pub action: UndoAction,
     pub resource: ResourceRef,
+    /// For a restored app (the Coolify resource): whether the restored version's
+    /// deployment finished and it passed its health check, as a deploy is verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// Why the restored version is not healthy, when `verified` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unhealthy: Option<String>,
 }
 
 /// A resource the rollback did not touch, and why.
@@ -79,9 +103,25 @@ pub struct RollbackProblem {
     pub error: String,
 }
 
+impl RollbackReport {
+    /// A restored app that did not deploy or failed its health check: the rollback put
+    /// the old settings back, but nothing healthy is serving.
+    pub fn restored_unhealthy(&self) -> Option<&Undone> {
+        self.undone.iter().find(|u| u.verified == Some(false))
+    }
+}
+
 impl std::fmt::Display for Undone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.action.as_str(), self.resource)
+        write!(f, "{} {}", self.action.as_str(), self.resource)?;
+        match (self.verified, &self.unhealthy) {
+            (Some(true), _) => write!(f, "; the restored version is deployed and healthy"),
+            (Some(false), Some(why)) => {
+                write!(f, "; the restored version is NOT healthy: {why}")
+            }
+            (Some(false), None) => write!(f, "; the restored version is NOT healthy"),
+            (None, _) => Ok(()),
+        }
     }
 }
 

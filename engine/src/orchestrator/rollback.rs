@@ -11,7 +11,7 @@ use super::outcome::{Left, LeftBecause, RollbackProblem, RollbackReport, Undone}
 use super::removal::{DELETION_TIMEOUT, delete_and_confirm};
 use super::run::{Instances, Run};
 use super::snapshot::Snapshot;
-use crate::domain::{DeploymentState, ResourceStatus, State};
+use crate::domain::{DeploymentState, ResourceStatus, Role, State};
 use crate::plugins::types::ProviderError;
 use crate::spec::LoadedSpec;
 use crate::spec::model::RollbackMode;
@@ -61,6 +61,9 @@ pub(crate) async fn roll_back(
     instances: &mut Instances,
 ) -> Result<RollbackReport, StoreError> {
     let mut report = RollbackReport::default();
+    // The app's resource put back to its previous settings: its deployment is followed
+    // and the version verified once every undo is done (the DNS record too).
+    let mut restored_app: Option<(usize, String, String)> = None;
     for row in touched(run).await? {
         let Some(id) = row.external_id.clone() else {
             continue;
@@ -130,7 +133,15 @@ pub(crate) async fn roll_back(
                     action,
                     resource: resource.clone(),
                 });
-                report.undone.push(Undone { action, resource });
+                report.undone.push(Undone {
+                    action,
+                    resource,
+                    verified: None,
+                    unhealthy: None,
+                });
+                if action == UndoAction::Restored && row.provider == Role::Coolify {
+                    restored_app = Some((report.undone.len() - 1, row.kind.clone(), id));
+                }
             }
             Err(e) => report.problems.push(RollbackProblem {
                 resource,
@@ -138,7 +149,59 @@ pub(crate) async fn roll_back(
             }),
         }
     }
+    if let Some((index, kind, id)) = restored_app {
+        let health = follow_restored(run, spec, instances, &kind, &id).await?;
+        let undone = &mut report.undone[index];
+        undone.verified = Some(health.is_ok());
+        undone.unhealthy = health.err().map(|why| run.hidden.redact(&why));
+    }
     Ok(report)
+}
+
+/// A restore is a deploy like any other (invariant 8): its deployment is followed to its
+/// end and the restored version probed over HTTPS, with the forward path's timeouts and
+/// rules, against the health check of the version restored (the last completed run's
+/// spec; the failing spec's if none is readable). `Err` says why it is not healthy.
+async fn follow_restored(
+    run: &Run<'_, '_>,
+    spec: &crate::spec::Spec,
+    instances: &mut Instances,
+    kind: &str,
+    id: &str,
+) -> Result<Result<(), String>, StoreError> {
+    let restored = run
+        .store()
+        .runs(run.deployment)
+        .await?
+        .into_iter()
+        .filter(|r| r.id != run.run_id && r.state == State::Complete)
+        .find_map(|r| Snapshot::from_json(&r.snapshot?).ok())
+        .map_or_else(|| spec.clone(), |snapshot| snapshot.spec);
+    let instance = instances.get_mut(Role::Coolify);
+    if let Err(failure) = run.wait(instance, kind, id).await {
+        return Ok(Err(failure.to_string()));
+    }
+    let probed = super::verify::verify(&restored, &run.ctx.options.verify, |attempt| {
+        run.event(RunEvent::Probing {
+            request: attempt.request,
+            answer: attempt.answer,
+            attempt: attempt.number,
+            elapsed_s: attempt.elapsed.as_secs(),
+            timeout_s: attempt.timeout.as_secs(),
+        });
+    })
+    .await;
+    Ok(match probed {
+        Ok(verified) => {
+            run.event(RunEvent::Verified {
+                url: restored.health_url(),
+                status: verified.status,
+                attempts: verified.attempts,
+            });
+            Ok(())
+        }
+        Err(error) => Err(error.to_string()),
+    })
 }
 
 /// Why `fabrik rollback` has nothing to deploy.

@@ -101,15 +101,26 @@ impl Run<'_, '_> {
 
     /// Moves the run to `next`, recording `reason` (redacted).
     pub async fn to(&mut self, next: State, reason: Option<&str>) -> Result<(), StoreError> {
+        self.end_keeping(next, reason, None).await
+    }
+
+    /// [`Run::to`], for a run's last transition, with the deployment keeping `keep` instead of the run's state (a run
+    /// that ends having changed nothing leaves the app as it was).
+    pub async fn end_keeping(
+        &mut self,
+        next: State,
+        reason: Option<&str>,
+        keep: Option<crate::domain::DeploymentState>,
+    ) -> Result<(), StoreError> {
         let reason = reason.map(|r| self.hidden.redact(r));
         let state = self
             .store()
             .transition(
                 self.deployment,
                 &self.run_id,
-                self.state,
-                next,
+                (self.state, next),
                 reason.as_deref(),
+                keep,
             )
             .await?;
         self.state = state;

@@ -32,8 +32,50 @@ pub enum Journal<'a> {
     },
     /// An apply found nothing to do.
     NoChanges { spec_hash: &'a str },
-    /// `fabrik destroy` deleted every resource of the deployment.
-    Destroyed,
+    /// `fabrik destroy` ran: what it deleted, found gone or failed to delete (`complete`
+    /// when nothing is left).
+    Destroyed { record: &'a DestroyRecord },
+}
+
+/// What one `fabrik destroy` did, as the journal keeps it and `history` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DestroyRecord {
+    /// Nothing of the app is left.
+    #[serde(default)]
+    pub complete: bool,
+    #[serde(default)]
+    pub deleted: usize,
+    #[serde(default)]
+    pub already_gone: usize,
+    #[serde(default)]
+    pub failed: usize,
+}
+
+/// One destroy of a deployment, as read back from the journal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DestroyEntry {
+    /// When it ended (Unix seconds with milliseconds, as runs' times).
+    pub at: String,
+    #[serde(flatten)]
+    pub record: DestroyRecord,
+}
+
+impl DestroyEntry {
+    /// An entry from the journal's `at` and `data`; an entry written before destroys
+    /// recorded their counts (`{}`) was a complete one.
+    pub fn from_journal(at: String, data: Option<&str>) -> Self {
+        let value: serde_json::Value = data
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        let record = match value.get("complete") {
+            Some(_) => serde_json::from_value(value).unwrap_or_default(),
+            None => DestroyRecord {
+                complete: true,
+                ..DestroyRecord::default()
+            },
+        };
+        Self { at, record }
+    }
 }
 
 impl Journal<'_> {
@@ -45,7 +87,7 @@ impl Journal<'_> {
             Journal::Intent { .. } => "intent",
             Journal::Resource { .. } => "resource",
             Journal::NoChanges { .. } => "no_changes",
-            Journal::Destroyed => "destroyed",
+            Journal::Destroyed { .. } => "destroyed",
         }
     }
 
@@ -77,7 +119,7 @@ impl Journal<'_> {
                 "external_id": external_id,
             }),
             Journal::NoChanges { spec_hash } => json!({ "spec_hash": spec_hash }),
-            Journal::Destroyed => json!({}),
+            Journal::Destroyed { record } => serde_json::to_value(record).unwrap_or_default(),
         }
     }
 }

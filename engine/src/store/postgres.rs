@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
-use super::journal::Journal;
+use super::journal::{DestroyEntry, DestroyRecord, Journal};
 use super::{
     Deployment, Holder, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, now, parse_json,
 };
@@ -523,13 +523,13 @@ impl PgStore {
         &self,
         deployment: i64,
         run_id: &str,
-        from: State,
-        to: State,
+        (from, to): (State, State),
         reason: Option<&str>,
+        keep: Option<DeploymentState>,
     ) -> Result<State, StoreError> {
         let next = from.transition(to)?;
         let mut client = self.client.lock().await;
-        transition_in(&mut client, deployment, run_id, from, next, reason).await?;
+        transition_in(&mut client, deployment, run_id, (from, next), reason, keep).await?;
         Ok(next)
     }
 
@@ -547,17 +547,27 @@ impl PgStore {
             let mut state = left_in;
             if state == State::Pending {
                 state = self
-                    .transition(deployment, &run.id, state, State::Validating, None)
+                    .transition(deployment, &run.id, (state, State::Validating), None, None)
                     .await?;
             }
-            self.transition(deployment, &run.id, state, State::Failed, Some(reason))
-                .await?;
+            self.transition(
+                deployment,
+                &run.id,
+                (state, State::Failed),
+                Some(reason),
+                None,
+            )
+            .await?;
             closed.push((run.id, left_in));
         }
         Ok(closed)
     }
 
-    pub async fn mark_destroyed(&self, deployment: i64) -> Result<(), StoreError> {
+    pub async fn mark_destroyed(
+        &self,
+        deployment: i64,
+        record: &DestroyRecord,
+    ) -> Result<(), StoreError> {
         let mut client = self.client.lock().await;
         let tx = client.transaction().await?;
         tx.execute(
@@ -565,9 +575,26 @@ impl PgStore {
             &[&DeploymentState::Destroyed.as_str(), &now(), &deployment],
         )
         .await?;
-        append(&tx, Some(deployment), None, &Journal::Destroyed).await?;
+        append(&tx, Some(deployment), None, &Journal::Destroyed { record }).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    pub async fn destroys(&self, deployment: i64) -> Result<Vec<DestroyEntry>, StoreError> {
+        let rows = self
+            .client
+            .lock()
+            .await
+            .query(
+                "SELECT at, data FROM events WHERE deployment_id = $1 AND kind = 'destroyed'
+                 ORDER BY seq DESC",
+                &[&deployment],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DestroyEntry::from_journal(r.get(0), r.get::<_, Option<String>>(1).as_deref()))
+            .collect())
     }
 
     pub async fn set_spec_hash(&self, deployment: i64, hash: &str) -> Result<(), StoreError> {
@@ -928,9 +955,9 @@ async fn transition_in(
     client: &mut Client,
     deployment: i64,
     run_id: &str,
-    from: State,
-    next: State,
+    (from, next): (State, State),
     reason: Option<&str>,
+    keep: Option<DeploymentState>,
 ) -> Result<(), StoreError> {
     let at = now();
     let finished = next.is_terminal().then_some(at.clone());
@@ -942,7 +969,11 @@ async fn transition_in(
     .await?;
     tx.execute(
         "UPDATE deployments SET state = $1, updated_at = $2 WHERE id = $3",
-        &[&DeploymentState::Run(next).as_str(), &at, &deployment],
+        &[
+            &keep.unwrap_or(DeploymentState::Run(next)).as_str(),
+            &at,
+            &deployment,
+        ],
     )
     .await?;
     if next == State::Complete {

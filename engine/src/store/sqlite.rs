@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::journal::Journal;
+use super::journal::{DestroyEntry, DestroyRecord, Journal};
 use super::{
     Deployment, Holder, ResourceKey, ResourceRow, RunRow, RunStart, StoreError, migrations, now,
     parse_json, sql,
@@ -376,9 +376,9 @@ impl SqliteStore {
         &self,
         deployment: i64,
         run_id: &str,
-        from: State,
-        to: State,
+        (from, to): (State, State),
         reason: Option<&str>,
+        keep: Option<DeploymentState>,
     ) -> Result<State, StoreError> {
         let next = from.transition(to)?;
         let at = now();
@@ -392,7 +392,7 @@ impl SqliteStore {
         )?;
         tx.execute(
             "UPDATE deployments SET state = ?1, updated_at = ?2 WHERE id = ?3",
-            params![DeploymentState::Run(next), at, deployment],
+            params![keep.unwrap_or(DeploymentState::Run(next)), at, deployment],
         )?;
         if next == State::Complete {
             // What a completed run deployed is what a later failed run restores.
@@ -437,9 +437,16 @@ impl SqliteStore {
             }
             let mut state = left_in;
             if state == State::Pending {
-                state = self.transition(deployment, &run.id, state, State::Validating, None)?;
+                state =
+                    self.transition(deployment, &run.id, (state, State::Validating), None, None)?;
             }
-            self.transition(deployment, &run.id, state, State::Failed, Some(reason))?;
+            self.transition(
+                deployment,
+                &run.id,
+                (state, State::Failed),
+                Some(reason),
+                None,
+            )?;
             closed.push((run.id, left_in));
         }
         Ok(closed)
@@ -447,12 +454,36 @@ impl SqliteStore {
 
     /// Records that `fabrik destroy` deleted every resource of the app: the deployment
     /// is `DESTROYED` and has no deployed spec, so the next apply creates it again.
-    pub fn mark_destroyed(&self, deployment: i64) -> Result<(), StoreError> {
-        self.conn.execute(
+    pub fn mark_destroyed(
+        &self,
+        deployment: i64,
+        record: &DestroyRecord,
+    ) -> Result<(), StoreError> {
+        // One transaction: the state and its journal entry agree even if the process
+        // dies here.
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
             "UPDATE deployments SET spec_hash = NULL, state = ?1, updated_at = ?2 WHERE id = ?3",
             params![DeploymentState::Destroyed, now(), deployment],
         )?;
-        self.append_event(Some(deployment), None, &Journal::Destroyed)
+        self.append_event(Some(deployment), None, &Journal::Destroyed { record })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The destroys of a deployment, newest first.
+    pub fn destroys(&self, deployment: i64) -> Result<Vec<DestroyEntry>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT at, data FROM events WHERE deployment_id = ?1 AND kind = 'destroyed'
+             ORDER BY seq DESC",
+        )?;
+        let rows = statement.query_map(params![deployment], |r| {
+            Ok(DestroyEntry::from_journal(
+                r.get(0)?,
+                r.get::<_, Option<String>>(1)?.as_deref(),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Records the spec hash a completed run deployed.
@@ -821,7 +852,7 @@ mod tests {
             State::Complete,
         ] {
             state = store
-                .transition(deployment, run_id, state, next, None)
+                .transition(deployment, run_id, (state, next), None, None)
                 .expect("allowed");
         }
         state
@@ -857,7 +888,13 @@ mod tests {
     fn events_are_append_only_in_the_database_itself() {
         let (_dir, store) = open_temp();
         store
-            .append_event(None, None, &Journal::Destroyed)
+            .append_event(
+                None,
+                None,
+                &Journal::Destroyed {
+                    record: &DestroyRecord::default(),
+                },
+            )
             .expect("append");
         let update = store
             .connection()
@@ -885,7 +922,13 @@ mod tests {
             .expect("deployment");
         start(&store, deployment.id, "run-1", "sha256:x");
         let state = complete(&store, deployment.id, "run-1");
-        let refused = store.transition(deployment.id, "run-1", state, State::Deploying, None);
+        let refused = store.transition(
+            deployment.id,
+            "run-1",
+            (state, State::Deploying),
+            None,
+            None,
+        );
         assert!(matches!(refused, Err(StoreError::Transition(_))));
         assert_eq!(
             store

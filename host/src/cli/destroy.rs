@@ -21,7 +21,10 @@ impl Observer for Lines {
         let line = render::event(event);
         match event {
             RunEvent::NotDestroyed { .. } => errln!("error: {line}"),
-            RunEvent::Destroyed { .. } | RunEvent::Retrying { .. } => errln!("{line}"),
+            RunEvent::Destroyed { .. }
+            | RunEvent::AlreadyGone { .. }
+            | RunEvent::Kept { .. }
+            | RunEvent::Retrying { .. } => errln!("{line}"),
             _ => tracing::info!("{line}"),
         }
     }

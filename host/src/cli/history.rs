@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use fabrik_engine::domain::timestamp;
+use fabrik_engine::store::DestroyEntry;
 use fabrik_engine::workspace::Workspace;
 
 use super::status::{find, short_hash};
@@ -15,7 +16,17 @@ pub fn run(name: &str, format: OutputFormat, state: Option<&Path>) -> anyhow::Re
     let Some(deployment) = runtime.block_on(find(&store, &workspace, name))? else {
         return Ok(ExitStatus::Failure);
     };
-    for run in runtime.block_on(store.runs(deployment.id))? {
+    let runs = runtime.block_on(store.runs(deployment.id))?;
+    let mut destroys = runtime
+        .block_on(store.destroys(deployment.id))?
+        .into_iter()
+        .peekable();
+    let at = |time: &str| time.parse::<f64>().unwrap_or_default();
+    for run in runs {
+        // Destroys between runs, newest first like the runs.
+        while let Some(destroy) = destroys.next_if(|d| at(&d.at) >= at(&run.started_at)) {
+            show_destroy(&destroy, format);
+        }
         let seconds = run
             .finished_at
             .as_deref()
@@ -49,5 +60,43 @@ pub fn run(name: &str, format: OutputFormat, state: Option<&Path>) -> anyhow::Re
             short_hash(&run.spec_hash)
         );
     }
+    for destroy in destroys {
+        show_destroy(&destroy, format);
+    }
     Ok(ExitStatus::Success)
+}
+
+/// One `fabrik destroy` in the history: when, and what it did.
+fn show_destroy(destroy: &DestroyEntry, format: OutputFormat) {
+    let record = &destroy.record;
+    if format == OutputFormat::Json {
+        report::json_line(&serde_json::json!({
+            "destroy": {
+                "at": timestamp::rfc3339(&destroy.at),
+                "complete": record.complete,
+                "deleted": record.deleted,
+                "already_gone": record.already_gone,
+                "failed": record.failed,
+            }
+        }));
+        return;
+    }
+    let mut what = vec![format!("{} deleted", record.deleted)];
+    if record.already_gone > 0 {
+        what.push(format!("{} already gone", record.already_gone));
+    }
+    if record.failed > 0 {
+        what.push(format!("{} not deleted", record.failed));
+    }
+    outln!(
+        "{:<16} {:<12} {}, {}",
+        "destroy",
+        if record.complete {
+            "DESTROYED"
+        } else {
+            "INCOMPLETE"
+        },
+        timestamp::display(&destroy.at),
+        what.join(", ")
+    );
 }

@@ -108,6 +108,10 @@ pub fn event(event: &RunEvent) -> String {
             data_kept: false,
         } => format!("deleted {resource}"),
         RunEvent::NotDestroyed { resource, error } => format!("{resource}: {error}"),
+        RunEvent::AlreadyGone { resource } => {
+            format!("{resource} was already gone: nothing to delete")
+        }
+        RunEvent::Kept { resource, reason } => format!("kept {resource}: {reason}"),
     }
 }
 
@@ -155,6 +159,17 @@ pub fn summary(outcome: &Outcome, spec: Option<&std::path::Path>) -> String {
                     };
                 }
             }
+            if let Some(unhealthy) = rollback.restored_unhealthy() {
+                // Loud: the old settings are back, yet nothing healthy serves the app.
+                text.push_str(&format!(
+                    "\n  the version the rollback restored is not healthy either ({}): the app is down",
+                    unhealthy.resource
+                ));
+                next = format!(
+                    "look at the app's logs in Coolify; `fabrik history {app}` lists earlier versions that `fabrik rollback {app} --to RUN` deploys again; or fix what went wrong, then {apply}",
+                    app = outcome.app
+                );
+            }
             for problem in &rollback.problems {
                 text.push_str(&format!(
                     "\n  not undone: {}: {}",
@@ -171,10 +186,7 @@ pub fn summary(outcome: &Outcome, spec: Option<&std::path::Path>) -> String {
                 text.push_str(&format!(
                     "\n  not tracked: {resource} may have been created by the provider; Fabrik does not own it and left it alone: check it in the provider's console"
                 ));
-            } else if rollback.undone.is_empty()
-                && rollback.left.is_empty()
-                && rollback.problems.is_empty()
-            {
+            } else if outcome.changed_nothing() {
                 text.push_str("\n  nothing was changed");
             }
         }

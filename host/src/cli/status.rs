@@ -3,20 +3,22 @@
 use std::path::Path;
 
 use fabrik_engine::domain::{DeploymentState, ResourceStatus};
-use fabrik_engine::store::{Deployment, Store};
+use fabrik_engine::lock::{Activity, Locks};
+use fabrik_engine::store::{Deployment, RunRow, Store};
 use fabrik_engine::workspace::Workspace;
 
 use super::{ExitStatus, OutputFormat, report};
 
 pub fn run(
     name: Option<&str>,
+    all: bool,
     format: OutputFormat,
     state: Option<&Path>,
 ) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(state)?;
     super::runtime()?.block_on(async {
         let store = workspace.reading_store().await?;
-        show(&store, &workspace, name, format).await
+        show(&store, &workspace, name, all, format).await
     })
 }
 
@@ -74,10 +76,44 @@ async fn hint_elsewhere(store: &Store, workspace: &Workspace) -> anyhow::Result<
     Ok(())
 }
 
+/// What `status` says of an app's newest run beside the deployment's state.
+struct Latest {
+    run: RunRow,
+    /// For an unfinished run: whether a process still runs it.
+    activity: Option<Activity>,
+}
+
+impl Latest {
+    /// The newest run of `d`; for an unfinished one, whether its process is alive.
+    async fn of(store: &Store, locks: &Locks, d: &Deployment) -> anyhow::Result<Option<Self>> {
+        let Some(run) = store.runs(d.id).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let activity = if run.state.is_terminal() {
+            None
+        } else {
+            Some(locks.activity(&d.project, &d.app).await?)
+        };
+        Ok(Some(Self { run, activity }))
+    }
+
+    /// The run was left unfinished by a process that is gone.
+    fn interrupted(&self) -> bool {
+        self.activity == Some(Activity::Gone)
+    }
+
+    /// A finished run whose end the deployment does not show: it failed having changed
+    /// nothing, so the app is still what an earlier run made it.
+    fn failed_beside(&self, d: &Deployment) -> bool {
+        self.run.state.is_terminal() && d.state != DeploymentState::Run(self.run.state)
+    }
+}
+
 async fn show(
     store: &Store,
     workspace: &Workspace,
     name: Option<&str>,
+    all: bool,
     format: OutputFormat,
 ) -> anyhow::Result<ExitStatus> {
     let deployments: Vec<Deployment> = match name {
@@ -92,12 +128,40 @@ async fn show(
             .filter(|d| d.project == workspace.project.name)
             .collect(),
     };
+    let hidden = if name.is_none() && !all {
+        deployments
+            .iter()
+            .filter(|d| d.state == DeploymentState::Destroyed)
+            .count()
+    } else {
+        0
+    };
+    let deployments: Vec<Deployment> = deployments
+        .into_iter()
+        .filter(|d| hidden == 0 || d.state != DeploymentState::Destroyed)
+        .collect();
+    let say_hidden = || {
+        if hidden > 0 {
+            errln!(
+                "  hint: {hidden} destroyed app{} not shown; `fabrik status --all` lists {}",
+                if hidden == 1 { " is" } else { "s are" },
+                if hidden == 1 { "it" } else { "them" }
+            );
+        }
+    };
     if deployments.is_empty() {
-        errln!("no deployment in project `{}`", workspace.project.name);
-        hint_elsewhere(store, workspace).await?;
+        if hidden > 0 {
+            errln!("no live deployment in project `{}`", workspace.project.name);
+            say_hidden();
+        } else {
+            errln!("no deployment in project `{}`", workspace.project.name);
+            hint_elsewhere(store, workspace).await?;
+        }
         return Ok(ExitStatus::Success);
     }
+    let locks = workspace.locks()?;
     for d in deployments {
+        let latest = Latest::of(store, &locks, &d).await?;
         let resources: Vec<_> = store
             .resources(d.id)
             .await?
@@ -105,10 +169,25 @@ async fn show(
             .filter(|r| r.status != ResourceStatus::Deleted)
             .collect();
         if format == OutputFormat::Json {
+            let last_run = latest.as_ref().map(|l| {
+                serde_json::json!({
+                    "id": l.run.id,
+                    "state": l.run.state.to_string(),
+                    "reason": l.run.reason,
+                    "running": match &l.activity {
+                        None => serde_json::Value::Bool(false),
+                        Some(Activity::Running) => serde_json::Value::Bool(true),
+                        Some(Activity::Gone) => serde_json::Value::Bool(false),
+                        Some(Activity::Unknown { .. }) => serde_json::Value::Null,
+                    },
+                    "interrupted": l.interrupted(),
+                })
+            });
             report::json_line(&serde_json::json!({
                 "app": d.app,
                 "project": d.project,
                 "state": d.state.to_string(),
+                "last_run": last_run,
                 "spec": d.spec_path,
                 "spec_hash": d.spec_hash,
                 "resources": resources.iter().map(|r| serde_json::json!({
@@ -126,13 +205,32 @@ async fn show(
         } else {
             "never completed"
         };
+        let shown_state = match &latest {
+            Some(l) if l.interrupted() => format!(
+                "INTERRUPTED in {} (run {}; the process running it is gone: the next apply recovers it)",
+                l.run.state, l.run.id
+            ),
+            Some(Latest {
+                activity: Some(Activity::Unknown { host }),
+                ..
+            }) => format!("{} (run by a process on {host})", d.state),
+            _ => d.state.to_string(),
+        };
         outln!(
             "{}: {} ({}), spec {}",
             d.app,
-            d.state,
+            shown_state,
             d.spec_path,
             d.spec_hash.as_deref().map_or(no_spec, short_hash)
         );
+        if let Some(l) = latest.as_ref().filter(|l| l.failed_beside(&d)) {
+            outln!(
+                "  last attempt: run {} {}, nothing was changed: {}",
+                l.run.id,
+                l.run.state,
+                l.run.reason.as_deref().unwrap_or("no reason recorded")
+            );
+        }
         for r in &resources {
             outln!(
                 "  {} {} {} [{}] {}",
@@ -144,5 +242,6 @@ async fn show(
             );
         }
     }
+    say_hidden();
     Ok(ExitStatus::Success)
 }

@@ -366,7 +366,7 @@ fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderErro
         &api()?,
         Method::Post,
         "/projects",
-        Some(&json!({ "name": name, "description": "Created by fabrik" })),
+        Some(&json!({ "name": name, "description": CREATED_BY_FABRIK })),
     )?;
     let uuid = created["uuid"].as_str().map(str::to_owned);
     if let Some(uuid) = &uuid {
@@ -1132,6 +1132,9 @@ impl Provider for Coolify {
 
     fn delete(kind: String, id: String, owner: String, purge: bool) -> Result<(), ProviderError> {
         written(Some(&id));
+        if kind == "project" {
+            return delete_project(&id);
+        }
         let path = format!("/{}/{id}", plural(&kind));
         let current = match api::call(&api()?, Method::Get, &path, None) {
             Ok(reply) => reply.json()?,
@@ -1236,6 +1239,9 @@ impl Provider for Coolify {
             // to create a resource, one round trip an update does not need.
             return server_resource(kind, &uuid, &ip, false).map(Some);
         }
+        if kind == "project" {
+            return project_resource(&name);
+        }
         if kind != "application" && kind != "service" {
             return Err(permanent(format!(
                 "the Coolify provider has no kind `{kind}`"
@@ -1266,6 +1272,59 @@ impl Provider for Coolify {
             Some(uuid) => read_resource(&kind, uuid),
             None => Ok(None),
         }
+    }
+}
+
+/// What a project Fabrik created says in its description (`nameRules`' sibling
+/// `descriptionRules()` admits no `:`, so a project cannot carry an owner tag).
+const CREATED_BY_FABRIK: &str = "Created by fabrik";
+
+/// The project `name` as `lookup("project", …)` returns it (for `destroy`): its uuid and
+/// whether Fabrik created it (`created_by_fabrik` in outputs); never owned by an app.
+fn project_resource(name: &str) -> Result<Option<Resource>, ProviderError> {
+    let Some(uuid) = project_uuid(name, false)? else {
+        return Ok(None);
+    };
+    let project = match api::call(&api()?, Method::Get, &format!("/projects/{uuid}"), None) {
+        Ok(reply) => reply.json()?,
+        Err(f) if f.status == 404 => return Ok(None),
+        Err(f) => return Err(f.error),
+    };
+    let description = project["description"].as_str().unwrap_or_default();
+    Ok(Some(Resource {
+        kind: "project".to_owned(),
+        id: uuid.clone(),
+        name: name.to_owned(),
+        owner: None,
+        live: json!({ "description": description }).to_string(),
+        outputs: json!({ "uuid": uuid, "created_by_fabrik": description == CREATED_BY_FABRIK })
+            .to_string(),
+    }))
+}
+
+/// Deletes a project Fabrik created, if Coolify finds it empty: Coolify itself refuses a
+/// project with any application, database or service in it (400, `Project::isEmpty()`,
+/// app/Http/Controllers/Api/ProjectController.php `delete_project`), which this passes on
+/// as a permanent error; a project someone else created is never deleted.
+fn delete_project(uuid: &str) -> Result<(), ProviderError> {
+    let path = format!("/projects/{uuid}");
+    let project = match api::call(&api()?, Method::Get, &path, None) {
+        Ok(reply) => reply.json()?,
+        Err(f) if f.status == 404 => return Err(ProviderError::NotFound(path)),
+        Err(f) => return Err(f.error),
+    };
+    let description = project["description"].as_str().unwrap_or_default();
+    if description != CREATED_BY_FABRIK {
+        return Err(permanent(format!(
+            "refusing to delete project `{}`: Fabrik did not create it (its description is {description:?})",
+            project["name"].as_str().unwrap_or("?")
+        )));
+    }
+    match api::call(&api()?, Method::Delete, &path, None) {
+        Ok(_) => Ok(()),
+        Err(f) if f.status == 404 => Err(ProviderError::NotFound(path)),
+        Err(f) if f.status == 400 => Err(permanent("it holds other resources".to_owned())),
+        Err(f) => Err(f.error),
     }
 }
 

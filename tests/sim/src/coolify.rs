@@ -402,6 +402,11 @@ impl Coolify {
     }
 
     /// Live (not deleted) resources: `(kind, uuid, name, description)`.
+    /// The names of the projects Coolify has.
+    pub fn project_names(&self) -> Vec<String> {
+        self.with(|s| s.projects.iter().map(|p| p.name.clone()).collect())
+    }
+
     pub fn resources(&self) -> Vec<(Kind, String, String, String)> {
         let now = Instant::now();
         let delay = self.timing().delete_delay;
@@ -488,7 +493,7 @@ impl Coolify {
             .route("/servers", get(list_servers))
             .route("/servers/{uuid}/destinations", get(list_destinations))
             .route("/projects", get(list_projects).post(create_project))
-            .route("/projects/{uuid}", get(get_project))
+            .route("/projects/{uuid}", get(get_project).delete(delete_project))
             .route(
                 "/projects/{uuid}/environments",
                 get(list_environments).post(create_environment),

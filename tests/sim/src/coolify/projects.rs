@@ -106,6 +106,49 @@ pub(super) async fn get_project(
     })
 }
 
+/// `DELETE /projects/{uuid}` (coollabsio/coolify v4.3.10
+/// app/Http/Controllers/Api/ProjectController.php `delete_project`): 404 "Project not
+/// found.", then 400 "Project has resources, so it cannot be deleted." unless
+/// `Project::isEmpty()` (app/Models/Project.php: no application, database or service in
+/// any of its environments; environments alone do not count), then the project goes with
+/// its environments (`Project::booted`, `deleting`).
+pub(super) async fn delete_project(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> Response {
+    if let Err(r) = sim.enter("delete_project", &method, &uri, &headers).await {
+        return r;
+    }
+    // A resource whose queued deletion ran is gone (see `Coolify::resources`).
+    let now = std::time::Instant::now();
+    let delay = sim.timing().delete_delay;
+    sim.with(|s| {
+        let Some(index) = s.projects.iter().position(|p| p.uuid == project) else {
+            return message(StatusCode::NOT_FOUND, "Project not found.");
+        };
+        let environments: Vec<u64> = s.projects[index]
+            .environments
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        if s.resources
+            .values()
+            .filter(|r| r.deleting.is_none_or(|d| now < d + delay))
+            .any(|r| environments.contains(&r.environment_id))
+        {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Project has resources, so it cannot be deleted.",
+            );
+        }
+        s.projects.remove(index);
+        message(StatusCode::OK, "Project deleted.")
+    })
+}
+
 pub(super) async fn list_environments(
     State(sim): State<Coolify>,
     method: Method,

@@ -1,0 +1,263 @@
+//! Day two (issue 22): what comes after the first deploy. A failure that changed nothing
+//! leaves the app as it was; a dead run is shown as interrupted; destroy leaves no trace
+//! of the app but its history.
+
+use crate::deploy::{World, spawn_until, text};
+
+/// `fabrik status NAME` (stdout and stderr together).
+async fn status(world: &World, args: &[&str]) -> String {
+    let mut all = vec!["status"];
+    all.extend_from_slice(args);
+    let output = world.run(&all).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    format!("{stdout}{stderr}")
+}
+
+/// A server typo, then a refused token: both fail having changed nothing. The app stays
+/// COMPLETE in `status` (with the failed attempt beside it), and the next apply of the
+/// unchanged spec is a no-op: no redeploy, no mutating call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_that_changed_nothing_leaves_the_app_as_it_was() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+
+    let typo = world.spec("typo.yaml", |s| s.replace("server: vps1", "server: vps9"));
+    let failed = world.apply(&typo, &[]).await;
+    let (stdout, stderr) = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("nothing was changed"), "{stdout}");
+    let shown = status(&world, &["test-api"]).await;
+    assert!(shown.starts_with("test-api: COMPLETE"), "{shown}");
+    assert!(
+        shown.contains("  last attempt: run ")
+            && shown
+                .contains("ROLLED_BACK, nothing was changed: Coolify has no server named `vps9`"),
+        "{shown}"
+    );
+    let json = status(&world, &["test-api", "--output", "json"]).await;
+    assert!(
+        json.contains("\"state\":\"COMPLETE\"") && json.contains("\"state\":\"ROLLED_BACK\""),
+        "{json}"
+    );
+
+    // The same spec with a refused DNS token: the unchanged app is not redeployed.
+    let mut cmd = world.command(&spec);
+    cmd.env("CLOUDFLARE_API_TOKEN", "revoked-token");
+    let refused = World::output(cmd).await;
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("nothing was changed"), "{stdout}");
+    assert!(
+        status(&world, &["test-api"])
+            .await
+            .starts_with("test-api: COMPLETE"),
+    );
+
+    let before = world.mutating_calls();
+    let again = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("(no changes)"), "{stdout}{stderr}");
+    assert_eq!(world.mutating_calls(), before, "{stdout}{stderr}");
+}
+
+/// `kill -9` during a deployment: `status` says the run was interrupted (its process is
+/// gone), not that it is still deploying; while it runs, it says it is running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_is_shown_as_interrupted_not_running() {
+    let world = World::start().await;
+    world
+        .sandbox
+        .coolify
+        .set_timing(fabrik_sim::coolify::Timing {
+            service_start: std::time::Duration::from_secs(30),
+            ..fabrik_sim::coolify::Timing::default()
+        });
+    let spec = world.spec("app.yaml", |t| t);
+    let (mut child, reader) = spawn_until(
+        world.command(&spec),
+        "DEPLOYING",
+        "the apply reaches DEPLOYING",
+    );
+    let running = status(&world, &["test-api", "--output", "json"]).await;
+    assert!(
+        running.contains("\"running\":true") && running.contains("\"interrupted\":false"),
+        "{running}"
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    drop(reader);
+
+    let shown = status(&world, &["test-api"]).await;
+    assert!(
+        shown.starts_with("test-api: INTERRUPTED in DEPLOYING (run ")
+            && shown.contains("the next apply recovers it"),
+        "{shown}"
+    );
+    let json = status(&world, &["test-api", "--output", "json"]).await;
+    assert!(
+        json.contains("\"interrupted\":true") && json.contains("\"running\":false"),
+        "{json}"
+    );
+}
+
+/// `destroy` of two apps sharing the Coolify project Fabrik created: the first leaves the
+/// project (it holds the other app), the second deletes it. A resource deleted by hand
+/// is reported as already gone, not as deleted. Each destroy is in `history`; `status`
+/// hides destroyed apps unless `--all` (or named).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_removes_the_project_it_created_once_empty_and_is_in_history() {
+    let world = World::start().await;
+    let first = world.spec("app.yaml", |s| s);
+    let second = world.spec("other.yaml", |s| {
+        s.replace("name: test-api", "name: other-api")
+            .replace("domain: api.example.com", "domain: new.example.com")
+    });
+    for spec in [&first, &second] {
+        let applied = world.apply(spec, &[]).await;
+        assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
+    }
+    assert_eq!(world.sandbox.coolify.project_names(), ["fabrik-tests"]);
+
+    // The first app's service deleted by hand: its destroy says so.
+    let (_, uuid, _, _) = world
+        .sandbox
+        .coolify
+        .resources()
+        .into_iter()
+        .find(|(_, _, name, _)| name == "test-api")
+        .expect("the first app's service");
+    world.sandbox.coolify.remove_by_hand(&uuid);
+    let destroyed = world.run(&["destroy", "test-api", "--yes"]).await;
+    let (stdout, stderr) = text(&destroyed);
+    assert_eq!(destroyed.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("service test-api ({uuid}) was already gone")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&format!("deleted service test-api ({uuid})")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("kept project fabrik-tests") && stderr.contains("holds other resources"),
+        "{stderr}"
+    );
+    assert_eq!(world.sandbox.coolify.project_names(), ["fabrik-tests"]);
+
+    let destroyed = world.run(&["destroy", "other-api", "--yes"]).await;
+    let (stdout, stderr) = text(&destroyed);
+    assert_eq!(destroyed.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("deleted project fabrik-tests ("),
+        "{stderr}"
+    );
+    assert!(world.sandbox.coolify.project_names().is_empty(), "{stderr}");
+
+    // History shows the destroy; status hides destroyed apps unless asked.
+    let history = world.run(&["history", "test-api"]).await;
+    let (history, _) = text(&history);
+    let first_line = history.lines().next().unwrap_or_default();
+    assert!(
+        first_line.starts_with("destroy")
+            && first_line.contains("DESTROYED")
+            && first_line.contains("1 deleted, 1 already gone"),
+        "{history}"
+    );
+    let shown = status(&world, &[]).await;
+    assert!(
+        !shown.contains("test-api") && shown.contains("2 destroyed apps are not shown"),
+        "{shown}"
+    );
+    let all = status(&world, &["--all"]).await;
+    assert!(
+        all.contains("test-api: DESTROYED") && all.contains("other-api: DESTROYED"),
+        "{all}"
+    );
+    let named = status(&world, &["test-api"]).await;
+    assert!(named.contains("test-api: DESTROYED"), "{named}");
+
+    // Applied again after the destroy: the project is created anew, and COMPLETE.
+    let again = world.apply(&first, &[]).await;
+    assert_eq!(again.status.code(), Some(0), "{:?}", text(&again));
+    assert_eq!(world.sandbox.coolify.project_names(), ["fabrik-tests"]);
+}
+
+/// A failed update is rolled back to the previous settings, and the restore is a deploy
+/// like any other: followed to its end and verified. Here the update's health check path
+/// is wrong (404) while the restored version's is right: ROLLED_BACK, and the summary and
+/// JSON say the restored version is healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_version_is_followed_and_verified() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s.replace("timeout: 30", "timeout: 2"));
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+
+    let broken = world.spec("app.yaml", |s| {
+        s.replace("timeout: 30", "timeout: 2")
+            .replace("path: /health", "path: /nope")
+            .replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
+    });
+    let failed = world.apply(&broken, &["--output", "json"]).await;
+    let (stdout, stderr) = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("\"state\":\"ROLLED_BACK\"")
+            && stdout.contains("\"action\":\"restored\"")
+            && stdout.contains("\"verified\":true"),
+        "{stdout}"
+    );
+    let again = world.apply(&broken, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert!(
+        stdout.contains("the restored version is deployed and healthy"),
+        "{stdout}{stderr}"
+    );
+    // The restore's own probe of the restored version's health path is in the log.
+    assert!(
+        stderr.contains("https://api.example.com/health answered 200"),
+        "{stderr}"
+    );
+}
+
+/// The restored version does not come up healthy either: a distinct, loud outcome
+/// (FAILED, "not healthy either", a `next:` line that points at earlier versions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_version_that_is_not_healthy_is_a_loud_failure() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s.replace("timeout: 30", "timeout: 2"));
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+
+    world
+        .sandbox
+        .app
+        .set("api.example.com", fabrik_sim::app::Behaviour::Fail(500));
+    let changed = world.spec("app.yaml", |s| {
+        s.replace("timeout: 30", "timeout: 2")
+            .replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
+    });
+    let failed = world.apply(&changed, &[]).await;
+    let (stdout, stderr) = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.starts_with("test-api: FAILED"), "{stdout}");
+    assert!(
+        stdout.contains("the restored version is NOT healthy")
+            && stdout.contains("is not healthy either")
+            && stdout
+                .contains("next: look at the app's logs in Coolify; `fabrik history test-api`"),
+        "{stdout}"
+    );
+    let json = world
+        .run(&["history", "test-api", "--output", "json"])
+        .await;
+    assert!(
+        text(&json).0.contains("\"state\":\"FAILED\""),
+        "{:?}",
+        text(&json)
+    );
+}
