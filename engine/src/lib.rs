@@ -14,6 +14,7 @@ pub mod plugins;
 pub mod project;
 pub mod retry;
 pub mod secrets;
+pub mod sources;
 pub mod spec;
 pub mod store;
 pub mod workspace;

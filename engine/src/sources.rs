@@ -53,11 +53,18 @@ impl Moving {
     /// commit id, an image digest).
     pub fn of(source: &Source) -> Option<Self> {
         match source {
-            Source::Git { repository, branch } if !git::is_commit(branch) => Some(Self::GitRef {
+            Source::Git {
+                repository,
+                branch,
+                commit: None,
+            } if !git::is_commit(branch) => Some(Self::GitRef {
                 repository: repository.clone(),
                 reference: branch.clone(),
             }),
-            Source::Image { image } if !image::is_pinned(image) => Some(Self::ImageTag {
+            Source::Image {
+                image,
+                digest: None,
+            } if !image::is_pinned(image) => Some(Self::ImageTag {
                 image: image.clone(),
             }),
             _ => None,
@@ -261,8 +268,16 @@ impl Resolver {
 /// The id a pinned source writes.
 fn pinned_id(source: &Source) -> Result<String, SourceError> {
     match source {
+        Source::Git {
+            commit: Some(commit),
+            ..
+        }
+        | Source::Image {
+            digest: Some(commit),
+            ..
+        } => Ok(commit.clone()),
         Source::Git { branch, .. } => Ok(branch.clone()),
-        Source::Image { image } => ImageRef::parse(image)
+        Source::Image { image, .. } => ImageRef::parse(image)
             .map_err(|problem| problem.to_string())
             .and_then(|parsed| parsed.digest.ok_or_else(|| "it has no digest".to_owned()))
             .map_err(|problem| SourceError::InvalidImage {
@@ -577,6 +592,7 @@ mod tests {
         let git = |branch: &str| Source::Git {
             repository: "https://github.com/acme/shop".to_owned(),
             branch: branch.to_owned(),
+            commit: None,
         };
         assert_eq!(
             Moving::of(&git("main")),
@@ -588,13 +604,20 @@ mod tests {
         assert_eq!(Moving::of(&git(commit)), None);
         assert_eq!(
             Moving::of(&Source::Image {
-                image: "nginx:1.27".to_owned()
+                image: "nginx:1.27".to_owned(),
+                digest: None,
             }),
             Some(Moving::ImageTag {
                 image: "nginx:1.27".to_owned()
             })
         );
-        assert_eq!(Moving::of(&Source::Image { image: digest }), None);
+        assert_eq!(
+            Moving::of(&Source::Image {
+                image: digest,
+                digest: None
+            }),
+            None
+        );
     }
 
     #[tokio::test]
@@ -607,6 +630,7 @@ mod tests {
             .resolve(&Source::Git {
                 repository: "https://git.invalid/acme/shop".to_owned(),
                 branch: commit.to_owned(),
+                commit: None,
             })
             .await
             .expect("pinned commit");
@@ -621,6 +645,7 @@ mod tests {
         let resolved = resolver
             .resolve(&Source::Image {
                 image: format!("registry.invalid/acme/x@{digest}"),
+                digest: None,
             })
             .await
             .expect("pinned digest");
@@ -636,6 +661,7 @@ mod tests {
             .resolve(&Source::Git {
                 repository: "https://127.0.0.1/acme/shop".to_owned(),
                 branch: "main".to_owned(),
+                commit: None,
             })
             .await
             .expect_err("refused");
@@ -646,6 +672,7 @@ mod tests {
         let error = resolver
             .resolve(&Source::Image {
                 image: "localhost:5000/x:1".to_owned(),
+                digest: None,
             })
             .await
             .expect_err("loopback registry");
@@ -656,6 +683,7 @@ mod tests {
         let error = resolver
             .resolve(&Source::Image {
                 image: "10.0.0.7:5000/x:1".to_owned(),
+                digest: None,
             })
             .await
             .expect_err("private registry");

@@ -33,6 +33,24 @@ pub struct LoadedSpec {
     pub hooks: model::Hooks,
 }
 
+impl LoadedSpec {
+    /// The spec with its source pinned to `id` (the commit or image digest its branch or
+    /// tag resolved to), rendered again: the compose document then names the id, so that
+    /// what is hashed, planned and deployed is exactly that code.
+    pub fn pinned(&self, id: &str, templates: &TemplateRegistry) -> Result<Self, TemplateError> {
+        let mut spec = self.spec.clone();
+        spec.source = spec.source.map(|source| source.pinned(id));
+        let rendered = templates.get(&spec.template)?.render(&spec)?;
+        Ok(Self {
+            path: self.path.clone(),
+            spec,
+            rendered,
+            notify: self.notify.clone(),
+            hooks: self.hooks.clone(),
+        })
+    }
+}
+
 /// Why a spec could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {

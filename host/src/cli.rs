@@ -35,6 +35,7 @@ mod providers;
 mod render;
 mod report;
 mod rollback;
+mod sources;
 mod specs;
 mod state;
 mod status;
@@ -273,6 +274,8 @@ struct PlanArgs {
     #[arg(long)]
     detailed_exitcode: bool,
     #[command(flatten)]
+    reach: ReachArgs,
+    #[command(flatten)]
     state: StateArgs,
     #[command(flatten)]
     output: OutputArgs,
@@ -307,6 +310,33 @@ struct RollbackArgs {
     run: RunArgs,
 }
 
+/// How health checks and source resolution reach hosts (`apply`, `rollback`, `plan`).
+#[derive(Debug, Clone, Args)]
+struct ReachArgs {
+    /// Connect to ADDR for HOST:PORT in health checks and source resolution, as curl's
+    /// --resolve (ADDR may carry a port)
+    #[arg(
+        long,
+        value_name = "HOST:PORT:ADDR",
+        env = "FABRIK_RESOLVE",
+        value_delimiter = ','
+    )]
+    resolve: Vec<fabrik_engine::orchestrator::verify::Resolve>,
+    /// Also trust this CA (PEM) in health checks and source resolution
+    #[arg(long, value_name = "FILE", env = "FABRIK_CA_FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+impl ReachArgs {
+    fn verify_options(&self) -> fabrik_engine::orchestrator::verify::VerifyOptions {
+        fabrik_engine::orchestrator::verify::VerifyOptions {
+            resolve: self.resolve.clone(),
+            ca_file: self.ca_file.clone(),
+            lookup: Default::default(),
+        }
+    }
+}
+
 /// Options shared by everything that runs a deployment (`apply`, `rollback`).
 #[derive(Debug, Args)]
 struct RunArgs {
@@ -322,17 +352,8 @@ struct RunArgs {
     /// How long to wait for Coolify's deployment, in seconds
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     deploy_timeout: u64,
-    /// Connect to ADDR for HOST:PORT in health checks, as curl's --resolve (ADDR may carry a port)
-    #[arg(
-        long,
-        value_name = "HOST:PORT:ADDR",
-        env = "FABRIK_RESOLVE",
-        value_delimiter = ','
-    )]
-    resolve: Vec<fabrik_engine::orchestrator::verify::Resolve>,
-    /// Also trust this CA (PEM) in health checks
-    #[arg(long, value_name = "FILE", env = "FABRIK_CA_FILE")]
-    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    reach: ReachArgs,
     /// Progress display: a live line per app on a terminal, plain lines otherwise
     #[arg(long, value_enum, default_value_t)]
     progress: ProgressMode,
@@ -385,6 +406,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 args.output.output,
                 args.detailed_exitcode,
                 args.state.path.as_deref(),
+                &args.reach.verify_options(),
             ),
             None => Ok(ExitStatus::Invalid),
         },

@@ -127,9 +127,15 @@ async fn edits_made_by_hand_are_found_and_repaired() {
     // The image, changed in Coolify's UI.
     sim.edit_image(&uuid, "ghcr.io/acme/test-api", "0.9");
     complete(&world, &spec).await;
+    // The spec's tag, as the digest it resolved to.
+    let digest = world
+        .sandbox
+        .app
+        .sources
+        .image_digest("ghcr.io/acme/test-api", "1.4");
     assert_eq!(
-        sim.deployed_image(&uuid).as_deref(),
-        Some("ghcr.io/acme/test-api:1.4"),
+        sim.deployed_image(&uuid),
+        Some(format!("ghcr.io/acme/test-api@{digest}")),
         "the spec's image runs again"
     );
 

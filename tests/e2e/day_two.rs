@@ -261,3 +261,145 @@ async fn a_restored_version_that_is_not_healthy_is_a_loud_failure() {
         text(&json)
     );
 }
+
+/// The uuid of the service named `name` in the simulated Coolify.
+fn service_uuid(world: &World, name: &str) -> String {
+    world
+        .sandbox
+        .coolify
+        .resources()
+        .into_iter()
+        .find(|(_, _, n, _)| n == name)
+        .map(|(_, uuid, _, _)| uuid)
+        .unwrap_or_else(|| panic!("no service {name}"))
+}
+
+/// A git source: the branch is resolved to its commit, which Coolify receives as the
+/// build context; an unchanged branch is a no-op; a push is a change the plan shows with
+/// both ids and a plain apply deploys; `fabrik rollback` brings back the old commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_branch_is_deployed_by_a_plain_apply_and_rolled_back_to_its_commit() {
+    let world = World::start().await;
+    let repository = "https://github.com/acme/shop";
+    let spec = world.spec("app.yaml", |s| {
+        s.replace("template: python-api", "template: node-api")
+            .replace(
+                "  image: ghcr.io/acme/test-api:1.4",
+                &format!("  git: {repository}\n  branch: main"),
+            )
+    });
+    let first_commit = world.sandbox.app.sources.head(repository, "main");
+    let first = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "test-api: source main of {repository} is {}",
+            &first_commit[..7]
+        )),
+        "{stderr}"
+    );
+    let uuid = service_uuid(&world, "test-api");
+    let compose = world.sandbox.coolify.compose_of(&uuid).expect("compose");
+    assert!(
+        compose.contains(&format!("{repository}.git#{first_commit}")),
+        "Coolify builds the resolved commit: {compose}"
+    );
+
+    let same = world.apply(&spec, &[]).await;
+    assert!(text(&same).0.contains("(no changes)"), "{:?}", text(&same));
+
+    // A push: plan shows both ids; a plain apply ships it.
+    let second_commit = world.sandbox.app.sources.push(repository, "main");
+    let plan = world.run(&["plan", spec.to_str().expect("utf-8")]).await;
+    let (plan_out, plan_err) = text(&plan);
+    assert!(
+        plan_out.contains(&format!(
+            "source: main {} → {}",
+            &first_commit[..7],
+            &second_commit[..7]
+        )),
+        "{plan_out}{plan_err}"
+    );
+    let shipped = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&shipped);
+    assert_eq!(shipped.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(!stdout.contains("(no changes)"), "{stdout}");
+    let compose = world.sandbox.coolify.compose_of(&uuid).expect("compose");
+    assert!(compose.contains(&second_commit), "{compose}");
+
+    // Offline, plan says it could not look and assumes the deployed commit: no change.
+    let offline = world
+        .run(&["--offline", "plan", spec.to_str().expect("utf-8")])
+        .await;
+    let (offline_out, offline_err) = text(&offline);
+    assert!(
+        offline_err.contains("not resolved")
+            && offline_err.contains(&format!("still at {} (deployed)", &second_commit[..7]))
+            && offline_out.contains("Plan: 0 to add, 0 to change, 0 to destroy."),
+        "{offline_out}{offline_err}"
+    );
+
+    // Rollback deploys the first commit again, not the branch's head.
+    let rolled = world.run(&["rollback", "test-api"]).await;
+    let (stdout, stderr) = text(&rolled);
+    assert_eq!(rolled.status.code(), Some(0), "{stdout}{stderr}");
+    let compose = world.sandbox.coolify.compose_of(&uuid).expect("compose");
+    assert!(
+        compose.contains(&first_commit) && !compose.contains(&second_commit),
+        "{compose}"
+    );
+
+    // A branch that does not exist: apply refuses before anything changes.
+    let missing = world.spec("missing.yaml", |s| {
+        s.replace("name: test-api", "name: other-api")
+            .replace("domain: api.example.com", "domain: new.example.com")
+            .replace("template: python-api", "template: node-api")
+            .replace(
+                "  image: ghcr.io/acme/test-api:1.4",
+                &format!("  git: {repository}\n  branch: nope"),
+            )
+    });
+    let before = world.mutating_calls();
+    let refused = world.apply(&missing, &[]).await;
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("has no branch or tag `nope`; its branches: main")
+            && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(world.mutating_calls(), before);
+}
+
+/// An image tag: resolved to its manifest digest, which Coolify receives (`name@sha256:…`);
+/// a tag pushed again is a change a plain apply deploys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_image_tag_is_deployed_by_its_digest() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let first_digest = world
+        .sandbox
+        .app
+        .sources
+        .image_digest("ghcr.io/acme/test-api", "1.4");
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+    let uuid = service_uuid(&world, "test-api");
+    let compose = world.sandbox.coolify.compose_of(&uuid).expect("compose");
+    assert!(
+        compose.contains(&format!("ghcr.io/acme/test-api@{first_digest}")),
+        "{compose}"
+    );
+    let second_digest = world
+        .sandbox
+        .app
+        .sources
+        .push_image("ghcr.io/acme/test-api", "1.4");
+    let shipped = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&shipped);
+    assert_eq!(shipped.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(!stdout.contains("(no changes)"), "{stdout}");
+    let compose = world.sandbox.coolify.compose_of(&uuid).expect("compose");
+    assert!(compose.contains(&second_digest), "{compose}");
+}

@@ -57,14 +57,26 @@ impl World {
         })
     }
 
+    /// The resolve overrides of the sandbox's git hosts and registries (`github.com`,
+    /// `ghcr.io`…), where specs' sources resolve.
+    pub fn source_overrides(&self) -> Vec<String> {
+        fabrik_sim::sources::GIT_HOSTS
+            .iter()
+            .chain(&fabrik_sim::sources::REGISTRY_HOSTS)
+            .map(|host| format!("{host}:443:{}", self.sandbox.app_addr))
+            .collect()
+    }
+
     /// `fabrik` in the project with the sandbox's credentials, CA and resolve overrides
-    /// for `api`, `bad` and `new` `.example.com`, and nothing else from this environment.
+    /// for `api`, `bad` and `new` `.example.com` and the sources' hosts, and nothing else
+    /// from this environment.
     pub fn fabrik(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"));
-        let resolve: Vec<String> = ["api", "bad", "new"]
+        let mut resolve: Vec<String> = ["api", "bad", "new"]
             .iter()
             .map(|host| format!("{host}.example.com:443:{}", self.sandbox.app_addr))
             .collect();
+        resolve.extend(self.source_overrides());
         cmd.current_dir(self.dir.path())
             .env_clear()
             .envs(crate::support::kept_env())
@@ -759,6 +771,7 @@ async fn several_specs_in_one_apply_run_concurrently() {
                 .replace("domain: api.example.com", &format!("domain: {domain}"))
         }));
     }
+    resolve.extend(world.source_overrides());
     let mut cmd = world.command(&specs[0]);
     cmd.env("FABRIK_RESOLVE", resolve.join(","))
         .args(&specs[1..])

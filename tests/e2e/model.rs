@@ -241,10 +241,11 @@ impl Harness {
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
-        let resolve: Vec<String> = (0..self.apps)
+        let mut resolve: Vec<String> = (0..self.apps)
             .flat_map(|app| [domain(app, 0), domain(app, 1)])
             .map(|d| format!("{d}:443:{}", self.world.sandbox.app_addr))
             .collect();
+        resolve.extend(self.world.source_overrides());
         let mut cmd = self.world.fabrik();
         cmd.env("FABRIK_RESOLVE", resolve.join(",")).args(args);
         cmd
@@ -617,7 +618,10 @@ impl Harness {
             ));
         }
         if app == 0 {
-            let image = format!("ghcr.io/acme/{}:{}", APPS[app], version.tag);
+            // The spec's tag as the digest it resolved to (moving sources are pinned).
+            let repository = format!("ghcr.io/acme/{}", APPS[app]);
+            let digest = sim.app.sources.image_digest(&repository, version.tag);
+            let image = format!("{repository}@{digest}");
             let deployed = sim.coolify.deployed_image(uuid);
             if deployed.as_deref() != Some(image.as_str()) {
                 return Err(format!(

@@ -62,7 +62,14 @@ async fn a_provider_from_a_registry_is_locked_fetched_by_digest_cached_and_loade
         ),
     )
     .expect("fabrik.toml");
-    let spec = world.spec("app.yaml", |t| t);
+    // The image pinned by digest: an `--offline` apply cannot resolve a tag (and must
+    // not deploy one unresolved).
+    let spec = world.spec("app.yaml", |t| {
+        t.replace(
+            "ghcr.io/acme/test-api:1.4",
+            &format!("ghcr.io/acme/test-api@sha256:{}", "4".repeat(64)),
+        )
+    });
     let spec = spec.to_str().expect("utf-8");
     let cache = tempfile::tempdir().expect("cache");
     let cache = cache.path();

@@ -418,12 +418,12 @@ async fn settled(
     secrets: &Secrets,
     wanted: &[Wanted],
 ) -> Result<Vec<Wanted>, StoreError> {
-    let deployed_fingerprints =
-        super::snapshot::deployed_fingerprints(ctx.store.runs(deployment.id).await?, deployment);
+    let deployed = super::snapshot::deployed(ctx.store.runs(deployment.id).await?, deployment);
     let known = Known {
         deployment: Some(deployment.clone()),
         rows: rows.to_vec(),
-        deployed_fingerprints,
+        deployed_source: deployed.as_ref().and_then(|s| s.spec.source.clone()),
+        deployed_fingerprints: deployed.map(|s| s.fingerprints),
         current_fingerprints: secrets
             .fingerprints
             .iter()

@@ -87,7 +87,7 @@ pub fn coolify_resource(
         desired["destination"] = json!(destination);
     }
     if kind == "application" {
-        let Some(Source::Image { image }) = &spec.source else {
+        let Some(image) = spec.source.as_ref().and_then(Source::image_reference) else {
             return Err("an application needs an image source".to_owned());
         };
         desired["image"] = json!(image);

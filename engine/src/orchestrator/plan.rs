@@ -223,7 +223,11 @@ impl Plan {
                 } else {
                     row.previous_desired.as_ref().or(row.desired.as_ref())
                 };
-                let mut changes = diff("", baseline.unwrap_or(&Value::Null), &wanted.desired);
+                let mut changes: Vec<Change> =
+                    source_change(known.deployed_source.as_ref(), spec.source.as_ref())
+                        .into_iter()
+                        .collect();
+                changes.extend(diff("", baseline.unwrap_or(&Value::Null), &wanted.desired));
                 changes.extend(secret_changes(&spec.secrets, &spec.required_secrets, known));
                 if changes.is_empty() && !deployment.is_complete() {
                     changes.push(Change::note(
@@ -317,6 +321,32 @@ pub struct Known {
     pub deployed_fingerprints: Option<BTreeMap<String, String>>,
     /// Fingerprints of the secret values now: `None` for one that apply would generate.
     pub current_fingerprints: BTreeMap<String, Option<String>>,
+    /// The source of the deployed version (from its run's snapshot), with the commit or
+    /// digest it was resolved to.
+    pub deployed_source: Option<Source>,
+}
+
+/// The plan's line for a moved source: `source: main 3f2a1c9 → 8b0d4e2`.
+fn source_change(before: Option<&Source>, after: Option<&Source>) -> Option<Change> {
+    let (before, after) = (before?, after?);
+    let (old, new) = (before.resolved(), after.resolved());
+    if old == new || new.is_none() {
+        return None;
+    }
+    fn shown(id: Option<&str>) -> &str {
+        id.map_or("(not resolved)", crate::sources::short)
+    }
+    Some(Change {
+        field: "source".to_owned(),
+        before: serde_json::json!(old),
+        after: serde_json::json!(new),
+        summary: format!(
+            "source: {} {} → {}",
+            after.moving_name(),
+            shown(old),
+            shown(new)
+        ),
+    })
 }
 
 fn unchanged(step: Step, row: &ResourceRow) -> Step {
@@ -342,8 +372,20 @@ impl FreshSteps {
     fn of(loaded: &LoadedSpec) -> Self {
         let spec = &loaded.spec;
         let source = match &spec.source {
-            Some(Source::Image { image }) => format!("image {image}"),
-            Some(Source::Git { repository, branch }) => format!("{repository} ({branch})"),
+            Some(source @ Source::Image { image, .. }) => match source.resolved() {
+                Some(id) => format!("image {image} ({})", crate::sources::short(id)),
+                None => format!("image {image}"),
+            },
+            Some(Source::Git {
+                repository,
+                branch,
+                commit,
+            }) => match commit {
+                Some(commit) => {
+                    format!("{repository} ({branch} {})", crate::sources::short(commit))
+                }
+                None => format!("{repository} ({branch})"),
+            },
             None => "no source".to_owned(),
         };
         let variables = spec.env.len() + spec.secrets.len();

@@ -354,7 +354,7 @@ mod tests {
 
     fn image(target: &RollbackTarget) -> String {
         match &target.spec.spec.source {
-            Some(crate::spec::model::Source::Image { image }) => image.clone(),
+            Some(crate::spec::model::Source::Image { image, .. }) => image.clone(),
             other => panic!("{other:?}"),
         }
     }

@@ -61,13 +61,12 @@ impl Snapshot {
     }
 }
 
-/// The secret fingerprints of the version the state records as deployed: those of the
-/// newest completed run with the deployment's spec hash. Plan and apply both compare
-/// the current secrets with these.
-pub fn deployed_fingerprints(
+/// The snapshot of the version the state records as deployed: that of the newest
+/// completed run with the deployment's spec hash.
+pub fn deployed(
     runs: Vec<crate::store::RunRow>,
     deployment: &crate::store::Deployment,
-) -> Option<BTreeMap<String, String>> {
+) -> Option<Snapshot> {
     runs.into_iter()
         .find(|r| {
             r.state == State::Complete
@@ -75,7 +74,15 @@ pub fn deployed_fingerprints(
         })
         .and_then(|r| r.snapshot)
         .and_then(|s| Snapshot::from_json(&s).ok())
-        .map(|s| s.fingerprints)
+}
+
+/// The secret fingerprints of the version the state records as deployed. Plan and apply
+/// both compare the current secrets with these.
+pub fn deployed_fingerprints(
+    runs: Vec<crate::store::RunRow>,
+    deployment: &crate::store::Deployment,
+) -> Option<BTreeMap<String, String>> {
+    deployed(runs, deployment).map(|s| s.fingerprints)
 }
 
 #[cfg(test)]

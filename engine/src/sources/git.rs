@@ -92,7 +92,7 @@ enum Packet<'a> {
 
 /// Splits the next pkt-line off the front of `rest`; `None` at the end of the bytes.
 fn next_packet<'a>(rest: &mut &'a [u8]) -> Option<Result<Packet<'a>, AdvertisementError>> {
-    let bytes: &'a [u8] = *rest;
+    let bytes: &'a [u8] = rest;
     if bytes.is_empty() {
         return None;
     }

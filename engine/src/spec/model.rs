@@ -48,9 +48,24 @@ pub struct Spec {
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// A container image reference, such as `ghcr.io/acme/my-api:1.4`.
-    Image { image: String },
-    /// A public git repository over https, and the branch to build.
-    Git { repository: String, branch: String },
+    Image {
+        image: String,
+        /// The manifest digest (`sha256:<64 hex>`) the tag pointed at when the source
+        /// was resolved: what is deployed, so that a moved tag is a change and a rollback
+        /// deploys the old image. Absent until resolved (and for a reference written
+        /// with its digest).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+    },
+    /// A public git repository over https, and the branch (or tag) to build.
+    Git {
+        repository: String,
+        branch: String,
+        /// The commit to build: written in the spec (`source.commit`), or the one the
+        /// branch pointed at when the source was resolved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        commit: Option<String>,
+    },
 }
 
 impl Source {
@@ -58,6 +73,59 @@ impl Source {
         match self {
             Source::Image { .. } => SourceKind::Image,
             Source::Git { .. } => SourceKind::Git,
+        }
+    }
+
+    /// The immutable id deployed: the resolved (or written) commit or image digest.
+    pub fn resolved(&self) -> Option<&str> {
+        match self {
+            Source::Image { digest, .. } => digest.as_deref(),
+            Source::Git { commit, .. } => commit.as_deref(),
+        }
+    }
+
+    /// The source with `id` (a commit, or an image digest) as what is deployed.
+    pub fn pinned(&self, id: &str) -> Source {
+        match self {
+            Source::Image { image, .. } => Source::Image {
+                image: image.clone(),
+                digest: Some(id.to_owned()),
+            },
+            Source::Git {
+                repository, branch, ..
+            } => Source::Git {
+                repository: repository.clone(),
+                branch: branch.clone(),
+                commit: Some(id.to_owned()),
+            },
+        }
+    }
+
+    /// The image reference to deploy: `name@sha256:…` once resolved (the tag dropped:
+    /// the digest alone names the image, and Coolify stores a digest reference as
+    /// `name@sha256` plus the hex), else as written.
+    pub fn image_reference(&self) -> Option<String> {
+        let Source::Image { image, digest } = self else {
+            return None;
+        };
+        Some(match digest {
+            Some(digest) if !image.contains('@') => {
+                let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+                let name = match image[last_slash..].rfind(':') {
+                    Some(colon) => &image[..last_slash + colon],
+                    None => image.as_str(),
+                };
+                format!("{name}@{digest}")
+            }
+            _ => image.clone(),
+        })
+    }
+
+    /// The moving name people know the source by: the branch, or the image as written.
+    pub fn moving_name(&self) -> &str {
+        match self {
+            Source::Image { image, .. } => image,
+            Source::Git { branch, .. } => branch,
         }
     }
 }

@@ -312,14 +312,21 @@ fn context(spec: &Spec) -> JinjaValue {
         .entry("PORT".to_owned())
         .or_insert_with(|| spec.port.to_string());
     let (image, git) = match &spec.source {
-        Some(Source::Image { image }) => (Some(image.clone()), None),
-        Some(Source::Git { repository, branch }) => {
+        Some(source @ Source::Image { .. }) => (source.image_reference(), None),
+        Some(Source::Git {
+            repository,
+            branch,
+            commit,
+        }) => {
             let base = repository.trim_end_matches('/');
             let base = base.strip_suffix(".git").unwrap_or(base);
+            // A resolved commit is what is built: the branch may have moved since.
+            let reference = commit.as_deref().unwrap_or(branch);
             let git = serde_json::json!({
                 "repository": repository,
                 "branch": branch,
-                "context": format!("{base}.git#{branch}"),
+                "commit": commit,
+                "context": format!("{base}.git#{reference}"),
             });
             (None, Some(git))
         }

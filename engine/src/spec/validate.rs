@@ -30,7 +30,7 @@ const TOP_LEVEL: &[&str] = &[
     "notify",
     "hooks",
 ];
-const SOURCE_KEYS: &[&str] = &["image", "git", "branch"];
+const SOURCE_KEYS: &[&str] = &["image", "git", "branch", "commit"];
 const SECRET_KEYS: &[&str] = &["name", "generate"];
 const COOLIFY_KEYS: &[&str] = &["project", "environment", "destination"];
 const HEALTH_KEYS: &[&str] = &["path", "timeout", "interval", "expect_status"];
@@ -385,6 +385,7 @@ impl Reader<'_> {
         let image = self.string(mapping, "source", "image");
         let git = self.string(mapping, "source", "git");
         let branch = self.string(mapping, "source", "branch");
+        let commit = self.string(mapping, "source", "commit");
         match (image, git) {
             (Some(_), Some(_)) => {
                 self.error_with_hint(
@@ -395,11 +396,18 @@ impl Reader<'_> {
                 None
             }
             (Some(image), None) => {
-                if branch.is_some() {
+                if branch.is_some() || commit.is_some() {
+                    let field = if branch.is_some() {
+                        "source.branch"
+                    } else {
+                        "source.commit"
+                    };
                     self.error_with_hint(
-                        "source.branch",
+                        field,
                         "only applies to a `git` source",
-                        Some("remove `branch`, or pin the image by tag or digest".into()),
+                        Some(
+                            "remove it, or pin the image by digest (`name@sha256:<digest>`)".into(),
+                        ),
                     );
                 }
                 match image_reference_problem(&image) {
@@ -407,7 +415,10 @@ impl Reader<'_> {
                         self.error_with_hint("source.image", format!("{image:?} is not a valid image reference: {problem}"), Some("write a reference such as `ghcr.io/acme/my-api:1.4` or `nginx@sha256:<digest>`".into()));
                         None
                     }
-                    None => Some(Source::Image { image }),
+                    None => Some(Source::Image {
+                        image,
+                        digest: None,
+                    }),
                 }
             }
             (None, Some(repository)) => {
@@ -420,7 +431,24 @@ impl Reader<'_> {
                     );
                     return None;
                 }
-                Some(Source::Git { repository, branch })
+                if let Some(commit) = &commit
+                    && !(commit.len() == 40
+                        && commit
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+                {
+                    self.error_with_hint(
+                        "source.commit",
+                        format!("{commit:?} is not a full commit id"),
+                        Some("write the 40 lowercase hex digits of the commit (`git rev-parse HEAD`), or remove it to deploy the branch's newest commit".into()),
+                    );
+                    return None;
+                }
+                Some(Source::Git {
+                    repository,
+                    branch,
+                    commit,
+                })
             }
             (None, None) => {
                 self.error_with_hint(

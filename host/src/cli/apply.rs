@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use fabrik_engine::domain::{RunOrigin, State};
 use fabrik_engine::orchestrator::apply::{ApplyOptions, Context, apply};
 use fabrik_engine::orchestrator::notify::Notifier;
-use fabrik_engine::orchestrator::verify::VerifyOptions;
 use fabrik_engine::plugins::cache::ComponentCache;
 use fabrik_engine::plugins::{Pins, ProviderSet};
 use fabrik_engine::project::{Project, project_dir};
@@ -72,11 +71,7 @@ fn options(args: &RunArgs) -> ApplyOptions {
         no_refresh: args.no_refresh,
         lock_timeout: super::seconds(args.lock_timeout),
         deploy_timeout: super::seconds(args.deploy_timeout),
-        verify: VerifyOptions {
-            resolve: args.resolve.clone(),
-            ca_file: args.ca_file.clone(),
-            lookup: Default::default(),
-        },
+        verify: args.reach.verify_options(),
         backoff: Backoff::PROVIDER,
     }
 }
@@ -208,6 +203,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
             args.run.output.output,
             args.detailed_exitcode,
             args.run.state.path.as_deref(),
+            &args.run.reach.verify_options(),
         );
     }
     let (loaded, all_valid) = load_all(&args.specs, args.run.output.output)?;
@@ -244,6 +240,29 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
         errln!("nothing was changed: every problem above must be fixed first");
         return Ok(ExitStatus::Invalid);
     }
+    // Branches and tags become the commits and digests they point at now: what is
+    // deployed is exactly what was resolved, and a moved branch is a change.
+    let loaded = match super::sources::resolve_all(
+        loaded,
+        &args.run.reach.verify_options(),
+        super::sources::Purpose::Apply,
+        |_| None,
+    )? {
+        Ok(loaded) => loaded,
+        Err(unresolved) => {
+            for u in &unresolved {
+                errln!("error: {}: {}", u.app, u.message);
+            }
+            errln!(
+                "nothing was changed: apply deploys a branch or tag only as the commit or digest it resolves to"
+            );
+            return Ok(if unresolved.iter().all(|u| u.unreachable) {
+                ExitStatus::Failure
+            } else {
+                ExitStatus::Invalid
+            });
+        }
+    };
     let reporter = Reporter::new(args.run.output.output, args.run.progress);
     let mut status = ExitStatus::Success;
     for dir in project_dirs(&loaded) {

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use fabrik_engine::orchestrator::plan::{Known, Plan, Tally};
-use fabrik_engine::orchestrator::snapshot::deployed_fingerprints;
+use fabrik_engine::orchestrator::snapshot::deployed;
+use fabrik_engine::orchestrator::verify::VerifyOptions;
 use fabrik_engine::project::project_dir;
 use fabrik_engine::secrets::{self, EnvSource};
 use fabrik_engine::spec::LoadedSpec;
@@ -68,8 +69,9 @@ impl PlanSource {
             return Ok(known);
         };
         known.rows = store.resources(deployment.id).await?;
-        known.deployed_fingerprints =
-            deployed_fingerprints(store.runs(deployment.id).await?, &deployment);
+        let deployed = deployed(store.runs(deployment.id).await?, &deployment);
+        known.deployed_source = deployed.as_ref().and_then(|s| s.spec.source.clone());
+        known.deployed_fingerprints = deployed.map(|s| s.fingerprints);
         known.deployment = Some(deployment);
         Ok(known)
     }
@@ -82,6 +84,7 @@ pub fn run(
     format: OutputFormat,
     detailed_exitcode: bool,
     state_path: Option<&Path>,
+    verify: &VerifyOptions,
 ) -> anyhow::Result<ExitStatus> {
     let (loaded, all_valid) = load_all(paths, format)?;
     if !all_valid {
@@ -93,7 +96,7 @@ pub fn run(
     }
     let runtime = super::runtime()?;
     let mut sources = BTreeMap::new();
-    let mut plans = Vec::new();
+    let mut knowns = Vec::new();
     for spec in &loaded {
         let source = match sources.entry(project_dir(&spec.path)) {
             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
@@ -102,8 +105,21 @@ pub fn run(
                 entry.insert(source)
             }
         };
-        plans.push(Plan::against(spec, &runtime.block_on(source.known(spec))?));
+        knowns.push(runtime.block_on(source.known(spec))?);
     }
+    drop(runtime);
+    // Moving sources as apply would deploy them; unresolved ones are said, and assume
+    // the deployed id (what the state knows of the same branch or tag).
+    let deployed: Vec<_> = knowns.iter().map(|k| k.deployed_source.clone()).collect();
+    let loaded = super::sources::resolve_all(loaded, verify, super::sources::Purpose::Plan, |i| {
+        deployed.get(i).cloned().flatten()
+    })?
+    .unwrap_or_default();
+    let plans: Vec<Plan> = loaded
+        .iter()
+        .zip(&knowns)
+        .map(|(spec, known)| Plan::against(spec, known))
+        .collect();
     for plan in &plans {
         match format {
             OutputFormat::Human => print_plan(plan),

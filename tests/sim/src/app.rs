@@ -17,6 +17,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::coolify::Coolify;
+use crate::sources::Sources;
 
 /// The paths a deployed app serves: the root and the health paths the templates and
 /// fixtures use. Any other path answers 404, as a real app does, so that a wrong
@@ -97,12 +98,14 @@ impl ResolvesServerCert for TestCa {
     }
 }
 
-/// The deployed-app simulator.
+/// The deployed-app simulator (and, on the same listener, the git hosts and registries
+/// apps come from: [`Sources`]).
 #[derive(Clone)]
 pub struct App {
     coolify: Coolify,
     behaviours: Arc<Mutex<HashMap<String, Behaviour>>>,
     hits: Arc<Mutex<HashMap<String, u32>>>,
+    pub sources: Sources,
 }
 
 impl App {
@@ -111,6 +114,7 @@ impl App {
             coolify,
             behaviours: Arc::default(),
             hits: Arc::default(),
+            sources: Sources::default(),
         }
     }
 
@@ -170,6 +174,9 @@ async fn answer(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Respons
         .rsplit_once(':')
         .map_or(host, |(h, _)| h)
         .to_ascii_lowercase();
+    if Sources::serves(&domain) {
+        return app.sources.answer(&domain, &uri, &headers);
+    }
     if let Ok(mut hits) = app.hits.lock() {
         *hits.entry(domain.clone()).or_insert(0) += 1;
     }

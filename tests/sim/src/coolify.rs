@@ -317,6 +317,11 @@ impl Coolify {
         })
     }
 
+    /// The compose document a service holds (as its last create or update sent it).
+    pub fn compose_of(&self, uuid: &str) -> Option<String> {
+        self.with(|s| s.resources.get(uuid).map(|r| r.compose.clone()))
+    }
+
     /// The domains (URLs) a resource serves.
     pub fn domains_of(&self, uuid: &str) -> Vec<String> {
         self.with(|s| {

@@ -16,6 +16,7 @@ pub mod coolify;
 pub mod faults;
 pub mod plugins;
 pub mod registry;
+pub mod sources;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +56,22 @@ impl Default for SandboxConfig {
             cloudflare_port: 0,
         }
     }
+}
+
+/// The `FABRIK_RESOLVE` entries that send every name of `zones` and every simulated git
+/// host and registry to `app` (port 443): health checks and source resolution then reach
+/// the sandbox with no flag of their own.
+pub fn resolve_overrides(zones: &[String], app: SocketAddr) -> Vec<String> {
+    zones
+        .iter()
+        .flat_map(|zone| [format!("{zone}:443:{app}"), format!("*.{zone}:443:{app}")])
+        .chain(
+            sources::GIT_HOSTS
+                .iter()
+                .chain(&sources::REGISTRY_HOSTS)
+                .map(|host| format!("{host}:443:{app}")),
+        )
+        .collect()
 }
 
 /// Running simulators.

@@ -22,6 +22,9 @@ use super::reference::OciReference;
 pub const WASM_LAYER: &str = "application/wasm";
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+/// Every manifest type an image tag can point at, a multi-platform index first: the
+/// digest is then the one `docker pull` prints and the server pulls, not one platform's.
+const IMAGE_MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 /// Largest manifest read (they are a few hundred bytes).
 const MAX_MANIFEST: usize = 4 << 20;
 /// Largest component blob read.
@@ -136,6 +139,35 @@ impl Registry {
         })
     }
 
+    /// A session on a client the caller built (the source resolver's: HTTPS only, its
+    /// address rules and extra CA, same-origin redirects).
+    pub fn with_client(http: reqwest::Client, credentials: Credentials) -> Self {
+        Self {
+            http,
+            credentials,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The digest of the manifest an image reference names, whatever its type (an index
+    /// of several platforms included).
+    pub async fn resolve_image(&self, reference: &OciReference) -> Result<String, RegistryError> {
+        if let Some(digest) = &reference.digest {
+            return Ok(digest.clone());
+        }
+        let tag = reference
+            .tag
+            .clone()
+            .ok_or_else(|| RegistryError::Invalid {
+                source_text: reference.to_string(),
+                message: "no tag or digest to resolve".to_owned(),
+            })?;
+        let (body, _) = self
+            .manifest_bytes_accepting(reference, &tag, IMAGE_MANIFEST_TYPES)
+            .await?;
+        Ok(digest_of(&body))
+    }
+
     /// The digest of the manifest `reference` names: its digest if it has one, else what
     /// its tag points at now.
     pub async fn resolve(&self, reference: &OciReference) -> Result<String, RegistryError> {
@@ -180,8 +212,18 @@ impl Registry {
         reference: &OciReference,
         tag_or_digest: &str,
     ) -> Result<(Vec<u8>, u16), RegistryError> {
+        self.manifest_bytes_accepting(reference, tag_or_digest, MANIFEST_TYPES)
+            .await
+    }
+
+    async fn manifest_bytes_accepting(
+        &self,
+        reference: &OciReference,
+        tag_or_digest: &str,
+        accept: &str,
+    ) -> Result<(Vec<u8>, u16), RegistryError> {
         let path = format!("/v2/{}/manifests/{tag_or_digest}", reference.repository);
-        let answer = self.get(reference, &path, Some(MANIFEST_TYPES)).await?;
+        let answer = self.get(reference, &path, Some(accept)).await?;
         let what = format!("manifest `{tag_or_digest}`");
         check_status(reference, &what, answer.status)?;
         if answer.body.len() > MAX_MANIFEST {

@@ -67,18 +67,9 @@ async fn main() -> std::io::Result<()> {
     std::fs::write(&ca_path, sandbox.ca.pem())?;
     // Every name in the sandbox's zones reaches the app endpoint, as a wildcard record
     // would: a spec's own domain works without a flag.
-    let resolve = sandbox
-        .config
-        .zones
-        .iter()
-        .flat_map(|zone| {
-            [
-                format!("{zone}:443:{0}", sandbox.app_addr),
-                format!("*.{zone}:443:{0}", sandbox.app_addr),
-            ]
-        })
-        .collect::<Vec<_>>()
-        .join(",");
+    // So do the git hosts and registries that fixtures and starters name (github.com,
+    // ghcr.io…): their branches and tags resolve to commits and digests on loopback.
+    let resolve = fabrik_sim::resolve_overrides(&sandbox.config.zones, sandbox.app_addr).join(",");
     // The project keeps its own state (`fabrik status` then shows what the sandbox
     // deployed). The simulators forget everything when they stop: the next apply finds
     // its resources gone and creates them again.
