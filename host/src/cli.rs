@@ -343,6 +343,10 @@ struct RunArgs {
     /// On failure, leave everything in place instead of following the spec's rollback policy
     #[arg(long)]
     no_rollback: bool,
+    /// Deploy again even when nothing changed: a new build of what the spec names (its
+    /// branch or tag is resolved again first)
+    #[arg(long)]
+    redeploy: bool,
     /// Do not read live resources to detect drift before deciding there is nothing to do
     #[arg(long)]
     no_refresh: bool,

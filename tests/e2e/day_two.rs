@@ -403,3 +403,119 @@ async fn a_moved_image_tag_is_deployed_by_its_digest() {
     let compose = world.sandbox.coolify.compose_of(&uuid).expect("compose");
     assert!(compose.contains(&second_digest), "{compose}");
 }
+
+/// Words: a change made in the spec is announced as an update (and what the run is about
+/// to do is said before its first change); a change made by hand is drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_change_is_an_update_and_a_hand_edit_is_drift() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let first = world.apply(&spec, &[]).await;
+    let (_, stderr) = text(&first);
+    assert!(
+        stderr.contains("about to apply: 2 to add, 0 to change, 0 to destroy (+ dns-record api.example.com; + service test-api)"),
+        "{stderr}"
+    );
+
+    let changed = world.spec("app.yaml", |s| {
+        s.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
+    });
+    let updated = world.apply(&changed, &[]).await;
+    let (stdout, stderr) = text(&updated);
+    assert_eq!(updated.status.code(), Some(0), "{stdout}{stderr}");
+    let about = stderr
+        .find("about to apply: 0 to add, 1 to change, 0 to destroy (~ service test-api: compose, env.LOG_LEVEL)")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let first_change = stderr
+        .find("updating service test-api: env.LOG_LEVEL")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(about < first_change, "said before the change: {stderr}");
+    assert!(!stderr.contains("drift"), "{stderr}");
+
+    let uuid = service_uuid(&world, "test-api");
+    world.sandbox.coolify.edit_env(&uuid, "PORT", "9999");
+    let repaired = world.apply(&changed, &[]).await;
+    let (stdout, stderr) = text(&repaired);
+    assert_eq!(repaired.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("repairing drift: service test-api: env.PORT"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("updating service"), "{stderr}");
+}
+
+/// `apply --redeploy` deploys an unchanged spec on purpose: a run, and a new deployment
+/// in Coolify, where a plain apply is a no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeploy_deploys_an_unchanged_spec_on_purpose() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+    let deployments = world.calls_of("coolify.deploy");
+    let noop = world.apply(&spec, &[]).await;
+    assert!(text(&noop).0.contains("(no changes)"), "{:?}", text(&noop));
+    assert_eq!(world.calls_of("coolify.deploy"), deployments);
+
+    let again = world.apply(&spec, &["--redeploy"]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("test-api: COMPLETE") && !stdout.contains("(no changes)"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("deployed again (--redeploy)"), "{stderr}");
+    assert_eq!(
+        world.calls_of("coolify.deploy"),
+        deployments + 1,
+        "{stderr}"
+    );
+    let history = world.run(&["history", "test-api"]).await;
+    assert_eq!(text(&history).0.lines().count(), 2, "{:?}", text(&history));
+}
+
+/// Health-check failures say what was expected and what came, and one last attempt is
+/// made at the deadline itself: an app that comes up in the final pause passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_says_expected_versus_received_and_tries_at_the_deadline() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| {
+        s.replace("timeout: 30", "timeout: 2")
+            .replace("expect_status: 200", "expect_status: 204")
+    });
+    let failed = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("GET /health → 200 (expected 204)")
+            && stdout.contains("last answer 200 (expected 204)"),
+        "{stdout}{stderr}"
+    );
+
+    // Attempts at 0, 0.2, 0.6 and 1.4 s, then the pause would pass the 2 s deadline:
+    // the last attempt is made at 2 s. The app is healthy from 1.7 s on.
+    let spec = world.spec("app.yaml", |s| {
+        s.replace("timeout: 30", "timeout: 2")
+            .replace("interval: 1", "interval: 2")
+    });
+    world
+        .sandbox
+        .app
+        .set("api.example.com", fabrik_sim::app::Behaviour::Fail(503));
+    let app = world.sandbox.app.clone();
+    let command = world.command(&spec);
+    let before = app.hits("api.example.com");
+    let heal = tokio::spawn(async move {
+        // From this apply's first probe on.
+        while app.hits("api.example.com") == before {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+        app.set("api.example.com", fabrik_sim::app::Behaviour::Healthy);
+    });
+    let passed = World::output(command).await;
+    heal.await.expect("healed");
+    let (stdout, stderr) = text(&passed);
+    assert_eq!(passed.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("after 5 attempt(s)"), "{stderr}");
+}

@@ -214,7 +214,7 @@ async fn a_failure_summary_says_what_went_wrong_what_was_left_and_what_to_do_nex
     // While it waited, each probe said what it asked and what it got (issue 15, point 5).
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("bad-api: GET /health → 500, attempt 1, 0 s of 2"),
+        stderr.contains("bad-api: GET /health → 500 (expected 200), attempt 1, 0 s of 2"),
         "{stderr}"
     );
     assert!(stdout.contains("\n  undone: "), "{stdout}");

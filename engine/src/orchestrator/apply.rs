@@ -37,6 +37,9 @@ use crate::store::{Deployment, Journal, ResourceRow, RunStart, Store, StoreError
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub no_rollback: bool,
+    /// Deploy the app's Coolify resource again even when nothing changed (`apply
+    /// --redeploy`): a new build of what the spec names, on purpose.
+    pub redeploy: bool,
     pub no_refresh: bool,
     pub lock_timeout: Duration,
     pub deploy_timeout: Duration,
@@ -125,10 +128,14 @@ async fn apply_locked(
     let wanted = desired::wanted(loaded);
     let (mut instances, endpoints) = connect(ctx, loaded, env, &secrets, hidden).await?;
     let (existing, rows) = open_deployment(ctx, loaded, run_id).await?;
-    let settled = match &existing {
+    let (mut settled, plan) = match &existing {
         Some(deployment) => settled(ctx, loaded, deployment, &rows, &secrets, &wanted).await?,
-        None => Vec::new(),
+        None => (Vec::new(), Plan::fresh(loaded)),
     };
+    if ctx.options.redeploy {
+        // Sent again, so deployed again; the DNS record is left as it is.
+        settled.retain(|w| w.role != Role::Coolify);
+    }
     let outcome = |state, changed, run_id: Option<&str>| Outcome {
         app: app.clone(),
         state,
@@ -145,6 +152,7 @@ async fn apply_locked(
     // Unchanged hash, every wanted resource in the state, nothing left over from a
     // replaced spec, and what the providers hold is what the spec says: nothing to do.
     if let Some(deployment) = &existing
+        && !ctx.options.redeploy
         && deployment.spec_hash.as_deref() == Some(hash.as_str())
         && deployment.is_complete()
         && all_live_and_nothing_else(&rows, &wanted)
@@ -180,6 +188,10 @@ async fn apply_locked(
             );
         }
     }
+
+    // What is about to change, said before the first change (as `fabrik plan` says it).
+    ctx.observer
+        .event(&app, None, &planned(&plan, ctx.options.redeploy));
 
     // The deployment is created with its first run, in one transaction: a process that
     // dies (or a provider that crashes) before this point leaves no deployment behind.
@@ -408,8 +420,36 @@ async fn open_deployment(
     Ok((Some(deployment), rows))
 }
 
+/// The plan as the `Planned` event tells it: counts, and a line per resource that changes.
+fn planned(plan: &Plan, redeploy: bool) -> RunEvent {
+    let tally = crate::orchestrator::plan::Tally::of([plan]);
+    let mut steps: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Create | Action::Update | Action::Delete))
+        .map(|s| {
+            let fields: Vec<&str> = s.changes.iter().map(|c| c.field.as_str()).collect();
+            let mut line = format!("{} {} {}", s.action.marker(), s.kind, s.name);
+            if !fields.is_empty() {
+                line.push_str(&format!(": {}", fields.join(", ")));
+            }
+            line
+        })
+        .collect();
+    if redeploy {
+        steps.push("> the Coolify resource deployed again (--redeploy)".to_owned());
+    }
+    RunEvent::Planned {
+        add: tally.add,
+        change: tally.change,
+        destroy: tally.destroy,
+        steps,
+    }
+}
+
 /// What `fabrik plan` would show as unchanged, computed the same way: those resources
 /// are left alone when their read-back shows no drift, so that apply does what plan said.
+/// Returns the plan too, for the run to say what it is about to do.
 async fn settled(
     ctx: &Context<'_>,
     loaded: &LoadedSpec,
@@ -417,7 +457,7 @@ async fn settled(
     rows: &[ResourceRow],
     secrets: &Secrets,
     wanted: &[Wanted],
-) -> Result<Vec<Wanted>, StoreError> {
+) -> Result<(Vec<Wanted>, Plan), StoreError> {
     let deployed = super::snapshot::deployed(ctx.store.runs(deployment.id).await?, deployment);
     let known = Known {
         deployment: Some(deployment.clone()),
@@ -431,7 +471,7 @@ async fn settled(
             .collect(),
     };
     let plan = Plan::against(loaded, &known);
-    Ok(wanted
+    let settled = wanted
         .iter()
         .filter(|w| {
             plan.steps
@@ -439,7 +479,8 @@ async fn settled(
                 .any(|s| s.action == Action::NoOp && s.kind == w.kind && s.name == w.name)
         })
         .cloned()
-        .collect())
+        .collect();
+    Ok((settled, plan))
 }
 
 /// One configured provider instance per role (they receive the app's secret values;

@@ -201,12 +201,24 @@ impl Run<'_, '_> {
                         .await?;
                     return Err(confused.into());
                 }
+                // A difference in a field the spec changed since the last deploy is the
+                // update this run is for; any other is drift (changed by hand).
+                let by_spec: Vec<String> = known
+                    .as_ref()
+                    .and_then(|row| row.desired.as_ref())
+                    .map(|before| super::plan::changed_fields(before, &stored))
+                    .unwrap_or_default();
                 let drift = drift::compare(kind, desired, &found.live, &self.secret_names);
                 for line in drift.differences {
-                    self.event(RunEvent::Drift {
-                        difference: format!("{what}: {line}"),
-                        repairing: true,
-                    });
+                    let difference = format!("{what}: {line}");
+                    if names_a_field_of(&line, &by_spec) {
+                        self.event(RunEvent::Updating { difference });
+                    } else {
+                        self.event(RunEvent::Drift {
+                            difference,
+                            repairing: true,
+                        });
+                    }
                 }
                 let updated = self
                     .retried(&what, async || {
@@ -363,4 +375,18 @@ impl Run<'_, '_> {
         self.resource_event(change, kind, name, &resource.id);
         Ok(Ensured::Changed(resource))
     }
+}
+
+/// Whether a drift line (`env.LOG_LEVEL differs`, `compose: …`) is about one of `fields`
+/// or a field inside one of them (`env` covers `env.LOG_LEVEL`, and the reverse).
+fn names_a_field_of(line: &str, fields: &[String]) -> bool {
+    let field = line.split([' ', ':']).next().unwrap_or_default();
+    fields.iter().any(|f| {
+        f == field
+            || field
+                .strip_prefix(f.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+            || f.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
 }

@@ -267,6 +267,18 @@ pub enum RunEvent {
         resource: ResourceRef,
         error: String,
     },
+    /// What the run is about to do, as `fabrik plan` would show it, told before its
+    /// first change: `add`, `change` and `destroy` count resources; `steps` name them
+    /// (`~ service api: env.LOG_LEVEL`).
+    Planned {
+        add: usize,
+        change: usize,
+        destroy: usize,
+        steps: Vec<String>,
+    },
+    /// A field the spec changed since the last deploy, which this run sends: an update,
+    /// not drift (drift is the live world differing from what was deployed).
+    Updating { difference: String },
     /// `fabrik destroy` found a resource already gone (deleted by hand, or by an
     /// interrupted destroy): nothing was deleted, the state forgets it.
     AlreadyGone { resource: ResourceRef },
@@ -289,6 +301,7 @@ pub enum EventKind {
     Retry,
     Resource,
     Drift,
+    Update,
     NoChanges,
     Rollback,
     Progress,
@@ -310,6 +323,7 @@ impl EventKind {
             EventKind::Retry => "retry",
             EventKind::Resource => "resource",
             EventKind::Drift => "drift",
+            EventKind::Update => "update",
             EventKind::NoChanges => "no_changes",
             EventKind::Rollback => "rollback",
             EventKind::Progress => "progress",
@@ -333,6 +347,7 @@ impl RunEvent {
             | RunEvent::Drift {
                 difference: text, ..
             }
+            | RunEvent::Updating { difference: text }
             | RunEvent::Progress { message: text }
             | RunEvent::Probing { answer: text, .. }
             | RunEvent::Failed { reason: text }
@@ -355,6 +370,7 @@ impl RunEvent {
             | RunEvent::Resource { .. }
             | RunEvent::NoChanges
             | RunEvent::Restoring { .. }
+            | RunEvent::Planned { .. }
             | RunEvent::NothingToDeploy { .. }
             | RunEvent::ResolveOverride { .. }
             | RunEvent::ExtraCa { .. }
@@ -381,10 +397,12 @@ impl RunEvent {
             RunEvent::Retrying { .. } => EventKind::Retry,
             RunEvent::Resource { .. } => EventKind::Resource,
             RunEvent::Drift { .. } => EventKind::Drift,
+            RunEvent::Updating { .. } => EventKind::Update,
             RunEvent::NoChanges => EventKind::NoChanges,
             RunEvent::Restoring { .. } | RunEvent::Undone { .. } => EventKind::Rollback,
             RunEvent::Progress { .. }
             | RunEvent::Probing { .. }
+            | RunEvent::Planned { .. }
             | RunEvent::NothingToDeploy { .. } => EventKind::Progress,
             RunEvent::Failed { .. } => EventKind::Failure,
             RunEvent::HookStarted { .. } => EventKind::Hook,

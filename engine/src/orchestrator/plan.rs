@@ -482,6 +482,14 @@ fn secret_changes(names: &[String], required: &[String], known: &Known) -> Vec<C
 /// Differences between two desired-state documents, one per changed field, by JSON path.
 /// Secret markers read `(secret)`; a multi-line text (the compose document) is summarised
 /// by the lines removed and added.
+/// The fields (`env.LOG_LEVEL`, `compose`) that differ between two desired states.
+pub(crate) fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
+    diff("", before, after)
+        .into_iter()
+        .map(|c| c.field)
+        .collect()
+}
+
 fn diff(path: &str, before: &Value, after: &Value) -> Vec<Change> {
     let show = |v: &Value| match v.as_str() {
         Some(s) if s.starts_with("${secret:") => "(secret)".to_owned(),

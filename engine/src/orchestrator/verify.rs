@@ -214,6 +214,34 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
+/// Why a request got no answer, in a few words for the live line: the innermost cause
+/// (`Connection refused (os error 111)`, `invalid peer certificate: UnknownIssuer`),
+/// which the outer layers' wording (`error sending request for url …`) would push out.
+fn root_cause(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
+    }
+    let text = innermost.to_string();
+    let short: String = text.chars().take(80).collect();
+    if short.len() < text.len() {
+        format!("{short}…")
+    } else {
+        short
+    }
+}
+
+/// What the health check waits for: `expected 204`, or `expected a 2xx`.
+fn expectation(expect_status: Option<u16>) -> String {
+    match expect_status {
+        Some(status) => format!("expected {status}"),
+        None => "expected a 2xx".to_owned(),
+    }
+}
+
 /// One health-check attempt that did not pass yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -373,17 +401,21 @@ pub async fn verify(
                     if ok {
                         return Ok(Verified { status, attempts });
                     }
-                    answer = Some(status.to_string());
+                    let expected = expectation(spec.healthcheck.expect_status);
+                    answer = Some(format!("{status} ({expected})"));
                     let body = first_bytes(response, EXCERPT_BYTES).await;
-                    format!("last answer {status}: {}", excerpt(&body))
+                    format!("last answer {status} ({expected}): {}", excerpt(&body))
                 }
-                Err(error) => describe(&error),
+                Err(error) => {
+                    answer = Some(root_cause(&error));
+                    describe(&error)
+                }
             },
         };
         attempted(Attempt {
             request: format!("GET {}", spec.healthcheck.path),
             answer: answer.unwrap_or_else(|| {
-                let short: String = last.chars().take(60).collect();
+                let short: String = last.chars().take(80).collect();
                 if short.len() < last.len() {
                     format!("{short}…")
                 } else {
@@ -394,10 +426,13 @@ pub async fn verify(
             elapsed: started.elapsed(),
             timeout,
         });
-        if started.elapsed() + delay >= timeout {
+        // One last attempt at the deadline itself: an app that comes up in the final
+        // pause still passes.
+        let left = timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
             return Err(fail(attempts, last));
         }
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(delay.min(left)).await;
         delay = (delay * 2).min(interval);
     }
 }

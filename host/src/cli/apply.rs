@@ -68,6 +68,7 @@ fn check_required_secrets(specs: &[LoadedSpec]) -> anyhow::Result<Result<(), Str
 fn options(args: &RunArgs) -> ApplyOptions {
     ApplyOptions {
         no_rollback: args.no_rollback,
+        redeploy: args.redeploy,
         no_refresh: args.no_refresh,
         lock_timeout: super::seconds(args.lock_timeout),
         deploy_timeout: super::seconds(args.deploy_timeout),

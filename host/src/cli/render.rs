@@ -58,6 +58,20 @@ pub fn event(event: &RunEvent) -> String {
             difference,
             repairing: false,
         } => format!("drift: {difference}"),
+        RunEvent::Updating { difference } => format!("updating {difference}"),
+        RunEvent::Planned {
+            add,
+            change,
+            destroy,
+            steps,
+        } => {
+            let mut text =
+                format!("about to apply: {add} to add, {change} to change, {destroy} to destroy");
+            if !steps.is_empty() {
+                text.push_str(&format!(" ({})", steps.join("; ")));
+            }
+            text
+        }
         RunEvent::NoChanges => {
             "no changes: the spec is unchanged and its resources are live".to_owned()
         }

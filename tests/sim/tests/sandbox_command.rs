@@ -46,9 +46,15 @@ async fn the_sandbox_command_prints_a_working_environment() {
     assert_eq!(zones.status(), 200);
     // The app endpoint speaks TLS with the CA the sandbox wrote.
     let ca = std::fs::read(&env["FABRIK_CA_FILE"]).expect("ca file");
-    // Every name in the zone reaches the app endpoint: the apex and a wildcard.
+    // Every name in the zone reaches the app endpoint: the apex and a wildcard; then the
+    // simulated git hosts and registries sources resolve against.
     let overrides: Vec<&str> = env["FABRIK_RESOLVE"].split(',').collect();
-    assert_eq!(overrides.len(), 2, "{overrides:?}");
+    assert_eq!(overrides.len(), 8, "{overrides:?}");
+    assert!(
+        overrides.iter().any(|o| o.starts_with("github.com:443:"))
+            && overrides.iter().any(|o| o.starts_with("ghcr.io:443:")),
+        "{overrides:?}"
+    );
     assert!(
         overrides[0].starts_with("example.com:443:"),
         "{overrides:?}"
