@@ -5,6 +5,7 @@ pub mod apply;
 mod deploy;
 pub mod desired;
 pub mod destroy;
+pub mod doctor;
 pub mod drift;
 mod ensure;
 pub mod events;

@@ -35,6 +35,9 @@ pub struct Project {
     pub dir: PathBuf,
     /// Used in owner tags (`fabrik:<name>/<app>`).
     pub name: String,
+    /// No `fabrik.toml` names the project: its name is its directory's, and renaming the
+    /// directory would change every owner tag (`fabrik init` writes the file).
+    pub named_after_directory: bool,
     /// Providers by role, with defaults filled in for roles the file does not name.
     pub providers: BTreeMap<Role, ProviderEntry>,
     /// Webhooks told about every app's runs (`[[notify]]`), besides each spec's own.
@@ -326,6 +329,7 @@ impl Project {
             .map(|(index, entry)| entry.into_webhook(index))
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
+        let named_after_directory = file.project.name.is_none();
         let name = file.project.name.unwrap_or_else(|| {
             dir.file_name()
                 .and_then(|n| n.to_str())
@@ -342,6 +346,7 @@ impl Project {
         Ok(Self {
             dir: dir.to_path_buf(),
             name,
+            named_after_directory,
             providers,
             notify,
             state: file.state,

@@ -23,9 +23,11 @@ macro_rules! errln {
 mod apply;
 mod colour;
 mod destroy;
+mod doctor;
 mod exit;
 mod gc;
 mod history;
+mod init;
 mod loading;
 mod new;
 mod output;
@@ -88,6 +90,18 @@ fn seconds(n: u64) -> std::time::Duration {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Make a directory a Fabrik project: write fabrik.toml (its name, in every owner
+    /// tag) and add `.env` and `.fabrik/` to .gitignore
+    Init {
+        /// The project's name (asked on a terminal; default: the directory's)
+        name: Option<String>,
+        /// The project's directory (default: the current one)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Check what an apply would meet, changing nothing: credentials, the server and its
+    /// address, the DNS zone, the source, what exists at the spec's names
+    Doctor(DoctorArgs),
     /// Write a new spec, NAME.yaml, from a template
     New(NewArgs),
     /// Check specs without deploying: schema, template, domain, compose
@@ -282,6 +296,16 @@ struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Spec files to check (default: the project's providers only)
+    specs: Vec<PathBuf>,
+    #[command(flatten)]
+    reach: ReachArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
 struct ApplyArgs {
     /// Spec files to deploy (default: `fabrik.yaml`, else every spec in the project's directory)
     specs: Vec<PathBuf>,
@@ -397,7 +421,43 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    // Commands that work in a project say once when it has no fabrik.toml (`plan` and
+    // `apply` for their specs' projects, below).
+    match &cli.command {
+        Command::Init { .. }
+        | Command::New(_)
+        | Command::Validate(_)
+        | Command::Templates(_)
+        | Command::Completions { .. }
+        | Command::Plan(_)
+        | Command::Doctor(_)
+        | Command::Apply(_) => {}
+        _ => {
+            if let Ok(root) = fabrik_engine::workspace::current_root() {
+                init::warn_if_unnamed(&root);
+            }
+        }
+    }
+    let warn_for_specs = |specs: &[PathBuf]| {
+        for spec in specs {
+            init::warn_if_unnamed(&fabrik_engine::project::project_dir(spec));
+        }
+    };
     match cli.command {
+        Command::Init { name, dir } => init::run(name.as_deref(), dir.as_deref()),
+        Command::Doctor(args) => {
+            if args.specs.is_empty()
+                && let Ok(root) = fabrik_engine::workspace::current_root()
+            {
+                init::warn_if_unnamed(&root);
+            }
+            warn_for_specs(&args.specs);
+            doctor::run(
+                &args.specs,
+                args.output.output,
+                &args.reach.verify_options(),
+            )
+        }
         Command::New(args) => new::run(&args),
         Command::Validate(args) => match specs::or_found(&args.specs)? {
             Some(found) => validate::run(&found, args.output.output),
@@ -405,17 +465,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         },
         Command::Templates(args) => templates::run(&args),
         Command::Plan(args) => match specs::or_found(&args.specs)? {
-            Some(found) => plan::run(
-                &found,
-                args.output.output,
-                args.detailed_exitcode,
-                args.state.path.as_deref(),
-                &args.reach.verify_options(),
-            ),
+            Some(found) => {
+                warn_for_specs(&found);
+                plan::run(
+                    &found,
+                    args.output.output,
+                    args.detailed_exitcode,
+                    args.state.path.as_deref(),
+                    &args.reach.verify_options(),
+                )
+            }
             None => Ok(ExitStatus::Invalid),
         },
         Command::Apply(mut args) => match specs::or_found(&args.specs)? {
             Some(found) => {
+                warn_for_specs(&found);
                 args.specs = found;
                 apply::run(&args)
             }

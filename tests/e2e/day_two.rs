@@ -519,3 +519,149 @@ async fn the_health_check_says_expected_versus_received_and_tries_at_the_deadlin
     assert_eq!(passed.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stderr.contains("after 5 attempt(s)"), "{stderr}");
 }
+
+/// `fabrik init` names the project (and ignores `.env` and `.fabrik/` in git); without
+/// it, commands warn that the directory's name is the project's; a project renamed
+/// after it deployed (its directory, here) is refused instead of losing its resources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_names_the_project_and_a_renamed_project_is_refused() {
+    let world = World::start().await;
+    let parent = tempfile::tempdir().expect("tempdir");
+    let alpha = parent.path().join("alpha");
+    std::fs::create_dir(&alpha).expect("mkdir");
+    let spec_text = std::fs::read_to_string(crate::support::root().join("fixtures/test-api.yaml"))
+        .expect("fixture");
+    std::fs::write(alpha.join("app.yaml"), &spec_text).expect("spec");
+    let run_in = |dir: &std::path::Path, args: &[&str]| {
+        let mut cmd = world.fabrik();
+        cmd.current_dir(dir).args(args);
+        World::output(cmd)
+    };
+
+    let applied = run_in(&alpha, &["apply", "app.yaml"]).await;
+    let (stdout, stderr) = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr
+            .contains("warning: no fabrik.toml: the project is named `alpha` after its directory"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("warning: no fabrik.toml").count(),
+        1,
+        "once: {stderr}"
+    );
+
+    // The directory renamed: its resources carry `fabrik:alpha/…`; apply refuses.
+    let gamma = parent.path().join("gamma");
+    std::fs::rename(&alpha, &gamma).expect("rename");
+    let before = world.mutating_calls();
+    let refused = run_in(&gamma, &["apply", "app.yaml"]).await;
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("holds apps of project `alpha` only")
+            && stderr.contains("fabrik init alpha"),
+        "{stderr}"
+    );
+    assert_eq!(world.mutating_calls(), before);
+
+    // `fabrik init` with another name is refused too; with the old name it keeps them.
+    let wrong = run_in(&gamma, &["init", "gamma"]).await;
+    assert_eq!(wrong.status.code(), Some(2), "{:?}", text(&wrong));
+    let init = run_in(&gamma, &["init", "alpha"]).await;
+    let (stdout, stderr) = text(&init);
+    assert_eq!(init.status.code(), Some(0), "{stdout}{stderr}");
+    let toml = std::fs::read_to_string(gamma.join("fabrik.toml")).expect("fabrik.toml");
+    assert!(toml.contains("name = \"alpha\""), "{toml}");
+    let ignore = std::fs::read_to_string(gamma.join(".gitignore")).expect(".gitignore");
+    assert!(ignore.lines().any(|l| l == ".env") && ignore.lines().any(|l| l == ".fabrik/"));
+    let again = run_in(&gamma, &["apply", "app.yaml"]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("(no changes)"), "{stdout}{stderr}");
+    assert!(!stderr.contains("no fabrik.toml"), "{stderr}");
+    let twice = run_in(&gamma, &["init", "alpha"]).await;
+    assert_eq!(twice.status.code(), Some(2), "{:?}", text(&twice));
+}
+
+/// `fabrik doctor SPEC` reads and never writes: a line per check, a hint per failure.
+/// A spec ready to deploy passes; a server typo, a record someone else owns and a refused
+/// token each fail with their hint; nothing is ever sent that changes anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_without_changing_anything() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let path = spec.to_str().expect("utf-8");
+    let before = world.mutating_calls();
+
+    let healthy = world.run(&["doctor", path]).await;
+    let (stdout, stderr) = text(&healthy);
+    assert_eq!(healthy.status.code(), Some(0), "{stdout}{stderr}");
+    for line in [
+        "ok    project  project acme: named in fabrik.toml",
+        "note  coolify  server vps1: found, with the private address 127.0.0.1",
+        "ok    coolify  service test-api: nothing there yet: apply creates it",
+        "ok    dns      dns-record api.example.com: nothing there yet: apply creates it",
+        "ok    source   source ghcr.io/acme/test-api:1.4: resolves to sha256:",
+    ] {
+        assert!(stdout.contains(line), "{line}\n{stdout}{stderr}");
+    }
+
+    // A record someone made by hand, and a server that does not exist.
+    world
+        .sandbox
+        .cloudflare
+        .insert_record("new.example.com", "A", "203.0.113.7", "");
+    let other = world.spec("other.yaml", |s| {
+        s.replace("name: test-api", "name: other-api")
+            .replace("domain: api.example.com", "domain: new.example.com")
+            .replace("server: vps1", "server: vps9")
+    });
+    let failing = world
+        .run(&["doctor", other.to_str().expect("utf-8"), "--output", "json"])
+        .await;
+    let (stdout, stderr) = text(&failing);
+    assert_eq!(failing.status.code(), Some(1), "{stdout}{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let find = |subject: &str| {
+        lines
+            .iter()
+            .find(|l| l["subject"] == subject)
+            .unwrap_or_else(|| panic!("{subject}: {stdout}"))
+            .clone()
+    };
+    let server = find("server vps9");
+    assert_eq!(server["status"], "failed", "{server}");
+    let record = find("dns-record new.example.com");
+    assert_eq!(record["status"], "failed", "{record}");
+    assert!(
+        record["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("without an owner tag"))
+            && record["hint"]
+                .as_str()
+                .is_some_and(|h| h.contains("set its comment to `fabrik:acme/other-api`")),
+        "{record}"
+    );
+
+    // A refused Coolify token.
+    let mut cmd = world.fabrik();
+    cmd.args(["doctor", path]).env("COOLIFY_TOKEN", "9|revoked");
+    let refused = World::output(cmd).await;
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("FAIL  coolify  server vps1") && stdout.contains("refused the token"),
+        "{stdout}{stderr}"
+    );
+
+    assert_eq!(world.mutating_calls(), before, "doctor changed something");
+    assert!(
+        !world.dir.path().join(".fabrik/state.db").exists(),
+        "doctor wrote a state"
+    );
+}

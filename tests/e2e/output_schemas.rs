@@ -55,6 +55,14 @@ async fn every_json_line_matches_its_documented_schema() {
         &world.run(&["plan", "--output", "json", spec_arg]).await,
     );
     assert_eq!(events, ["plan", "plan_summary"]);
+    let events = check(
+        "doctor",
+        &world.run(&["doctor", "--output", "json", spec_arg]).await,
+    );
+    assert!(
+        events.len() >= 5 && events.iter().all(|e| e == "check"),
+        "{events:?}"
+    );
 
     let applied = world.apply(&spec, &["--output", "json"]).await;
     assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
@@ -108,6 +116,22 @@ async fn every_json_line_matches_its_documented_schema() {
         "providers-list",
         &world.run(&["providers", "list", "--output", "json"]).await,
     );
+    // A destroy is in the history too, and the app is DESTROYED in status.
+    let destroyed = world.run(&["destroy", "test-api", "--yes"]).await;
+    assert_eq!(destroyed.status.code(), Some(0), "{:?}", text(&destroyed));
+    let lines = check(
+        "history",
+        &world
+            .run(&["history", "test-api", "--output", "json"])
+            .await,
+    );
+    assert_eq!(lines.len(), 4, "a destroy, then the runs: {lines:?}");
+    check(
+        "status",
+        &world.run(&["status", "test-api", "--output", "json"]).await,
+    );
+    let applied = world.apply(&spec, &[]).await;
+    assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
 
     // The state lost: every resource is an orphan gc lists, then deletes.
     std::fs::rename(

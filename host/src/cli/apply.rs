@@ -268,6 +268,18 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
     let mut status = ExitStatus::Success;
     for dir in project_dirs(&loaded) {
         let workspace = Workspace::at(&dir, args.run.state.path.as_deref())?;
+        if let Some(old) = super::init::renamed_from(&workspace)? {
+            errln!(
+                "error: project `{}`'s state holds apps of project `{old}` only: the project was renamed, and everything Fabrik created carries `fabrik:{old}/…` owner tags",
+                workspace.project.name
+            );
+            errln!(
+                "  hint: keep the name: `name = \"{old}\"` under [project] in {} (`fabrik init {old}` writes it when there is no fabrik.toml); nothing was changed",
+                dir.join("fabrik.toml").display()
+            );
+            status = ExitStatus::Invalid;
+            continue;
+        }
         let targets: Vec<(&LoadedSpec, RunOrigin)> = loaded
             .iter()
             .filter(|s| project_dir(&s.path) == dir)
