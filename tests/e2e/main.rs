@@ -24,6 +24,7 @@ mod providers;
 mod readability;
 mod readme;
 mod real_apis;
+mod real_sources;
 mod round_trips;
 mod sandbox;
 mod schemas;

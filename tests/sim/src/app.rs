@@ -72,6 +72,15 @@ impl TestCa {
         self.cert.pem()
     }
 
+    /// A certificate for `name` signed by this CA, and its key, both PEM: for a server
+    /// started outside this process (a real registry).
+    pub fn issue_pem(&self, name: &str) -> Result<(String, String), rcgen::Error> {
+        let params = CertificateParams::new(vec![name.to_owned()])?;
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     fn issue(&self, name: &str) -> Option<Arc<CertifiedKey>> {
         let mut issued = self.issued.lock().ok()?;
         if let Some(found) = issued.get(name) {

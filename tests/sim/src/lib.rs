@@ -14,6 +14,7 @@ pub mod app;
 pub mod cloudflare;
 pub mod coolify;
 pub mod faults;
+pub mod git;
 pub mod plugins;
 pub mod registry;
 pub mod sources;

@@ -27,6 +27,16 @@ pub struct RealRegistry {
 impl RealRegistry {
     /// Starts the registry, or says why it cannot (the binary is missing).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(None)
+    }
+
+    /// Starts the registry serving HTTPS with `cert` and `key` (PEM), as a public
+    /// registry does (source resolution speaks HTTPS only).
+    pub fn start_tls(cert: &str, key: &str) -> Result<Self, String> {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Result<Self, String> {
         let binary = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
             .into_iter()
             .map(PathBuf::from)
@@ -36,14 +46,21 @@ impl RealRegistry {
         let storage = dir.path().join("storage");
         let port = free_port()?;
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                storage.display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
+        let mut text = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            storage.display()
+        );
+        if let Some((cert, key)) = tls {
+            let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&cert_path, cert).map_err(|e| e.to_string())?;
+            std::fs::write(&key_path, key).map_err(|e| e.to_string())?;
+            text.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert_path.display(),
+                key_path.display()
+            ));
+        }
+        std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let child = Command::new(binary)
             .arg("serve")
             .arg(&config)
@@ -119,6 +136,40 @@ pub async fn push_component(
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": { "mediaType": WASM_CONFIG, "digest": digest(config), "size": config.len() },
         "layers": [{ "mediaType": WASM_LAYER, "digest": digest(wasm), "size": wasm.len() }],
+    });
+    let body = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+    let response = http
+        .put(format!("{base}/v2/{repository}/manifests/{tag}"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(body.clone())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("manifest push answered {}", response.status()));
+    }
+    Ok(digest(&body))
+}
+
+/// Pushes a small container image (an OCI image manifest, a config and one layer whose
+/// bytes are `layer`) as `repository:tag` with `http` to `base`; returns the manifest's
+/// digest, the id a tag resolves to.
+pub async fn push_image(
+    http: &reqwest::Client,
+    base: &str,
+    repository: &str,
+    tag: &str,
+    layer: &[u8],
+) -> Result<String, String> {
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    push_blob(http, base, repository, config).await?;
+    push_blob(http, base, repository, layer).await?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config), "size": config.len() },
+        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest(layer), "size": layer.len() }],
     });
     let body = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
     let response = http
