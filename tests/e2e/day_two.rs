@@ -601,12 +601,24 @@ async fn doctor_checks_without_changing_anything() {
     for line in [
         "ok    project  project acme: named in fabrik.toml",
         "note  coolify  server vps1: found, with the private address 127.0.0.1",
+        "ok    coolify  destination: a new resource has a destination Coolify accepts",
         "ok    coolify  service test-api: nothing there yet: apply creates it",
         "ok    dns      dns-record api.example.com: nothing there yet: apply creates it",
         "ok    source   source ghcr.io/acme/test-api:1.4: resolves to sha256:",
     ] {
         assert!(stdout.contains(line), "{line}\n{stdout}{stderr}");
     }
+
+    // A second Docker network on the server, which the spec does not choose from.
+    world.sandbox.coolify.add_destination("vps1", "other-net");
+    let ambiguous = world.run(&["doctor", path]).await;
+    let (stdout, stderr) = text(&ambiguous);
+    assert_eq!(ambiguous.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("FAIL  coolify  destination:")
+            && stdout.contains("set `coolify.destination`"),
+        "{stdout}{stderr}"
+    );
 
     // A record someone made by hand, and a server that does not exist.
     world
@@ -663,5 +675,46 @@ async fn doctor_checks_without_changing_anything() {
     assert!(
         !world.dir.path().join(".fabrik/state.db").exists(),
         "doctor wrote a state"
+    );
+}
+
+/// An environment Fabrik created in a project someone else made: destroy removes the
+/// environment once empty, never the project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_removes_an_environment_it_created_and_keeps_a_project_it_did_not() {
+    let world = World::start().await;
+    let created = reqwest::Client::new()
+        .post(format!("{}/projects", world.sandbox.coolify_url))
+        .bearer_auth(&world.sandbox.config.coolify_token)
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .body(r#"{"name": "ops", "description": "The ops team's"}"#)
+        .send()
+        .await
+        .expect("coolify answers");
+    assert_eq!(created.status(), 201);
+    let spec = world.spec("app.yaml", |s| {
+        s.replace("project: fabrik-tests", "project: ops")
+            .replace("environment: production", "environment: staging")
+    });
+    let applied = world.apply(&spec, &[]).await;
+    assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
+    assert_eq!(
+        world.sandbox.coolify.environment_names("ops"),
+        ["production", "staging"]
+    );
+
+    let destroyed = world.run(&["destroy", "test-api", "--yes"]).await;
+    let (stdout, stderr) = text(&destroyed);
+    assert_eq!(destroyed.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("deleted environment ops/staging ("),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("project ops"), "{stderr}");
+    assert_eq!(world.sandbox.coolify.project_names(), ["ops"]);
+    assert_eq!(
+        world.sandbox.coolify.environment_names("ops"),
+        ["production"]
     );
 }

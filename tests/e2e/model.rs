@@ -1,7 +1,8 @@
 //! The model-based lifecycle test: seeded random sequences of operations over one to three
 //! apps (applies of changing versions, destroy, rollback, edits made behind Fabrik's back,
-//! injected faults, SIGKILL at a random moment, concurrent applies), with the invariants
-//! of DESIGN.md checked after every step. A failure prints the seed and the shortest
+//! injected faults, SIGKILL at a random moment, concurrent applies, image tags pushed
+//! again between applies, `apply --redeploy`), with the invariants of DESIGN.md checked
+//! after every step. A failure prints the seed and the shortest
 //! sequence it could be shrunk to.
 //!
 //! CI runs `FABRIK_MODEL_SEQUENCES` sequences (default 6) from `FABRIK_MODEL_SEED`
@@ -41,6 +42,14 @@ impl Rng {
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
     }
+}
+
+/// A version as deployed: the spec's version and the image digest its tag resolved to
+/// (a tag pushed again between applies is another deployed version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Deployed {
+    version: Version,
+    digest: String,
 }
 
 /// One version of an app's spec.
@@ -96,6 +105,16 @@ enum Step {
         app: usize,
         version: Version,
     },
+    /// The app's image tag pushed again (a new build under the same tag): the next apply
+    /// of that tag is a change, deployed by its new digest.
+    Push {
+        app: usize,
+        tag: &'static str,
+    },
+    /// `apply --redeploy` of the app's current version: deployed again on purpose.
+    Redeploy {
+        app: usize,
+    },
 }
 
 fn generate(rng: &mut Rng, apps: usize, length: usize) -> Vec<Step> {
@@ -107,7 +126,7 @@ fn generate(rng: &mut Rng, apps: usize, length: usize) -> Vec<Step> {
     (0..length)
         .map(|_| {
             let app = rng.below(apps as u64) as usize;
-            match rng.below(20) {
+            match rng.below(23) {
                 0..=7 => {
                     let fault = match rng.below(6) {
                         0 => Some(Injected::Status(
@@ -155,6 +174,11 @@ fn generate(rng: &mut Rng, apps: usize, length: usize) -> Vec<Step> {
                     version: version(rng),
                     after_ms: 50 + rng.below(1200),
                 },
+                18..=19 => Step::Push {
+                    app,
+                    tag: rng.pick(&["1.4", "1.5"]),
+                },
+                20 => Step::Redeploy { app },
                 _ => Step::Concurrent {
                     app,
                     version: version(rng),
@@ -168,14 +192,14 @@ fn generate(rng: &mut Rng, apps: usize, length: usize) -> Vec<Step> {
 #[derive(Debug, Clone, Default)]
 struct AppModel {
     /// The versions of its completed runs, oldest first (for `fabrik rollback`).
-    completed: Vec<Version>,
+    completed: Vec<Deployed>,
     /// The version the world must hold: set by a COMPLETE apply, cleared by anything
     /// that may change the world without the run ending COMPLETE.
-    deployed: Option<Version>,
+    deployed: Option<Deployed>,
     /// The version the state records as deployed (its spec hash): set by a COMPLETE
     /// run, cleared by destroy; `fabrik rollback` deploys the newest other one, or this
     /// one again when the last run did not complete.
-    current: Option<Version>,
+    current: Option<Deployed>,
     /// Whether the last run of the app ended other than COMPLETE.
     last_failed: bool,
 }
@@ -282,11 +306,35 @@ impl Harness {
         (complete, output)
     }
 
+    /// The image repository of `app`.
+    fn repository(app: usize) -> String {
+        format!("ghcr.io/acme/{}", APPS[app])
+    }
+
+    /// `version` as an apply resolves it now: its tag's digest at this moment.
+    fn resolved(&self, version: Version) -> impl Fn(usize) -> Deployed + '_ {
+        move |app| Deployed {
+            version,
+            digest: self
+                .world
+                .sandbox
+                .app
+                .sources
+                .image_digest(&Self::repository(app), version.tag),
+        }
+    }
+
+    /// A COMPLETE apply of `version`, resolved as it was during the apply.
     fn completed(&mut self, app: usize, version: Version) {
+        let deployed = self.resolved(version)(app);
+        self.completed_as(app, deployed);
+    }
+
+    fn completed_as(&mut self, app: usize, deployed: Deployed) {
         let model = &mut self.model[app];
-        model.completed.push(version);
-        model.deployed = Some(version);
-        model.current = Some(version);
+        model.completed.push(deployed.clone());
+        model.deployed = Some(deployed.clone());
+        model.current = Some(deployed);
         model.last_failed = false;
     }
 
@@ -352,15 +400,26 @@ impl Harness {
                 let (complete, output) = self.apply(app, version).await;
                 sim.coolify.faults.clear();
                 sim.cloudflare.faults.clear();
+                let said = text(&output);
                 if complete {
                     self.completed(app, version);
                     self.check_app_matches(app)?;
                     self.check_plan_clean(app, version).await?;
+                } else if said.contains("nothing was changed") {
+                    // Invariant 9: the app is exactly as it was, and so is its model.
+                    self.check_app_matches(app)?;
                 } else {
                     if healthy && fault.is_none() {
+                        return Err(format!("a healthy apply without faults failed:\n{said}"));
+                    }
+                    // The app stayed unhealthy through the whole apply: a version its
+                    // rollback restored is verified, and must be found unhealthy too.
+                    if !healthy
+                        && said.contains("undone: restored service")
+                        && !said.contains("the restored version is NOT healthy")
+                    {
                         return Err(format!(
-                            "a healthy apply without faults failed:\n{}",
-                            text(&output)
+                            "a restore of an unhealthy app was not verified as unhealthy:\n{said}"
                         ));
                     }
                     self.model[app].deployed = None;
@@ -374,6 +433,11 @@ impl Harness {
             Step::Destroy { app, job_fails } => {
                 let owner = format!("{OWNER_PREFIX}{}", APPS[app]);
                 let has_service = sim.coolify.resources().iter().any(|r| r.3 == owner);
+                let tracked_service = self.state()?.iter().any(|(a, r)| {
+                    a == APPS[app]
+                        && r.provider == fabrik_engine::domain::Role::Coolify
+                        && r.is_live()
+                });
                 if job_fails {
                     sim.coolify.fail_next_deletion(true);
                 }
@@ -404,9 +468,30 @@ impl Harness {
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 self.check_gone(app)?;
+                // The apps share one Coolify project: it stays while another app is in
+                // it, and goes with the last one a destroy removes.
+                let others = sim
+                    .coolify
+                    .resources()
+                    .iter()
+                    .any(|r| r.3.starts_with(OWNER_PREFIX));
+                let project = sim
+                    .coolify
+                    .project_names()
+                    .contains(&"fabrik-model".to_owned());
+                if others && !project {
+                    return Err(format!(
+                        "destroy deleted the shared project while other apps are in it:\n{said}"
+                    ));
+                }
+                if output.status.success() && tracked_service && !others && project {
+                    return Err(format!(
+                        "destroy left the empty project Fabrik created:\n{said}"
+                    ));
+                }
             }
             Step::Rollback { app } => {
-                let current = self.model[app].current;
+                let current = self.model[app].current.clone();
                 let target = if self.model[app].last_failed && current.is_some() {
                     current
                 } else {
@@ -414,17 +499,18 @@ impl Harness {
                         .completed
                         .iter()
                         .rev()
-                        .find(|v| Some(**v) != current)
-                        .copied()
+                        .find(|v| Some(*v) != current.as_ref())
+                        .cloned()
                 };
                 let output = self
                     .run(&["rollback", APPS[app], "--deploy-timeout", "20"])
                     .await;
                 let complete = output.status.success()
                     && String::from_utf8_lossy(&output.stdout).contains(": COMPLETE");
-                match (complete, target) {
+                match (complete, target.clone()) {
                     (true, Some(version)) => {
-                        self.completed(app, version);
+                        // The snapshot's digest, not the tag's newest one.
+                        self.completed_as(app, version);
                         self.check_app_matches(app)?;
                     }
                     (true, None) => {
@@ -443,7 +529,7 @@ impl Harness {
                 self.check_no_pending(app)?;
             }
             Step::Edit { app, edit } => {
-                let Some(version) = self.model[app].deployed else {
+                let Some(Deployed { version, .. }) = self.model[app].deployed.clone() else {
                     return Ok(());
                 };
                 let Some(uuid) = self.uuid_of(app) else {
@@ -463,7 +549,9 @@ impl Harness {
                 }
                 // The world now differs from the spec: the next apply must repair it.
                 self.model[app].deployed = None;
-                if let Some(last) = self.model[app].completed.last().copied() {
+                if let Some(Deployed { version: last, .. }) =
+                    self.model[app].completed.last().cloned()
+                {
                     // Re-apply the last version: it must find the drift and end COMPLETE.
                     let (complete, output) = self.apply(app, last).await;
                     if !complete {
@@ -543,13 +631,41 @@ impl Harness {
                 }
                 self.check_no_pending(app)?;
             }
+            Step::Push { app, tag } => {
+                sim.app.sources.push_image(&Self::repository(app), tag);
+                // Nothing deployed changes until an apply: the world still matches.
+                self.check_app_matches(app)?;
+            }
+            Step::Redeploy { app } => {
+                let Some(Deployed { version, .. }) = self.model[app].current.clone() else {
+                    return Ok(());
+                };
+                let path = self.write_spec(app, version);
+                let output = self
+                    .run(&[
+                        "apply",
+                        "--redeploy",
+                        "--deploy-timeout",
+                        "20",
+                        path.to_str().expect("utf-8"),
+                    ])
+                    .await;
+                let said = text(&output);
+                if !output.status.success() || said.contains("(no changes)") {
+                    return Err(format!("apply --redeploy did not deploy again:\n{said}"));
+                }
+                self.completed(app, version);
+                self.check_app_matches(app)?;
+                self.check_plan_clean(app, version).await?;
+                self.check_no_pending(app)?;
+            }
         }
         self.check_global()
     }
 
     /// An app whose last apply ended COMPLETE: what the simulators hold is its spec.
     fn check_app_matches(&self, app: usize) -> Result<(), String> {
-        let Some(version) = self.model[app].deployed else {
+        let Some(Deployed { version, digest }) = self.model[app].deployed.clone() else {
             return Ok(());
         };
         let sim = &self.world.sandbox;
@@ -617,15 +733,22 @@ impl Harness {
                 APPS[app]
             ));
         }
+        // The spec's tag as the digest it resolved to when it was deployed (moving
+        // sources are pinned; a later push changes nothing until the next apply).
+        let image = format!("{}@{digest}", Self::repository(app));
         if app == 0 {
-            // The spec's tag as the digest it resolved to (moving sources are pinned).
-            let repository = format!("ghcr.io/acme/{}", APPS[app]);
-            let digest = sim.app.sources.image_digest(&repository, version.tag);
-            let image = format!("{repository}@{digest}");
             let deployed = sim.coolify.deployed_image(uuid);
             if deployed.as_deref() != Some(image.as_str()) {
                 return Err(format!(
-                    "{}: deployed {deployed:?}, the spec wants {image}",
+                    "{}: deployed {deployed:?}, the model wants {image}",
+                    APPS[app]
+                ));
+            }
+        } else {
+            let compose = sim.coolify.compose_of(uuid).unwrap_or_default();
+            if !compose.contains(&image) {
+                return Err(format!(
+                    "{}: the compose names another image than {image}:\n{compose}",
                     APPS[app]
                 ));
             }

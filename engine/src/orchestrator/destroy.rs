@@ -56,9 +56,10 @@ pub struct Destroy {
     deployment: Deployment,
     /// Newest first.
     owned: Vec<ResourceRow>,
-    /// The Coolify project the app was last deployed into (its newest run's snapshot):
-    /// deleted after the app if Fabrik created it and it is left empty.
-    coolify_project: Option<String>,
+    /// The Coolify project and environment the app was last deployed into (its newest
+    /// run's snapshot): deleted after the app if Fabrik created them and they are left
+    /// empty.
+    coolify_target: Option<(String, String)>,
     lock: RunLock,
 }
 
@@ -102,16 +103,21 @@ impl Destroy {
             .filter(|r| r.is_live() || r.status == ResourceStatus::Pending)
             .collect();
         owned.reverse();
-        let coolify_project = store
+        let coolify_target = store
             .runs(deployment.id)
             .await?
             .into_iter()
             .find_map(|run| Snapshot::from_json(&run.snapshot?).ok())
-            .map(|snapshot| snapshot.spec.coolify.project);
+            .map(|snapshot| {
+                (
+                    snapshot.spec.coolify.project,
+                    snapshot.spec.coolify.environment,
+                )
+            });
         Ok(Self {
             deployment,
             owned,
-            coolify_project,
+            coolify_target,
             lock,
         })
     }
@@ -255,7 +261,7 @@ impl Destroy {
         let had_coolify = self.owned.iter().any(|r| r.provider == Role::Coolify);
         if outcome.is_complete()
             && had_coolify
-            && let Some(project) = &self.coolify_project
+            && let Some((project, environment)) = &self.coolify_target
         {
             let instance = match instances.entry(Role::Coolify) {
                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
@@ -263,7 +269,10 @@ impl Destroy {
                     entry.insert(providers.instantiate(Role::Coolify, env).await?)
                 }
             };
-            remove_empty_project(instance, project, &app, observer, &mut outcome).await;
+            // The environment first: a project is empty only once its environments are.
+            let name = format!("{project}/{environment}");
+            remove_if_empty(instance, "environment", &name, &app, observer, &mut outcome).await;
+            remove_if_empty(instance, "project", project, &app, observer, &mut outcome).await;
         }
         let record = DestroyRecord {
             complete: outcome.is_complete(),
@@ -288,22 +297,24 @@ impl Destroy {
     }
 }
 
-/// Deletes the Coolify project `name` after the app's last resource in it is gone, if
-/// Fabrik created it (its description says so) and Coolify finds it empty (Coolify
-/// refuses a project that holds anything). A project that holds other resources is kept
-/// and said; one Fabrik did not create is never touched. Never fails the destroy.
-async fn remove_empty_project(
+/// Deletes the Coolify `kind` (`project`, or `environment` named `project/env`) `name`
+/// after the app's last resource in it is gone, if Fabrik created it (its description
+/// says so) and Coolify finds it empty (Coolify refuses one that holds anything). One
+/// that holds other resources is kept and said; one Fabrik did not create is never
+/// touched. Never fails the destroy.
+async fn remove_if_empty(
     instance: &mut ProviderInstance,
+    kind: &str,
     name: &str,
     app: &str,
     observer: &dyn Observer,
     outcome: &mut Destroyed,
 ) {
-    let found = match instance.lookup("project", name, "").await {
+    let found = match instance.lookup(kind, name, "").await {
         Ok(Some(found)) => found,
         Ok(None) | Err(ProviderError::NotFound(_)) => return,
         Err(error) => {
-            let resource = ResourceRef::new("project", name, None);
+            let resource = ResourceRef::new(kind, name, None);
             let reason = format!("could not be checked: {error}");
             observer.event(app, None, &RunEvent::Kept { resource, reason });
             return;
@@ -312,8 +323,8 @@ async fn remove_empty_project(
     if found.outputs.get("created_by_fabrik") != Some(&serde_json::Value::Bool(true)) {
         return;
     }
-    let resource = ResourceRef::new("project", name, Some(&found.id));
-    match instance.delete("project", &found.id, "", false).await {
+    let resource = ResourceRef::new(kind, name, Some(&found.id));
+    match instance.delete(kind, &found.id, "", false).await {
         Ok(()) => {
             observer.event(
                 app,

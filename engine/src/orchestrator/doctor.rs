@@ -133,6 +133,9 @@ pub async fn examine(
         // domain (a private setup, the sandbox).
         let overridden = super::verify::Resolve::find(&verify.resolve, &spec.domain, 443).is_some();
         checks.push(server(coolify, &spec.server, overridden).await);
+        if let Some(check) = destination(coolify, loaded).await {
+            checks.push(check);
+        }
         let kind = loaded.rendered.coolify_resource.to_string();
         checks.push(existing("coolify", coolify, &kind, &spec.name, &owner).await);
     }
@@ -192,6 +195,34 @@ async fn server(coolify: &mut ProviderInstance, name: &str, overridden: bool) ->
             hint_for(&error.to_string(), "Coolify"),
         ),
     }
+}
+
+/// The Docker destination a new resource would go to: the spec's `coolify.destination`
+/// among the server's, or the server's only one (apply refuses the same way).
+async fn destination(coolify: &mut ProviderInstance, loaded: &LoadedSpec) -> Option<Check> {
+    let spec = &loaded.spec;
+    let found = coolify.lookup("server", &spec.server, "").await.ok()??;
+    let outputs = match found.outputs.get("destinations") {
+        Some(_) => found.outputs.clone(),
+        None => coolify.read("server", &found.id).await.ok()??.outputs,
+    };
+    let subject = match &spec.coolify.destination {
+        Some(name) => format!("destination {name}"),
+        None => "destination".to_owned(),
+    };
+    Some(match desired::check_destination(spec, &outputs) {
+        Ok(()) => Check::ok(
+            "coolify",
+            subject,
+            "a new resource has a destination Coolify accepts",
+        ),
+        Err(problem) => Check::failed(
+            "coolify",
+            subject,
+            problem,
+            "set `coolify.destination` to one of the server's Docker destinations (Servers → the server → Destinations)",
+        ),
+    })
 }
 
 /// What exists at a name the apply will use, and whose it is.

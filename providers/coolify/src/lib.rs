@@ -407,7 +407,17 @@ fn ensure_environment(project: &str, environment: &str) -> Result<(), ProviderEr
         &format!("/projects/{project}/environments"),
         Some(&json!({ "name": environment })),
     ) {
-        Ok(_) => Ok(()),
+        // Marked as Fabrik's, so that `destroy` may remove it once empty: the create
+        // takes only a name (`ProjectController::create_environment`), the description
+        // is set by `update_environment`.
+        Ok(_) => api::call(
+            &api()?,
+            Method::Patch,
+            &format!("/projects/{project}/environments/{environment}"),
+            Some(&json!({ "description": CREATED_BY_FABRIK })),
+        )
+        .map(drop)
+        .map_err(|f| f.error),
         Err(f) if f.status == 409 => Ok(()),
         Err(f) => Err(f.error),
     }
@@ -1135,6 +1145,9 @@ impl Provider for Coolify {
         if kind == "project" {
             return delete_project(&id);
         }
+        if kind == "environment" {
+            return delete_environment(&id);
+        }
         let path = format!("/{}/{id}", plural(&kind));
         let current = match api::call(&api()?, Method::Get, &path, None) {
             Ok(reply) => reply.json()?,
@@ -1242,6 +1255,9 @@ impl Provider for Coolify {
         if kind == "project" {
             return project_resource(&name);
         }
+        if kind == "environment" {
+            return environment_resource(&name);
+        }
         if kind != "application" && kind != "service" {
             return Err(permanent(format!(
                 "the Coolify provider has no kind `{kind}`"
@@ -1300,6 +1316,60 @@ fn project_resource(name: &str) -> Result<Option<Resource>, ProviderError> {
         outputs: json!({ "uuid": uuid, "created_by_fabrik": description == CREATED_BY_FABRIK })
             .to_string(),
     }))
+}
+
+/// The environment `project/environment` as `lookup("environment", …)` returns it (for
+/// `destroy`): id `<project uuid>/<environment name>`, and whether Fabrik created it.
+fn environment_resource(name: &str) -> Result<Option<Resource>, ProviderError> {
+    let Some((project, environment)) = name.split_once('/') else {
+        return Err(permanent(format!(
+            "an environment is named `project/environment`, not `{name}`"
+        )));
+    };
+    let Some(uuid) = project_uuid(project, false)? else {
+        return Ok(None);
+    };
+    let path = format!("/projects/{uuid}/{environment}");
+    let found = match api::call(&api()?, Method::Get, &path, None) {
+        Ok(reply) => reply.json()?,
+        Err(f) if f.status == 404 => return Ok(None),
+        Err(f) => return Err(f.error),
+    };
+    let description = found["description"].as_str().unwrap_or_default();
+    Ok(Some(Resource {
+        kind: "environment".to_owned(),
+        id: format!("{uuid}/{environment}"),
+        name: name.to_owned(),
+        owner: None,
+        live: json!({ "description": description }).to_string(),
+        outputs: json!({ "created_by_fabrik": description == CREATED_BY_FABRIK }).to_string(),
+    }))
+}
+
+/// Deletes an environment Fabrik created, if Coolify finds it empty (400 otherwise,
+/// `Environment::isEmpty()`, `ProjectController::delete_environment`).
+fn delete_environment(id: &str) -> Result<(), ProviderError> {
+    let Some((uuid, environment)) = id.split_once('/') else {
+        return Err(permanent(format!("`{id}` is not an environment's id")));
+    };
+    let path = format!("/projects/{uuid}/{environment}");
+    let found = match api::call(&api()?, Method::Get, &path, None) {
+        Ok(reply) => reply.json()?,
+        Err(f) if f.status == 404 => return Err(ProviderError::NotFound(path)),
+        Err(f) => return Err(f.error),
+    };
+    if found["description"].as_str() != Some(CREATED_BY_FABRIK) {
+        return Err(permanent(format!(
+            "refusing to delete environment `{environment}`: Fabrik did not create it"
+        )));
+    }
+    let path = format!("/projects/{uuid}/environments/{environment}");
+    match api::call(&api()?, Method::Delete, &path, None) {
+        Ok(_) => Ok(()),
+        Err(f) if f.status == 404 => Err(ProviderError::NotFound(path)),
+        Err(f) if f.status == 400 => Err(permanent("it holds other resources".to_owned())),
+        Err(f) => Err(f.error),
+    }
 }
 
 /// Deletes a project Fabrik created, if Coolify finds it empty: Coolify itself refuses a

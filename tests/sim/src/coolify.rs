@@ -109,6 +109,8 @@ struct Environment {
     id: u64,
     uuid: String,
     name: String,
+    /// Settable only by `PATCH` (`ProjectController::update_environment`).
+    description: String,
 }
 
 #[derive(Debug, Clone)]
@@ -407,6 +409,17 @@ impl Coolify {
     }
 
     /// Live (not deleted) resources: `(kind, uuid, name, description)`.
+    /// The names of the environments of project `name`.
+    pub fn environment_names(&self, name: &str) -> Vec<String> {
+        self.with(|s| {
+            s.projects
+                .iter()
+                .filter(|p| p.name == name)
+                .flat_map(|p| p.environments.iter().map(|e| e.name.clone()))
+                .collect()
+        })
+    }
+
     /// The names of the projects Coolify has.
     pub fn project_names(&self) -> Vec<String> {
         self.with(|s| s.projects.iter().map(|p| p.name.clone()).collect())
@@ -502,6 +515,10 @@ impl Coolify {
             .route(
                 "/projects/{uuid}/environments",
                 get(list_environments).post(create_environment),
+            )
+            .route(
+                "/projects/{uuid}/environments/{environment}",
+                axum::routing::patch(update_environment).delete(delete_environment),
             )
             .route("/projects/{uuid}/{environment}", get(get_environment))
             .route("/applications", get(list_applications))

@@ -7,7 +7,7 @@ pub(super) fn project_json(p: &Project) -> Value {
 }
 
 pub(super) fn environment_json(e: &Environment, project: &Project) -> Value {
-    json!({ "id": e.id, "uuid": e.uuid, "name": e.name, "project_id": project.id, "created_at": TIMESTAMP, "updated_at": TIMESTAMP, "description": "" })
+    json!({ "id": e.id, "uuid": e.uuid, "name": e.name, "project_id": project.id, "created_at": TIMESTAMP, "updated_at": TIMESTAMP, "description": e.description })
 }
 
 pub(super) async fn list_projects(
@@ -64,6 +64,7 @@ pub(super) async fn create_project(
             id: s.next,
             uuid: uuid(s.next),
             name: "production".to_owned(),
+            description: String::new(),
         };
         let project = Project {
             id,
@@ -192,7 +193,9 @@ pub(super) async fn create_environment(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let unknown = unknown_keys(&body, &["name", "description"]);
+    // ProjectController::create_environment: `$allowedFields = ['name']` (a description
+    // is set only by `update_environment`).
+    let unknown = unknown_keys(&body, &["name"]);
     if !unknown.is_empty() {
         return not_allowed(&unknown);
     }
@@ -221,10 +224,120 @@ pub(super) async fn create_environment(
             id,
             uuid: uuid(id),
             name,
+            description: String::new(),
         };
         let created = json!({ "uuid": environment.uuid });
         p.environments.push(environment);
         (StatusCode::CREATED, axum::Json(created)).into_response()
+    })
+}
+
+/// `PATCH /projects/{uuid}/environments/{environment}` (v4.3.10
+/// `ProjectController::update_environment`): `name` (optional, `nameRules`) and
+/// `description` (`descriptionRules()`), unknown fields refused; 404 for the project or
+/// the environment (by name, then uuid); 200 with `{uuid, name, description}`.
+pub(super) async fn update_environment(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path((project, environment)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = sim
+        .enter("update_environment", &method, &uri, &headers)
+        .await
+    {
+        return r;
+    }
+    let body = match json_body(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let unknown = unknown_keys(&body, &["name", "description"]);
+    if !unknown.is_empty() {
+        return not_allowed(&unknown);
+    }
+    let mut errors = Errors::default();
+    let name = body.get("name").map(|_| str_field(&body, "name"));
+    if let Some(problem) = name.as_deref().and_then(rules::name_problem) {
+        errors.add("name", problem);
+    }
+    let description = body
+        .get("description")
+        .map(|_| str_field(&body, "description"));
+    if let Some(problem) = description.as_deref().and_then(rules::description_problem) {
+        errors.add("description", problem);
+    }
+    if let Some(r) = errors.response() {
+        return r;
+    }
+    sim.with(|s| {
+        let Some(p) = find_project(s, &project) else {
+            return message(StatusCode::NOT_FOUND, "Project not found.");
+        };
+        let Some(e) = p
+            .environments
+            .iter_mut()
+            .find(|e| e.name == environment || e.uuid == environment)
+        else {
+            return message(StatusCode::NOT_FOUND, "Environment not found.");
+        };
+        if let Some(name) = name {
+            e.name = name;
+        }
+        if let Some(description) = description {
+            e.description = description;
+        }
+        axum::Json(json!({ "uuid": e.uuid, "name": e.name, "description": e.description }))
+            .into_response()
+    })
+}
+
+/// `DELETE /projects/{uuid}/environments/{environment}` (v4.3.10
+/// `ProjectController::delete_environment`): 404 for the project or the environment,
+/// then 400 "Environment has resources, so it cannot be deleted." unless
+/// `Environment::isEmpty()` (app/Models/Environment.php: no application, database or
+/// service in it), else 200 "Environment deleted.".
+pub(super) async fn delete_environment(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path((project, environment)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = sim
+        .enter("delete_environment", &method, &uri, &headers)
+        .await
+    {
+        return r;
+    }
+    let now = std::time::Instant::now();
+    let delay = sim.timing().delete_delay;
+    sim.with(|s| {
+        let Some(index) = s.projects.iter().position(|p| p.uuid == project) else {
+            return message(StatusCode::NOT_FOUND, "Project not found.");
+        };
+        let Some(position) = s.projects[index]
+            .environments
+            .iter()
+            .position(|e| e.name == environment || e.uuid == environment)
+        else {
+            return message(StatusCode::NOT_FOUND, "Environment not found.");
+        };
+        let id = s.projects[index].environments[position].id;
+        if s.resources
+            .values()
+            .filter(|r| r.deleting.is_none_or(|d| now < d + delay))
+            .any(|r| r.environment_id == id)
+        {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Environment has resources, so it cannot be deleted.",
+            );
+        }
+        s.projects[index].environments.remove(position);
+        message(StatusCode::OK, "Environment deleted.")
     })
 }
 
