@@ -202,6 +202,15 @@ async fn a_restored_version_is_followed_and_verified() {
             .replace("path: /health", "path: /nope")
             .replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
     });
+    // Deployments now take longer than the health check's 2 s: a restore verified
+    // without following its deployment to the end would find nothing serving.
+    world
+        .sandbox
+        .coolify
+        .set_timing(fabrik_sim::coolify::Timing {
+            service_start: std::time::Duration::from_secs(3),
+            ..fabrik_sim::coolify::Timing::default()
+        });
     let failed = world.apply(&broken, &["--output", "json"]).await;
     let (stdout, stderr) = text(&failed);
     assert_eq!(failed.status.code(), Some(1), "{stdout}{stderr}");
@@ -716,5 +725,92 @@ async fn destroy_removes_an_environment_it_created_and_keeps_a_project_it_did_no
     assert_eq!(
         world.sandbox.coolify.environment_names("ops"),
         ["production"]
+    );
+}
+
+/// An update whose call fails after it was sent may have changed the app (a provider's
+/// update is several requests): the run is never recorded as "changed nothing", the
+/// app is not shown as still COMPLETE, and the next apply sends the change again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_update_is_never_said_to_have_changed_nothing() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+
+    let changed = world.spec("app.yaml", |s| {
+        s.replace("LOG_LEVEL: info", "LOG_LEVEL: debug")
+    });
+    world.sandbox.coolify.faults.on_nth(
+        "coolify.update_service",
+        1,
+        fabrik_sim::faults::Fault::Status {
+            status: 400,
+            retry_after: None,
+        },
+    );
+    let failed = world.apply(&changed, &[]).await;
+    let (stdout, stderr) = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains("nothing was changed") && stdout.contains("may have changed"),
+        "{stdout}"
+    );
+    let shown = status(&world, &["test-api"]).await;
+    assert!(!shown.starts_with("test-api: COMPLETE"), "{shown}");
+
+    world.sandbox.coolify.faults.clear();
+    let again = world.apply(&changed, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(!stdout.contains("(no changes)"), "{stdout}");
+    let uuid = service_uuid(&world, "test-api");
+    assert!(
+        world
+            .sandbox
+            .coolify
+            .env_of(&uuid)
+            .contains(&("LOG_LEVEL".to_owned(), "debug".to_owned())),
+        "{stderr}"
+    );
+}
+
+/// `fabrik init` keeps a name a state already holds even if it would not pass today's
+/// name rules (a directory called `MyShop`), and adds the name to a fabrik.toml that
+/// has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_keeps_the_name_a_state_holds_and_completes_a_nameless_fabrik_toml() {
+    let world = World::start().await;
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("MyShop");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::copy(
+        crate::support::root().join("fixtures/test-api.yaml"),
+        dir.join("app.yaml"),
+    )
+    .expect("spec");
+    let run_in = |args: &[&str]| {
+        let mut cmd = world.fabrik();
+        cmd.current_dir(&dir).args(args);
+        World::output(cmd)
+    };
+    let applied = run_in(&["apply", "app.yaml"]).await;
+    assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
+    let init = run_in(&["init", "MyShop"]).await;
+    assert_eq!(init.status.code(), Some(0), "{:?}", text(&init));
+    let toml = std::fs::read_to_string(dir.join("fabrik.toml")).expect("fabrik.toml");
+    assert!(toml.contains("name = \"MyShop\""), "{toml}");
+
+    let other = parent.path().join("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::write(other.join("fabrik.toml"), "# providers come later\n").expect("toml");
+    let mut cmd = world.fabrik();
+    cmd.current_dir(&other).args(["init", "shop"]);
+    let named = World::output(cmd).await;
+    assert_eq!(named.status.code(), Some(0), "{:?}", text(&named));
+    let toml = std::fs::read_to_string(other.join("fabrik.toml")).expect("fabrik.toml");
+    assert!(
+        toml.starts_with("# providers come later\n") && toml.contains("[project]\nname = \"shop\""),
+        "{toml}"
     );
 }

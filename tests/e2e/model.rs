@@ -406,8 +406,14 @@ impl Harness {
                     self.check_app_matches(app)?;
                     self.check_plan_clean(app, version).await?;
                 } else if said.contains("nothing was changed") {
-                    // Invariant 9: the app is exactly as it was, and so is its model.
+                    // Invariant 9: the app is exactly as it was, and so is its model: the
+                    // world still matches, and the deployed version plans clean.
                     self.check_app_matches(app)?;
+                    if let Some(Deployed { version, .. }) = self.model[app].deployed.clone()
+                        && !self.model[app].last_failed
+                    {
+                        self.check_plan_clean(app, version).await?;
+                    }
                 } else {
                     if healthy && fault.is_none() {
                         return Err(format!("a healthy apply without faults failed:\n{said}"));
@@ -641,6 +647,7 @@ impl Harness {
                     return Ok(());
                 };
                 let path = self.write_spec(app, version);
+                let deploys = self.world.calls_of("coolify.deploy");
                 let output = self
                     .run(&[
                         "apply",
@@ -651,7 +658,10 @@ impl Harness {
                     ])
                     .await;
                 let said = text(&output);
-                if !output.status.success() || said.contains("(no changes)") {
+                if !output.status.success()
+                    || said.contains("(no changes)")
+                    || self.world.calls_of("coolify.deploy") <= deploys
+                {
                     return Err(format!("apply --redeploy did not deploy again:\n{said}"));
                 }
                 self.completed(app, version);

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use crate::support::{cache_dir, kept_env, root};
 
-/// The shell commands of the first ```sh block after `## {heading}`.
+/// The shell commands of every ```sh block of `## {heading}`, in order.
 fn commands_under(readme: &str, heading: &str) -> Vec<String> {
     let start = readme
         .find(&format!("\n## {heading}\n"))
@@ -19,13 +19,15 @@ fn commands_under(readme: &str, heading: &str) -> Vec<String> {
     let section = &section[..section[3..]
         .find("\n## ")
         .map_or(section.len(), |end| end + 3)];
-    let block = section
+    let blocks: Vec<&str> = section
         .split("```sh\n")
-        .nth(1)
-        .unwrap_or_else(|| panic!("`## {heading}` has no ```sh block"));
-    let block = &block[..block.find("```").expect("the block is closed")];
-    block
-        .lines()
+        .skip(1)
+        .map(|block| &block[..block.find("```").expect("the block is closed")])
+        .collect();
+    assert!(!blocks.is_empty(), "`## {heading}` has no ```sh block");
+    blocks
+        .iter()
+        .flat_map(|block| block.lines())
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_owned)
@@ -104,8 +106,11 @@ fn readme_quick_start_then_first_app_end_complete() {
     let first_app = commands_under(&readme, "Your first app in the sandbox");
     assert_eq!(
         quick_start,
-        ["target/debug/fabrik-sandbox --exec target/debug/fabrik apply fixtures/test-api.yaml"],
-        "the quick start's deploy (its build and test steps are skipped)"
+        [
+            "target/debug/fabrik-sandbox --exec target/debug/fabrik apply fixtures/test-api.yaml",
+            "target/debug/fabrik status",
+        ],
+        "the quick start's deploy and status (its build and test steps are skipped)"
     );
     assert!(first_app.len() >= 2, "{first_app:?}");
 
@@ -119,7 +124,7 @@ fn readme_quick_start_then_first_app_end_complete() {
         "{deployed}"
     );
     // "In the same directory, afterwards": `fabrik status` shows it.
-    let status = run(dir, "target/debug/fabrik status");
+    let status = run(dir, &quick_start[1]);
     assert!(status.contains("test-api: COMPLETE"), "{status}");
 
     // Then "Your first app in the sandbox", with the quick start's state still there:

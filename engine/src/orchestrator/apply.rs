@@ -147,6 +147,7 @@ async fn apply_locked(
         rollback: None,
         warnings: vec![],
         page: page_of(&rows),
+        attempted: false,
     };
 
     // Unchanged hash, every wanted resource in the state, nothing left over from a
@@ -228,6 +229,7 @@ async fn apply_locked(
         hidden,
         lock: held,
         lock_lost: std::sync::atomic::AtomicBool::new(false),
+        attempted: std::sync::atomic::AtomicBool::new(false),
     };
     let mut result = outcome(State::Complete, true, Some(run_id));
     let before = existing.as_ref().map(|d| d.state);
@@ -597,7 +599,10 @@ async fn execute(
         };
         result.rollback = Some(report);
     }
-    // `changed` stays true: it says that a run was started (the JSON contract).
+    // `changed` stays true: it says that a run was started (the JSON contract). A run
+    // that wrote an intent may have changed something even if its call failed: it is
+    // recorded as the failure it is, and its summary does not say "nothing was changed".
+    result.attempted = run.attempted.load(std::sync::atomic::Ordering::SeqCst);
     let keep = if result.changed_nothing() {
         before
     } else {

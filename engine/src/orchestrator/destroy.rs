@@ -103,11 +103,26 @@ impl Destroy {
             .filter(|r| r.is_live() || r.status == ResourceStatus::Pending)
             .collect();
         owned.reverse();
-        let coolify_target = store
-            .runs(deployment.id)
+        // Where the app last lived: its newest completed run's project and environment
+        // (a failed attempt may have named others it never reached), else its newest
+        // run's. Only if it ever had a Coolify resource there.
+        let runs = store.runs(deployment.id).await?;
+        let snapshot_of = |run: &crate::store::RunRow| {
+            run.snapshot
+                .as_ref()
+                .and_then(|s| Snapshot::from_json(s).ok())
+        };
+        let had_coolify = store
+            .resources(deployment.id)
             .await?
-            .into_iter()
-            .find_map(|run| Snapshot::from_json(&run.snapshot?).ok())
+            .iter()
+            .any(|r| r.provider == Role::Coolify);
+        let coolify_target = runs
+            .iter()
+            .filter(|r| r.state == crate::domain::State::Complete)
+            .find_map(snapshot_of)
+            .or_else(|| runs.iter().find_map(snapshot_of))
+            .filter(|_| had_coolify)
             .map(|snapshot| {
                 (
                     snapshot.spec.coolify.project,
@@ -258,9 +273,7 @@ impl Destroy {
                 Err(error) => failed(&mut outcome, resource, error),
             }
         }
-        let had_coolify = self.owned.iter().any(|r| r.provider == Role::Coolify);
         if outcome.is_complete()
-            && had_coolify
             && let Some((project, environment)) = &self.coolify_target
         {
             let instance = match instances.entry(Role::Coolify) {

@@ -189,6 +189,10 @@ impl Run<'_, '_> {
                 return Ok(Ensured::Unchanged(found));
             }
             Some(found) => {
+                // From here on an update may be sent: the world may change even if it
+                // fails (see `Run::attempted`).
+                self.attempted
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 // Found by name (no row tracks it yet): a confused provider may answer with
                 // a resource another row tracks; it is never updated, let alone recorded.
                 if known.is_none()
@@ -240,6 +244,8 @@ impl Run<'_, '_> {
                 (updated, status)
             }
             None => {
+                self.attempted
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 // A create that failed transiently may still have happened, in part (a
                 // proxy's 502 after the API acted): before trying again, look for it and
                 // finish it with an update.

@@ -422,6 +422,7 @@ mod tests {
 
     fn outcome(state: State) -> Outcome {
         Outcome {
+            attempted: false,
             app: "shop<1>".to_owned(),
             state,
             url: "https://shop.example.com/health".to_owned(),

@@ -30,16 +30,21 @@ pub struct Outcome {
     pub warnings: Vec<Warning>,
     /// The app's page in Coolify's web UI (its project's page), when the provider gave it.
     pub page: Option<String>,
+    /// The run sent (or was about to send) a create or update: the world may have
+    /// changed even if nothing is recorded as changed.
+    pub attempted: bool,
 }
 
 impl Outcome {
-    /// A failed run that changed nothing anywhere: nothing undone, left or failing to be
-    /// undone, and no create answered as someone else's (which may have left something).
+    /// A failed run that changed nothing anywhere: no create or update was attempted
+    /// (see `Run::attempted`), nothing undone, left or failing to be undone, and no
+    /// create answered as someone else's (which may have left something).
     pub fn changed_nothing(&self) -> bool {
         let Some(rollback) = &self.rollback else {
             return false;
         };
-        rollback.undone.is_empty()
+        !self.attempted
+            && rollback.undone.is_empty()
             && rollback.left.is_empty()
             && rollback.problems.is_empty()
             && self
@@ -222,6 +227,7 @@ mod tests {
 
     fn failed(rollback: RollbackReport) -> Outcome {
         Outcome {
+            attempted: false,
             app: "api".to_owned(),
             state: State::Failed,
             url: "https://api.example.com/health".to_owned(),

@@ -77,6 +77,10 @@ pub(crate) struct Run<'a, 'b> {
     pub lock: &'a crate::lock::RunLock,
     /// Set when a provider call was refused because the lock was lost.
     pub lock_lost: std::sync::atomic::AtomicBool,
+    /// Set once an intent is written, before the run's first create or update: from
+    /// then on the live world may have changed, even if that call failed (a provider's
+    /// update is several requests), so the run can no longer count as "changed nothing".
+    pub attempted: std::sync::atomic::AtomicBool,
 }
 
 impl Run<'_, '_> {

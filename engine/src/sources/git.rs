@@ -204,8 +204,12 @@ impl Advertisement {
         if !is_commit(id) {
             return Err(bad("the object id is not 40 hex digits"));
         }
-        if name.is_empty() || name.contains([' ', '\t']) {
-            return Err(bad("the ref name is empty or has spaces"));
+        // Git's own rules (`check-ref-format`) allow no space, control character or
+        // `~^:?*[\\` in a name; names are printed (the branches a missing one lists),
+        // so a server's answer must not carry anything a terminal would obey.
+        if name.is_empty() || !is_ref_name(name) {
+            // (an empty name is no name git allows either)
+            return Err(bad("the ref name has characters git does not allow"));
         }
         if let Some(capabilities) = capabilities {
             self.head = default_branch(capabilities);
@@ -270,7 +274,19 @@ fn default_branch(capabilities: &[u8]) -> Option<String> {
         .ok()?
         .split_ascii_whitespace()
         .find_map(|capability| capability.strip_prefix("symref=HEAD:refs/heads/"))
+        .filter(|name| is_ref_name(name))
         .map(str::to_owned)
+}
+
+/// A name git itself would accept for a ref (`git check-ref-format`'s character rules;
+/// the `^{}` suffix of a peeled tag is allowed): no control character, space, `~`, `^`,
+/// `:`, `?`, `*`, `[` or `\\`, no `..`.
+fn is_ref_name(name: &str) -> bool {
+    let name = name.strip_suffix("^{}").unwrap_or(name);
+    !name.contains("..")
+        && !name
+            .chars()
+            .any(|c| c.is_control() || matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\'))
 }
 
 /// The commit `reference` names in the repository whose `info/refs` is at `url`
@@ -336,6 +352,25 @@ pub(crate) async fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ref_names_git_would_refuse_are_refused() {
+        assert!(is_ref_name("refs/heads/main") && is_ref_name("refs/tags/v1^{}"));
+        for hostile in [
+            "refs/heads/a\nnext: run this",
+            "refs/heads/\u{1b}[31mred",
+            "refs/heads/a..b",
+            "refs/heads/a:b",
+        ] {
+            assert!(!is_ref_name(hostile), "{hostile:?}");
+        }
+        let line = |name: &str| {
+            let text = format!("{} {name}\n", "a".repeat(40));
+            format!("{:04x}{text}", text.len() + 4)
+        };
+        let body = format!("{}0000", line("refs/heads/ok\u{7}bell"));
+        assert!(Advertisement::parse(body.as_bytes()).is_err());
+    }
 
     const A: &str = "1111111111111111111111111111111111111111";
     const B: &str = "2222222222222222222222222222222222222222";
@@ -477,7 +512,7 @@ mod tests {
                 "not 40 hex digits",
             ),
             (format!("{A}refs/heads/main\n"), "no space"),
-            (format!("{A} \n"), "empty"),
+            (format!("{A} \n"), "characters git does not allow"),
         ] {
             let error = Advertisement::parse(&advertisement(&[line])).expect_err("bad line");
             assert!(error.to_string().contains(expected), "{error}");

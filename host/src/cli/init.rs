@@ -40,18 +40,25 @@ pub fn run(name: Option<&str>, dir: Option<&Path>) -> anyhow::Result<ExitStatus>
         None => std::env::current_dir()?,
     };
     let file = dir.join(PROJECT_FILE);
-    if file.exists() {
+    // A fabrik.toml may exist without naming the project (providers only): then the
+    // name is added to it.
+    let existing = if file.exists() {
         let project = Project::load(&dir)?;
-        errln!(
-            "error: `{}` exists already: this is project `{}`",
-            file.display(),
-            project.name
-        );
-        errln!(
-            "  hint: its name is in every owner tag; changing it would leave the resources Fabrik created unowned"
-        );
-        return Ok(ExitStatus::Invalid);
-    }
+        if !project.named_after_directory {
+            errln!(
+                "error: `{}` exists already: this is project `{}`",
+                file.display(),
+                project.name
+            );
+            errln!(
+                "  hint: its name is in every owner tag; changing it would leave the resources Fabrik created unowned"
+            );
+            return Ok(ExitStatus::Invalid);
+        }
+        Some(std::fs::read_to_string(&file)?)
+    } else {
+        None
+    };
     let from_directory = dir
         .canonicalize()
         .unwrap_or_else(|_| dir.clone())
@@ -65,7 +72,11 @@ pub fn run(name: Option<&str>, dir: Option<&Path>) -> anyhow::Result<ExitStatus>
         Some(name) => name.to_owned(),
         None => ask(&tagged.clone().unwrap_or(from_directory))?,
     };
-    if let Some(problem) = name_problem(&name) {
+    // The name a state already holds is kept as it is, even one written before names
+    // were checked: it is in its resources' owner tags.
+    if tagged.as_deref() != Some(name.as_str())
+        && let Some(problem) = name_problem(&name)
+    {
         errln!("error: project name `{name}` {problem}");
         return Ok(ExitStatus::Invalid);
     }
@@ -77,13 +88,22 @@ pub fn run(name: Option<&str>, dir: Option<&Path>) -> anyhow::Result<ExitStatus>
         errln!("  hint: `fabrik init {existing}` keeps them; a new name would leave them unowned");
         return Ok(ExitStatus::Invalid);
     }
-    let toml = format!(
-        "# A Fabrik project. Its name is part of every owner tag (`fabrik:<name>/<app>`) on\n\
-         # what Fabrik creates: it stays the same when the directory is renamed or moved.\n\
-         [project]\n\
-         name = \"{name}\"\n"
-    );
-    write_new(&file, &toml)?;
+    let quoted = toml_string(&name);
+    match existing {
+        None => {
+            let toml = format!(
+                "# A Fabrik project. Its name is part of every owner tag (`fabrik:<name>/<app>`) on\n\
+                 # what Fabrik creates: it stays the same when the directory is renamed or moved.\n\
+                 [project]\n\
+                 name = {quoted}\n"
+            );
+            write_new(&file, &toml)?;
+        }
+        Some(text) => {
+            let named = add_name(&text, &quoted);
+            std::fs::write(&file, named)?;
+        }
+    }
     let ignore = dir.join(".gitignore");
     let added = add_ignored(&ignore)?;
     outln!("wrote {}: project `{name}`", file.display());
@@ -104,6 +124,36 @@ pub fn renamed_from(workspace: &Workspace) -> anyhow::Result<Option<String>> {
         return Ok(None);
     }
     Ok(tagged_as(&workspace.project.dir)?.filter(|name| *name != workspace.project.name))
+}
+
+/// `name` as a TOML basic string.
+fn toml_string(name: &str) -> String {
+    let mut out = String::from("\"");
+    for c in name.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `text` (a fabrik.toml without a project name) with `name = …` under `[project]`,
+/// the table added at the end when it has none.
+fn add_name(text: &str, quoted: &str) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    match lines.iter().position(|l| l.trim() == "[project]") {
+        Some(at) => lines.insert(at + 1, format!("name = {quoted}")),
+        None => {
+            lines.push(String::new());
+            lines.push("[project]".to_owned());
+            lines.push(format!("name = {quoted}"));
+        }
+    }
+    lines.join("\n") + "\n"
 }
 
 /// The one project name the directory's own state holds, if any (read only).
@@ -198,12 +248,17 @@ pub fn warn_if_unnamed(workspace_dir: &Path) {
     {
         return;
     }
+    let file = if workspace.project.dir.join(PROJECT_FILE).exists() {
+        "no project name in fabrik.toml"
+    } else {
+        "no fabrik.toml"
+    };
     errln!(
-        "warning: no fabrik.toml: the project is named `{}` after its directory, and so are the owner tags of what Fabrik creates; renaming the directory would leave them unowned",
+        "warning: {file}: the project is named `{}` after its directory, and so are the owner tags of what Fabrik creates; renaming the directory would leave them unowned",
         workspace.project.name
     );
     errln!(
-        "  hint: `fabrik init` in {} writes fabrik.toml with that name",
+        "  hint: `fabrik init` in {} writes that name into fabrik.toml",
         workspace.project.dir.display()
     );
 }

@@ -202,6 +202,14 @@ pub fn summary(outcome: &Outcome, spec: Option<&std::path::Path>) -> String {
                 ));
             } else if outcome.changed_nothing() {
                 text.push_str("\n  nothing was changed");
+            } else if rollback.undone.is_empty()
+                && rollback.left.is_empty()
+                && rollback.problems.is_empty()
+            {
+                // An update or create was sent and failed: part of it may have landed.
+                text.push_str(
+                    "\n  may have changed: a change was sent and failed part-way; the next apply sends it again",
+                );
             }
         }
         text.push_str(&format!("\n  next: {next}"));

@@ -105,7 +105,10 @@ impl Latest {
     /// A finished run whose end the deployment does not show: it failed having changed
     /// nothing, so the app is still what an earlier run made it.
     fn failed_beside(&self, d: &Deployment) -> bool {
-        self.run.state.is_terminal() && d.state != DeploymentState::Run(self.run.state)
+        use fabrik_engine::domain::State;
+        matches!(self.run.state, State::Failed | State::RolledBack)
+            && d.state != DeploymentState::Destroyed
+            && d.state != DeploymentState::Run(self.run.state)
     }
 }
 

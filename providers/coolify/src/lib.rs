@@ -1390,6 +1390,22 @@ fn delete_project(uuid: &str) -> Result<(), ProviderError> {
             project["name"].as_str().unwrap_or("?")
         )));
     }
+    // Coolify deletes a project's environments with it, and counts only applications,
+    // databases and services as contents (`Project::isEmpty`): an environment someone
+    // added (it may hold shared variables) keeps the project.
+    let others: Vec<&str> = project["environments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str())
+        .filter(|name| *name != "production")
+        .collect();
+    if !others.is_empty() {
+        return Err(permanent(format!(
+            "it holds other environments ({})",
+            others.join(", ")
+        )));
+    }
     match api::call(&api()?, Method::Delete, &path, None) {
         Ok(_) => Ok(()),
         Err(f) if f.status == 404 => Err(ProviderError::NotFound(path)),
