@@ -504,10 +504,14 @@ impl Reader<'_> {
             self.known_keys(mapping, "coolify", COOLIFY_KEYS);
             project = self
                 .string(mapping, "coolify", "project")
-                .and_then(|v| self.coolify_name(v, "coolify.project"));
+                .and_then(|v| self.coolify_name(v, "coolify.project"))
+                .and_then(|v| self.stored_as_written(v, "coolify.project", stored_project_name));
             if let Some(env) = self
                 .string(mapping, "coolify", "environment")
                 .and_then(|v| self.coolify_name(v, "coolify.environment"))
+                .and_then(|v| {
+                    self.stored_as_written(v, "coolify.environment", stored_environment_name)
+                })
             {
                 environment = env;
             }
@@ -535,6 +539,29 @@ impl Reader<'_> {
             return None;
         }
         Some(value)
+    }
+
+    /// `value` if Coolify stores it as written; else an error naming the form it would
+    /// store, since every later lookup by the written name would miss (and a second
+    /// project or environment would be created, or a create refused).
+    fn stored_as_written(
+        &mut self,
+        value: String,
+        field: &str,
+        stored: fn(&str) -> String,
+    ) -> Option<String> {
+        let kept = stored(&value);
+        if kept == value {
+            return Some(value);
+        }
+        self.error_with_hint(
+            field,
+            format!("{value:?} is stored by Coolify as {kept:?}"),
+            Some(format!(
+                "write `{kept}`: Fabrik finds it by the name Coolify keeps"
+            )),
+        );
+        None
     }
 
     fn env_key(&mut self, key: &str, field: &str) -> bool {
@@ -592,6 +619,33 @@ impl Reader<'_> {
                     None
                 }
             };
+            // Coolify trims every request's strings and turns "" into null (the
+            // `TrimStrings` and `ConvertEmptyStringsToNull` middleware, global in
+            // app/Http/Kernel.php), and trims a variable's value again when it stores and
+            // reads it (`EnvironmentVariable::value()`): such a value would read back
+            // different, and every apply would send it again.
+            let text = text.filter(|text| {
+                if text.is_empty() {
+                    self.error_with_hint(
+                        &field,
+                        "is empty; Coolify stores an empty value as no value",
+                        Some("give it a value, or leave the variable out".to_owned()),
+                    );
+                    return false;
+                }
+                if text.trim() != text {
+                    self.error_with_hint(
+                        &field,
+                        "starts or ends with whitespace, which Coolify removes",
+                        Some(
+                            "remove it (a YAML `|` block ends with a newline: write `|-`)"
+                                .to_owned(),
+                        ),
+                    );
+                    return false;
+                }
+                true
+            });
             if key_ok && let Some(text) = text {
                 env.insert(key.to_owned(), text);
             }
@@ -924,6 +978,19 @@ pub fn did_you_mean<'a>(
 }
 
 /// Coolify's rule for environment variable keys: `^[A-Za-z_][A-Za-z0-9_.]*$`, ≤ 255.
+/// A project name as Coolify stores it: trimmed (the global `TrimStrings` middleware;
+/// `HasSafeStringAttribute` strips tags, which `NAME_PATTERN` already refuses).
+pub fn stored_project_name(name: &str) -> String {
+    name.trim().to_owned()
+}
+
+/// An environment name as Coolify stores it (coollabsio/coolify v4.3.10
+/// app/Models/Environment.php `customizeName`, after `TrimStrings`): trimmed, lower
+/// case, `/` replaced by `-`.
+pub fn stored_environment_name(name: &str) -> String {
+    name.trim().to_lowercase().replace('/', "-")
+}
+
 pub fn is_env_key(key: &str) -> bool {
     let mut bytes = key.bytes();
     key.len() <= 255

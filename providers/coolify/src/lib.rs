@@ -794,13 +794,28 @@ fn settings_hold(kind: &str, detail: &Value, desired: &Desired) -> bool {
     ) else {
         return false;
     };
-    raw == compose
+    same_compose(raw, compose)
         && detail["applications"].as_array().is_some_and(|apps| {
             apps.iter().any(|a| {
                 a["name"].as_str() == Some(service)
                     && a["fqdn"].as_str().unwrap_or_default() == domains
             })
         })
+}
+
+/// Whether the compose Coolify holds says what Fabrik sent. Coolify stores
+/// `docker_compose_raw` re-dumped by Symfony's YAML (`ServicesController::create_service`
+/// and `update_by_uuid`: `Yaml::dump(Yaml::parse(…))`, again in `serviceParser`): quoting,
+/// indentation and multi-line strings change, so the texts never match; the documents
+/// are compared instead.
+fn same_compose(stored: &str, sent: &str) -> bool {
+    match (
+        serde_yaml::from_str::<Value>(stored),
+        serde_yaml::from_str::<Value>(sent),
+    ) {
+        (Ok(stored), Ok(sent)) => stored == sent,
+        _ => stored == sent,
+    }
 }
 
 fn with_deployment(mut resource: Resource, deployment: Option<String>) -> Resource {
@@ -1459,6 +1474,19 @@ fabrik_provider_sdk::export_provider!(Coolify);
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_compose_coolify_re_dumped_is_the_same_document() {
+        let sent = "services:\n  app:\n    image: ghcr.io/acme/api@sha256:ab\n    expose:\n    - '8000'\n    command: \"a\\nb\"\n";
+        // What Symfony's dump makes of it: quoted differently, sequences indented, a
+        // literal block for the multi-line string.
+        let stored = "services:\n  app:\n    image: 'ghcr.io/acme/api@sha256:ab'\n    expose:\n      - '8000'\n    command: |-\n      a\n      b\n";
+        assert!(super::same_compose(stored, sent));
+        assert!(!super::same_compose(
+            &stored.replace("'8000'", "'9000'"),
+            sent
+        ));
+    }
+
     use super::*;
 
     #[test]

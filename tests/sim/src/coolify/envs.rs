@@ -122,7 +122,14 @@ pub(super) async fn bulk_envs(
                 return response;
             }
             let preview = item["is_preview"].as_bool().unwrap_or(false);
-            let value = item["value"].clone();
+            // What is stored (coollabsio/coolify v4.3.10): the global `TrimStrings` and
+            // `ConvertEmptyStringsToNull` middleware (app/Http/Kernel.php) trim every
+            // string of the request and make "" null; `EnvironmentVariable::value()`
+            // trims again when it stores.
+            let value = match item["value"].as_str().map(str::trim) {
+                Some("") | None => Value::Null,
+                Some(trimmed) => json!(trimmed),
+            };
             let position = list.iter().position(|e| {
                 e["key"] == key.as_str() && e["is_preview"].as_bool().unwrap_or(false) == preview
             });

@@ -43,8 +43,9 @@ pub(super) async fn create_project(
     if !unknown.is_empty() {
         return not_allowed(&unknown);
     }
-    // ProjectController::create_project: `nameRules()` and `descriptionRules()`.
-    let name = str_field(&body, "name");
+    // ProjectController::create_project: `nameRules()` and `descriptionRules()`, on the
+    // name as the global `TrimStrings` middleware left it.
+    let name = str_field(&body, "name").trim().to_owned();
     let mut errors = Errors::default();
     if let Some(problem) = rules::name_problem(&name) {
         errors.add("name", problem);
@@ -199,7 +200,9 @@ pub(super) async fn create_environment(
     if !unknown.is_empty() {
         return not_allowed(&unknown);
     }
-    let name = str_field(&body, "name");
+    // `TrimStrings` (global middleware), then `Environment::customizeName` when stored:
+    // lower case, `/` replaced by `-` (app/Models/Environment.php).
+    let name = str_field(&body, "name").trim().to_owned();
     // ProjectController::create_environment: the same `nameRules()` as a project.
     if let Some(problem) = rules::name_problem(&name) {
         let mut errors = Errors::default();
@@ -214,16 +217,22 @@ pub(super) async fn create_environment(
         let Some(p) = find_project(s, &project) else {
             return message(StatusCode::NOT_FOUND, "Project not found.");
         };
+        // The duplicate check compares the name as sent; the unique index then meets
+        // the stored form (a 500 in the real server).
         if p.environments.iter().any(|e| e.name == name) {
             return message(
                 StatusCode::CONFLICT,
                 "Environment with this name already exists.",
             );
         }
+        let stored = name.to_lowercase().replace('/', "-");
+        if p.environments.iter().any(|e| e.name == stored) {
+            return message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error");
+        }
         let environment = Environment {
             id,
             uuid: uuid(id),
-            name,
+            name: stored,
             description: String::new(),
         };
         let created = json!({ "uuid": environment.uuid });
