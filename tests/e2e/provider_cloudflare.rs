@@ -347,3 +347,39 @@ async fn a_comment_longer_than_the_plan_allows_is_refused() {
         .await
         .expect("paid plans allow 500");
 }
+
+/// A zone Cloudflare does not serve (`pending`: its nameservers are not Cloudflare's yet;
+/// `moved`: they went elsewhere) would hold a record that never resolves: the apply stops
+/// at the lookup, before anything changes, and says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_cloudflare_does_not_serve_stops_the_apply_before_any_change() {
+    let world = crate::deploy::World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    for (status, words) in [("pending", "is pending"), ("moved", "is moved")] {
+        world
+            .sandbox
+            .cloudflare
+            .set_zone_status("example.com", status);
+        let before = world.mutating_calls();
+        let output = world.apply(&spec, &[]).await;
+        let (stdout, stderr) = crate::deploy::text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!("the Cloudflare zone example.com {words}"))
+                && stdout.contains("nothing was changed"),
+            "{stdout}{stderr}"
+        );
+        assert_eq!(world.mutating_calls(), before, "{stdout}");
+    }
+    world
+        .sandbox
+        .cloudflare
+        .set_zone_status("example.com", "active");
+    let applied = world.apply(&spec, &[]).await;
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{:?}",
+        crate::deploy::text(&applied)
+    );
+}

@@ -132,12 +132,27 @@ fn find_zone(fqdn: &str) -> Result<String, ProviderError> {
     );
     for (candidate, answer) in candidates.iter().zip(answers) {
         let envelope = api::envelope(answer).map_err(|f| f.error)?;
-        let found = envelope.result.as_array().and_then(|zones| {
+        let zone = envelope.result.as_array().and_then(|zones| {
             zones
                 .iter()
                 .find(|z| z["name"].as_str() == Some(candidate.as_str()))
-                .and_then(|z| z["id"].as_str().map(str::to_owned))
         });
+        // A zone Cloudflare does not serve: a record there would not resolve, and the
+        // health check would wait for it in vain (schema `zones_status`).
+        match zone.and_then(|z| z["status"].as_str()) {
+            Some("pending" | "initializing") => {
+                return Err(permanent(format!(
+                    "the Cloudflare zone {candidate} is pending: its nameservers are not Cloudflare's yet, so a record there would not resolve; set the nameservers Cloudflare shows for the zone at your registrar, then apply again"
+                )));
+            }
+            Some("moved") => {
+                return Err(permanent(format!(
+                    "the Cloudflare zone {candidate} is moved: its nameservers point elsewhere, so Cloudflare no longer answers for it; point them back at Cloudflare or use the DNS host that serves it"
+                )));
+            }
+            _ => {}
+        }
+        let found = zone.and_then(|z| z["id"].as_str().map(str::to_owned));
         if let Some(id) = found {
             STATE.with(|s| s.zones.insert(fqdn.to_owned(), id.clone()))?;
             return Ok(id);

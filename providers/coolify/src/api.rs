@@ -95,6 +95,16 @@ fn error_for(status: u16, body: &[u8], retry_after: Option<u64>) -> ProviderErro
                 "this machine's IP is not in Coolify's allowed IPs (Settings → Advanced)".to_owned()
             } else if message.contains("API is disabled") {
                 "turn API access on in Coolify's Settings → Advanced".to_owned()
+            } else if message.contains("Missing required permissions") {
+                // app/Http/Middleware/ApiAbility.php: the token lacks the ability.
+                "the token lacks an ability this call needs: create one with `read`, `write` and `deploy` (Keys & Tokens)".to_owned()
+            } else if message.contains("current role") {
+                // ApiAbility: a team member's token with write or deploy abilities.
+                "the token's user is a member of the team, not an admin or owner: Coolify refuses its `write` and `deploy` tokens; use a token of a team admin".to_owned()
+            } else if message.contains("not authorized to perform this action") {
+                // A policy (e.g. ProjectPolicy::delete) wants a team admin.
+                "the token's user may not do this here: Coolify wants an admin or owner of the team"
+                    .to_owned()
             } else {
                 TOKEN_HINT.to_owned()
             };
@@ -223,6 +233,25 @@ mod tests {
         assert!(
             matches!(error_for(403, br#"{"success":true,"message":"You are not allowed to access the API."}"#, None), ProviderError::Unauthorized(m) if m.contains("allowed IPs"))
         );
+        for (body, hint) in [
+            (
+                &br#"{"message":"Missing required permissions: write"}"#[..],
+                "lacks an ability",
+            ),
+            (
+                &br#"{"message":"You are not allowed to perform this action. Your token abilities exceed your current role."}"#[..],
+                "member of the team, not an admin",
+            ),
+            (
+                &br#"{"message":"You are not authorized to perform this action.","error":"Unauthorized"}"#[..],
+                "admin or owner of the team",
+            ),
+        ] {
+            assert!(
+                matches!(error_for(403, body, None), ProviderError::Unauthorized(ref m) if m.contains(hint)),
+                "{hint}"
+            );
+        }
         assert!(matches!(
             error_for(404, br#"{"message":"Application not found"}"#, None),
             ProviderError::NotFound(_)

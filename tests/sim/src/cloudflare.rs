@@ -26,6 +26,9 @@ pub struct Zone {
     pub id: String,
     pub name: String,
     pub plan: Plan,
+    /// `active`, or `pending` (nameservers not yet Cloudflare's), `moved` (they went
+    /// elsewhere), `initializing` (schema `zones_status`).
+    pub status: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +101,7 @@ impl Cloudflare {
                 id: hex_id(store.next_id),
                 name: (*name).to_owned(),
                 plan: Plan::Free,
+                status: "active",
             });
         }
         store.next_id += crate::start_offset();
@@ -117,6 +121,15 @@ impl Cloudflare {
     }
 
     /// Sets the plan of the zone named `name` (zones start on Free).
+    /// Sets zone `name`'s status (`pending`, `moved`…), as Cloudflare reports it.
+    pub fn set_zone_status(&self, name: &str, status: &'static str) {
+        self.with(|s| {
+            for zone in s.zones.iter_mut().filter(|z| z.name == name) {
+                zone.status = status;
+            }
+        });
+    }
+
     pub fn set_plan(&self, name: &str, plan: Plan) {
         self.with(|s| {
             for zone in s.zones.iter_mut().filter(|z| z.name == name) {
@@ -299,7 +312,7 @@ fn zone_json(zone: &Zone) -> Value {
     json!({
         "id": zone.id,
         "name": zone.name,
-        "status": "active",
+        "status": zone.status,
         "paused": false,
         "type": "full",
         "development_mode": 0,
