@@ -1066,6 +1066,14 @@ fn image_reference_problem(image: &str) -> Option<&'static str> {
         if !TAG.is_match(tag) {
             return Some("the tag must be 1 to 128 letters, digits, `_`, `.` or `-`");
         }
+        // Coolify reads a 64-hex tag as a digest when it creates the app
+        // (`DockerImageParser`) but stores it as a tag when it updates it
+        // (`update_by_uuid`): the two would differ at every apply.
+        if tag.len() == 64 && tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(
+                "a tag of 64 hex digits is taken for a digest by Coolify on create and for a tag on update: write it `name@sha256:<digest>`",
+            );
+        }
     }
     if !NAME.is_match(name) {
         return Some(
@@ -1169,6 +1177,8 @@ mod tests {
             "a___b",
             "nginx@sha256:0123",
             "nginx:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            // A digest written as a tag: Coolify's create and update disagree on it.
+            "nginx:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ] {
             assert!(image_reference_problem(bad).is_some(), "{bad:?}");
         }
