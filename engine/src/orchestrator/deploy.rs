@@ -98,21 +98,7 @@ pub(crate) async fn provision_deploy_verify(
             path: ca.display().to_string(),
         });
     }
-    let verified = verify(spec, &run.ctx.options.verify, |attempt| {
-        run.event(RunEvent::Probing {
-            request: attempt.request,
-            answer: attempt.answer,
-            attempt: attempt.number,
-            elapsed_s: attempt.elapsed.as_secs(),
-            timeout_s: attempt.timeout.as_secs(),
-        });
-    })
-    .await?;
-    run.event(RunEvent::Verified {
-        url: spec.health_url(),
-        status: verified.status,
-        attempts: verified.attempts,
-    });
+    run.probe(spec).await?;
     if let Some(command) = &loaded.hooks.post_deploy {
         hook(run, loaded, values, HookName::PostDeploy, command).await?;
     }
@@ -235,6 +221,27 @@ async fn prepare_coolify(
 }
 
 impl Run<'_, '_> {
+    /// Probes `spec`'s health URL until it passes or its timeout ends, each attempt and
+    /// the pass told as events (the forward path's check, and a restore's).
+    pub(super) async fn probe(&self, spec: &crate::spec::Spec) -> Result<(), verify::VerifyError> {
+        let verified = verify(spec, &self.ctx.options.verify, |attempt| {
+            self.event(RunEvent::Probing {
+                request: attempt.request,
+                answer: attempt.answer,
+                attempt: attempt.number,
+                elapsed_s: attempt.elapsed.as_secs(),
+                timeout_s: attempt.timeout.as_secs(),
+            });
+        })
+        .await?;
+        self.event(RunEvent::Verified {
+            url: spec.health_url(),
+            status: verified.status,
+            attempts: verified.attempts,
+        });
+        Ok(())
+    }
+
     /// Follows a long operation until it is ready, failed or out of time.
     pub(super) async fn wait(
         &self,

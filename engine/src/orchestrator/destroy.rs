@@ -172,12 +172,7 @@ impl Destroy {
         let mut instances: BTreeMap<Role, ProviderInstance> = BTreeMap::new();
         let mut outcome = Destroyed::default();
         for row in &self.owned {
-            let instance = match instances.entry(row.provider) {
-                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                std::collections::btree_map::Entry::Vacant(entry) => {
-                    entry.insert(providers.instantiate(row.provider, env).await?)
-                }
-            };
+            let instance = instance_of(&mut instances, providers, row.provider, env).await?;
             let unknown = ResourceRef::new(&row.kind, &row.name, None);
             let failed = |outcome: &mut Destroyed, resource: ResourceRef, error: ProviderError| {
                 observer.event(
@@ -276,12 +271,7 @@ impl Destroy {
         if outcome.is_complete()
             && let Some((project, environment)) = &self.coolify_target
         {
-            let instance = match instances.entry(Role::Coolify) {
-                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                std::collections::btree_map::Entry::Vacant(entry) => {
-                    entry.insert(providers.instantiate(Role::Coolify, env).await?)
-                }
-            };
+            let instance = instance_of(&mut instances, providers, Role::Coolify, env).await?;
             // The environment first: a project is empty only once its environments are.
             let name = format!("{project}/{environment}");
             remove_if_empty(instance, "environment", &name, &app, observer, &mut outcome).await;
@@ -308,6 +298,21 @@ impl Destroy {
         self.lock.release().await;
         Ok(outcome)
     }
+}
+
+/// The destroy's instance of `role`'s provider, made at its first use.
+async fn instance_of<'a>(
+    instances: &'a mut BTreeMap<Role, ProviderInstance>,
+    providers: &ProviderSet,
+    role: Role,
+    env: &EnvSource,
+) -> Result<&'a mut ProviderInstance, PluginError> {
+    Ok(match instances.entry(role) {
+        std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+        std::collections::btree_map::Entry::Vacant(entry) => {
+            entry.insert(providers.instantiate(role, env).await?)
+        }
+    })
 }
 
 /// Deletes the Coolify `kind` (`project`, or `environment` named `project/env`) `name`

@@ -181,27 +181,10 @@ async fn follow_restored(
     if let Err(failure) = run.wait(instance, kind, id).await {
         return Ok(Err(failure.to_string()));
     }
-    let probed = super::verify::verify(&restored, &run.ctx.options.verify, |attempt| {
-        run.event(RunEvent::Probing {
-            request: attempt.request,
-            answer: attempt.answer,
-            attempt: attempt.number,
-            elapsed_s: attempt.elapsed.as_secs(),
-            timeout_s: attempt.timeout.as_secs(),
-        });
-    })
-    .await;
-    Ok(match probed {
-        Ok(verified) => {
-            run.event(RunEvent::Verified {
-                url: restored.health_url(),
-                status: verified.status,
-                attempts: verified.attempts,
-            });
-            Ok(())
-        }
-        Err(error) => Err(error.to_string()),
-    })
+    Ok(run
+        .probe(&restored)
+        .await
+        .map_err(|error| error.to_string()))
 }
 
 /// Why `fabrik rollback` has nothing to deploy.

@@ -152,6 +152,21 @@ impl Registry {
     /// The digest of the manifest an image reference names, whatever its type (an index
     /// of several platforms included).
     pub async fn resolve_image(&self, reference: &OciReference) -> Result<String, RegistryError> {
+        self.resolve_accepting(reference, IMAGE_MANIFEST_TYPES)
+            .await
+    }
+
+    /// The digest of the manifest `reference` names: its digest if it has one, else what
+    /// its tag points at now.
+    pub async fn resolve(&self, reference: &OciReference) -> Result<String, RegistryError> {
+        self.resolve_accepting(reference, MANIFEST_TYPES).await
+    }
+
+    async fn resolve_accepting(
+        &self,
+        reference: &OciReference,
+        accept: &str,
+    ) -> Result<String, RegistryError> {
         if let Some(digest) = &reference.digest {
             return Ok(digest.clone());
         }
@@ -163,25 +178,8 @@ impl Registry {
                 message: "no tag or digest to resolve".to_owned(),
             })?;
         let (body, _) = self
-            .manifest_bytes_accepting(reference, &tag, IMAGE_MANIFEST_TYPES)
+            .manifest_bytes_accepting(reference, &tag, accept)
             .await?;
-        Ok(digest_of(&body))
-    }
-
-    /// The digest of the manifest `reference` names: its digest if it has one, else what
-    /// its tag points at now.
-    pub async fn resolve(&self, reference: &OciReference) -> Result<String, RegistryError> {
-        if let Some(digest) = &reference.digest {
-            return Ok(digest.clone());
-        }
-        let tag = reference
-            .tag
-            .clone()
-            .ok_or_else(|| RegistryError::Invalid {
-                source_text: reference.to_string(),
-                message: "no tag or digest to resolve".to_owned(),
-            })?;
-        let (body, _) = self.manifest_bytes(reference, &tag).await?;
         Ok(digest_of(&body))
     }
 
