@@ -804,6 +804,20 @@ async fn init_keeps_the_name_a_state_holds_and_completes_a_nameless_fabrik_toml(
     let other = parent.path().join("other");
     std::fs::create_dir(&other).expect("mkdir");
     std::fs::write(other.join("fabrik.toml"), "# providers come later\n").expect("toml");
+    // A name that could not be an owner tag is refused, and nothing is written.
+    let mut cmd = world.fabrik();
+    cmd.current_dir(&other).args(["init", "bad name"]);
+    let refused = World::output(cmd).await;
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("project name `bad name` may hold only lowercase letters"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(other.join("fabrik.toml")).expect("fabrik.toml"),
+        "# providers come later\n"
+    );
     let mut cmd = world.fabrik();
     cmd.current_dir(&other).args(["init", "shop"]);
     let named = World::output(cmd).await;
