@@ -18,6 +18,7 @@ pub mod http;
 pub mod instance;
 pub mod lock;
 pub mod oci;
+pub mod pacing;
 pub mod returned;
 pub mod sandbox;
 pub mod types;
@@ -96,6 +97,8 @@ pub struct ProviderSet {
     pub providers: Vec<LoadedProvider>,
     pub limits: SandboxLimits,
     pinned: bool,
+    /// Request budgets per origin, shared by every instance this set makes.
+    budgets: Arc<pacing::Budgets>,
 }
 
 /// Hex sha256 of component bytes, as `fabrik.lock` records it.
@@ -199,7 +202,13 @@ impl ProviderSet {
             providers,
             limits: SandboxLimits::default(),
             pinned: lock.is_some(),
+            budgets: Arc::default(),
         })
+    }
+
+    /// The request budgets every instance of this set paces under.
+    pub fn budgets(&self) -> &Arc<pacing::Budgets> {
+        &self.budgets
     }
 
     /// Whether the providers were checked against a `fabrik.lock` when loaded.
@@ -290,8 +299,15 @@ impl ProviderSet {
         for value in hidden {
             grants.hide(value);
         }
+        if let Some(limit) = info.rate_limit {
+            for origin in grants.origins() {
+                self.budgets.declare(&origin, limit);
+            }
+        }
         let gateway = Arc::new(
-            HttpGateway::new(role.as_str(), grants).map_err(|e| config_error(e.to_string()))?,
+            HttpGateway::new(role.as_str(), grants)
+                .map_err(|e| config_error(e.to_string()))?
+                .with_budgets(self.budgets.clone()),
         );
         let mut instance = provider
             .component

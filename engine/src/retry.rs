@@ -14,6 +14,10 @@ pub struct Backoff {
     pub ceiling: Duration,
     /// Up to this much random delay is added, so that clients do not retry in step.
     pub jitter: Duration,
+    /// How long, in all, a call may wait when the server itself asks for a pause (a 429's
+    /// `Retry-After`): such waits cost no attempt while they fit in it, so that a rate
+    /// limit slows a run down instead of failing it.
+    pub patience: Duration,
 }
 
 impl Backoff {
@@ -24,6 +28,7 @@ impl Backoff {
         first: Duration::from_millis(500),
         ceiling: Duration::from_secs(60),
         jitter: Duration::from_millis(255),
+        patience: Duration::from_secs(600),
     };
 
     /// Webhooks: three attempts; a slow chat server never holds a run for long.
@@ -32,6 +37,7 @@ impl Backoff {
         first: Duration::from_millis(500),
         ceiling: Duration::from_secs(10),
         jitter: Duration::ZERO,
+        patience: Duration::ZERO,
     };
 
     /// The pause after failed attempt number `attempt` (1-based).
@@ -54,16 +60,24 @@ impl Backoff {
         mut on_retry: impl FnMut(&E, Duration, u32),
     ) -> (Result<T, E>, u32) {
         let mut attempt = 1;
+        let mut asked = Duration::ZERO;
         loop {
             match call().await {
-                Err(error) if attempt < self.attempts => match transient(&error) {
-                    Some(retry_after) => {
+                Err(error) => match transient(&error) {
+                    // The server asked for this pause: it costs no attempt while the
+                    // patience lasts.
+                    Some(Some(retry_after)) if asked + retry_after <= self.patience => {
+                        asked += retry_after;
+                        on_retry(&error, retry_after, attempt + 1);
+                        tokio::time::sleep(retry_after).await;
+                    }
+                    Some(retry_after) if attempt < self.attempts => {
                         let wait = self.wait(attempt, retry_after);
                         on_retry(&error, wait, attempt + 1);
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                     }
-                    None => return (Err(error), attempt),
+                    _ => return (Err(error), attempt),
                 },
                 other => return (other, attempt),
             }
@@ -138,5 +152,48 @@ mod tests {
             .run(async || Err::<(), _>("busy"), |_| Some(None), |_, _, _| {})
             .await;
         assert_eq!((result, attempts), (Err("busy"), 3), "gives up after three");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pauses_the_server_asks_for_cost_no_attempt_while_the_patience_lasts() {
+        let policy = Backoff {
+            patience: Duration::from_secs(100),
+            ..Backoff::PROVIDER
+        };
+        let asked = Some(Some(Duration::from_secs(30)));
+        // Three 429s asking for 30 s each fit in 100 s: the fourth call succeeds on the
+        // first counted attempt.
+        let mut calls = 0;
+        let started = tokio::time::Instant::now();
+        let (result, attempts) = policy
+            .run(
+                async || {
+                    calls += 1;
+                    if calls <= 3 { Err("429") } else { Ok(calls) }
+                },
+                |_| asked,
+                |_, _, _| {},
+            )
+            .await;
+        assert_eq!((result, attempts), (Ok(4), 1));
+        assert_eq!(started.elapsed(), Duration::from_secs(90));
+
+        // Past the patience, the pauses count again: two more attempts, then it fails.
+        let mut calls = 0;
+        let (result, attempts) = policy
+            .run(
+                async || {
+                    calls += 1;
+                    Err::<(), _>("429")
+                },
+                |_| asked,
+                |_, _, _| {},
+            )
+            .await;
+        assert_eq!((result, attempts), (Err("429"), 3));
+        assert_eq!(
+            calls, 6,
+            "three free waits, then the three counted attempts"
+        );
     }
 }

@@ -71,13 +71,18 @@ impl World {
     /// for `api`, `bad` and `new` `.example.com` and the sources' hosts, and nothing else
     /// from this environment.
     pub fn fabrik(&self) -> std::process::Command {
+        self.fabrik_in(self.dir.path())
+    }
+
+    /// [`World::fabrik`] in another project directory, against the same sandbox.
+    pub fn fabrik_in(&self, dir: &Path) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fabrik"));
         let mut resolve: Vec<String> = ["api", "bad", "new"]
             .iter()
             .map(|host| format!("{host}.example.com:443:{}", self.sandbox.app_addr))
             .collect();
         resolve.extend(self.source_overrides());
-        cmd.current_dir(self.dir.path())
+        cmd.current_dir(dir)
             .env_clear()
             .envs(crate::support::kept_env())
             .env("FABRIK_CACHE_DIR", cache_dir())

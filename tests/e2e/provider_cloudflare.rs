@@ -35,7 +35,7 @@ async fn create_lookup_update_delete() {
     assert_eq!(records[0]["proxied"], false, "proxied is always sent");
 
     let found = dns
-        .lookup(KIND, NAME, OWNER)
+        .lookup(KIND, NAME, OWNER, None)
         .await
         .expect("lookup")
         .expect("found");
@@ -70,7 +70,7 @@ async fn create_lookup_update_delete() {
         .expect("deleting what is gone succeeds");
     assert!(dns.read(KIND, &created.id).await.expect("read").is_none());
     assert!(
-        dns.lookup(KIND, NAME, OWNER)
+        dns.lookup(KIND, NAME, OWNER, None)
             .await
             .expect("lookup")
             .is_none()
@@ -137,6 +137,36 @@ async fn an_existing_record_is_adopted_only_when_it_is_ours() {
 }
 
 #[tokio::test]
+async fn a_429_the_call_can_wait_for_is_sent_again_by_the_host() {
+    let fx = Fixture::start().await;
+    let cf = &fx.sandbox.cloudflare;
+    let mut dns = fx.instance("dns").await;
+    cf.faults.on_nth(
+        "cloudflare.create_record",
+        1,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(1),
+        },
+    );
+    let started = std::time::Instant::now();
+    let created = dns
+        .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), OWNER)
+        .await
+        .expect("created once the server's Retry-After passed");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(created.owner.as_deref(), Some(OWNER));
+    let creates = cf
+        .faults
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "cloudflare.create_record")
+        .count();
+    assert_eq!(creates, 2, "refused once, sent again once");
+    assert_eq!(cf.records().len(), 1);
+}
+
+#[tokio::test]
 async fn faults_map_to_provider_errors() {
     let fx = Fixture::start().await;
     let cf = &fx.sandbox.cloudflare;
@@ -147,24 +177,6 @@ async fn faults_map_to_provider_errors() {
         "cloudflare.create_record",
         1,
         Fault::Status {
-            status: 429,
-            retry_after: Some(7),
-        },
-    );
-    match dns.create(KIND, NAME, &desired, OWNER).await {
-        Err(ProviderError::Transient {
-            retry_after,
-            message,
-        }) => {
-            assert_eq!(retry_after, Some(Duration::from_secs(7)));
-            assert!(message.contains("rate limited"), "{message}");
-        }
-        other => panic!("expected transient, got {other:?}"),
-    }
-    cf.faults.on_nth(
-        "cloudflare.create_record",
-        2,
-        Fault::Status {
             status: 502,
             retry_after: None,
         },
@@ -174,7 +186,7 @@ async fn faults_map_to_provider_errors() {
         Err(ProviderError::Transient { .. })
     ));
     cf.faults
-        .on_nth("cloudflare.create_record", 3, Fault::Malformed);
+        .on_nth("cloudflare.create_record", 2, Fault::Malformed);
     let error = dns
         .create(KIND, NAME, &desired, OWNER)
         .await
@@ -183,7 +195,7 @@ async fn faults_map_to_provider_errors() {
         matches!(&error, ProviderError::Permanent(m) if m.contains("not the API's JSON envelope")),
         "{error:?}"
     );
-    // The fourth call goes through: the faults did not break the provider.
+    // The third call goes through: the faults did not break the provider.
     dns.create(KIND, NAME, &desired, OWNER)
         .await
         .expect("created");
@@ -201,6 +213,35 @@ async fn faults_map_to_provider_errors() {
         .await
         .expect_err("invalid");
     assert!(text(&error).contains("needs an IPv4 address"), "{error}");
+
+    // Last, as it closes the origin for ten minutes: a Retry-After longer than the call
+    // may wait (half of what remains of its 150 s) reaches the provider, which reports
+    // it; the engine waits outside the call.
+    cf.faults.on_nth(
+        "cloudflare.create_record",
+        4,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(600),
+        },
+    );
+    match dns.create(KIND, "late.example.com", &desired, OWNER).await {
+        Err(ProviderError::Transient {
+            retry_after,
+            message,
+        }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(600)));
+            assert!(message.contains("rate limited"), "{message}");
+        }
+        other => panic!("expected transient, got {other:?}"),
+    }
+    // Every request to the origin now waits: the next is held back by the host itself.
+    match dns.lookup(KIND, "other.example.com", OWNER, None).await {
+        Err(ProviderError::Transient { retry_after, .. }) => {
+            assert!(retry_after.is_some_and(|d| d > Duration::from_secs(590)));
+        }
+        other => panic!("expected the host to hold the request back, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -295,11 +336,11 @@ async fn the_zone_is_looked_up_once_per_instance() {
         .create(KIND, NAME, &json!({ "content": "127.0.0.1" }), OWNER)
         .await
         .expect("created");
-    dns.lookup(KIND, NAME, OWNER).await.expect("lookup");
+    dns.lookup(KIND, NAME, OWNER, None).await.expect("lookup");
     dns.update(KIND, &created.id, &json!({ "content": "127.0.0.2" }))
         .await
         .expect("updated");
-    dns.lookup(KIND, NAME, OWNER).await.expect("lookup");
+    dns.lookup(KIND, NAME, OWNER, None).await.expect("lookup");
     let zone_calls = fx
         .sandbox
         .cloudflare

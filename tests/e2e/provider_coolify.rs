@@ -37,14 +37,14 @@ async fn servers_are_found_by_name_with_their_ip() {
     let fx = Fixture::start().await;
     let mut coolify = fx.instance("coolify").await;
     let server = coolify
-        .lookup("server", "vps1", OWNER)
+        .lookup("server", "vps1", OWNER, None)
         .await
         .expect("lookup")
         .expect("found");
     assert_eq!(server.outputs["ip"], "127.0.0.1");
     assert!(
         coolify
-            .lookup("server", "vps9", OWNER)
+            .lookup("server", "vps9", OWNER, None)
             .await
             .expect("lookup")
             .is_none()
@@ -105,12 +105,31 @@ async fn application_lifecycle_with_env_sync_deploy_and_delete() {
         ProgressState::Ready
     );
 
+    // Found by name across the team, and where its document places it; not in another
+    // environment.
     let found = coolify
-        .lookup("application", "test-api", OWNER)
+        .lookup("application", "test-api", OWNER, None)
         .await
         .expect("lookup")
         .expect("found");
     assert_eq!(found.id, created.id);
+    let placed = application(json!({}));
+    let found = coolify
+        .lookup("application", "test-api", OWNER, Some(&placed))
+        .await
+        .expect("lookup")
+        .expect("found in its environment");
+    assert_eq!(found.id, created.id);
+    let mut elsewhere = placed.clone();
+    elsewhere["environment"] = json!("staging");
+    assert!(
+        coolify
+            .lookup("application", "test-api", OWNER, Some(&elsewhere))
+            .await
+            .expect("lookup")
+            .is_none(),
+        "not looked for outside the environment the document names"
+    );
     assert_eq!(sim.resources().len(), 1, "no duplicate");
 
     coolify
@@ -279,25 +298,7 @@ async fn conflicts_and_faults_map_to_provider_errors() {
         "{error}"
     );
 
-    sim.faults.on_nth(
-        "coolify.deploy",
-        2,
-        Fault::Status {
-            status: 429,
-            retry_after: Some(60),
-        },
-    );
     let mut desired = application(json!({}));
-    desired["domains"] = json!(["https://b.example.com"]);
-    match coolify
-        .create("application", "b-api", &desired, OWNER)
-        .await
-    {
-        Err(ProviderError::Transient { retry_after, .. }) => {
-            assert_eq!(retry_after, Some(std::time::Duration::from_secs(60)))
-        }
-        other => panic!("expected transient, got {other:?}"),
-    }
     // (The server list is kept by the instance after its first read, so the 5xx is
     // injected on the create itself.)
     sim.faults.always(
@@ -332,6 +333,27 @@ async fn conflicts_and_faults_map_to_provider_errors() {
         text(&error).contains("invalid desired application"),
         "{error}"
     );
+    sim.faults.on_nth(
+        "coolify.deploy",
+        2,
+        Fault::Status {
+            status: 429,
+            // Longer than the call may wait for it (see provider_cloudflare's
+            // `a_429_the_call_can_wait_for_is_sent_again_by_the_host`).
+            retry_after: Some(600),
+        },
+    );
+    // Last, as it closes the origin for ten minutes.
+    desired["domains"] = json!(["https://b.example.com"]);
+    match coolify
+        .create("application", "b-api", &desired, OWNER)
+        .await
+    {
+        Err(ProviderError::Transient { retry_after, .. }) => {
+            assert_eq!(retry_after, Some(std::time::Duration::from_secs(600)))
+        }
+        other => panic!("expected transient, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -433,7 +455,7 @@ async fn several_destinations_need_one_named_and_nothing_is_created_before() {
         sim.faults.calls()
     );
     let server = coolify
-        .lookup("server", "vps1", OWNER)
+        .lookup("server", "vps1", OWNER, None)
         .await
         .expect("lookup")
         .expect("found");

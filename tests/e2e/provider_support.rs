@@ -52,7 +52,7 @@ impl Fixture {
         let mut set = ProviderSet::load(&project, &ComponentCache::at(&cache_dir()), Pins::Enforce)
             .expect("providers load");
         if let Some(timeout) = call_timeout {
-            set.limits.call_timeout = timeout;
+            set.limits = set.limits.with_call_timeout(timeout);
         }
         let env = EnvSource::load(dir.path()).expect(".env");
         Self {

@@ -31,17 +31,26 @@ fn lists_the_bundled_providers_with_versions_and_hashes() {
     let version = env!("CARGO_PKG_VERSION");
     assert!(
         stdout.contains(&format!(
-            "coolify: coolify {version} (bundled), contract fabrik:provider@0.2.0"
+            "coolify: coolify {version} (bundled), contract fabrik:provider@0.3.0"
         )),
         "{stdout}"
     );
     assert!(
         stdout.contains(&format!(
-            "dns: cloudflare {version} (bundled), contract fabrik:provider@0.2.0"
+            "dns: cloudflare {version} (bundled), contract fabrik:provider@0.3.0"
         )),
         "{stdout}"
     );
     assert!(stdout.contains("kinds: dns-record"), "{stdout}");
+    // The budgets the bundled providers declare (contract 0.3), which Fabrik paces under.
+    assert!(
+        stdout.contains("rate limit: 200 requests per 60 s"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rate limit: 1200 requests per 300 s"),
+        "{stdout}"
+    );
     assert_eq!(hex64(&stdout).len(), 2, "{stdout}");
 }
 
@@ -115,7 +124,7 @@ fn a_third_party_provider_loads_by_path_is_pinned_and_a_changed_byte_is_refused(
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("dns: echo 0.3.1 (path:plugins/echo.wasm), contract fabrik:provider@0.2.0"),
+        stdout.contains("dns: echo 0.3.1 (path:plugins/echo.wasm), contract fabrik:provider@0.3.0"),
         "{stdout}"
     );
 
@@ -135,7 +144,7 @@ fn a_third_party_provider_loads_by_path_is_pinned_and_a_changed_byte_is_refused(
         lock.contains("source = \"path:plugins/echo.wasm\""),
         "{lock}"
     );
-    assert!(lock.contains("wit = \"0.2.0\""), "{lock}");
+    assert!(lock.contains("wit = \"0.3.0\""), "{lock}");
     fabrik()
         .current_dir(dir)
         .args(["apply", "--dry-run", "app.yaml"])
@@ -188,7 +197,7 @@ fn a_provider_for_an_incompatible_contract_is_refused() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "it targets contract `fabrik:provider@0.9.0`, which this fabrik does not support (it supports 0.2.x, 0.1.x)",
+            "it targets contract `fabrik:provider@0.9.0`, which this fabrik does not support (it supports 0.3.x, 0.2.x, 0.1.x)",
         ));
     assert_eq!(
         artifacts(cache.path()),

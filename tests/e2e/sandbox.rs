@@ -76,8 +76,9 @@ async fn serve(redirect_to: Option<String>) -> (String, Recorder) {
 fn limits() -> SandboxLimits {
     SandboxLimits {
         memory: 64 << 20,
-        call_timeout: Duration::from_secs(1),
+        ..SandboxLimits::default()
     }
+    .with_call_timeout(Duration::from_secs(1))
 }
 
 async fn evil(engine: &PluginEngine, granted: &[&str]) -> ProviderInstance {
@@ -302,13 +303,13 @@ async fn a_component_built_for_another_contract_version_is_refused() {
             ..
         } => {
             assert_eq!(found, "0.9.0");
-            assert_eq!(supported, "0.2.x, 0.1.x");
+            assert_eq!(supported, "0.3.x, 0.2.x, 0.1.x");
         }
         other => panic!("unexpected error: {other}"),
     }
     assert_eq!(
         error.to_string(),
-        "provider `future` cannot be used: it targets contract `fabrik:provider@0.9.0`, which this fabrik does not support (it supports 0.2.x, 0.1.x)"
+        "provider `future` cannot be used: it targets contract `fabrik:provider@0.9.0`, which this fabrik does not support (it supports 0.3.x, 0.2.x, 0.1.x)"
     );
 }
 
@@ -496,17 +497,20 @@ async fn a_credential_is_never_put_in_a_reserved_header() {
     let gateway = HttpGateway::new("evil", grants).expect("gateway");
     for header in ["Host", "content-length", "Transfer-Encoding", "bad header"] {
         let refused = gateway
-            .send(HttpRequest {
-                method: Method::Get,
-                url: format!("{url}/x"),
-                headers: vec![],
-                body: None,
-                credential: Some(Credential {
-                    key: "api-token".to_owned(),
-                    scheme: AuthScheme::Header(header.to_owned()),
-                }),
-                timeout: None,
-            })
+            .send(
+                HttpRequest {
+                    method: Method::Get,
+                    url: format!("{url}/x"),
+                    headers: vec![],
+                    body: None,
+                    credential: Some(Credential {
+                        key: "api-token".to_owned(),
+                        scheme: AuthScheme::Header(header.to_owned()),
+                    }),
+                    timeout: None,
+                },
+                None,
+            )
             .await
             .expect_err("refused");
         assert!(

@@ -72,7 +72,7 @@ async fn what_the_bundled_providers_return_is_what_the_guide_documents() {
     let fx = Fixture::start().await;
     let mut coolify = fx.instance("coolify").await;
     let server = coolify
-        .lookup("server", "vps1", OWNER)
+        .lookup("server", "vps1", OWNER, None)
         .await
         .expect("lookup")
         .expect("found");

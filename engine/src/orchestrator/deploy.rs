@@ -39,7 +39,7 @@ pub(crate) async fn provision_deploy_verify(
     let Instances { coolify, dns } = instances;
     let (prepared, record_seen) = tokio::join!(
         prepare_coolify(run_ref, loaded, values, coolify),
-        run_ref.observe(dns, &dns_wanted),
+        run_ref.observe(dns, &dns_wanted, None),
     );
     let (
         Prepared {
@@ -124,7 +124,9 @@ async fn prepare_coolify(
     let spec = &loaded.spec;
     let found = run
         .retried("server lookup", async || {
-            coolify.lookup("server", &spec.server, &run.owner).await
+            coolify
+                .lookup("server", &spec.server, &run.owner, None)
+                .await
         })
         .await
         .map_err(|error| RunFailure::ServerLookup {
@@ -211,6 +213,7 @@ async fn prepare_coolify(
                 kind: app_resource.kind.clone(),
                 name: app_resource.name.clone(),
             },
+            Some(&app_resource.desired),
         )
         .await?;
     Ok(Prepared {
@@ -277,9 +280,17 @@ impl Run<'_, '_> {
                 });
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(3));
+            delay = (delay * 2).min(poll_ceiling(started.elapsed()));
         }
     }
+}
+
+/// The longest pause between two polls of a deployment that has run for `elapsed`: 3 s
+/// at first, then a fifth of the time it has taken, up to 20 s. A long build is polled
+/// less often (it costs requests from the API's rate limit, shared by every app of the
+/// run) while its end is still seen within a fifth of its duration.
+fn poll_ceiling(elapsed: Duration) -> Duration {
+    (elapsed / 5).clamp(Duration::from_secs(3), Duration::from_secs(20))
 }
 
 /// Runs one of the spec's hooks, its output as the run's events.
@@ -330,4 +341,26 @@ async fn hook(
     )
     .await
     .map_err(RunFailure::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_deployments_are_polled_less_often() {
+        assert_eq!(poll_ceiling(Duration::from_secs(1)), Duration::from_secs(3));
+        assert_eq!(
+            poll_ceiling(Duration::from_secs(15)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            poll_ceiling(Duration::from_secs(60)),
+            Duration::from_secs(12)
+        );
+        assert_eq!(
+            poll_ceiling(Duration::from_secs(600)),
+            Duration::from_secs(20)
+        );
+    }
 }

@@ -189,7 +189,9 @@ impl Destroy {
             let id = match &row.external_id {
                 Some(id) if row.status != ResourceStatus::Pending => id.clone(),
                 _ => match retried(observer, backoff, &app, None, &what, async || {
-                    instance.lookup(&row.kind, &row.name, &row.owner).await
+                    instance
+                        .lookup(&row.kind, &row.name, &row.owner, row.desired.as_ref())
+                        .await
                 })
                 .await
                 {
@@ -328,7 +330,7 @@ async fn remove_if_empty(
     observer: &dyn Observer,
     outcome: &mut Destroyed,
 ) {
-    let found = match instance.lookup(kind, name, "").await {
+    let found = match instance.lookup(kind, name, "", None).await {
         Ok(Some(found)) => found,
         Ok(None) | Err(ProviderError::NotFound(_)) => return,
         Err(error) => {

@@ -137,10 +137,16 @@ pub async fn examine(
             checks.push(check);
         }
         let kind = loaded.rendered.coolify_resource.to_string();
-        checks.push(existing("coolify", coolify, &kind, &spec.name, &owner).await);
+        // Where apply would create it: a same-named resource in another project is not
+        // in the way.
+        let place = serde_json::json!({
+            "project": spec.coolify.project,
+            "environment": spec.coolify.environment,
+        });
+        checks.push(existing("coolify", coolify, &kind, &spec.name, &owner, Some(&place)).await);
     }
     if let Some(dns) = dns.as_mut() {
-        checks.push(existing("dns", dns, desired::DNS_KIND, &spec.domain, &owner).await);
+        checks.push(existing("dns", dns, desired::DNS_KIND, &spec.domain, &owner, None).await);
     }
     checks
 }
@@ -148,7 +154,7 @@ pub async fn examine(
 /// The spec's server: found, with an address the DNS record can point at.
 async fn server(coolify: &mut ProviderInstance, name: &str, overridden: bool) -> Check {
     let subject = format!("server {name}");
-    match coolify.lookup("server", name, "").await {
+    match coolify.lookup("server", name, "", None).await {
         Ok(Some(found)) => {
             let ip = found.outputs["ip"].as_str().unwrap_or_default().to_owned();
             match ip.parse::<IpAddr>() {
@@ -201,7 +207,10 @@ async fn server(coolify: &mut ProviderInstance, name: &str, overridden: bool) ->
 /// among the server's, or the server's only one (apply refuses the same way).
 async fn destination(coolify: &mut ProviderInstance, loaded: &LoadedSpec) -> Option<Check> {
     let spec = &loaded.spec;
-    let found = coolify.lookup("server", &spec.server, "").await.ok()??;
+    let found = coolify
+        .lookup("server", &spec.server, "", None)
+        .await
+        .ok()??;
     let outputs = match found.outputs.get("destinations") {
         Some(_) => found.outputs.clone(),
         None => coolify.read("server", &found.id).await.ok()??.outputs,
@@ -232,6 +241,7 @@ async fn existing(
     kind: &str,
     name: &str,
     owner: &str,
+    desired: Option<&serde_json::Value>,
 ) -> Check {
     let subject = format!("{kind} {name}");
     let provider = if area == "dns" {
@@ -239,7 +249,7 @@ async fn existing(
     } else {
         "Coolify"
     };
-    match instance.lookup(kind, name, owner).await {
+    match instance.lookup(kind, name, owner, desired).await {
         Ok(None) => Check::ok(area, subject, "nothing there yet: apply creates it"),
         Ok(Some(found)) if ours(&found, owner) => Check::ok(
             area,

@@ -83,6 +83,7 @@ impl Run<'_, '_> {
         &self,
         instance: &mut ProviderInstance,
         wanted: &Wanted,
+        desired: Option<&serde_json::Value>,
     ) -> Result<Observed, Stop> {
         let (role, kind, name) = (wanted.role, wanted.kind.as_str(), wanted.name.as_str());
         let settled = self
@@ -111,7 +112,7 @@ impl Run<'_, '_> {
                 .map_err(failed)?,
             None => self
                 .retried(&what, async || {
-                    instance.lookup(kind, name, &self.owner).await
+                    instance.lookup(kind, name, &self.owner, desired).await
                 })
                 .await
                 .map_err(failed)?,
@@ -253,7 +254,7 @@ impl Run<'_, '_> {
                 let created = self
                     .retried(&what, async || {
                         if attempted
-                            && let Some(found) = instance.lookup(kind, name, &self.owner).await?
+                            && let Some(found) = instance.lookup(kind, name, &self.owner, Some(desired)).await?
                             && ours(&found)
                         {
                             // Updated only if no other row tracks it (see above); else the
@@ -295,7 +296,10 @@ impl Run<'_, '_> {
                         // call inside it failed): find it, so that it is tracked and
                         // rolled back like any resource this run created, never left
                         // behind unknown.
-                        match instance.lookup(kind, name, &self.owner).await {
+                        match instance
+                            .lookup(kind, name, &self.owner, Some(desired))
+                            .await
+                        {
                             Err(lookup) => {
                                 return Err(RunFailure::HalfCreatedUnknown {
                                     resource: ResourceRef::new(kind, name, None),

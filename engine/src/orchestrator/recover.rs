@@ -28,7 +28,9 @@ pub(crate) async fn recover(
         let what = format!("{} {}", row.kind, row.name);
         let found = run
             .retried(&what, async || {
-                instance.lookup(&row.kind, &row.name, &row.owner).await
+                instance
+                    .lookup(&row.kind, &row.name, &row.owner, row.desired.as_ref())
+                    .await
             })
             .await
             .map_err(|error| RunFailure::Recovery {

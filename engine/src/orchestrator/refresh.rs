@@ -54,7 +54,7 @@ pub(crate) async fn refresh(
                 app,
                 None,
                 "server lookup",
-                async || coolify.lookup("server", server, "").await,
+                async || coolify.lookup("server", server, "", None).await,
             )
             .await;
             (address, read_all(coolify, Role::Coolify).await)

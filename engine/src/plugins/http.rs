@@ -6,15 +6,22 @@
 //! to another origin.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use url::{Origin, Url};
 
+use super::pacing::Budgets;
+
 /// Largest request or response body, by default.
 pub const DEFAULT_BODY_LIMIT: usize = 8 << 20;
-/// Longest a request may take, by default and at most.
+/// Longest a read (`GET`, `HEAD`) may take, by default and at most.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a request that changes something may take at most: an API may do slow work
+/// before it answers one (Coolify parses a compose and talks to the server over SSH
+/// before it answers `POST /deploy`).
+pub const CHANGE_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most requests one `http-send-many` call may carry; the rest are refused.
 pub const MANY_MAX_REQUESTS: usize = 32;
 /// Most requests of one `http-send-many` call in flight at once.
@@ -145,6 +152,7 @@ pub struct HttpGateway {
     grants: Grants,
     client: reqwest::Client,
     body_limit: usize,
+    budgets: Arc<Budgets>,
 }
 
 /// Headers the host owns.
@@ -172,7 +180,19 @@ impl HttpGateway {
             grants,
             client,
             body_limit: DEFAULT_BODY_LIMIT,
+            budgets: Arc::default(),
         })
+    }
+
+    /// Paces requests under `budgets`, shared with the other gateways of the process.
+    pub fn with_budgets(mut self, budgets: Arc<Budgets>) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
+    /// The request budgets this gateway paces under.
+    pub fn budgets(&self) -> &Arc<Budgets> {
+        &self.budgets
     }
 
     pub fn grants(&self) -> &Grants {
@@ -190,6 +210,7 @@ impl HttpGateway {
     pub async fn send_many(
         &self,
         requests: Vec<HttpRequest>,
+        deadline: Option<Instant>,
     ) -> Vec<Result<HttpResponse, HttpError>> {
         use futures::stream::{self, StreamExt};
         let total = requests.len();
@@ -197,7 +218,7 @@ impl HttpGateway {
             requests
                 .into_iter()
                 .take(MANY_MAX_REQUESTS)
-                .map(|request| self.send(request)),
+                .map(|request| self.send(request, deadline)),
         )
         .buffered(MANY_CONCURRENCY)
         .collect()
@@ -211,7 +232,15 @@ impl HttpGateway {
         answers
     }
 
-    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+    /// Sends one request. `deadline` is when the provider call it serves runs out of
+    /// time: a request the origin's budget would hold past half the time left is not
+    /// sent but answered `429` by the host, with the `Retry-After` the budget needs, so
+    /// that the provider reports it transient and the engine waits outside the call.
+    pub async fn send(
+        &self,
+        request: HttpRequest,
+        deadline: Option<Instant>,
+    ) -> Result<HttpResponse, HttpError> {
         let url = Url::parse(&request.url).map_err(|e| {
             HttpError::InvalidRequest(format!("`{}` is not a URL: {e}", request.url))
         })?;
@@ -296,19 +325,61 @@ impl HttpGateway {
             }
             builder = builder.body(body);
         }
+        let cap = match request.method {
+            Method::Get | Method::Head => DEFAULT_REQUEST_TIMEOUT,
+            _ => CHANGE_REQUEST_TIMEOUT,
+        };
         let timeout = request
             .timeout
-            .map_or(DEFAULT_REQUEST_TIMEOUT, |t| t.min(DEFAULT_REQUEST_TIMEOUT));
+            .map_or(DEFAULT_REQUEST_TIMEOUT, |t| t.min(cap));
         builder = builder.timeout(timeout);
 
-        let started = Instant::now();
-        let mut response = builder.send().await.map_err(|e| classify(&e))?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
+        let origin = url.origin().ascii_serialization();
+        let patience = || {
+            deadline.map_or(DEFAULT_REQUEST_TIMEOUT, |d| {
+                d.saturating_duration_since(Instant::now()) / 2
+            })
+        };
+        // A 429 means the request was not processed: sent again once its `Retry-After`
+        // has passed, if the call has time for it, so that a window that ends in the
+        // middle of a provider call does not fail the call (and its earlier requests
+        // are not made again by a retry of the whole call).
+        let (started, mut response, status, headers) = loop {
+            let Some(attempt) = builder.try_clone() else {
+                return Err(HttpError::InvalidRequest(
+                    "the request body cannot be sent twice".to_owned(),
+                ));
+            };
+            let ticket = match self.budgets.admit(&origin, patience()).await {
+                Ok(ticket) => ticket,
+                Err(wait) => {
+                    tracing::debug!(provider = %self.provider, %origin, wait_ms = wait.as_millis() as u64, "request deferred: the origin's request budget is spent");
+                    return Ok(deferred(&origin, wait));
+                }
+            };
+            let started = Instant::now();
+            let response = attempt.send().await.map_err(|e| classify(&e))?;
+            let status = response.status().as_u16();
+            let headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect();
+            self.budgets.observe(ticket, status, &headers);
+            let retry_after = headers
+                .iter()
+                .find(|(k, _)| k == "retry-after")
+                .and_then(|(_, v)| crate::retry::parse_retry_after(v));
+            match retry_after {
+                Some(wait) if status == 429 && wait <= patience() => {
+                    tracing::debug!(provider = %self.provider, method = %method, url = %redact_query(&url), wait_ms = wait.as_millis() as u64, "rate limited: sending again after the server's Retry-After");
+                    // The budget is closed until then too (`observe`): every request
+                    // to the origin waits, not only this one.
+                    tokio::time::sleep(wait).await;
+                }
+                _ => break (started, response, status, headers),
+            }
+        };
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
             if body.len() + chunk.len() > self.body_limit {
@@ -329,6 +400,26 @@ impl HttpGateway {
             headers,
             body,
         })
+    }
+}
+
+/// The host's own 429 for a request it held back: the origin's budget is spent for
+/// longer than the provider call can wait.
+fn deferred(origin: &str, wait: Duration) -> HttpResponse {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let message = format!(
+        "Fabrik held this request back: the request budget for {origin} is spent for {seconds} s more"
+    );
+    HttpResponse {
+        status: 429,
+        headers: vec![
+            ("retry-after".to_owned(), seconds.to_string()),
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("x-fabrik-deferred".to_owned(), "rate-limit".to_owned()),
+        ],
+        body: serde_json::json!({ "message": message })
+            .to_string()
+            .into_bytes(),
     }
 }
 

@@ -15,7 +15,7 @@ use super::http::HttpGateway;
 use super::returned::{Returned, tidied};
 use super::sandbox::{HostState, SandboxLimits};
 use super::types::{Progress, ProviderError, ProviderInfo, Resource, ResourcePage, WitVersion};
-use super::wit::{self, WitError, v0_1, v0_2};
+use super::wit::{self, WitError, v0_1, v0_2, v0_3};
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -57,12 +57,14 @@ pub struct LoadedComponent {
 enum Pre {
     V0_1(v0_1::ProviderPluginPre<HostState>),
     V0_2(v0_2::ProviderPluginPre<HostState>),
+    V0_3(v0_3::ProviderPluginPre<HostState>),
 }
 
 /// An instance's bindings, of the version its component targets.
 enum Bindings {
     V0_1(v0_1::ProviderPlugin),
     V0_2(v0_2::ProviderPlugin),
+    V0_3(v0_3::ProviderPlugin),
 }
 
 /// Runs `$body` with `$guest` bound to the `provider` export of whichever version `$b`
@@ -78,6 +80,10 @@ macro_rules! on_guest {
                 let $guest = b.fabrik_provider_provider();
                 $body
             }
+            Bindings::V0_3(b) => {
+                let $guest = b.fabrik_provider_provider();
+                $body
+            }
         }
     };
 }
@@ -87,6 +93,7 @@ impl Pre {
         Ok(match self {
             Pre::V0_1(pre) => Bindings::V0_1(pre.instantiate_async(store).await?),
             Pre::V0_2(pre) => Bindings::V0_2(pre.instantiate_async(store).await?),
+            Pre::V0_3(pre) => Bindings::V0_3(pre.instantiate_async(store).await?),
         })
     }
 
@@ -94,6 +101,7 @@ impl Pre {
         match self {
             Pre::V0_1(pre) => pre.engine(),
             Pre::V0_2(pre) => pre.engine(),
+            Pre::V0_3(pre) => pre.engine(),
         }
     }
 }
@@ -242,9 +250,14 @@ fn link(engine: &PluginEngine, component: &Component, wit: WitVersion) -> wasmti
         Ok(Pre::V0_1(v0_1::ProviderPluginPre::new(
             linker.instantiate_pre(component)?,
         )?))
-    } else {
+    } else if wit.is_served_by(wit::V0_2) {
         v0_2::ProviderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         Ok(Pre::V0_2(v0_2::ProviderPluginPre::new(
+            linker.instantiate_pre(component)?,
+        )?))
+    } else {
+        v0_3::ProviderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        Ok(Pre::V0_3(v0_3::ProviderPluginPre::new(
             linker.instantiate_pre(component)?,
         )?))
     }
@@ -332,7 +345,7 @@ impl ProviderInstance {
         run: impl AsyncFnOnce(&Bindings, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, ProviderError> {
         self.ensure_live().await?;
-        let timeout = self.limits.call_timeout;
+        let timeout = self.limits.timeout_of(function);
         let name = self.name.clone();
         let Some(live) = self.live.as_mut() else {
             return Err(ProviderError::Permanent(format!(
@@ -420,21 +433,45 @@ impl ProviderInstance {
         tidied(result, &|text| http.redact(text))
     }
 
+    /// Finds the resource of `kind` named `name`. `desired`, the document it would be
+    /// created from, lets a 0.3 provider look only where that would create it (see
+    /// the contract); older ones look everywhere.
     pub async fn lookup(
         &mut self,
         kind: &str,
         name: &str,
         owner: &str,
+        desired: Option<&serde_json::Value>,
     ) -> Result<Option<Resource>, ProviderError> {
+        let desired = desired.map(ToString::to_string);
         let result = self
             .call("lookup", async |b, s| {
-                on_guest!(b, |guest| guest
-                    .call_lookup(s, kind, name, owner)
-                    .await
-                    .map(|r| r
-                        .map_err(ProviderError::from)?
-                        .map(Resource::try_from)
-                        .transpose()))
+                macro_rules! found {
+                    ($call:expr) => {
+                        $call.await.map(|r| {
+                            r.map_err(ProviderError::from)?
+                                .map(Resource::try_from)
+                                .transpose()
+                        })
+                    };
+                }
+                match b {
+                    Bindings::V0_1(b) => found!(
+                        b.fabrik_provider_provider()
+                            .call_lookup(s, kind, name, owner)
+                    ),
+                    Bindings::V0_2(b) => found!(
+                        b.fabrik_provider_provider()
+                            .call_lookup(s, kind, name, owner)
+                    ),
+                    Bindings::V0_3(b) => found!(b.fabrik_provider_provider().call_lookup(
+                        s,
+                        kind,
+                        name,
+                        owner,
+                        desired.as_deref()
+                    )),
+                }
             })
             .await
             .and_then(|r| r);
@@ -538,6 +575,15 @@ impl ProviderInstance {
             .call("list", async |b, s| match b {
                 Bindings::V0_1(_) => Ok(Ok(None)),
                 Bindings::V0_2(b) => b
+                    .fabrik_provider_provider()
+                    .call_list(s, kind, owner_prefix, cursor.as_deref())
+                    .await
+                    .map(|r| {
+                        r.map_err(ProviderError::from)
+                            .and_then(ResourcePage::try_from)
+                            .map(Some)
+                    }),
+                Bindings::V0_3(b) => b
                     .fabrik_provider_provider()
                     .call_list(s, kind, owner_prefix, cursor.as_deref())
                     .await

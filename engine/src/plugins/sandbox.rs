@@ -24,6 +24,28 @@ pub struct SandboxLimits {
     pub memory: usize,
     /// Longest one call may take, host calls included.
     pub call_timeout: Duration,
+    /// Longest a call that changes something (`create`, `update`, `delete`) may take:
+    /// its requests may wait on slow work (see `http::CHANGE_REQUEST_TIMEOUT`).
+    pub change_call_timeout: Duration,
+}
+
+impl SandboxLimits {
+    /// Every call limited to `timeout`.
+    pub fn with_call_timeout(self, timeout: Duration) -> Self {
+        Self {
+            call_timeout: timeout,
+            change_call_timeout: timeout,
+            ..self
+        }
+    }
+
+    /// How long `function` may run.
+    pub fn timeout_of(&self, function: &str) -> Duration {
+        match function {
+            "create" | "update" | "delete" => self.change_call_timeout,
+            _ => self.call_timeout,
+        }
+    }
 }
 
 impl Default for SandboxLimits {
@@ -31,6 +53,7 @@ impl Default for SandboxLimits {
         Self {
             memory: 64 << 20,
             call_timeout: Duration::from_secs(30),
+            change_call_timeout: Duration::from_secs(150),
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct ProviderInfo {
     pub kinds: Vec<String>,
     pub config: Vec<ConfigKey>,
     pub default_origins: Vec<String>,
+    /// The API's request budget per credential, if the provider declares one (0.3).
+    pub rate_limit: Option<super::pacing::RateLimit>,
 }
 
 /// One configuration key a provider accepts.

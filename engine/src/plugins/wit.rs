@@ -1,13 +1,14 @@
 //! WIT versions: which contract versions this host serves, and reading the version a
 //! component targets from its export names (never from what it says in `describe`).
 //!
-//! Each released version of `wit/` has a module here with its own `bindgen!` (0.1 and 0.2),
+//! Each released version of `wit/` has a module here with its own `bindgen!` (0.1 to 0.3),
 //! and the instance dispatches on the version a component targets. Conversions to the
 //! host's own types are written once (`convert`).
 
 mod convert;
 pub mod v0_1;
 pub mod v0_2;
+pub mod v0_3;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -18,7 +19,7 @@ use super::types::WitVersion;
 const PROVIDER_INTERFACE: &str = "fabrik:provider/provider@";
 
 /// Contract versions this host has bindings for, newest first.
-pub const SUPPORTED: &[WitVersion] = &[V0_2, V0_1];
+pub const SUPPORTED: &[WitVersion] = &[V0_3, V0_2, V0_1];
 
 /// The first contract: everything but `http-send-many` and `list`.
 pub const V0_1: WitVersion = WitVersion {
@@ -31,6 +32,13 @@ pub const V0_1: WitVersion = WitVersion {
 pub const V0_2: WitVersion = WitVersion {
     major: 0,
     minor: 2,
+    patch: 0,
+};
+
+/// 0.2 plus `provider-info.rate-limit` and `lookup`'s `desired` document.
+pub const V0_3: WitVersion = WitVersion {
+    major: 0,
+    minor: 3,
     patch: 0,
 };
 

@@ -73,7 +73,11 @@ fn options(args: &RunArgs) -> ApplyOptions {
         lock_timeout: super::seconds(args.lock_timeout),
         deploy_timeout: super::seconds(args.deploy_timeout),
         verify: args.reach.verify_options(),
-        backoff: Backoff::PROVIDER,
+        // A rate limit's pauses are waited out for as long as a deployment may take.
+        backoff: Backoff {
+            patience: super::seconds(args.deploy_timeout),
+            ..Backoff::PROVIDER
+        },
     }
 }
 

@@ -51,6 +51,13 @@ pub fn list(format: OutputFormat) -> anyhow::Result<ExitStatus> {
                     }
                 );
                 outln!("  kinds: {}", info.kinds.join(", "));
+                if let Some(limit) = info.rate_limit {
+                    outln!(
+                        "  rate limit: {} requests per {} s (paced, shared by every app of a run)",
+                        limit.requests,
+                        limit.window.as_secs()
+                    );
+                }
             }
             OutputFormat::Json => report::json_line(&serde_json::json!({
                 "role": provider.role,
@@ -64,6 +71,7 @@ pub fn list(format: OutputFormat) -> anyhow::Result<ExitStatus> {
                 "kinds": info.kinds,
                 "config": info.config,
                 "locked": locked,
+                "rate_limit": info.rate_limit,
             })),
         }
     }

@@ -24,7 +24,7 @@ use fabrik_provider_sdk::error::permanent;
 use fabrik_provider_sdk::http::{self, Api, query_escape};
 use fabrik_provider_sdk::{
     ConfigKey, Instance, Method, ProgressReport, ProgressState, Provider, ProviderError,
-    ProviderInfo, Resource, ResourcePage, owner,
+    ProviderInfo, RateLimit, Resource, ResourcePage, owner,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -319,6 +319,13 @@ impl Provider for Cloudflare {
                 },
             ],
             default_origins: vec!["https://api.cloudflare.com".to_owned()],
+            // 1,200 requests per five minutes per user, whatever the token
+            // (developers.cloudflare.com/fundamentals/api/reference/limits); the host
+            // also reads the `Ratelimit` and `Ratelimit-Policy` headers the API sends.
+            rate_limit: Some(RateLimit {
+                requests: 1200,
+                window_seconds: 300,
+            }),
         }
     }
 
@@ -462,6 +469,8 @@ impl Provider for Cloudflare {
         kind: String,
         name: String,
         owner: String,
+        // A DNS record's name is unique in its zone: the document adds nothing.
+        _desired: Option<String>,
     ) -> Result<Option<Resource>, ProviderError> {
         check_kind(&kind)?;
         let zone = find_zone(&name)?;

@@ -26,7 +26,7 @@ use fabrik_provider_sdk::config::Config;
 use fabrik_provider_sdk::http::{self, Api};
 use fabrik_provider_sdk::{
     ConfigKey, LogLevel, Method, ProgressReport, ProgressState, Provider, ProviderError,
-    ProviderInfo, Resource, ResourcePage, owner,
+    ProviderInfo, RateLimit, Resource, ResourcePage, owner,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -54,9 +54,10 @@ struct State {
     projects: Option<Value>,
     /// Projects this instance created: their `production` environment exists.
     new_projects: HashSet<String>,
-    /// `GET /applications` and `GET /services`, for lookups by name; dropped whenever
-    /// this instance writes anything.
-    lists: HashMap<&'static str, Value>,
+    /// What lookups by name read (an environment's detail, or the team's whole
+    /// `GET /applications` or `/services`), by path; dropped whenever this instance
+    /// writes anything.
+    lists: HashMap<String, Value>,
     /// Resource uuid → its env list as last read; dropped when its env is written.
     envs: HashMap<String, Value>,
     /// Resource uuid → its detail as last read; dropped when it is written.
@@ -64,21 +65,14 @@ struct State {
 }
 
 /// Reads what most calls of an apply need in one round trip (`http-send-many`): the
-/// version, the servers, the projects, and the application and service lists (a lookup
-/// by name reads one list instead of every project's environments). Once per instance.
-/// A read that failed is not kept: its reader asks again and reports the error.
+/// version, the servers and the projects. Once per instance. A read that failed is not
+/// kept: its reader asks again and reports the error.
 fn prefetch() -> Result<(), ProviderError> {
     if STATE.with(|s| s.borrow().prefetched) {
         return Ok(());
     }
     let api = api()?;
-    const PATHS: [&str; 5] = [
-        "/version",
-        "/servers",
-        "/projects",
-        "/applications",
-        "/services",
-    ];
+    const PATHS: [&str; 3] = ["/version", "/servers", "/projects"];
     let answers = http::send_many(PATHS.iter().map(|path| api.get(path)).collect());
     STATE.with(|s| {
         let mut state = s.borrow_mut();
@@ -94,10 +88,7 @@ fn prefetch() -> Result<(), ProviderError> {
             };
             match path {
                 "/servers" => state.servers = Some(value),
-                "/projects" => state.projects = Some(value),
-                list => {
-                    state.lists.insert(list.trim_start_matches('/'), value);
-                }
+                _ => state.projects = Some(value),
             }
         }
     });
@@ -988,6 +979,14 @@ impl Provider for Coolify {
                 },
             ],
             default_origins: Vec::new(),
+            // `API_RATE_LIMIT`, 200 a minute per user unless the instance sets another
+            // (coollabsio/coolify config/api.php; app/Providers/RouteServiceProvider.php,
+            // `configureRateLimiting`). The host learns another value from the
+            // `X-RateLimit-Limit` header Laravel's throttle sends.
+            rate_limit: Some(RateLimit {
+                requests: 200,
+                window_seconds: 60,
+            }),
         }
     }
 
@@ -1257,6 +1256,7 @@ impl Provider for Coolify {
         kind: String,
         name: String,
         owner: String,
+        desired: Option<String>,
     ) -> Result<Option<Resource>, ProviderError> {
         prefetch()?;
         if kind == "server" {
@@ -1278,23 +1278,17 @@ impl Provider for Coolify {
                 "the Coolify provider has no kind `{kind}`"
             )));
         }
-        // `owner` is `fabrik:<project>/<app>`; the Coolify project and environment come
-        // from the desired state, so lookup searches the whole list for the name
-        // (`GET /applications` or `/services`, read once per instance until it writes).
-        let plural = plural(&kind);
-        let cached = STATE.with(|s| s.borrow().lists.get(plural).cloned());
-        let all = match cached {
-            Some(all) => all,
-            None => {
-                let all = api::json(&api()?, Method::Get, &format!("/{plural}"), None)?;
-                STATE.with(|s| s.borrow_mut().lists.insert(plural, all.clone()));
-                all
-            }
+        // Coolify's names are not unique, not even within an environment: the place a
+        // resource would be created in is where it is looked for, so that a same-named
+        // one in another project (another repository's `api`) neither blocks a first
+        // deploy nor is taken. Without a desired document (a lookup by name alone), the
+        // whole team is searched.
+        let place = desired.as_deref().map(placement).transpose()?;
+        let Some(candidates) = candidates(&kind, place.as_ref())? else {
+            return Ok(None);
         };
-        let found: Vec<&Value> = all
-            .as_array()
-            .into_iter()
-            .flatten()
+        let found: Vec<&Value> = candidates
+            .iter()
             .filter(|r| r["name"].as_str() == Some(name.as_str()))
             .collect();
         match owner::ours_first(&found, &owner, |r| r["description"].as_str())
@@ -1304,6 +1298,57 @@ impl Provider for Coolify {
             None => Ok(None),
         }
     }
+}
+
+/// The Coolify project and environment a desired document places its resource in.
+fn placement(desired: &str) -> Result<(String, String), ProviderError> {
+    let desired: Value = serde_json::from_str(desired)
+        .map_err(|e| permanent(format!("invalid desired document: {e}")))?;
+    match (desired["project"].as_str(), desired["environment"].as_str()) {
+        (Some(project), Some(environment)) => Ok((project.to_owned(), environment.to_owned())),
+        _ => Err(permanent(
+            "a desired document names its `project` and `environment`",
+        )),
+    }
+}
+
+/// The applications or services (`kind`) a lookup chooses from: those of the
+/// environment `place` names (`GET /projects/{uuid}/{environment}` lists them), or the
+/// team's whole list. `None` when the project or environment does not exist: nothing
+/// can be there. Read once per instance until it writes.
+fn candidates(
+    kind: &str,
+    place: Option<&(String, String)>,
+) -> Result<Option<Vec<Value>>, ProviderError> {
+    let plural = plural(kind);
+    let path = match place {
+        Some((project, environment)) => {
+            let Some(uuid) = project_uuid(project, false)? else {
+                return Ok(None);
+            };
+            format!("/projects/{uuid}/{environment}")
+        }
+        None => format!("/{plural}"),
+    };
+    let cached = STATE.with(|s| s.borrow().lists.get(&path).cloned());
+    let read = match cached {
+        Some(read) => read,
+        None => {
+            let read = match api::call(&api()?, Method::Get, &path, None) {
+                Ok(reply) => reply.json()?,
+                Err(f) if f.status == 404 && place.is_some() => return Ok(None),
+                Err(f) => return Err(f.error),
+            };
+            STATE.with(|s| s.borrow_mut().lists.insert(path, read.clone()));
+            read
+        }
+    };
+    let list = if place.is_some() {
+        &read[plural]
+    } else {
+        &read
+    };
+    Ok(Some(list.as_array().cloned().unwrap_or_default()))
 }
 
 /// What a project Fabrik created says in its description (`nameRules`' sibling

@@ -1,8 +1,8 @@
 //! Write a [Fabrik](https://github.com/fabrik-deploy/fabrik) provider plugin in Rust.
 //!
 //! A provider is a WebAssembly component of the world `fabrik:provider/provider-plugin`
-//! (the contract, in `wit/provider.wit`, is this crate's version: SDK 0.2 speaks contract
-//! 0.2). This crate generates its bindings once and adds what every provider otherwise
+//! (the contract, in `wit/provider.wit`, is this crate's version: SDK 0.3 speaks contract
+//! 0.3). This crate generates its bindings once and adds what every provider otherwise
 //! writes again:
 //!
 //! - [`http`]: requests through the host (`http-send`, `http-send-many`), with the
@@ -58,7 +58,7 @@ pub use bindings::export_provider;
 
 pub use bindings::exports::fabrik::provider::provider::{
     ConfigKey, Guest as Provider, ProgressReport, ProgressState, ProviderError, ProviderInfo,
-    Resource, ResourcePage, TransientError,
+    RateLimit, Resource, ResourcePage, TransientError,
 };
 pub use bindings::fabrik::provider::host::{AuthScheme, LogLevel, Method};
 

@@ -142,6 +142,7 @@ class Provider(exports.Provider):
                 ConfigKey("api-token", "a token that can edit the zone's records", True, True),
             ],
             default_origins=[],
+            rate_limit=None,
         )
 
     def configure(self, config: List[Tuple[str, str]]) -> None:
@@ -205,7 +206,7 @@ class Provider(exports.Provider):
         ]
         return ResourcePage(ours, str(page + 1) if len(records) == 100 else None)
 
-    def lookup(self, kind: str, name: str, owner: str) -> Optional[Resource]:
+    def lookup(self, kind: str, name: str, owner: str, desired: Optional[str]) -> Optional[Resource]:
         check_kind(kind)
         records = named(name)
         ours = [r for r in records if r.get("comment") == owner]

@@ -45,6 +45,8 @@ pub struct Cloudflare {
     token: Arc<str>,
     store: Arc<Mutex<Store>>,
     pub faults: Faults,
+    /// 1,200 requests per five minutes per user (see `ratelimit`).
+    pub rate_limit: crate::ratelimit::RateLimiter,
 }
 
 const TIMESTAMP: &str = "2026-11-23T00:00:00.000000Z";
@@ -109,6 +111,7 @@ impl Cloudflare {
             token: Arc::from(token),
             store: Arc::new(Mutex::new(store)),
             faults: Faults::default(),
+            rate_limit: crate::ratelimit::RateLimiter::cloudflare(),
         }
     }
 
@@ -200,7 +203,11 @@ impl Cloudflare {
                     .delete(delete_record),
             )
             .route("/user/tokens/verify", get(verify_token))
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                self.rate_limit.clone(),
+                crate::ratelimit::enforce,
+            ));
         Router::new()
             .nest("/client/v4", api)
             .layer(axum::middleware::from_fn(crate::faults::lose_answers))
@@ -298,12 +305,13 @@ fn page(items: Vec<Value>, query: &BTreeMap<String, String>, default_per_page: u
         .take(per_page)
         .collect();
     let mut body = envelope(Value::Array(slice.clone()));
+    // As the real lists answer (shared/api/CLOUDFLARE.md): no `total_pages`, which the
+    // schema leaves optional; a client pages on `total_count` or a short page.
     body["result_info"] = json!({
         "page": page,
         "per_page": per_page,
         "count": slice.len(),
         "total_count": total,
-        "total_pages": total.div_ceil(per_page).max(1),
     });
     body
 }

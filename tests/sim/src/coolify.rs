@@ -158,6 +158,8 @@ pub struct Coolify {
     timing: Arc<Mutex<Timing>>,
     missing_accept: Arc<AtomicUsize>,
     pub faults: Faults,
+    /// Laravel's `api` throttle, 200 a minute per user by default (see `ratelimit`).
+    pub rate_limit: crate::ratelimit::RateLimiter,
 }
 
 const VERSION: &str = "4.3.11";
@@ -247,6 +249,7 @@ impl Coolify {
             timing: Arc::new(Mutex::new(Timing::default())),
             missing_accept: Arc::new(AtomicUsize::new(0)),
             faults: Faults::default(),
+            rate_limit: crate::ratelimit::RateLimiter::coolify(),
         }
     }
 
@@ -548,7 +551,13 @@ impl Coolify {
                 "/deployments/applications/{uuid}",
                 get(list_app_deployments),
             )
-            .with_state(self.clone());
+            .with_state(self.clone())
+            // The `api` middleware group, throttle included, runs before the routes'
+            // own `auth:sanctum` (routes/api.php).
+            .layer(axum::middleware::from_fn_with_state(
+                self.rate_limit.clone(),
+                crate::ratelimit::enforce,
+            ));
         Router::new()
             .nest("/api/v1", api)
             .layer(axum::middleware::from_fn(crate::faults::lose_answers))

@@ -16,6 +16,7 @@ pub mod coolify;
 pub mod faults;
 pub mod git;
 pub mod plugins;
+pub mod ratelimit;
 pub mod registry;
 pub mod sources;
 
@@ -42,6 +43,11 @@ pub struct SandboxConfig {
     /// testing a provider of its own can keep one `fabrik.toml`.
     pub coolify_port: u16,
     pub cloudflare_port: u16,
+    /// Coolify's rate limit per user: requests per window (0: none). The real default,
+    /// 200 a minute, unless a test or `fabrik-sandbox --coolify-rate-limit` says otherwise.
+    pub coolify_rate_limit: (u32, std::time::Duration),
+    /// Cloudflare's, 1,200 per five minutes by default.
+    pub cloudflare_rate_limit: (u32, std::time::Duration),
 }
 
 impl Default for SandboxConfig {
@@ -55,6 +61,8 @@ impl Default for SandboxConfig {
             app_port: 0,
             coolify_port: 0,
             cloudflare_port: 0,
+            coolify_rate_limit: (200, std::time::Duration::from_secs(60)),
+            cloudflare_rate_limit: (1200, std::time::Duration::from_secs(300)),
         }
     }
 }
@@ -123,6 +131,10 @@ impl Sandbox {
         let zones: Vec<&str> = config.zones.iter().map(String::as_str).collect();
         let coolify = Coolify::new(&config.coolify_token, &servers);
         let cloudflare = Cloudflare::new(&config.cloudflare_token, &zones);
+        let (limit, window) = config.coolify_rate_limit;
+        coolify.rate_limit.set(limit, window);
+        let (limit, window) = config.cloudflare_rate_limit;
+        cloudflare.rate_limit.set(limit, window);
         let app = App::new(coolify.clone());
         let ca = Arc::new(TestCa::generate().map_err(std::io::Error::other)?);
         let ip = config.listen.ip();

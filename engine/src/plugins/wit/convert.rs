@@ -9,9 +9,10 @@ macro_rules! conversions {
         async fn send(
             gateway: std::sync::Arc<HttpGateway>,
             request: wit_host::HttpRequest,
+            deadline: Option<std::time::Instant>,
         ) -> Result<wit_host::HttpResponse, wit_host::HttpError> {
             gateway
-                .send(request.into())
+                .send(request.into(), deadline)
                 .await
                 .map(|r| wit_host::HttpResponse {
                     status: r.status,
@@ -76,6 +77,7 @@ macro_rules! conversions {
 
         impl From<guest::ProviderInfo> for types::ProviderInfo {
             fn from(i: guest::ProviderInfo) -> Self {
+                let rate_limit = rate_limit_of(&i);
                 Self {
                     name: i.name,
                     version: i.version,
@@ -91,6 +93,7 @@ macro_rules! conversions {
                             required: k.required,
                         })
                         .collect(),
+                    rate_limit,
                     default_origins: i.default_origins,
                 }
             }

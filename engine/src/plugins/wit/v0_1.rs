@@ -25,7 +25,7 @@ impl wit_host::Host for HostState {
         &mut self,
         request: wit_host::HttpRequest,
     ) -> Result<wit_host::HttpResponse, wit_host::HttpError> {
-        send(self.http.clone(), request).await
+        send(self.http.clone(), request, self.deadline).await
     }
 
     async fn log(&mut self, level: wit_host::LogLevel, message: String) {
@@ -34,3 +34,8 @@ impl wit_host::Host for HostState {
 }
 
 conversions!();
+
+/// Contracts before 0.3 declare no rate limit.
+fn rate_limit_of(_: &guest::ProviderInfo) -> Option<crate::plugins::pacing::RateLimit> {
+    None
+}

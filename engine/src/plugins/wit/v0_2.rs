@@ -23,7 +23,7 @@ impl wit_host::Host for HostState {
         &mut self,
         request: wit_host::HttpRequest,
     ) -> Result<wit_host::HttpResponse, wit_host::HttpError> {
-        send(self.http.clone(), request).await
+        send(self.http.clone(), request, self.deadline).await
     }
 
     async fn http_send_many(
@@ -32,7 +32,10 @@ impl wit_host::Host for HostState {
     ) -> Vec<Result<wit_host::HttpResponse, wit_host::HttpError>> {
         let gateway = self.http.clone();
         gateway
-            .send_many(requests.into_iter().map(Into::into).collect())
+            .send_many(
+                requests.into_iter().map(Into::into).collect(),
+                self.deadline,
+            )
             .await
             .into_iter()
             .map(|answer| {
@@ -53,6 +56,11 @@ impl wit_host::Host for HostState {
 }
 
 conversions!();
+
+/// Contracts before 0.3 declare no rate limit.
+fn rate_limit_of(_: &guest::ProviderInfo) -> Option<crate::plugins::pacing::RateLimit> {
+    None
+}
 
 impl TryFrom<guest::ResourcePage> for types::ResourcePage {
     type Error = types::ProviderError;

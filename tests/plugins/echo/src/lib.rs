@@ -30,6 +30,7 @@ impl Provider for Echo {
                 ConfigKey { name: "api-token".to_owned(), description: "token for the item API".to_owned(), secret: true, required: false },
             ],
             default_origins: vec![],
+            rate_limit: None,
         }
     }
 
@@ -70,7 +71,7 @@ impl Provider for Echo {
         Ok(ResourcePage { resources: vec![], next: None })
     }
 
-    fn lookup(_: String, _: String, _: String) -> Result<Option<Resource>, ProviderError> {
+    fn lookup(_: String, _: String, _: String, _: Option<String>) -> Result<Option<Resource>, ProviderError> {
         Ok(None)
     }
 }

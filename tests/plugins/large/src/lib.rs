@@ -2,7 +2,8 @@
 //! componentize-py component carries its interpreter's memory image), for measuring how
 //! fast the host refuses and loads large components. It only answers `describe`.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "provider-plugin" });
+// Built from the frozen 0.2.0 contract, so that a 0.2 component stays under test.
+wit_bindgen::generate!({ path: "../../../wit/released/0.2.0", world: "provider-plugin" });
 
 use exports::fabrik::provider::provider::{
     Guest, ProgressReport, ProviderError, ProviderInfo, Resource, ResourcePage,

@@ -137,6 +137,7 @@ impl Provider for SimpleDns {
                 key("api-token", "a token that can edit the zone's records", true),
             ],
             default_origins: vec![],
+            rate_limit: None,
         }
     }
 
@@ -249,7 +250,7 @@ impl Provider for SimpleDns {
         })
     }
 
-    fn lookup(kind: String, name: String, owner_tag: String) -> Result<Option<Resource>, ProviderError> {
+    fn lookup(kind: String, name: String, owner_tag: String, _desired: Option<String>) -> Result<Option<Resource>, ProviderError> {
         check_kind(&kind, &[KIND])?;
         let records = named(&name)?;
         Ok(owner::ours_first(&records, &owner_tag, |r| r["comment"].as_str()).map(to_resource))

@@ -3,19 +3,35 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use fabrik_sim::{Sandbox, SandboxConfig};
+
+/// `N` or `N/Ws`, else the usage.
+fn limit(text: &str, default_window: u64) -> (u32, Duration) {
+    fabrik_sim::ratelimit::parse_limit(text, Duration::from_secs(default_window)).unwrap_or_else(
+        |problem| {
+            eprintln!("fabrik-sandbox: {problem}");
+            usage()
+        },
+    )
+}
 
 fn usage() -> ! {
     eprintln!(
         "usage: fabrik-sandbox [--dir DIR] [--listen IP] [--app-port PORT] [--coolify-port PORT]\n\
-         \x20                     [--cloudflare-port PORT] [--exec COMMAND ARGS...]\n\n\
+         \x20                     [--cloudflare-port PORT] [--coolify-rate-limit N[/Ws]]\n\
+         \x20                     [--cloudflare-rate-limit N[/Ws]] [--build-seconds S]\n\
+         \x20                     [--exec COMMAND ARGS...]\n\n\
          Starts simulated Coolify and Cloudflare APIs and a deployed-app HTTPS endpoint on\n\
          loopback, writes DIR/ca.pem and DIR/sandbox.env (default DIR: .fabrik/sandbox),\n\
          prints the environment to use, and runs until interrupted. With --exec, runs\n\
          COMMAND with that environment instead (its CA file in a private directory,\n\
          removed at exit), then exits with its status. Ids are new at every start. Fixed ports\n\
-         let a provider under test keep one fabrik.toml (see docs/providers.md)."
+         let a provider under test keep one fabrik.toml (see docs/providers.md).\n\
+         The APIs enforce their real rate limits per user: Coolify 200 requests a minute,\n\
+         Cloudflare 1200 per 300 s; N sets another (N/Ws: per W seconds), 0 turns it off.\n\
+         --build-seconds sets how long a simulated build takes (default 0.3)."
     );
     std::process::exit(2)
 }
@@ -26,6 +42,7 @@ async fn main() -> std::io::Result<()> {
     let mut config = SandboxConfig::default();
     let mut args = std::env::args().skip(1);
     let mut exec: Vec<String> = Vec::new();
+    let mut build = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match arg.as_str() {
@@ -45,10 +62,26 @@ async fn main() -> std::io::Result<()> {
             "--cloudflare-port" => {
                 config.cloudflare_port = value().parse().unwrap_or_else(|_| usage());
             }
+            "--coolify-rate-limit" => {
+                config.coolify_rate_limit = limit(&value(), 60);
+            }
+            "--cloudflare-rate-limit" => {
+                config.cloudflare_rate_limit = limit(&value(), 300);
+            }
+            "--build-seconds" => {
+                let seconds: f64 = value().parse().unwrap_or_else(|_| usage());
+                build = Some(Duration::from_secs_f64(seconds.max(0.0)));
+            }
             _ => usage(),
         }
     }
     let sandbox = Sandbox::start(config).await?;
+    if let Some(building) = build {
+        sandbox.coolify.set_timing(fabrik_sim::coolify::Timing {
+            building,
+            ..fabrik_sim::coolify::Timing::default()
+        });
+    }
     // `--exec` keeps its files to itself (a directory removed when the command ends): a
     // sandbox running in another shell keeps the CA its health checks trust. A
     // long-running sandbox writes to DIR, where another shell sources them.
