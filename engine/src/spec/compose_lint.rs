@@ -247,6 +247,17 @@ fn check_mount(volume: &Value) -> Result<(), String> {
             (source, bind)
         }
         Value::Mapping(m) => {
+            // Coolify's extension: a file mount with its content inline. Its parser takes
+            // the content out of the compose it keeps (coollabsio/coolify
+            // bootstrap/helpers/parsers.php, `serviceParser`: `data_forget($yaml,
+            // 'services.*.volumes.*.content')`), so what Coolify stores never equals what
+            // was sent and a change to the content could not be seen.
+            if m.contains_key("content") {
+                return Err(
+                    "`content` is taken out of the compose by Coolify when it stores it, so Fabrik could never tell whether it changed; put the file in the image, or pass its value in `env`"
+                        .to_owned(),
+                );
+            }
             let source = m.get("source").and_then(scalar).unwrap_or_default();
             let kind = m.get("type").and_then(scalar).unwrap_or_default();
             let bind = kind == "bind" || source.starts_with(['/', '.', '~', '$']);
@@ -386,6 +397,10 @@ mod tests {
             (
                 "services: {app: {image: x, volumes: ['/var/run/docker.sock:/s']}}",
                 "docker.sock",
+            ),
+            (
+                "services: {app: {image: x, volumes: [{type: bind, source: ./nginx.conf, target: /etc/nginx/nginx.conf, content: 'events {}'}]}}",
+                "is taken out of the compose by Coolify",
             ),
             (
                 "services: {app: {image: x, cap_add: [SYS_ADMIN]}}",

@@ -138,7 +138,38 @@ pub(super) fn decode_compose(raw: &str) -> Result<(String, Vec<String>), Respons
             json!("Invalid docker-compose file: it has no services."),
         ));
     }
-    Ok((text, services))
+    Ok((stored_compose(&text), services))
+}
+
+/// The compose as Coolify keeps it: its parser dumps the document it parsed back into
+/// `docker_compose_raw`, without the `content` of file volumes (coollabsio/coolify
+/// bootstrap/helpers/parsers.php, `serviceParser`: `data_forget($yaml,
+/// 'services.*.volumes.*.content')`, then `$resource->docker_compose_raw =
+/// Yaml::dump($yaml, 10, 2)`). Comments, quoting and layout are gone; what reads it back
+/// gets another text for the same document. Symfony's dumper is not byte-for-byte
+/// serde_yaml's: the simulator only promises "another text, same document".
+pub(super) fn stored_compose(text: &str) -> String {
+    let Ok(mut doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+        return text.to_owned();
+    };
+    if let Some(services) = doc
+        .get_mut("services")
+        .and_then(serde_yaml::Value::as_mapping_mut)
+    {
+        for (_, service) in services.iter_mut() {
+            if let Some(volumes) = service
+                .get_mut("volumes")
+                .and_then(serde_yaml::Value::as_sequence_mut)
+            {
+                for volume in volumes.iter_mut() {
+                    if let Some(volume) = volume.as_mapping_mut() {
+                        volume.remove("content");
+                    }
+                }
+            }
+        }
+    }
+    serde_yaml::to_string(&doc).unwrap_or_else(|_| text.to_owned())
 }
 
 /// Checks `urls` against the compose service names; returns the domains.
