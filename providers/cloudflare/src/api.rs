@@ -41,17 +41,32 @@ pub struct Envelope {
     pub errors: Vec<ApiMessage>,
     #[serde(default)]
     pub result: Value,
-    /// Paging of list endpoints: `page`, `total_pages`.
+    /// Paging of list endpoints: `page`, `per_page`, `count`, and `total_count` or
+    /// `total_pages` when the endpoint gives them.
     #[serde(default)]
     pub result_info: Value,
 }
 
 impl Envelope {
-    /// Whether a later page follows this one.
+    /// Whether a later page follows this one. The real answers carry `page`, `per_page`,
+    /// `count` and `total_count`, not always `total_pages` (the schema's is optional, and
+    /// DNS record lists leave it out): the last page is the one that reaches
+    /// `total_count`, else the first short one.
     pub fn has_next_page(&self) -> bool {
-        let page = self.result_info["page"].as_u64().unwrap_or(1);
-        let pages = self.result_info["total_pages"].as_u64().unwrap_or(1);
-        page < pages
+        let info = &self.result_info;
+        let page = info["page"].as_u64().unwrap_or(1);
+        if let Some(pages) = info["total_pages"].as_u64() {
+            return page < pages;
+        }
+        let per_page = info["per_page"].as_u64().unwrap_or(0);
+        if let Some(total) = info["total_count"].as_u64() {
+            return page.saturating_mul(per_page) < total;
+        }
+        let count = info["count"]
+            .as_u64()
+            .or_else(|| self.result.as_array().map(|a| a.len() as u64))
+            .unwrap_or(0);
+        per_page > 0 && count >= per_page
     }
 }
 
@@ -150,4 +165,51 @@ pub fn call(
     body: Option<&Value>,
 ) -> Result<Envelope, Failure> {
     envelope(api.request(method, path).json_opt(body).send())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(info: Value, result_len: usize) -> Envelope {
+        Envelope {
+            success: true,
+            errors: Vec::new(),
+            result: Value::Array(vec![Value::Null; result_len]),
+            result_info: info,
+        }
+    }
+
+    #[test]
+    fn the_last_page_is_found_with_or_without_total_pages() {
+        use serde_json::json;
+        // As the real DNS record lists answer: no `total_pages`.
+        assert!(
+            page(
+                json!({"page": 1, "per_page": 2, "count": 2, "total_count": 3}),
+                2
+            )
+            .has_next_page()
+        );
+        assert!(
+            !page(
+                json!({"page": 2, "per_page": 2, "count": 1, "total_count": 3}),
+                1
+            )
+            .has_next_page()
+        );
+        assert!(
+            !page(
+                json!({"page": 1, "per_page": 100, "count": 1, "total_count": 1}),
+                1
+            )
+            .has_next_page()
+        );
+        // Neither total: a full page may have a next one, a short page is the last.
+        assert!(page(json!({"page": 1, "per_page": 2, "count": 2}), 2).has_next_page());
+        assert!(!page(json!({"page": 3, "per_page": 2, "count": 1}), 1).has_next_page());
+        // `total_pages`, where an endpoint gives it, decides.
+        assert!(page(json!({"page": 1, "total_pages": 2}), 0).has_next_page());
+        assert!(!page(json!({"page": 2, "total_pages": 2}), 0).has_next_page());
+    }
 }
