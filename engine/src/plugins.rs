@@ -24,7 +24,7 @@ pub mod sandbox;
 pub mod types;
 pub mod wit;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -99,6 +99,23 @@ pub struct ProviderSet {
     pinned: bool,
     /// Request budgets per origin, shared by every instance this set makes.
     budgets: Arc<pacing::Budgets>,
+    /// Per role, whether its first create of this process has succeeded (see
+    /// [`ProviderSet::first_create`]); a gate per role, so that the DNS record's first
+    /// create never waits for Coolify's.
+    first_creates: std::sync::Mutex<HashMap<Role, Arc<tokio::sync::Mutex<bool>>>>,
+}
+
+/// The first create of a role in a process, running alone (see
+/// [`ProviderSet::first_create`]).
+pub struct FirstCreate {
+    done: tokio::sync::OwnedMutexGuard<bool>,
+}
+
+impl FirstCreate {
+    /// The create succeeded: later creates of the role no longer wait.
+    pub fn succeeded(mut self) {
+        *self.done = true;
+    }
 }
 
 /// Hex sha256 of component bytes, as `fabrik.lock` records it.
@@ -203,7 +220,27 @@ impl ProviderSet {
             limits: SandboxLimits::default(),
             pinned: lock.is_some(),
             budgets: Arc::default(),
+            first_creates: std::sync::Mutex::default(),
         })
+    }
+
+    /// Waits while another app's first create of `role` runs. The first one gets a guard
+    /// to hold during its create and to mark with [`FirstCreate::succeeded`]; later
+    /// ones get `None` and create concurrently. A first create makes what the later ones
+    /// share (Coolify's project, whose names are not unique): run alone, it is made once.
+    pub async fn first_create(&self, role: Role) -> Option<FirstCreate> {
+        let gate = {
+            let mut gates = match self.first_creates.lock() {
+                Ok(gates) => gates,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            gates.entry(role).or_default().clone()
+        };
+        let done = gate.lock_owned().await;
+        if *done {
+            return None;
+        }
+        Some(FirstCreate { done })
     }
 
     /// The request budgets every instance of this set paces under.

@@ -182,6 +182,7 @@ async fn main() {
         service_start: Duration::ZERO,
         service_degraded: Duration::ZERO,
         delete_delay: Duration::ZERO,
+        service_deploy_answer: Duration::ZERO,
     });
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(

@@ -51,8 +51,11 @@ async fn main() {
     })
     .await
     .expect("sandbox");
+    // The fixture deploys a compose service: its start is the "build" (an application's
+    // image build would be `building`).
     sandbox.coolify.set_timing(Timing {
         building: build,
+        service_start: build,
         ..Timing::default()
     });
     let dir = tempfile::tempdir().expect("tempdir");

@@ -696,6 +696,7 @@ async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
         service_start: slow,
         service_degraded: Duration::ZERO,
         delete_delay: Duration::from_millis(100),
+        service_deploy_answer: Duration::ZERO,
     });
     let spec = world.spec("app.yaml", |t| t);
     let mut children: Vec<_> = (0..10)
@@ -728,6 +729,7 @@ async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
         service_start: Duration::ZERO,
         service_degraded: Duration::ZERO,
         delete_delay: Duration::from_millis(100),
+        service_deploy_answer: Duration::ZERO,
     });
     let outputs = tokio::task::spawn_blocking(move || {
         children
@@ -794,7 +796,37 @@ async fn several_specs_in_one_apply_run_concurrently() {
     }
     assert_eq!(world.sandbox.cloudflare.records().len(), 3);
     assert_eq!(world.sandbox.coolify.resources().len(), 3);
+    // One Coolify project for the three, though each app's provider instance found none
+    // and created one: the later ones deleted theirs and joined the oldest.
+    assert_eq!(
+        world.sandbox.coolify.project_names(),
+        ["fabrik-tests"],
+        "Coolify's project names are not unique: one apply must make one project"
+    );
     // One `.env`: each generated secret was written once, not once per app.
     let dotenv = std::fs::read_to_string(world.dir.path().join(".env")).expect(".env");
     assert_eq!(dotenv.matches("API_KEY=").count(), 1, "{dotenv}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_deploy_that_answers_slowly_is_waited_for_and_sent_once() {
+    use fabrik_sim::coolify::Timing;
+    use std::time::Duration;
+    let world = World::start().await;
+    // Coolify parses the compose and starts the service over SSH before it answers
+    // `POST /deploy`: longer than a read may take (the SDK's 20 s).
+    world.sandbox.coolify.set_timing(Timing {
+        service_deploy_answer: Duration::from_secs(22),
+        ..Timing::default()
+    });
+    let spec = world.spec("api.yaml", |t| t);
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("COMPLETE"), "{stdout}");
+    assert_eq!(
+        world.calls_of("coolify.deploy"),
+        1,
+        "the deploy was sent once, not again after a timeout\n{stderr}"
+    );
 }

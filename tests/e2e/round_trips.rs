@@ -52,6 +52,7 @@ async fn a_fresh_apply_and_an_update_wait_for_few_answers() {
         service_start: Duration::ZERO,
         service_degraded: Duration::ZERO,
         delete_delay: Duration::ZERO,
+        service_deploy_answer: Duration::ZERO,
     });
     world.sandbox.coolify.faults.set_latency(LATENCY);
     world.sandbox.cloudflare.faults.set_latency(LATENCY);

@@ -509,7 +509,7 @@ async fn a_credential_is_never_put_in_a_reserved_header() {
                     }),
                     timeout: None,
                 },
-                None,
+                Default::default(),
             )
             .await
             .expect_err("refused");

@@ -79,6 +79,7 @@ fn hold_deployments(world: &World, hold: bool) {
         service_start: slow,
         service_degraded: Duration::ZERO,
         delete_delay: Duration::from_millis(100),
+        service_deploy_answer: Duration::ZERO,
     });
 }
 

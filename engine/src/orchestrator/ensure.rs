@@ -251,6 +251,7 @@ impl Run<'_, '_> {
                 // proxy's 502 after the API acted): before trying again, look for it and
                 // finish it with an update.
                 let mut attempted = false;
+                let first = self.ctx.providers.first_create(role).await;
                 let created = self
                     .retried(&what, async || {
                         if attempted
@@ -290,7 +291,12 @@ impl Run<'_, '_> {
                         }
                         .into());
                     }
-                    Ok(created) => (created, ResourceStatus::Created),
+                    Ok(created) => {
+                        if let Some(first) = first {
+                            first.succeeded();
+                        }
+                        (created, ResourceStatus::Created)
+                    }
                     Err(error) => {
                         // A create can fail after the resource came to exist (a later
                         // call inside it failed): find it, so that it is tracked and

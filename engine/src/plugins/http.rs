@@ -145,6 +145,15 @@ impl Grants {
     }
 }
 
+/// The provider call a request serves: when it runs out of time, and whether it only
+/// asks how far something is (`progress`), which yields the budget to requests that
+/// change something.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Serving {
+    pub deadline: Option<Instant>,
+    pub poll: bool,
+}
+
 /// Sends requests for one provider within its grants.
 #[derive(Debug)]
 pub struct HttpGateway {
@@ -210,7 +219,7 @@ impl HttpGateway {
     pub async fn send_many(
         &self,
         requests: Vec<HttpRequest>,
-        deadline: Option<Instant>,
+        serving: Serving,
     ) -> Vec<Result<HttpResponse, HttpError>> {
         use futures::stream::{self, StreamExt};
         let total = requests.len();
@@ -218,7 +227,7 @@ impl HttpGateway {
             requests
                 .into_iter()
                 .take(MANY_MAX_REQUESTS)
-                .map(|request| self.send(request, deadline)),
+                .map(|request| self.send(request, serving)),
         )
         .buffered(MANY_CONCURRENCY)
         .collect()
@@ -232,15 +241,16 @@ impl HttpGateway {
         answers
     }
 
-    /// Sends one request. `deadline` is when the provider call it serves runs out of
-    /// time: a request the origin's budget would hold past half the time left is not
-    /// sent but answered `429` by the host, with the `Retry-After` the budget needs, so
-    /// that the provider reports it transient and the engine waits outside the call.
+    /// Sends one request for the provider call `serving`: a request the origin's budget
+    /// would hold past half the call's time left is not sent but answered `429` by the
+    /// host, with the `Retry-After` the budget needs, so that the provider reports it
+    /// transient and the engine waits outside the call.
     pub async fn send(
         &self,
         request: HttpRequest,
-        deadline: Option<Instant>,
+        serving: Serving,
     ) -> Result<HttpResponse, HttpError> {
+        let deadline = serving.deadline;
         let url = Url::parse(&request.url).map_err(|e| {
             HttpError::InvalidRequest(format!("`{}` is not a URL: {e}", request.url))
         })?;
@@ -350,7 +360,7 @@ impl HttpGateway {
                     "the request body cannot be sent twice".to_owned(),
                 ));
             };
-            let ticket = match self.budgets.admit(&origin, patience()).await {
+            let ticket = match self.budgets.admit(&origin, patience(), serving.poll).await {
                 Ok(ticket) => ticket,
                 Err(wait) => {
                     tracing::debug!(provider = %self.provider, %origin, wait_ms = wait.as_millis() as u64, "request deferred: the origin's request budget is spent");

@@ -353,6 +353,7 @@ impl ProviderInstance {
             )));
         };
         live.store.data_mut().deadline = Some(Instant::now() + timeout);
+        live.store.data_mut().polling = function == "progress";
         live.store.data_mut().limiter.exceeded = None;
         let started = Instant::now();
         let outcome = tokio::time::timeout(

@@ -139,11 +139,20 @@ impl Budgets {
     /// Waits until `origin`'s budget allows one more request. `Err(wait)` without
     /// waiting when that would take longer than `patience`: the caller answers for the
     /// server (a 429 with that `Retry-After`) rather than run out of time.
-    pub async fn admit(&self, origin: &str, mut patience: Duration) -> Result<Ticket, Duration> {
+    ///
+    /// A `poll` (a request of a `progress` call) takes a token only while more than half
+    /// of the budget is left: a build is polled less while other apps still have work
+    /// to send (their creates and deploys are what the run waits for).
+    pub async fn admit(
+        &self,
+        origin: &str,
+        mut patience: Duration,
+        poll: bool,
+    ) -> Result<Ticket, Duration> {
         let bucket = self.bucket(origin);
         let mut waited = false;
         loop {
-            match self.decide(&bucket, patience) {
+            match self.decide(&bucket, patience, poll) {
                 // Counted in flight by `decide`, under the same lock that gave the token:
                 // an answer read in between must not think the token still free.
                 Decision::Go => return Ok(Ticket { bucket }),
@@ -169,7 +178,7 @@ impl Budgets {
     /// Whether a request may go now; else how long until it might. Waiters look again
     /// every [`RECHECK`]: an answer may have said more remains, or a 429 closed the
     /// origin, meanwhile.
-    fn decide(&self, bucket: &Mutex<Bucket>, patience: Duration) -> Decision {
+    fn decide(&self, bucket: &Mutex<Bucket>, patience: Duration, poll: bool) -> Decision {
         let mut b = lock(bucket);
         let now = Instant::now();
         if let Some(until) = b.closed_until.filter(|until| *until > now) {
@@ -188,8 +197,14 @@ impl Budgets {
             return Decision::Go;
         };
         b.refill(now);
+        // Polls leave half of the budget to the rest.
+        let reserve = if poll {
+            f64::from(limit.requests) / 2.0
+        } else {
+            0.0
+        };
         // (Within rounding: a refill of many small steps may fall short of 1 by 1e-16.)
-        if b.tokens >= 1.0 - 1e-9 {
+        if b.tokens - reserve >= 1.0 - 1e-9 {
             b.tokens -= 1.0;
             b.in_flight += 1;
             return Decision::Go;
@@ -199,7 +214,7 @@ impl Budgets {
         let wait = if b.reported {
             PROBE
         } else {
-            Duration::from_secs_f64((1.0 - b.tokens) / limit.per_second())
+            Duration::from_secs_f64((1.0 + reserve - b.tokens) / limit.per_second())
                 .max(Duration::from_millis(1))
         };
         tracing::trace!(
@@ -394,14 +409,14 @@ mod tests {
         let started = tokio::time::Instant::now();
         for _ in 0..10 {
             budgets
-                .admit(ORIGIN, Duration::from_secs(60))
+                .admit(ORIGIN, Duration::from_secs(60), false)
                 .await
                 .expect("admitted");
         }
         assert!(started.elapsed() < Duration::from_millis(10));
         for _ in 0..5 {
             budgets
-                .admit(ORIGIN, Duration::from_secs(60))
+                .admit(ORIGIN, Duration::from_secs(60), false)
                 .await
                 .expect("admitted");
         }
@@ -424,10 +439,10 @@ mod tests {
             },
         );
         budgets
-            .admit(ORIGIN, Duration::ZERO)
+            .admit(ORIGIN, Duration::ZERO, false)
             .await
             .expect("admitted");
-        let refused = budgets.admit(ORIGIN, Duration::from_secs(5)).await;
+        let refused = budgets.admit(ORIGIN, Duration::from_secs(5), false).await;
         assert!(matches!(refused, Err(wait) if wait > Duration::from_secs(55)));
         assert_eq!(budgets.stats.deferred.load(Ordering::Relaxed), 1);
     }
@@ -436,7 +451,7 @@ mod tests {
     async fn a_429_closes_the_origin_until_its_retry_after_then_opens_a_full_window() {
         let budgets = Budgets::default();
         let ticket = budgets
-            .admit(ORIGIN, Duration::ZERO)
+            .admit(ORIGIN, Duration::ZERO, false)
             .await
             .expect("admitted");
         budgets.observe(
@@ -452,7 +467,7 @@ mod tests {
             })
         );
         let ticket = budgets
-            .admit(ORIGIN, Duration::ZERO)
+            .admit(ORIGIN, Duration::ZERO, false)
             .await
             .expect("admitted");
         budgets.observe(
@@ -461,10 +476,15 @@ mod tests {
             &headers(&[("x-ratelimit-limit", "5"), ("retry-after", "7")]),
         );
         let started = tokio::time::Instant::now();
-        assert!(budgets.admit(ORIGIN, Duration::from_secs(3)).await.is_err());
+        assert!(
+            budgets
+                .admit(ORIGIN, Duration::from_secs(3), false)
+                .await
+                .is_err()
+        );
         for _ in 0..5 {
             budgets
-                .admit(ORIGIN, Duration::from_secs(60))
+                .admit(ORIGIN, Duration::from_secs(60), false)
                 .await
                 .expect("admitted");
         }
@@ -487,14 +507,14 @@ mod tests {
             },
         );
         let ticket = budgets
-            .admit(ORIGIN, Duration::ZERO)
+            .admit(ORIGIN, Duration::ZERO, false)
             .await
             .expect("admitted");
         budgets.observe(ticket, 200, &headers(&[("x-ratelimit-remaining", "2")]));
         let started = tokio::time::Instant::now();
         for _ in 0..4 {
             budgets
-                .admit(ORIGIN, Duration::from_secs(60))
+                .admit(ORIGIN, Duration::from_secs(60), false)
                 .await
                 .expect("admitted");
         }
@@ -519,21 +539,21 @@ mod tests {
         // Three requests sent; the first answer says 3 remain, not knowing of the other
         // two: only one more may go at once.
         let first = budgets
-            .admit(ORIGIN, Duration::ZERO)
+            .admit(ORIGIN, Duration::ZERO, false)
             .await
             .expect("admitted");
         let _second = budgets
-            .admit(ORIGIN, Duration::ZERO)
+            .admit(ORIGIN, Duration::ZERO, false)
             .await
             .expect("admitted");
         let _third = budgets
-            .admit(ORIGIN, Duration::ZERO)
+            .admit(ORIGIN, Duration::ZERO, false)
             .await
             .expect("admitted");
         budgets.observe(first, 200, &headers(&[("x-ratelimit-remaining", "3")]));
-        assert!(budgets.admit(ORIGIN, Duration::ZERO).await.is_ok());
+        assert!(budgets.admit(ORIGIN, Duration::ZERO, false).await.is_ok());
         assert!(
-            budgets.admit(ORIGIN, Duration::ZERO).await.is_err(),
+            budgets.admit(ORIGIN, Duration::ZERO, false).await.is_err(),
             "the two in flight already spent the rest"
         );
     }
@@ -542,7 +562,7 @@ mod tests {
     async fn a_spent_budget_with_no_reset_announced_is_probed_by_one_request() {
         let budgets = Budgets::default();
         let ticket = budgets
-            .admit(ORIGIN, Duration::ZERO)
+            .admit(ORIGIN, Duration::ZERO, false)
             .await
             .expect("admitted");
         budgets.observe(
@@ -552,28 +572,61 @@ mod tests {
         );
         assert!(
             budgets
-                .admit(ORIGIN, Duration::from_millis(500))
+                .admit(ORIGIN, Duration::from_millis(500), false)
                 .await
                 .is_err()
         );
         let started = tokio::time::Instant::now();
         let probe = budgets
-            .admit(ORIGIN, Duration::from_secs(5))
+            .admit(ORIGIN, Duration::from_secs(5), false)
             .await
             .expect("admitted");
         assert_eq!(started.elapsed(), PROBE);
         assert!(
-            budgets.admit(ORIGIN, Duration::ZERO).await.is_err(),
+            budgets.admit(ORIGIN, Duration::ZERO, false).await.is_err(),
             "one probe, not a burst"
         );
         // The probe's 429 says when the window ends: closed until then, then full.
         budgets.observe(probe, 429, &headers(&[("retry-after", "30")]));
         assert!(
             budgets
-                .admit(ORIGIN, Duration::from_secs(29))
+                .admit(ORIGIN, Duration::from_secs(29), false)
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_leave_half_of_the_budget_to_the_rest() {
+        let budgets = Budgets::default();
+        budgets.declare(
+            ORIGIN,
+            RateLimit {
+                requests: 10,
+                window: Duration::from_secs(10),
+            },
+        );
+        for _ in 0..5 {
+            drop(
+                budgets
+                    .admit(ORIGIN, Duration::ZERO, true)
+                    .await
+                    .expect("a poll"),
+            );
+        }
+        assert!(
+            budgets.admit(ORIGIN, Duration::ZERO, true).await.is_err(),
+            "half is left: no more polls now"
+        );
+        for _ in 0..5 {
+            drop(
+                budgets
+                    .admit(ORIGIN, Duration::ZERO, false)
+                    .await
+                    .expect("work"),
+            );
+        }
+        assert!(budgets.admit(ORIGIN, Duration::ZERO, false).await.is_err());
     }
 
     #[tokio::test]
@@ -582,7 +635,7 @@ mod tests {
         for _ in 0..1000 {
             drop(
                 budgets
-                    .admit(ORIGIN, Duration::ZERO)
+                    .admit(ORIGIN, Duration::ZERO, false)
                     .await
                     .expect("admitted"),
             );

@@ -66,6 +66,8 @@ pub struct HostState {
     pub(super) http: Arc<HttpGateway>,
     pub(super) provider: Arc<str>,
     pub(super) deadline: Option<Instant>,
+    /// Whether the call running is a `progress` poll.
+    pub(super) polling: bool,
     pub(super) stderr_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -102,7 +104,16 @@ impl HostState {
             http,
             provider,
             deadline: None,
+            polling: false,
             stderr_tail,
+        }
+    }
+
+    /// The call its requests serve.
+    pub fn serving(&self) -> super::http::Serving {
+        super::http::Serving {
+            deadline: self.deadline,
+            poll: self.polling,
         }
     }
 

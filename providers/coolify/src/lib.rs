@@ -52,8 +52,11 @@ struct State {
     version_reply: Option<Result<api::Reply, api::Failure>>,
     /// `GET /projects`, kept and extended with the projects this instance creates.
     projects: Option<Value>,
-    /// Projects this instance created: their `production` environment exists.
+    /// Projects created during this apply (by this instance, or by another app's moments
+    /// ago): their `production` environment exists (`Project::booted`).
     new_projects: HashSet<String>,
+    /// `(project uuid, environment)` this instance has seen exist (a lookup read it).
+    environments: HashSet<(String, String)>,
     /// What lookups by name read (an environment's detail, or the team's whole
     /// `GET /applications` or `/services`), by path; dropped whenever this instance
     /// writes anything.
@@ -321,16 +324,7 @@ fn destination_for(
 /// The uuid of the project `name` from the projects already read (the prefetch): never a
 /// call of its own.
 fn cached_project_uuid(name: &str) -> Option<String> {
-    STATE.with(|s| {
-        s.borrow()
-            .projects
-            .as_ref()?
-            .as_array()?
-            .iter()
-            .find(|p| p["name"].as_str() == Some(name))?["uuid"]
-            .as_str()
-            .map(str::to_owned)
-    })
+    STATE.with(|s| oldest_named(s.borrow().projects.as_ref()?, name))
 }
 
 fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderError> {
@@ -343,15 +337,23 @@ fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderErro
             projects
         }
     };
-    if let Some(uuid) = projects
-        .as_array()
-        .and_then(|all| all.iter().find(|p| p["name"].as_str() == Some(name)))
-        .and_then(|p| p["uuid"].as_str())
-    {
-        return Ok(Some(uuid.to_owned()));
+    if let Some(uuid) = oldest_named(&projects, name) {
+        return Ok(Some(uuid));
     }
     if !create {
         return Ok(None);
+    }
+    // Coolify's project names are not unique: another app of the apply may have
+    // created it since this instance read the list (the host runs the first create of
+    // a role alone for that reason). Two applies in two processes can still race here;
+    // every reader then uses the oldest of the name.
+    let projects = api::json(&api()?, Method::Get, "/projects", None)?;
+    STATE.with(|s| s.borrow_mut().projects = Some(projects.clone()));
+    if let Some(uuid) = oldest_named(&projects, name) {
+        // Not there when this instance first read the list: another app of the apply
+        // created it a moment ago, with its `production` environment.
+        STATE.with(|s| s.borrow_mut().new_projects.insert(uuid.clone()));
+        return Ok(Some(uuid));
     }
     let created = api::json(
         &api()?,
@@ -372,12 +374,30 @@ fn project_uuid(name: &str, create: bool) -> Result<Option<String>, ProviderErro
     Ok(uuid)
 }
 
+/// The uuid of the oldest project named `name` (the lowest id; list order otherwise).
+fn oldest_named(projects: &Value, name: &str) -> Option<String> {
+    projects
+        .as_array()?
+        .iter()
+        .filter(|p| p["name"].as_str() == Some(name))
+        .min_by_key(|p| p["id"].as_u64().unwrap_or(u64::MAX))
+        .and_then(|p| p["uuid"].as_str())
+        .map(str::to_owned)
+}
+
 /// Makes sure `environment` exists in the project. Coolify creates `production` with
 /// every project (coollabsio/coolify app/Models/Project.php, `booted`: `static::created`
 /// creates the `production` Environment), so a project this instance just created is
 /// not asked.
 fn ensure_environment(project: &str, environment: &str) -> Result<(), ProviderError> {
-    if environment == "production" && STATE.with(|s| s.borrow().new_projects.contains(project)) {
+    let known = STATE.with(|s| {
+        let state = s.borrow();
+        (environment == "production" && state.new_projects.contains(project))
+            || state
+                .environments
+                .contains(&(project.to_owned(), environment.to_owned()))
+    });
+    if known {
         return Ok(());
     }
     let list = api::json(
@@ -655,28 +675,53 @@ fn deploy_request(api: &Api, uuid: &str) -> fabrik_provider_sdk::http::Request {
         "/deploy",
         Some(&json!({ "uuid": uuid, "force": true })),
     )
+    // A service's deploy parses its compose and starts it over SSH before Coolify
+    // answers (`DeployController::deploy_resource`): longer than a read may take. The
+    // host allows a changing request 120 s and the call 150 s.
+    .timeout_ms(DEPLOY_TIMEOUT_MS)
 }
+
+/// How long a `POST /deploy` may take to answer.
+const DEPLOY_TIMEOUT_MS: u32 = 100_000;
 
 /// Deploys the resource and reads it back in one round trip: the read does not depend on
 /// the deployment (it reads the settings and env just written). Returns the deployment
 /// uuid of an application and the resource.
-fn deploy_and_read(kind: &str, uuid: &str) -> Result<(Option<String>, Resource), ProviderError> {
+///
+/// `written_env` is the env list when this instance knows it without reading it: the
+/// rows it just upserted into a resource it just created (which holds no other row of
+/// Fabrik's). Every request counts against Coolify's rate limit, shared by all the apps
+/// of an apply.
+fn deploy_and_read(
+    kind: &str,
+    uuid: &str,
+    written_env: Option<Value>,
+) -> Result<(Option<String>, Resource), ProviderError> {
     let api = api()?;
     let plural = plural(kind);
-    let mut answers = http::send_many(vec![
+    let mut requests = vec![
         deploy_request(&api, uuid),
         api.get(&format!("/{plural}/{uuid}")),
-        api.get(&format!("/{plural}/{uuid}/envs")),
-    ])
-    .into_iter();
-    let (Some(deployed), Some(detail), Some(envs)) =
-        (answers.next(), answers.next(), answers.next())
-    else {
+    ];
+    if written_env.is_none() {
+        requests.push(api.get(&format!("/{plural}/{uuid}/envs")));
+    }
+    let mut answers = http::send_many(requests).into_iter();
+    let (Some(deployed), Some(detail)) = (answers.next(), answers.next()) else {
         return Err(permanent("the host answered fewer requests than were sent"));
+    };
+    let envs = match written_env {
+        Some(envs) => Ok(envs),
+        None => match answers.next() {
+            Some(answer) => api::answer(answer)
+                .map_err(|f| f.error)
+                .and_then(|r| r.json()),
+            None => return Err(permanent("the host answered fewer requests than were sent")),
+        },
     };
     let reply = api::answer(deployed).map_err(|f| f.error)?.json()?;
     let deployment = deployed_uuid(kind, uuid, &reply)?;
-    let resource = resource_from(kind, uuid, api::answer(detail), api::answer(envs))?
+    let resource = resource_from(kind, uuid, api::answer(detail), envs)?
         .ok_or_else(|| permanent(format!("the {kind} {uuid} cannot be read back")))?;
     Ok((deployment, resource))
 }
@@ -729,7 +774,14 @@ fn read_resource(kind: &str, uuid: &str) -> Result<Option<Resource>, ProviderErr
     let (Some(detail), Some(envs)) = (answers.next(), answers.next()) else {
         return Err(permanent("the host answered fewer requests than were sent"));
     };
-    resource_from(kind, uuid, api::answer(detail), api::answer(envs))
+    resource_from(
+        kind,
+        uuid,
+        api::answer(detail),
+        api::answer(envs)
+            .map_err(|f| f.error)
+            .and_then(|r| r.json()),
+    )
 }
 
 /// The resource from its detail and env list as read (`None` if it does not exist); both
@@ -738,14 +790,14 @@ fn resource_from(
     kind: &str,
     uuid: &str,
     detail: Result<api::Reply, api::Failure>,
-    envs: Result<api::Reply, api::Failure>,
+    envs: Result<Value, ProviderError>,
 ) -> Result<Option<Resource>, ProviderError> {
     let value = match detail {
         Ok(reply) => reply.json()?,
         Err(f) if f.status == 404 => return Ok(None),
         Err(f) => return Err(f.error),
     };
-    let envs = envs.map_err(|f| f.error)?.json()?;
+    let envs = envs?;
     let env: BTreeMap<String, Value> = envs
         .as_array()
         .into_iter()
@@ -1098,8 +1150,14 @@ impl Provider for Coolify {
             })?
             .to_owned();
         // Environment first, then the deployment: otherwise it would start without them.
+        // A resource just created holds no variable of Fabrik's: nothing to read before
+        // the upsert, nothing to delete after it.
+        STATE.with(|s| s.borrow_mut().envs.insert(uuid.clone(), json!([])));
         sync_env(&kind, &uuid, &desired.env)?;
-        let (deployment, resource) = deploy_and_read(&kind, &uuid)?;
+        let written = Value::Array(env_rows(&kind, &desired.env));
+        let (deployment, resource) = deploy_and_read(&kind, &uuid, Some(written))?;
+        // Those rows lack the uuids a later delete needs: the next write reads the list.
+        STATE.with(|s| s.borrow_mut().envs.remove(&uuid));
         Ok(with_page(
             with_deployment(resource, deployment),
             Some(project.as_str()),
@@ -1117,7 +1175,7 @@ impl Provider for Coolify {
             STATE.with(|s| s.borrow_mut().lists.clear());
             sync_env(&kind, &id, &desired.env)?;
             written(Some(&id));
-            let (deployment, resource) = deploy_and_read(&kind, &id)?;
+            let (deployment, resource) = deploy_and_read(&kind, &id, None)?;
             let project = cached_project_uuid(&desired.project);
             return Ok(with_page(
                 with_deployment(resource, deployment),
@@ -1146,7 +1204,7 @@ impl Provider for Coolify {
             Some(&body),
         )?;
         sync_env(&kind, &id, &desired.env)?;
-        let (deployment, resource) = deploy_and_read(&kind, &id)?;
+        let (deployment, resource) = deploy_and_read(&kind, &id, None)?;
         let project = cached_project_uuid(&desired.project);
         Ok(with_page(
             with_deployment(resource, deployment),
@@ -1334,11 +1392,21 @@ fn candidates(
     let read = match cached {
         Some(read) => read,
         None => {
-            let read = match api::call(&api()?, Method::Get, &path, None) {
+            let read: Value = match api::call(&api()?, Method::Get, &path, None) {
                 Ok(reply) => reply.json()?,
                 Err(f) if f.status == 404 && place.is_some() => return Ok(None),
                 Err(f) => return Err(f.error),
             };
+            if let Some((project, environment)) = place
+                && let Some(uuid) = project_uuid(project, false)?
+            {
+                // It exists: a create there need not ask again.
+                STATE.with(|s| {
+                    s.borrow_mut()
+                        .environments
+                        .insert((uuid, environment.clone()))
+                });
+            }
             STATE.with(|s| s.borrow_mut().lists.insert(path, read.clone()));
             read
         }

@@ -48,6 +48,8 @@ pub struct Timing {
     /// (a container restarting, or a one-shot container that exited), before running.
     pub service_degraded: Duration,
     pub delete_delay: Duration,
+    /// How long `POST /deploy` of a service takes to answer (its parsing and SSH work).
+    pub service_deploy_answer: Duration,
 }
 
 impl Default for Timing {
@@ -58,6 +60,7 @@ impl Default for Timing {
             service_start: Duration::from_millis(300),
             service_degraded: Duration::ZERO,
             delete_delay: Duration::from_millis(200),
+            service_deploy_answer: Duration::ZERO,
         }
     }
 }

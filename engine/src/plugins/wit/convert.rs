@@ -9,10 +9,10 @@ macro_rules! conversions {
         async fn send(
             gateway: std::sync::Arc<HttpGateway>,
             request: wit_host::HttpRequest,
-            deadline: Option<std::time::Instant>,
+            serving: http::Serving,
         ) -> Result<wit_host::HttpResponse, wit_host::HttpError> {
             gateway
-                .send(request.into(), deadline)
+                .send(request.into(), serving)
                 .await
                 .map(|r| wit_host::HttpResponse {
                     status: r.status,

@@ -25,7 +25,7 @@ impl wit_host::Host for HostState {
         &mut self,
         request: wit_host::HttpRequest,
     ) -> Result<wit_host::HttpResponse, wit_host::HttpError> {
-        send(self.http.clone(), request, self.deadline).await
+        send(self.http.clone(), request, self.serving()).await
     }
 
     async fn log(&mut self, level: wit_host::LogLevel, message: String) {

@@ -24,7 +24,7 @@ impl wit_host::Host for HostState {
         &mut self,
         request: wit_host::HttpRequest,
     ) -> Result<wit_host::HttpResponse, wit_host::HttpError> {
-        send(self.http.clone(), request, self.deadline).await
+        send(self.http.clone(), request, self.serving()).await
     }
 
     async fn http_send_many(
@@ -35,7 +35,7 @@ impl wit_host::Host for HostState {
         gateway
             .send_many(
                 requests.into_iter().map(Into::into).collect(),
-                self.deadline,
+                self.serving(),
             )
             .await
             .into_iter()

@@ -31,7 +31,8 @@ fn usage() -> ! {
          let a provider under test keep one fabrik.toml (see docs/providers.md).\n\
          The APIs enforce their real rate limits per user: Coolify 200 requests a minute,\n\
          Cloudflare 1200 per 300 s; N sets another (N/Ws: per W seconds), 0 turns it off.\n\
-         --build-seconds sets how long a simulated build takes (default 0.3)."
+         --build-seconds sets how long a simulated build (or service start) takes\n\
+         (default 0.3)."
     );
     std::process::exit(2)
 }
@@ -77,8 +78,10 @@ async fn main() -> std::io::Result<()> {
     }
     let sandbox = Sandbox::start(config).await?;
     if let Some(building) = build {
+        // An application's build, or a service's start (what a compose app waits for).
         sandbox.coolify.set_timing(fabrik_sim::coolify::Timing {
             building,
+            service_start: building,
             ..fabrik_sim::coolify::Timing::default()
         });
     }

@@ -111,6 +111,19 @@ pub(super) async fn deploy(
     }
     let force = matches!(text("force").as_str(), "true" | "1");
     let timing = sim.timing();
+    // A service's deploy parses its compose and starts it over SSH before the answer
+    // (`DeployController::deploy_resource` → `StartService::run`, synchronous for
+    // services; applications are queued): that takes `Timing::service_deploy_answer`.
+    let is_service = sim.with(|s| {
+        uuids.split(',').any(|u| {
+            s.resources
+                .get(u.trim())
+                .is_some_and(|r| r.kind == Kind::Service)
+        })
+    });
+    if is_service && !timing.service_deploy_answer.is_zero() {
+        tokio::time::sleep(timing.service_deploy_answer).await;
+    }
     sim.with(|s| {
         let mut deployments = Vec::new();
         for uuid in uuids.split(',').map(str::trim) {
