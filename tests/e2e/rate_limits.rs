@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::deploy::{World, text};
+use crate::deploy::{World, assert_no_secret, text};
 
 /// `n` specs named `app1`…, each on its own domain, and the resolve overrides for them.
 fn specs(world: &World, n: usize) -> (Vec<std::path::PathBuf>, String) {
@@ -39,8 +39,9 @@ async fn many_apps_under_small_rate_limits_all_complete_and_no_429_fails_a_run()
         .set(8, Duration::from_secs(4));
     let (specs, resolve) = specs(&world, 6);
     let mut cmd = world.fabrik();
+    // `-vv`: the pacing's debug lines (waits, deferrals, resends) are output too.
     cmd.env("FABRIK_RESOLVE", resolve)
-        .args(["apply", "--deploy-timeout", "60", "--parallel", "6"])
+        .args(["-vv", "apply", "--deploy-timeout", "60", "--parallel", "6"])
         .args(&specs);
     let started = Instant::now();
     let output = World::output(cmd).await;
@@ -91,6 +92,7 @@ async fn many_apps_under_small_rate_limits_all_complete_and_no_429_fails_a_run()
         "{refused} Cloudflare requests refused with 429 in {windows} windows: the apply did not pace itself"
     );
     assert!(!stdout.contains("FAILED") && !stderr.contains("FAILED"));
+    assert_no_secret(&world, &[("stdout", &stdout), ("stderr", &stderr)]);
     let status = world.run(&["status", "--output", "json"]).await;
     let (status_out, status_err) = text(&status);
     assert_eq!(
