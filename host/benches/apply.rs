@@ -17,23 +17,10 @@ use fabrik_sim::coolify::Timing;
 use fabrik_sim::faults::rounds;
 use fabrik_sim::{Sandbox, SandboxConfig};
 
-const LATENCY: Duration = Duration::from_millis(50);
+mod common;
+use common::spec;
 
-fn spec(dir: &Path, name: &str) -> String {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/test-api.yaml"),
-    )
-    .expect("fixture");
-    let text = text
-        .replace("name: test-api", &format!("name: {name}"))
-        .replace(
-            "domain: api.example.com",
-            &format!("domain: {name}.example.com"),
-        );
-    let file = format!("{name}.yaml");
-    std::fs::write(dir.join(&file), text).expect("spec");
-    file
-}
+const LATENCY: Duration = Duration::from_millis(50);
 
 fn counts(sandbox: &Sandbox) -> (usize, usize, usize) {
     let coolify = sandbox.coolify.faults.calls();

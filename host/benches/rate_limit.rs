@@ -7,32 +7,18 @@
 //! printed as Markdown. `FABRIK_BENCH_APPS` and `FABRIK_BENCH_BUILD_SECONDS` change the
 //! scale (20 and 120 by default).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fabrik_sim::coolify::Timing;
 use fabrik_sim::{Sandbox, SandboxConfig};
 
+mod common;
+use common::spec;
+
 /// Coolify's default: 200 requests a minute.
 const LIMIT: u32 = 200;
 const WINDOW: Duration = Duration::from_secs(60);
-
-fn spec(dir: &Path, name: &str) -> String {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/test-api.yaml"),
-    )
-    .expect("fixture");
-    let text = text
-        .replace("name: test-api", &format!("name: {name}"))
-        .replace(
-            "domain: api.example.com",
-            &format!("domain: {name}.example.com"),
-        );
-    let file = format!("{name}.yaml");
-    std::fs::write(dir.join(&file), text).expect("spec");
-    file
-}
 
 fn number(var: &str, default: u64) -> u64 {
     std::env::var(var)

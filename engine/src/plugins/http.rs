@@ -375,13 +375,8 @@ impl HttpGateway {
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
                 .collect();
-            self.budgets.observe(ticket, status, &headers);
-            let retry_after = headers
-                .iter()
-                .find(|(k, _)| k == "retry-after")
-                .and_then(|(_, v)| crate::retry::parse_retry_after(v));
-            match retry_after {
-                Some(wait) if status == 429 && wait <= patience() => {
+            match self.budgets.observe(ticket, status, &headers) {
+                Some(wait) if wait <= patience() => {
                     tracing::debug!(provider = %self.provider, method = %method, url = %redact_query(&url), wait_ms = wait.as_millis() as u64, "rate limited: sending again after the server's Retry-After");
                     // The budget is closed until then too (`observe`): every request
                     // to the origin waits, not only this one.

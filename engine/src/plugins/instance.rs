@@ -573,26 +573,25 @@ impl ProviderInstance {
     ) -> Result<Option<ResourcePage>, ProviderError> {
         let cursor = cursor.map(str::to_owned);
         let result = self
-            .call("list", async |b, s| match b {
-                Bindings::V0_1(_) => Ok(Ok(None)),
-                Bindings::V0_2(b) => b
-                    .fabrik_provider_provider()
-                    .call_list(s, kind, owner_prefix, cursor.as_deref())
-                    .await
-                    .map(|r| {
-                        r.map_err(ProviderError::from)
-                            .and_then(ResourcePage::try_from)
-                            .map(Some)
-                    }),
-                Bindings::V0_3(b) => b
-                    .fabrik_provider_provider()
-                    .call_list(s, kind, owner_prefix, cursor.as_deref())
-                    .await
-                    .map(|r| {
-                        r.map_err(ProviderError::from)
-                            .and_then(ResourcePage::try_from)
-                            .map(Some)
-                    }),
+            .call("list", async |b, s| {
+                // The same text for each version that has `list` (0.2 and later).
+                macro_rules! page {
+                    ($b:expr) => {
+                        $b.fabrik_provider_provider()
+                            .call_list(s, kind, owner_prefix, cursor.as_deref())
+                            .await
+                            .map(|r| {
+                                r.map_err(ProviderError::from)
+                                    .and_then(ResourcePage::try_from)
+                                    .map(Some)
+                            })
+                    };
+                }
+                match b {
+                    Bindings::V0_1(_) => Ok(Ok(None)),
+                    Bindings::V0_2(b) => page!(b),
+                    Bindings::V0_3(b) => page!(b),
+                }
             })
             .await
             .and_then(|r| r);

@@ -233,8 +233,13 @@ impl Budgets {
     }
 
     /// Learns from the response to an admitted request: the server's limit and what
-    /// remains of it, and a 429's `Retry-After`.
-    pub fn observe(&self, ticket: Ticket, status: u16, headers: &[(String, String)]) {
+    /// remains of it, and a 429's `Retry-After`, which it returns.
+    pub fn observe(
+        &self,
+        ticket: Ticket,
+        status: u16,
+        headers: &[(String, String)],
+    ) -> Option<Duration> {
         let said = Announced::read(headers);
         let mut b = lock(&ticket.bucket);
         let now = Instant::now();
@@ -283,7 +288,9 @@ impl Budgets {
             // A fixed window reopens with its whole budget.
             b.tokens = b.limit.map_or(0.0, |l| f64::from(l.requests));
             b.refilled = until;
+            return said.retry_after;
         }
+        None
     }
 }
 
@@ -373,6 +380,19 @@ mod tests {
 
     const ORIGIN: &str = "https://coolify.example.com";
 
+    /// Budgets where `ORIGIN` is declared `requests` per `seconds`.
+    fn declared(requests: u32, seconds: u64) -> Budgets {
+        let budgets = Budgets::default();
+        budgets.declare(
+            ORIGIN,
+            RateLimit {
+                requests,
+                window: Duration::from_secs(seconds),
+            },
+        );
+        budgets
+    }
+
     #[test]
     fn both_header_dialects_are_read() {
         let laravel = Announced::read(&headers(&[
@@ -398,14 +418,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_declared_budget_lets_its_burst_through_then_paces() {
-        let budgets = Budgets::default();
-        budgets.declare(
-            ORIGIN,
-            RateLimit {
-                requests: 10,
-                window: Duration::from_secs(10),
-            },
-        );
+        let budgets = declared(10, 10);
         let started = tokio::time::Instant::now();
         for _ in 0..10 {
             budgets
@@ -430,14 +443,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_wait_longer_than_the_patience_is_refused_without_spending() {
-        let budgets = Budgets::default();
-        budgets.declare(
-            ORIGIN,
-            RateLimit {
-                requests: 1,
-                window: Duration::from_secs(60),
-            },
-        );
+        let budgets = declared(1, 60);
         budgets
             .admit(ORIGIN, Duration::ZERO, false)
             .await
@@ -498,14 +504,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_servers_remaining_count_caps_the_bucket() {
-        let budgets = Budgets::default();
-        budgets.declare(
-            ORIGIN,
-            RateLimit {
-                requests: 100,
-                window: Duration::from_secs(100),
-            },
-        );
+        let budgets = declared(100, 100);
         let ticket = budgets
             .admit(ORIGIN, Duration::ZERO, false)
             .await
@@ -528,14 +527,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn requests_in_flight_count_against_what_the_server_says_remains() {
-        let budgets = Budgets::default();
-        budgets.declare(
-            ORIGIN,
-            RateLimit {
-                requests: 100,
-                window: Duration::from_secs(100),
-            },
-        );
+        let budgets = declared(100, 100);
         // Three requests sent; the first answer says 3 remain, not knowing of the other
         // two: only one more may go at once.
         let first = budgets
@@ -598,14 +590,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn polls_leave_half_of_the_budget_to_the_rest() {
-        let budgets = Budgets::default();
-        budgets.declare(
-            ORIGIN,
-            RateLimit {
-                requests: 10,
-                window: Duration::from_secs(10),
-            },
-        );
+        let budgets = declared(10, 10);
         for _ in 0..5 {
             drop(
                 budgets
