@@ -1,6 +1,7 @@
 //! The spec: parsing with source locations, validation, templates and the canonical hash.
 
 pub mod compose_lint;
+pub mod database_image;
 pub mod diagnostic;
 pub mod domain;
 pub mod hash;

@@ -830,3 +830,199 @@ async fn a_service_deploy_that_answers_slowly_is_waited_for_and_sent_once() {
         "the deploy was sent once, not again after a timeout\n{stderr}"
     );
 }
+
+/// A `POST /deploy` whose answer is lost after Coolify queued the deployment (a proxy's
+/// 502) is not sent again: the provider finds the queued deployment and follows it. One
+/// that Coolify did not act on (503) is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_whose_answer_was_lost_is_looked_up_not_sent_twice() {
+    use fabrik_sim::faults::Fault;
+    let world = World::start().await;
+    let image = |tag: &'static str| {
+        move |t: String| {
+            t.replace("template: python-api", "template: docker-image")
+                .replace("test-api:1.4", tag)
+        }
+    };
+    let spec = world.spec("app.yaml", image("test-api:1.4"));
+    let first = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{stdout}\n{stderr}");
+    let uuid = world.sandbox.coolify.resources()[0].1.clone();
+    assert_eq!(world.sandbox.coolify.resources()[0].0, Kind::Application);
+
+    // An update: its deploy is queued, then a proxy answers 502.
+    let calls = world.calls_of("coolify.deploy");
+    world.sandbox.coolify.faults.on_nth(
+        "coolify.deploy",
+        calls as u32 + 1,
+        Fault::LoseAnswer { status: 502 },
+    );
+    let spec = world.spec("app.yaml", image("test-api:1.5"));
+    let updated = world.apply(&spec, &["-v"]).await;
+    let (stdout, stderr) = text(&updated);
+    assert_eq!(updated.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("COMPLETE"), "{stdout}");
+    assert!(
+        stderr.contains("following it, not deploying again"),
+        "{stderr}"
+    );
+    assert_eq!(world.calls_of("coolify.deploy"), calls + 1, "{stderr}");
+    let deployments = world.sandbox.coolify.deployments_of(&uuid);
+    assert_eq!(
+        deployments.len(),
+        2,
+        "one deployment per apply: {deployments:?}"
+    );
+    let digest = world
+        .sandbox
+        .app
+        .sources
+        .image_digest("ghcr.io/acme/test-api", "1.5");
+    let deployed = world
+        .sandbox
+        .coolify
+        .deployed_image(&uuid)
+        .expect("deployed");
+    assert!(deployed.ends_with(&digest), "{deployed}");
+
+    // Refused before it was queued: sent again, once.
+    let calls = world.calls_of("coolify.deploy");
+    world.sandbox.coolify.faults.on_nth(
+        "coolify.deploy",
+        calls as u32 + 1,
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+    );
+    let spec = world.spec("app.yaml", image("test-api:1.6"));
+    let updated = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&updated);
+    assert_eq!(updated.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(world.calls_of("coolify.deploy"), calls + 2, "{stderr}");
+    assert_eq!(world.sandbox.coolify.deployments_of(&uuid).len(), 3);
+}
+
+/// Coolify builds at most `concurrent_builds` deployments at once on a server; the others
+/// wait in its queue (`next_queuable`). An apply of more applications than that follows
+/// each queued deployment until it has run, and every app completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_beyond_the_servers_concurrent_builds_wait_in_its_queue() {
+    use fabrik_sim::coolify::Timing;
+    use std::time::{Duration, Instant};
+    let world = World::start().await;
+    let build = Duration::from_secs(2);
+    world.sandbox.coolify.set_timing(Timing {
+        building: build,
+        ..Timing::default()
+    });
+    world.sandbox.coolify.set_concurrent_builds(1);
+    let names = ["one", "two", "three"];
+    let mut resolve = Vec::new();
+    let mut specs = Vec::new();
+    for name in names {
+        let domain = format!("{name}.example.com");
+        resolve.push(format!("{domain}:443:{}", world.sandbox.app_addr));
+        specs.push(world.spec(&format!("{name}.yaml"), |t| {
+            t.replace("name: test-api", &format!("name: {name}"))
+                .replace("domain: api.example.com", &format!("domain: {domain}"))
+                .replace("template: python-api", "template: docker-image")
+        }));
+    }
+    resolve.extend(world.source_overrides());
+    let mut cmd = world.command(&specs[0]);
+    cmd.env("FABRIK_RESOLVE", resolve.join(","))
+        .args(&specs[1..])
+        .args(["--parallel", "3"]);
+    let started = Instant::now();
+    let output = World::output(cmd).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    for name in names {
+        assert!(stdout.contains(&format!("{name}: COMPLETE")), "{stdout}");
+    }
+    // One build at a time: the three took at least three builds' time.
+    assert!(started.elapsed() >= 3 * build, "{:?}", started.elapsed());
+    let resources = world.sandbox.coolify.resources();
+    assert_eq!(resources.len(), 3);
+    for (kind, uuid, _, _) in resources {
+        assert_eq!(kind, Kind::Application);
+        assert_eq!(world.sandbox.coolify.deployments_of(&uuid).len(), 1);
+    }
+}
+
+/// Coolify's compose parser makes env rows of its own for `environment` values that
+/// start with `$` (`serviceParser`): a literal `$5 off` (`$$5 off` in the compose) makes
+/// row `$5 off`, a template's `${APP_MODE:-fast}` row `APP_MODE`, and every start makes
+/// them again. They are neither deleted (they would come back) nor taken for edits by
+/// hand, so the second apply changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_rows_coolify_s_parser_makes_are_left_alone_and_the_next_apply_is_a_no_op() {
+    let world = World::start().await;
+    let templates = world.dir.path().join("templates");
+    std::fs::create_dir_all(&templates).expect("templates");
+    std::fs::write(
+        templates.join("knobs.yaml"),
+        "description: an app with a knob\ndefault_port: 8000\nsources: [image]\nservice: app\n---\nservices:\n  app:\n    image: {{ image }}\n    environment:\n      MODE: ${APP_MODE:-fast}\n{% for key, value in environment | items %}      {{ key }}: {{ value }}\n{% endfor %}",
+    )
+    .expect("template");
+    let spec = world.spec("app.yaml", |t| {
+        t.replace("template: python-api", "template: knobs")
+            .replace(
+                "  LOG_LEVEL: info\n",
+                "  LOG_LEVEL: info\n  PRICE: \"$5 off\"\n",
+            )
+    });
+    let first = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{stdout}\n{stderr}");
+    let uuid = world.sandbox.coolify.resources()[0].1.clone();
+    let keys: Vec<String> = world
+        .sandbox
+        .coolify
+        .env_of(&uuid)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for key in ["$5 off", "APP_MODE", "PRICE"] {
+        assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
+    }
+    let again = world.apply(&spec, &["-v"]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("(no changes)"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("drift"), "{stderr}");
+}
+
+/// On a server whose proxy is None, Coolify drops an application's new domains from a
+/// PATCH without a word (`isProxyShouldRun`), so every apply would send it again: the
+/// provider reads the server's proxy before changing domains and says what to do, and
+/// nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_domains_on_a_server_without_a_proxy_are_refused_before_anything_changes() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| {
+        t.replace("template: python-api", "template: docker-image")
+    });
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+    world.sandbox.coolify.set_server_proxy("vps1", "NONE");
+    let moved = world.spec("app.yaml", |t| {
+        t.replace("template: python-api", "template: docker-image")
+            .replace("domain: api.example.com", "domain: new.example.com")
+    });
+    let (patches, deploys) = (
+        world.calls_of("coolify.update_application"),
+        world.calls_of("coolify.deploy"),
+    );
+    let output = world.apply(&moved, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_ne!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("runs no proxy (its proxy type is None)"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(world.calls_of("coolify.update_application"), patches);
+    assert_eq!(world.calls_of("coolify.deploy"), deploys);
+}

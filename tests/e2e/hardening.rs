@@ -133,6 +133,12 @@ fn a_template_cannot_slip_past_the_compose_check() {
             "services:\n  app:\n    image: {{ image }}\n    volumes: ['/var/run/../run//docker.sock:/s']\n",
             "mounts `/var/run/docker.sock`",
         ),
+        // Coolify's parser makes it a ServiceDatabase, which no domain can name.
+        (
+            "database",
+            "services:\n  app:\n    image: postgres:16\n    environment: [POSTGRES_PASSWORD=x]\n",
+            "`postgres:16` is one Coolify takes for a database",
+        ),
     ];
     for (name, body, expected) in cases {
         std::fs::write(

@@ -621,3 +621,34 @@ async fn application_preview_copies_follow_the_environment() {
         "no old or removed value is left in the preview copies"
     );
 }
+
+/// Coolify's parser makes a compose service with a database image a `ServiceDatabase`
+/// (`isDatabaseImage`), and `urls` can name only applications: the create is refused and
+/// leaves nothing (spec validation refuses such a template before this can happen).
+#[tokio::test]
+async fn urls_for_a_service_coolify_takes_for_a_database_are_refused() {
+    let fx = Fixture::start().await;
+    let sim = &fx.sandbox.coolify;
+    let mut coolify = fx.instance("coolify").await;
+    let mut desired = service(json!({}));
+    desired["compose"] = json!(
+        "services:\n  app:\n    image: postgres:16\n    environment: [POSTGRES_PASSWORD=x]\n"
+    );
+    let refused = coolify
+        .create("service", "web", &desired, OWNER)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&refused, ProviderError::Permanent(m) if m.contains("Service container with 'app' not found")),
+        "{refused:?}"
+    );
+    assert!(sim.resources().is_empty());
+    // The same image serving HTTP, as its health check shows, is an application.
+    desired["compose"] = json!(
+        "services:\n  app:\n    image: redis:7\n    healthcheck:\n      test: [CMD, wget, -q, 'http://localhost/health']\n"
+    );
+    coolify
+        .create("service", "web", &desired, OWNER)
+        .await
+        .expect("created");
+}

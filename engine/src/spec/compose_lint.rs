@@ -105,9 +105,16 @@ pub fn lint(document: &Value, service: &str) -> Result<(), String> {
         .and_then(Value::as_mapping)
         .filter(|s| !s.is_empty())
         .ok_or("it has no `services`")?;
-    if !services.contains_key(service) {
+    let Some(routed) = services.get(service) else {
         return Err(format!(
             "it has no service `{service}` (the one the template header names)"
+        ));
+    };
+    if let Some(image) = routed.get("image").and_then(Value::as_str)
+        && super::database_image::is_database(image, routed)
+    {
+        return Err(format!(
+            "services.{service}.image `{image}` is one Coolify takes for a database, and a database gets no domain (Coolify refuses it); route the domain to the service that answers HTTP, or give this one an HTTP health check (`healthcheck.test` with curl or wget) so that Coolify sees an application"
         ));
     }
     for (name, body) in services {
@@ -511,6 +518,11 @@ mod tests {
                 "services: {app: {image: x, volumes: ['/home/deploy/.ssh:/s']}}",
                 "gives the container the host",
             ),
+            // Coolify makes it a ServiceDatabase, which gets no domain.
+            (
+                "services: {app: {image: 'postgres:16'}}",
+                "Coolify takes for a database",
+            ),
         ];
         for (text, expected) in cases {
             let err = lint(&doc(text), "app").expect_err(text);
@@ -527,6 +539,9 @@ mod tests {
             "services: {app: {image: x, volumes: ['/srv/media:/media:ro', '/data/uploads:/u', '/mnt/backups:/b']}}",
             "services: {app: {image: x, volumes: ['data:/var/lib/app', './static:/srv', '/srv/app/uploads:/u', {type: volume, source: cache, target: /c}]}}",
             "services: {app: {image: x, security_opt: ['no-new-privileges:true'], devices: []}}",
+            // A database beside the app is fine, and so is a database image serving HTTP.
+            "services: {app: {image: x}, db: {image: 'postgres:16'}}",
+            "services: {app: {image: 'redis:7', healthcheck: {test: 'wget -q -O- http://localhost/health'}}}",
         ] {
             assert_eq!(lint(&doc(ok), "app"), Ok(()), "{ok}");
         }

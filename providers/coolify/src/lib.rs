@@ -17,13 +17,14 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod api;
+mod compose_env;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use base64::Engine as _;
 use fabrik_provider_sdk::config::Config;
-use fabrik_provider_sdk::http::{self, Api};
+use fabrik_provider_sdk::http::{self, Api, Delivery};
 use fabrik_provider_sdk::{
     ConfigKey, LogLevel, Method, ProgressReport, ProgressState, Provider, ProviderError,
     ProviderInfo, RateLimit, Resource, ResourcePage, owner,
@@ -242,6 +243,25 @@ fn server_where(
     }
     let text = |key: &str| server[key].as_str().unwrap_or_default().to_owned();
     Ok(Some((text("uuid"), text("ip"))))
+}
+
+/// Coolify stores an application's domains only where the server's proxy should run
+/// (`ApplicationsController::update_by_uuid` checks `Server::isProxyShouldRun()`: a proxy
+/// type other than NONE, on a server that is not a build server); elsewhere a PATCH drops
+/// them without a word and every apply would send it again. The proxy is shown only by
+/// `GET /servers/{uuid}`, read when the domains are about to change.
+fn check_proxy(server: &str) -> Result<(), ProviderError> {
+    let Some((uuid, _)) = find_server(server)? else {
+        return Ok(());
+    };
+    let detail = api::json(&api()?, Method::Get, &format!("/servers/{uuid}"), None)?;
+    let proxy = detail["proxy"]["type"].as_str().unwrap_or_default();
+    if proxy.eq_ignore_ascii_case("none") {
+        return Err(permanent(format!(
+            "Coolify server `{server}` runs no proxy (its proxy type is None), and Coolify keeps no domain of an application on such a server: the new domains would be dropped. Choose Traefik or Caddy in Coolify (Servers → {server} → Proxy), then apply again"
+        )));
+    }
+    Ok(())
 }
 
 /// The server's Docker destinations (`GET /servers/{uuid}/destinations`,
@@ -612,7 +632,14 @@ fn env_holds(current: &Value, rows: &[Value]) -> bool {
 /// (`read`), else it is read alongside the upsert (one round trip for both: the upsert
 /// does not depend on it, and keys it writes are never deleted). An upsert that would
 /// change nothing is not sent.
-fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<(), ProviderError> {
+fn sync_env(
+    kind: &str,
+    uuid: &str,
+    env: &BTreeMap<String, String>,
+    compose: Option<&str>,
+) -> Result<(), ProviderError> {
+    // Rows the compose parser makes would come back at the next start.
+    let parsed = compose.map(compose_env::parser_keys).unwrap_or_default();
     let api = api()?;
     let path = format!("/{}/{uuid}/envs", plural(kind));
     let known = STATE.with(|s| s.borrow_mut().envs.remove(uuid));
@@ -644,7 +671,7 @@ fn sync_env(kind: &str, uuid: &str, env: &BTreeMap<String, String>) -> Result<()
     };
     for existing in current.as_array().into_iter().flatten() {
         let key = existing["key"].as_str().unwrap_or_default();
-        if env.contains_key(key) || is_generated(key) {
+        if env.contains_key(key) || is_generated(key) || parsed.contains(key) {
             continue;
         }
         if let Some(env_uuid) = existing["uuid"].as_str() {
@@ -706,24 +733,121 @@ fn deploy_and_read(
     if written_env.is_none() {
         requests.push(api.get(&format!("/{plural}/{uuid}/envs")));
     }
-    let mut answers = http::send_many(requests).into_iter();
+    let mut answers = http::deliver_many(requests).into_iter();
     let (Some(deployed), Some(detail)) = (answers.next(), answers.next()) else {
         return Err(permanent("the host answered fewer requests than were sent"));
     };
     let envs = match written_env {
         Some(envs) => Ok(envs),
         None => match answers.next() {
-            Some(answer) => api::answer(answer)
+            Some(answer) => api::answer(answer.into_result())
                 .map_err(|f| f.error)
                 .and_then(|r| r.json()),
             None => return Err(permanent("the host answered fewer requests than were sent")),
         },
     };
-    let reply = api::answer(deployed).map_err(|f| f.error)?.json()?;
-    let deployment = deployed_uuid(kind, uuid, &reply)?;
-    let resource = resource_from(kind, uuid, api::answer(detail), envs)?
+    let deployment = deployment_of(kind, uuid, deployed)?;
+    let resource = resource_from(kind, uuid, api::answer(detail.into_result()), envs)?
         .ok_or_else(|| permanent(format!("the {kind} {uuid} cannot be read back")))?;
     Ok((deployment, resource))
+}
+
+/// What `POST /deploy` did for `uuid`: its answer says, or, when it has none that says
+/// (no answer in time, a gateway's 502 or 504, Coolify's own 500 after it may have
+/// queued), Coolify is asked before anything is sent again (`unanswered_deploy`).
+fn deployment_of(
+    kind: &str,
+    uuid: &str,
+    deployed: Delivery,
+) -> Result<Option<String>, ProviderError> {
+    let (error, status) = match deployed {
+        Delivery::Answered(response) => {
+            let status = response.status;
+            match api::answer(Ok(response)) {
+                Ok(reply) => return deployed_uuid(kind, uuid, &reply.json()?),
+                Err(f) if matches!(status, 500 | 502 | 504) => (f.error, Some(status)),
+                Err(f) => return Err(f.error),
+            }
+        }
+        Delivery::Unanswered(error) => (error, None),
+        Delivery::NotSent(error) => return Err(error),
+    };
+    unanswered_deploy(kind, uuid, error, status)
+}
+
+/// A `POST /deploy` that may have been acted on without saying so is never sent again
+/// blind (two deployments of one configuration, a service restarted twice).
+///
+/// An application's deployment is queued before Coolify answers
+/// (`queue_application_deployment`): if its newest deployment is queued or in progress,
+/// that is this request's, and it is followed. Otherwise nothing was queued, and the
+/// error stands (the engine retries the call).
+///
+/// A service is started before Coolify answers (`DeployController::deploy_resource` →
+/// `StartService::run`), and nothing it shows tells a start that happened from one that
+/// did not (its `config_hash` changes only with its images, domains and env). A request
+/// that timed out, or that a gateway timed out (504), reached Coolify, which goes on
+/// with it: it is taken as sent and the service's status is followed; sending it again
+/// would recreate its containers a second time. Any other failure is retried.
+fn unanswered_deploy(
+    kind: &str,
+    uuid: &str,
+    error: ProviderError,
+    status: Option<u16>,
+) -> Result<Option<String>, ProviderError> {
+    let reason = match status {
+        Some(status) => format!("{status} from Coolify or a gateway before it"),
+        None => "no answer in time".to_owned(),
+    };
+    if kind == "service" {
+        if !matches!(status, None | Some(504)) {
+            return Err(error);
+        }
+        fabrik_provider_sdk::log(
+            LogLevel::Warn,
+            &format!(
+                "POST /deploy of service {uuid} got {reason}: Coolify starts a service before it answers, so the start is taken as sent and the service's status followed, not sent again"
+            ),
+        );
+        STATE.with(|s| {
+            s.borrow_mut()
+                .deployments
+                .insert(uuid.to_owned(), String::new())
+        });
+        return Ok(None);
+    }
+    let newest = api::json(
+        &api()?,
+        Method::Get,
+        &format!("/deployments/applications/{uuid}?skip=0&take=1"),
+        None,
+    )?;
+    let queued = newest["deployments"]
+        .as_array()
+        .and_then(|list| list.first())
+        .filter(|d| matches!(d["status"].as_str(), Some("queued" | "in_progress")))
+        .and_then(|d| d["deployment_uuid"].as_str());
+    let Some(deployment) = queued else {
+        fabrik_provider_sdk::log(
+            LogLevel::Info,
+            &format!(
+                "POST /deploy of application {uuid} got {reason} and Coolify has no queued or running deployment of it: it will be sent again"
+            ),
+        );
+        return Err(error);
+    };
+    fabrik_provider_sdk::log(
+        LogLevel::Info,
+        &format!(
+            "POST /deploy of application {uuid} got {reason}; Coolify has queued deployment {deployment}: following it, not deploying again"
+        ),
+    );
+    STATE.with(|s| {
+        s.borrow_mut()
+            .deployments
+            .insert(uuid.to_owned(), deployment.to_owned())
+    });
+    Ok(Some(deployment.to_owned()))
 }
 
 /// What `POST /deploy` answered for `uuid`; remembers an application's deployment.
@@ -798,6 +922,13 @@ fn resource_from(
         Err(f) => return Err(f.error),
     };
     let envs = envs?;
+    // Rows the compose parser created and Fabrik never wrote (Fabrik's are literal) are
+    // Coolify's, like its generated `SERVICE_` ones: not an edit by hand. The compose is
+    // shown only to tokens with `read:sensitive`, as are the values.
+    let parsed = value["docker_compose_raw"]
+        .as_str()
+        .map(compose_env::parser_keys)
+        .unwrap_or_default();
     let env: BTreeMap<String, Value> = envs
         .as_array()
         .into_iter()
@@ -805,7 +936,8 @@ fn resource_from(
         .filter(|e| e["is_preview"].as_bool() != Some(true))
         .filter_map(|e| {
             let key = e["key"].as_str()?;
-            (!is_generated(key)).then(|| (key.to_owned(), e["value"].clone()))
+            let parsers = parsed.contains(key) && e["is_literal"].as_bool() != Some(true);
+            (!is_generated(key) && !parsers).then(|| (key.to_owned(), e["value"].clone()))
         })
         .collect();
     let resource = to_resource(kind, &value, Some(env));
@@ -1153,7 +1285,7 @@ impl Provider for Coolify {
         // A resource just created holds no variable of Fabrik's: nothing to read before
         // the upsert, nothing to delete after it.
         STATE.with(|s| s.borrow_mut().envs.insert(uuid.clone(), json!([])));
-        sync_env(&kind, &uuid, &desired.env)?;
+        sync_env(&kind, &uuid, &desired.env, desired.compose.as_deref())?;
         let written = Value::Array(env_rows(&kind, &desired.env));
         let (deployment, resource) = deploy_and_read(&kind, &uuid, Some(written))?;
         // Those rows lack the uuids a later delete needs: the next write reads the list.
@@ -1169,11 +1301,14 @@ impl Provider for Coolify {
         prefetch()?;
         check_version()?;
         let read = STATE.with(|s| s.borrow().details.get(&id).cloned());
-        if read.is_some_and(|detail| settings_hold(&kind, &detail, &desired)) {
+        if read
+            .as_ref()
+            .is_some_and(|detail| settings_hold(&kind, detail, &desired))
+        {
             // Only the environment differs (or nothing the detail shows): no PATCH, and
             // the env list read with the detail still holds.
             STATE.with(|s| s.borrow_mut().lists.clear());
-            sync_env(&kind, &id, &desired.env)?;
+            sync_env(&kind, &id, &desired.env, desired.compose.as_deref())?;
             written(Some(&id));
             let (deployment, resource) = deploy_and_read(&kind, &id, None)?;
             let project = cached_project_uuid(&desired.project);
@@ -1181,6 +1316,10 @@ impl Provider for Coolify {
                 with_deployment(resource, deployment),
                 project.as_deref(),
             ));
+        }
+        let stored = read.as_ref().and_then(|d| d["fqdn"].as_str());
+        if kind == "application" && stored != Some(desired.domains.join(",").as_str()) {
+            check_proxy(&desired.server)?;
         }
         written(Some(&id));
         let body = if kind == "application" {
@@ -1203,7 +1342,7 @@ impl Provider for Coolify {
             &format!("/{}/{id}", plural(&kind)),
             Some(&body),
         )?;
-        sync_env(&kind, &id, &desired.env)?;
+        sync_env(&kind, &id, &desired.env, desired.compose.as_deref())?;
         let (deployment, resource) = deploy_and_read(&kind, &id, None)?;
         let project = cached_project_uuid(&desired.project);
         Ok(with_page(

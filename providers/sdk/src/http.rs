@@ -125,6 +125,28 @@ impl Request {
         self.answer(answer)
     }
 
+    /// Sends it and says whether a request that got no answer may have been acted on:
+    /// for a change that must not be made twice blind (see [`Delivery`]).
+    pub fn deliver(self) -> Delivery {
+        let answer = host::http_send(&self.inner);
+        self.delivery(answer)
+    }
+
+    fn delivery(self, answer: Result<host::HttpResponse, HttpError>) -> Delivery {
+        let sent = match &answer {
+            Ok(_) => None,
+            Err(HttpError::Timeout | HttpError::TooLarge(_)) => Some(true),
+            Err(HttpError::Connect(_) | HttpError::Denied(_) | HttpError::InvalidRequest(_)) => {
+                Some(false)
+            }
+        };
+        match (self.answer(answer), sent) {
+            (Ok(response), _) => Delivery::Answered(response),
+            (Err(error), Some(true)) => Delivery::Unanswered(error),
+            (Err(error), _) => Delivery::NotSent(error),
+        }
+    }
+
     fn answer(
         self,
         answer: Result<host::HttpResponse, HttpError>,
@@ -145,13 +167,47 @@ impl Request {
 /// Sends independent requests in one host call, concurrently; answers in order. Use it
 /// for reads that do not depend on each other. The host takes at most 32 per call.
 pub fn send_many(requests: Vec<Request>) -> Vec<Result<Response, ProviderError>> {
+    deliver_many(requests)
+        .into_iter()
+        .map(Delivery::into_result)
+        .collect()
+}
+
+/// [`send_many`], saying of each request what [`Request::deliver`] says.
+pub fn deliver_many(requests: Vec<Request>) -> Vec<Delivery> {
     let inner: Vec<HttpRequest> = requests.iter().map(|r| r.inner.clone()).collect();
     let answers = host::http_send_many(&inner);
     requests
         .into_iter()
         .zip(answers)
-        .map(|(request, answer)| request.answer(answer))
+        .map(|(request, answer)| request.delivery(answer))
         .collect()
+}
+
+/// What became of a request. A change whose request went unanswered may have been made:
+/// look at the API before sending it again, or it may be made twice (two deployments, two
+/// records). A gateway's 502 or 504 is an answer here, but says as little: the API behind
+/// it may have acted too.
+#[derive(Debug)]
+pub enum Delivery {
+    /// A response came, whatever its status.
+    Answered(Response),
+    /// The request never reached the API (no connection, or refused by the host):
+    /// sending it again cannot repeat it.
+    NotSent(ProviderError),
+    /// Sent, and no (readable) answer came: the timeout passed, or the answer was over
+    /// the body limit. The API may have acted on it.
+    Unanswered(ProviderError),
+}
+
+impl Delivery {
+    /// The answer, or the error for a request that got none (as [`Request::send`]).
+    pub fn into_result(self) -> Result<Response, ProviderError> {
+        match self {
+            Self::Answered(response) => Ok(response),
+            Self::NotSent(error) | Self::Unanswered(error) => Err(error),
+        }
+    }
 }
 
 /// How a request that got no response is reported.

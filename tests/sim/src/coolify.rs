@@ -24,6 +24,7 @@ use crate::faults::{Fault, Faults};
 mod applications;
 mod deployments;
 mod envs;
+mod parser;
 mod projects;
 pub mod rules;
 mod servers;
@@ -101,6 +102,10 @@ struct Deployment {
     application_uuid: String,
     application_name: String,
     created: Instant,
+    /// When the queue started it (see `deployments::schedule`); `None` while queued.
+    start: Option<Instant>,
+    /// The uuid of the server it builds on.
+    server: String,
     fails: bool,
     force: bool,
     /// The image reference the deployment pulls (name and tag when it was queued).
@@ -234,9 +239,17 @@ impl Coolify {
                 "user": "root",
                 "port": 22,
                 "proxy_type": "traefik",
+                // Shown by `GET /servers/{uuid}` only (`ServersController::servers`
+                // selects a few columns); `Server::proxyType()` reads its `type`.
+                "proxy": { "type": "TRAEFIK" },
                 "is_reachable": true,
                 "is_usable": true,
-                "settings": { "is_build_server": false, "is_reachable": true, "is_usable": true },
+                "settings": {
+                    "is_build_server": false, "is_reachable": true, "is_usable": true,
+                    // ServerSetting defaults (migrations 2024_01_24_095449 and
+                    // 2025_12_04_134435): two builds at once, 25 queued.
+                    "concurrent_builds": 2, "deployment_queue_limit": 25,
+                },
             }));
             // Every server gets the `coolify` network as its first destination.
             store.next += 1;
@@ -261,6 +274,8 @@ impl Coolify {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // Deployments leave the queue as Coolify's would have by now.
+        schedule(&mut guard, &self.timing());
         f(&mut guard)
     }
 
@@ -297,6 +312,25 @@ impl Coolify {
     }
 
     /// A server's address changed (a new machine behind the same name).
+    /// Sets every server's `concurrent_builds` (Coolify's default is 2): how many
+    /// deployments build at once on one server; the others wait `queued`.
+    pub fn set_concurrent_builds(&self, builds: u64) {
+        self.with(|s| {
+            for server in &mut s.servers {
+                server["settings"]["concurrent_builds"] = json!(builds);
+            }
+        });
+    }
+
+    /// Sets the proxy type (`TRAEFIK`, `CADDY`, `NONE`) of the server named `server`.
+    pub fn set_server_proxy(&self, server: &str, proxy: &str) {
+        self.with(|s| {
+            for entry in s.servers.iter_mut().filter(|v| v["name"] == server) {
+                entry["proxy"]["type"] = json!(proxy);
+            }
+        });
+    }
+
     pub fn set_server_ip(&self, server: &str, ip: &str) {
         self.with(|s| {
             for entry in s.servers.iter_mut().filter(|v| v["name"] == server) {
@@ -515,6 +549,7 @@ impl Coolify {
             .route("/version", get(version))
             .route("/health", get(health))
             .route("/servers", get(list_servers))
+            .route("/servers/{uuid}", get(get_server))
             .route("/servers/{uuid}/destinations", get(list_destinations))
             .route("/projects", get(list_projects).post(create_project))
             .route("/projects/{uuid}", get(get_project).delete(delete_project))

@@ -22,7 +22,7 @@ fn usage() -> ! {
         "usage: fabrik-sandbox [--dir DIR] [--listen IP] [--app-port PORT] [--coolify-port PORT]\n\
          \x20                     [--cloudflare-port PORT] [--coolify-rate-limit N[/Ws]]\n\
          \x20                     [--cloudflare-rate-limit N[/Ws]] [--build-seconds S]\n\
-         \x20                     [--exec COMMAND ARGS...]\n\n\
+         \x20                     [--concurrent-builds N] [--exec COMMAND ARGS...]\n\n\
          Starts simulated Coolify and Cloudflare APIs and a deployed-app HTTPS endpoint on\n\
          loopback, writes DIR/ca.pem and DIR/sandbox.env (default DIR: .fabrik/sandbox),\n\
          prints the environment to use, and runs until interrupted. With --exec, runs\n\
@@ -32,7 +32,8 @@ fn usage() -> ! {
          The APIs enforce their real rate limits per user: Coolify 200 requests a minute,\n\
          Cloudflare 1200 per 300 s; N sets another (N/Ws: per W seconds), 0 turns it off.\n\
          --build-seconds sets how long a simulated build (or service start) takes\n\
-         (default 0.3)."
+         (default 0.3). --concurrent-builds sets how many deployments build at once on\n\
+         a server (Coolify's default: 2; the others wait in its queue)."
     );
     std::process::exit(2)
 }
@@ -44,6 +45,7 @@ async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut exec: Vec<String> = Vec::new();
     let mut build = None;
+    let mut concurrent_builds = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match arg.as_str() {
@@ -73,10 +75,16 @@ async fn main() -> std::io::Result<()> {
                 let seconds: f64 = value().parse().unwrap_or_else(|_| usage());
                 build = Some(Duration::from_secs_f64(seconds.max(0.0)));
             }
+            "--concurrent-builds" => {
+                concurrent_builds = Some(value().parse::<u64>().unwrap_or_else(|_| usage()));
+            }
             _ => usage(),
         }
     }
     let sandbox = Sandbox::start(config).await?;
+    if let Some(builds) = concurrent_builds {
+        sandbox.coolify.set_concurrent_builds(builds);
+    }
     if let Some(building) = build {
         // An application's build, or a service's start (what a compose app waits for).
         sandbox.coolify.set_timing(fabrik_sim::coolify::Timing {

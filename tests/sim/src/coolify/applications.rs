@@ -334,7 +334,25 @@ pub(super) async fn update_application(
             );
         }
         let mut new_domains = None;
-        if let Some(text) = body.get("domains").and_then(Value::as_str) {
+        // Domains are checked and stored only where the server's proxy should run
+        // (`Server::isProxyShouldRun`: a proxy type other than NONE, not a build server);
+        // elsewhere they are dropped without a word.
+        let server = server_of(s, &r.destination);
+        let proxied = s
+            .servers
+            .iter()
+            .find(|v| v["uuid"] == server.as_str())
+            .is_none_or(|v| {
+                !v["proxy"]["type"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("none"))
+                    && v["settings"]["is_build_server"] != true
+            });
+        if let Some(text) = body
+            .get("domains")
+            .and_then(Value::as_str)
+            .filter(|_| proxied)
+        {
             let problems = rules::domain_problems(text);
             if !problems.is_empty() {
                 return (
@@ -403,7 +421,7 @@ pub(super) async fn update_application(
         }
         let instant = body.get("instant_deploy").and_then(Value::as_bool) == Some(true);
         s.resources.insert(uuid.clone(), r.clone());
-        if instant && let Queued::Skipped = queue_deployment(s, &r, &timing, false) {
+        if instant && let Outcome::Skipped = queue_deployment(s, &r, &timing, false) {
             return axum::Json(json!({ "message": "Deployment already queued for this commit." }))
                 .into_response();
         }

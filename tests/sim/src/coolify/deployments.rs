@@ -4,24 +4,98 @@
 use super::*;
 
 pub(super) fn deployment_status(d: &Deployment, timing: &Timing, now: Instant) -> &'static str {
-    let age = now.saturating_duration_since(d.created);
-    if age < timing.queued {
-        "queued"
-    } else if age < timing.queued + timing.building {
-        "in_progress"
-    } else if d.fails {
-        "failed"
-    } else {
-        "finished"
+    match d.start {
+        Some(start) if now >= start + timing.building => {
+            if d.fails {
+                "failed"
+            } else {
+                "finished"
+            }
+        }
+        Some(start) if now >= start => "in_progress",
+        _ => "queued",
+    }
+}
+
+/// Starts every deployment when Coolify's queue would have: after `timing.queued` (the
+/// queue worker picking it up), as soon as `next_queuable` holds: no other deployment of
+/// the same application is in progress, and fewer than the server's `concurrent_builds`
+/// are (bootstrap/helpers/applications.php, `queue_application_deployment`,
+/// `next_queuable`); a finished build starts the queued ones oldest first
+/// (`queue_next_deployment`). Computed from the rows alone, so every reader sees the same
+/// schedule; a row added later only changes what has not started yet.
+pub(super) fn schedule(s: &mut Store, timing: &Timing) {
+    let limit = |server: &str| {
+        s.servers
+            .iter()
+            .find(|v| v["uuid"] == server)
+            .and_then(|v| v["settings"]["concurrent_builds"].as_u64())
+            .unwrap_or(2) as usize
+    };
+    let limits: Vec<usize> = s.deployments.iter().map(|d| limit(&d.server)).collect();
+    let deployments = &mut s.deployments;
+    for d in deployments.iter_mut() {
+        d.start = None;
+    }
+    let ready = |d: &Deployment| d.created + timing.queued;
+    let Some(mut now) = deployments.iter().map(ready).min() else {
+        return;
+    };
+    loop {
+        for i in 0..deployments.len() {
+            if deployments[i].start.is_some() || ready(&deployments[i]) > now {
+                continue;
+            }
+            let running = |o: &Deployment| {
+                o.start
+                    .is_some_and(|start| start <= now && now < start + timing.building)
+            };
+            let (app, server) = (&deployments[i].application_uuid, &deployments[i].server);
+            let app_busy = deployments
+                .iter()
+                .any(|o| running(o) && &o.application_uuid == app);
+            let building = deployments
+                .iter()
+                .filter(|o| running(o) && &o.server == server)
+                .count();
+            if !app_busy && building < limits[i] {
+                deployments[i].start = Some(now);
+            }
+        }
+        let next = deployments
+            .iter()
+            .map(|d| match d.start {
+                None => ready(d),
+                Some(start) => start + timing.building,
+            })
+            .filter(|t| *t > now)
+            .min();
+        match next {
+            Some(t) => now = t,
+            None => break,
+        }
     }
 }
 
 /// What `queue_application_deployment` did.
-pub(super) enum Queued {
+pub(super) enum Outcome {
     Queued(String),
     /// A deployment of the same application and commit is queued or running, and the
     /// call was not forced: no row is created.
     Skipped,
+    /// The server already has `deployment_queue_limit` deployments queued: no row is
+    /// created, and the whole `POST /deploy` is answered 429 with `Retry-After: 60`
+    /// (`DeployController::by_uuids`).
+    Full,
+}
+
+/// The uuid of the server a destination belongs to.
+pub(super) fn server_of(s: &Store, destination: &str) -> String {
+    s.destinations
+        .iter()
+        .find(|(_, list)| list.iter().any(|d| d["uuid"] == destination))
+        .map(|(server, _)| server.clone())
+        .unwrap_or_default()
 }
 
 /// `queue_application_deployment` (bootstrap/helpers/applications.php): de-duplicates on
@@ -31,14 +105,29 @@ pub(super) fn queue_deployment(
     r: &Resource,
     timing: &Timing,
     force: bool,
-) -> Queued {
+) -> Outcome {
     let now = Instant::now();
+    let server = server_of(s, &r.destination);
+    let queue_limit = s
+        .servers
+        .iter()
+        .find(|v| v["uuid"] == server.as_str())
+        .and_then(|v| v["settings"]["deployment_queue_limit"].as_u64())
+        .unwrap_or(25) as usize;
+    let queued = s
+        .deployments
+        .iter()
+        .filter(|d| d.server == server && deployment_status(d, timing, now) == "queued")
+        .count();
+    if queued >= queue_limit {
+        return Outcome::Full;
+    }
     let running = s.deployments.iter().any(|d| {
         d.application_uuid == r.uuid
             && matches!(deployment_status(d, timing, now), "queued" | "in_progress")
     });
     if running && !force {
-        return Queued::Skipped;
+        return Outcome::Skipped;
     }
     let fails = match s.fail_next.iter().position(|n| *n == r.name) {
         Some(position) => {
@@ -55,11 +144,13 @@ pub(super) fn queue_deployment(
         application_uuid: r.uuid.clone(),
         application_name: r.name.clone(),
         created: now,
+        start: None,
+        server,
         fails,
         force,
         image: image_reference(&r.image, &r.tag),
     });
-    Queued::Queued(id)
+    Outcome::Queued(id)
 }
 
 pub(super) async fn deploy_get() -> Response {
@@ -132,6 +223,9 @@ pub(super) async fn deploy(
             };
             match r.kind {
                 Kind::Service => {
+                    // StartService::run parses the compose first (`$service->parse()`):
+                    // rows deleted since its last parse come back.
+                    parse_envs(s, uuid, &r.compose);
                     if let Some(service) = s.resources.get_mut(uuid) {
                         service.started = Some(Instant::now());
                     }
@@ -143,8 +237,13 @@ pub(super) async fn deploy(
                     s.next += 1;
                     let fresh = uuid_for_env(s.next.wrapping_mul(31));
                     match queue_deployment(s, &r, &timing, force) {
-                        Queued::Queued(id) => deployments.push(json!({ "message": format!("Application {} deployment queued.", r.name), "resource_uuid": uuid, "deployment_uuid": id })),
-                        Queued::Skipped => deployments.push(json!({ "message": "Deployment already queued for this commit.", "resource_uuid": uuid, "deployment_uuid": fresh })),
+                        Outcome::Queued(id) => deployments.push(json!({ "message": format!("Application {} deployment queued.", r.name), "resource_uuid": uuid, "deployment_uuid": id })),
+                        Outcome::Skipped => deployments.push(json!({ "message": "Deployment already queued for this commit.", "resource_uuid": uuid, "deployment_uuid": fresh })),
+                        Outcome::Full => {
+                            let mut full = message(StatusCode::TOO_MANY_REQUESTS, "Deployment queue is full. Please wait for existing deployments to complete.");
+                            full.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("60"));
+                            return full;
+                        }
                     }
                 }
             }
@@ -238,4 +337,98 @@ pub(super) async fn list_app_deployments(
             .collect();
         axum::Json(json!({ "count": all.len(), "deployments": page })).into_response()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(s: &mut Store, app: &str, server: &str, created: Instant) {
+        s.next += 1;
+        s.deployments.push(Deployment {
+            id: s.next,
+            uuid: format!("d{}", s.next),
+            application_uuid: app.to_owned(),
+            application_name: app.to_owned(),
+            created,
+            start: None,
+            server: server.to_owned(),
+            fails: false,
+            force: true,
+            image: String::new(),
+        });
+    }
+
+    fn store(builds: u64) -> Store {
+        let mut s = Store::default();
+        for server in ["s1", "s2"] {
+            s.servers
+                .push(json!({ "uuid": server, "settings": { "concurrent_builds": builds } }));
+        }
+        s
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn timing() -> Timing {
+        Timing {
+            queued: Duration::ZERO,
+            building: 10 * SECOND,
+            ..Timing::default()
+        }
+    }
+
+    fn starts(s: &Store, t0: Instant) -> Vec<Option<u64>> {
+        s.deployments
+            .iter()
+            .map(|d| d.start.map(|t| (t - t0).as_secs()))
+            .collect()
+    }
+
+    #[test]
+    fn a_server_builds_at_most_its_concurrent_builds_and_starts_the_oldest_next() {
+        let t0 = Instant::now();
+        let mut s = store(2);
+        for (i, app) in ["a", "b", "c", "d"].iter().enumerate() {
+            row(&mut s, app, "s1", t0 + i as u32 * SECOND / 10);
+        }
+        // Another server has slots of its own.
+        row(&mut s, "e", "s2", t0 + SECOND);
+        schedule(&mut s, &timing());
+        assert_eq!(
+            starts(&s, t0),
+            [Some(0), Some(0), Some(10), Some(10), Some(1)]
+        );
+        let d = &s.deployments[2];
+        assert_eq!(deployment_status(d, &timing(), t0 + 5 * SECOND), "queued");
+        assert_eq!(
+            deployment_status(d, &timing(), t0 + 11 * SECOND),
+            "in_progress"
+        );
+        assert_eq!(
+            deployment_status(d, &timing(), t0 + 21 * SECOND),
+            "finished"
+        );
+    }
+
+    #[test]
+    fn a_forced_deployment_waits_for_its_application_s_running_one() {
+        let t0 = Instant::now();
+        let mut s = store(5);
+        row(&mut s, "a", "s1", t0);
+        row(&mut s, "a", "s1", t0 + SECOND);
+        // Another application is not held back by a's queue.
+        row(&mut s, "b", "s1", t0 + 2 * SECOND);
+        schedule(&mut s, &timing());
+        assert_eq!(starts(&s, t0), [Some(0), Some(10), Some(2)]);
+    }
+
+    #[test]
+    fn no_build_slot_keeps_deployments_queued() {
+        let t0 = Instant::now();
+        let mut s = store(0);
+        row(&mut s, "a", "s1", t0);
+        schedule(&mut s, &timing());
+        assert_eq!(starts(&s, t0), [None]);
+    }
 }

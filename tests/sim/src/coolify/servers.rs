@@ -45,7 +45,40 @@ pub(super) async fn list_servers(
     if let Err(r) = sim.enter("list_servers", &method, &uri, &headers).await {
         return r;
     }
-    axum::Json(Value::Array(sim.with(|s| s.servers.clone()))).into_response()
+    // `ServersController::servers` selects id, name, uuid, ip, user, port, description and
+    // the settings: not the proxy.
+    let servers = sim.with(|s| {
+        s.servers
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("proxy");
+                }
+                v
+            })
+            .collect()
+    });
+    axum::Json(Value::Array(servers)).into_response()
+}
+
+/// `ServersController::server_by_uuid`: the whole server, with its proxy.
+pub(super) async fn get_server(
+    State(sim): State<Coolify>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+) -> Response {
+    if let Err(r) = sim.enter("get_server", &method, &uri, &headers).await {
+        return r;
+    }
+    sim.with(
+        |s| match s.servers.iter().find(|v| v["uuid"] == uuid.as_str()) {
+            Some(server) => axum::Json(server.clone()).into_response(),
+            None => message(StatusCode::NOT_FOUND, "Server not found."),
+        },
+    )
 }
 
 /// `DestinationsController::index_by_server`.

@@ -33,7 +33,12 @@ pub(super) const SERVICE_UPDATE_KEYS: &[&str] = &[
 pub(super) fn service_json(r: &Resource, status: &str) -> Value {
     // ServicesController::service_by_uuid: no top-level `fqdn`; each compose service is an
     // application (or a database) with its own `fqdn`.
-    let applications: Vec<Value> = compose_services(&r.compose)
+    let (applications, databases) = compose_services(&r.compose);
+    let databases: Vec<Value> = databases
+        .into_iter()
+        .map(|name| json!({ "name": name, "status": status, "exclude_from_status": false }))
+        .collect();
+    let applications: Vec<Value> = applications
         .into_iter()
         .map(|name| {
             let fqdn =
@@ -53,27 +58,64 @@ pub(super) fn service_json(r: &Resource, status: &str) -> Value {
         "connect_to_docker_network": false,
         "is_container_label_escape_enabled": true,
         "config_hash": format!("{:x}", r.compose.len()),
+        // Shown to tokens with `read:sensitive` (`removeSensitiveData`), as the
+        // simulator's values are: the compose as the parser stored it.
+        "docker_compose_raw": r.compose,
         "status": status,
         "server_status": true,
         "created_at": TIMESTAMP,
         "updated_at": TIMESTAMP,
         "applications": applications,
-        "databases": [],
+        "databases": databases,
     })
 }
 
 /// The service names of a compose file.
-pub(super) fn compose_services(compose: &str) -> Vec<String> {
-    serde_yaml::from_str::<serde_yaml::Value>(compose)
-        .ok()
-        .and_then(|doc| {
-            doc.get("services").and_then(|s| s.as_mapping()).map(|m| {
-                m.keys()
-                    .filter_map(|k| k.as_str().map(str::to_owned))
-                    .collect()
-            })
-        })
-        .unwrap_or_default()
+/// The compose services Coolify made applications, and those it made databases.
+pub(super) fn compose_services(compose: &str) -> (Vec<String>, Vec<String>) {
+    let doc = serde_yaml::from_str::<serde_yaml::Value>(compose).unwrap_or_default();
+    let applications = parser::applications(&doc);
+    let databases = doc
+        .get("services")
+        .and_then(|s| s.as_mapping())
+        .into_iter()
+        .flat_map(|m| m.keys())
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .filter(|name| !applications.contains(name))
+        .collect();
+    (applications, databases)
+}
+
+/// Runs the parser's env step over `compose` for service `uuid`: the magic variables it
+/// generates and the rows for the compose's references (`parser::environment_rows`),
+/// each created when missing.
+pub(super) fn parse_envs(s: &mut Store, uuid: &str, compose: &str) {
+    let doc = serde_yaml::from_str::<serde_yaml::Value>(compose).unwrap_or_default();
+    let generated = generated_envs(compose)
+        .into_iter()
+        .map(|(key, value)| parser::ParsedEnv {
+            key,
+            value: Some(value),
+            overwrite: false,
+        });
+    let rows: Vec<parser::ParsedEnv> = generated.chain(parser::environment_rows(&doc)).collect();
+    for row in rows {
+        let list = s.envs.entry(uuid.to_owned()).or_default();
+        match list.iter_mut().find(|e| e["key"] == row.key.as_str()) {
+            Some(existing) if row.overwrite => {
+                existing["value"] = json!(row.value);
+                existing["real_value"] = json!(row.value);
+            }
+            Some(_) => {}
+            None => {
+                s.next += 1;
+                let mut env = new_env(s.next, &row.key, "", false);
+                env["value"] = json!(row.value);
+                env["real_value"] = json!(row.value);
+                s.envs.entry(uuid.to_owned()).or_default().push(env);
+            }
+        }
+    }
 }
 
 /// The variables Coolify's compose parser creates for a service (`serviceParser` in
@@ -122,22 +164,19 @@ pub(super) fn decode_compose(raw: &str) -> Result<(String, Vec<String>), Respons
             json!("The docker_compose_raw should be base64 encoded."),
         ));
     };
-    let services: Vec<String> = serde_yaml::from_str::<serde_yaml::Value>(&text)
-        .ok()
-        .and_then(|doc| {
-            doc.get("services").and_then(|s| s.as_mapping()).map(|m| {
-                m.keys()
-                    .filter_map(|k| k.as_str().map(str::to_owned))
-                    .collect()
-            })
-        })
-        .unwrap_or_default();
-    if services.is_empty() {
+    let doc = serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap_or_default();
+    let has_services = doc
+        .get("services")
+        .and_then(|s| s.as_mapping())
+        .is_some_and(|m| !m.is_empty());
+    if !has_services {
         return Err(invalid(
             "docker_compose_raw",
             json!("Invalid docker-compose file: it has no services."),
         ));
     }
+    // `urls` can name only what the parser made a ServiceApplication.
+    let services = parser::applications(&doc);
     Ok((stored_compose(&text), services))
 }
 
@@ -318,12 +357,8 @@ pub(super) async fn create_service(
             started: instant.then(Instant::now),
             deleting: None,
         };
-        let mut envs = Vec::new();
-        for (key, value) in generated_envs(&compose) {
-            s.next += 1;
-            envs.push(new_env(s.next, &key, &value, false));
-        }
-        s.envs.insert(resource.uuid.clone(), envs);
+        s.envs.insert(resource.uuid.clone(), Vec::new());
+        parse_envs(s, &resource.uuid, &compose);
         let created = json!({ "uuid": resource.uuid, "domains": if domains.is_empty() { vec![] } else { vec![domains.join(",")] } });
         s.resources.insert(resource.uuid.clone(), resource);
         (StatusCode::CREATED, axum::Json(created)).into_response()
@@ -390,19 +425,13 @@ pub(super) async fn update_service(
         let Some(mut r) = sim.live(s, &uuid, Kind::Service) else {
             return message(StatusCode::NOT_FOUND, "Service not found.");
         };
-        let mut services = compose_services(&r.compose);
+        let mut services = compose_services(&r.compose).0;
         if let Some(raw) = body.get("docker_compose_raw").and_then(Value::as_str) {
             match decode_compose(raw) {
                 Ok((compose, names)) => {
-                    // The parser runs again: new magic variables are created, existing
-                    // ones keep their values.
-                    let list = s.envs.entry(uuid.clone()).or_default();
-                    for (key, value) in generated_envs(&compose) {
-                        if !list.iter().any(|e| e["key"] == key.as_str()) {
-                            s.next += 1;
-                            list.push(new_env(s.next, &key, &value, false));
-                        }
-                    }
+                    // The parser runs again: missing rows are created, existing ones
+                    // keep their values.
+                    parse_envs(s, &uuid, &compose);
                     r.compose = compose;
                     services = names;
                 }
