@@ -139,6 +139,12 @@ fn a_template_cannot_slip_past_the_compose_check() {
             "services:\n  app:\n    image: postgres:16\n    environment: [POSTGRES_PASSWORD=x]\n",
             "`postgres:16` is one Coolify takes for a database",
         ),
+        // Coolify passes volumes to a shell and refuses metacharacters in them.
+        (
+            "shell",
+            "services:\n  app:\n    image: {{ image }}\n    volumes: ['data:/srv/$(id)']\n",
+            "which Coolify refuses in a volume",
+        ),
     ];
     for (name, body, expected) in cases {
         std::fs::write(

@@ -652,3 +652,26 @@ async fn urls_for_a_service_coolify_takes_for_a_database_are_refused() {
         .await
         .expect("created");
 }
+
+/// Coolify refuses shell metacharacters in a compose's service names and volumes before it
+/// saves anything (`validateDockerComposeForInjection`): a 422 the provider reports as
+/// permanent, with Coolify's reason (spec validation refuses such a template first).
+#[tokio::test]
+async fn a_compose_with_shell_metacharacters_is_refused_and_nothing_is_saved() {
+    let fx = Fixture::start().await;
+    let sim = &fx.sandbox.coolify;
+    let mut coolify = fx.instance("coolify").await;
+    let mut desired = service(json!({}));
+    desired["compose"] = json!(
+        "services:\n  app:\n    image: ghcr.io/acme/web:2\n    volumes: [{type: volume, source: data, target: '/srv/`id`'}]\n"
+    );
+    let refused = coolify
+        .create("service", "web", &desired, OWNER)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&refused, ProviderError::Permanent(m) if m.contains("docker_compose_raw: Invalid Docker volume definition") && m.contains("backtick")),
+        "{refused:?}"
+    );
+    assert!(sim.resources().is_empty());
+}

@@ -119,6 +119,18 @@ pub fn lint(document: &Value, service: &str) -> Result<(), String> {
     }
     for (name, body) in services {
         let name = name.as_str().ok_or("a service name is not a string")?;
+        // Compose's alphabet for service names; Coolify also refuses shell metacharacters
+        // in them (`validateDockerComposeForInjection`, bootstrap/helpers/parsers.php).
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(format!(
+                "service name `{}` has characters a service name may not have (letters, digits, `.`, `_` and `-`)",
+                name.escape_debug()
+            ));
+        }
         let body = body
             .as_mapping()
             .ok_or_else(|| format!("services.{name} is not a mapping"))?;
@@ -245,7 +257,41 @@ fn is_empty(value: &Value) -> bool {
 }
 
 /// One `volumes` entry: the short form (`source:target[:mode]`) or the long form.
+/// What Coolify refuses in a service name or a volume's source or target, since it
+/// passes them to a shell (`validateShellSafePath`, bootstrap/helpers/shared.php).
+const SHELL_UNSAFE: &[&str] = &["`", "$(", "${", "|", "&", ";", "\n", "\r", "\t", ">", "<"];
+
+fn shell_unsafe(text: &str) -> Option<&'static str> {
+    SHELL_UNSAFE.iter().copied().find(|bad| text.contains(bad))
+}
+
 fn check_mount(volume: &Value) -> Result<(), String> {
+    if let Value::Tagged(tagged) = volume {
+        return check_mount(&tagged.value);
+    }
+    check_mount_source(volume)?;
+    let texts: Vec<String> = match volume {
+        Value::String(s) => vec![s.clone()],
+        Value::Mapping(m) => ["source", "target"]
+            .iter()
+            .filter_map(|k| m.get(*k).and_then(scalar))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for text in &texts {
+        if let Some(bad) = shell_unsafe(text) {
+            return Err(format!(
+                "`{}` has `{}`, which Coolify refuses in a volume (it reaches a shell)",
+                text.escape_debug(),
+                bad.escape_debug()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What a bind mount's source reaches.
+fn check_mount_source(volume: &Value) -> Result<(), String> {
     let (source, bind) = match volume {
         Value::String(s) => {
             let source = s.split(':').next().unwrap_or_default().to_owned();
@@ -270,7 +316,7 @@ fn check_mount(volume: &Value) -> Result<(), String> {
             let bind = kind == "bind" || source.starts_with(['/', '.', '~', '$']);
             (source, bind)
         }
-        Value::Tagged(tagged) => return check_mount(&tagged.value),
+        Value::Tagged(tagged) => return check_mount_source(&tagged.value),
         _ => return Ok(()),
     };
     if !bind {
@@ -522,6 +568,19 @@ mod tests {
             (
                 "services: {app: {image: 'postgres:16'}}",
                 "Coolify takes for a database",
+            ),
+            // Coolify hands them to a shell, and refuses them.
+            (
+                "services: {'app;rm': {image: x}, app: {image: x}}",
+                "service name `app;rm`",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['data:/srv/$(id)']}}",
+                "which Coolify refuses in a volume",
+            ),
+            (
+                "services: {app: {image: x, volumes: [{type: volume, source: data, target: '/a|b'}]}}",
+                "which Coolify refuses in a volume",
             ),
         ];
         for (text, expected) in cases {

@@ -294,6 +294,77 @@ fn split_operator(content: &str) -> Option<(String, String)> {
     None
 }
 
+/// `validateDockerComposeForInjection` (bootstrap/helpers/parsers.php), run on create and
+/// on a PATCH of the compose before anything is saved: service names and volume sources
+/// and targets must pass `validateShellSafePath` (bootstrap/helpers/shared.php). The
+/// message for `errors.docker_compose_raw`, if one fails. Environment-variable sources of
+/// the long syntax (`${VAR}`, `${VAR:-default}`, `${VAR}/path`) are allowed.
+pub(super) fn injection_problem(doc: &Value) -> Option<String> {
+    static VARIABLE_SOURCE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^\$\{[a-zA-Z_][a-zA-Z0-9_]*\}[/\w.\-]*$|^\$\{[^}]+:-[^}]*\}$")
+            .expect("valid pattern")
+    });
+    const UNSAFE: &[(&str, &str)] = &[
+        ("`", "backtick (command substitution)"),
+        ("$(", "command substitution"),
+        (
+            "${",
+            "variable substitution with potential command injection",
+        ),
+        ("|", "pipe operator"),
+        ("&", "background/AND operator"),
+        (";", "command separator"),
+        ("\n", "newline (command separator)"),
+        ("\r", "carriage return"),
+        ("\t", "tab (token separator)"),
+        (">", "output redirection"),
+        ("<", "input redirection"),
+    ];
+    let check = |text: &str, context: &str| {
+        UNSAFE.iter().find(|(bad, _)| text.contains(bad)).map(|(bad, why)| {
+            format!(
+                "Invalid {context}: contains forbidden character '{bad}' ({why}). Shell metacharacters are not allowed for security reasons."
+            )
+        })
+    };
+    let services = doc.get("services").and_then(Value::as_mapping)?;
+    for (name, body) in services {
+        let name = name.as_str().unwrap_or_default();
+        if let Some(problem) = check(name, "service name") {
+            return Some(format!(
+                "Invalid Docker Compose service name: {problem} Service names must not contain shell metacharacters."
+            ));
+        }
+        let volumes = body.get("volumes").and_then(Value::as_sequence);
+        for volume in volumes.into_iter().flatten() {
+            let problem = match volume {
+                // parseDockerVolumeString checks the source (unless it is a variable with a
+                // default) and the target; the whole string is a close stand-in.
+                Value::String(text) if !text.starts_with("${") => check(text, "volume source"),
+                Value::Mapping(m) => {
+                    let source = m.get("source").and_then(Value::as_str).unwrap_or_default();
+                    let variable = VARIABLE_SOURCE.is_match(source);
+                    (!variable)
+                        .then(|| check(source, "volume source"))
+                        .flatten()
+                        .or_else(|| {
+                            m.get("target")
+                                .and_then(Value::as_str)
+                                .and_then(|t| check(t, "volume target"))
+                        })
+                }
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                return Some(format!(
+                    "Invalid Docker volume definition: {problem} Please use safe path names without shell metacharacters."
+                ));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

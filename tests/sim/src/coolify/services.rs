@@ -175,6 +175,9 @@ pub(super) fn decode_compose(raw: &str) -> Result<(String, Vec<String>), Respons
             json!("Invalid docker-compose file: it has no services."),
         ));
     }
+    if let Some(problem) = parser::injection_problem(&doc) {
+        return Err(invalid("docker_compose_raw", json!(problem)));
+    }
     // `urls` can name only what the parser made a ServiceApplication.
     let services = parser::applications(&doc);
     Ok((stored_compose(&text), services))
