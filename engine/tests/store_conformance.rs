@@ -525,6 +525,178 @@ async fn unfinished_runs_are_closed_and_runs_come_newest_first() {
     }
 }
 
+/// How a test makes the database refuse the journal entries of one kind: every
+/// multi-statement write ends with one, so a refusal there is a failure between its
+/// statements (a crash leaves the same: nothing of an uncommitted transaction).
+enum Failpoint {
+    Sqlite(std::path::PathBuf),
+    Postgres { url: String, schema: String },
+}
+
+impl Failpoint {
+    async fn refuse(&self, kind: &str) {
+        match self {
+            Self::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).expect("opens");
+                conn.execute_batch(&format!(
+                    "CREATE TRIGGER fail_{kind} BEFORE INSERT ON events WHEN NEW.kind = '{kind}'
+                     BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+                ))
+                .expect("trigger");
+            }
+            Self::Postgres { url, schema } => {
+                let client = postgres::connect_client(&settings(url, schema))
+                    .await
+                    .expect("connects");
+                client
+                    .batch_execute(&format!(
+                        "SET search_path TO \"{schema}\";
+                         CREATE FUNCTION fail_{kind}() RETURNS trigger LANGUAGE plpgsql AS
+                           $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+                         CREATE TRIGGER fail_{kind} BEFORE INSERT ON events FOR EACH ROW
+                           WHEN (NEW.kind = '{kind}') EXECUTE FUNCTION fail_{kind}();"
+                    ))
+                    .await
+                    .expect("trigger");
+            }
+        }
+    }
+}
+
+/// Every multi-statement write is one transaction on both backends: when it fails
+/// between its statements, nothing of it is left, and both backends read the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_fails_between_its_statements_leaves_nothing_of_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let mut cases = vec![(
+        "sqlite",
+        Store::open(&path).expect("sqlite"),
+        Failpoint::Sqlite(path.clone()),
+    )];
+    if let Some(url) = postgres_url() {
+        let schema = fresh_schema();
+        let store = Store::connect(&settings(&url, &schema))
+            .await
+            .expect("postgres");
+        cases.push(("postgres", store, Failpoint::Postgres { url, schema }));
+    }
+    for (backend, store, failpoint) in cases {
+        let d = store
+            .ensure_deployment("p", "api", "api.yaml")
+            .await
+            .expect("deployment")
+            .id;
+        start(&store, d, "r1", "h1", &RunOrigin::Apply).await;
+        let id = store
+            .intend(
+                d,
+                "r1",
+                dns("a.example.com"),
+                "fabrik:p/api",
+                &json!({ "content": "1.2.3.4" }),
+            )
+            .await
+            .expect("intent");
+
+        // record: the row's update, then its journal entry.
+        failpoint.refuse("resource").await;
+        store
+            .record(
+                id,
+                Some("r1"),
+                ResourceStatus::Created,
+                Some("zone/rec"),
+                None,
+            )
+            .await
+            .expect_err("refused");
+        let rows = store.resources(d).await.expect("rows");
+        assert_eq!(rows.len(), 1, "{backend}");
+        assert_eq!(
+            rows[0].status,
+            ResourceStatus::Pending,
+            "{backend}: the outcome was not kept"
+        );
+        assert_eq!(rows[0].external_id, None, "{backend}");
+
+        // intend: the row, then its journal entry.
+        failpoint.refuse("intent").await;
+        store
+            .intend(
+                d,
+                "r1",
+                dns("b.example.com"),
+                "fabrik:p/api",
+                &json!({ "content": "1.2.3.4" }),
+            )
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            store.resources(d).await.expect("rows").len(),
+            1,
+            "{backend}: no half intent"
+        );
+
+        // transition: the run, the deployment, the restore points, the journal.
+        failpoint.refuse("transition").await;
+        store
+            .transition(d, "r1", (State::Pending, State::Validating), None, None)
+            .await
+            .expect_err("refused");
+        let runs = store.runs(d).await.expect("runs");
+        assert_eq!(runs[0].state, State::Pending, "{backend}");
+        let deployment = store
+            .deployment("p", "api")
+            .await
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(
+            deployment.state,
+            DeploymentState::Run(State::Pending),
+            "{backend}"
+        );
+
+        // start_run: a new app's deployment, its run, the journal.
+        failpoint.refuse("run_started").await;
+        store
+            .start_run(&RunStart {
+                project: "p",
+                app: "web",
+                spec_path: "web.yaml",
+                run_id: "r2",
+                spec_hash: "h2",
+                origin: &RunOrigin::Apply,
+                snapshot: &json!({}),
+            })
+            .await
+            .expect_err("refused");
+        assert!(
+            store.deployment("p", "web").await.expect("reads").is_none(),
+            "{backend}"
+        );
+
+        // mark_destroyed: the deployment, then the journal.
+        store.set_spec_hash(d, "h1").await.expect("hash");
+        failpoint.refuse("destroyed").await;
+        store
+            .mark_destroyed(d, &fabrik_engine::store::DestroyRecord::default())
+            .await
+            .expect_err("refused");
+        let deployment = store
+            .deployment("p", "api")
+            .await
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(
+            deployment.state,
+            DeploymentState::Run(State::Pending),
+            "{backend}"
+        );
+        assert_eq!(deployment.spec_hash.as_deref(), Some("h1"), "{backend}");
+    }
+}
+
 /// PostgreSQL only: what SQLite's own tests check of the file.
 mod postgres_only {
     use super::*;

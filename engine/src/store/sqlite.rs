@@ -526,6 +526,9 @@ impl SqliteStore {
             kind,
             name,
         } = key;
+        // One transaction: the row and its journal entry agree even if the process dies
+        // between them (as on PostgreSQL).
+        let tx = self.conn.unchecked_transaction()?;
         self.conn.execute(
             "INSERT INTO resources (deployment_id, provider, kind, name, owner, status, desired, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7)
@@ -560,6 +563,7 @@ impl SqliteStore {
                 name,
             },
         )?;
+        tx.commit()?;
         Ok(id)
     }
 
@@ -574,6 +578,8 @@ impl SqliteStore {
         outputs: Option<&Value>,
     ) -> Result<(), StoreError> {
         let created = if status.is_new_to_run() { run } else { None };
+        // One transaction, as in `intend`.
+        let tx = self.conn.unchecked_transaction()?;
         self.conn.execute(
             "UPDATE resources SET status = ?1, external_id = COALESCE(?2, external_id), outputs = COALESCE(?3, outputs),
                  created_by_run = COALESCE(?4, created_by_run), changed_by_run = ?5, updated_at = ?6
@@ -593,7 +599,9 @@ impl SqliteStore {
                 status,
                 external_id,
             },
-        )
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The resources of a deployment, oldest first.
