@@ -10,21 +10,11 @@ use fabrik_engine::store::{Journal, ResourceKey, RunStart, Store, StoreError};
 use secrecy::SecretString;
 use serde_json::json;
 
-/// The PostgreSQL connection string for tests, if a server is there.
-fn postgres_url() -> Option<String> {
-    match std::env::var("FABRIK_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "FABRIK_TEST_POSTGRES_URL is not set: CI must start PostgreSQL (.ci/run)"
-            );
-            eprintln!(
-                "note: FABRIK_TEST_POSTGRES_URL is not set; the PostgreSQL half of this test did not run"
-            );
-            None
-        }
-    }
+/// The PostgreSQL connection string: `FABRIK_TEST_POSTGRES_URL`, else a throwaway
+/// cluster the tests start (`fabrik_sim::postgres`); without either the test fails,
+/// naming what to install: it never passes on SQLite alone.
+fn postgres_url() -> String {
+    fabrik_sim::postgres::server().url.clone()
 }
 
 /// A schema no other test uses.
@@ -46,14 +36,10 @@ fn settings(url: &str, schema: &str) -> PgSettings {
 async fn backends() -> Vec<(&'static str, Store, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let sqlite = Store::open(&dir.path().join("state.db")).expect("sqlite");
-    let mut all = vec![("sqlite", sqlite, Some(dir))];
-    if let Some(url) = postgres_url() {
-        let store = Store::connect(&settings(&url, &fresh_schema()))
-            .await
-            .expect("postgres");
-        all.push(("postgres", store, None));
-    }
-    all
+    let store = Store::connect(&settings(&postgres_url(), &fresh_schema()))
+        .await
+        .expect("postgres");
+    vec![("sqlite", sqlite, Some(dir)), ("postgres", store, None)]
 }
 
 async fn start(store: &Store, deployment: i64, run_id: &str, hash: &str, origin: &RunOrigin) {
@@ -574,13 +560,11 @@ async fn a_write_that_fails_between_its_statements_leaves_nothing_of_itself() {
         Store::open(&path).expect("sqlite"),
         Failpoint::Sqlite(path.clone()),
     )];
-    if let Some(url) = postgres_url() {
-        let schema = fresh_schema();
-        let store = Store::connect(&settings(&url, &schema))
-            .await
-            .expect("postgres");
-        cases.push(("postgres", store, Failpoint::Postgres { url, schema }));
-    }
+    let (url, schema) = (postgres_url(), fresh_schema());
+    let store = Store::connect(&settings(&url, &schema))
+        .await
+        .expect("postgres");
+    cases.push(("postgres", store, Failpoint::Postgres { url, schema }));
     for (backend, store, failpoint) in cases {
         let d = store
             .ensure_deployment("p", "api", "api.yaml")
@@ -714,7 +698,7 @@ mod postgres_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_journal_is_append_only_in_the_database_itself() {
-        let Some(url) = postgres_url() else { return };
+        let url = postgres_url();
         let schema = fresh_schema();
         let store = Store::connect(&settings(&url, &schema))
             .await
@@ -746,7 +730,7 @@ mod postgres_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_newer_schema_is_refused_and_left_unchanged() {
-        let Some(url) = postgres_url() else { return };
+        let url = postgres_url();
         let schema = fresh_schema();
         drop(
             Store::connect(&settings(&url, &schema))
@@ -776,7 +760,7 @@ mod postgres_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ten_runners_migrating_one_new_schema_at_once_do_not_race() {
-        let Some(url) = postgres_url() else { return };
+        let url = postgres_url();
         let schema = fresh_schema();
         let connects = (0..10).map(|_| {
             let settings = settings(&url, &schema);
@@ -798,7 +782,7 @@ mod postgres_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn projects_in_two_schemas_of_one_database_never_meet() {
-        let Some(url) = postgres_url() else { return };
+        let url = postgres_url();
         let a = Store::connect(&settings(&url, &fresh_schema()))
             .await
             .expect("a");
@@ -814,7 +798,7 @@ mod postgres_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_bad_schema_name_or_server_is_a_clear_error_without_the_url() {
-        let Some(url) = postgres_url() else { return };
+        let url = postgres_url();
         let Err(bad) = Store::connect(&settings(&url, "Robert'); DROP")).await else {
             panic!("refused")
         };
@@ -836,23 +820,18 @@ mod postgres_only {
 }
 
 /// Over the network the connection is TLS and the server is verified: trusted through
-/// the CA file, refused without it. `.ci/postgres` serves TLS on loopback with a
-/// throwaway CA (`FABRIK_TEST_POSTGRES_TLS_URL`, `FABRIK_TEST_POSTGRES_CA`).
+/// the CA file, refused without it. The throwaway cluster serves TLS on loopback with a
+/// throwaway CA; a server of your own needs `FABRIK_TEST_POSTGRES_TLS_URL` and
+/// `FABRIK_TEST_POSTGRES_CA` for this test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_network_the_server_is_verified() {
-    let (Ok(url), Ok(ca)) = (
-        std::env::var("FABRIK_TEST_POSTGRES_TLS_URL"),
-        std::env::var("FABRIK_TEST_POSTGRES_CA"),
-    ) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "FABRIK_TEST_POSTGRES_TLS_URL and FABRIK_TEST_POSTGRES_CA are not set: CI must start PostgreSQL (.ci/run)"
-        );
-        eprintln!("note: no TLS PostgreSQL server; this test did not run");
-        return;
+    let Some((url, ca)) = fabrik_sim::postgres::server().tls.clone() else {
+        panic!(
+            "NOT RUN: FABRIK_TEST_POSTGRES_URL is set without FABRIK_TEST_POSTGRES_TLS_URL and FABRIK_TEST_POSTGRES_CA"
+        )
     };
     let mut trusted = settings(&url, &fresh_schema());
-    trusted.ca_file = Some(ca.into());
+    trusted.ca_file = Some(ca);
     let store = Store::connect(&trusted)
         .await
         .expect("verified with the CA");

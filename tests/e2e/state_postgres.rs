@@ -1,5 +1,5 @@
 //! Projects whose state is in PostgreSQL (`[state] backend = "postgres"`), against a real
-//! server (`FABRIK_TEST_POSTGRES_URL`, started by `.ci/run`): the same lifecycle as with
+//! server (`FABRIK_TEST_POSTGRES_URL`, else one the tests start): the same lifecycle as with
 //! SQLite, and locks shared by every machine using the database.
 
 use std::path::{Path, PathBuf};
@@ -9,21 +9,11 @@ use fabrik_sim::coolify::Timing;
 
 use crate::deploy::{World, text};
 
-/// The server's connection string; in CI its absence fails the test.
-fn postgres_url() -> Option<String> {
-    match std::env::var("FABRIK_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "FABRIK_TEST_POSTGRES_URL is not set: CI must start PostgreSQL (.ci/run)"
-            );
-            eprintln!(
-                "note: FABRIK_TEST_POSTGRES_URL is not set; this PostgreSQL test did not run"
-            );
-            None
-        }
-    }
+/// The server's connection string: `FABRIK_TEST_POSTGRES_URL`, else a throwaway cluster
+/// the tests start (`fabrik_sim::postgres`); without either the test fails, naming what
+/// to install: it never passes without running.
+fn postgres_url() -> String {
+    fabrik_sim::postgres::server().url.clone()
 }
 
 fn fresh_schema() -> String {
@@ -85,7 +75,7 @@ fn hold_deployments(world: &World, hold: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_on_postgres_deploys_rolls_back_and_keeps_no_state_file() {
-    let Some(url) = postgres_url() else { return };
+    let url = postgres_url();
     let world = World::start().await;
     use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
     let spec = world.spec("app.yaml", |t| t);
@@ -139,7 +129,7 @@ async fn a_project_on_postgres_deploys_rolls_back_and_keeps_no_state_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_machines_applying_one_app_ten_times_at_once_deploy_it_once() {
-    let Some(url) = postgres_url() else { return };
+    let url = postgres_url();
     let world = World::start().await;
     let schema = fresh_schema();
     use_postgres(world.dir.path(), "acme", &url, &schema);
@@ -223,7 +213,7 @@ const WAITING_HOOK: &str = "hooks:\n  pre_deploy: if [ ! -f once ]; then touch o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_holder_frees_the_lock_at_once_and_the_next_apply_recovers() {
-    let Some(url) = postgres_url() else { return };
+    let url = postgres_url();
     let world = World::start().await;
     use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
     let spec = world.spec("app.yaml", |t| format!("{t}{WAITING_HOOK}"));
@@ -249,7 +239,7 @@ async fn a_killed_holder_frees_the_lock_at_once_and_the_next_apply_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unlock_names_a_live_holder_and_force_stops_its_run_safely() {
-    let Some(url) = postgres_url() else { return };
+    let url = postgres_url();
     let world = World::start().await;
     use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
     let spec = world.spec("app.yaml", |t| format!("{t}{WAITING_HOOK}"));
@@ -291,7 +281,7 @@ async fn unlock_names_a_live_holder_and_force_stops_its_run_safely() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_projects_with_the_same_app_name_in_one_database_never_block_each_other() {
-    let Some(url) = postgres_url() else { return };
+    let url = postgres_url();
     let world = World::start().await;
     let schema = fresh_schema();
     use_postgres(world.dir.path(), "acme", &url, &schema);
@@ -317,7 +307,7 @@ async fn two_projects_with_the_same_app_name_in_one_database_never_block_each_ot
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_machine_sees_the_same_version_and_never_regenerates_a_secret() {
-    let Some(url) = postgres_url() else { return };
+    let url = postgres_url();
     let world = World::start().await;
     let schema = fresh_schema();
     use_postgres(world.dir.path(), "acme", &url, &schema);
@@ -382,7 +372,7 @@ async fn a_second_machine_sees_the_same_version_and_never_regenerates_a_secret()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_moves_to_postgres_and_back_unchanged() {
-    let Some(url) = postgres_url() else { return };
+    let url = postgres_url();
     let world = World::start().await;
     let schema = fresh_schema();
     std::fs::write(
@@ -470,7 +460,7 @@ async fn a_state_moves_to_postgres_and_back_unchanged() {
 /// `pg_dump` of a project's schema holds no secret value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dump_of_the_database_holds_no_secret() {
-    let Some(url) = postgres_url() else { return };
+    let url = postgres_url();
     let world = World::start().await;
     let schema = fresh_schema();
     use_postgres(world.dir.path(), "acme", &url, &schema);
@@ -564,9 +554,7 @@ async fn a_state_setting_that_cannot_work_is_a_clear_error() {
 /// shared database as in a SQLite file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_answered_with_an_id_another_app_holds_is_refused_on_postgres() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
+    let url = postgres_url();
     let world = World::start().await;
     use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
     crate::hardening::an_id_another_app_holds_is_refused(&world).await;

@@ -16,6 +16,7 @@ pub mod coolify;
 pub mod faults;
 pub mod git;
 pub mod plugins;
+pub mod postgres;
 pub mod ratelimit;
 pub mod registry;
 pub mod sources;
