@@ -8,6 +8,7 @@
 pub mod bounded;
 pub mod domain;
 pub mod lock;
+pub mod machine;
 pub mod orchestrator;
 pub mod own_files;
 pub mod plugins;

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::machine::{host_name, user_name};
+
 pub mod postgres;
 
 /// Who holds a lock.
@@ -42,14 +44,6 @@ impl std::fmt::Display for Holder {
             crate::domain::timestamp::display(&self.started_at.to_string())
         )
     }
-}
-
-/// The login name of this process's user, for lock holders.
-pub fn user_name() -> Option<String> {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
 }
 
 /// `; waited 30 s` after a wait; nothing when the lock was tried once (no `--lock-timeout`).
@@ -213,13 +207,6 @@ pub fn lock_dir(state_path: &Path) -> PathBuf {
     state_path
         .parent()
         .map_or_else(|| PathBuf::from("locks"), |dir| dir.join("locks"))
-}
-
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown-host".to_owned())
 }
 
 fn read_holder(file: &mut File) -> Option<Holder> {

@@ -2,6 +2,7 @@
 //! rollback, destroy, and the typed events and outcomes that tell what happened.
 
 pub mod apply;
+pub mod context;
 mod deploy;
 pub mod desired;
 pub mod destroy;
@@ -11,6 +12,7 @@ mod ensure;
 pub mod events;
 pub mod failure;
 pub mod gc;
+mod hidden;
 pub mod hooks;
 pub mod notify;
 pub mod outcome;
@@ -25,4 +27,4 @@ mod run;
 pub mod snapshot;
 pub mod verify;
 
-pub use run::Hidden;
+pub use hidden::Hidden;

@@ -1,10 +1,12 @@
 //! Files Fabrik makes for itself (lock files, the fingerprint key, generated secrets in
 //! `.env`) are opened without following a symbolic link at their path: a link planted
 //! there (by a checkout, or by someone who can write the project directory) must not
-//! make Fabrik truncate or overwrite the file it points to.
+//! make Fabrik truncate or overwrite the file it points to. Files that must never be
+//! seen half-written (the component cache, digests, blobs) are written whole or not at
+//! all (`write_atomic`).
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -36,6 +38,27 @@ pub fn link_refused(path: &Path) -> io::Error {
 /// Whether `path` is a symbolic link (not followed).
 pub fn is_link(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Writes `path` whole or not at all: a temporary file in `dir` (mode 0600), synced, then
+/// renamed over `path`.
+pub fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
+        std::process::id()
+    ));
+    let mut file = open(
+        &temp,
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600),
+    )?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)
 }
 
 #[cfg(test)]

@@ -681,6 +681,28 @@ async fn a_write_that_fails_between_its_statements_leaves_nothing_of_itself() {
     }
 }
 
+/// A URI whose query names a Unix socket (`?host=/path`) reaches the server over that
+/// socket alone, as with libpq; before, the authority's `localhost` was tried too, with
+/// TLS, over the socket, and the connection failed with a TLS handshake error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uri_whose_query_names_a_socket_connects_over_it() {
+    let url = postgres_url();
+    let field = |name: &str| {
+        url.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+    };
+    let (Some(dir), Some(port)) = (field("host").filter(|h| h.starts_with('/')), field("port"))
+    else {
+        panic!("NOT RUN: this test needs a server on a Unix socket given as `host=/dir port=N`")
+    };
+    let uri = format!("postgresql://postgres@localhost/postgres?host={dir}&port={port}");
+    let store = Store::connect(&settings(&uri, &fresh_schema()))
+        .await
+        .expect("connects over the socket");
+    assert!(store.deployments().await.expect("usable").is_empty());
+}
+
 /// PostgreSQL only: what SQLite's own tests check of the file.
 mod postgres_only {
     use super::*;

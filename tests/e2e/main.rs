@@ -12,6 +12,7 @@ mod hardening;
 mod lifecycle;
 mod live;
 mod model;
+mod module_graph;
 mod new;
 mod oci;
 mod one_team;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use super::{AppLockError, Holder, host_name, user_name};
+use super::{AppLockError, Holder};
+use crate::machine::{host_name, user_name};
 use crate::store::postgres::{PgSettings, connect_client, lock_key};
 
 /// A held lock; released when its connection closes (dropping it closes it).

@@ -9,44 +9,28 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use super::context::{ApplyOptions, Context};
 use super::deploy::provision_deploy_verify;
 use super::desired::{self, Wanted, is_wanted};
-use super::events::{Observer, RunEvent, Warning};
+use super::events::{RunEvent, Warning};
 use super::failure::Stop;
-use super::notify::{self, Endpoint, Notifier};
+use super::hidden::{Hidden, Redacting};
+use super::notify::{self, Endpoint};
 use super::outcome::Outcome;
 use super::plan::{Action, Known, Plan};
 use super::prune::remove_unwanted;
 use super::recover::recover;
 use super::refresh::refresh;
 use super::rollback::{left_in_place, roll_back};
-use super::run::{Hidden, Instances, Redacting, Run};
+use super::run::{Instances, Run};
 use super::snapshot::Snapshot;
-use super::verify::VerifyOptions;
 use crate::domain::{ResourceStatus, Role, RunOrigin, State};
-use crate::lock::{AppLockError, Locks, RunLock};
-use crate::plugins::{PluginError, ProviderSet};
-use crate::project::Project;
-use crate::retry::Backoff;
+use crate::lock::{AppLockError, RunLock};
+use crate::plugins::PluginError;
 use crate::secrets::{self, EnvSource, SecretsError};
 use crate::spec::model::WebhookTarget;
 use crate::spec::{LoadedSpec, hash::spec_hash};
-use crate::store::{Deployment, Journal, ResourceRow, RunStart, Store, StoreError};
-
-/// Options of `fabrik apply`.
-#[derive(Debug, Clone)]
-pub struct ApplyOptions {
-    pub no_rollback: bool,
-    /// Deploy the app's Coolify resource again even when nothing changed (`apply
-    /// --redeploy`): a new build of what the spec names, on purpose.
-    pub redeploy: bool,
-    pub no_refresh: bool,
-    pub lock_timeout: Duration,
-    pub deploy_timeout: Duration,
-    pub verify: VerifyOptions,
-    /// How provider calls are retried.
-    pub backoff: Backoff,
-}
+use crate::store::{Deployment, Journal, ResourceRow, RunStart, StoreError};
 
 /// Why an apply could not run at all, or had to stop without deciding its outcome (as
 /// opposed to a deploy that failed, which is an [`Outcome`]).
@@ -64,19 +48,6 @@ pub enum ApplyError {
         "the lock of `{app}` was lost (its connection to the state database ended): the run stopped before its next provider call, without a rollback\n  hint: the next `fabrik apply` recovers the run"
     )]
     LockLost { app: String },
-}
-
-/// What an apply works with.
-#[derive(Clone, Copy)]
-pub struct Context<'a> {
-    pub project: &'a Project,
-    pub providers: &'a ProviderSet,
-    pub store: &'a Store,
-    /// Where the app locks are (beside the project, or in the team's database).
-    pub locks: &'a Locks,
-    pub observer: &'a dyn Observer,
-    pub options: &'a ApplyOptions,
-    pub notifier: &'a Notifier,
 }
 
 /// Applies one spec.
@@ -104,9 +75,18 @@ pub async fn apply(
     // webhooks, which never hold up another apply.
     held.release().await;
     let (mut result, endpoints) = locked?;
-    result
-        .warnings
-        .extend(notify::tell_webhooks(ctx, &result, origin, &endpoints, &hidden).await);
+    result.warnings.extend(
+        notify::tell_webhooks(
+            &ctx.project.name,
+            ctx.notifier,
+            ctx.observer,
+            &result,
+            origin,
+            &endpoints,
+            &hidden,
+        )
+        .await,
+    );
     Ok(result)
 }
 

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::apply::Context;
-use super::events::{RunEvent, Warning};
+use super::events::{Observer, RunEvent, Warning};
+use super::hidden::Hidden;
 use super::outcome::Outcome;
-use super::run::Hidden;
 use crate::domain::{RunOrigin, State};
 use crate::retry::Backoff;
 use crate::spec::model::{NotifyEvent, Webhook, WebhookFormat, WebhookTarget};
@@ -164,7 +163,9 @@ struct Delivery {
 /// Tells the webhooks how the run ended. Never changes the result: a failed delivery is
 /// a warning.
 pub(crate) async fn tell_webhooks(
-    ctx: &Context<'_>,
+    project: &str,
+    notifier: &Notifier,
+    observer: &dyn Observer,
     outcome: &Outcome,
     origin: &RunOrigin,
     endpoints: &[Endpoint],
@@ -187,7 +188,7 @@ pub(crate) async fn tell_webhooks(
     let rollback = outcome.rollback.as_ref();
     let document = serde_json::json!({
         "event": event.as_str(),
-        "project": ctx.project.name,
+        "project": project,
         "app": outcome.app,
         "run_id": outcome.run_id,
         "origin": origin.as_str(),
@@ -203,7 +204,7 @@ pub(crate) async fn tell_webhooks(
         "at": at,
     });
     let message = Message {
-        project: &ctx.project.name,
+        project,
         outcome,
         event,
     };
@@ -225,7 +226,7 @@ pub(crate) async fn tell_webhooks(
         targets
             .iter()
             .zip(&bodies)
-            .map(|(endpoint, body)| ctx.notifier.deliver(endpoint, body)),
+            .map(|(endpoint, body)| notifier.deliver(endpoint, body)),
     )
     .await;
     let mut warnings = Vec::new();
@@ -245,8 +246,7 @@ pub(crate) async fn tell_webhooks(
                 RunEvent::Warning { warning }
             }
         };
-        ctx.observer
-            .event(&outcome.app, outcome.run_id.as_deref(), &event);
+        observer.event(&outcome.app, outcome.run_id.as_deref(), &event);
     }
     warnings
 }

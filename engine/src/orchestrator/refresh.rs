@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use secrecy::SecretString;
 
-use super::apply::Context;
+use super::context::Context;
 use super::desired::with_secrets;
 use super::drift;
 use super::run::{Instances, retried};

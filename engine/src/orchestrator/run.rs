@@ -1,62 +1,20 @@
 //! One run in progress: what it works with, how it tells its events, moves through the
 //! state machine and calls providers (with retries).
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use secrecy::SecretString;
-
-use super::apply::Context;
+use super::context::Context;
 use super::desired::Wanted;
 use super::events::{Observer, RunEvent};
+use super::hidden::Hidden;
 use crate::domain::{PerRole, State};
 use crate::plugins::instance::ProviderInstance;
 use crate::plugins::types::ProviderError;
 use crate::retry::Backoff;
-use crate::secrets::Redactor;
 use crate::store::{Store, StoreError};
 
 /// One configured provider instance per role.
 pub type Instances = PerRole<ProviderInstance>;
-
-/// Values that must never leave the engine as they are: the app's secrets, webhook URLs
-/// from variables. Applied to what the engine writes itself (state, webhook bodies).
-#[derive(Default)]
-pub struct Hidden(Mutex<Redactor>);
-
-impl Hidden {
-    pub fn add(&self, value: &SecretString) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .add(value);
-    }
-
-    pub fn redact(&self, text: &str) -> String {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .redact(text)
-    }
-}
-
-/// Passes every event through `hidden` before the observer sees it: events carry
-/// provider messages and hook output, which may quote a secret value.
-pub(crate) struct Redacting<'a> {
-    pub inner: &'a dyn Observer,
-    pub hidden: &'a Hidden,
-}
-
-impl Observer for Redacting<'_> {
-    fn event(&self, app: &str, run: Option<&str>, event: &RunEvent) {
-        let redacted = event.redacted(|text| self.hidden.redact(text));
-        self.inner.event(app, run, &redacted);
-    }
-
-    fn secret(&self, value: &SecretString) {
-        self.inner.secret(value);
-    }
-}
 
 /// A started run.
 pub(crate) struct Run<'a, 'b> {

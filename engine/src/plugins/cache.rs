@@ -21,8 +21,7 @@
 
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
@@ -87,7 +86,7 @@ impl ComponentCache {
 
     /// The cached component for the component whose sha256 is `sha256`, if there is a
     /// usable entry. Nothing is compiled here: on anything but a hit, the caller checks
-    /// the bytes, compiles them and hands the artifact to [`ComponentCache::put`].
+    /// the bytes and has [`ComponentCache::compile`] compile and store them.
     pub fn get(&self, engine: &Engine, sha256: &str) -> Lookup {
         let dir = match &self.dir {
             Ok(dir) => dir,
@@ -96,7 +95,7 @@ impl ComponentCache {
         let (artifact, sidecar) = entry_paths(dir, engine, sha256);
         match verify(&artifact, &sidecar) {
             Ok(()) => {
-                // SAFETY: see the module documentation: the file was written by `put` into
+                // SAFETY: see the module documentation: the file was written by `compile` into
                 // a directory only this user can write, and it is the file whose checksum
                 // (or unchanged metadata since that checksum) was verified.
                 #[expect(unsafe_code, reason = "deserializing a trusted, checksummed artifact")]
@@ -111,28 +110,31 @@ impl ComponentCache {
         }
     }
 
-    /// Stores `artifact` (what `Engine::precompile_component` made for `sha256` on
-    /// `engine`) and returns its component. A cache that cannot be written is a warning.
-    pub fn put(
+    /// Compiles `wasm` (the component whose sha256 is `sha256`) on `engine`, stores the
+    /// artifact and returns its component. A cache that cannot be written is a warning.
+    /// The artifact is made here, so what is deserialized is always this process's own
+    /// compiler output, never bytes a caller hands in.
+    pub fn compile(
         &self,
         engine: &Engine,
         sha256: &str,
-        artifact: &[u8],
+        wasm: &[u8],
     ) -> wasmtime::Result<Component> {
+        let artifact = engine.precompile_component(wasm)?;
         if let Ok(dir) = &self.dir {
             let (path, sidecar) = entry_paths(dir, engine, sha256);
-            if let Err(e) = store(dir, &path, &sidecar, artifact) {
+            if let Err(e) = store(dir, &path, &sidecar, &artifact) {
                 tracing::warn!(path = %path.display(), "cannot write the component cache: {e}");
             }
         }
         // SAFETY: `artifact` was produced by `precompile_component` on this engine, in this
-        // process, just now (the caller's contract).
+        // process, just now.
         #[expect(
             unsafe_code,
             reason = "deserializing an artifact this process just compiled"
         )]
         unsafe {
-            Component::deserialize(engine, artifact)
+            Component::deserialize(engine, &artifact)
         }
     }
 }
@@ -142,7 +144,7 @@ pub enum Lookup {
     Hit(Component),
     /// No entry yet.
     Miss,
-    /// An entry that cannot be used (why); it is replaced by the next `put`.
+    /// An entry that cannot be used (why); it is replaced by the next `compile`.
     Unusable(String),
     /// The cache is disabled (why).
     Bypassed(String),
@@ -224,7 +226,7 @@ fn verify(artifact: &Path, sidecar: &Path) -> Result<(), Unusable> {
     }
     recorded.checked = Some(stamp);
     if let Some(dir) = sidecar.parent()
-        && let Err(e) = write_atomic(dir, sidecar, recorded.render().as_bytes())
+        && let Err(e) = crate::own_files::write_atomic(dir, sidecar, recorded.render().as_bytes())
     {
         tracing::debug!(path = %sidecar.display(), "cannot update the checksum stamp: {e}");
     }
@@ -232,35 +234,14 @@ fn verify(artifact: &Path, sidecar: &Path) -> Result<(), Unusable> {
 }
 
 fn store(dir: &Path, artifact: &Path, sidecar: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic(dir, artifact, bytes)?;
+    crate::own_files::write_atomic(dir, artifact, bytes)?;
     // The stamp of the file just renamed into place: this process wrote every byte of it.
     let checked = fs::metadata(artifact).ok().map(|m| FileStamp::of(&m));
     let record = Sidecar {
         blake3: blake3::hash(bytes).to_hex().to_string(),
         checked,
     };
-    write_atomic(dir, sidecar, record.render().as_bytes())
-}
-
-/// Writes `path` whole or not at all: a temporary file in `dir` (mode 0600), synced, then
-/// renamed over `path`.
-pub(super) fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
-        std::process::id()
-    ));
-    let mut file = crate::own_files::open(
-        &temp,
-        fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600),
-    )?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&temp, path)
+    crate::own_files::write_atomic(dir, sidecar, record.render().as_bytes())
 }
 
 fn prepare_dir(dir: &Path) -> Result<PathBuf, String> {

@@ -25,8 +25,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::cache::write_atomic;
 use super::sha256_hex;
+use crate::own_files::write_atomic;
 
 /// How old a file's times must be before its digest is recorded.
 pub const SETTLED: Duration = Duration::from_secs(2);

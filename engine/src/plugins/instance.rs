@@ -217,12 +217,8 @@ impl Checked<'_> {
         let (component, wit, outcome) = match self.found {
             Found::Cached(component, wit) => (component, wit, CacheOutcome::Hit),
             Found::Bytes(bytes, wit, outcome) => {
-                let artifact = engine
-                    .engine()
-                    .precompile_component(&bytes)
-                    .map_err(invalid)?;
                 let component = cache
-                    .put(engine.engine(), &self.sha256, &artifact)
+                    .compile(engine.engine(), &self.sha256, &bytes)
                     .map_err(invalid)?;
                 (component, wit, outcome)
             }

@@ -1,43 +1,21 @@
 //! `fabrik apply`: checks everything a deploy needs, then has the engine apply each spec
 //! (several at once), rendering its events and outcomes.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-
 use fabrik_engine::domain::{RunOrigin, State};
 use fabrik_engine::orchestrator::apply::{ApplyOptions, Context, apply};
 use fabrik_engine::orchestrator::notify::Notifier;
 use fabrik_engine::plugins::cache::ComponentCache;
 use fabrik_engine::plugins::{Pins, ProviderSet};
-use fabrik_engine::project::{Project, project_dir};
+use fabrik_engine::project::project_dir;
 use fabrik_engine::retry::Backoff;
 use fabrik_engine::secrets::EnvSource;
 use fabrik_engine::spec::LoadedSpec;
 use fabrik_engine::workspace::Workspace;
 
+use super::loading::{check_providers, project_dirs};
 use super::progress::Reporter;
 use super::validate::load_all;
 use super::{ApplyArgs, ExitStatus, RunArgs};
-
-/// The project directories of `specs`, each once.
-fn project_dirs(specs: &[LoadedSpec]) -> BTreeSet<PathBuf> {
-    specs.iter().map(|s| project_dir(&s.path)).collect()
-}
-
-/// Loads the providers of every project the specs belong to and checks them against
-/// `fabrik.lock`. Nothing is called on them. The loaded sets are returned by project
-/// directory, for the deploy to use rather than load again.
-pub(super) fn check_providers(
-    specs: &[LoadedSpec],
-) -> Result<BTreeMap<PathBuf, ProviderSet>, String> {
-    let mut sets = BTreeMap::new();
-    for dir in project_dirs(specs) {
-        let project = Project::load(&dir).map_err(|e| e.to_string())?;
-        let set = super::loading::load(&project, Pins::Enforce).map_err(|e| format!("{e:#}"))?;
-        sets.insert(dir, set);
-    }
-    Ok(sets)
-}
 
 /// Every spec's required secrets are there (environment or `.env`), before any apply
 /// starts: nothing changes when one is missing.

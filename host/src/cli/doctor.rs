@@ -14,7 +14,7 @@ use fabrik_engine::sources::{Moving, Resolver, short};
 use fabrik_engine::spec::LoadedSpec;
 use fabrik_engine::workspace::{Workspace, current_root};
 
-use super::apply::check_providers;
+use super::loading::check_providers;
 use super::validate::load_all;
 use super::{ExitStatus, OutputFormat, report};
 

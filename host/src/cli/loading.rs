@@ -1,7 +1,10 @@
 //! Loading the project's providers for a command: OCI providers fetched into the blob
 //! cache first (by their pinned digests; never with `--offline`), then every component
-//! loaded and checked.
+//! loaded and checked; for `apply`, `plan` and `doctor`, the sets of every project the
+//! specs belong to, checked against `fabrik.lock` before anything runs.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use fabrik_engine::plugins::cache::ComponentCache;
@@ -9,7 +12,8 @@ use fabrik_engine::plugins::lock::LockFile;
 use fabrik_engine::plugins::oci::blobs::BlobCache;
 use fabrik_engine::plugins::oci::{self, Fetch, FetchOptions};
 use fabrik_engine::plugins::{Pins, ProviderSet};
-use fabrik_engine::project::Project;
+use fabrik_engine::project::{Project, project_dir};
+use fabrik_engine::spec::LoadedSpec;
 
 static OFFLINE: AtomicBool = AtomicBool::new(false);
 
@@ -55,4 +59,24 @@ pub(super) fn load(project: &Project, pins: Pins) -> anyhow::Result<ProviderSet>
         pins,
         &fetched.components,
     )?)
+}
+
+/// The project directories of `specs`, each once.
+pub(super) fn project_dirs(specs: &[LoadedSpec]) -> BTreeSet<PathBuf> {
+    specs.iter().map(|s| project_dir(&s.path)).collect()
+}
+
+/// Loads the providers of every project the specs belong to and checks them against
+/// `fabrik.lock`. Nothing is called on them. The loaded sets are returned by project
+/// directory, for the deploy to use rather than load again.
+pub(super) fn check_providers(
+    specs: &[LoadedSpec],
+) -> Result<BTreeMap<PathBuf, ProviderSet>, String> {
+    let mut sets = BTreeMap::new();
+    for dir in project_dirs(specs) {
+        let project = Project::load(&dir).map_err(|e| e.to_string())?;
+        let set = load(&project, Pins::Enforce).map_err(|e| format!("{e:#}"))?;
+        sets.insert(dir, set);
+    }
+    Ok(sets)
 }

@@ -13,7 +13,7 @@ use fabrik_engine::spec::LoadedSpec;
 use fabrik_engine::store::Store;
 use fabrik_engine::workspace::Workspace;
 
-use super::apply::check_providers;
+use super::loading::check_providers;
 use super::validate::load_all;
 use super::{ExitStatus, OutputFormat, report};
 

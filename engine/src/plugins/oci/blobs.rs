@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::plugins::cache::{ComponentCache, write_atomic};
+use crate::own_files::write_atomic;
+use crate::plugins::cache::ComponentCache;
 
 /// Blobs beside a component cache; disabled when that cache is (then every fetch fails
 /// to store, with the reason).
