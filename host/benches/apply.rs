@@ -180,8 +180,9 @@ async fn main() {
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, sandbox.ca.pem()).expect("ca");
     // app0..app4: fresh applies; app5..app24: one after another; app25..app44: together;
-    // app45: warms the caches.
-    let names: Vec<String> = (0..46).map(|i| format!("app{i}")).collect();
+    // app45: warms the caches; app46..app57: six apps per state backend, never deployed
+    // before (a fresh apply creates, it does not adopt what an earlier one made).
+    let names: Vec<String> = (0..58).map(|i| format!("app{i}")).collect();
     let resolve = names
         .iter()
         .map(|n| format!("{n}.example.com:443:{}", sandbox.app_addr))
@@ -264,7 +265,8 @@ async fn main() {
         );
         println!("|---|---|---|");
         let mut noops = Vec::new();
-        for backend in ["sqlite", "postgres"] {
+        for (n, backend) in ["sqlite", "postgres"].into_iter().enumerate() {
+            let own = &names[46 + 6 * n..52 + 6 * n];
             let project = tempfile::tempdir().expect("tempdir");
             let mut toml = "[project]\nname = \"bench\"\n".to_owned();
             if backend == "postgres" {
@@ -281,7 +283,7 @@ async fn main() {
                 .expect(".env");
             }
             std::fs::write(project.path().join("fabrik.toml"), toml).expect("toml");
-            let files: Vec<String> = names[..6].iter().map(|n| spec(project.path(), n)).collect();
+            let files: Vec<String> = own.iter().map(|n| spec(project.path(), n)).collect();
             // Warm the component cache, the secrets and the schema.
             apply(&sandbox, project.path(), &ca, &resolve, &files[5..6]).await;
             let mut fresh = Vec::new();

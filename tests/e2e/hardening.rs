@@ -827,6 +827,21 @@ async fn a_deletion_accepted_but_never_done_is_noticed_and_kept_tracked() {
 /// top-level directory.
 #[test]
 fn every_code_pointer_in_security_md_names_code_that_exists() {
+    // A pointer names a definition, not any text that contains it: an item (`fn`,
+    // `struct`, `const`...), a variant or a field, as a whole word.
+    fn defines(source: &str, name: &str) -> bool {
+        let name = regex::escape(name);
+        let item =
+            format!(r"\b(?:fn|struct|enum|const|static|trait|type|mod|macro_rules!)\s+{name}\b");
+        let member = format!(r"(?m)^\s*(?:pub(?:\([^)]*\))?\s+)?{name}\s*(?:[({{,:]|$)");
+        [item, member]
+            .iter()
+            .any(|pattern| regex::Regex::new(pattern).is_ok_and(|r| r.is_match(source)))
+    }
+    assert!(defines("pub(crate) fn run_it(x: u8) {}", "run_it"));
+    assert!(!defines("let x = run_it_more();", "run_it"));
+    assert!(!defines("// see run_it", "run_it"));
+    assert!(defines("enum E {\n    Variant { a: u8 },\n}", "Variant"));
     let root = crate::support::root();
     let text = std::fs::read_to_string(root.join("SECURITY.md")).expect("SECURITY.md");
     let is_name = |token: &str| {
@@ -882,12 +897,25 @@ fn every_code_pointer_in_security_md_names_code_that_exists() {
             } else if is_name(token) {
                 let name = token.rsplit("::").next().unwrap_or(token);
                 checked += 1;
+                // A name is defined there, or (a path such as `Pins::Report`) used there as
+                // written and defined somewhere; a value is a string literal (a variable,
+                // a capability); a crate is used as a path (`iprfc::`).
+                let whole = |source: &str| {
+                    regex::Regex::new(&format!(r"(^|[^\w:]){}\b", regex::escape(token)))
+                        .is_ok_and(|r| r.is_match(source))
+                };
+                let found = |source: &str| {
+                    defines(source, name)
+                        || (token.contains("::") && whole(source) && defines(&all, name))
+                        || source.contains(&format!("\"{token}\""))
+                        || (!token.contains("::") && source.contains(&format!("{token}::")))
+                };
                 match &file {
-                    Some((path, source)) if !source.contains(name) => {
-                        problems.push(format!("`{path}` has no `{name}` (from `{token}`)"));
+                    Some((path, source)) if !found(source) => {
+                        problems.push(format!("`{path}` has no `{token}`"));
                     }
-                    None if !all.contains(name) => {
-                        problems.push(format!("no code has `{name}` (from `{token}`)"));
+                    None if !found(&all) => {
+                        problems.push(format!("no code defines `{token}`"));
                     }
                     _ => {}
                 }

@@ -116,6 +116,20 @@ async fn every_json_line_matches_its_documented_schema() {
         "providers-list",
         &world.run(&["providers", "list", "--output", "json"]).await,
     );
+    // A project template that loads and one that does not, beside the built-in ones.
+    let templates = world.dir.path().join("templates");
+    std::fs::create_dir_all(&templates).expect("templates");
+    std::fs::write(
+        templates.join("mine.yaml"),
+        "description: mine\nsources: [image]\nservice: app\n---\nservices:\n  app:\n    image: {{ image }}\n",
+    )
+    .expect("template");
+    std::fs::write(templates.join("broken.yaml"), "no header\n").expect("template");
+    let listed = world.run(&["templates", "--output", "json"]).await;
+    check("templates", &listed);
+    let (stdout, _) = text(&listed);
+    assert!(stdout.contains("\"broken\":"), "{stdout}");
+    assert!(stdout.contains("\"name\":\"mine\""), "{stdout}");
     // A destroy is in the history too, and the app is DESTROYED in status.
     let destroyed = world.run(&["destroy", "test-api", "--yes"]).await;
     assert_eq!(destroyed.status.code(), Some(0), "{:?}", text(&destroyed));

@@ -12,7 +12,9 @@ use crate::deploy::World;
 /// Long enough that requests sent together always arrive well inside it, even on a
 /// loaded machine.
 const LATENCY: Duration = Duration::from_millis(100);
-/// BENCHMARKS.md's targets (issue 13).
+/// The dependent rounds of a fresh apply and of an update, as BENCHMARKS.md records
+/// them: 7 and 6 in issue 13; a fresh apply has one more since issue 23 (the projects are
+/// read again just before one is created, so that one apply makes one project).
 const FRESH_ROUNDS: usize = 8;
 const UPDATE_ROUNDS: usize = 6;
 
@@ -71,8 +73,11 @@ async fn a_fresh_apply_and_an_update_wait_for_few_answers() {
         fresh.len(),
         show(&fresh)
     );
-    assert!(
-        fresh.len() <= FRESH_ROUNDS,
+    // Pinned, not bounded: one round more is a regression, one fewer is a gain to
+    // record here and in BENCHMARKS.md.
+    assert_eq!(
+        fresh.len(),
+        FRESH_ROUNDS,
         "a fresh apply waited for {} answers:\n{}",
         fresh.len(),
         show(&fresh)
@@ -96,8 +101,9 @@ async fn a_fresh_apply_and_an_update_wait_for_few_answers() {
         update.len(),
         show(&update)
     );
-    assert!(
-        update.len() <= UPDATE_ROUNDS,
+    assert_eq!(
+        update.len(),
+        UPDATE_ROUNDS,
         "an update waited for {} answers:\n{}",
         update.len(),
         show(&update)

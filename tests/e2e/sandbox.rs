@@ -160,10 +160,26 @@ async fn a_guest_cannot_read_files_env_or_open_sockets() {
     // The test process has an environment (PATH, CARGO_*); the guest must see none of it.
     let engine = PluginEngine::new(Compiler::from_env()).expect("engine");
     let mut instance = evil(&engine, &[]).await;
+    // A listener this test owns: a socket the guest could open would be seen here, where
+    // a port nobody listens on refuses a sandbox that lets sockets through too.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listens");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let address = listener.local_addr().expect("address").to_string();
     let found = instance
-        .create("snoop", "x", &serde_json::json!({}), "o")
+        .create(
+            "snoop",
+            "x",
+            &serde_json::json!({ "connect": address }),
+            "o",
+        )
         .await
         .expect("snooping returns what it found");
+    assert!(
+        listener
+            .accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the guest reached a socket outside the sandbox"
+    );
     let outputs = &found.outputs;
     assert!(
         outputs["file"]

@@ -26,11 +26,6 @@ impl Comparison {
     pub fn is_clean(&self) -> bool {
         self.differences.is_empty()
     }
-
-    /// Live is known to equal desired: nothing needs to be sent.
-    pub fn is_confirmed_equal(&self) -> bool {
-        self.complete && self.differences.is_empty()
-    }
 }
 
 /// Compares `live` with `desired` for a resource of `kind`; `secrets` are the env keys
@@ -211,11 +206,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Live equals desired, and every desired field was seen.
+    fn equal_and_seen(c: &Comparison) -> bool {
+        c.complete && c.is_clean()
+    }
+
     #[test]
     fn a_record_is_compared_field_by_field() {
         let desired = json!({ "type": "A", "content": "192.0.2.1", "ttl": 1, "proxied": false });
         let same = json!({ "type": "A", "content": "192.0.2.1", "ttl": 1, "proxied": false });
-        assert!(compare("dns-record", &desired, &same, &[]).is_confirmed_equal());
+        assert!(equal_and_seen(&compare("dns-record", &desired, &same, &[])));
         let edited = json!({ "type": "A", "content": "198.51.100.9", "ttl": 1, "proxied": false });
         let c = compare("dns-record", &desired, &edited, &[]);
         assert_eq!(
@@ -225,7 +225,7 @@ mod tests {
         let v6 = json!({ "type": "AAAA", "content": "2001:db8::1" });
         let canonical =
             json!({ "type": "AAAA", "content": "2001:0db8:0:0::1", "ttl": 1, "proxied": false });
-        assert!(compare("dns-record", &v6, &canonical, &[]).is_confirmed_equal());
+        assert!(equal_and_seen(&compare("dns-record", &v6, &canonical, &[])));
     }
 
     #[test]
@@ -239,7 +239,12 @@ mod tests {
             "env": { "LOG": "info", "API_KEY": "s3cr3t-value" },
         });
         let secrets = ["API_KEY".to_owned()];
-        assert!(compare("application", &desired, &live, &secrets).is_confirmed_equal());
+        assert!(equal_and_seen(&compare(
+            "application",
+            &desired,
+            &live,
+            &secrets
+        )));
         let drifted = json!({
             "image": "nginx:1.0", "port": 80, "domains": ["https://a.example.com"],
             "env": { "LOG": "debug", "API_KEY": "hand-edited-value", "EXTRA": "1" },

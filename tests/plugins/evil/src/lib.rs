@@ -127,7 +127,9 @@ impl Guest for Evil {
                     Err(e) => format!("error: {e}"),
                 };
                 let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
-                let tcp = match std::net::TcpStream::connect("127.0.0.1:9") {
+                // Where the test listens (so that a connection would be seen there).
+                let address = Some(field(&desired, "connect")).filter(|a| !a.is_empty());
+                let tcp = match std::net::TcpStream::connect(address.as_deref().unwrap_or("127.0.0.1:9")) {
                     Ok(_) => "connected".to_owned(),
                     Err(e) => format!("error: {e}"),
                 };
