@@ -71,7 +71,7 @@ pub enum StoreError {
     Transition(#[from] InvalidStateTransition),
     #[error("state database error: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("state database error: {0}")]
+    #[error("state database error: {}", postgres::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// A stored name that is not one of its type's values.
     #[error("the state database holds {0}; was it written by a newer fabrik?")]

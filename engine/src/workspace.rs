@@ -13,6 +13,11 @@ use crate::store::{Store, StoreError};
 /// The variable holding the PostgreSQL connection string (environment, then `.env`).
 pub const STATE_URL_ENV: &str = "FABRIK_STATE_URL";
 
+/// Variables that carry the state database's credentials, withheld from hooks: the
+/// connection string, and libpq's own password variables, which a team member's shell
+/// may hold for `psql` against the same database.
+pub const STATE_CREDENTIAL_ENV: &[&str] = &[STATE_URL_ENV, "PGPASSWORD", "PGPASSFILE"];
+
 /// Why a command's workspace cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {

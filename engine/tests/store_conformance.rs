@@ -718,6 +718,31 @@ mod postgres_only {
         client
     }
 
+    /// A refusal by the server says what the server said ("permission denied ..."), not
+    /// tokio-postgres's bare "db error" (issue 28, point 7).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_refusal_is_shown_with_the_server_s_words() {
+        let url = postgres_url();
+        assert!(
+            !url.contains("://"),
+            "NOT RUN: this test adds `user=` to a key=value connection string"
+        );
+        let admin = raw(&url, &fresh_schema()).await;
+        let role = format!("fabrik_nobody_{}", &fresh_schema()[2..]);
+        admin
+            .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
+            .await
+            .expect("role");
+        // The same server as this role, which may not create a schema in the database.
+        let as_role = format!("{url} user={role}");
+        let Err(refused) = Store::connect(&settings(&as_role, &fresh_schema())).await else {
+            panic!("a role without CREATE on the database must be refused")
+        };
+        let message = refused.to_string();
+        assert!(message.contains("permission denied"), "{message}");
+        assert!(!message.contains("db error"), "{message}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_journal_is_append_only_in_the_database_itself() {
         let url = postgres_url();

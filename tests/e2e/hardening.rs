@@ -439,7 +439,7 @@ async fn a_hook_never_sees_a_credential() {
     let world = World::start().await;
     let spec = world.spec("app.yaml", |t| {
         format!(
-            "{t}hooks:\n  post_deploy: \"echo state=${{FABRIK_STATE_URL:-unset}} coolify=${{COOLIFY_TOKEN:-unset}} dns=${{CLOUDFLARE_API_TOKEN:-unset}}\"\n"
+            "{t}hooks:\n  post_deploy: \"echo state=${{FABRIK_STATE_URL:-unset}} coolify=${{COOLIFY_TOKEN:-unset}} dns=${{CLOUDFLARE_API_TOKEN:-unset}} pg=${{PGPASSWORD:-unset}}\"\n"
         )
     });
     let mut cmd = world.command(&spec);
@@ -447,11 +447,13 @@ async fn a_hook_never_sees_a_credential() {
         "FABRIK_STATE_URL",
         "postgresql://fabrik:pg-password-0123@db/state",
     );
+    // libpq's own password variable, as a teammate's shell holds it for psql.
+    cmd.env("PGPASSWORD", "pg-password-4567");
     let output = World::output(cmd).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     assert!(
-        stderr.contains("post_deploy: state=unset coolify=unset dns=unset"),
+        stderr.contains("post_deploy: state=unset coolify=unset dns=unset pg=unset"),
         "{stderr}"
     );
 }

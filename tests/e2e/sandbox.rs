@@ -511,7 +511,15 @@ async fn a_credential_is_never_put_in_a_reserved_header() {
     grants.allow_origin(&url).expect("origin");
     grants.add_credential("api-token", SecretString::from(TOKEN.to_owned()));
     let gateway = HttpGateway::new("evil", grants).expect("gateway");
-    for header in ["Host", "content-length", "Transfer-Encoding", "bad header"] {
+    for header in [
+        "Host",
+        "content-length",
+        "Transfer-Encoding",
+        "bad header",
+        // Hop-by-hop: a proxy on the way would take it (issue 28, point 7).
+        "Proxy-Authorization",
+        "upgrade",
+    ] {
         let refused = gateway
             .send(
                 HttpRequest {

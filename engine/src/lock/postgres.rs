@@ -48,6 +48,12 @@ fn database_error(app: &str, error: impl std::fmt::Display) -> AppLockError {
     }
 }
 
+/// A PostgreSQL error of the lock, with the server's own words (tokio-postgres alone
+/// says "db error").
+fn pg_error(app: &str, error: &tokio_postgres::Error) -> AppLockError {
+    database_error(app, crate::store::postgres::describe(error))
+}
+
 async fn holder_row(
     client: &Client,
     project: &str,
@@ -137,7 +143,7 @@ impl PgLock {
             let got: bool = client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
                 .await
-                .map_err(|e| database_error(app, e))?
+                .map_err(|e| pg_error(app, &e))?
                 .get(0);
             if got {
                 break;
@@ -146,7 +152,7 @@ impl PgLock {
                 let waited = started.elapsed();
                 let holder = current_holder(&client, project, app, key)
                     .await
-                    .map_err(|e| database_error(app, e))?;
+                    .map_err(|e| pg_error(app, &e))?;
                 return Err(match holder {
                     Some(holder) => AppLockError::Held {
                         app: app.to_owned(),
@@ -171,7 +177,7 @@ impl PgLock {
                 &[&key],
             )
             .await
-            .map_err(|e| database_error(app, e))?
+            .map_err(|e| pg_error(app, &e))?
             .get(0);
         if !held {
             return Err(database_error(
@@ -182,7 +188,7 @@ impl PgLock {
         // The lock was free: a row still there belongs to a session that ended.
         let took_over = holder_row(&client, project, app)
             .await
-            .map_err(|e| database_error(app, e))?
+            .map_err(|e| pg_error(app, &e))?
             .map(|(holder, _)| holder);
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -206,7 +212,7 @@ impl PgLock {
                 ],
             )
             .await
-            .map_err(|e| database_error(app, e))?;
+            .map_err(|e| pg_error(app, &e))?;
         Ok(Self {
             client,
             key,
@@ -250,7 +256,7 @@ pub async fn activity(
     let key = app_key(&settings.schema, project, app);
     let held = holding_session(&client, key)
         .await
-        .map_err(|e| database_error(app, e))?;
+        .map_err(|e| pg_error(app, &e))?;
     Ok(if held.is_some() {
         super::Activity::Running
     } else {
@@ -284,11 +290,11 @@ pub async fn unlock(
     let got: bool = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
         .await
-        .map_err(|e| database_error(app, e))?
+        .map_err(|e| pg_error(app, &e))?
         .get(0);
     let row = holder_row(&client, project, app)
         .await
-        .map_err(|e| database_error(app, e))?;
+        .map_err(|e| pg_error(app, &e))?;
     if got {
         client
             .execute(
@@ -296,7 +302,7 @@ pub async fn unlock(
                 &[&project, &app],
             )
             .await
-            .map_err(|e| database_error(app, e))?;
+            .map_err(|e| pg_error(app, &e))?;
         return Ok(Unlocked::Free {
             stale: row.map(|(holder, _)| holder),
         });
@@ -311,17 +317,17 @@ pub async fn unlock(
     // The session that holds the advisory lock, whatever the row says.
     let backend_pid = holding_session(&client, key)
         .await
-        .map_err(|e| database_error(app, e))?
+        .map_err(|e| pg_error(app, &e))?
         .or(backend_pid);
     if let Some(pid) = backend_pid
         && session_alive(&client, pid)
             .await
-            .map_err(|e| database_error(app, e))?
+            .map_err(|e| pg_error(app, &e))?
     {
         client
             .execute("SELECT pg_terminate_backend($1)", &[&pid])
             .await
-            .map_err(|e| database_error(app, e))?;
+            .map_err(|e| pg_error(app, &e))?;
     }
     Ok(Unlocked::Ended { holder })
 }

@@ -313,8 +313,13 @@ async fn hook(
         .providers
         .values()
         .flat_map(|entry| entry.secrets.values().cloned())
-        // The shared state's connection string is a credential too.
-        .chain(std::iter::once(crate::workspace::STATE_URL_ENV.to_owned()))
+        // The shared state's connection string and libpq's password variables are
+        // credentials too.
+        .chain(
+            crate::workspace::STATE_CREDENTIAL_ENV
+                .iter()
+                .map(|name| (*name).to_owned()),
+        )
         .collect();
     let env = HookEnv {
         project: &run.ctx.project.name,

@@ -129,7 +129,8 @@ enum Unresolved {
 /// special-purpose address registries (private, shared, loopback, link-local,
 /// benchmarking such as 198.18.0.0/15, documentation, reserved, and the IPv6 forms that
 /// embed an IPv4 address: mapped, NAT64, 6to4, Teredo), multicast, or an IPv6 address
-/// whose embedded IPv4 address is one of those. The registries come from `iprfc`, which
+/// whose embedded IPv4 address is one of those; and any IPv6 address outside global
+/// unicast (2000::/3). The registries come from `iprfc`, which
 /// generates them from IANA's files, not from a hand-written list.
 pub fn is_private(ip: IpAddr) -> bool {
     if ip.is_multicast() || iprfc::RFC6890.contains(&ip) {
@@ -137,9 +138,12 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
     match ip {
         IpAddr::V4(_) => false,
-        // `::a.b.c.d`, the deprecated IPv4-compatible form (RFC 4291, 2.5.5.1), which the
-        // registries no longer list: never a public address of a server.
-        IpAddr::V6(v6) => v6.segments()[..6].iter().all(|s| *s == 0),
+        // An allow list, not more refusals: a public IPv6 address is global unicast,
+        // 2000::/3 (RFC 4291, 2.4; IANA's IPv6 address space). Everything outside it is
+        // refused whatever the registries say of it: the deprecated site-local fec0::/10,
+        // SIIT's `::ffff:0:a.b.c.d` (RFC 6052) and the IPv4-compatible `::a.b.c.d` that the
+        // registries no longer list, and whatever is defined next.
+        IpAddr::V6(v6) => v6.segments()[0] & 0xe000 != 0x2000,
     }
 }
 
@@ -552,6 +556,12 @@ mod tests {
             "::10.0.0.1",
             "::8.8.8.8",
             "ff02::1",
+            // Outside global unicast (issue 28, point 7).
+            "fec0::1",
+            "feff::1",
+            "::ffff:0:a00:1",
+            "::ffff:0:808:808",
+            "4000::1",
         ] {
             assert!(is_private(ip.parse().expect("ip")), "{ip}");
         }
@@ -561,6 +571,7 @@ mod tests {
             "203.0.114.1",
             "2606:4700::1111",
             "2a00:1450::1",
+            "2404:6800:4003::1",
         ] {
             assert!(!is_private(ip.parse().expect("ip")), "{ip}");
         }

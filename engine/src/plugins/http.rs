@@ -164,8 +164,22 @@ pub struct HttpGateway {
     budgets: Arc<Budgets>,
 }
 
-/// Headers the host owns.
-const RESERVED_HEADERS: &[&str] = &["host", "content-length", "connection", "transfer-encoding"];
+/// Headers the host owns: the request line's and the body's framing, and every
+/// hop-by-hop header (RFC 9110, 7.6.1), which a proxy on the way consumes or rewrites:
+/// a credential in `Proxy-Authorization` goes to whatever proxy is there, not to the API.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
 
 impl HttpGateway {
     pub fn new(provider: &str, grants: Grants) -> Result<Self, reqwest::Error> {

@@ -184,6 +184,32 @@ pub fn lock_key(purpose: &str, name: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
+/// A PostgreSQL error as a person needs it: the server's own message, with its detail
+/// and hint (tokio-postgres shows a server error as "db error" alone), or the client's
+/// error and its causes.
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut text = format!("{} ({})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!("; {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("\n  hint: {hint}"));
+        }
+        return text;
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The TLS mode a connection uses: as the connection string says, but `require` when it
 /// says nothing. libpq's default, `prefer`, falls back to plain text when the server (or
 /// someone in the middle) declines TLS, and the state's connection carries a password.
@@ -329,7 +355,7 @@ pub async fn connect_client(settings: &PgSettings) -> Result<Client, StoreError>
         let (client, connection) = config
             .connect(tokio_postgres::NoTls)
             .await
-            .map_err(|e| open_error(e.to_string()))?;
+            .map_err(|e| open_error(describe(&e)))?;
         tokio::spawn(drive(connection));
         return Ok(client);
     }
@@ -341,7 +367,7 @@ pub async fn connect_client(settings: &PgSettings) -> Result<Client, StoreError>
     let (client, connection) = config
         .connect(tls)
         .await
-        .map_err(|e| open_error(e.to_string()))?;
+        .map_err(|e| open_error(describe(&e)))?;
     tokio::spawn(drive(connection));
     Ok(client)
 }
