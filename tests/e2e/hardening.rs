@@ -816,11 +816,32 @@ async fn a_deletion_accepted_but_never_done_is_noticed_and_kept_tracked() {
         "the service is still tracked: {:?}",
         text(&status)
     );
+    // Status says the destroy did not finish, not just COMPLETE (issue 28, point 7).
+    let line: serde_json::Value =
+        serde_json::from_str(text(&status).0.trim()).expect("one JSON line");
+    let problems = crate::schemas::schema_problems("output/status.json", &line);
+    assert!(problems.is_empty(), "{problems:?} in {line}");
+    assert_eq!(line["last_destroy"]["complete"], false, "{line}");
+    assert_eq!(line["last_destroy"]["failed"], 1, "{line}");
+    let human = world.run(&["status"]).await;
+    assert!(
+        text(&human).0.contains(
+            "last destroy: incomplete, 1 deleted, 1 could not be deleted and is still tracked; `fabrik destroy test-api` again deletes the rest"
+        ),
+        "{:?}",
+        text(&human)
+    );
 
     let output = world.run(&["destroy", "test-api", "--yes"]).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     assert!(world.sandbox.coolify.resources().is_empty(), "{stderr}");
+    let status = world.run(&["status", "--all"]).await;
+    assert!(
+        !text(&status).0.contains("last destroy"),
+        "{:?}",
+        text(&status)
+    );
 }
 
 /// SECURITY.md names the code that enforces each claim, as "(`path.rs` `Name`, ...)":

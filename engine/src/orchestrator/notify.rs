@@ -331,21 +331,34 @@ impl Message<'_> {
         text
     }
 
-    /// Discord's Markdown: `**bold**`, a bare URL (Discord links it).
+    /// Discord's Markdown: `**bold**`, a bare URL (Discord links it). Text that is not
+    /// Fabrik's own (a reason quoting what the app answered, a provider's message) has
+    /// Markdown's punctuation escaped: `[docs](https://elsewhere)` in an app's error page
+    /// must not become a link whose text hides where it goes.
     fn discord(&self) -> String {
+        let escape = |t: &str| {
+            let mut out = String::with_capacity(t.len());
+            for c in t.chars() {
+                if "\\*_~`|<>[]()#".contains(c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        };
         let mut text = format!(
             "{} **{}** {}: {} (project {}{})",
             self.icon(),
-            self.outcome.app,
+            escape(&self.outcome.app),
             self.verb(),
             self.outcome.url,
-            self.project,
-            self.run(),
+            escape(self.project),
+            escape(&self.run()),
         );
         text.push_str(&self.page(str::to_owned));
         for line in self.details() {
             text.push('\n');
-            text.push_str(&line);
+            text.push_str(&escape(&line));
         }
         if text.chars().count() > DISCORD_LIMIT {
             text = text.chars().take(DISCORD_LIMIT - 1).collect();
@@ -450,7 +463,24 @@ mod tests {
         );
         assert_eq!(
             message.discord(),
-            "✅ **shop<1>** deployed: https://shop.example.com/health (project acme, run abc)"
+            "✅ **shop\\<1\\>** deployed: https://shop.example.com/health (project acme, run abc)"
+        );
+        // What the app said is text, never a masked link (issue 28, point 7).
+        let mut hostile = outcome(State::Failed);
+        hostile.warnings = vec![Warning::NotDelivered {
+            target: "x".to_owned(),
+            problem: "see [the docs](https://evil.example/login)".to_owned(),
+        }];
+        let message = Message {
+            project: "acme",
+            outcome: &hostile,
+            event: NotifyEvent::Failed,
+        };
+        let discord = message.discord();
+        assert!(!discord.contains("[the docs](https"), "{discord}");
+        assert!(
+            discord.contains("\\[the docs\\]\\(https://evil.example/login\\)"),
+            "{discord}"
         );
         let mut long = outcome(State::Failed);
         long.warnings = vec![Warning::NotDelivered {

@@ -23,6 +23,13 @@ pub fn run(
 }
 
 /// A spec hash as people compare them: its first 12 hex digits.
+/// Whether time `a` is after `b` (both Unix seconds with milliseconds, as the store
+/// writes them).
+fn later(a: &str, b: &str) -> bool {
+    let seconds = |t: &str| t.parse::<f64>().unwrap_or(0.0);
+    seconds(a) > seconds(b)
+}
+
 pub fn short_hash(hash: &str) -> &str {
     let hex = hash.strip_prefix("sha256:").unwrap_or(hash);
     hex.get(..12).unwrap_or(hex)
@@ -165,6 +172,19 @@ async fn show(
     let locks = workspace.locks()?;
     for d in deployments {
         let latest = Latest::of(store, &locks, &d).await?;
+        // A destroy after the latest run that left something behind: the state still
+        // reads as that run left it, which is no longer the whole truth.
+        let failed_destroy = store
+            .destroys(d.id)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|destroy| !destroy.record.complete)
+            .filter(|destroy| {
+                latest
+                    .as_ref()
+                    .is_none_or(|l| later(&destroy.at, &l.run.started_at))
+            });
         let resources: Vec<_> = store
             .resources(d.id)
             .await?
@@ -191,6 +211,7 @@ async fn show(
                 "project": d.project,
                 "state": d.state.to_string(),
                 "last_run": last_run,
+                "last_destroy": failed_destroy,
                 "spec": d.spec_path,
                 "spec_hash": d.spec_hash,
                 "resources": resources.iter().map(|r| serde_json::json!({
@@ -232,6 +253,19 @@ async fn show(
                 l.run.id,
                 l.run.state,
                 l.run.reason.as_deref().unwrap_or("no reason recorded")
+            );
+        }
+        if let Some(destroy) = &failed_destroy {
+            outln!(
+                "  last destroy: incomplete, {} deleted, {} could not be deleted and {} still tracked; `fabrik destroy {}` again deletes the rest",
+                destroy.record.deleted,
+                destroy.record.failed,
+                if destroy.record.failed == 1 {
+                    "is"
+                } else {
+                    "are"
+                },
+                d.app
             );
         }
         for r in &resources {
