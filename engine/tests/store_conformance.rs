@@ -718,6 +718,40 @@ mod postgres_only {
         client
     }
 
+    /// A server that ends idle sessions does not end Fabrik's: the store and the lock
+    /// set `idle_session_timeout` and `idle_in_transaction_session_timeout` to 0 for
+    /// their own sessions (issue 28, point 2).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_that_ends_idle_sessions_does_not_end_fabrik_s() {
+        let url = postgres_url();
+        assert!(
+            !url.contains("://"),
+            "NOT RUN: this test adds `user=` to a key=value connection string"
+        );
+        let admin = raw(&url, &fresh_schema()).await;
+        let role = format!("fabrik_idle_{}", &fresh_schema()[2..]);
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE {role} LOGIN; GRANT CREATE ON DATABASE postgres TO {role};
+                 ALTER ROLE {role} SET idle_session_timeout = '1s'"
+            ))
+            .await
+            .expect("role");
+        let as_role = format!("{url} user={role}");
+        let store = Store::connect(&settings(&as_role, &fresh_schema()))
+            .await
+            .expect("connects");
+        // Idle for longer than the server allows, then used again.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        assert!(
+            store
+                .deployments()
+                .await
+                .expect("the session is still there")
+                .is_empty()
+        );
+    }
+
     /// A refusal by the server says what the server said ("permission denied ..."), not
     /// tokio-postgres's bare "db error" (issue 28, point 7).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

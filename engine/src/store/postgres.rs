@@ -343,10 +343,16 @@ pub async fn connect_client(settings: &PgSettings) -> Result<Client, StoreError>
     };
     let mut config = parse_connection_string(settings.url.expose_secret()).map_err(open_error)?;
     // Every statement finds Fabrik's tables in the project's schema, without a round trip
-    // to set it (the schema name was checked to be a plain identifier).
+    // to set it (the schema name was checked to be a plain identifier). And the server's
+    // idle timeouts do not apply to Fabrik's sessions: a lock is held by its session for
+    // as long as a run lasts, idle while a provider works, and a server that ends idle
+    // sessions would end the lock in the middle of the run.
+    let mut options =
+        "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0".to_owned();
     if valid_schema(&settings.schema) {
-        config.options(format!("-c search_path={}", settings.schema));
+        options.push_str(&format!(" -c search_path={}", settings.schema));
     }
+    config.options(options);
     // The error of a failed connection names the server and the cause, never the
     // password: tokio-postgres does not quote the connection string.
     let local = transport(&config).map_err(open_error)?.is_local();
