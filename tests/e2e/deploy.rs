@@ -764,25 +764,37 @@ async fn ten_concurrent_applies_of_one_app_deploy_it_once() {
     assert_eq!(world.sandbox.coolify.resources().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_specs_in_one_apply_run_concurrently() {
-    let world = World::start().await;
-    let names = ["one", "two", "three"];
-    let mut resolve = Vec::new();
+/// `fabrik apply --parallel N` of the fixture as apps `names`, each on
+/// `<name>.example.com` (which the sandbox serves), passed through `edit`.
+fn apply_together(
+    world: &World,
+    names: &[&str],
+    edit: impl Fn(String) -> String,
+) -> std::process::Command {
+    let mut resolve = world.source_overrides();
     let mut specs = Vec::new();
     for name in names {
         let domain = format!("{name}.example.com");
         resolve.push(format!("{domain}:443:{}", world.sandbox.app_addr));
         specs.push(world.spec(&format!("{name}.yaml"), |t| {
-            t.replace("name: test-api", &format!("name: {name}"))
-                .replace("domain: api.example.com", &format!("domain: {domain}"))
+            edit(
+                t.replace("name: test-api", &format!("name: {name}"))
+                    .replace("domain: api.example.com", &format!("domain: {domain}")),
+            )
         }));
     }
-    resolve.extend(world.source_overrides());
     let mut cmd = world.command(&specs[0]);
     cmd.env("FABRIK_RESOLVE", resolve.join(","))
         .args(&specs[1..])
-        .args(["--parallel", "3"]);
+        .args(["--parallel", &names.len().to_string()]);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_specs_in_one_apply_run_concurrently() {
+    let world = World::start().await;
+    let names = ["one", "two", "three"];
+    let cmd = apply_together(&world, &names, |t| t);
     let output = World::output(cmd).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -919,22 +931,9 @@ async fn deployments_beyond_the_servers_concurrent_builds_wait_in_its_queue() {
     });
     world.sandbox.coolify.set_concurrent_builds(1);
     let names = ["one", "two", "three"];
-    let mut resolve = Vec::new();
-    let mut specs = Vec::new();
-    for name in names {
-        let domain = format!("{name}.example.com");
-        resolve.push(format!("{domain}:443:{}", world.sandbox.app_addr));
-        specs.push(world.spec(&format!("{name}.yaml"), |t| {
-            t.replace("name: test-api", &format!("name: {name}"))
-                .replace("domain: api.example.com", &format!("domain: {domain}"))
-                .replace("template: python-api", "template: docker-image")
-        }));
-    }
-    resolve.extend(world.source_overrides());
-    let mut cmd = world.command(&specs[0]);
-    cmd.env("FABRIK_RESOLVE", resolve.join(","))
-        .args(&specs[1..])
-        .args(["--parallel", "3"]);
+    let cmd = apply_together(&world, &names, |t| {
+        t.replace("template: python-api", "template: docker-image")
+    });
     let started = Instant::now();
     let output = World::output(cmd).await;
     let (stdout, stderr) = text(&output);
