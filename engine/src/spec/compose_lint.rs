@@ -1,35 +1,63 @@
-//! The compose check: what a rendered template (a built-in or a project's own) may not
-//! ask Docker for. It reads the document as Compose would run it: merge keys resolved
-//! before (see `Template::render`), booleans in any spelling Compose accepts, mount
-//! sources as normalised paths.
+//! The compose check: what a rendered template (a built-in or a project's own) may ask
+//! Docker for. It is an allow list over the whole Compose model, read as Compose reads
+//! it: merge keys resolved (see `Template::render`), every value interpolated as Compose
+//! interpolates it (`interpolate`), twice (with the spec's `env`, as Coolify's `.env`
+//! holds it, and with nothing, as when it was removed on the server), then cast
+//! (booleans in any spelling Compose accepts; mount sources as normalised paths). A
+//! checked value may not use a variable the spec does not define (a secret, or one set
+//! on the server): its value, and so what it does, cannot be known here.
 //!
-//! Refused, in one place (README "Templates" and SECURITY.md point here):
+//! The rules, in one place (README "Templates" and SECURITY.md point here):
 //!
-//! - `privileged` that Compose reads as true (`true`, `"true"`, `yes`, `on`, `1`, ...);
-//! - sharing a host namespace: `network_mode`, `pid`, `ipc`, `uts`, `userns_mode` or
-//!   `cgroup` set to `host`;
-//! - adding a capability outside [`ADDABLE_CAPABILITIES`] (an allow list: Docker's
-//!   defaults and `IPC_LOCK`; `NET_ADMIN`, `SYS_NICE`, `SYS_ADMIN`, `ALL`... are refused);
-//! - switching confinement off in `security_opt`: [`UNCONFINED`];
-//! - `devices` (a host device in the container);
-//! - bind mounts of `/`, of a directory that holds the Docker socket, or of a host
-//!   directory in [`HOST_PATHS`] (or below it: the system's directories, the Docker
-//!   and Coolify data), after `.`/`..` are resolved; a relative
-//!   source that climbs out of the project directory; a source with `$` or `~`, which
-//!   Compose expands and this check cannot follow.
+//! - Top level (`top_level`): `services`, `volumes`, `networks`, `secrets`, `configs`
+//!   and `x-*`; nothing else (`include` reads other files, `name` would name the
+//!   project Coolify names). Volumes use the `local` driver, are never `external` or
+//!   `name`d (another app's data), and their `driver_opts` mount only a tmpfs, a network
+//!   share or a bind the mount rules allow; networks are never the host's; secrets and
+//!   configs come from `environment`, `content` or a `file` inside the app.
+//! - Services (`service`): the keys with no effect outside the container pass; the rest
+//!   have a rule: `privileged` never true; `network_mode`, `ipc`, `cgroup` keep their own
+//!   namespace (no `host`, `container:`, `service:`); `cap_add` within
+//!   [`ADDABLE_CAPABILITIES`]; `security_opt` within [`SECURITY_OPTIONS`]; `volumes`:
+//!   bind mounts never of `/`, the Docker socket or [`HOST_PATHS`] (after `.`/`..` are
+//!   resolved), never climbing out of the project, never `~`; `volumes_from` and
+//!   `extends` only of this document's services; `build` contexts, Dockerfiles and extra
+//!   contexts inside the app or remote, no `network: host`, SSH agent, entitlements or
+//!   local caches; ports numeric. Refused with their reason: `pid`, `uts`,
+//!   `userns_mode`, `cgroup_parent`, `devices`, `device_cgroup_rules`, `gpus`,
+//!   `runtime`, `use_api_socket`, `env_file`, `label_file`, `external_links`,
+//!   `provider`, `post_start`, `pre_stop`, `container_name` and the rest of `REFUSED`.
+//!   A key Compose adds later is refused until it is added here.
+//! - Names on the network every app shares (service names, network aliases) do not start
+//!   with `coolify`, and service names keep Compose's alphabet; volume sources and
+//!   targets have none of the shell metacharacters Coolify refuses (checked on the text
+//!   Coolify receives).
 //!
 //! Also refused because it cannot work: no `services`, no service of the name the
-//! template header gives, a service with neither `image` nor `build`, ports that are not
-//! numbers.
+//! template header gives, a service with neither `image` nor `build`, a database image
+//! as the routed service, invalid interpolation.
+
+mod interpolate;
+mod paths;
+mod read;
+mod service;
+mod top_level;
+
+use std::collections::BTreeMap;
 
 use serde_yaml::Value;
+
+pub use paths::HOST_PATHS;
+
+use interpolate::Variables;
+use read::Reading;
 
 /// The capabilities `cap_add` may name, without the `CAP_` prefix: Docker's default set
 /// (moby `oci/caps/defaults.go`; adding one is harmless, and usual after `cap_drop:
 /// [ALL]`), plus `IPC_LOCK` (locking memory, for databases and vaults; bounded by the
 /// memlock limit). Anything else widens what a web app can do to the host or its
-/// neighbours (`NET_ADMIN` on the Docker network, `SYS_NICE`'s real-time scheduling
-/// starving other apps of CPU, `SYS_PTRACE`, `BPF`, ...).
+/// neighbours (`SYS_ADMIN`, `NET_ADMIN` on the Docker network, `SYS_NICE`'s real-time
+/// scheduling starving other apps of CPU, `SYS_PTRACE`, `BPF`, ...).
 pub const ADDABLE_CAPABILITIES: &[&str] = &[
     "AUDIT_WRITE",
     "CHOWN",
@@ -48,63 +76,28 @@ pub const ADDABLE_CAPABILITIES: &[&str] = &[
     "IPC_LOCK",
 ];
 
-/// Capabilities named as such in the refusal: each gives the container the host.
-const PRIVILEGED_CAPABILITIES: &[&str] = &[
-    "ALL",
-    "SYS_ADMIN",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_PTRACE",
-    "DAC_READ_SEARCH",
-    "BPF",
+/// The `security_opt` entries allowed (whitespace removed, lower case): turning
+/// privilege escalation off. Every other option switches confinement off
+/// (`seccomp=unconfined`, `apparmor=unconfined`, `label=disable`,
+/// `systempaths=unconfined`), swaps its profile, or relabels the container
+/// (`label=type:spc_t`).
+pub const SECURITY_OPTIONS: &[&str] = &[
+    "no-new-privileges",
+    "no-new-privileges:true",
+    "no-new-privileges=true",
+    "no-new-privileges:false",
+    "no-new-privileges=false",
 ];
 
-/// `security_opt` entries that switch confinement off (both separators Docker accepts).
-pub const UNCONFINED: &[&str] = &[
-    "seccomp:unconfined",
-    "seccomp=unconfined",
-    "apparmor:unconfined",
-    "apparmor=unconfined",
-    "label:disable",
-    "label=disable",
-    "systempaths=unconfined",
-];
-
-/// Host directories (and the Docker socket) a bind mount may not reach, nor contain.
-pub const HOST_PATHS: &[&str] = &[
-    // Runtime sockets (Docker's, containerd's, ...) and every service's data; cron's
-    // spool (a crontab written there runs as its owner); a snap-installed Docker's data.
-    "/run",
-    "/var/run",
-    "/var/lib",
-    "/var/spool",
-    "/var/snap",
-    // Coolify's own data: the SSH keys to every server it manages (`/data/coolify/ssh`,
-    // app/Models/PrivateKey.php), its database, every application's files.
-    "/data/coolify",
-    "/proc",
-    "/sys",
-    "/dev",
-    "/etc",
-    "/boot",
-    "/root",
-    "/home",
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/lib",
-    "/lib64",
-];
-
-const HOST_NAMESPACES: &[&str] = &["network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup"];
-
-/// Rejects compose documents that cannot work or would hand the host to the container.
-pub fn lint(document: &Value, service: &str) -> Result<(), String> {
+/// Checks a compose document (merge keys resolved) for the template whose routed
+/// service is `service`, for a spec whose `env` is `env`.
+pub fn lint(document: &Value, service: &str, env: &BTreeMap<String, String>) -> Result<(), String> {
     let services = document
         .get("services")
         .and_then(Value::as_mapping)
         .filter(|s| !s.is_empty())
         .ok_or("it has no `services`")?;
+    let top = document.as_mapping().ok_or("it is not a mapping")?;
     let Some(routed) = services.get(service) else {
         return Err(format!(
             "it has no service `{service}` (the one the template header names)"
@@ -117,7 +110,7 @@ pub fn lint(document: &Value, service: &str) -> Result<(), String> {
             "services.{service}.image `{image}` is one Coolify takes for a database, and a database gets no domain (Coolify refuses it); route the domain to the service that answers HTTP, or give this one an HTTP health check (`healthcheck.test` with curl or wget) so that Coolify sees an application"
         ));
     }
-    for (name, body) in services {
+    for name in services.keys() {
         let name = name.as_str().ok_or("a service name is not a string")?;
         // Compose's alphabet for service names; Coolify also refuses shell metacharacters
         // in them (`validateDockerComposeForInjection`, bootstrap/helpers/parsers.php).
@@ -131,287 +124,44 @@ pub fn lint(document: &Value, service: &str) -> Result<(), String> {
                 name.escape_debug()
             ));
         }
-        let body = body
-            .as_mapping()
-            .ok_or_else(|| format!("services.{name} is not a mapping"))?;
-        let at = |key: &str| format!("services.{name}.{key}");
-        if !body.contains_key("image") && !body.contains_key("build") {
-            return Err(format!("services.{name} has neither `image` nor `build`"));
-        }
-        if body.get("privileged").is_some_and(is_true) {
-            return Err(format!(
-                "{} is true; privileged containers are not allowed",
-                at("privileged")
-            ));
-        }
-        for key in HOST_NAMESPACES {
-            if body
-                .get(*key)
-                .and_then(scalar)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("host"))
-            {
-                return Err(format!(
-                    "{} is `host`; sharing the host's namespaces is not allowed",
-                    at(key)
-                ));
-            }
-        }
-        for cap in strings(body.get("cap_add")) {
-            let bare = cap.trim().to_ascii_uppercase();
-            let bare = bare.trim_start_matches("CAP_");
-            if PRIVILEGED_CAPABILITIES.contains(&bare) {
-                return Err(format!(
-                    "{} adds `{cap}`, which is equivalent to privileged",
-                    at("cap_add")
-                ));
-            }
-            if !ADDABLE_CAPABILITIES.contains(&bare) {
-                return Err(format!(
-                    "{} adds `{cap}`, which a container may not add (allowed: Docker's defaults and IPC_LOCK)",
-                    at("cap_add")
-                ));
-            }
-        }
-        for option in strings(body.get("security_opt")) {
-            let compact: String = option
-                .split_whitespace()
-                .collect::<String>()
-                .to_ascii_lowercase();
-            if UNCONFINED.contains(&compact.as_str()) {
-                return Err(format!(
-                    "{} has `{option}`, which switches the container's confinement off",
-                    at("security_opt")
-                ));
-            }
-        }
-        if body.get("devices").is_some_and(|d| !is_empty(d)) {
-            return Err(format!(
-                "{} gives the container host devices, which is not allowed",
-                at("devices")
-            ));
-        }
-        if let Some(volumes) = body.get("volumes") {
-            let list = volumes
-                .as_sequence()
-                .ok_or_else(|| format!("{} is not a list", at("volumes")))?;
-            for volume in list {
-                check_mount(volume).map_err(|problem| format!("{}: {problem}", at("volumes")))?;
-            }
-        }
-        for key in ["ports", "expose"] {
-            if let Some(ports) = body.get(key) {
-                let list = ports
-                    .as_sequence()
-                    .ok_or_else(|| format!("{} is not a list", at(key)))?;
-                for entry in list {
-                    check_port_entry(entry).map_err(|problem| format!("{}: {problem}", at(key)))?;
-                }
-            }
+        check_shared_name(name).map_err(|problem| format!("service name {problem}"))?;
+    }
+    let nothing = BTreeMap::new();
+    for values in [env, &nothing] {
+        let reading = Reading {
+            variables: Variables { values, known: env },
+        };
+        top_level::check(top, &reading)?;
+        for (name, body) in services {
+            let name = name.as_str().unwrap_or_default();
+            let body = read::untagged(body)
+                .as_mapping()
+                .ok_or_else(|| format!("services.{name} is not a mapping"))?;
+            service::check(name, body, services, &reading)?;
         }
     }
     Ok(())
 }
 
-/// Whether Compose reads `value` as true: YAML's booleans, and the strings and numbers
-/// its loader converts (`"true"`, `"yes"`, `"on"`, `"y"`, `"1"`, any case).
-fn is_true(value: &Value) -> bool {
-    match value {
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => matches!(
-            s.trim().to_ascii_lowercase().as_str(),
-            "true" | "yes" | "y" | "on" | "1" | "t"
-        ),
-        Value::Tagged(tagged) => is_true(&tagged.value),
-        _ => false,
+/// Coolify's own containers (`coolify`, `coolify-db`, `coolify-redis`,
+/// `coolify-realtime`, `coolify-proxy`) answer to their names on the network every app
+/// shares; a container answering to one of them would receive their connections.
+fn check_shared_name(name: &str) -> Result<(), String> {
+    if name.to_ascii_lowercase().starts_with("coolify") {
+        return Err(format!(
+            "`{}` starts with `coolify`: Coolify's own containers answer to such names on the network every app shares",
+            name.escape_debug()
+        ));
     }
+    Ok(())
 }
 
-/// A scalar as Compose reads it (a string, or a number or boolean written bare).
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Tagged(tagged) => scalar(&tagged.value),
-        _ => None,
-    }
-}
-
-/// The scalars of a list (or of a single scalar where Compose takes one).
-fn strings(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::Sequence(items)) => items.iter().filter_map(scalar).collect(),
-        Some(other) => scalar(other).into_iter().collect(),
-        None => Vec::new(),
-    }
-}
-
-fn is_empty(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Sequence(s) => s.is_empty(),
-        Value::Mapping(m) => m.is_empty(),
-        _ => false,
-    }
-}
-
-/// One `volumes` entry: the short form (`source:target[:mode]`) or the long form.
 /// What Coolify refuses in a service name or a volume's source or target, since it
 /// passes them to a shell (`validateShellSafePath`, bootstrap/helpers/shared.php).
 const SHELL_UNSAFE: &[&str] = &["`", "$(", "${", "|", "&", ";", "\n", "\r", "\t", ">", "<"];
 
 fn shell_unsafe(text: &str) -> Option<&'static str> {
     SHELL_UNSAFE.iter().copied().find(|bad| text.contains(bad))
-}
-
-fn check_mount(volume: &Value) -> Result<(), String> {
-    if let Value::Tagged(tagged) = volume {
-        return check_mount(&tagged.value);
-    }
-    check_mount_source(volume)?;
-    let texts: Vec<String> = match volume {
-        Value::String(s) => vec![s.clone()],
-        Value::Mapping(m) => ["source", "target"]
-            .iter()
-            .filter_map(|k| m.get(*k).and_then(scalar))
-            .collect(),
-        _ => Vec::new(),
-    };
-    for text in &texts {
-        if let Some(bad) = shell_unsafe(text) {
-            return Err(format!(
-                "`{}` has `{}`, which Coolify refuses in a volume (it reaches a shell)",
-                text.escape_debug(),
-                bad.escape_debug()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// What a bind mount's source reaches.
-fn check_mount_source(volume: &Value) -> Result<(), String> {
-    let (source, bind) = match volume {
-        Value::String(s) => {
-            let source = s.split(':').next().unwrap_or_default().to_owned();
-            // A named volume has no `/`, `.` or `~` at its start.
-            let bind = source.starts_with(['/', '.', '~', '$']);
-            (source, bind)
-        }
-        Value::Mapping(m) => {
-            // Coolify's extension: a file mount with its content inline. Its parser takes
-            // the content out of the compose it keeps (coollabsio/coolify
-            // bootstrap/helpers/parsers.php, `serviceParser`: `data_forget($yaml,
-            // 'services.*.volumes.*.content')`), so what Coolify stores never equals what
-            // was sent and a change to the content could not be seen.
-            if m.contains_key("content") {
-                return Err(
-                    "`content` is taken out of the compose by Coolify when it stores it, so Fabrik could never tell whether it changed; put the file in the image, or pass its value in `env`"
-                        .to_owned(),
-                );
-            }
-            let source = m.get("source").and_then(scalar).unwrap_or_default();
-            let kind = m.get("type").and_then(scalar).unwrap_or_default();
-            let bind = kind == "bind" || source.starts_with(['/', '.', '~', '$']);
-            (source, bind)
-        }
-        Value::Tagged(tagged) => return check_mount_source(&tagged.value),
-        _ => return Ok(()),
-    };
-    if !bind {
-        return Ok(());
-    }
-    if source.contains(['$', '~']) {
-        return Err(format!(
-            "`{source}` is expanded by Compose, so what it mounts cannot be checked; write the path"
-        ));
-    }
-    let path = normalise(&source)
-        .ok_or_else(|| format!("`{source}` climbs out of the project directory"))?;
-    if !path.starts_with('/') {
-        return Ok(());
-    }
-    let reaches = |host: &str| {
-        path == "/"
-            || path == host
-            || host.starts_with(&format!("{path}/"))
-            || path.starts_with(&format!("{host}/"))
-    };
-    if path.ends_with("docker.sock") || HOST_PATHS.iter().any(|host| reaches(host)) {
-        return Err(format!(
-            "`{source}` mounts `{path}`, which gives the container the host"
-        ));
-    }
-    Ok(())
-}
-
-/// `source` with `.`, `..`, repeated and trailing `/` resolved: absolute stays absolute
-/// (`..` at the root stays there, as the kernel does); a relative path that climbs
-/// above its start is `None`.
-fn normalise(source: &str) -> Option<String> {
-    let absolute = source.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in source.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() && !absolute {
-                    return None;
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    Some(if absolute {
-        format!("/{joined}")
-    } else {
-        joined
-    })
-}
-
-fn check_port_entry(entry: &Value) -> Result<(), String> {
-    match entry {
-        Value::Number(n) => n
-            .as_u64()
-            .filter(|p| (1..=65535).contains(p))
-            .map(|_| ())
-            .ok_or_else(|| format!("{n} is not a port number")),
-        Value::String(s) => {
-            let spec = s
-                .strip_suffix("/tcp")
-                .or_else(|| s.strip_suffix("/udp"))
-                .unwrap_or(s);
-            // `[ip:]published:target`; an IPv6 address is bracketed.
-            let ports = match spec.rfind(']') {
-                Some(i) => spec[i + 1..].trim_start_matches(':'),
-                None => spec,
-            };
-            let parts: Vec<&str> = ports.split(':').collect();
-            let numeric = match parts.as_slice() {
-                [target] => vec![*target],
-                [published, target] => vec![*published, *target],
-                [_ip, published, target] => vec![*published, *target],
-                _ => return Err(format!("{s:?} is not a port mapping")),
-            };
-            for part in numeric {
-                if !part.parse::<u16>().is_ok_and(|p| p > 0) {
-                    return Err(format!("{s:?} has a non-numeric port `{part}`"));
-                }
-            }
-            Ok(())
-        }
-        Value::Mapping(m) => {
-            for key in ["target", "published"] {
-                if let Some(v) = m.get(key) {
-                    check_port_entry(v)?;
-                }
-            }
-            Ok(())
-        }
-        other => Err(format!("{other:?} is not a port")),
-    }
 }
 
 #[cfg(test)]
@@ -462,7 +212,7 @@ mod tests {
             ("services: {web: {image: x}}", "no service `app`"),
         ];
         for (text, expected) in cases {
-            let err = lint(&doc(text), "app").expect_err(text);
+            let err = lint(&doc(text), "app", &BTreeMap::new()).expect_err(text);
             assert!(err.contains(expected), "{text}: {err}");
         }
     }
@@ -484,8 +234,8 @@ mod tests {
                 "x-base: &base {privileged: true}\nservices:\n  app:\n    <<: *base\n    image: x\n",
                 "privileged",
             ),
-            ("services: {app: {image: x, pid: ' HOST'}}", "namespaces"),
-            ("services: {app: {image: x, uts: host}}", "namespaces"),
+            ("services: {app: {image: x, pid: ' HOST'}}", "namespace"),
+            ("services: {app: {image: x, uts: host}}", "namespace"),
             (
                 "services: {app: {image: x, cap_add: [cap_sys_module]}}",
                 "privileged",
@@ -525,7 +275,7 @@ mod tests {
             ),
             (
                 "services: {app: {image: x, volumes: ['${HOME}:/h']}}",
-                "expanded",
+                "which Coolify refuses in a volume",
             ),
             (
                 "services: {app: {image: x, volumes: ['~/.ssh:/h']}}",
@@ -584,7 +334,7 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let err = lint(&doc(text), "app").expect_err(text);
+            let err = lint(&doc(text), "app", &BTreeMap::new()).expect_err(text);
             assert!(err.contains(expected), "{text}: {err}");
         }
     }
@@ -601,20 +351,288 @@ mod tests {
             // A database beside the app is fine, and so is a database image serving HTTP.
             "services: {app: {image: x}, db: {image: 'postgres:16'}}",
             "services: {app: {image: 'redis:7', healthcheck: {test: 'wget -q -O- http://localhost/health'}}}",
+            // What the allow list keeps: named volumes, networks, secrets from the app.
+            "services: {app: {image: x, volumes: ['data:/d', 'tmp:/t', 'share:/s'], networks: [n], secrets: [k], configs: [c]}}\nvolumes: {data: {}, tmp: {driver: local, driver_opts: {type: tmpfs, device: tmpfs, o: 'size=100m'}}, share: {driver_opts: {type: none, o: bind, device: /srv/share}}}\nnetworks: {n: {driver: bridge}, coolify: {external: true}}\nsecrets: {k: {environment: API_KEY}}\nconfigs: {c: {file: ./conf/app.ini}}\nx-note: free",
+            "services: {app: {build: {context: 'https://github.com/acme/app.git#0123abc', dockerfile_inline: 'FROM x', args: {A: b}}, network_mode: bridge, ipc: shareable, cgroup: private, volumes_from: [db], extends: db, deploy: {resources: {limits: {cpus: '0.5'}}}}, db: {image: y, networks: {default: {aliases: [database]}}}}",
+            "services: {app: {build: {context: ./app, dockerfile: Dockerfile.prod, additional_contexts: {base: 'docker-image://alpine:3', shared: ./shared}}}}",
         ] {
-            assert_eq!(lint(&doc(ok), "app"), Ok(()), "{ok}");
+            assert_eq!(lint(&doc(ok), "app", &BTreeMap::new()), Ok(()), "{ok}");
         }
     }
 
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// Issue 28, point 1: what the refusal list let through, each spelling refused by the
+    /// allow list (the top level, keys it never read, `container:`/`service:` modes, and
+    /// every checked key through interpolation).
     #[test]
-    fn paths_are_normalised_like_the_kernel_does() {
-        assert_eq!(
-            normalise("/var/run/../run/./docker.sock/").as_deref(),
-            Some("/var/run/docker.sock")
-        );
-        assert_eq!(normalise("/../../etc").as_deref(), Some("/etc"));
-        assert_eq!(normalise("//").as_deref(), Some("/"));
-        assert_eq!(normalise("./a/../b").as_deref(), Some("b"));
-        assert_eq!(normalise("./a/../../b"), None);
+    fn the_allow_list_refuses_what_the_refusal_list_let_through() {
+        let spec_env = env(&[("MODE", "host"), ("ON", "yes"), ("ROOT", "/")]);
+        let cases = [
+            // A named volume whose driver options bind-mount the host's `/`.
+            (
+                "services: {app: {image: x, volumes: ['data:/d']}}\nvolumes: {data: {driver_opts: {type: none, o: bind, device: /}}}",
+                "volumes.data: `/` mounts `/`",
+            ),
+            (
+                "services: {app: {image: x}}\nvolumes: {data: {driver_opts: {type: ext4, device: /dev/sda1}}}",
+                "mounts a device of the server",
+            ),
+            (
+                "services: {app: {image: x}}\nvolumes: {data: {external: true, name: coolify-db}}",
+                "names a volume outside this app",
+            ),
+            (
+                "services: {app: {image: x}}\nvolumes: {data: {driver: rclone}}",
+                "only Docker's `local` driver",
+            ),
+            // Top-level secrets and configs read from anywhere on the server.
+            (
+                "services: {app: {image: x, secrets: [k]}}\nsecrets: {k: {file: /data/coolify/ssh/keys/id.root@host.docker.internal}}",
+                "secrets.k.file `/data/coolify/ssh/keys/id.root@host.docker.internal` is outside",
+            ),
+            (
+                "services: {app: {image: x}}\nconfigs: {c: {file: ../../ssh/keys/k}}",
+                "configs.c.file `../../ssh/keys/k` climbs out",
+            ),
+            (
+                "services: {app: {image: x}}\ninclude: [/etc/x.yaml]",
+                "`include` reads",
+            ),
+            (
+                "services: {app: {image: x}}\nname: other-app",
+                "`name` sets the Compose project",
+            ),
+            (
+                "services: {app: {image: x}}\nmodels: {m: {model: x}}",
+                "`models` is not a top-level key",
+            ),
+            (
+                "services: {app: {image: x, networks: [h]}}\nnetworks: {h: {name: host, external: true}}",
+                "Docker's `host` network",
+            ),
+            (
+                "services: {app: {image: x}}\nnetworks: {host: {external: true}}",
+                "Docker's `host` network",
+            ),
+            (
+                "services: {app: {image: x}}\nnetworks: {n: {driver: macvlan}}",
+                "only `bridge` and `overlay`",
+            ),
+            // Service keys the old check never read.
+            (
+                "services: {app: {image: x, env_file: /data/coolify/source/.env}}",
+                "services.app.env_file reads a file",
+            ),
+            (
+                "services: {app: {image: x, env_file: [{path: ./.env}]}}",
+                "services.app.env_file reads a file",
+            ),
+            (
+                "services: {app: {image: x, volumes_from: ['container:coolify']}}",
+                "services.app.volumes_from: `container:coolify`",
+            ),
+            (
+                "services: {app: {image: x, volumes_from: [other]}}",
+                "is not a service of this document",
+            ),
+            (
+                "services: {app: {image: x, pid: 'container:coolify'}}",
+                "services.app.pid shares",
+            ),
+            (
+                "services: {app: {image: x, pid: 'service:db'}, db: {image: y}}",
+                "services.app.pid shares",
+            ),
+            (
+                "services: {app: {image: x, network_mode: 'container:coolify'}}",
+                "sharing the host's or another container's namespaces",
+            ),
+            (
+                "services: {app: {image: x, network_mode: 'service:db'}, db: {image: y}}",
+                "sharing the host's or another container's namespaces",
+            ),
+            (
+                "services: {app: {image: x, ipc: 'container:coolify-db'}}",
+                "sharing the host's or another container's namespaces",
+            ),
+            (
+                "services: {app: {image: x, ipc: host}}",
+                "sharing the host's",
+            ),
+            (
+                "services: {app: {image: x, cgroup: host}}",
+                "sharing the host's",
+            ),
+            (
+                "services: {app: {image: x, device_cgroup_rules: ['c 1:3 mr']}}",
+                "device_cgroup_rules lets the container use host devices",
+            ),
+            (
+                "services: {app: {image: x, gpus: all}}",
+                "services.app.gpus gives",
+            ),
+            (
+                "services: {app: {image: x, deploy: {resources: {reservations: {devices: [{capabilities: [gpu]}]}}}}}",
+                "reservations.devices",
+            ),
+            (
+                "services: {app: {image: x, security_opt: ['label=type:spc_t']}}",
+                "only `no-new-privileges` is allowed",
+            ),
+            (
+                "services: {app: {image: x, security_opt: ['seccomp=/etc/profile.json']}}",
+                "only `no-new-privileges` is allowed",
+            ),
+            (
+                "services: {app: {image: x, security_opt: ['apparmor = unconfined']}}",
+                "only `no-new-privileges` is allowed",
+            ),
+            (
+                "services: {app: {build: {context: /}}}",
+                "build context `/` is outside",
+            ),
+            (
+                "services: {app: {build: ../..}}",
+                "build context `../..` climbs out",
+            ),
+            (
+                "services: {app: {build: {context: ., dockerfile: /etc/shadow}}}",
+                "dockerfile `/etc/shadow` is outside",
+            ),
+            (
+                "services: {app: {build: {context: ., additional_contexts: {etc: /etc}}}}",
+                "build context `/etc` is outside",
+            ),
+            (
+                "services: {app: {build: {context: ., network: host}}}",
+                "build.network `host`",
+            ),
+            (
+                "services: {app: {build: {context: ., ssh: [default]}}}",
+                "build.ssh reaches the server",
+            ),
+            (
+                "services: {app: {build: {context: ., entitlements: [network.host]}}}",
+                "build.entitlements reaches",
+            ),
+            (
+                "services: {app: {build: {context: ., privileged: true}}}",
+                "privileged builds",
+            ),
+            (
+                "services: {app: {image: x, extends: {file: /etc/x.yaml, service: s}}}",
+                "extends.file reads another file",
+            ),
+            (
+                "services: {app: {image: x, use_api_socket: true}}",
+                "gives the container the Docker API",
+            ),
+            (
+                "services: {app: {image: x, runtime: runc-unconfined}}",
+                "changes the runtime",
+            ),
+            (
+                "services: {app: {image: x, cgroup_parent: /}}",
+                "cgroup_parent",
+            ),
+            (
+                "services: {app: {image: x, post_start: [{command: id, privileged: true}]}}",
+                "post_start runs commands",
+            ),
+            (
+                "services: {app: {image: x, external_links: ['coolify-db:db']}}",
+                "external_links reaches containers",
+            ),
+            (
+                "services: {app: {image: x, container_name: coolify-db}}",
+                "container_name fixes a name",
+            ),
+            (
+                "services: {app: {image: x, future_key: 1}}",
+                "services.app.future_key is not a key Fabrik allows",
+            ),
+            (
+                "services: {app: {image: x}, coolify-db: {image: y}}",
+                "service name `coolify-db` starts with `coolify`",
+            ),
+            (
+                "services: {app: {image: x, networks: {default: {aliases: [coolify-redis]}}}}",
+                "aliases: `coolify-redis` starts with `coolify`",
+            ),
+            // Through interpolation: Compose interpolates, then casts.
+            (
+                "services: {app: {image: x, privileged: '${ON}'}}",
+                "privileged containers are not allowed",
+            ),
+            (
+                "services: {app: {image: x, privileged: '${UNSET:-true}'}}",
+                "`$UNSET`, whose value is not in the spec",
+            ),
+            (
+                "services: {app: {image: x, network_mode: '${MODE}'}}",
+                "is `host`",
+            ),
+            (
+                "services: {app: {image: x, network_mode: '${MODE_UNSET-host}'}}",
+                "`$MODE_UNSET`, whose value is not in the spec",
+            ),
+            (
+                "services: {app: {image: x, cap_add: ['${SECRET}']}}",
+                "`$SECRET`, whose value is not in the spec",
+            ),
+            (
+                "services: {app: {image: x, cap_add: ['SYS_${X:-ADMIN}']}}",
+                "whose value is not in the spec",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['data:/d']}}\nvolumes: {data: {driver_opts: {type: none, o: bind, device: '${ROOT}'}}}",
+                "mounts `/`",
+            ),
+            (
+                "services: {app: {build: {context: '${ROOT}'}}}",
+                "build context `/` is outside",
+            ),
+            (
+                "services: {app: {image: x, privileged: '${'}}",
+                "not valid Compose interpolation",
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (text, expected) in cases {
+            match lint(&doc(text), "app", &spec_env) {
+                Err(err) if err.contains(expected) => {}
+                other => failures.push(format!("{text}\n  expected `{expected}`, got {other:?}")),
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// What the spec's `env` makes of a value is what is checked, in both readings: with
+    /// the variable (as Coolify's `.env` has it) and without (removed on the server).
+    #[test]
+    fn interpolation_is_read_with_and_without_the_specs_env() {
+        let spec_env = env(&[("NET", "bridge"), ("EMPTY", "")]);
+        for ok in [
+            "services: {app: {image: x, network_mode: '${NET}'}}",
+            "services: {app: {image: x, network_mode: '${NET:-none}'}}",
+            "services: {app: {image: x, privileged: '${EMPTY:-false}'}}",
+            "services: {app: {image: x, environment: {A: '${SECRET}', B: '$$HOME'}, command: 'echo ${ANYTHING}'}}",
+        ] {
+            assert_eq!(lint(&doc(ok), "app", &spec_env), Ok(()), "{ok}");
+        }
+        // Only the reading without the variable gives `host`.
+        let err = lint(
+            &doc("services: {app: {image: x, network_mode: '${NET-host}'}}"),
+            "app",
+            &spec_env,
+        )
+        .expect_err("the empty reading");
+        assert!(err.contains("is `host`"), "{err}");
     }
 }

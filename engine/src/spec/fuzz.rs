@@ -1,5 +1,5 @@
 //! Fuzzing the parsers Fabrik exposes to files a user (or a checkout) provides: the spec,
-//! `fabrik.toml` and templates. Inputs are mutations of valid documents (YAML and TOML
+//! `fabrik.toml`, templates, and the compose documents templates render. Inputs are mutations of valid documents (YAML and TOML
 //! punctuation, tabs, odd Unicode, deleted and repeated spans); every one must end, fast,
 //! without a panic, and every spec error must be located inside the file.
 //!
@@ -182,6 +182,31 @@ fn fuzz_the_template_parser_and_renderer() {
             let started = Instant::now();
             if let Ok(templates) = TemplateRegistry::load(dir.path()) {
                 let _ = super::parse(Path::new("app.yaml"), &spec, &templates);
+            }
+            prop_assert!(started.elapsed() < DEADLINE, "took {:?}", started.elapsed());
+            Ok(())
+        })
+        .expect("no panic or hang");
+}
+
+const COMPOSE: &str = "services:\n  app:\n    image: x\n    privileged: '${OFF:-false}'\n    network_mode: bridge\n    cap_add: [CHOWN]\n    security_opt: [no-new-privileges]\n    volumes: ['data:/d', './s:/s', {type: bind, source: /srv, target: /t}]\n    build: {context: ./app, dockerfile: Dockerfile, additional_contexts: {a: ./b}}\n    ports: ['8080:80']\n    extends: db\n  db:\n    image: y\nvolumes:\n  data: {driver_opts: {type: none, o: bind, device: /srv/d}}\nnetworks: {n: {driver: bridge}}\nsecrets: {k: {file: ./k}}\n";
+
+/// The compose check reads documents a project's template renders: any mutation must
+/// end without a panic, and whatever it accepts must keep the routed service.
+#[test]
+fn fuzz_the_compose_check() {
+    let env: std::collections::BTreeMap<String, String> = [("OFF", "false"), ("X", "/")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    runner()
+        .run(&mutated(COMPOSE), |text| {
+            let started = Instant::now();
+            if let Ok(mut document) = serde_yaml::from_str::<serde_yaml::Value>(&text)
+                && document.apply_merge().is_ok()
+                && super::compose_lint::lint(&document, "app", &env).is_ok()
+            {
+                prop_assert!(document["services"].get("app").is_some(), "{text}");
             }
             prop_assert!(started.elapsed() < DEADLINE, "took {:?}", started.elapsed());
             Ok(())

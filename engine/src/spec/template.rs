@@ -267,7 +267,7 @@ impl Template {
         document
             .apply_merge()
             .map_err(|e| render_error(format!("a merge key cannot be resolved: {e}")))?;
-        super::compose_lint::lint(&document, &self.meta.service).map_err(|problem| {
+        super::compose_lint::lint(&document, &self.meta.service, &spec.env).map_err(|problem| {
             TemplateError::Lint {
                 name: self.name.clone(),
                 problem,
