@@ -187,6 +187,24 @@ fn toml_problem(text: &str, error: &toml::de::Error) -> String {
     message
 }
 
+/// The alphabet of project names, as an error's hint.
+pub const PROJECT_NAME_HINT: &str = "use letters, digits, inner spaces, `.`, `_` and `-`, at most 200 bytes; the name goes into the owner tag of every resource (`fabrik:<project>/<app>`), where `/` and `~` have a meaning";
+
+/// Whether `name` can name a project: it is written into owner tags, whose shortened
+/// form is `<prefix>~<hash>` (`orchestrator/owner.rs`), so no project name may contain
+/// `~` (or `/`, which ends it) and make its tags equal another project's; nor a
+/// character that redaction, escaping or a provider's API would alter.
+/// (`fabrik init` proposes a stricter one; this one also keeps the names of existing
+/// projects named after their directories, whose tags are already written.)
+pub fn is_project_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && name.trim() == name
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | ' '))
+}
+
 /// Why `fabrik.toml` could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
@@ -336,6 +354,19 @@ impl Project {
                 .unwrap_or("default")
                 .to_owned()
         });
+        if !is_project_name(&name) {
+            return Err(invalid(if named_after_directory {
+                format!(
+                    "the project is named after its directory, `{}`, which has characters a project name may not have ({PROJECT_NAME_HINT}); name it in fabrik.toml: `[project]` then `name = \"my-project\"`",
+                    name.escape_debug()
+                )
+            } else {
+                format!(
+                    "project.name: `{}` has characters a project name may not have ({PROJECT_NAME_HINT})",
+                    name.escape_debug()
+                )
+            }));
+        }
         if let Some(schema) = &file.state.schema
             && !crate::store::postgres::valid_schema(schema)
         {
@@ -390,6 +421,40 @@ mod tests {
             project.providers[&Role::Dns].config_env["base-url"],
             "CLOUDFLARE_API_URL"
         );
+    }
+
+    /// Issue 28, point 4: a project named like another's shortened tag would share its
+    /// tags; the alphabet has no `~`.
+    #[test]
+    fn project_names_keep_to_an_alphabet_that_cannot_forge_a_tag() {
+        let long = "the-platform-team-of-a-rather-large-company".repeat(3);
+        let forged = crate::orchestrator::owner::owner_tag(&long, "api");
+        let forging = forged
+            .strip_prefix("fabrik:")
+            .and_then(|t| t.strip_suffix("/api"))
+            .expect("a shortened tag");
+        assert!(forging.contains('~'), "{forging}");
+        for name in [forging, "acme/x", " acme", "tab\there", "a<b>", "", &"p".repeat(201)] {
+            let err = load(&format!("[project]\nname = {name:?}\n"))
+                .err()
+                .unwrap_or_else(|| panic!("{name:?} accepted"));
+            assert!(
+                err.to_string()
+                    .contains("characters a project name may not have"),
+                "{err}"
+            );
+        }
+        for name in ["acme", "Acme_Corp.eu", "team-2", "My Project", "café", &long] {
+            let project = load(&format!("[project]\nname = {name:?}\n")).expect(name);
+            assert_eq!(project.name, name);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let odd = dir.path().join("[acme]");
+        std::fs::create_dir(&odd).expect("dir");
+        let err = Project::load(&odd)
+            .err()
+            .expect("a directory name with a space");
+        assert!(err.to_string().contains("name it in fabrik.toml"), "{err}");
     }
 
     #[test]

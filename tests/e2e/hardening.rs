@@ -145,6 +145,27 @@ fn a_template_cannot_slip_past_the_compose_check() {
             "services:\n  app:\n    image: {{ image }}\n    volumes: ['data:/srv/$(id)']\n",
             "which Coolify refuses in a volume",
         ),
+        // Issue 28, point 1: the allow list, read after Compose's interpolation.
+        (
+            "interpolated",
+            "services:\n  app:\n    image: {{ image }}\n    privileged: '${PRIV}'\n",
+            "services.app.privileged is true",
+        ),
+        (
+            "envfile",
+            "services:\n  app:\n    image: {{ image }}\n    env_file: /data/coolify/source/.env\n",
+            "services.app.env_file reads a file on the server",
+        ),
+        (
+            "driveropts",
+            "services:\n  app:\n    image: {{ image }}\n    volumes: ['root:/host']\nvolumes:\n  root:\n    driver_opts: {type: none, o: bind, device: /}\n",
+            "volumes.root: `/` mounts `/`",
+        ),
+        (
+            "unknown",
+            "services:\n  app:\n    image: {{ image }}\n    use_api_socket: true\n",
+            "services.app.use_api_socket gives the container the Docker API",
+        ),
     ];
     for (name, body, expected) in cases {
         std::fs::write(
@@ -154,7 +175,7 @@ fn a_template_cannot_slip_past_the_compose_check() {
         .expect("template");
         std::fs::write(
             project.path().join("app.yaml"),
-            format!("name: my-api\ntemplate: {name}\ndomain: api.example.com\nserver: vps1\nsource: {{image: ghcr.io/acme/my-api:1.4}}\n"),
+            format!("name: my-api\ntemplate: {name}\ndomain: api.example.com\nserver: vps1\nsource: {{image: ghcr.io/acme/my-api:1.4}}\nenv: {{PRIV: 'yes'}}\n"),
         )
         .expect("spec");
         let output = crate::support::fabrik()
@@ -165,6 +186,42 @@ fn a_template_cannot_slip_past_the_compose_check() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
         assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+}
+
+/// Issue 28, point 4: a project named like another project's shortened owner tag
+/// (`<prefix>~<hash>`) would carry that project's tags, adopt its resources and let its
+/// `gc --delete` delete them; such a name is refused before anything is read or changed.
+#[test]
+fn a_project_name_that_forges_another_projects_tags_is_refused() {
+    let project = tempfile::tempdir().expect("tempdir");
+    // The shortened tag of a long project name (`engine/src/orchestrator/owner.rs`).
+    let long = "the-platform-team-of-a-rather-large-company".repeat(3);
+    let hash = blake3::hash(long.as_bytes()).to_hex();
+    // `fabrik:` + 76 characters of the name + `~` + 12 hex digits + `/api`: 100 bytes.
+    let forging = format!("{}~{}", &long[..76], &hash[..12]);
+    std::fs::write(
+        project.path().join("fabrik.toml"),
+        format!("[project]\nname = \"{forging}\"\n"),
+    )
+    .expect("toml");
+    std::fs::write(
+        project.path().join("app.yaml"),
+        "name: my-api\ntemplate: docker-image\ndomain: api.example.com\nserver: vps1\nport: 8080\nsource: {image: ghcr.io/acme/my-api:1.4}\n",
+    )
+    .expect("spec");
+    for args in [&["plan", "app.yaml"][..], &["gc"][..]] {
+        let output = crate::support::fabrik()
+            .current_dir(project.path())
+            .args(args)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("has characters a project name may not have"),
+            "{args:?}: {stderr}"
+        );
     }
 }
 
