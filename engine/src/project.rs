@@ -434,26 +434,37 @@ mod tests {
             .and_then(|t| t.strip_suffix("/api"))
             .expect("a shortened tag");
         assert!(forging.contains('~'), "{forging}");
-        for name in [forging, "acme/x", " acme", "tab\there", "a<b>", "", &"p".repeat(201)] {
-            let err = load(&format!("[project]\nname = {name:?}\n"))
-                .err()
-                .unwrap_or_else(|| panic!("{name:?} accepted"));
+        for name in [
+            forging,
+            "acme/x",
+            " acme",
+            "tab\there",
+            "a<b>",
+            "",
+            &"p".repeat(201),
+        ] {
+            let err = load(&format!("[project]\nname = {name:?}\n")).expect_err(name);
             assert!(
                 err.to_string()
                     .contains("characters a project name may not have"),
                 "{err}"
             );
         }
-        for name in ["acme", "Acme_Corp.eu", "team-2", "My Project", "café", &long] {
+        for name in [
+            "acme",
+            "Acme_Corp.eu",
+            "team-2",
+            "My Project",
+            "café",
+            &long,
+        ] {
             let project = load(&format!("[project]\nname = {name:?}\n")).expect(name);
             assert_eq!(project.name, name);
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let odd = dir.path().join("[acme]");
         std::fs::create_dir(&odd).expect("dir");
-        let err = Project::load(&odd)
-            .err()
-            .expect("a directory name with a space");
+        let err = Project::load(&odd).expect_err("a directory name with brackets");
         assert!(err.to_string().contains("name it in fabrik.toml"), "{err}");
     }
 

@@ -441,9 +441,53 @@ impl Redactor {
         for value in &self.values {
             out = out.replace(value.expose_secret(), "[redacted]");
         }
+        if out.contains(CUT) {
+            out = self.hide_cut_prefixes(&out);
+        }
+        out
+    }
+
+    /// Text cut short before it reached Fabrik (an excerpt a provider made, a line
+    /// bounded elsewhere) may end, before its `…`, with the start of a secret that the
+    /// cut split: that start is hidden too. Fabrik's own bounds redact first, then cut.
+    fn hide_cut_prefixes(&self, text: &str) -> String {
+        use secrecy::ExposeSecret;
+        let mut out = String::with_capacity(text.len());
+        let mut pieces = text.split(CUT).peekable();
+        while let Some(piece) = pieces.next() {
+            let mut keep = piece.len();
+            if pieces.peek().is_some() {
+                for value in &self.values {
+                    let value = value.expose_secret();
+                    // The longest proper prefix of the value that the piece ends with.
+                    let longest = value
+                        .char_indices()
+                        .map(|(i, _)| i)
+                        .skip(CUT_PREFIX_MIN)
+                        .filter(|&i| piece.ends_with(&value[..i]))
+                        .max();
+                    if let Some(len) = longest {
+                        keep = keep.min(piece.len() - len);
+                    }
+                }
+            }
+            out.push_str(&piece[..keep]);
+            if keep < piece.len() {
+                out.push_str("[redacted]");
+            }
+            if pieces.peek().is_some() {
+                out.push(CUT);
+            }
+        }
         out
     }
 }
+
+/// What marks a cut in text (Fabrik's, the SDK's and most tools' excerpts).
+const CUT: char = '…';
+/// The shortest start of a secret hidden before a cut: shorter ones would hide ordinary
+/// text, and tell a guesser almost nothing.
+const CUT_PREFIX_MIN: usize = 4;
 
 #[cfg(test)]
 mod tests {
@@ -512,6 +556,25 @@ mod tests {
         let mut redactor = Redactor::default();
         redactor.add(&value);
         assert_eq!(redactor.redact("token=s3cr3t-value;"), "token=[redacted];");
+    }
+
+    /// Issue 28, point 3: a cut made before Fabrik saw the text (a provider's excerpt)
+    /// can split a secret; the start left before the `…` is hidden too.
+    #[test]
+    fn the_start_of_a_secret_cut_short_elsewhere_is_hidden() {
+        let mut redactor = Redactor::default();
+        redactor.add(&SecretString::from("s3cr3t-value-xyz".to_owned()));
+        assert_eq!(
+            redactor.redact("Coolify said: token s3cr3t-va…"),
+            "Coolify said: token [redacted]…"
+        );
+        assert_eq!(
+            redactor.redact("a s3cr… and s3cr3t-value-xyz … end"),
+            "a [redacted]… and [redacted] … end"
+        );
+        // Three characters tell almost nothing and are common: kept.
+        assert_eq!(redactor.redact("ends s3c…"), "ends s3c…");
+        assert_eq!(redactor.redact("no cut s3cr3t"), "no cut s3cr3t");
     }
 
     #[test]

@@ -189,6 +189,23 @@ fn a_template_cannot_slip_past_the_compose_check() {
     }
 }
 
+/// Issue 28, point 3: ownership is compared on the raw tag, before redaction: a secret
+/// whose value is the app's name (so part of its owner tag) once made every apply fail
+/// with the resources it had created left untracked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_equal_to_the_apps_name_does_not_make_its_own_tags_foreign() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t.to_owned());
+    std::fs::write(world.dir.path().join(".env"), "API_KEY=test-api\n").expect(".env");
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("(no changes)"), "{stdout}{stderr}");
+}
+
 /// Issue 28, point 4: a project named like another project's shortened owner tag
 /// (`<prefix>~<hash>`) would carry that project's tags, adopt its resources and let its
 /// `gc --delete` delete them; such a name is refused before anything is read or changed.

@@ -47,7 +47,7 @@ async fn a_record_not_yet_propagated_is_waited_for_within_the_timeout() {
         ..VerifyOptions::default()
     };
     let heard = std::sync::Mutex::new(Vec::new());
-    let verified = verify(&spec(20), &options, |attempt| {
+    let verified = verify(&spec(20), &options, &str::to_owned, |attempt| {
         heard.lock().expect("lock").push(attempt);
     })
     .await
@@ -77,7 +77,7 @@ async fn a_record_not_yet_propagated_is_waited_for_within_the_timeout() {
         })),
         ..VerifyOptions::default()
     };
-    let error = verify(&spec(2), &never, |_| {})
+    let error = verify(&spec(2), &never, &str::to_owned, |_| {})
         .await
         .expect_err("never resolves");
     assert!(error.attempts > 1, "retried: {error}");
@@ -100,11 +100,56 @@ async fn a_certificate_the_system_does_not_trust_fails_the_check() {
         lookup: Lookup::Custom(Arc::new(move |_: &str| Ok(vec![addr]))),
         ..VerifyOptions::default()
     };
-    let error = verify(&spec(2), &options, |_| {})
+    let error = verify(&spec(2), &options, &str::to_owned, |_| {})
         .await
         .expect_err("untrusted CA");
     assert!(
         error.to_string().to_lowercase().contains("certificate"),
         "the TLS failure is named: {error}"
     );
+}
+
+/// Issue 28, point 3: what the app answered is redacted before it is flattened and cut
+/// to an excerpt: a secret straddling the excerpt's end, or holding a newline that the
+/// excerpt turns into a space, never shows even in part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_answer_is_redacted_before_it_is_cut_or_flattened() {
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let addr = sandbox.app_addr;
+    let ca = tempfile::NamedTempFile::new().expect("ca file");
+    std::fs::write(ca.path(), sandbox.ca.pem()).expect("ca");
+    let secret = "Sup3r-S3cret\nline-two-of-it";
+    let redactor = {
+        let mut r = fabrik_engine::secrets::Redactor::default();
+        r.add(&secrecy::SecretString::from(secret.to_owned()));
+        r
+    };
+    for body in [
+        // Straddles the 120th character of the excerpt.
+        format!("{}{secret} trailing", "x".repeat(110)),
+        // Whole, but with a newline the excerpt flattens.
+        format!("error: {secret}"),
+    ] {
+        sandbox
+            .app
+            .set("fresh.example.com", Behaviour::Answer(500, body.clone()));
+        let options = VerifyOptions {
+            ca_file: Some(ca.path().to_path_buf()),
+            lookup: Lookup::Custom(Arc::new(move |_: &str| Ok(vec![addr]))),
+            ..VerifyOptions::default()
+        };
+        let answers = std::sync::Mutex::new(Vec::new());
+        let error = verify(&spec(1), &options, &|t| redactor.redact(t), |attempt| {
+            answers.lock().expect("answers").push(attempt.answer)
+        })
+        .await
+        .expect_err("500");
+        let shown = format!("{error} {:?}", answers.lock().expect("answers"));
+        assert!(shown.contains("[redacted]"), "{shown}");
+        for part in ["Sup3r-S3", "line-two"] {
+            assert!(!shown.contains(part), "`{part}` shown: {shown}");
+        }
+    }
 }

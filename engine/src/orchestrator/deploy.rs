@@ -227,7 +227,8 @@ impl Run<'_, '_> {
     /// Probes `spec`'s health URL until it passes or its timeout ends, each attempt and
     /// the pass told as events (the forward path's check, and a restore's).
     pub(super) async fn probe(&self, spec: &crate::spec::Spec) -> Result<(), verify::VerifyError> {
-        let verified = verify(spec, &self.ctx.options.verify, |attempt| {
+        let redact = |text: &str| self.hidden.redact(text);
+        let verified = verify(spec, &self.ctx.options.verify, &redact, |attempt| {
             self.event(RunEvent::Probing {
                 request: attempt.request,
                 answer: attempt.answer,

@@ -185,42 +185,17 @@ pub(crate) async fn tell_webhooks(
         .unwrap_or_default()
         .as_secs();
     let at = crate::domain::timestamp::rfc3339(&now.to_string()).unwrap_or_default();
-    let rollback = outcome.rollback.as_ref();
-    let document = serde_json::json!({
-        "event": event.as_str(),
-        "project": project,
-        "app": outcome.app,
-        "run_id": outcome.run_id,
-        "origin": origin.as_str(),
-        "restores_run": origin.restores(),
-        "state": outcome.state,
-        "url": outcome.url,
-        "page": outcome.page,
-        "spec_hash": outcome.spec_hash,
-        "reason": outcome.reason(),
-        "undone": rollback.map_or_else(Vec::new, |r| r.undone.iter().map(ToString::to_string).collect()),
-        "left": rollback.map_or_else(Vec::new, |r| r.left.iter().map(ToString::to_string).collect()),
-        "warnings": outcome.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "at": at,
-    });
+    let redact = |text: &str| hidden.redact(text);
     let message = Message {
         project,
         outcome,
         event,
+        redact: &redact,
     };
-    // Each body is built whole, then redacted: a secret in a reason is never sent.
+    let document = message.document(origin, &at);
     let bodies: Vec<String> = targets
         .iter()
-        .map(|endpoint| {
-            let body = match endpoint.format {
-                WebhookFormat::Json => document.clone(),
-                WebhookFormat::Slack => serde_json::json!({ "text": message.slack() }),
-                WebhookFormat::Discord => {
-                    serde_json::json!({ "content": message.discord(), "allowed_mentions": { "parse": [] } })
-                }
-            };
-            hidden.redact(&body.to_string())
-        })
+        .map(|endpoint| message.body(endpoint.format, &document))
         .collect();
     let deliveries = futures::future::join_all(
         targets
@@ -256,12 +231,53 @@ struct Message<'a> {
     project: &'a str,
     outcome: &'a Outcome,
     event: NotifyEvent,
+    /// Applied to every text before a format escapes or cuts it.
+    redact: &'a dyn Fn(&str) -> String,
 }
 
 /// Discord refuses a `content` over 2,000 characters.
 const DISCORD_LIMIT: usize = 2000;
 
 impl Message<'_> {
+    /// The JSON format's document, every text in it redacted.
+    fn document(&self, origin: &RunOrigin, at: &str) -> serde_json::Value {
+        let outcome = self.outcome;
+        let rollback = outcome.rollback.as_ref();
+        let mut document = serde_json::json!({
+            "event": self.event.as_str(),
+            "project": self.project,
+            "app": outcome.app,
+            "run_id": outcome.run_id,
+            "origin": origin.as_str(),
+            "restores_run": origin.restores(),
+            "state": outcome.state,
+            "url": outcome.url,
+            "page": outcome.page,
+            "spec_hash": outcome.spec_hash,
+            "reason": outcome.reason(),
+            "undone": rollback.map_or_else(Vec::new, |r| r.undone.iter().map(ToString::to_string).collect()),
+            "left": rollback.map_or_else(Vec::new, |r| r.left.iter().map(ToString::to_string).collect()),
+            "warnings": outcome.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "at": at,
+        });
+        crate::plugins::returned::redact_json(&mut document, self.redact);
+        document
+    }
+
+    /// The body sent in `format`. Redact, then bound, then escape: every text is redacted
+    /// before a format escapes or cuts it (Slack's `&amp;` would split a secret holding
+    /// `&`); the finished body is redacted once more, the last line of defence.
+    fn body(&self, format: WebhookFormat, document: &serde_json::Value) -> String {
+        let body = match format {
+            WebhookFormat::Json => document.clone(),
+            WebhookFormat::Slack => serde_json::json!({ "text": self.slack() }),
+            WebhookFormat::Discord => {
+                serde_json::json!({ "content": self.discord(), "allowed_mentions": { "parse": [] } })
+            }
+        };
+        (self.redact)(&body.to_string())
+    }
+
     /// `deployed`, `failed`, `failed and was rolled back`.
     fn verb(&self) -> &'static str {
         match self.event {
@@ -310,7 +326,8 @@ impl Message<'_> {
     /// Slack's mrkdwn: `*bold*`, `<url|text>`; `&`, `<` and `>` escaped in text.
     fn slack(&self) -> String {
         let escape = |t: &str| {
-            t.replace('&', "&amp;")
+            (self.redact)(t)
+                .replace('&', "&amp;")
                 .replace('<', "&lt;")
                 .replace('>', "&gt;")
         };
@@ -337,6 +354,7 @@ impl Message<'_> {
     /// must not become a link whose text hides where it goes.
     fn discord(&self) -> String {
         let escape = |t: &str| {
+            let t = (self.redact)(t);
             let mut out = String::with_capacity(t.len());
             for c in t.chars() {
                 if "\\*_~`|<>[]()#".contains(c) {
@@ -456,6 +474,7 @@ mod tests {
             project: "acme",
             outcome: &done,
             event: NotifyEvent::Complete,
+            redact: &str::to_owned,
         };
         assert_eq!(
             message.slack(),
@@ -475,6 +494,7 @@ mod tests {
             project: "acme",
             outcome: &hostile,
             event: NotifyEvent::Failed,
+            redact: &str::to_owned,
         };
         let discord = message.discord();
         assert!(!discord.contains("[the docs](https"), "{discord}");
@@ -491,9 +511,126 @@ mod tests {
             project: "acme",
             outcome: &long,
             event: NotifyEvent::Failed,
+            redact: &str::to_owned,
         };
         let discord = message.discord();
         assert_eq!(discord.chars().count(), DISCORD_LIMIT);
         assert!(discord.ends_with('…'));
+    }
+
+    /// Issue 28, point 3: a secret made of any character class (markup, quotes,
+    /// controls, newlines, the app's name) reaches no sink, whole or in the spelling a
+    /// sink's escaping gives it: every sink redacts before it escapes or cuts.
+    #[test]
+    fn no_sink_shows_a_secret_whatever_its_characters() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+
+        let piece = prop_oneof![
+            "[A-Za-z0-9]{4,8}",
+            proptest::sample::select(vec![
+                "&",
+                "<",
+                ">",
+                "&amp;",
+                "*",
+                "_",
+                "~",
+                "`",
+                "|",
+                "[",
+                "](",
+                ")",
+                "#",
+                "\\",
+                "\"",
+                "'",
+                "\t",
+                "\r",
+                "\u{1b}[2K",
+                "\n",
+                "\u{85}",
+                " ",
+                "shop<1>",
+                "…",
+            ])
+            .prop_map(str::to_owned),
+        ];
+        let secret = proptest::collection::vec(piece, 2..7)
+            .prop_map(|pieces| pieces.concat())
+            // A random run that fixed text cannot contain, and long enough to redact.
+            .prop_filter("needs a random run", |s| {
+                s.len() >= crate::secrets::REDACT_MIN
+                    && s.as_bytes()
+                        .windows(4)
+                        .any(|w| w.iter().all(u8::is_ascii_alphanumeric))
+            });
+        let mut runner = TestRunner::new(Config {
+            cases: 400,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&(secret, 0usize..2100), |(secret, filler)| {
+                let mut redactor = crate::secrets::Redactor::default();
+                redactor.add(&SecretString::from(secret.clone()));
+                let redact = |t: &str| redactor.redact(t);
+                let mut failed = outcome(State::Failed);
+                failed.warnings = vec![
+                    Warning::NotDelivered {
+                        target: "x".to_owned(),
+                        problem: format!("{}{secret} after", "y".repeat(filler)),
+                    },
+                    Warning::WebhookUnusable {
+                        problem: format!("<{secret}>"),
+                    },
+                ];
+                let message = Message {
+                    project: "acme",
+                    outcome: &failed,
+                    event: NotifyEvent::Failed,
+                    redact: &redact,
+                };
+                let document = message.document(&RunOrigin::Apply, "2026-12-05T00:00:00Z");
+                let text = format!("answer: {}{secret}", "z".repeat(filler % 130));
+                let sinks = [
+                    message.body(WebhookFormat::Json, &document),
+                    message.body(WebhookFormat::Slack, &document),
+                    message.body(WebhookFormat::Discord, &document),
+                    crate::plugins::returned::one_line(&redact(&text), 200),
+                    super::super::verify::excerpt(&redact(&text)),
+                ];
+                let slack = secret
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;");
+                let discord: String = secret
+                    .chars()
+                    .flat_map(|c| {
+                        let escaped = "\\*_~`|<>[]()#".contains(c);
+                        escaped.then_some('\\').into_iter().chain([c])
+                    })
+                    .collect();
+                let json = |t: &str| {
+                    serde_json::to_string(t)
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                        .to_owned()
+                };
+                let flat: String = secret
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                for sink in &sinks {
+                    for form in [&secret, &slack, &discord, &flat] {
+                        prop_assert!(
+                            !sink.contains(form.as_str()) && !sink.contains(&json(form)),
+                            "{form:?} in {sink:?}"
+                        );
+                    }
+                }
+                Ok(())
+            })
+            .expect("no sink shows a secret");
     }
 }

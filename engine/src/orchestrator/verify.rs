@@ -191,7 +191,7 @@ async fn first_bytes(mut response: reqwest::Response, max: usize) -> String {
     String::from_utf8_lossy(&body).into_owned()
 }
 
-fn excerpt(body: &str) -> String {
+pub(crate) fn excerpt(body: &str) -> String {
     let flat: String = body
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -260,10 +260,13 @@ pub struct Attempt {
 
 /// Probes the spec's health URL until it answers as expected or the timeout passes;
 /// `attempted` hears each attempt that did not pass, so that the user sees what is
-/// awaited.
+/// awaited. What the app answered is passed through `redact` before it is cut to an
+/// excerpt or flattened to one line: a cut must never split a secret that redaction
+/// would have hidden whole.
 pub async fn verify(
     spec: &Spec,
     options: &VerifyOptions,
+    redact: &dyn Fn(&str) -> String,
     attempted: impl Fn(Attempt),
 ) -> Result<Verified, VerifyError> {
     let url = spec.health_url();
@@ -408,7 +411,10 @@ pub async fn verify(
                     let expected = expectation(spec.healthcheck.expect_status);
                     answer = Some(format!("{status} ({expected})"));
                     let body = first_bytes(response, EXCERPT_BYTES).await;
-                    format!("last answer {status} ({expected}): {}", excerpt(&body))
+                    format!(
+                        "last answer {status} ({expected}): {}",
+                        excerpt(&redact(&body))
+                    )
                 }
                 Err(error) => {
                     answer = Some(root_cause(&error));

@@ -97,6 +97,28 @@ fn bounded(what: &str, value: &serde_json::Value, max: usize) -> Result<(), Prov
     Ok(())
 }
 
+/// The longest owner tag Fabrik writes (`orchestrator/owner.rs` `MAX_LEN`).
+const MAX_OWNER: usize = 100;
+
+/// An owner tag is compared with the one the engine expects before anything is done to
+/// it: one shaped like the tags Fabrik writes (`fabrik:`, at most 100 bytes, the
+/// project-name alphabet and `:`, `/`, `~`) is kept byte for byte, so that neither
+/// redaction (a secret equal to the app's name) nor escaping can make Fabrik's own tag
+/// look foreign, or a foreign one look like Fabrik's. Anything else is redacted, made one
+/// line and quoted: it can never equal a tag Fabrik writes.
+fn owner_field(tag: &str, redact: &dyn Fn(&str) -> String) -> String {
+    let shaped = tag.starts_with("fabrik:")
+        && tag.len() <= MAX_OWNER
+        && tag
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | ' ' | ':' | '/' | '~'));
+    if shaped {
+        tag.to_owned()
+    } else {
+        format!("\"{}\"", one_line(&redact(tag), MAX_FIELD))
+    }
+}
+
 impl Returned for Resource {
     fn tidied(mut self, redact: &dyn Fn(&str) -> String) -> Result<Self, ProviderError> {
         bounded("live", &self.live, MAX_LIVE)?;
@@ -109,7 +131,7 @@ impl Returned for Resource {
             kind: field(&self.kind),
             id: field(&self.id),
             name: field(&self.name),
-            owner: self.owner.as_deref().map(field),
+            owner: self.owner.as_deref().map(|tag| owner_field(tag, redact)),
             live: self.live,
             outputs: self.outputs,
         })

@@ -32,6 +32,8 @@ pub enum Behaviour {
     Healthy,
     /// Always this status, with a body that says so.
     Fail(u16),
+    /// Always this status with this body (what a hostile or leaky app answers).
+    Answer(u16, String),
     /// Never answers.
     Hang,
     /// 302 to this URL.
@@ -203,6 +205,11 @@ async fn answer(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Respons
         Behaviour::Redirect(location) => {
             (StatusCode::FOUND, [("location", location)], "").into_response()
         }
+        Behaviour::Answer(status, body) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        )
+            .into_response(),
         Behaviour::Fail(status) => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             format!(
