@@ -172,12 +172,26 @@ impl RunLock {
         }
     }
 
-    /// Whether the lock was lost while held (only a database lock can be: its
-    /// connection ended).
-    pub fn is_lost(&self) -> bool {
+    /// Whether the lock is still held, asked of its holder before every change that a
+    /// newer holder could be hurt by (a provider call that mutates, a state write): a
+    /// database lock's session is asked with a round trip, since a closed session is
+    /// only noticed when it is used. A file lock is held while its descriptor is open.
+    pub async fn confirm(&self) -> bool {
         match self {
-            RunLock::File(_) => false,
-            RunLock::Postgres(lock) => lock.is_lost(),
+            RunLock::File(_) => true,
+            RunLock::Postgres(lock) => lock.confirm().await,
+        }
+    }
+
+    /// [`RunLock::confirm`] as the error every writer stops with: nothing more is
+    /// written or changed once the lock of `app` is lost.
+    pub async fn ensure_held(&self, app: &str) -> Result<(), crate::store::StoreError> {
+        if self.confirm().await {
+            Ok(())
+        } else {
+            Err(crate::store::StoreError::LockLost {
+                app: app.to_owned(),
+            })
         }
     }
 

@@ -73,6 +73,12 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("state database error: {}", postgres::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    /// The app's lock was lost while a run held it (its database session ended): another
+    /// run may hold it now, so nothing more is written over its records.
+    #[error(
+        "the lock of `{app}` was lost (its database session ended): nothing more was written, since another run may hold it now\n  hint: `fabrik status` shows what the app's last run recorded; apply again to finish"
+    )]
+    LockLost { app: String },
     /// A stored name that is not one of its type's values.
     #[error("the state database holds {0}; was it written by a newer fabrik?")]
     Unknown(#[from] crate::domain::UnknownName),

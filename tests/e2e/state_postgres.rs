@@ -559,3 +559,165 @@ async fn a_create_answered_with_an_id_another_app_holds_is_refused_on_postgres()
     use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
     crate::hardening::an_id_another_app_holds_is_refused(&world).await;
 }
+
+async fn history_json(world: &World) -> String {
+    text(
+        &world
+            .run(&["history", "test-api", "--output", "json"])
+            .await,
+    )
+    .0
+}
+
+/// Waits until the simulators have served more than `count` mutating calls.
+async fn await_mutating_calls(world: &World, count: usize) {
+    let started = Instant::now();
+    while world.mutating_calls() <= count {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no mutating call came"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every call to the simulators takes `latency`: a command is caught mid-way.
+fn slow_providers(world: &World, latency: Duration) {
+    world.sandbox.coolify.faults.set_latency(latency);
+    world.sandbox.cloudflare.faults.set_latency(latency);
+}
+
+/// Ends the session holding `test-api`'s lock, as `unlock --force` does
+/// (`pg_terminate_backend`).
+async fn steal_the_lock(world: &World) {
+    let forced = world.run(&["unlock", "test-api", "--force"]).await;
+    let (_, stderr) = text(&forced);
+    assert_eq!(forced.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ended the session"), "{stderr}");
+}
+
+/// Issue 28, point 2: a destroy whose lock session is ended mid-way (by
+/// `pg_terminate_backend`) deletes nothing more and writes nothing more: before, it went
+/// on deleting the DNS record and marked the app DESTROYED while a teammate's apply had
+/// brought it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroy_whose_lock_is_stolen_midway_changes_nothing_after() {
+    let url = postgres_url();
+    let world = World::start().await;
+    use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
+    let spec = world.spec("app.yaml", |t| t);
+    let applied = world.apply(&spec, &[]).await;
+    assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
+    let before = world.mutating_calls();
+    slow_providers(&world, Duration::from_millis(1500));
+    let mut destroy = world.fabrik();
+    destroy
+        .args(["destroy", "test-api", "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let destroy = destroy.spawn().expect("destroy starts");
+    // The first deletion is on its way: the lock is stolen while it is.
+    await_mutating_calls(&world, before).await;
+    steal_the_lock(&world).await;
+    let output = tokio::task::spawn_blocking(move || destroy.wait_with_output().expect("waits"))
+        .await
+        .expect("joined");
+    let (stdout, stderr) = text(&output);
+    assert_ne!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("lock of `test-api` was lost"), "{stderr}");
+    assert_eq!(
+        world.mutating_calls(),
+        before + 1,
+        "only the deletion sent before the theft: {stderr}"
+    );
+    assert_eq!(
+        world.sandbox.coolify.resources().len() + world.sandbox.cloudflare.records().len(),
+        1,
+        "one of the two resources is left"
+    );
+    slow_providers(&world, Duration::ZERO);
+    let status = world.run(&["status", "test-api"]).await;
+    let (stdout, _) = text(&status);
+    assert!(
+        !stdout.contains("DESTROYED"),
+        "not marked destroyed: {stdout}"
+    );
+    let again = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(world.sandbox.coolify.resources().len(), 1);
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+}
+
+/// Issue 28, point 2: `gc --delete` checks its lock before every deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gc_whose_lock_is_stolen_midway_deletes_nothing_after() {
+    let url = postgres_url();
+    let world = World::start().await;
+    use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
+    let spec = world.spec("app.yaml", |t| t);
+    let applied = world.apply(&spec, &[]).await;
+    assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
+    // The state is lost (a new schema): both resources are orphans.
+    use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
+    let before = world.mutating_calls();
+    slow_providers(&world, Duration::from_millis(1500));
+    let mut gc = world.fabrik();
+    gc.args(["gc", "--delete", "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let gc = gc.spawn().expect("gc starts");
+    await_mutating_calls(&world, before).await;
+    steal_the_lock(&world).await;
+    let output = tokio::task::spawn_blocking(move || gc.wait_with_output().expect("waits"))
+        .await
+        .expect("joined");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(
+        world.mutating_calls(),
+        before + 1,
+        "only the deletion sent before the theft: {stdout}\n{stderr}"
+    );
+    assert!(
+        format!("{stdout}{stderr}").contains("lock of `test-api` was lost"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        world.sandbox.coolify.resources().len() + world.sandbox.cloudflare.records().len(),
+        1,
+        "one orphan is left"
+    );
+}
+
+/// Issue 28, point 2: a run whose lock was stolen while it waited writes nothing over
+/// the records of the run that took the lock after it (before, it wrote its run and the
+/// deployment's state after the new holder's COMPLETE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_lost_its_lock_writes_nothing_over_the_next_holder() {
+    let url = postgres_url();
+    let world = World::start().await;
+    use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
+    let spec = world.spec("app.yaml", |t| format!("{t}{WAITING_HOOK}"));
+    let holder = apply_held_in_hook(&world, &spec).await;
+    steal_the_lock(&world).await;
+    // A teammate's apply takes the lock and completes.
+    let next = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&next);
+    assert_eq!(next.status.code(), Some(0), "{stdout}\n{stderr}");
+    let recorded = history_json(&world).await;
+    // The first run goes on, finds its lock gone, and stops.
+    std::fs::write(world.dir.path().join("go"), "").expect("go");
+    let output = tokio::task::spawn_blocking(move || holder.wait_with_output().expect("waits"))
+        .await
+        .expect("joined");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("lock of `test-api` was lost"), "{stderr}");
+    assert_eq!(
+        history_json(&world).await,
+        recorded,
+        "nothing written after"
+    );
+    let status = world.run(&["status", "test-api"]).await;
+    assert!(text(&status).0.contains("COMPLETE"), "{:?}", text(&status));
+}

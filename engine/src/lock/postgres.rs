@@ -126,6 +126,9 @@ async fn session_alive(client: &Client, backend_pid: i32) -> Result<bool, tokio_
         .is_some())
 }
 
+/// How long a lock's session has to answer [`PgLock::confirm`].
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl PgLock {
     /// Takes the lock of `app`, waiting up to `timeout`; a refusal names the holder.
     pub async fn acquire(
@@ -222,10 +225,17 @@ impl PgLock {
         })
     }
 
-    /// Whether the lock's connection ended (the server released the lock): the run must
-    /// stop before its next provider call.
-    pub fn is_lost(&self) -> bool {
-        self.client.is_closed()
+    /// Whether the lock's session is alive, by a round trip bounded by
+    /// [`CONFIRM_TIMEOUT`]: a session alive holds its advisory lock (only it can release
+    /// it), one that ended (`pg_terminate_backend`, a restart, a network cut) does not.
+    pub async fn confirm(&self) -> bool {
+        if self.client.is_closed() {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(CONFIRM_TIMEOUT, self.client.simple_query("SELECT 1")).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Releases the lock and clears the holder row.

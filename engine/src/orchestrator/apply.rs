@@ -147,6 +147,7 @@ async fn apply_locked(
                     .ensure_deployment(&ctx.project.name, &app, &spec_path)
                     .await?;
             }
+            confirm(held, &app).await?;
             ctx.store
                 .append_event(
                     Some(deployment.id),
@@ -177,6 +178,7 @@ async fn apply_locked(
     // The deployment is created with its first run, in one transaction: a process that
     // dies (or a provider that crashes) before this point leaves no deployment behind.
     let spec_path = loaded.path.display().to_string();
+    confirm(held, &app).await?;
     let deployment = ctx
         .store
         .start_run(&RunStart {
@@ -229,10 +231,22 @@ async fn apply_locked(
     }
     executed?;
     if result.state == State::Complete {
+        confirm(held, &app).await?;
         ctx.store.set_spec_hash(deployment.id, &hash).await?;
     }
     result.page = page_of(&ctx.store.resources(deployment.id).await?).or(result.page);
     Ok((result, endpoints))
+}
+
+/// Refuses to go on writing once the app's lock is lost (`RunLock::confirm`).
+async fn confirm(held: &RunLock, app: &str) -> Result<(), ApplyError> {
+    if held.confirm().await {
+        Ok(())
+    } else {
+        Err(ApplyError::LockLost {
+            app: app.to_owned(),
+        })
+    }
 }
 
 /// The app's page in Coolify, as the Coolify resource's provider gave it (`page` among

@@ -200,6 +200,7 @@ impl Destroy {
                     }
                     Ok(_) => {
                         // An intent whose resource never came to exist.
+                        self.lock.ensure_held(&app).await?;
                         store
                             .record(row.id, None, ResourceStatus::Deleted, None, None)
                             .await?;
@@ -221,6 +222,7 @@ impl Destroy {
             {
                 Ok(Some(_)) => {}
                 Ok(None) | Err(ProviderError::NotFound(_)) => {
+                    self.lock.ensure_held(&app).await?;
                     store
                         .record(row.id, None, ResourceStatus::Deleted, None, None)
                         .await?;
@@ -239,6 +241,9 @@ impl Destroy {
                     continue;
                 }
             }
+            // Checked before every deletion: a destroy whose lock ended (its session
+            // terminated) must not delete what a run holding it now relies on.
+            self.lock.ensure_held(&app).await?;
             let deleted = retried(observer, backoff, &app, None, &what, async || {
                 delete_and_confirm(
                     instance,
@@ -254,6 +259,7 @@ impl Destroy {
             match deleted {
                 // Already gone (deleted by hand, or by a destroy that was interrupted).
                 Ok(()) | Err(ProviderError::NotFound(_)) => {
+                    self.lock.ensure_held(&app).await?;
                     store
                         .record(row.id, None, ResourceStatus::Deleted, None, None)
                         .await?;
@@ -274,6 +280,7 @@ impl Destroy {
             && let Some((project, environment)) = &self.coolify_target
         {
             let instance = instance_of(&mut instances, providers, Role::Coolify, env).await?;
+            self.lock.ensure_held(&app).await?;
             // The environment first: a project is empty only once its environments are.
             let name = format!("{project}/{environment}");
             remove_if_empty(instance, "environment", &name, &app, observer, &mut outcome).await;
@@ -285,6 +292,7 @@ impl Destroy {
             already_gone: outcome.gone.len(),
             failed: outcome.failed.len(),
         };
+        self.lock.ensure_held(&app).await?;
         if outcome.is_complete() {
             store.mark_destroyed(self.deployment.id, &record).await?;
         } else {

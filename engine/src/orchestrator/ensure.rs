@@ -153,7 +153,8 @@ impl Run<'_, '_> {
         let (role, kind, name) = (*role, kind.as_str(), name.as_str());
         let stored = without_secrets(desired, &self.secret_names);
         let row = self
-            .store()
+            .write()
+            .await?
             .intend(
                 self.deployment,
                 &self.run_id,
@@ -201,7 +202,8 @@ impl Run<'_, '_> {
                         .tracked_elsewhere(role, kind, name, &found.id, row)
                         .await?
                 {
-                    self.store()
+                    self.write()
+                        .await?
                         .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
                         .await?;
                     return Err(confused.into());
@@ -281,7 +283,8 @@ impl Run<'_, '_> {
                     // the provider did create and tag it, the next apply's lookup finds
                     // it by its tag (and `fabrik gc` lists it).
                     Ok(created) if created.owner.as_deref() != Some(self.owner.as_str()) => {
-                        self.store()
+                        self.write()
+                            .await?
                             .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
                             .await?;
                         return Err(RunFailure::CreatedNotOwned {
@@ -320,7 +323,8 @@ impl Run<'_, '_> {
                                     .await?
                                 {
                                     if known.is_none() {
-                                        self.store()
+                                        self.write()
+                                            .await?
                                             .record(
                                                 row,
                                                 Some(&self.run_id),
@@ -332,7 +336,8 @@ impl Run<'_, '_> {
                                     }
                                     return Err(confused.into());
                                 }
-                                self.store()
+                                self.write()
+                                    .await?
                                     .record(
                                         row,
                                         Some(&self.run_id),
@@ -368,13 +373,15 @@ impl Run<'_, '_> {
             // A row this run just intended is left as nothing of this app's; a row that
             // tracked the resource before keeps its own id.
             if known.is_none() {
-                self.store()
+                self.write()
+                    .await?
                     .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
                     .await?;
             }
             return Err(confused.into());
         }
-        self.store()
+        self.write()
+            .await?
             .record(
                 row,
                 Some(&self.run_id),

@@ -43,7 +43,8 @@ pub(crate) async fn remove_unwanted(
             .await;
         match deleted {
             Ok(()) | Err(ProviderError::NotFound(_)) => {
-                run.store()
+                run.write()
+                    .await?
                     .record(
                         row.id,
                         Some(&run.run_id),

@@ -39,7 +39,8 @@ pub(crate) async fn recover(
             })?;
         match found {
             Some(resource) if resource.owner.as_deref() == Some(row.owner.as_str()) => {
-                run.store()
+                run.write()
+                    .await?
                     .record(
                         row.id,
                         Some(&run.run_id),
@@ -54,7 +55,8 @@ pub(crate) async fn recover(
                 });
             }
             _ => {
-                run.store()
+                run.write()
+                    .await?
                     .record(
                         row.id,
                         Some(&run.run_id),

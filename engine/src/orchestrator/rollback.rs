@@ -119,7 +119,8 @@ pub(crate) async fn roll_back(
         match result {
             Ok(action) => {
                 if action == UndoAction::Deleted {
-                    run.store()
+                    run.write()
+                        .await?
                         .record(
                             row.id,
                             Some(&run.run_id),

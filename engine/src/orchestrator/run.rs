@@ -48,8 +48,22 @@ impl Run<'_, '_> {
             .event(&self.app, Some(&self.run_id), &event);
     }
 
+    /// The state, to read.
     pub fn store(&self) -> &Store {
         self.ctx.store
+    }
+
+    /// The state, to write: only while the app's lock is confirmed held. A run that lost
+    /// it stops, and writes nothing over the records of a run that may hold it now.
+    pub async fn write(&self) -> Result<&Store, StoreError> {
+        if self.lock_lost.load(std::sync::atomic::Ordering::SeqCst) || !self.lock.confirm().await {
+            self.lock_lost
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(StoreError::LockLost {
+                app: self.app.clone(),
+            });
+        }
+        Ok(self.ctx.store)
     }
 
     /// A provider's `outputs` as the state may keep them: the app's secret values
@@ -76,7 +90,8 @@ impl Run<'_, '_> {
     ) -> Result<(), StoreError> {
         let reason = reason.map(|r| self.hidden.redact(r));
         let state = self
-            .store()
+            .write()
+            .await?
             .transition(
                 self.deployment,
                 &self.run_id,
@@ -96,7 +111,7 @@ impl Run<'_, '_> {
         what: &str,
         call: impl AsyncFnMut() -> Result<T, ProviderError>,
     ) -> Result<T, ProviderError> {
-        if self.lock.is_lost() {
+        if self.lock_lost.load(std::sync::atomic::Ordering::SeqCst) || !self.lock.confirm().await {
             self.lock_lost
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             return Err(ProviderError::Permanent(

@@ -386,7 +386,7 @@ where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     if let Err(error) = connection.await {
-        tracing::warn!("the state database connection ended: {error}");
+        tracing::warn!("the state database connection ended: {}", describe(&error));
     }
 }
 
