@@ -88,3 +88,28 @@ async fn the_orphans_of_a_deleted_state_are_found_and_only_they_are_collected() 
     let after = world.run(&["gc"]).await;
     assert!(text(&after).1.contains("no orphans"), "{:?}", text(&after));
 }
+
+/// Issue 28, point 6: `gc` keeps at most `MAX_ORPHANS` orphans (without their documents),
+/// says that it stopped, and lists the rest next time; it does not hold every listed
+/// resource in memory (4 million took 2.2 GB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_lists_a_bounded_number_of_orphans_and_says_so() {
+    let world = World::start().await;
+    let max = fabrik_engine::orchestrator::gc::MAX_ORPHANS;
+    for i in 0..max + 5 {
+        world.sandbox.cloudflare.insert_record(
+            &format!("r{i}.example.com"),
+            "A",
+            "203.0.113.9",
+            "fabrik:acme/test-api",
+        );
+    }
+    let found = world.run(&["gc", "--output", "json"]).await;
+    let (stdout, stderr) = text(&found);
+    assert_eq!(found.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), max, "{stderr}");
+    assert!(
+        stderr.contains(&format!("more than {max} orphans")),
+        "{stderr}"
+    );
+}

@@ -430,3 +430,101 @@ async fn a_registry_that_hangs_is_an_error_naming_the_source() {
         "{error}"
     );
 }
+
+/// A registry whose every answer is `size` bytes of `{` streamed without a length,
+/// counting what it sent: a client that buffers whole answers reads all of it.
+async fn flooding_registry(
+    size: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let flood = {
+        let sent = sent.clone();
+        move || {
+            let sent = sent.clone();
+            let chunks = (0..size / 65536).map(move |_| {
+                sent.fetch_add(65536, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(vec![b'{'; 65536])
+            });
+            axum::body::Body::from_stream(futures::stream::iter(chunks))
+        }
+    };
+    let challenge = format!(
+        "Bearer realm=\"{base}/token\",service=\"flood\",scope=\"repository:acme/dns:pull\""
+    );
+    let token_flood = flood.clone();
+    let app =
+        axum::Router::new()
+            .route(
+                "/token",
+                axum::routing::get(move || {
+                    let flood = token_flood.clone();
+                    async move { flood().into_response() }
+                }),
+            )
+            .route(
+                "/v2/{owner}/{name}/manifests/{reference}",
+                axum::routing::get(
+                    move |axum::extract::Path((owner, _name, _reference)): axum::extract::Path<
+                        (String, String, String),
+                    >| {
+                        let flood = flood.clone();
+                        let challenge = challenge.clone();
+                        async move {
+                            // `open/…` needs no token: its manifest floods; `acme/…` asks for
+                            // a token, whose answer floods.
+                            if owner == "open" {
+                                return flood().into_response();
+                            }
+                            (
+                                StatusCode::UNAUTHORIZED,
+                                [(header::WWW_AUTHENTICATE, challenge)],
+                            )
+                                .into_response()
+                        }
+                    },
+                ),
+            );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, sent)
+}
+
+/// Issue 28, point 6: a token service's or a registry's endless answer is read to its
+/// bound and refused, never buffered whole (a 1.5 GB token answer took 5.9 GB).
+#[tokio::test]
+async fn a_registry_flooding_its_answers_is_read_to_a_bound() {
+    use fabrik_engine::plugins::oci::credentials::Credentials;
+    use fabrik_engine::plugins::oci::reference::OciReference;
+    use fabrik_engine::plugins::oci::registry::Registry;
+
+    let (base, sent) = flooding_registry(512 << 20).await;
+    let host = base.trim_start_matches("http://");
+    let client = Registry::new(Credentials::none()).expect("client");
+    let reference =
+        OciReference::parse(&format!("oci://{host}/acme/dns:1.0.0")).expect("reference");
+    let error = client.resolve(&reference).await.expect_err("flooded");
+    assert!(
+        error.to_string().contains("larger than 65536 bytes"),
+        "{error}"
+    );
+    let read = sent.swap(0, std::sync::atomic::Ordering::SeqCst);
+    assert!(read < 16 << 20, "the token answer was read to {read} bytes");
+
+    // A manifest is refused past its 4 MiB, not after 256 MiB were buffered.
+    let open = OciReference::parse(&format!("oci://{host}/open/dns:1.0.0")).expect("reference");
+    let error = client.resolve(&open).await.expect_err("flooded");
+    assert!(
+        error.to_string().contains("larger than 4194304 bytes"),
+        "{error}"
+    );
+    let read = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(read < 32 << 20, "the manifest was read to {read} bytes");
+}

@@ -31,11 +31,31 @@ impl Comparison {
 /// Compares `live` with `desired` for a resource of `kind`; `secrets` are the env keys
 /// whose values must not be shown.
 pub fn compare(kind: &str, desired: &Value, live: &Value, secrets: &[String]) -> Comparison {
-    match kind {
+    let mut comparison = match kind {
         "dns-record" => compare_record(desired, live),
         "application" | "service" => compare_coolify(kind, desired, live, secrets),
         _ => Comparison::default(),
+    };
+    // A provider's `live` may be megabytes (every key of a huge env, a value of any
+    // length): what is said of it is bounded, each value and the list.
+    if comparison.differences.len() > MAX_DIFFERENCES {
+        let more = comparison.differences.len() - MAX_DIFFERENCES;
+        comparison.differences.truncate(MAX_DIFFERENCES);
+        comparison
+            .differences
+            .push(format!("… and {more} more differences"));
     }
+    comparison
+}
+
+/// The most differences said of one resource.
+pub const MAX_DIFFERENCES: usize = 20;
+/// The longest value quoted from what a provider read back, in characters.
+pub const MAX_SHOWN: usize = 120;
+
+/// A value read back from a provider, as a difference quotes it: on one line, bounded.
+fn shown(value: &dyn std::fmt::Display) -> String {
+    crate::plugins::returned::one_line(&value.to_string(), MAX_SHOWN)
 }
 
 fn compare_record(desired: &Value, live: &Value) -> Comparison {
@@ -56,7 +76,7 @@ fn compare_record(desired: &Value, live: &Value) -> Comparison {
             None => out.complete = false,
             Some(have) if !same_scalar(key, have, &want) => out
                 .differences
-                .push(format!("{key} is {have}, the spec says {want}")),
+                .push(format!("{key} is {}, the spec says {want}", shown(have))),
             Some(_) => {}
         }
     }
@@ -91,7 +111,7 @@ fn compare_coolify(kind: &str, desired: &Value, live: &Value, secrets: &[String]
                 let want = desired["image"].as_str().unwrap_or_default();
                 if normalize_image(have) != normalize_image(want) {
                     out.differences
-                        .push(format!("image is {have}, the spec says {want}"));
+                        .push(format!("image is {}, the spec says {want}", shown(&have)));
                 }
             }
             None => out.complete = false,
@@ -124,7 +144,7 @@ fn compare_coolify(kind: &str, desired: &Value, live: &Value, secrets: &[String]
             if have != want {
                 out.differences.push(format!(
                     "domains are {}, the spec says {}",
-                    join(&have),
+                    shown(&join(&have)),
                     join(&want)
                 ));
             }
@@ -158,8 +178,10 @@ fn compare_coolify(kind: &str, desired: &Value, live: &Value, secrets: &[String]
             }
         }
         for key in have.keys().filter(|k| !want.contains_key(*k)) {
-            out.differences
-                .push(format!("env.{key} is set, the spec does not name it"));
+            out.differences.push(format!(
+                "env.{} is set, the spec does not name it",
+                shown(key)
+            ));
         }
     } else if let Some(keys) = live["env_keys"].as_array() {
         let have: BTreeSet<&str> = keys.iter().filter_map(Value::as_str).collect();
@@ -168,8 +190,10 @@ fn compare_coolify(kind: &str, desired: &Value, live: &Value, secrets: &[String]
             out.differences.push(format!("env.{key} is missing"));
         }
         for key in have.difference(&wanted) {
-            out.differences
-                .push(format!("env.{key} is set, the spec does not name it"));
+            out.differences.push(format!(
+                "env.{} is set, the spec does not name it",
+                shown(key)
+            ));
         }
         out.complete = false;
     } else {
@@ -264,5 +288,31 @@ mod tests {
         let hidden = json!({ "domains": [], "env": { "A": null } });
         let c = compare("service", &desired, &hidden, &[]);
         assert!(c.is_clean() && !c.complete);
+    }
+
+    /// Issue 28, point 6: a provider's megabytes of `live` are said in a few lines.
+    #[test]
+    fn what_is_said_of_a_huge_live_value_is_bounded() {
+        let huge = "x".repeat(4 << 20);
+        let mut env = serde_json::Map::new();
+        for i in 0..10_000 {
+            env.insert(format!("K{i}"), Value::from("v"));
+        }
+        let live = serde_json::json!({"image": huge, "port": 80, "domains": [huge], "env": env});
+        let desired = serde_json::json!({"image": "nginx:1", "port": 80, "domains": ["https://a.example.com"], "env": {}});
+        let comparison = compare("application", &desired, &live, &[]);
+        let said = comparison.differences.join("\n");
+        assert!(said.len() < 10_000, "{} bytes", said.len());
+        assert_eq!(comparison.differences.len(), MAX_DIFFERENCES + 1);
+        assert!(said.contains("more differences"), "{said}");
+        let record = compare_record(
+            &serde_json::json!({"content": "192.0.2.1"}),
+            &serde_json::json!({"type": "A", "content": huge, "ttl": 1, "proxied": false}),
+        );
+        assert!(
+            record.differences[0].len() < 400,
+            "{}",
+            record.differences[0].len()
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! and lets the provider re-check the owner tag before it deletes.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::owner::{app_of, project_prefix};
 use super::removal::{DELETION_TIMEOUT, delete_and_confirm};
@@ -24,6 +24,23 @@ use crate::store::{Store, StoreError};
 /// Most pages read from one provider for one kind: a provider whose cursor never ends
 /// cannot keep `gc` running forever.
 const MAX_PAGES: usize = 1000;
+
+/// Most orphans one `gc` lists (and deletes): past it the listing stops and says so; the
+/// next `gc` finds the rest. Each orphan is kept without its `live` and `outputs`.
+pub const MAX_ORPHANS: usize = 10_000;
+
+/// How long one `gc` may list, and then delete, in all: a provider that answers slowly
+/// forever cannot keep it running. What it did not reach is said, never guessed.
+pub const DEADLINE: Duration = Duration::from_secs(15 * 60);
+
+/// Why a listing stopped before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// [`MAX_ORPHANS`] were found.
+    TooMany,
+    /// The [`DEADLINE`] passed.
+    Deadline,
+}
 
 /// Why the survey or a deletion could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +77,8 @@ pub struct Survey {
     pub unlisted: Vec<(Role, String)>,
     /// Tagged resources seen that the state knows (for the summary).
     pub known: usize,
+    /// Set when the listing stopped before its end: the orphans are the first found.
+    pub stopped: Option<Stopped>,
 }
 
 /// How deleting the orphans ended.
@@ -110,21 +129,32 @@ impl Known {
 
 /// Lists, per provider, the resources carrying this project's tags that the state does
 /// not know. Nothing is changed.
+/// Each page is read, filtered and dropped: only orphans are kept, without their
+/// documents, at most [`MAX_ORPHANS`], until `until`.
 pub async fn survey(
     project: &Project,
     providers: &ProviderSet,
     env: &EnvSource,
     store: &Store,
+    until: Instant,
 ) -> Result<Survey, GcError> {
     let known = Known::read(store, &project.name).await?;
     let prefix = project_prefix(&project.name);
     let mut survey = Survey::default();
-    for provider in &providers.providers {
+    'providers: for provider in &providers.providers {
         let role = provider.role;
         let mut instance = providers.instantiate(role, env).await?;
         for kind in role.created_kinds() {
             let mut cursor: Option<String> = None;
             for page_number in 0.. {
+                if survey.orphans.len() >= MAX_ORPHANS {
+                    survey.stopped = Some(Stopped::TooMany);
+                    break 'providers;
+                }
+                if Instant::now() >= until {
+                    survey.stopped = Some(Stopped::Deadline);
+                    break 'providers;
+                }
                 if page_number == MAX_PAGES {
                     return Err(GcError::Endless {
                         role,
@@ -157,12 +187,20 @@ pub async fn survey(
                     }
                     if known.knows(role, &resource) {
                         survey.known += 1;
-                    } else {
+                    } else if survey.orphans.len() < MAX_ORPHANS {
+                        // What gc shows and deletes by needs no document.
+                        let resource = Resource {
+                            live: serde_json::Value::Null,
+                            outputs: serde_json::Value::Null,
+                            ..resource
+                        };
                         survey.orphans.push(Orphan {
                             role,
                             app,
                             resource,
                         });
+                    } else {
+                        survey.stopped = Some(Stopped::TooMany);
                     }
                 }
                 match page.next {
@@ -184,6 +222,7 @@ pub async fn collect(
     store: &Store,
     locks: &Locks,
     orphans: Vec<Orphan>,
+    until: Instant,
 ) -> Result<Collected, GcError> {
     let mut by_app: BTreeMap<String, Vec<Orphan>> = BTreeMap::new();
     for orphan in orphans {
@@ -222,6 +261,23 @@ pub async fn collect(
                     entry.insert(providers.instantiate(orphan.role, env).await?)
                 }
             };
+            if Instant::now() >= until {
+                collected.failed.push((
+                    orphan,
+                    "not deleted: gc's deadline passed; run `fabrik gc --delete` again".to_owned(),
+                ));
+                continue;
+            }
+            // Before every deletion: once the lock is lost (its session ended), a run
+            // holding it now may be recording this very resource.
+            if !lock.confirm().await {
+                let why = format!(
+                    "not deleted: {}",
+                    crate::store::StoreError::LockLost { app: app.clone() }
+                );
+                collected.failed.push((orphan, why));
+                continue;
+            }
             let tag = orphan.resource.owner.clone().unwrap_or_default();
             let kind = orphan.resource.kind.clone();
             let id = orphan.resource.id.clone();

@@ -360,6 +360,23 @@ async fn download(
     Ok(found)
 }
 
+/// The most tags an error lists.
+const LISTED_TAGS: usize = 20;
+
+/// Some tags, for an error: the last ones (registries list oldest first), with how many
+/// were left out.
+fn listed(tags: &[String]) -> String {
+    match tags.len() {
+        0 => "none".to_owned(),
+        n if n <= LISTED_TAGS => tags.join(", "),
+        n => format!(
+            "{} more, then {}",
+            n - LISTED_TAGS,
+            tags[n - LISTED_TAGS..].join(", ")
+        ),
+    }
+}
+
 /// The newest tag of the repository that is a semver version matching `requirement`.
 async fn newest_matching(
     client: &Registry,
@@ -387,10 +404,22 @@ async fn newest_matching(
             role,
             source_text,
             requirement: requirement.to_owned(),
-            tags: if tags.is_empty() {
-                "none".to_owned()
-            } else {
-                tags.join(", ")
-            },
+            tags: listed(&tags),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 28, point 6: a repository with 200,000 tags makes an error of a few lines.
+    #[test]
+    fn an_error_lists_a_few_tags_and_counts_the_rest() {
+        let tags: Vec<String> = (0..200_000).map(|i| format!("build-{i}")).collect();
+        let text = listed(&tags);
+        assert!(text.len() < 500, "{} bytes", text.len());
+        assert!(text.starts_with("199980 more, then build-199980"), "{text}");
+        assert_eq!(listed(&[]), "none");
+        assert_eq!(listed(&["1.0".to_owned(), "2.0".to_owned()]), "1.0, 2.0");
+    }
 }

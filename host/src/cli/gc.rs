@@ -48,7 +48,19 @@ pub fn run(
     let store = runtime.block_on(workspace.open_store())?;
     let providers = super::loading::load(project, Pins::Enforce)?;
     let env = EnvSource::load(&project.dir)?;
-    let survey = runtime.block_on(gc::survey(project, &providers, &env, &store))?;
+    let until = std::time::Instant::now() + gc::DEADLINE;
+    let survey = runtime.block_on(gc::survey(project, &providers, &env, &store, until))?;
+    match survey.stopped {
+        Some(gc::Stopped::TooMany) => errln!(
+            "warning: more than {} orphans: these are the first found; run `fabrik gc` again once they are deleted",
+            gc::MAX_ORPHANS
+        ),
+        Some(gc::Stopped::Deadline) => errln!(
+            "warning: the listing passed gc's {}-minute deadline: these are the orphans found until then; run `fabrik gc` again",
+            gc::DEADLINE.as_secs() / 60
+        ),
+        None => {}
+    }
     for (role, kind) in &survey.unlisted {
         errln!(
             "warning: provider `{role}` targets contract 0.1, which cannot list: its {kind} resources were not checked"
@@ -107,6 +119,7 @@ pub fn run(
         &store,
         &locks,
         survey.orphans,
+        until,
     ))?;
     for orphan in &collected.deleted {
         match format {

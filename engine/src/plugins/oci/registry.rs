@@ -29,6 +29,12 @@ const IMAGE_MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, app
 const MAX_MANIFEST: usize = 4 << 20;
 /// Largest component blob read.
 pub const MAX_BLOB: usize = 256 << 20;
+/// Largest page of a tag list: 1,000 tags of up to 128 characters, with room.
+const MAX_TAG_PAGE: usize = 1 << 20;
+/// Most tags a repository may have for a version range to be resolved.
+const MAX_TAGS: usize = 100_000;
+/// Largest answer of a token service (a JSON object with one or two tokens).
+const MAX_TOKEN: usize = 64 << 10;
 
 /// Why a registry could not give what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +227,9 @@ impl Registry {
         accept: &str,
     ) -> Result<(Vec<u8>, u16), RegistryError> {
         let path = format!("/v2/{}/manifests/{tag_or_digest}", reference.repository);
-        let answer = self.get(reference, &path, Some(accept)).await?;
+        let answer = self
+            .get(reference, &path, Some(accept), MAX_MANIFEST)
+            .await?;
         let what = format!("manifest `{tag_or_digest}`");
         check_status(reference, &what, answer.status)?;
         if answer.body.len() > MAX_MANIFEST {
@@ -240,7 +248,7 @@ impl Registry {
         digest: &str,
     ) -> Result<Vec<u8>, RegistryError> {
         let path = format!("/v2/{}/blobs/{digest}", reference.repository);
-        let answer = self.get(reference, &path, None).await?;
+        let answer = self.get(reference, &path, None, MAX_BLOB).await?;
         let what = format!("blob `{digest}`");
         check_status(reference, &what, answer.status)?;
         let found = digest_of(&answer.body);
@@ -265,7 +273,7 @@ impl Registry {
         let mut tags = Vec::new();
         let mut path = format!("/v2/{}/tags/list?n=1000", reference.repository);
         for _ in 0..100 {
-            let answer = self.get(reference, &path, None).await?;
+            let answer = self.get(reference, &path, None, MAX_TAG_PAGE).await?;
             check_status(reference, "the tag list", answer.status)?;
             let page: TagList =
                 serde_json::from_slice(&answer.body).map_err(|e| RegistryError::Invalid {
@@ -273,6 +281,14 @@ impl Registry {
                     message: format!("the tag list is not JSON: {e}"),
                 })?;
             tags.extend(page.tags.unwrap_or_default());
+            if tags.len() > MAX_TAGS {
+                return Err(RegistryError::Invalid {
+                    source_text: reference.to_string(),
+                    message: format!(
+                        "the repository has more than {MAX_TAGS} tags; pin a tag or a digest instead of a version range"
+                    ),
+                });
+            }
             // `Link: </v2/<name>/tags/list?last=x&n=1000>; rel="next"`
             match answer
                 .link
@@ -296,6 +312,7 @@ impl Registry {
         reference: &OciReference,
         path: &str,
         accept: Option<&str>,
+        max: usize,
     ) -> Result<Answer, RegistryError> {
         let url = format!("{}{path}", reference.base_url());
         let key = format!("{}/{}", reference.registry, reference.repository);
@@ -304,7 +321,7 @@ impl Registry {
             .send(reference, &url, accept, token.as_ref().map(Auth::Bearer))
             .await?;
         if first.status().as_u16() != 401 {
-            return read(reference, first).await;
+            return read(reference, first, max).await;
         }
         let challenge = first
             .headers()
@@ -345,7 +362,7 @@ impl Registry {
                 },
             ));
         }
-        read(reference, retry).await
+        read(reference, retry, max).await
     }
 
     fn token(&self, key: &str) -> Option<SecretString> {
@@ -443,13 +460,7 @@ impl Registry {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| RegistryError::Unreachable {
-                source_text: reference.to_string(),
-                message: format!("token request: {}", without_url(&e)),
-            })?;
+        let body = read(reference, response, MAX_TOKEN).await?.body;
         let token: Token = serde_json::from_slice(&body).map_err(|e| RegistryError::Invalid {
             source_text: reference.to_string(),
             message: format!("the token service's answer is not JSON: {e}"),
@@ -489,9 +500,12 @@ fn check_status(reference: &OciReference, what: &str, status: u16) -> Result<(),
     }
 }
 
+/// The answer's body, read to `max` bytes at most: a larger one is refused as soon as
+/// its announced length or the bytes read pass `max`, never buffered whole.
 async fn read(
     reference: &OciReference,
     response: reqwest::Response,
+    max: usize,
 ) -> Result<Answer, RegistryError> {
     let status = response.status().as_u16();
     let link = response
@@ -499,13 +513,10 @@ async fn read(
         .get(reqwest::header::LINK)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_BLOB as u64)
-    {
+    if response.content_length().is_some_and(|n| n > max as u64) {
         return Err(RegistryError::Invalid {
             source_text: reference.to_string(),
-            message: format!("the answer is larger than {MAX_BLOB} bytes"),
+            message: format!("the answer is larger than {max} bytes"),
         });
     }
     let mut body = Vec::new();
@@ -518,10 +529,10 @@ async fn read(
             message: without_url(&e),
         })?
     {
-        if body.len() + chunk.len() > MAX_BLOB {
+        if body.len() + chunk.len() > max {
             return Err(RegistryError::Invalid {
                 source_text: reference.to_string(),
-                message: format!("the answer is larger than {MAX_BLOB} bytes"),
+                message: format!("the answer is larger than {max} bytes"),
             });
         }
         body.extend_from_slice(&chunk);
