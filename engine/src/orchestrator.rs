@@ -11,6 +11,7 @@ pub mod drift;
 mod ensure;
 pub mod events;
 pub mod failure;
+pub mod fingerprint_key;
 pub mod gc;
 mod hidden;
 pub mod hooks;

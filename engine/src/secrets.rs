@@ -46,6 +46,30 @@ pub enum SecretsError {
         name: String,
         host: String,
     },
+    #[error("{FINGERPRINT_KEY_ENV} is not 64 hex digits (a 256-bit key)")]
+    FingerprintKeyMalformed,
+    #[error(
+        "this shared state's secret fingerprints were made with a key this machine does not have\n  hint: copy {FINGERPRINT_KEY_ENV} from a teammate's .env (it goes with FABRIK_STATE_URL); it is never kept in the state"
+    )]
+    FingerprintKeyMissing,
+    #[error(
+        "{FINGERPRINT_KEY_ENV} here is not the key this shared state's fingerprints were made with (key id {found}, the state's {recorded})\n  hint: use the team's value, from a teammate's .env"
+    )]
+    FingerprintKeyDiffers { found: String, recorded: String },
+}
+
+/// The variable holding the key of secret fingerprints when the state is shared
+/// (PostgreSQL): a team secret, kept with the others in `.env` or the environment, never
+/// in the state, so that a dump of the state cannot be used to test guesses of a secret.
+pub const FINGERPRINT_KEY_ENV: &str = "FABRIK_FINGERPRINT_KEY";
+
+/// A name for a fingerprint key that tells two keys apart without telling anything of
+/// either (a keyed hash of a 256-bit random key): what a shared state records.
+pub fn fingerprint_key_id(key: &[u8]) -> String {
+    blake3::derive_key("fabrik 2026-12 fingerprint key id", key)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The environment and the project's `.env`, read once.
@@ -255,6 +279,33 @@ impl EnvSource {
             });
         }
         Ok(resolved)
+    }
+
+    /// The team's fingerprint key ([`FINGERPRINT_KEY_ENV`]) from the environment or
+    /// `.env`, if set.
+    pub fn fingerprint_key(&self) -> Result<Option<Vec<u8>>, SecretsError> {
+        use secrecy::ExposeSecret;
+        let Some(value) = self.get(FINGERPRINT_KEY_ENV) else {
+            return Ok(None);
+        };
+        hex::decode(value.expose_secret().trim())
+            .ok()
+            .filter(|key| key.len() == 32)
+            .map(Some)
+            .ok_or(SecretsError::FingerprintKeyMalformed)
+    }
+
+    /// Writes the team's fingerprint key into `.env`, as a generated secret is written.
+    pub fn keep_fingerprint_key(
+        &mut self,
+        project_dir: &Path,
+        key: &[u8],
+    ) -> Result<(), SecretsError> {
+        self.persist(
+            project_dir,
+            FINGERPRINT_KEY_ENV,
+            &SecretString::from(hex::encode(key)),
+        )
     }
 
     fn persist(

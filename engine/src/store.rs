@@ -394,16 +394,47 @@ impl Store {
         dispatch!(self, store => store.runs(deployment))
     }
 
-    /// The key of secret fingerprints shared by every machine using this state: only a
-    /// shared backend has one (created on first use when `create`); with SQLite the key
-    /// is the project's `.fabrik/fingerprint.key`.
-    pub async fn shared_fingerprint_key(
-        &self,
-        create: bool,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Whether several machines share this state (PostgreSQL): its fingerprint key is
+    /// then the team's `FABRIK_FINGERPRINT_KEY`, never kept in the state.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// A fingerprint key an earlier Fabrik kept in a shared state (none for SQLite).
+    pub async fn legacy_fingerprint_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
         match &self.backend {
             Backend::Sqlite(_) => Ok(None),
-            Backend::Postgres(store) => store.fingerprint_key(create).await,
+            Backend::Postgres(store) => store.legacy_fingerprint_key().await,
+        }
+    }
+
+    /// Removes a fingerprint key an earlier Fabrik kept in a shared state.
+    pub async fn forget_legacy_fingerprint_key(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(store) => store.forget_legacy_fingerprint_key().await,
+        }
+    }
+
+    /// The id of the key `project`'s fingerprints are made with in a shared state (none
+    /// for SQLite).
+    pub async fn fingerprint_key_id(&self, project: &str) -> Result<Option<String>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(store) => store.fingerprint_key_id(project).await,
+        }
+    }
+
+    /// Records `id` as `project`'s key id in a shared state unless one is; returns the
+    /// recorded one.
+    pub async fn claim_fingerprint_key_id(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<String, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(id.to_owned()),
+            Backend::Postgres(store) => store.claim_fingerprint_key_id(project, id).await,
         }
     }
 
@@ -441,15 +472,6 @@ impl Store {
                 store.import(dump)
             }
             Backend::Postgres(store) => store.import(dump).await,
-        }
-    }
-
-    /// Sets the fingerprint key a shared backend keeps (a project's own key, when its
-    /// state moves there); a SQLite store keeps none.
-    pub async fn set_shared_fingerprint_key(&self, key: &[u8]) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(()),
-            Backend::Postgres(store) => store.set_fingerprint_key(key).await,
         }
     }
 

@@ -14,9 +14,14 @@ use crate::store::{Store, StoreError};
 pub const STATE_URL_ENV: &str = "FABRIK_STATE_URL";
 
 /// Variables that carry the state database's credentials, withheld from hooks: the
-/// connection string, and libpq's own password variables, which a team member's shell
-/// may hold for `psql` against the same database.
-pub const STATE_CREDENTIAL_ENV: &[&str] = &[STATE_URL_ENV, "PGPASSWORD", "PGPASSFILE"];
+/// connection string, libpq's own password variables, which a team member's shell may
+/// hold for `psql` against the same database, and the team's fingerprint key.
+pub const STATE_CREDENTIAL_ENV: &[&str] = &[
+    STATE_URL_ENV,
+    "PGPASSWORD",
+    "PGPASSFILE",
+    crate::secrets::FINGERPRINT_KEY_ENV,
+];
 
 /// Why a command's workspace cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -513,7 +513,7 @@ async fn a_hook_never_sees_a_credential() {
     let world = World::start().await;
     let spec = world.spec("app.yaml", |t| {
         format!(
-            "{t}hooks:\n  post_deploy: \"echo state=${{FABRIK_STATE_URL:-unset}} coolify=${{COOLIFY_TOKEN:-unset}} dns=${{CLOUDFLARE_API_TOKEN:-unset}} pg=${{PGPASSWORD:-unset}}\"\n"
+            "{t}hooks:\n  post_deploy: \"echo state=${{FABRIK_STATE_URL:-unset}} coolify=${{COOLIFY_TOKEN:-unset}} dns=${{CLOUDFLARE_API_TOKEN:-unset}} pg=${{PGPASSWORD:-unset}} key=${{FABRIK_FINGERPRINT_KEY:-unset}}\"\n"
         )
     });
     let mut cmd = world.command(&spec);
@@ -523,11 +523,13 @@ async fn a_hook_never_sees_a_credential() {
     );
     // libpq's own password variable, as a teammate's shell holds it for psql.
     cmd.env("PGPASSWORD", "pg-password-4567");
+    // The team's key of secret fingerprints.
+    cmd.env("FABRIK_FINGERPRINT_KEY", "ab".repeat(32));
     let output = World::output(cmd).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     assert!(
-        stderr.contains("post_deploy: state=unset coolify=unset dns=unset pg=unset"),
+        stderr.contains("post_deploy: state=unset coolify=unset dns=unset pg=unset key=unset"),
         "{stderr}"
     );
 }

@@ -346,11 +346,30 @@ async fn a_second_machine_sees_the_same_version_and_never_regenerates_a_secret()
     let env_b = std::fs::read_to_string(machine_b.path().join(".env")).expect(".env");
     assert!(!env_b.contains("SESSION_KEY"), "no other value generated");
 
-    // With the same value, B computes the same version (the fingerprint key is shared):
-    // its plan and apply find nothing to do.
+    // With the same value but without the team's fingerprint key (never in the state),
+    // B refuses, saying where the key is, and changes nothing.
     std::fs::write(
         machine_b.path().join(".env"),
         format!("{env_b}SESSION_KEY={session_key}\n"),
+    )
+    .expect(".env");
+    let refused = apply_in(&world, machine_b.path(), &spec_b)
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("copy FABRIK_FINGERPRINT_KEY from a teammate's .env"),
+        "{stderr}"
+    );
+    assert_eq!(world.mutating_calls(), calls, "nothing changed");
+
+    // With the team's key, B computes the same version: its plan and apply find
+    // nothing to do.
+    let key = team_key(world.dir.path());
+    std::fs::write(
+        machine_b.path().join(".env"),
+        format!("{env_b}SESSION_KEY={session_key}\nFABRIK_FINGERPRINT_KEY={key}\n"),
     )
     .expect(".env");
     let mut plan = world.fabrik();
@@ -477,15 +496,7 @@ async fn a_dump_of_the_database_holds_no_secret() {
         .find_map(|l| l.strip_prefix("SESSION_KEY="))
         .expect("generated")
         .to_owned();
-    let pg_dump = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()
-        .and_then(|versions| {
-            versions
-                .filter_map(Result::ok)
-                .map(|v| v.path().join("bin/pg_dump"))
-                .find(|p| p.exists())
-        })
-        .unwrap_or_else(|| PathBuf::from("pg_dump"));
+    let pg_dump = pg_program("pg_dump");
     let dump = std::process::Command::new(pg_dump)
         .args(["--schema", &schema, "--dbname", &url])
         .output()
@@ -497,12 +508,108 @@ async fn a_dump_of_the_database_holds_no_secret() {
     );
     let dump = String::from_utf8_lossy(&dump.stdout);
     assert!(dump.contains("test-api"), "the dump holds the state");
-    for secret in [crate::deploy::DATABASE_URL, API_KEY, generated.as_str()] {
+    // Nor the key of the fingerprints, which would let anyone holding the dump test
+    // guesses of a secret offline (issue 28, point 5).
+    let key = team_key(world.dir.path());
+    for secret in [
+        crate::deploy::DATABASE_URL,
+        API_KEY,
+        generated.as_str(),
+        &key,
+    ] {
         assert!(
             !dump.contains(secret),
             "a secret value is in the database dump"
         );
     }
+}
+
+/// The team's fingerprint key, as the project's `.env` holds it.
+fn team_key(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(".env"))
+        .expect(".env")
+        .lines()
+        .find_map(|l| l.strip_prefix("FABRIK_FINGERPRINT_KEY="))
+        .expect("the team's fingerprint key is in .env")
+        .to_owned()
+}
+
+/// A PostgreSQL client program of the server the tests use (`psql`, `pg_dump`).
+fn pg_program(name: &str) -> PathBuf {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|versions| {
+            versions
+                .filter_map(Result::ok)
+                .map(|v| v.path().join("bin").join(name))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Runs `sql` in `schema`, as someone with the database's credentials could.
+fn psql(url: &str, schema: &str, sql: &str) -> String {
+    let output = std::process::Command::new(pg_program("psql"))
+        .args(["--no-psqlrc", "-qAt", "--dbname", url, "-c"])
+        .arg(format!("SET search_path = {schema}; {sql}"))
+        .output()
+        .expect("psql runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Issue 28, point 5: a state an earlier Fabrik wrote keeps the fingerprint key in the
+/// database; the next apply moves it into `.env`, removes it from the database, says so,
+/// and finds nothing to redeploy (the fingerprints are the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fingerprint_key_kept_in_the_database_moves_out_without_a_redeploy() {
+    let url = postgres_url();
+    let world = World::start().await;
+    let schema = fresh_schema();
+    use_postgres(world.dir.path(), "acme", &url, &schema);
+    let spec = world.spec("app.yaml", |t| t);
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+    // As the previous release left it: the key in `settings`, none in `.env`.
+    let key = team_key(world.dir.path());
+    psql(
+        &url,
+        &schema,
+        &format!(
+            "DELETE FROM settings WHERE name LIKE 'fingerprint_key_id%'; INSERT INTO settings (name, value) VALUES ('fingerprint_key', '{key}');"
+        ),
+    );
+    use_postgres(world.dir.path(), "acme", &url, &schema);
+    let calls = world.mutating_calls();
+
+    let again = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("(no changes)"), "{stdout}\n{stderr}");
+    assert_eq!(world.mutating_calls(), calls, "nothing redeployed");
+    assert!(
+        stderr.contains("it is now FABRIK_FINGERPRINT_KEY in .env"),
+        "{stderr}"
+    );
+    assert_eq!(team_key(world.dir.path()), key);
+    assert_eq!(
+        psql(
+            &url,
+            &schema,
+            "SELECT count(*) FROM settings WHERE name = 'fingerprint_key';"
+        )
+        .trim(),
+        "0",
+        "the key left the database"
+    );
+    assert!(
+        !psql(&url, &schema, "SELECT value FROM settings;").contains(&key),
+        "only its id is kept"
+    );
 }
 
 /// Needs no server: a PostgreSQL project without its connection string, or with a

@@ -322,6 +322,7 @@ async fn resolve_secrets(
     let spec = &loaded.spec;
     let project = &ctx.project.name;
     // Resolution may append generated values to `.env`: one app at a time.
+    let env_source = env;
     let mut env = env.lock().await;
     // With a shared state, a secret another machine generated is never generated again
     // here with a different value.
@@ -337,10 +338,15 @@ async fn resolve_secrets(
     }
     let resolved = env.resolve_all(&ctx.project.dir, &spec.secrets, &spec.required_secrets)?;
     drop(env);
-    let key = match ctx.store.shared_fingerprint_key(true).await? {
-        Some(key) => key,
-        None => secrets::fingerprint_key(&ctx.project.dir)?,
-    };
+    let key = super::fingerprint_key::for_apply(
+        ctx.store,
+        env_source,
+        &ctx.project.dir,
+        ctx.observer,
+        project,
+        &spec.name,
+    )
+    .await?;
     let mut out = Secrets {
         values: BTreeMap::new(),
         fingerprints: BTreeMap::new(),

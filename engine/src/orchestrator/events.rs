@@ -138,6 +138,9 @@ pub enum Warning {
     EnvEqualsSecret { variable: String, secret: String },
     /// A provider's credentials go to an origin over plain HTTP.
     CleartextCredential { provider: Role, origin: String },
+    /// The fingerprint key an earlier Fabrik kept in the shared state was moved into
+    /// `.env` (`FABRIK_FINGERPRINT_KEY`) and removed from the state.
+    FingerprintKeyMoved,
 }
 
 impl std::fmt::Display for Warning {
@@ -158,6 +161,10 @@ impl std::fmt::Display for Warning {
             Warning::EnvEqualsSecret { variable, secret } => write!(
                 f,
                 "env.{variable} has the value of secret {secret}: plain variables are stored in the state and shown by plan; make it a secret, or refer to {secret}"
+            ),
+            Warning::FingerprintKeyMoved => write!(
+                f,
+                "the key of secret fingerprints was kept in the state database, where a copy of it let anyone test guesses of a secret: it is now FABRIK_FINGERPRINT_KEY in .env, and gone from the database; give it to your teammates with FABRIK_STATE_URL"
             ),
             Warning::CleartextCredential { provider, origin } => write!(
                 f,
@@ -361,7 +368,8 @@ impl RunEvent {
                 | Warning::NotDelivered { problem: text, .. } => *text = redact(text),
                 Warning::SecretTooShort { .. }
                 | Warning::EnvEqualsSecret { .. }
-                | Warning::CleartextCredential { .. } => {}
+                | Warning::CleartextCredential { .. }
+                | Warning::FingerprintKeyMoved => {}
             },
             RunEvent::StateChanged { .. }
             | RunEvent::LockTakenOver { .. }

@@ -906,39 +906,67 @@ impl PgStore {
         .collect()
     }
 
-    /// The fingerprint key every machine shares; created on first use when `create`.
-    pub async fn fingerprint_key(&self, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
-        let client = self.client.lock().await;
-        let read = async || -> Result<Option<Vec<u8>>, StoreError> {
-            let row = client
-                .query_opt(
-                    "SELECT value FROM settings WHERE name = 'fingerprint_key'",
-                    &[],
-                )
-                .await?;
-            Ok(row
-                .map(|row| row.try_get::<_, String>(0))
-                .transpose()?
-                .and_then(|text| hex::decode(text).ok()))
-        };
-        if let Some(key) = read().await? {
-            return Ok(Some(key));
-        }
-        if create {
-            let mut key = [0u8; 32];
-            getrandom::fill(&mut key).map_err(|e| StoreError::Open {
-                location: self.location(),
-                message: format!("the OS random generator failed: {e}"),
-            })?;
-            client
-                .execute(
-                    "INSERT INTO settings (name, value) VALUES ('fingerprint_key', $1) ON CONFLICT (name) DO NOTHING",
-                    &[&hex::encode(key)],
-                )
-                .await?;
-        }
-        // Another machine may have written its key first: that one is everyone's.
-        read().await
+    /// The fingerprint key an earlier Fabrik kept in the database (`settings`), where a
+    /// dump of the state was enough to test guesses of a secret offline. Read only to
+    /// move it out ([`PostgresStore::forget_legacy_fingerprint_key`]).
+    pub async fn legacy_fingerprint_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT value FROM settings WHERE name = 'fingerprint_key'",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|row| row.try_get::<_, String>(0))
+            .transpose()?
+            .and_then(|text| hex::decode(text).ok()))
+    }
+
+    /// Removes the key an earlier Fabrik kept in the database, once every project with
+    /// deployments in the schema has moved it out (recorded its key's id): one schema
+    /// may hold several projects, which all used that one key.
+    pub async fn forget_legacy_fingerprint_key(&self) -> Result<(), StoreError> {
+        self.query(
+            "DELETE FROM settings WHERE name = 'fingerprint_key' AND NOT EXISTS (
+                 SELECT 1 FROM deployments d WHERE NOT EXISTS (
+                     SELECT 1 FROM settings s WHERE s.name = 'fingerprint_key_id/' || d.project))",
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The id of the key `project`'s fingerprints are made with (never the key).
+    pub async fn fingerprint_key_id(&self, project: &str) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT value FROM settings WHERE name = 'fingerprint_key_id/' || $1",
+                &[&project],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|row| row.try_get::<_, String>(0))
+            .transpose()?)
+    }
+
+    /// Records `id` as `project`'s key id unless one is recorded; returns the one
+    /// recorded (another machine's, if it was first).
+    pub async fn claim_fingerprint_key_id(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<String, StoreError> {
+        self.query(
+            "INSERT INTO settings (name, value) VALUES ('fingerprint_key_id/' || $1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&project, &id],
+        )
+        .await?;
+        Ok(self
+            .fingerprint_key_id(project)
+            .await?
+            .unwrap_or_else(|| id.to_owned()))
     }
 
     /// The secrets of `app` some machine generated, with the host that did.
@@ -1040,16 +1068,6 @@ impl PgStore {
 
     /// Sets the shared fingerprint key (when a project's state moves here, its key comes
     /// along, so that its versions keep their hashes).
-    pub async fn set_fingerprint_key(&self, key: &[u8]) -> Result<(), StoreError> {
-        self.query(
-            "INSERT INTO settings (name, value) VALUES ('fingerprint_key', $1)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            &[&hex::encode(key)],
-        )
-        .await?;
-        Ok(())
-    }
-
     pub async fn export(&self) -> Result<Value, StoreError> {
         let mut out = serde_json::Map::new();
         out.insert("schema_version".to_owned(), serde_json::json!(latest()));

@@ -30,19 +30,14 @@ impl PlanSource {
     async fn open(dir: &Path, state_path: Option<&Path>) -> anyhow::Result<Self> {
         let workspace = Workspace::at(dir, state_path)?;
         let store = workspace.existing_store().await?;
-        // A shared state's key if it has one, else the project's own.
-        let shared = match &store {
-            Some(store) => store.shared_fingerprint_key(false).await?,
-            None => None,
-        };
         let env = EnvSource::load(dir)?;
         for warning in env.warnings() {
             errln!("warning: {warning}");
         }
-        let key = match shared {
-            Some(key) => Some(key),
-            None => secrets::existing_fingerprint_key(dir)?,
-        };
+        // The team's key with a shared state, else the project's own; never created.
+        let key =
+            fabrik_engine::orchestrator::fingerprint_key::for_reading(store.as_ref(), &env, dir)
+                .await?;
         Ok(Self {
             env,
             key,

@@ -42,12 +42,32 @@ pub fn migrate(to_postgres: bool, state: Option<&Path>) -> anyhow::Result<ExitSt
                 errln!("error: there is no SQLite state to copy at `{}`", file.display());
                 return Ok(ExitStatus::Failure);
             }
+            // The project's versions were hashed with its own key: it becomes the team's
+            // (in `.env`, never in the database, which records its id).
+            let key = secrets::existing_fingerprint_key(&dir)?;
+            let mut env = secrets::EnvSource::load(&dir)?;
+            if let (Some(key), Some(here)) = (&key, env.fingerprint_key()?)
+                && here != *key
+            {
+                errln!(
+                    "error: {} in .env is not the key this state's fingerprints were made with; nothing was copied",
+                    secrets::FINGERPRINT_KEY_ENV
+                );
+                return Ok(ExitStatus::Failure);
+            }
             let from = Store::open(file)?;
             let to = Store::connect(&settings).await?;
             let copied = copy(&from, &to).await?;
-            // The project's versions were hashed with its own key: it moves along.
-            if let Some(key) = secrets::existing_fingerprint_key(&dir)? {
-                to.set_shared_fingerprint_key(&key).await?;
+            if let Some(key) = key {
+                if env.fingerprint_key()?.is_none() {
+                    env.keep_fingerprint_key(&dir, &key)?;
+                }
+                let id = secrets::fingerprint_key_id(&key);
+                if to.claim_fingerprint_key_id(&workspace.project.name, &id).await? != id {
+                    errln!(
+                        "warning: the schema records another fingerprint key than this project's: its apps' secrets will look changed once"
+                    );
+                }
             }
             errln!(
                 "copied the state of `{}` into {}",
@@ -72,7 +92,14 @@ pub fn migrate(to_postgres: bool, state: Option<&Path>) -> anyhow::Result<ExitSt
             }
             let to = Store::open(file)?;
             let copied = copy(&from, &to).await?;
-            if let Some(key) = from.shared_fingerprint_key(false).await? {
+            let env = secrets::EnvSource::load(&dir)?;
+            if let Some(key) = fabrik_engine::orchestrator::fingerprint_key::for_reading(
+                Some(&from),
+                &env,
+                &dir,
+            )
+            .await?
+            {
                 secrets::keep_fingerprint_key(&dir, &key)?;
             }
             errln!("copied {} into `{}`", from.location(), file.display());

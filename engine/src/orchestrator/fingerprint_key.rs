@@ -1,0 +1,101 @@
+//! The key of secret fingerprints, found where it is kept. With a SQLite state it is the
+//! project's `.fabrik/fingerprint.key`, beside a state only this machine uses. With a
+//! shared state (PostgreSQL) it is a team secret, `FABRIK_FINGERPRINT_KEY`, kept in
+//! `.env` or the environment like `FABRIK_STATE_URL`: the database records only its id
+//! (per project, as one schema may hold several),
+//! so that a dump of the state cannot be used to test guesses of a weak secret (the
+//! fingerprints are keyed hashes of the values).
+
+use super::apply::ApplyError;
+use super::events::{RunEvent, Warning};
+use crate::secrets::{self, EnvSource, FINGERPRINT_KEY_ENV, SecretsError};
+use crate::store::Store;
+
+/// The key to fingerprint `app`'s secrets with, for an apply: created on first use, and
+/// moved out of a shared state that an earlier Fabrik kept it in.
+pub(crate) async fn for_apply(
+    store: &Store,
+    env: &tokio::sync::Mutex<EnvSource>,
+    project_dir: &std::path::Path,
+    observer: &dyn super::events::Observer,
+    project: &str,
+    app: &str,
+) -> Result<Vec<u8>, ApplyError> {
+    if !store.is_shared() {
+        return Ok(secrets::fingerprint_key(project_dir)?);
+    }
+    let mut env = env.lock().await;
+    let here = env.fingerprint_key()?;
+    let legacy = store.legacy_fingerprint_key().await?;
+    let recorded = store.fingerprint_key_id(project).await?;
+    let key = match (here, legacy) {
+        (Some(key), legacy) => {
+            if legacy.as_ref().is_some_and(|l| *l != key) {
+                return Err(differs(&key, legacy.as_deref().unwrap_or_default()).into());
+            }
+            key
+        }
+        // An earlier Fabrik kept the key in the state: it moves to `.env`.
+        (None, Some(legacy)) => {
+            env.keep_fingerprint_key(project_dir, &legacy)?;
+            observer.event(
+                app,
+                None,
+                &RunEvent::Warning {
+                    warning: Warning::FingerprintKeyMoved,
+                },
+            );
+            legacy
+        }
+        (None, None) if recorded.is_some() => {
+            return Err(SecretsError::FingerprintKeyMissing.into());
+        }
+        (None, None) => {
+            let mut key = vec![0u8; 32];
+            getrandom::fill(&mut key).map_err(SecretsError::Random)?;
+            // Claimed before it is written: two machines starting at once agree on one.
+            let id = secrets::fingerprint_key_id(&key);
+            if store.claim_fingerprint_key_id(project, &id).await? != id {
+                return Err(SecretsError::FingerprintKeyMissing.into());
+            }
+            env.keep_fingerprint_key(project_dir, &key)?;
+            let name = FINGERPRINT_KEY_ENV.to_owned();
+            observer.event(app, None, &RunEvent::SecretGenerated { name });
+            key
+        }
+    };
+    let id = secrets::fingerprint_key_id(&key);
+    let recorded = store.claim_fingerprint_key_id(project, &id).await?;
+    if recorded != id {
+        return Err(SecretsError::FingerprintKeyDiffers {
+            found: id,
+            recorded,
+        }
+        .into());
+    }
+    // Recorded by its id, and in `.env`: the key leaves the state.
+    store.forget_legacy_fingerprint_key().await?;
+    Ok(key)
+}
+
+fn differs(key: &[u8], legacy: &[u8]) -> SecretsError {
+    SecretsError::FingerprintKeyDiffers {
+        found: secrets::fingerprint_key_id(key),
+        recorded: secrets::fingerprint_key_id(legacy),
+    }
+}
+
+/// The key for a read-only command (`plan`): never created, never moved.
+pub async fn for_reading(
+    store: Option<&Store>,
+    env: &EnvSource,
+    project_dir: &std::path::Path,
+) -> Result<Option<Vec<u8>>, ApplyError> {
+    match store {
+        Some(store) if store.is_shared() => match env.fingerprint_key()? {
+            Some(key) => Ok(Some(key)),
+            None => Ok(store.legacy_fingerprint_key().await?),
+        },
+        _ => Ok(secrets::existing_fingerprint_key(project_dir)?),
+    }
+}
