@@ -44,6 +44,8 @@ pub enum ApplyError {
     Plugin(#[from] PluginError),
     #[error("secrets: {0}")]
     Secrets(#[from] SecretsError),
+    #[error("secrets: {0}")]
+    FingerprintKey(#[from] super::fingerprint_key::KeyError),
     #[error(
         "the lock of `{app}` was lost (its connection to the state database ended): the run stopped before its next provider call, without a rollback\n  hint: the next `fabrik apply` recovers the run"
     )]

@@ -6,10 +6,18 @@
 //! so that a dump of the state cannot be used to test guesses of a weak secret (the
 //! fingerprints are keyed hashes of the values).
 
-use super::apply::ApplyError;
 use super::events::{RunEvent, Warning};
 use crate::secrets::{self, EnvSource, FINGERPRINT_KEY_ENV, SecretsError};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+
+/// Why the key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// The key to fingerprint `app`'s secrets with, for an apply: created on first use, and
 /// moved out of a shared state that an earlier Fabrik kept it in.
@@ -20,7 +28,7 @@ pub(crate) async fn for_apply(
     observer: &dyn super::events::Observer,
     project: &str,
     app: &str,
-) -> Result<Vec<u8>, ApplyError> {
+) -> Result<Vec<u8>, KeyError> {
     if !store.is_shared() {
         return Ok(secrets::fingerprint_key(project_dir)?);
     }
@@ -90,7 +98,7 @@ pub async fn for_reading(
     store: Option<&Store>,
     env: &EnvSource,
     project_dir: &std::path::Path,
-) -> Result<Option<Vec<u8>>, ApplyError> {
+) -> Result<Option<Vec<u8>>, KeyError> {
     match store {
         Some(store) if store.is_shared() => match env.fingerprint_key()? {
             Some(key) => Ok(Some(key)),
