@@ -8,12 +8,14 @@
 pub mod journal;
 pub mod migrate;
 pub mod migrations;
+mod operations;
 pub mod postgres;
-mod sql;
+mod seam;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -79,6 +81,12 @@ pub enum StoreError {
         "the lock of `{app}` was lost (its database session ended): nothing more was written, since another run may hold it now\n  hint: `fabrik status` shows what the app's last run recorded; apply again to finish"
     )]
     LockLost { app: String },
+    /// A column that does not hold what its table says.
+    #[error("the state database holds a value Fabrik cannot read (column {index}: {problem})")]
+    Column { index: usize, problem: String },
+    /// A write the database answered without the row it wrote.
+    #[error("the state database did not write {0}")]
+    NotWritten(&'static str),
     /// A stored name that is not one of its type's values.
     #[error("the state database holds {0}; was it written by a newer fabrik?")]
     Unknown(#[from] crate::domain::UnknownName),
@@ -191,27 +199,28 @@ pub struct Store {
 
 enum Backend {
     /// Calls are quick and local: one connection, one call at a time.
-    Sqlite(Mutex<sqlite::SqliteStore>),
+    Sqlite {
+        store: Mutex<sqlite::SqliteStore>,
+        path: PathBuf,
+    },
     Postgres(postgres::PgStore),
 }
 
-/// Runs `$call` on whichever backend the store has: the SQLite one at once, the
-/// PostgreSQL one awaited.
+/// Runs the operation `$op` of [`operations`] on whichever backend the store has,
+/// through its [`seam::Session`].
 macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
+    ($self:ident, $op:ident ( $($arg:expr),* )) => {
         match &$self.backend {
-            Backend::Sqlite(store) => {
-                let $store = lock(store);
-                $call
+            Backend::Sqlite { store, .. } => {
+                let mut store = store.lock().await;
+                operations::$op(&mut store.session() $(, $arg)*).await
             }
-            Backend::Postgres($store) => $call.await,
+            Backend::Postgres(store) => {
+                let client = store.client().await;
+                operations::$op(&mut postgres::PgSession(&client) $(, $arg)*).await
+            }
         }
     };
-}
-
-fn lock(store: &Mutex<sqlite::SqliteStore>) -> MutexGuard<'_, sqlite::SqliteStore> {
-    // Every write is a transaction of its own: a panic elsewhere leaves nothing half done.
-    store.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Store {
@@ -254,7 +263,7 @@ impl Store {
     /// Where the state is, for messages: a file, or a PostgreSQL schema (never its URL).
     pub fn location(&self) -> String {
         match &self.backend {
-            Backend::Sqlite(store) => format!("`{}`", lock(store).path().display()),
+            Backend::Sqlite { path, .. } => format!("`{}`", path.display()),
             Backend::Postgres(store) => store.location(),
         }
     }
@@ -265,12 +274,12 @@ impl Store {
         project: &str,
         app: &str,
     ) -> Result<Option<Deployment>, StoreError> {
-        dispatch!(self, store => store.deployment(project, app))
+        dispatch!(self, deployment(project, app))
     }
 
     /// Every deployment, by project and app.
     pub async fn deployments(&self) -> Result<Vec<Deployment>, StoreError> {
-        dispatch!(self, store => store.deployments())
+        dispatch!(self, deployments())
     }
 
     /// The deployment of `app`, created in `PENDING` if it does not exist.
@@ -280,14 +289,14 @@ impl Store {
         app: &str,
         spec_path: &str,
     ) -> Result<Deployment, StoreError> {
-        dispatch!(self, store => store.ensure_deployment(project, app, spec_path))
+        dispatch!(self, ensure_deployment(project, app, spec_path))
     }
 
     /// Starts a run in `PENDING`, with the snapshot of what it deploys, in one
     /// transaction with the app's deployment (created in `PENDING` if it has none): a
     /// deployment never exists without a run, even if the process dies here.
     pub async fn start_run(&self, run: &RunStart<'_>) -> Result<Deployment, StoreError> {
-        dispatch!(self, store => store.start_run(run))
+        dispatch!(self, start_run(run))
     }
 
     /// Moves a run from `from` to `to`, as the state machine allows, and journals it.
@@ -301,7 +310,10 @@ impl Store {
         reason: Option<&str>,
         keep: Option<DeploymentState>,
     ) -> Result<State, StoreError> {
-        dispatch!(self, store => store.transition(deployment, run_id, (from, to), reason, keep))
+        dispatch!(
+            self,
+            transition(deployment, run_id, (from, to), reason, keep)
+        )
     }
 
     /// Ends every unfinished run of `deployment` as `FAILED` with `reason` (only for the
@@ -311,7 +323,7 @@ impl Store {
         deployment: i64,
         reason: &str,
     ) -> Result<Vec<(String, State)>, StoreError> {
-        dispatch!(self, store => store.close_unfinished_runs(deployment, reason))
+        dispatch!(self, close_unfinished_runs(deployment, reason))
     }
 
     /// Records that `fabrik destroy` deleted every resource of the app, with what it did,
@@ -321,17 +333,17 @@ impl Store {
         deployment: i64,
         record: &DestroyRecord,
     ) -> Result<(), StoreError> {
-        dispatch!(self, store => store.mark_destroyed(deployment, record))
+        dispatch!(self, mark_destroyed(deployment, record))
     }
 
     /// The destroys of a deployment, complete or not, newest first.
     pub async fn destroys(&self, deployment: i64) -> Result<Vec<DestroyEntry>, StoreError> {
-        dispatch!(self, store => store.destroys(deployment))
+        dispatch!(self, destroys(deployment))
     }
 
     /// Records the spec hash a completed run deployed.
     pub async fn set_spec_hash(&self, deployment: i64, hash: &str) -> Result<(), StoreError> {
-        dispatch!(self, store => store.set_spec_hash(deployment, hash))
+        dispatch!(self, set_spec_hash(deployment, hash))
     }
 
     /// Appends to the journal.
@@ -341,7 +353,7 @@ impl Store {
         run_id: Option<&str>,
         event: &Journal<'_>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, store => store.append_event(deployment, run_id, event))
+        dispatch!(self, append_event(deployment, run_id, event))
     }
 
     /// Writes the intent to create or change a resource before the provider is called.
@@ -353,7 +365,7 @@ impl Store {
         owner: &str,
         desired: &Value,
     ) -> Result<i64, StoreError> {
-        dispatch!(self, store => store.intend(deployment, run_id, key, owner, desired))
+        dispatch!(self, intend(deployment, run_id, key, owner, desired))
     }
 
     /// Records what a provider call did to a resource (`run` is `None` outside a run).
@@ -365,12 +377,12 @@ impl Store {
         external_id: Option<&str>,
         outputs: Option<&Value>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, store => store.record(resource, run, status, external_id, outputs))
+        dispatch!(self, record(resource, run, status, external_id, outputs))
     }
 
     /// The resources of a deployment, oldest first.
     pub async fn resources(&self, deployment: i64) -> Result<Vec<ResourceRow>, StoreError> {
-        dispatch!(self, store => store.resources(deployment))
+        dispatch!(self, resources(deployment))
     }
 
     /// The row of `project`, other than `except`, that already tracks the `role`/`kind`
@@ -386,12 +398,12 @@ impl Store {
         external_id: &str,
         except: i64,
     ) -> Result<Option<Holder>, StoreError> {
-        dispatch!(self, store => store.holder(project, key, external_id, except))
+        dispatch!(self, holder(project, key, external_id, except))
     }
 
     /// The runs of a deployment, newest first.
     pub async fn runs(&self, deployment: i64) -> Result<Vec<RunRow>, StoreError> {
-        dispatch!(self, store => store.runs(deployment))
+        dispatch!(self, runs(deployment))
     }
 
     /// Whether several machines share this state (PostgreSQL): its fingerprint key is
@@ -403,7 +415,7 @@ impl Store {
     /// A fingerprint key an earlier Fabrik kept in a shared state (none for SQLite).
     pub async fn legacy_fingerprint_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(None),
+            Backend::Sqlite { .. } => Ok(None),
             Backend::Postgres(store) => store.legacy_fingerprint_key().await,
         }
     }
@@ -411,7 +423,7 @@ impl Store {
     /// Removes a fingerprint key an earlier Fabrik kept in a shared state.
     pub async fn forget_legacy_fingerprint_key(&self) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(()),
+            Backend::Sqlite { .. } => Ok(()),
             Backend::Postgres(store) => store.forget_legacy_fingerprint_key().await,
         }
     }
@@ -420,7 +432,7 @@ impl Store {
     /// for SQLite).
     pub async fn fingerprint_key_id(&self, project: &str) -> Result<Option<String>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(None),
+            Backend::Sqlite { .. } => Ok(None),
             Backend::Postgres(store) => store.fingerprint_key_id(project).await,
         }
     }
@@ -433,7 +445,7 @@ impl Store {
         id: &str,
     ) -> Result<String, StoreError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(id.to_owned()),
+            Backend::Sqlite { .. } => Ok(id.to_owned()),
             Backend::Postgres(store) => store.claim_fingerprint_key_id(project, id).await,
         }
     }
@@ -446,7 +458,7 @@ impl Store {
         app: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(Vec::new()),
+            Backend::Sqlite { .. } => Ok(Vec::new()),
             Backend::Postgres(store) => store.generated_secrets(project, app).await,
         }
     }
@@ -459,32 +471,35 @@ impl Store {
         name: &str,
     ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(()),
+            Backend::Sqlite { .. } => Ok(()),
             Backend::Postgres(store) => store.record_generated(project, app, name).await,
         }
     }
 
     /// Writes a dump (the shape of [`Store::export`]) into this empty store.
     pub async fn import(&self, dump: &Value) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(store) => {
-                let mut store = lock(store);
-                store.import(dump)
-            }
-            Backend::Postgres(store) => store.import(dump).await,
-        }
+        dispatch!(self, import(dump))
     }
 
     /// The whole state as JSON (for `fabrik state export`).
     pub async fn export(&self) -> Result<Value, StoreError> {
-        dispatch!(self, store => store.export())
+        match &self.backend {
+            Backend::Sqlite { store, .. } => store.lock().await.export(),
+            Backend::Postgres(store) => store.export().await,
+        }
     }
 }
 
 impl From<sqlite::SqliteStore> for Store {
     fn from(store: sqlite::SqliteStore) -> Self {
         Self {
-            backend: Backend::Sqlite(Mutex::new(store)),
+            backend: Backend::Sqlite {
+                path: store.path().to_path_buf(),
+                store: Mutex::new(store),
+            },
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -59,13 +59,10 @@ pub(super) fn restores(dump: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `INSERT INTO table (columns) VALUES (…)` with numbered placeholders (`?1` for SQLite,
-/// `$1` for PostgreSQL).
-pub(super) fn insert_sql(table: &str, columns: &[&String], placeholder: char) -> String {
+/// `INSERT INTO table (columns) VALUES ($1, …)`.
+pub(super) fn insert_sql(table: &str, columns: &[&String]) -> String {
     let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
-    let values: Vec<String> = (1..=columns.len())
-        .map(|i| format!("{placeholder}{i}"))
-        .collect();
+    let values: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
     format!(
         "INSERT INTO {table} ({}) VALUES ({})",
         names.join(", "),
