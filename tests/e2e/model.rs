@@ -1,8 +1,9 @@
 //! The model-based lifecycle test: seeded random sequences of operations over one to three
 //! apps (applies of changing versions, destroy, rollback, edits made behind Fabrik's back,
-//! injected faults, SIGKILL at a random moment, concurrent applies, image tags pushed
-//! again between applies, `apply --redeploy`), with the invariants of DESIGN.md checked
-//! after every step. A failure prints the seed and the shortest
+//! injected faults (error statuses, lost answers, malformed answers, hangs), SIGKILL at a
+//! random moment, concurrent applies, image tags pushed again between applies, `apply
+//! --redeploy`, a wrong token, a damaged state, the three rollback policies), with the
+//! invariants of DESIGN.md checked after every step (1, 2, 3, 4, 5, 6, 7, 8, 9, 11). A failure prints the seed and the shortest
 //! sequence it could be shrunk to.
 //!
 //! CI runs `FABRIK_MODEL_SEQUENCES` sequences (default 6) from `FABRIK_MODEL_SEED`
@@ -59,6 +60,8 @@ struct Version {
     tag: &'static str,
     /// Which of the app's two domains.
     domain: u8,
+    /// The Coolify resource's rollback policy (`auto`, `manual` or `never`).
+    policy: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,8 @@ enum Edit {
 enum Injected {
     Status(&'static str, u16),
     LostAnswer(&'static str),
+    /// A 200 whose body is not JSON (invariant 11: outside input is untrusted).
+    Malformed(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +120,25 @@ enum Step {
     Redeploy {
         app: usize,
     },
+    /// An apply whose Coolify token is wrong (invariant 7): refused before anything
+    /// changes.
+    WrongToken {
+        app: usize,
+        version: Version,
+    },
+    /// An apply over a damaged state (invariant 4: a store fault stops the run where it
+    /// is): refused, nothing changed, the file left as it was.
+    DamagedState {
+        app: usize,
+        version: Version,
+    },
+    /// An apply killed while `operation` hangs (an API that never answers); the next
+    /// apply recovers.
+    Hang {
+        app: usize,
+        version: Version,
+        operation: &'static str,
+    },
 }
 
 fn generate(rng: &mut Rng, apps: usize, length: usize) -> Vec<Step> {
@@ -122,11 +146,12 @@ fn generate(rng: &mut Rng, apps: usize, length: usize) -> Vec<Step> {
         log: rng.pick(&["info", "debug"]),
         tag: rng.pick(&["1.4", "1.5"]),
         domain: rng.pick(&[0u8, 1]),
+        policy: rng.pick(&["auto", "auto", "manual", "never"]),
     };
     (0..length)
         .map(|_| {
             let app = rng.below(apps as u64) as usize;
-            match rng.below(23) {
+            match rng.below(27) {
                 0..=7 => {
                     let fault = match rng.below(6) {
                         0 => Some(Injected::Status(
@@ -144,6 +169,12 @@ fn generate(rng: &mut Rng, apps: usize, length: usize) -> Vec<Step> {
                             "coolify.create_service",
                             "coolify.create_application",
                             "cloudflare.create_record",
+                        ]))),
+                        2 => Some(Injected::Malformed(rng.pick(&[
+                            "coolify.create_service",
+                            "coolify.deploy",
+                            "cloudflare.create_record",
+                            "cloudflare.list_records",
                         ]))),
                         _ => None,
                     };
@@ -179,6 +210,26 @@ fn generate(rng: &mut Rng, apps: usize, length: usize) -> Vec<Step> {
                     tag: rng.pick(&["1.4", "1.5"]),
                 },
                 20 => Step::Redeploy { app },
+                23 => Step::WrongToken {
+                    app,
+                    version: version(rng),
+                },
+                24 => Step::DamagedState {
+                    app,
+                    version: version(rng),
+                },
+                25 => Step::Hang {
+                    app,
+                    version: version(rng),
+                    operation: rng.pick(&[
+                        "coolify.create_service",
+                        "coolify.create_application",
+                        "coolify.bulk_envs",
+                        "coolify.deploy",
+                        "cloudflare.create_record",
+                        "cloudflare.update_record",
+                    ]),
+                },
                 _ => Step::Concurrent {
                     app,
                     version: version(rng),
@@ -235,11 +286,12 @@ fn spec_text(app: usize, version: Version) -> String {
         "python-api"
     };
     format!(
-        "name: {name}\ntemplate: {template}\ndomain: {domain}\nserver: vps1\nsource:\n  image: ghcr.io/acme/{name}:{tag}\nport: 8000\ncoolify:\n  project: fabrik-model\n  environment: production\nenv:\n  LOG_LEVEL: {log}\nsecrets: [DATABASE_URL, API_KEY]\nhealthcheck:\n  path: /health\n  timeout: 3\n  interval: 1\nrollback:\n  coolify: auto\n  dns: auto\n",
+        "name: {name}\ntemplate: {template}\ndomain: {domain}\nserver: vps1\nsource:\n  image: ghcr.io/acme/{name}:{tag}\nport: 8000\ncoolify:\n  project: fabrik-model\n  environment: production\nenv:\n  LOG_LEVEL: {log}\nsecrets: [DATABASE_URL, API_KEY]\nhealthcheck:\n  path: /health\n  timeout: 3\n  interval: 1\nrollback:\n  coolify: {policy}\n  dns: auto\n",
         name = APPS[app],
         domain = domain(app, version.domain),
         tag = version.tag,
         log = version.log,
+        policy = version.policy,
     )
 }
 
@@ -404,8 +456,17 @@ impl Harness {
                         };
                         faults.on_nth(operation, 1, Fault::LoseAnswer { status: 502 });
                     }
+                    Some(Injected::Malformed(operation)) => {
+                        let faults = if operation.starts_with("coolify.") {
+                            &sim.coolify.faults
+                        } else {
+                            &sim.cloudflare.faults
+                        };
+                        faults.on_nth(operation, 1, Fault::Malformed);
+                    }
                     None => {}
                 }
+                let before = self.live_in_the_world(app)?;
                 let (complete, output) = self.apply(app, version).await;
                 sim.coolify.faults.clear();
                 sim.cloudflare.faults.clear();
@@ -435,6 +496,14 @@ impl Harness {
                     {
                         return Err(format!(
                             "a restore of an unhealthy app was not verified as unhealthy:\n{said}"
+                        ));
+                    }
+                    // Invariant 8: a failed run may restore what it did not create, never
+                    // delete it.
+                    let after = self.live_in_the_world(app)?;
+                    if let Some(gone) = before.iter().find(|id| !after.contains(id)) {
+                        return Err(format!(
+                            "a failed apply deleted {gone}, which it did not create:\n{said}"
                         ));
                     }
                     self.model[app].deployed = None;
@@ -606,6 +675,111 @@ impl Harness {
                 if !complete {
                     return Err(format!(
                         "the apply after a SIGKILL did not recover:\n{}",
+                        text(&output)
+                    ));
+                }
+                self.completed(app, version);
+                self.check_app_matches(app)?;
+                self.check_plan_clean(app, version).await?;
+            }
+            Step::WrongToken { app, version } => {
+                let path = self.write_spec(app, version);
+                let mutations = self.world.mutating_calls();
+                let rows = self.state()?;
+                let mut cmd = self.command(&["apply", path.to_str().expect("utf-8")]);
+                cmd.env("COOLIFY_TOKEN", "not-the-token-0123456789");
+                let output =
+                    tokio::task::spawn_blocking(move || cmd.output().expect("fabrik runs"))
+                        .await
+                        .expect("joined");
+                self.outputs.push_str(&text(&output));
+                if output.status.success() {
+                    return Err(format!(
+                        "an apply with a wrong token passed:\n{}",
+                        text(&output)
+                    ));
+                }
+                if self.world.mutating_calls() != mutations {
+                    return Err(format!(
+                        "an apply with a wrong token changed something:\n{}",
+                        text(&output)
+                    ));
+                }
+                if format!("{:?}", self.state()?) != format!("{rows:?}") {
+                    return Err("an apply with a wrong token changed the state".to_owned());
+                }
+            }
+            Step::DamagedState { app, version } => {
+                let state = fabrik_engine::store::default_path(self.world.dir.path());
+                if !state.exists() {
+                    return Ok(());
+                }
+                let aside = self.world.dir.path().join("kept-state");
+                std::fs::create_dir_all(&aside).expect("aside");
+                let files = ["state.db", "state.db-wal", "state.db-shm"];
+                let dir = state.parent().expect("dir").to_path_buf();
+                for file in files {
+                    let _ = std::fs::rename(dir.join(file), aside.join(file));
+                }
+                std::fs::write(&state, b"SQLite format 3\0 but not a database at all")
+                    .expect("damage");
+                let damaged = std::fs::read(&state).expect("damaged");
+                let mutations = self.world.mutating_calls();
+                let (complete, output) = self.apply(app, version).await;
+                let untouched = std::fs::read(&state).expect("state") == damaged;
+                let _ = std::fs::remove_file(&state);
+                for file in files {
+                    let _ = std::fs::rename(aside.join(file), dir.join(file));
+                }
+                if complete || self.world.mutating_calls() != mutations || !untouched {
+                    return Err(format!(
+                        "an apply over a damaged state went on (or wrote it):\n{}",
+                        text(&output)
+                    ));
+                }
+            }
+            Step::Hang {
+                app,
+                version,
+                operation,
+            } => {
+                let faults = if operation.starts_with("coolify.") {
+                    &sim.coolify.faults
+                } else {
+                    &sim.cloudflare.faults
+                };
+                let before = self.world.calls_of(operation);
+                faults.always(operation, Fault::Hang);
+                let path = self.write_spec(app, version);
+                let mut child = self
+                    .command(&[
+                        "apply",
+                        "--deploy-timeout",
+                        "20",
+                        path.to_str().expect("utf-8"),
+                    ])
+                    .spawn()
+                    .expect("fabrik starts");
+                // The operation may not be needed (nothing to create): the apply ends.
+                let started = std::time::Instant::now();
+                while self.world.calls_of(operation) == before
+                    && started.elapsed() < Duration::from_secs(15)
+                    && child.try_wait().map(|s| s.is_none()).unwrap_or(false)
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let _ = child.kill();
+                let output =
+                    tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+                        .await
+                        .expect("joined");
+                faults.clear();
+                self.outputs.push_str(&text(&output));
+                self.model[app].deployed = None;
+                let (complete, output) = self.apply(app, version).await;
+                if !complete {
+                    return Err(format!(
+                        "the apply after one killed in a hang did not recover:\n{}",
                         text(&output)
                     ));
                 }
@@ -818,13 +992,13 @@ impl Harness {
         if !path.exists() {
             return Ok(Vec::new());
         }
-        let store =
-            fabrik_engine::store::sqlite::SqliteStore::open(&path).map_err(|e| e.to_string())?;
+        let store = fabrik_engine::store::Store::open(&path).map_err(|e| e.to_string())?;
+        // The store's calls never wait on SQLite: run them here, off the runtime.
+        use futures::executor::block_on as wait;
         let mut out = Vec::new();
-        for deployment in store.deployments().map_err(|e| e.to_string())? {
+        for deployment in wait(store.deployments()).map_err(|e| e.to_string())? {
             // A deployment is created with its first run, in one transaction.
-            if store
-                .runs(deployment.id)
+            if wait(store.runs(deployment.id))
                 .map_err(|e| e.to_string())?
                 .is_empty()
             {
@@ -833,7 +1007,7 @@ impl Harness {
                     deployment.app, deployment.state
                 ));
             }
-            for row in store.resources(deployment.id).map_err(|e| e.to_string())? {
+            for row in wait(store.resources(deployment.id)).map_err(|e| e.to_string())? {
                 out.push((deployment.app.clone(), row));
             }
         }
@@ -857,6 +1031,31 @@ impl Harness {
 
     /// After every step: nothing with this project's owner tag that the state does not
     /// list, never two resources for one app, no secret anywhere.
+    /// The ids of `app`'s resources that the state tracks as live and the world holds.
+    fn live_in_the_world(&self, app: usize) -> Result<Vec<String>, String> {
+        let sim = &self.world.sandbox;
+        let mut world: Vec<String> = sim
+            .cloudflare
+            .records()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r["zone_id"].as_str().unwrap_or_default(),
+                    r["id"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        world.extend(sim.coolify.resources().into_iter().map(|r| r.1));
+        Ok(self
+            .state()?
+            .into_iter()
+            .filter(|(a, r)| a == APPS[app] && r.is_live())
+            .filter_map(|(_, r)| r.external_id)
+            .filter(|id| world.contains(id))
+            .collect())
+    }
+
     fn check_global(&self) -> Result<(), String> {
         let sim = &self.world.sandbox;
         let rows = self.state()?;
@@ -911,6 +1110,19 @@ impl Harness {
         let state = std::fs::read(fabrik_engine::store::default_path(self.world.dir.path()))
             .unwrap_or_default();
         let state = String::from_utf8_lossy(&state);
+        // Invariant 11: nothing from outside reaches a terminal raw (the harness asks for
+        // no colour, so no escape is Fabrik's own).
+        if let Some(at) = self.outputs.find('\u{1b}') {
+            let from = self.outputs[..at]
+                .char_indices()
+                .rev()
+                .nth(80)
+                .map_or(0, |(i, _)| i);
+            return Err(format!(
+                "a raw escape reached the output: {:?}",
+                &self.outputs[from..at]
+            ));
+        }
         for secret in &secrets {
             if self.outputs.contains(secret.as_str()) {
                 return Err("a secret value appeared in fabrik's output".to_owned());
@@ -1024,10 +1236,34 @@ fn sequences_are_reproducible_from_their_seed() {
     assert_ne!(a, generate(&mut Rng(8), 3, 20));
     // Every kind of operation is generated.
     let many = generate(&mut Rng(1), 3, 400);
-    for kind in ["Apply", "Destroy", "Rollback", "Edit", "Kill", "Concurrent"] {
+    for kind in [
+        "Apply",
+        "Destroy",
+        "Rollback",
+        "Edit",
+        "Kill",
+        "Concurrent",
+        "Push",
+        "Redeploy",
+        "WrongToken",
+        "DamagedState",
+        "Hang",
+    ] {
         assert!(
             many.iter().any(|s| format!("{s:?}").starts_with(kind)),
             "{kind}"
         );
+    }
+    // And every fault and every rollback policy.
+    let all = format!("{many:?}");
+    for part in [
+        "Status(",
+        "LostAnswer(",
+        "Malformed(",
+        "policy: \"auto\"",
+        "policy: \"manual\"",
+        "policy: \"never\"",
+    ] {
+        assert!(all.contains(part), "{part}");
     }
 }
