@@ -20,9 +20,12 @@ pub struct World {
 
 impl World {
     pub async fn start() -> Self {
-        let sandbox = Sandbox::start(SandboxConfig::default())
-            .await
-            .expect("sandbox");
+        Self::start_with(SandboxConfig::default()).await
+    }
+
+    /// [`World::start`] with a sandbox configured as `config` says.
+    pub async fn start_with(config: SandboxConfig) -> Self {
+        let sandbox = Sandbox::start(config).await.expect("sandbox");
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(
             dir.path().join("fabrik.toml"),

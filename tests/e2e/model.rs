@@ -23,6 +23,9 @@ use crate::deploy::{DATABASE_URL, World};
 
 const APPS: [&str; 3] = ["alpha", "beta", "gamma"];
 const OWNER_PREFIX: &str = "fabrik:acme/";
+/// The Coolify server of each app: two servers, so that what one app's steps do on its
+/// server is seen never to touch the other's.
+const SERVERS: [&str; 3] = ["vps1", "vps2", "vps1"];
 
 /// SplitMix64: small, seeded, reproducible.
 struct Rng(u64);
@@ -286,12 +289,13 @@ fn spec_text(app: usize, version: Version) -> String {
         "python-api"
     };
     format!(
-        "name: {name}\ntemplate: {template}\ndomain: {domain}\nserver: vps1\nsource:\n  image: ghcr.io/acme/{name}:{tag}\nport: 8000\ncoolify:\n  project: fabrik-model\n  environment: production\nenv:\n  LOG_LEVEL: {log}\nsecrets: [DATABASE_URL, API_KEY]\nhealthcheck:\n  path: /health\n  timeout: 3\n  interval: 1\nrollback:\n  coolify: {policy}\n  dns: auto\n",
+        "name: {name}\ntemplate: {template}\ndomain: {domain}\nserver: {server}\nsource:\n  image: ghcr.io/acme/{name}:{tag}\nport: 8000\ncoolify:\n  project: fabrik-model\n  environment: production\nenv:\n  LOG_LEVEL: {log}\nsecrets: [DATABASE_URL, API_KEY]\nhealthcheck:\n  path: /health\n  timeout: 3\n  interval: 1\nrollback:\n  coolify: {policy}\n  dns: auto\n",
         name = APPS[app],
         domain = domain(app, version.domain),
         tag = version.tag,
         log = version.log,
         policy = version.policy,
+        server = SERVERS[app],
     )
 }
 
@@ -306,7 +310,12 @@ fn text(output: &Output) -> String {
 
 impl Harness {
     async fn start(apps: usize) -> Self {
-        let world = World::start().await;
+        // Two Coolify servers: the apps are spread over them (`SERVERS`).
+        let mut config = fabrik_sim::SandboxConfig::default();
+        config
+            .servers
+            .push(("vps2".to_owned(), "127.0.0.2".to_owned()));
+        let world = World::start_with(config).await;
         // Every domain an app can have resolves to the simulated app endpoint.
         Self {
             world,
@@ -870,12 +879,18 @@ impl Harness {
             .into_iter()
             .filter(|r| r["comment"] == owner.as_str())
             .collect();
+        // The address of the app's server (`Harness::start`).
+        let want_ip = if SERVERS[app] == "vps2" {
+            "127.0.0.2"
+        } else {
+            "127.0.0.1"
+        };
         if records.len() != 1
             || records[0]["name"] != want_domain.as_str()
-            || records[0]["content"] != "127.0.0.1"
+            || records[0]["content"] != want_ip
         {
             return Err(format!(
-                "{}: records {records:?}, the spec wants one A {want_domain} -> 127.0.0.1",
+                "{}: records {records:?}, the spec wants one A {want_domain} -> {want_ip}",
                 APPS[app]
             ));
         }
