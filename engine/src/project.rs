@@ -215,6 +215,13 @@ pub enum ProjectError {
     },
     #[error("`{}` is invalid: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    /// No `fabrik.toml` names the project, and its directory's name cannot be one.
+    #[error(
+        "the project is named after its directory, `{}`, which has characters a project name may not have ({PROJECT_NAME_HINT})\n  hint: name it: `fabrik init NAME` (it writes `[project] name` into `{}`)",
+        name.escape_debug(),
+        path.display()
+    )]
+    DirectoryName { path: PathBuf, name: String },
 }
 
 /// The provider a role uses when `fabrik.toml` does not say, with the environment
@@ -355,17 +362,16 @@ impl Project {
                 .to_owned()
         });
         if !is_project_name(&name) {
-            return Err(invalid(if named_after_directory {
-                format!(
-                    "the project is named after its directory, `{}`, which has characters a project name may not have ({PROJECT_NAME_HINT}); name it in fabrik.toml: `[project]` then `name = \"my-project\"`",
-                    name.escape_debug()
-                )
-            } else {
-                format!(
-                    "project.name: `{}` has characters a project name may not have ({PROJECT_NAME_HINT})",
-                    name.escape_debug()
-                )
-            }));
+            if named_after_directory {
+                return Err(ProjectError::DirectoryName {
+                    path: path.clone(),
+                    name,
+                });
+            }
+            return Err(invalid(format!(
+                "project.name: `{}` has characters a project name may not have ({PROJECT_NAME_HINT})",
+                name.escape_debug()
+            )));
         }
         if let Some(schema) = &file.state.schema
             && !crate::store::postgres::valid_schema(schema)
@@ -465,7 +471,7 @@ mod tests {
         let odd = dir.path().join("[acme]");
         std::fs::create_dir(&odd).expect("dir");
         let err = Project::load(&odd).expect_err("a directory name with brackets");
-        assert!(err.to_string().contains("name it in fabrik.toml"), "{err}");
+        assert!(err.to_string().contains("fabrik init NAME"), "{err}");
     }
 
     #[test]

@@ -242,6 +242,47 @@ fn a_project_name_that_forges_another_projects_tags_is_refused() {
     }
 }
 
+/// A project named after a directory whose name cannot be a project name is refused
+/// with the way out, and `fabrik init` takes it.
+#[test]
+fn a_directory_whose_name_cannot_be_a_project_name_is_named_by_init() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("odd+name");
+    std::fs::create_dir(&dir).expect("dir");
+    std::fs::write(
+        dir.join("app.yaml"),
+        "name: my-api\ntemplate: docker-image\ndomain: api.example.com\nserver: vps1\nport: 8080\nsource: {image: ghcr.io/acme/my-api:1.4}\n",
+    )
+    .expect("spec");
+    // An unnamed fabrik.toml (providers only) does not name the project either.
+    std::fs::write(dir.join("fabrik.toml"), "[state]\nbackend = \"sqlite\"\n").expect("toml");
+    let run = |args: &[&str]| {
+        crate::support::fabrik()
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let refused = run(&["plan", "app.yaml"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_ne!(refused.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("fabrik init NAME"), "{stderr}");
+    let named = run(&["init", "shop"]);
+    assert_eq!(
+        named.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
+    let planned = run(&["plan", "app.yaml"]);
+    assert_eq!(
+        planned.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+}
+
 /// Issue 16, points 9 and 12: a `.env` value that `$` expansion changes is named (never
 /// shown), with the way to keep it literal; a world-writable `.env` is pointed out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

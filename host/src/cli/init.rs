@@ -43,8 +43,12 @@ pub fn run(name: Option<&str>, dir: Option<&Path>) -> anyhow::Result<ExitStatus>
     // A fabrik.toml may exist without naming the project (providers only): then the
     // name is added to it.
     let existing = if file.exists() {
-        let project = Project::load(&dir)?;
-        if !project.named_after_directory {
+        let project = match Project::load(&dir) {
+            // Unnamed, in a directory whose name cannot be one: what init is for.
+            Err(fabrik_engine::project::ProjectError::DirectoryName { .. }) => None,
+            other => Some(other?),
+        };
+        if let Some(project) = project.filter(|p| !p.named_after_directory) {
             errln!(
                 "error: `{}` exists already: this is project `{}`",
                 file.display(),
