@@ -673,23 +673,7 @@ impl Harness {
                 let mut child = cmd.spawn().expect("fabrik starts");
                 tokio::time::sleep(Duration::from_millis(after_ms)).await;
                 let _ = child.kill();
-                let output =
-                    tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
-                        .await
-                        .expect("joined");
-                self.outputs.push_str(&text(&output));
-                self.model[app].deployed = None;
-                // The next apply recovers whatever the killed one left.
-                let (complete, output) = self.apply(app, version).await;
-                if !complete {
-                    return Err(format!(
-                        "the apply after a SIGKILL did not recover:\n{}",
-                        text(&output)
-                    ));
-                }
-                self.completed(app, version);
-                self.check_app_matches(app)?;
-                self.check_plan_clean(app, version).await?;
+                self.recover_after(child, app, version, "a SIGKILL").await?;
             }
             Step::WrongToken { app, version } => {
                 let path = self.write_spec(app, version);
@@ -778,23 +762,8 @@ impl Harness {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 let _ = child.kill();
-                let output =
-                    tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
-                        .await
-                        .expect("joined");
                 faults.clear();
-                self.outputs.push_str(&text(&output));
-                self.model[app].deployed = None;
-                let (complete, output) = self.apply(app, version).await;
-                if !complete {
-                    return Err(format!(
-                        "the apply after one killed in a hang did not recover:\n{}",
-                        text(&output)
-                    ));
-                }
-                self.completed(app, version);
-                self.check_app_matches(app)?;
-                self.check_plan_clean(app, version).await?;
+                self.recover_after(child, app, version, "a hang").await?;
             }
             Step::Concurrent { app, version } => {
                 let path = self.write_spec(app, version);
@@ -1046,6 +1015,32 @@ impl Harness {
 
     /// After every step: nothing with this project's owner tag that the state does not
     /// list, never two resources for one app, no secret anywhere.
+    /// Waits for `child`, an apply of `app` killed on purpose, then checks that the next
+    /// apply recovers whatever it left.
+    async fn recover_after(
+        &mut self,
+        child: std::process::Child,
+        app: usize,
+        version: Version,
+        after: &str,
+    ) -> Result<(), String> {
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+            .await
+            .expect("joined");
+        self.outputs.push_str(&text(&output));
+        self.model[app].deployed = None;
+        let (complete, output) = self.apply(app, version).await;
+        if !complete {
+            return Err(format!(
+                "the apply after {after} did not recover:\n{}",
+                text(&output)
+            ));
+        }
+        self.completed(app, version);
+        self.check_app_matches(app)?;
+        self.check_plan_clean(app, version).await
+    }
+
     /// The ids of `app`'s resources that the state tracks as live and the world holds.
     fn live_in_the_world(&self, app: usize) -> Result<Vec<String>, String> {
         let sim = &self.world.sandbox;

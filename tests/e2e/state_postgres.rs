@@ -252,10 +252,7 @@ async fn unlock_names_a_live_holder_and_force_stops_its_run_safely() {
         stderr.contains("is held by pid ") && stderr.contains("--force"),
         "{stderr}"
     );
-    let forced = world.run(&["unlock", "test-api", "--force"]).await;
-    let (_, stderr) = text(&forced);
-    assert_eq!(forced.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("ended the session"), "{stderr}");
+    steal_the_lock(&world).await;
 
     // The holder's run goes on to its next provider call, finds its lock gone and stops
     // there: nothing rolled back, nothing deleted.
@@ -676,22 +673,43 @@ async fn history_json(world: &World) -> String {
     .0
 }
 
-/// Waits until the simulators have served more than `count` mutating calls.
-async fn await_mutating_calls(world: &World, count: usize) {
+/// Runs `fabrik ARGS` with every simulator call slowed down, ends the session holding
+/// `test-api`'s lock once its first change is on its way, and returns how it ended and
+/// how many changes the simulators had served before it started.
+async fn interrupted_by_theft(world: &World, args: &[&str]) -> (std::process::Output, usize) {
+    let before = world.mutating_calls();
+    world
+        .sandbox
+        .coolify
+        .faults
+        .set_latency(Duration::from_millis(1500));
+    world
+        .sandbox
+        .cloudflare
+        .faults
+        .set_latency(Duration::from_millis(1500));
+    let child = world
+        .fabrik()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("fabrik starts");
     let started = Instant::now();
-    while world.mutating_calls() <= count {
+    while world.mutating_calls() <= before {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "no mutating call came"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Every call to the simulators takes `latency`: a command is caught mid-way.
-fn slow_providers(world: &World, latency: Duration) {
-    world.sandbox.coolify.faults.set_latency(latency);
-    world.sandbox.cloudflare.faults.set_latency(latency);
+    steal_the_lock(world).await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+        .await
+        .expect("joined");
+    world.sandbox.coolify.faults.set_latency(Duration::ZERO);
+    world.sandbox.cloudflare.faults.set_latency(Duration::ZERO);
+    (output, before)
 }
 
 /// Ends the session holding `test-api`'s lock, as `unlock --force` does
@@ -715,20 +733,8 @@ async fn a_destroy_whose_lock_is_stolen_midway_changes_nothing_after() {
     let spec = world.spec("app.yaml", |t| t);
     let applied = world.apply(&spec, &[]).await;
     assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
-    let before = world.mutating_calls();
-    slow_providers(&world, Duration::from_millis(1500));
-    let mut destroy = world.fabrik();
-    destroy
-        .args(["destroy", "test-api", "--yes"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let destroy = destroy.spawn().expect("destroy starts");
-    // The first deletion is on its way: the lock is stolen while it is.
-    await_mutating_calls(&world, before).await;
-    steal_the_lock(&world).await;
-    let output = tokio::task::spawn_blocking(move || destroy.wait_with_output().expect("waits"))
-        .await
-        .expect("joined");
+    // The first deletion is on its way when the lock is stolen.
+    let (output, before) = interrupted_by_theft(&world, &["destroy", "test-api", "--yes"]).await;
     let (stdout, stderr) = text(&output);
     assert_ne!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stderr.contains("lock of `test-api` was lost"), "{stderr}");
@@ -742,7 +748,6 @@ async fn a_destroy_whose_lock_is_stolen_midway_changes_nothing_after() {
         1,
         "one of the two resources is left"
     );
-    slow_providers(&world, Duration::ZERO);
     let status = world.run(&["status", "test-api"]).await;
     let (stdout, _) = text(&status);
     assert!(
@@ -767,18 +772,7 @@ async fn a_gc_whose_lock_is_stolen_midway_deletes_nothing_after() {
     assert_eq!(applied.status.code(), Some(0), "{:?}", text(&applied));
     // The state is lost (a new schema): both resources are orphans.
     use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
-    let before = world.mutating_calls();
-    slow_providers(&world, Duration::from_millis(1500));
-    let mut gc = world.fabrik();
-    gc.args(["gc", "--delete", "--yes"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let gc = gc.spawn().expect("gc starts");
-    await_mutating_calls(&world, before).await;
-    steal_the_lock(&world).await;
-    let output = tokio::task::spawn_blocking(move || gc.wait_with_output().expect("waits"))
-        .await
-        .expect("joined");
+    let (output, before) = interrupted_by_theft(&world, &["gc", "--delete", "--yes"]).await;
     let (stdout, stderr) = text(&output);
     assert_eq!(
         world.mutating_calls(),
