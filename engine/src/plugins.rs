@@ -351,6 +351,7 @@ impl ProviderSet {
             .instantiate(gateway, self.limits)
             .await
             .map_err(|error| PluginError::Provider { role, error })?;
+        instance.set_credential_variables(provider.entry.secrets.values().cloned().collect());
         instance
             .configure(config)
             .await

@@ -379,6 +379,12 @@ async fn a_dns_provider_that_refuses_its_token_stops_the_run_before_coolify_chan
             !stdout.contains("restored") && !stderr.contains("restored"),
             "{stdout}{stderr}"
         );
+        // Only the host knows where the refused credential came from: it says so.
+        assert!(
+            format!("{stdout}{stderr}")
+                .contains("(the credentials come from `CLOUDFLARE_API_TOKEN`)"),
+            "{stdout}{stderr}"
+        );
     }
     // The next apply with the right token deploys the change.
     let fixed = world.apply(&changed, &[]).await;

@@ -641,7 +641,7 @@ async fn a_create_answered_without_an_owner_tag_is_never_recorded_as_created() {
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
-        stdout.contains("answered with the owner tag \"\", not `fabrik:"),
+        stdout.contains("answered with no owner tag, not `fabrik:"),
         "{stdout}"
     );
     assert!(

