@@ -31,6 +31,7 @@ mod real_sources;
 mod round_trips;
 mod sandbox;
 mod schemas;
+mod sdk_outside;
 mod snapshots_output;
 mod state_postgres;
 mod support;
