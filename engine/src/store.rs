@@ -217,7 +217,9 @@ macro_rules! dispatch {
             }
             Backend::Postgres(store) => {
                 let client = store.client().await;
-                operations::$op(&mut postgres::PgSession(&client) $(, $arg)*).await
+                let mut session =
+                    postgres::PgSession::new(&client, store.transaction_open()).await?;
+                operations::$op(&mut session $(, $arg)*).await
             }
         }
     };
@@ -425,6 +427,18 @@ impl Store {
         match &self.backend {
             Backend::Sqlite { .. } => Ok(()),
             Backend::Postgres(store) => store.forget_legacy_fingerprint_key().await,
+        }
+    }
+
+    /// Gives back a claim of key `id` for `project` (a key that could not be kept).
+    pub async fn release_fingerprint_key_id(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(()),
+            Backend::Postgres(store) => store.release_fingerprint_key_id(project, id).await,
         }
     }
 

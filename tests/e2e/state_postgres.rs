@@ -822,3 +822,65 @@ async fn a_run_that_lost_its_lock_writes_nothing_over_the_next_holder() {
     let status = world.run(&["status", "test-api"]).await;
     assert!(text(&status).0.contains("COMPLETE"), "{:?}", text(&status));
 }
+
+/// Review of issue 28's fix: the lock is confirmed before every attempt of a call, not
+/// only the first; a retry that comes after the lock was stolen is never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_lock_was_stolen_is_never_sent() {
+    let url = postgres_url();
+    let world = World::start().await;
+    use_postgres(world.dir.path(), "acme", &url, &fresh_schema());
+    let spec = world.spec("app.yaml", |t| t);
+    world.sandbox.cloudflare.faults.on_nth(
+        "cloudflare.create_record",
+        1,
+        fabrik_sim::faults::Fault::Status {
+            status: 503,
+            retry_after: Some(3),
+        },
+    );
+    let child = world.command(&spec).spawn().expect("fabrik starts");
+    let started = Instant::now();
+    while world.calls_of("cloudflare.create_record") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "never called");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The run waits out the Retry-After: the lock is stolen meanwhile.
+    steal_the_lock(&world).await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+        .await
+        .expect("joined");
+    let (stdout, stderr) = text(&output);
+    assert_ne!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        world.calls_of("cloudflare.create_record"),
+        1,
+        "the retry was sent after the theft:\n{stdout}\n{stderr}"
+    );
+}
+
+/// Review of issue 28's fix: a project whose key id is recorded is judged by it, not by
+/// a key an earlier release kept for the whole schema (another project's, say).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_with_its_own_key_is_not_judged_by_a_schema_wide_legacy_key() {
+    let url = postgres_url();
+    let world = World::start().await;
+    let schema = fresh_schema();
+    use_postgres(world.dir.path(), "acme", &url, &schema);
+    let spec = world.spec("app.yaml", |t| t);
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{:?}", text(&first));
+    // Another project of the schema still has the key an earlier release kept there.
+    psql(
+        &url,
+        &schema,
+        &format!(
+            "INSERT INTO settings (name, value) VALUES ('fingerprint_key', '{}');",
+            "ab".repeat(32)
+        ),
+    );
+    let again = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("(no changes)"), "{stdout}\n{stderr}");
+}

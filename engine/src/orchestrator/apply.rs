@@ -109,6 +109,8 @@ async fn apply_locked(
     let hash = spec_hash(spec, &loaded.rendered.canonical, &secrets.fingerprints);
     let wanted = desired::wanted(loaded);
     let (mut instances, endpoints) = connect(ctx, loaded, env, &secrets, hidden).await?;
+    // Opening closes what a killed run left: a write, so only while the lock is held.
+    confirm(held, &app).await?;
     let (existing, rows) = open_deployment(ctx, loaded, run_id).await?;
     let (mut settled, plan) = match &existing {
         Some(deployment) => settled(ctx, loaded, deployment, &rows, &secrets, &wanted).await?,

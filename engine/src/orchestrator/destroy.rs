@@ -245,6 +245,12 @@ impl Destroy {
             // terminated) must not delete what a run holding it now relies on.
             self.lock.ensure_held(&app).await?;
             let deleted = retried(observer, backoff, &app, None, &what, async || {
+                // Each attempt: a retry may come long after the check above.
+                if !self.lock.confirm().await {
+                    return Err(ProviderError::Permanent(
+                        "the app's lock was lost: not deleted".to_owned(),
+                    ));
+                }
                 delete_and_confirm(
                     instance,
                     &row.kind,

@@ -36,43 +36,63 @@ pub(crate) async fn for_apply(
     let here = env.fingerprint_key()?;
     let legacy = store.legacy_fingerprint_key().await?;
     let recorded = store.fingerprint_key_id(project).await?;
-    let key = match (here, legacy) {
-        (Some(key), legacy) => {
-            if legacy.as_ref().is_some_and(|l| *l != key) {
-                return Err(differs(&key, legacy.as_deref().unwrap_or_default()).into());
+    let id_of = secrets::fingerprint_key_id;
+    let key = match (here, &recorded) {
+        // The project's recorded key decides; an older schema-wide key does not.
+        (Some(key), Some(recorded)) => {
+            if id_of(&key) != *recorded {
+                return Err(SecretsError::FingerprintKeyDiffers {
+                    found: id_of(&key),
+                    recorded: recorded.clone(),
+                }
+                .into());
             }
             key
         }
-        // An earlier Fabrik kept the key in the state: it moves to `.env`.
-        (None, Some(legacy)) => {
-            env.keep_fingerprint_key(project_dir, &legacy)?;
-            observer.event(
-                app,
-                None,
-                &RunEvent::Warning {
-                    warning: Warning::FingerprintKeyMoved,
-                },
-            );
-            legacy
-        }
-        (None, None) if recorded.is_some() => {
-            return Err(SecretsError::FingerprintKeyMissing.into());
-        }
-        (None, None) => {
-            let mut key = vec![0u8; 32];
-            getrandom::fill(&mut key).map_err(SecretsError::Random)?;
-            // Claimed before it is written: two machines starting at once agree on one.
-            let id = secrets::fingerprint_key_id(&key);
-            if store.claim_fingerprint_key_id(project, &id).await? != id {
-                return Err(SecretsError::FingerprintKeyMissing.into());
+        // Nothing recorded: the project's fingerprints, if any, were made with the key
+        // an earlier Fabrik kept in the state.
+        (Some(key), None) => {
+            if let Some(legacy) = legacy.filter(|l| *l != key) {
+                return Err(differs(&key, &legacy).into());
             }
-            env.keep_fingerprint_key(project_dir, &key)?;
-            let name = FINGERPRINT_KEY_ENV.to_owned();
-            observer.event(app, None, &RunEvent::SecretGenerated { name });
             key
         }
+        (None, recorded) => match legacy {
+            // An earlier Fabrik kept the key in the state: it moves to `.env` (checked
+            // against what the project recorded before anything is written).
+            Some(legacy) if recorded.as_ref().is_none_or(|r| *r == id_of(&legacy)) => {
+                env.keep_fingerprint_key(project_dir, &legacy)?;
+                observer.event(
+                    app,
+                    None,
+                    &RunEvent::Warning {
+                        warning: Warning::FingerprintKeyMoved,
+                    },
+                );
+                legacy
+            }
+            _ if recorded.is_some() => return Err(SecretsError::FingerprintKeyMissing.into()),
+            _ => {
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key).map_err(SecretsError::Random)?;
+                // Claimed before it is written, so that two machines starting at once
+                // agree on one; given back if `.env` cannot take it, so that no id is
+                // left recorded for a key that exists nowhere.
+                let id = id_of(&key);
+                if store.claim_fingerprint_key_id(project, &id).await? != id {
+                    return Err(SecretsError::FingerprintKeyMissing.into());
+                }
+                if let Err(error) = env.keep_fingerprint_key(project_dir, &key) {
+                    store.release_fingerprint_key_id(project, &id).await?;
+                    return Err(error.into());
+                }
+                let name = FINGERPRINT_KEY_ENV.to_owned();
+                observer.event(app, None, &RunEvent::SecretGenerated { name });
+                key
+            }
+        },
     };
-    let id = secrets::fingerprint_key_id(&key);
+    let id = id_of(&key);
     let recorded = store.claim_fingerprint_key_id(project, &id).await?;
     if recorded != id {
         return Err(SecretsError::FingerprintKeyDiffers {

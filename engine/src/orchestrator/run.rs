@@ -106,18 +106,12 @@ impl Run<'_, '_> {
     }
 
     /// A provider call, retried while it fails transiently; each retry is an event.
+    /// The lock is confirmed before every attempt: a retry may come long after the first.
     pub async fn retried<T>(
         &self,
         what: &str,
-        call: impl AsyncFnMut() -> Result<T, ProviderError>,
+        mut call: impl AsyncFnMut() -> Result<T, ProviderError>,
     ) -> Result<T, ProviderError> {
-        if self.lock_lost.load(std::sync::atomic::Ordering::SeqCst) || !self.lock.confirm().await {
-            self.lock_lost
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            return Err(ProviderError::Permanent(
-                "the app's lock was lost: no further provider call".to_owned(),
-            ));
-        }
         let ctx = self.ctx;
         retried(
             ctx.observer,
@@ -125,7 +119,18 @@ impl Run<'_, '_> {
             &self.app,
             Some(&self.run_id),
             what,
-            call,
+            async || {
+                if self.lock_lost.load(std::sync::atomic::Ordering::SeqCst)
+                    || !self.lock.confirm().await
+                {
+                    self.lock_lost
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    return Err(ProviderError::Permanent(
+                        "the app's lock was lost: no further provider call".to_owned(),
+                    ));
+                }
+                call().await
+            },
         )
         .await
     }

@@ -602,6 +602,32 @@ mod tests {
                 "services: {app: {image: x, privileged: '${'}}",
                 "not valid Compose interpolation",
             ),
+            // Found by review: brace matching, mixed readings, the server's shell, the
+            // legacy external network spelling, more host directories.
+            (
+                "services: {app: {image: x, volumes: ['d:/d']}}\nvolumes: {d: {driver_opts: {type: none, o: bind, device: '${ROOT:-$${}}etc'}}}",
+                "not valid Compose interpolation",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['d:/d']}}\nvolumes: {d: {driver_opts: {type: none, o: bind, device: '${ON:+${ROOT:-/}}etc'}}}",
+                "uses several variables",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['d:/d']}}\nvolumes: {d: {driver_opts: {type: none, o: bind, device: '$HOME'}}}",
+                "`$HOME`, whose value is not in the spec",
+            ),
+            (
+                "services: {app: {image: x, networks: [h]}}\nnetworks: {h: {external: {name: host}}}",
+                "Docker's `host` network",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['/var/backups:/b']}}",
+                "gives the container the host",
+            ),
+            (
+                "services: {app: {image: x, volumes: ['/tmp:/t']}}",
+                "gives the container the host",
+            ),
         ];
         let mut failures = Vec::new();
         for (text, expected) in cases {

@@ -128,6 +128,12 @@ CREATE TABLE generated_secrets (
     PRIMARY KEY (project, app, name)
 );
 ",
+    r"
+-- The key of secret fingerprints leaves the database: each machine has it in its
+-- `.env` (FABRIK_FINGERPRINT_KEY) and `settings` keeps its id per project. The version
+-- moves so that a release that would put a key back here refuses this schema.
+COMMENT ON TABLE settings IS 'Shared settings: never the key of secret fingerprints, only its id per project';
+",
 ];
 
 /// The schema version this build writes.
@@ -175,6 +181,9 @@ pub fn valid_schema(schema: &str) -> bool {
 pub struct PgStore {
     client: Mutex<Client>,
     schema: String,
+    /// Whether an operation left a transaction open on the connection (see
+    /// [`PgSession::new`]).
+    transaction_open: std::sync::atomic::AtomicBool,
 }
 
 /// A 64-bit advisory-lock key for `purpose` and `name`, the same on every machine.
@@ -205,6 +214,7 @@ impl PgStore {
         Ok(Self {
             client: Mutex::new(client),
             schema: settings.schema.clone(),
+            transaction_open: Default::default(),
         })
     }
 
@@ -240,6 +250,7 @@ impl PgStore {
         Ok(Some(Self {
             client: Mutex::new(client),
             schema: schema.clone(),
+            transaction_open: Default::default(),
         }))
     }
 
@@ -250,6 +261,11 @@ impl PgStore {
     /// The connection, locked for one operation of the store.
     pub(super) async fn client(&self) -> tokio::sync::MutexGuard<'_, Client> {
         self.client.lock().await
+    }
+
+    /// The flag a [`PgSession`] on this store's connection keeps.
+    pub(super) fn transaction_open(&self) -> &std::sync::atomic::AtomicBool {
+        &self.transaction_open
     }
 
     async fn query(
@@ -286,6 +302,20 @@ impl PgStore {
                  SELECT 1 FROM deployments d WHERE NOT EXISTS (
                      SELECT 1 FROM settings s WHERE s.name = 'fingerprint_key_id/' || d.project))",
             &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Gives back `project`'s claim of key `id` (a key that could not be kept).
+    pub async fn release_fingerprint_key_id(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        self.query(
+            "DELETE FROM settings WHERE name = 'fingerprint_key_id/' || $1 AND value = $2",
+            &[&project, &id],
         )
         .await?;
         Ok(())

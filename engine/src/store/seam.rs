@@ -124,10 +124,15 @@ pub async fn transaction<S: Session, T>(
 ) -> Result<T, StoreError> {
     session.begin().await?;
     match body(session).await {
-        Ok(value) => {
-            session.commit().await?;
-            Ok(value)
-        }
+        Ok(value) => match session.commit().await {
+            Ok(()) => Ok(value),
+            Err(error) => {
+                // A commit that failed (a full disk) may leave the transaction open:
+                // every later write would join it and be lost.
+                let _ = session.rollback().await;
+                Err(error)
+            }
+        },
         Err(error) => {
             // The error that stopped the body is the one worth telling.
             let _ = session.rollback().await;

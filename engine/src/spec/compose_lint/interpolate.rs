@@ -8,6 +8,33 @@
 
 use std::collections::BTreeMap;
 
+/// Variables the shell on the server sets for `docker compose` itself: Compose takes
+/// the process environment before `.env`, so a spec's `env` of the same name is not what
+/// Compose reads, and their values on the server are unknown here.
+const SERVER_SHELL: &[&str] = &[
+    "HOME",
+    "PATH",
+    "PWD",
+    "OLDPWD",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "HOSTNAME",
+    "LANG",
+    "TERM",
+    "SHLVL",
+    "MAIL",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+    "SSH_CONNECTION",
+    "SSH_CLIENT",
+    "SSH_TTY",
+    "DOCKER_HOST",
+    "DOCKER_CONFIG",
+    "COMPOSE_PROJECT_NAME",
+    "COMPOSE_FILE",
+];
+
 /// The variables Compose would see for one reading of the document.
 pub(super) struct Variables<'a> {
     /// What the server's `.env` holds in this reading.
@@ -25,6 +52,8 @@ pub(super) enum Unreadable {
     Syntax(String),
     /// The value depends on a variable whose value is not in the spec.
     Unknown(String),
+    /// The value depends on several variables.
+    Several(Vec<String>),
 }
 
 impl Unreadable {
@@ -38,12 +67,56 @@ impl Unreadable {
                 "`{}` uses `${name}`, whose value is not in the spec (a secret, or a variable set on the server), so what Compose makes of it cannot be checked; write the value, or put it in `env`",
                 text.escape_debug()
             ),
+            Unreadable::Several(names) => format!(
+                "`{}` uses several variables ({}), so every combination of them set or removed on the server would have to be checked; use one",
+                text.escape_debug(),
+                names.join(", ")
+            ),
         }
     }
 }
 
-/// `text` as Compose reads it with `variables`.
+/// `text` as Compose reads it with `variables`. A value that uses more than one
+/// variable is refused: the two readings (the spec's value, or removed) cover every
+/// state of one variable, not every combination of several (`${A:+${B:-/}}etc`).
 pub(super) fn interpolate(text: &str, variables: &Variables) -> Result<String, Unreadable> {
+    let used = used_variables(text);
+    if used.len() > 1 {
+        return Err(Unreadable::Several(used));
+    }
+    substitute(text, variables)
+}
+
+/// The names a text refers to (`$NAME`, `${NAME…}`, nested ones included).
+fn used_variables(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' {
+            if bytes.get(i + 1) == Some(&b'$') {
+                i += 2;
+                continue;
+            }
+            let start = if bytes.get(i + 1) == Some(&b'{') {
+                i + 2
+            } else {
+                i + 1
+            };
+            let len = name_length(&text[start..]);
+            if len > 0 {
+                let name = text[start..start + len].to_owned();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        i += 1;
+    }
+    names
+}
+
+fn substitute(text: &str, variables: &Variables) -> Result<String, Unreadable> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -55,6 +128,12 @@ pub(super) fn interpolate(text: &str, variables: &Variables) -> Result<String, U
         } else if let Some(inner) = after.strip_prefix('{') {
             let close = closing_brace(inner)
                 .ok_or_else(|| Unreadable::Syntax("a `${` is never closed".to_owned()))?;
+            if inner[..close].contains("$$") {
+                return Err(Unreadable::Syntax(
+                    "`$$` inside `${…}`, which Compose does not read as a literal `$` there"
+                        .to_owned(),
+                ));
+            }
             out.push_str(&braced(&inner[..close], variables)?);
             rest = &inner[close + 1..];
         } else {
@@ -72,14 +151,15 @@ pub(super) fn interpolate(text: &str, variables: &Variables) -> Result<String, U
     Ok(out)
 }
 
-/// The index of the `}` that closes a `${`, counting nested `${ … }`.
+/// The index of the `}` that closes a `${`, counting nested `${ … }` as compose-go
+/// does; a `$$` inside is refused by the caller (compose-go's brace matching counts
+/// `$${` as an opener where its substitution does not).
 fn closing_brace(inner: &str) -> Option<usize> {
     let mut depth = 0usize;
     let bytes = inner.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
             b'$' if bytes.get(i + 1) == Some(&b'{') => {
                 depth += 1;
                 i += 1;
@@ -107,7 +187,7 @@ fn name_length(text: &str) -> usize {
 
 /// The value of `name`, or `None` when it is unset in this reading.
 fn lookup(name: &str, variables: &Variables) -> Result<Option<String>, Unreadable> {
-    if !variables.known.contains_key(name) {
+    if !variables.known.contains_key(name) || SERVER_SHELL.contains(&name) {
         return Err(Unreadable::Unknown(name.to_owned()));
     }
     Ok(variables.values.get(name).cloned())
@@ -143,8 +223,8 @@ fn braced(body: &str, variables: &Variables) -> Result<String, Unreadable> {
     let argument = chars.as_str();
     match kind {
         '-' if present => Ok(value.unwrap_or_default()),
-        '-' => interpolate(argument, variables),
-        '+' if present => interpolate(argument, variables),
+        '-' => substitute(argument, variables),
+        '+' if present => substitute(argument, variables),
         '+' => Ok(String::new()),
         '?' if present => Ok(value.unwrap_or_default()),
         // Compose stops with the message: nothing runs, so nothing reaches the host.
@@ -168,7 +248,7 @@ mod tests {
             .iter()
             .map(|k| ((*k).to_owned(), String::new()))
             .collect();
-        interpolate(
+        substitute(
             text,
             &Variables {
                 values: &values,
@@ -204,6 +284,33 @@ mod tests {
         ] {
             assert_eq!(read(text, &set, &known).as_deref(), Ok(expected), "{text}");
         }
+    }
+
+    /// Review of issue 28's fix: what the two readings or the brace matching missed.
+    #[test]
+    fn refuses_what_two_readings_cannot_cover() {
+        let values: BTreeMap<String, String> = [("A", "x"), ("B", "/"), ("HOME", "data")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let variables = Variables {
+            values: &values,
+            known: &values,
+        };
+        assert!(matches!(
+            interpolate("${A:+${B:-/}}etc", &variables),
+            Err(Unreadable::Several(_))
+        ));
+        assert!(matches!(
+            interpolate("${B:-$${}}etc", &variables),
+            Err(Unreadable::Syntax(_))
+        ));
+        // The server's shell sets HOME for Compose, whatever the spec's env says.
+        assert_eq!(
+            interpolate("$HOME", &variables),
+            Err(Unreadable::Unknown("HOME".to_owned()))
+        );
+        assert_eq!(interpolate("${B}x$$y", &variables).as_deref(), Ok("/x$y"));
     }
 
     #[test]

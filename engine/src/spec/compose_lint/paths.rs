@@ -10,6 +10,16 @@ pub const HOST_PATHS: &[&str] = &[
     "/var/lib",
     "/var/spool",
     "/var/snap",
+    // Logs, backups (`/var/backups` keeps copies of `shadow`), caches, temporary files
+    // and the sockets agents leave there, swap files.
+    "/var/log",
+    "/var/backups",
+    "/var/cache",
+    "/var/tmp",
+    "/tmp",
+    "/swap.img",
+    "/swapfile",
+    "/snap",
     // Coolify's own data: the SSH keys to every server it manages (`/data/coolify/ssh`,
     // app/Models/PrivateKey.php), its database, every application's files.
     "/data/coolify",
@@ -24,7 +34,9 @@ pub const HOST_PATHS: &[&str] = &[
     "/bin",
     "/sbin",
     "/lib",
+    "/lib32",
     "/lib64",
+    "/libx32",
 ];
 
 /// Whether a mount source is a host path rather than a named volume (a named volume has

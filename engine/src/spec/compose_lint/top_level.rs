@@ -150,11 +150,22 @@ fn network(key: String, body: &Value, reading: &Reading) -> Result<(), String> {
             .map(Option::flatten)
             .map_err(colon)
     };
-    let external = match body.get("external") {
+    // `external: {name: …}` is Compose's older spelling of an external network's name.
+    let legacy_name = match body.get("external").map(untagged) {
+        Some(Value::Mapping(external)) => external
+            .get("name")
+            .map(|n| reading.scalar(n))
+            .transpose()
+            .map_err(colon)?
+            .flatten(),
+        _ => None,
+    };
+    let external = match body.get("external").map(untagged) {
+        Some(Value::Mapping(_)) => true,
         Some(value) => reading.is_true(value).map_err(colon)?,
         None => false,
     };
-    let name = text("name")?.or(external.then_some(key));
+    let name = text("name")?.or(legacy_name).or(external.then_some(key));
     if let Some(name) = name
         && name.trim() == "host"
     {

@@ -2,14 +2,32 @@
 //! bound as the type the server inferred for its parameter, and a row's columns are
 //! read by their types (the schema has integers and text only).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio_postgres::Client;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use crate::store::StoreError;
 use crate::store::seam::{Cell, Row, Session};
 
-/// A locked connection of the store.
-pub struct PgSession<'a>(pub &'a Client);
+/// A locked connection of the store, and whether a transaction is open on it: an
+/// operation whose future was dropped (Ctrl-C) between its `BEGIN` and its end leaves
+/// one open, which the next session rolls back before anything else ([`PgSession::new`]).
+pub struct PgSession<'a> {
+    client: &'a Client,
+    open: &'a AtomicBool,
+}
+
+impl<'a> PgSession<'a> {
+    /// A session on `client`, after rolling back a transaction an abandoned operation
+    /// left open.
+    pub async fn new(client: &'a Client, open: &'a AtomicBool) -> Result<Self, StoreError> {
+        if open.swap(false, Ordering::SeqCst) {
+            client.batch_execute("ROLLBACK").await?;
+        }
+        Ok(Self { client, open })
+    }
+}
 
 impl ToSql for Cell {
     fn to_sql(
@@ -24,6 +42,8 @@ impl ToSql for Cell {
             Cell::Int(n) if *ty == Type::INT8 => n.to_sql(ty, out),
             Cell::Int(n) => n.to_string().to_sql(ty, out),
             Cell::Text(t) if *ty == Type::INT8 => t.parse::<i64>()?.to_sql(ty, out),
+            Cell::Text(t) if *ty == Type::INT4 => t.parse::<i32>()?.to_sql(ty, out),
+            Cell::Text(t) if *ty == Type::INT2 => t.parse::<i16>()?.to_sql(ty, out),
             Cell::Text(t) => t.as_str().to_sql(ty, out),
         }
     }
@@ -68,7 +88,7 @@ impl Session for PgSession<'_> {
     const RUN_SEQUENCE: &'static str = "seq";
 
     async fn query(&mut self, sql: &str, params: &[Cell]) -> Result<Vec<Row>, StoreError> {
-        self.0
+        self.client
             .query(sql, &refs(params))
             .await?
             .iter()
@@ -77,19 +97,26 @@ impl Session for PgSession<'_> {
     }
 
     async fn execute(&mut self, sql: &str, params: &[Cell]) -> Result<u64, StoreError> {
-        Ok(self.0.execute(sql, &refs(params)).await?)
+        Ok(self.client.execute(sql, &refs(params)).await?)
     }
 
     async fn begin(&mut self) -> Result<(), StoreError> {
-        Ok(self.0.batch_execute("BEGIN").await?)
+        // Marked open before it is sent: a future dropped while BEGIN is on its way
+        // leaves a ROLLBACK for the next session, which is harmless if none was open.
+        self.open.store(true, Ordering::SeqCst);
+        Ok(self.client.batch_execute("BEGIN").await?)
     }
 
     async fn commit(&mut self) -> Result<(), StoreError> {
-        Ok(self.0.batch_execute("COMMIT").await?)
+        self.client.batch_execute("COMMIT").await?;
+        self.open.store(false, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn rollback(&mut self) -> Result<(), StoreError> {
-        Ok(self.0.batch_execute("ROLLBACK").await?)
+        self.client.batch_execute("ROLLBACK").await?;
+        self.open.store(false, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn after_import(&mut self) -> Result<(), StoreError> {
@@ -99,7 +126,7 @@ impl Session for PgSession<'_> {
             ("resources", "id"),
             ("events", "seq"),
         ] {
-            self.0
+            self.client
                 .execute(
                     &format!(
                         "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), GREATEST((SELECT MAX({column}) FROM {table}), 1))"
