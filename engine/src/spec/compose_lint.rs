@@ -5,7 +5,10 @@
 //! holds it, and with nothing, as when it was removed on the server), then cast
 //! (booleans in any spelling Compose accepts; mount sources as normalised paths). A
 //! checked value may not use a variable the spec does not define (a secret, or one set
-//! on the server): its value, and so what it does, cannot be known here.
+//! on the server), nor one the server's shell sets for Compose (`HOME`, `PATH`, …: the
+//! process environment wins over `.env`), nor more than one variable (the two readings
+//! cover the states of one, not the combinations of several), nor `$$` inside `${…}`
+//! (compose-go's brace matching reads it otherwise): what it becomes cannot be known.
 //!
 //! The rules, in one place (README "Templates" and SECURITY.md point here):
 //!
