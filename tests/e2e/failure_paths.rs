@@ -471,3 +471,36 @@ async fn a_server_on_a_special_purpose_address_is_refused_before_anything_change
         assert_eq!(world.mutating_calls(), 0, "{ip}: nothing changed");
     }
 }
+
+/// Found by the model test (seed 5157): a create answered with a body that is not JSON,
+/// and that the lookup then does not find, left its intent pending after the run had
+/// ended. The intent is closed; the next apply creates the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_answered_with_garbage_leaves_no_pending_intent() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| s);
+    world.sandbox.cloudflare.faults.on_nth(
+        "cloudflare.create_record",
+        1,
+        fabrik_sim::faults::Fault::Malformed,
+    );
+    let failed = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{stdout}{stderr}");
+    let export = world.run(&["state", "export"]).await;
+    let state: serde_json::Value =
+        serde_json::from_slice(&export.stdout).expect("the state as JSON");
+    let pending: Vec<_> = state["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["status"] == "pending")
+        .collect();
+    assert!(
+        pending.is_empty(),
+        "pending after the run ended: {pending:?}"
+    );
+    let again = world.apply(&spec, &[]).await;
+    assert_eq!(again.status.code(), Some(0), "{:?}", text(&again));
+    assert_eq!(world.sandbox.cloudflare.records().len(), 1);
+}

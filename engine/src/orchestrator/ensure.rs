@@ -353,6 +353,22 @@ impl Run<'_, '_> {
                                     &found.id,
                                 );
                             }
+                            // Nothing of this app's exists (the create was refused, or its
+                            // answer could not be read and the lookup finds nothing): the
+                            // intent this run wrote is closed, not left pending after the
+                            // run ended. Found later, the next apply's lookup adopts it.
+                            Ok(_) if known.is_none() => {
+                                self.write()
+                                    .await?
+                                    .record(
+                                        row,
+                                        Some(&self.run_id),
+                                        ResourceStatus::Deleted,
+                                        None,
+                                        None,
+                                    )
+                                    .await?;
+                            }
                             Ok(_) => {}
                         }
                         return Err(failed(error).into());
