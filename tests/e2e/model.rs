@@ -12,7 +12,8 @@
 //!
 //! Soaks run (every invariant held): 2026-12-05, with malformed answers, hangs, wrong
 //! tokens, damaged states, the three policies and two servers: 24 sequences of 12 steps
-//! from seed 9191 (359 s), 8 × 12 from 4242, 4 × 10 from 31; before them, on the same
+//! from seed 9191 (359 s), 8 × 12 from 4242, 4 × 10 from 31; 12 × 12 from 5150 once
+//! seed 5157's finding (a failed create's intent left pending) was fixed; before them, on the same
 //! engine without those steps: 30 × 12 from 4242, 24 × 12 from 777, 12 × 10 from 9090.
 
 use std::collections::BTreeMap;
