@@ -652,16 +652,8 @@ impl Harness {
                     self.model[app].completed.last().cloned()
                 {
                     // Re-apply the last version: it must find the drift and end COMPLETE.
-                    let (complete, output) = self.apply(app, last).await;
-                    if !complete {
-                        return Err(format!(
-                            "re-apply after a hand edit ({edit:?}) failed:\n{}",
-                            text(&output)
-                        ));
-                    }
-                    self.completed(app, last);
-                    self.check_app_matches(app)?;
-                    self.check_plan_clean(app, last).await?;
+                    self.apply_to_completion(app, last, &format!("a hand edit ({edit:?})"))
+                        .await?;
                 }
             }
             Step::Kill {
@@ -1035,10 +1027,21 @@ impl Harness {
             .expect("joined");
         self.outputs.push_str(&text(&output));
         self.model[app].deployed = None;
+        self.apply_to_completion(app, version, after).await
+    }
+
+    /// Applies `version`, which must end COMPLETE after `after`, with the world and the
+    /// plan then matching it.
+    async fn apply_to_completion(
+        &mut self,
+        app: usize,
+        version: Version,
+        after: &str,
+    ) -> Result<(), String> {
         let (complete, output) = self.apply(app, version).await;
         if !complete {
             return Err(format!(
-                "the apply after {after} did not recover:\n{}",
+                "the apply after {after} did not complete:\n{}",
                 text(&output)
             ));
         }

@@ -202,10 +202,7 @@ impl Run<'_, '_> {
                         .tracked_elsewhere(role, kind, name, &found.id, row)
                         .await?
                 {
-                    self.write()
-                        .await?
-                        .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
-                        .await?;
+                    self.close_intent(row).await?;
                     return Err(confused.into());
                 }
                 // A difference in a field the spec changed since the last deploy is the
@@ -283,10 +280,7 @@ impl Run<'_, '_> {
                     // the provider did create and tag it, the next apply's lookup finds
                     // it by its tag (and `fabrik gc` lists it).
                     Ok(created) if created.owner.as_deref() != Some(self.owner.as_str()) => {
-                        self.write()
-                            .await?
-                            .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
-                            .await?;
+                        self.close_intent(row).await?;
                         return Err(RunFailure::CreatedNotOwned {
                             resource: ResourceRef::new(kind, name, Some(&created.id)),
                             owner: self.owner.clone(),
@@ -323,16 +317,7 @@ impl Run<'_, '_> {
                                     .await?
                                 {
                                     if known.is_none() {
-                                        self.write()
-                                            .await?
-                                            .record(
-                                                row,
-                                                Some(&self.run_id),
-                                                ResourceStatus::Deleted,
-                                                None,
-                                                None,
-                                            )
-                                            .await?;
+                                        self.close_intent(row).await?;
                                     }
                                     return Err(confused.into());
                                 }
@@ -358,16 +343,7 @@ impl Run<'_, '_> {
                             // intent this run wrote is closed, not left pending after the
                             // run ended. Found later, the next apply's lookup adopts it.
                             Ok(_) if known.is_none() => {
-                                self.write()
-                                    .await?
-                                    .record(
-                                        row,
-                                        Some(&self.run_id),
-                                        ResourceStatus::Deleted,
-                                        None,
-                                        None,
-                                    )
-                                    .await?;
+                                self.close_intent(row).await?;
                             }
                             Ok(_) => {}
                         }
@@ -389,10 +365,7 @@ impl Run<'_, '_> {
             // A row this run just intended is left as nothing of this app's; a row that
             // tracked the resource before keeps its own id.
             if known.is_none() {
-                self.write()
-                    .await?
-                    .record(row, Some(&self.run_id), ResourceStatus::Deleted, None, None)
-                    .await?;
+                self.close_intent(row).await?;
             }
             return Err(confused.into());
         }

@@ -106,6 +106,20 @@ impl Run<'_, '_> {
     }
 
     /// A provider call, retried while it fails transiently; each retry is an event.
+    /// Records intent row `row` as nothing of this app's (`deleted`), for this run.
+    pub async fn close_intent(&self, row: i64) -> Result<(), StoreError> {
+        self.write()
+            .await?
+            .record(
+                row,
+                Some(&self.run_id),
+                crate::domain::ResourceStatus::Deleted,
+                None,
+                None,
+            )
+            .await
+    }
+
     /// The lock is confirmed before every attempt: a retry may come long after the first.
     pub async fn retried<T>(
         &self,
