@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 const PROVIDERS: &[(&str, &str)] = &[
     ("coolify", "fabrik-provider-coolify"),
     ("cloudflare", "fabrik-provider-cloudflare"),
+    ("powerdns", "fabrik-provider-powerdns"),
 ];
 const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "provider";

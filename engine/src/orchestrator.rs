@@ -15,6 +15,7 @@ pub mod fingerprint_key;
 pub mod gc;
 mod hidden;
 pub mod hooks;
+pub mod kit;
 pub mod notify;
 pub mod outcome;
 pub mod owner;

@@ -80,6 +80,8 @@ pub struct EnvSource {
     /// What a person should know about `.env` (never a value): variables `$` expansion
     /// changed, a file every user may write.
     warnings: Vec<String>,
+    /// Values that win over the environment and `.env` (see [`EnvSource::overriding`]).
+    overrides: BTreeMap<String, SecretString>,
 }
 
 impl EnvSource {
@@ -132,6 +134,7 @@ impl EnvSource {
             dotenv_path: Some(path),
             dotenv,
             warnings,
+            overrides: BTreeMap::new(),
         })
     }
 
@@ -140,8 +143,24 @@ impl EnvSource {
         &self.warnings
     }
 
-    /// The value of `name`: the process environment first, then `.env`.
+    /// The same source with `name` set to `value` whatever the environment and `.env`
+    /// say: `fabrik providers test` presents a credential the API must refuse.
+    pub fn overriding(&self, name: &str, value: SecretString) -> Self {
+        let mut overrides = self.overrides.clone();
+        overrides.insert(name.to_owned(), value);
+        Self {
+            dotenv_path: self.dotenv_path.clone(),
+            dotenv: self.dotenv.clone(),
+            warnings: self.warnings.clone(),
+            overrides,
+        }
+    }
+
+    /// The value of `name`: an override, the process environment, then `.env`.
     pub fn get(&self, name: &str) -> Option<SecretString> {
+        if let Some(value) = self.overrides.get(name) {
+            return Some(value.clone());
+        }
         match std::env::var(name) {
             Ok(value) if !value.is_empty() => Some(SecretString::from(value)),
             _ => self.dotenv.get(name).cloned(),

@@ -202,6 +202,39 @@ enum ProvidersCommand {
         /// Provider roles to update (`coolify`, `dns`); all when none is named
         roles: Vec<String>,
     },
+    /// Run the provider kit: drive the ROLE's provider through a resource's life against
+    /// its real or simulated API (apply, no-op, a hand edit repaired, gc after a lost
+    /// state, destroy, a refused credential) and report each step
+    Test(ProvidersTestArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProvidersTestArgs {
+    /// The role whose provider to test (`dns`, `coolify`), configured as `fabrik.toml`
+    /// says
+    role: String,
+    /// Test this component file instead of the one the project names (the role's
+    /// config and credentials are kept)
+    #[arg(long, value_name = "FILE")]
+    component: Option<PathBuf>,
+    /// The DNS record to create, update and delete (`dns` role), e.g.
+    /// `fabrik-kit.example.com`: a name nothing else uses
+    #[arg(long, value_name = "FQDN")]
+    name: Option<String>,
+    /// The spec whose Coolify resource to create (`coolify` role), renamed and served at
+    /// its own domain so the app itself is never touched
+    #[arg(long, value_name = "SPEC")]
+    spec: Option<PathBuf>,
+    /// A shell command that changes the resource by hand, as a person would (it gets
+    /// FABRIK_KIT_KIND, FABRIK_KIT_ID and FABRIK_KIT_NAME); without it the hand-edit step
+    /// is skipped, and said so
+    #[arg(long, value_name = "COMMAND")]
+    edit: Option<String>,
+    /// Seconds a deployment may take (`coolify` role)
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    deploy_timeout: u64,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -526,6 +559,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Providers(ProvidersCommand::List(args)) => providers::list(args.output),
         Command::Providers(ProvidersCommand::Lock) => providers::lock(),
         Command::Providers(ProvidersCommand::Update { roles }) => providers::update(&roles),
+        Command::Providers(ProvidersCommand::Test(args)) => providers::test(providers::TestArgs {
+            role: &args.role,
+            component: args.component.as_deref(),
+            name: args.name.as_deref(),
+            spec: args.spec.as_deref(),
+            edit: args.edit,
+            deploy_timeout: std::time::Duration::from_secs(args.deploy_timeout),
+            format: args.output.output,
+        }),
         Command::Completions { shell } => {
             // Built-in template names for `new --template` (a project's own still parse).
             let templates = fabrik_engine::spec::template::builtin_names();

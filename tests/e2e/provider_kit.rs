@@ -1,11 +1,15 @@
-//! The provider kit: any `dns` provider, loaded by path, run through the sequence a user
-//! would against the sandbox: pin, apply, a no-op, a record edited by hand (repaired), a
-//! lost state (`fabrik gc` finds and collects the orphans), apply again, destroy. The
-//! providers written from `docs/providers.md` pass it: `simple-dns` (Rust, the SDK) and
-//! `python-dns` (componentize-py).
+//! The provider kit. `fabrik providers test` (the kit as a command) run against every
+//! bundled provider and the test providers, each against its API: the sandbox's
+//! Cloudflare and Coolify, a real PowerDNS server. And the kit's original form, the whole
+//! `apply` sequence a user would run (pin, apply, a no-op, a record edited by hand, a
+//! lost state collected by `fabrik gc`, destroy) with a DNS provider loaded by path or
+//! bundled: `simple-dns` (Rust, the SDK), `python-dns` (componentize-py) and PowerDNS
+//! against a real server, whose records have no automatic TTL and no proxy.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+use fabrik_sim::powerdns::PowerDns;
 
 use crate::deploy::World;
 use crate::support::{root, test_plugin};
@@ -18,7 +22,251 @@ fn text(output: &std::process::Output) -> String {
     )
 }
 
-async fn run_kit(component: &Path, name: &str) {
+/// A hand edit of a sandbox Cloudflare record, as the author of a DNS provider that
+/// speaks Cloudflare's API would write it.
+fn cloudflare_edit() -> String {
+    format!(
+        "python3 {}",
+        root()
+            .join("tests/fixtures/kit/cloudflare-edit.py")
+            .display()
+    )
+}
+
+/// `fabrik providers test ARGS` must pass every step, none skipped.
+async fn kit_passes(world: &World, dir: &Path, args: &[&str]) -> String {
+    let mut cmd = world.fabrik_in(dir);
+    cmd.args(["providers", "test"]).args(args);
+    let output = World::output(cmd).await;
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    for step in [
+        "lock",
+        "apply",
+        "no-op",
+        "hand edit",
+        "gc",
+        "destroy",
+        "refused credentials",
+    ] {
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with(&format!("ok   {step} "))),
+            "step {step} did not pass:\n{said}"
+        );
+    }
+    assert!(said.contains("0 failed, 0 skipped"), "{said}");
+    said
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_passes_the_bundled_cloudflare_provider() {
+    let world = World::start().await;
+    let said = kit_passes(
+        &world,
+        world.dir.path(),
+        &[
+            "dns",
+            "--name",
+            "kit.example.com",
+            "--edit",
+            &cloudflare_edit(),
+        ],
+    )
+    .await;
+    assert!(said.contains("cloudflare"), "{said}");
+    assert!(
+        world.sandbox.cloudflare.records().is_empty(),
+        "the kit leaves nothing behind: {:?}",
+        world.sandbox.cloudflare.records()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_passes_the_bundled_coolify_provider() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    let edit = r#"curl -sf -X PATCH -H "Authorization: Bearer $COOLIFY_TOKEN" -H 'content-type: application/json' "$COOLIFY_URL/services/$FABRIK_KIT_ID/envs/bulk" -d '{"data":[{"key":"LOG_LEVEL","value":"trace"}]}' >/dev/null"#;
+    let said = kit_passes(
+        &world,
+        world.dir.path(),
+        &[
+            "coolify",
+            "--spec",
+            spec.to_str().expect("utf-8"),
+            "--edit",
+            edit,
+        ],
+    )
+    .await;
+    assert!(said.contains("LOG_LEVEL"), "the edit was seen: {said}");
+    assert!(
+        world.sandbox.coolify.resources().is_empty(),
+        "the kit leaves nothing behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_passes_the_test_providers_by_path() {
+    let world = World::start().await;
+    std::fs::write(
+        world.dir.path().join("fabrik.toml"),
+        "[project]\nname = \"acme\"\n\n[providers.dns]\npath = \"plugins/dns.wasm\"\n\
+         config = { zone = \"example.com\" }\n\
+         config-env = { base-url = \"CLOUDFLARE_API_URL\" }\n\
+         secrets = { api-token = \"CLOUDFLARE_API_TOKEN\" }\n",
+    )
+    .expect("fabrik.toml");
+    for component in [test_plugin("simple-dns"), python_dns()] {
+        let said = kit_passes(
+            &world,
+            world.dir.path(),
+            &[
+                "dns",
+                "--component",
+                component.to_str().expect("utf-8"),
+                "--name",
+                "kit.example.com",
+                "--edit",
+                &cloudflare_edit(),
+            ],
+        )
+        .await;
+        assert!(said.contains("path:"), "{said}");
+        assert!(world.sandbox.cloudflare.records().is_empty());
+    }
+}
+
+/// A PowerDNS server with the zone `example.com`; "NOT RUN" when it cannot start.
+async fn powerdns() -> PowerDns {
+    PowerDns::start(&["example.com"])
+        .await
+        .unwrap_or_else(|why| panic!("{why}"))
+}
+
+fn powerdns_project(server: &PowerDns) -> String {
+    format!(
+        "[project]\nname = \"acme\"\n\n[providers.dns]\nbundled = \"powerdns\"\n\
+         config = {{ base-url = \"{}\" }}\nsecrets = {{ api-key = \"PDNS_API_KEY\" }}\n",
+        server.base_url
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_passes_the_bundled_powerdns_provider_against_a_real_server() {
+    let world = World::start().await;
+    let server = powerdns().await;
+    std::fs::write(
+        world.dir.path().join("fabrik.toml"),
+        powerdns_project(&server),
+    )
+    .expect("fabrik.toml");
+    std::fs::write(
+        world.dir.path().join(".env"),
+        format!("PDNS_API_KEY={}\n", server.api_key),
+    )
+    .expect(".env");
+    let edit = format!(
+        r#"curl -sf -X PATCH -H "X-API-Key: {key}" "{base}/api/v1/servers/localhost/zones/example.com." -d '{{"rrsets":[{{"name":"kit.example.com.","type":"A","ttl":300,"changetype":"REPLACE","records":[{{"content":"198.51.100.99","disabled":false}}]}}]}}'"#,
+        key = server.api_key,
+        base = server.base_url
+    );
+    let said = kit_passes(
+        &world,
+        world.dir.path(),
+        &["dns", "--name", "kit.example.com", "--edit", &edit],
+    )
+    .await;
+    assert!(said.contains("powerdns"), "{said}");
+    assert!(
+        said.contains("ttl is 300, the spec says automatic"),
+        "a TTL changed by hand is drift: {said}"
+    );
+    assert!(server.rrsets("example.com").await.is_empty());
+}
+
+/// The kit fails, and says why, for a provider that breaks the contract: a base URL
+/// that is not the API (PowerDNS's 404 trap), and the refused-credential step when a
+/// provider reports a wrong key as something else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_reports_what_fails() {
+    let world = World::start().await;
+    let server = powerdns().await;
+    let project = powerdns_project(&server).replace(
+        &format!("base-url = \"{}\"", server.base_url),
+        &format!("base-url = \"{}/nope\"", server.base_url),
+    );
+    std::fs::write(world.dir.path().join("fabrik.toml"), project).expect("fabrik.toml");
+    std::fs::write(
+        world.dir.path().join(".env"),
+        format!("PDNS_API_KEY={}\n", server.api_key),
+    )
+    .expect(".env");
+    let mut cmd = world.fabrik();
+    cmd.args(["providers", "test", "dns", "--name", "kit.example.com"]);
+    let output = World::output(cmd).await;
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("FAIL apply") && said.contains("no PowerDNS API there"),
+        "{said}"
+    );
+    assert!(said.contains("skip no-op"), "{said}");
+    assert!(said.contains("1 passed, 1 failed, 5 skipped"), "{said}");
+
+    // A Cloudflare-speaking provider that skips the hand edit is told so, not passed.
+    let world = World::start().await;
+    let mut cmd = world.fabrik();
+    cmd.args(["providers", "test", "dns", "--name", "kit.example.com"]);
+    let output = World::output(cmd).await;
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert!(said.contains("skip hand edit"), "{said}");
+    assert!(said.contains("6 passed, 0 failed, 1 skipped"), "{said}");
+}
+
+async fn run_kit(world: &World, name: &str, dns: impl Fn() -> Vec<(String, String)>) {
+    let dir = world.dir.path();
+    let spec = world.spec("app.yaml", |t| t);
+
+    let locked = world.run(&["providers", "lock"]).await;
+    assert_eq!(locked.status.code(), Some(0), "{}", text(&locked));
+    assert!(
+        text(&locked).contains(&format!("dns: {name} ")),
+        "{}",
+        text(&locked)
+    );
+
+    let applied = world.apply(&spec, &[]).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let record = dns();
+    assert_eq!(record.len(), 1, "{record:?}");
+    assert_eq!(record[0].0, "api.example.com");
+
+    let again = world.apply(&spec, &[]).await;
+    assert!(text(&again).contains("(no changes)"), "{}", text(&again));
+    std::fs::remove_dir_all(dir.join(".fabrik")).expect("lose the state");
+    let found = world.run(&["gc"]).await;
+    assert!(
+        text(&found).contains("orphan: dns dns-record api.example.com"),
+        "{}",
+        text(&found)
+    );
+    let collected = world.run(&["gc", "--delete", "--yes"]).await;
+    assert_eq!(collected.status.code(), Some(0), "{}", text(&collected));
+    assert!(dns().is_empty(), "{:?}", dns());
+
+    let fresh = world.apply(&spec, &[]).await;
+    assert_eq!(fresh.status.code(), Some(0), "{}", text(&fresh));
+    let destroyed = world.run(&["destroy", "--yes", "test-api"]).await;
+    assert_eq!(destroyed.status.code(), Some(0), "{}", text(&destroyed));
+    assert!(dns().is_empty(), "{:?}", dns());
+    assert!(world.sandbox.coolify.resources().is_empty());
+}
+
+/// A DNS provider speaking the sandbox's Cloudflare API, loaded by path, through the
+/// whole `apply` sequence, a record edited by hand repaired on the way.
+async fn run_kit_by_path(component: &Path, name: &str) {
     let world = World::start().await;
     let dir = world.dir.path();
     std::fs::create_dir(dir.join("plugins")).expect("mkdir");
@@ -33,27 +281,22 @@ async fn run_kit(component: &Path, name: &str) {
          secrets = { api-token = \"CLOUDFLARE_API_TOKEN\" }\n",
     )
     .expect("fabrik.toml");
+    let records = || {
+        world
+            .sandbox
+            .cloudflare
+            .records()
+            .iter()
+            .map(|r| {
+                assert_eq!(r["comment"], "fabrik:acme/test-api");
+                let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+                (text("name"), text("content"))
+            })
+            .collect::<Vec<_>>()
+    };
     let spec = world.spec("app.yaml", |t| t);
-    let records = || world.sandbox.cloudflare.records();
-
-    let locked = world.run(&["providers", "lock"]).await;
-    assert_eq!(locked.status.code(), Some(0), "{}", text(&locked));
-    assert!(
-        text(&locked).contains(&format!("dns: {name} ")),
-        "{}",
-        text(&locked)
-    );
-
     let applied = world.apply(&spec, &[]).await;
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
-    let record = records();
-    assert_eq!(record.len(), 1, "{record:?}");
-    assert_eq!(record[0]["name"], "api.example.com");
-    assert_eq!(record[0]["comment"], "fabrik:acme/test-api");
-
-    let again = world.apply(&spec, &[]).await;
-    assert!(text(&again).contains("(no changes)"), "{}", text(&again));
-
     world
         .sandbox
         .cloudflare
@@ -61,33 +304,18 @@ async fn run_kit(component: &Path, name: &str) {
     let repaired = world.apply(&spec, &[]).await;
     assert_eq!(repaired.status.code(), Some(0), "{}", text(&repaired));
     assert_ne!(
-        records()[0]["content"],
+        records()[0].1,
         "198.51.100.99",
         "the hand edit was repaired"
     );
-
-    std::fs::remove_dir_all(dir.join(".fabrik")).expect("lose the state");
-    let found = world.run(&["gc"]).await;
-    assert!(
-        text(&found).contains("orphan: dns dns-record api.example.com"),
-        "{}",
-        text(&found)
-    );
-    let collected = world.run(&["gc", "--delete", "--yes"]).await;
-    assert_eq!(collected.status.code(), Some(0), "{}", text(&collected));
-    assert!(records().is_empty(), "{:?}", records());
-
-    let fresh = world.apply(&spec, &[]).await;
-    assert_eq!(fresh.status.code(), Some(0), "{}", text(&fresh));
     let destroyed = world.run(&["destroy", "--yes", "test-api"]).await;
     assert_eq!(destroyed.status.code(), Some(0), "{}", text(&destroyed));
-    assert!(records().is_empty(), "{:?}", records());
-    assert!(world.sandbox.coolify.resources().is_empty());
+    run_kit(&world, name, records).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_provider_written_with_the_sdk_passes_the_kit() {
-    run_kit(&test_plugin("simple-dns"), "simple-dns").await;
+    run_kit_by_path(&test_plugin("simple-dns"), "simple-dns").await;
 }
 
 /// `tests/plugins/python-dns` built with componentize-py, once per run; without
@@ -116,5 +344,54 @@ fn python_dns() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_provider_passes_the_kit() {
     let component = python_dns();
-    run_kit(&component, "python-dns").await;
+    run_kit_by_path(&component, "python-dns").await;
+}
+
+/// Issue 27: a DNS API without automatic TTL or proxy (PowerDNS) through the whole
+/// sequence: the second apply is a no-op, a TTL changed by hand is repaired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn powerdns_passes_the_kit_with_no_drift_on_a_second_apply() {
+    let world = World::start().await;
+    let server = powerdns().await;
+    std::fs::write(
+        world.dir.path().join("fabrik.toml"),
+        powerdns_project(&server),
+    )
+    .expect("fabrik.toml");
+    std::fs::write(
+        world.dir.path().join(".env"),
+        format!("PDNS_API_KEY={}\n", server.api_key),
+    )
+    .expect(".env");
+    let spec = world.spec("app.yaml", |t| t);
+    let applied = world.apply(&spec, &[]).await;
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let rrsets = server.rrsets("example.com").await;
+    assert_eq!(rrsets.len(), 1, "{rrsets:?}");
+    assert_eq!(rrsets[0]["ttl"], 3600, "automatic is the default TTL");
+    assert_eq!(rrsets[0]["comments"][0]["content"], "fabrik:acme/test-api");
+
+    let again = world.apply(&spec, &[]).await;
+    assert!(text(&again).contains("(no changes)"), "{}", text(&again));
+
+    server
+        .patch(
+            "example.com",
+            serde_json::json!({
+                "name": "api.example.com.", "type": "A", "ttl": 60, "changetype": "REPLACE",
+                "records": [{ "content": "127.0.0.1", "disabled": false }],
+            }),
+        )
+        .await;
+    let repaired = world.apply(&spec, &[]).await;
+    assert_eq!(repaired.status.code(), Some(0), "{}", text(&repaired));
+    assert!(
+        text(&repaired).contains("ttl is 60, the spec says automatic"),
+        "{}",
+        text(&repaired)
+    );
+    assert_eq!(server.rrsets("example.com").await[0]["ttl"], 3600);
+    let destroyed = world.run(&["destroy", "--yes", "test-api"]).await;
+    assert_eq!(destroyed.status.code(), Some(0), "{}", text(&destroyed));
+    assert!(server.rrsets("example.com").await.is_empty());
 }

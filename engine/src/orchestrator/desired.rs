@@ -58,7 +58,9 @@ pub fn dns_record(loaded: &LoadedSpec, ip: &str) -> DesiredResource {
         role: Role::Dns,
         kind: DNS_KIND.to_owned(),
         name: loaded.spec.domain.clone(),
-        desired: json!({ "type": record_type, "content": ip, "ttl": 1, "proxied": false }),
+        // No `ttl` (automatic, each provider maps it) and no `proxied` (never asked of a
+        // DNS API that has no proxy): docs/schemas/dns-record.desired.json.
+        desired: json!({ "type": record_type, "content": ip }),
     }
 }
 

@@ -58,20 +58,18 @@ fn shown(value: &dyn std::fmt::Display) -> String {
     crate::plugins::returned::one_line(&value.to_string(), MAX_SHOWN)
 }
 
+/// A DNS record as `docs/schemas/dns-record.*.json` (contract 0.3) define it, for every
+/// DNS API and not only Cloudflare's: an absent `ttl` is *automatic*, which each provider
+/// maps to its API's own value (Cloudflare's `1`, a zone default) and reports back as
+/// absent; `1` means automatic too (the 0.1 and 0.2 documents said so). An absent
+/// `proxied` in `live` means the API has no proxy: there is nothing to compare.
 fn compare_record(desired: &Value, live: &Value) -> Comparison {
     let mut out = Comparison {
         complete: true,
         ..Comparison::default()
     };
-    // The provider's defaults: type A, ttl 1 (automatic), not proxied.
-    let wanted = |key: &str, default: Value| desired.get(key).cloned().unwrap_or(default);
-    for (key, default) in [
-        ("type", Value::from("A")),
-        ("content", Value::Null),
-        ("ttl", Value::from(1)),
-        ("proxied", Value::from(false)),
-    ] {
-        let want = wanted(key, default);
+    for (key, default) in [("type", Value::from("A")), ("content", Value::Null)] {
+        let want = desired.get(key).cloned().unwrap_or(default);
         match live.get(key) {
             None => out.complete = false,
             Some(have) if !same_scalar(key, have, &want) => out
@@ -80,7 +78,57 @@ fn compare_record(desired: &Value, live: &Value) -> Comparison {
             Some(_) => {}
         }
     }
+    let (want, have) = (ttl(desired.get("ttl")), ttl(live.get("ttl")));
+    if want != have {
+        out.differences.push(format!(
+            "ttl is {}, the spec says {want}",
+            match live.get("ttl") {
+                Some(raw) if have != Ttl::Automatic => shown(raw),
+                _ => have.to_string(),
+            }
+        ));
+    }
+    if let Some(have) = live.get("proxied") {
+        let want = desired
+            .get("proxied")
+            .cloned()
+            .unwrap_or(Value::Bool(false));
+        if *have != want {
+            out.differences
+                .push(format!("proxied is {}, the spec says {want}", shown(have)));
+        }
+    }
     out
+}
+
+/// A record's TTL as the contract means it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ttl {
+    Automatic,
+    Seconds(u64),
+    /// Not a number of seconds (a provider's mistake): never equal to what is wanted.
+    Unreadable,
+}
+
+fn ttl(value: Option<&Value>) -> Ttl {
+    match value {
+        None | Some(Value::Null) => Ttl::Automatic,
+        Some(value) => match value.as_u64() {
+            Some(1) => Ttl::Automatic,
+            Some(seconds) => Ttl::Seconds(seconds),
+            None => Ttl::Unreadable,
+        },
+    }
+}
+
+impl std::fmt::Display for Ttl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ttl::Automatic => f.write_str("automatic"),
+            Ttl::Seconds(seconds) => write!(f, "{seconds}"),
+            Ttl::Unreadable => f.write_str("unreadable"),
+        }
+    }
 }
 
 /// Addresses in canonical form, names without case or a final dot.
@@ -250,6 +298,46 @@ mod tests {
         let canonical =
             json!({ "type": "AAAA", "content": "2001:0db8:0:0::1", "ttl": 1, "proxied": false });
         assert!(equal_and_seen(&compare("dns-record", &v6, &canonical, &[])));
+    }
+
+    /// Issue 27: what the host sends says nothing of Cloudflare. Automatic is an absent
+    /// `ttl` on both sides (or the 0.2 documents' `1`); a provider without a proxy leaves
+    /// `proxied` out; a real TTL that is not the automatic one is drift.
+    #[test]
+    fn a_record_means_the_same_for_every_dns_api() {
+        let wanted = json!({ "type": "A", "content": "192.0.2.1" });
+        for live in [
+            json!({ "type": "A", "content": "192.0.2.1" }),
+            json!({ "type": "A", "content": "192.0.2.1", "ttl": 1, "proxied": false }),
+            json!({ "type": "A", "content": "192.0.2.1", "ttl": null }),
+        ] {
+            assert!(
+                equal_and_seen(&compare("dns-record", &wanted, &live, &[])),
+                "{live}"
+            );
+        }
+        let edited = json!({ "type": "A", "content": "192.0.2.1", "ttl": 300 });
+        assert_eq!(
+            compare("dns-record", &wanted, &edited, &[]).differences,
+            ["ttl is 300, the spec says automatic"]
+        );
+        let proxied = json!({ "type": "A", "content": "192.0.2.1", "proxied": true });
+        assert_eq!(
+            compare("dns-record", &wanted, &proxied, &[]).differences,
+            ["proxied is true, the spec says false"]
+        );
+        let seconds = json!({ "type": "A", "content": "192.0.2.1", "ttl": 300 });
+        assert!(equal_and_seen(&compare(
+            "dns-record",
+            &seconds,
+            &edited,
+            &[]
+        )));
+        let broken = json!({ "type": "A", "content": "192.0.2.1", "ttl": "soon" });
+        assert_eq!(
+            compare("dns-record", &wanted, &broken, &[]).differences,
+            ["ttl is \"soon\", the spec says automatic"]
+        );
     }
 
     #[test]

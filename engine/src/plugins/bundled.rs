@@ -20,6 +20,11 @@ pub const BUNDLED: &[Bundled] = &[
         wasm: include_bytes!(env!("FABRIK_BUNDLED_COOLIFY")),
         sha256: env!("FABRIK_BUNDLED_COOLIFY_SHA256"),
     },
+    Bundled {
+        name: "powerdns",
+        wasm: include_bytes!(env!("FABRIK_BUNDLED_POWERDNS")),
+        sha256: env!("FABRIK_BUNDLED_POWERDNS_SHA256"),
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Bundled> {

@@ -1,4 +1,5 @@
-//! `fabrik providers list|lock`: what providers a project uses, and pinning them.
+//! `fabrik providers list|lock|update|test`: what providers a project uses, pinning them,
+//! and the provider kit.
 
 use fabrik_engine::domain::Role;
 use fabrik_engine::plugins::cache::ComponentCache;
@@ -189,4 +190,117 @@ pub fn update(roles: &[String]) -> anyhow::Result<ExitStatus> {
     }
     let set = ProviderSet::load_fetched(&project, &cache, Pins::Report, &fetched)?;
     write_lock(&project, &set, &runtime)
+}
+
+/// What `fabrik providers test` was asked.
+pub struct TestArgs<'a> {
+    pub role: &'a str,
+    pub component: Option<&'a std::path::Path>,
+    pub name: Option<&'a str>,
+    pub spec: Option<&'a std::path::Path>,
+    pub edit: Option<String>,
+    pub deploy_timeout: std::time::Duration,
+    pub format: OutputFormat,
+}
+
+/// `fabrik providers test ROLE`: the provider kit (`orchestrator::kit`).
+pub fn test(args: TestArgs<'_>) -> anyhow::Result<ExitStatus> {
+    use fabrik_engine::orchestrator::kit::{self, Outcome, Target};
+    let role: Role = args.role.parse()?;
+    let mut project = Workspace::current(None)?.project;
+    if let Some(component) = args.component {
+        let path = std::path::absolute(component)?;
+        if !path.is_file() {
+            anyhow::bail!("no component at {}", path.display());
+        }
+        let entry = project
+            .providers
+            .get_mut(&role)
+            .ok_or_else(|| anyhow::anyhow!("the project has no `{role}` role"))?;
+        entry.bundled = None;
+        entry.source = None;
+        entry.version = None;
+        entry.path = Some(path);
+    }
+    let app = kit::kit_app();
+    let target = match (role, args.name, args.spec) {
+        (Role::Dns, Some(name), _) => Target::dns_record(name),
+        (Role::Dns, None, _) => anyhow::bail!(
+            "`fabrik providers test dns` needs `--name FQDN`: a record in one of your zones that nothing else uses (e.g. fabrik-kit.example.com)"
+        ),
+        (Role::Coolify, _, Some(spec)) => {
+            let (mut loaded, valid) =
+                super::validate::load_all(&[spec.to_path_buf()], args.format)?;
+            match loaded.pop() {
+                Some(loaded) if valid => {
+                    Target::coolify(&loaded, &app).map_err(anyhow::Error::msg)?
+                }
+                _ => return Ok(ExitStatus::Invalid),
+            }
+        }
+        (Role::Coolify, _, None) => anyhow::bail!(
+            "`fabrik providers test coolify` needs `--spec SPEC`: the app whose resource the kit creates (renamed, at its own domain)"
+        ),
+    };
+    // The kit tests a component, pinned or not: the lock step says what it loaded.
+    let providers = super::loading::load(&project, Pins::Report)?;
+    let env = fabrik_engine::secrets::EnvSource::load(&project.dir)?;
+    let options = kit::Options {
+        role,
+        target,
+        edit: args.edit,
+        deploy_timeout: args.deploy_timeout,
+        app,
+    };
+    let human = args.format == OutputFormat::Human;
+    if human {
+        errln!(
+            "testing the `{role}` provider with {} {} (owner tag app `{}`)",
+            options.target.kind,
+            options.target.name,
+            options.app
+        );
+    }
+    let runtime = super::runtime()?;
+    let steps = runtime.block_on(kit::run(&project, &providers, &env, &options, |step| {
+        if human {
+            let (mark, detail) = match &step.outcome {
+                Outcome::Passed(detail) => ("ok  ", detail),
+                Outcome::Failed(detail) => ("FAIL", detail),
+                Outcome::Skipped(detail) => ("skip", detail),
+            };
+            outln!("{mark} {:<19} {detail} ({:.1} s)", step.step, step.seconds);
+        }
+    }));
+    let count = |f: fn(&Outcome) -> bool| steps.iter().filter(|s| f(&s.outcome)).count();
+    let passed = count(|o| matches!(o, Outcome::Passed(_)));
+    let failed = count(|o| matches!(o, Outcome::Failed(_)));
+    let skipped = count(|o| matches!(o, Outcome::Skipped(_)));
+    match args.format {
+        OutputFormat::Json => outln!(
+            "{}",
+            serde_json::json!({
+                "role": role,
+                "kind": options.target.kind,
+                "name": options.target.name,
+                "steps": steps,
+                "passed": passed,
+                "failed": failed,
+                "skipped": skipped,
+            })
+        ),
+        OutputFormat::Human => errln!(
+            "{passed} passed, {failed} failed, {skipped} skipped{}",
+            if skipped > 0 {
+                " (a skipped step did not run: it is not a pass)"
+            } else {
+                ""
+            }
+        ),
+    }
+    Ok(if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
 }

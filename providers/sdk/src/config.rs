@@ -37,14 +37,24 @@ impl Config {
     /// The API's base URL from `base-url`, else `default`: an `http(s)://` URL without a
     /// trailing slash, so that paths starting with `/` can be appended.
     pub fn base_url(&self, default: &str) -> Result<String, ProviderError> {
-        let base = self.get("base-url").unwrap_or(default).trim();
-        if !base.starts_with("https://") && !base.starts_with("http://") {
-            return Err(invalid_config(format!(
-                "`base-url` must be an http(s) URL, not {base:?}"
-            )));
-        }
-        Ok(base.trim_end_matches('/').to_owned())
+        checked_base(self.get("base-url").unwrap_or(default))
     }
+
+    /// The API's base URL from `base-url`, which must be set: for an API every user runs
+    /// at their own address (a self-hosted server), where no default could be right.
+    pub fn required_base_url(&self) -> Result<String, ProviderError> {
+        checked_base(self.require("base-url")?)
+    }
+}
+
+fn checked_base(base: &str) -> Result<String, ProviderError> {
+    let base = base.trim();
+    if !base.starts_with("https://") && !base.starts_with("http://") {
+        return Err(invalid_config(format!(
+            "`base-url` must be an http(s) URL, not {base:?}"
+        )));
+    }
+    Ok(base.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -76,6 +86,20 @@ mod tests {
             config(&[("base-url", "ftp://x")]).base_url("https://x"),
             Err(ProviderError::InvalidConfig(m)) if m.contains("ftp://x")
         ));
+    }
+
+    #[test]
+    fn a_required_base_url_has_no_default() {
+        assert!(matches!(
+            config(&[]).required_base_url(),
+            Err(ProviderError::InvalidConfig(m)) if m == "`base-url` is required"
+        ));
+        assert_eq!(
+            config(&[("base-url", "http://127.0.0.1:8081/")])
+                .required_base_url()
+                .ok(),
+            Some("http://127.0.0.1:8081".to_owned())
+        );
     }
 
     #[test]

@@ -81,6 +81,25 @@ impl Api {
     pub fn get(&self, path: &str) -> Request {
         self.request(Method::Get, path)
     }
+
+    /// A `POST` of `body` as JSON.
+    pub fn post(&self, path: &str, body: &impl Serialize) -> Request {
+        self.request(Method::Post, path).json(body)
+    }
+
+    /// A `PUT` of `body` as JSON.
+    pub fn put(&self, path: &str, body: &impl Serialize) -> Request {
+        self.request(Method::Put, path).json(body)
+    }
+
+    /// A `PATCH` of `body` as JSON.
+    pub fn patch(&self, path: &str, body: &impl Serialize) -> Request {
+        self.request(Method::Patch, path).json(body)
+    }
+
+    pub fn delete(&self, path: &str) -> Request {
+        self.request(Method::Delete, path)
+    }
 }
 
 /// One request, built from an [`Api`].

@@ -17,6 +17,7 @@ pub mod faults;
 pub mod git;
 pub mod plugins;
 pub mod postgres;
+pub mod powerdns;
 pub mod ratelimit;
 pub mod registry;
 pub mod sources;
