@@ -504,3 +504,55 @@ async fn a_create_answered_with_garbage_leaves_no_pending_intent() {
     assert_eq!(again.status.code(), Some(0), "{:?}", text(&again));
     assert_eq!(world.sandbox.cloudflare.records().len(), 1);
 }
+
+/// Issue 27: a record that cannot be read on a no-op apply is not drift, and it is read
+/// at one level only: the refresh's three attempts, then the apply stops without a run,
+/// having changed nothing (the state still says COMPLETE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_record_is_not_drift_and_is_read_once_per_attempt() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |t| t);
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first).1);
+    world.sandbox.cloudflare.faults.clear_calls();
+    let changes_before = world.mutating_calls();
+    world.sandbox.cloudflare.faults.always(
+        "cloudflare.get_record",
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+    );
+    let output = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("could not read what `test-api` has deployed, so nothing was changed")
+            && stderr.contains("dns-record api.example.com"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("drift"), "not drift: {stderr}");
+    let reads = world
+        .sandbox
+        .cloudflare
+        .faults
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "cloudflare.get_record")
+        .count();
+    assert_eq!(reads, 3, "three attempts, at one level");
+    assert_eq!(
+        world.mutating_calls(),
+        changes_before,
+        "nothing was changed"
+    );
+    world.sandbox.cloudflare.faults.clear();
+    let status = world.run(&["status", "test-api"]).await;
+    assert!(text(&status).0.contains("COMPLETE"), "{}", text(&status).0);
+    let again = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert!(
+        stdout.contains("(no changes)") || stderr.contains("(no changes)"),
+        "{stdout}\n{stderr}"
+    );
+}

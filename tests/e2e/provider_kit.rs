@@ -27,9 +27,7 @@ fn text(output: &std::process::Output) -> String {
 fn cloudflare_edit() -> String {
     format!(
         "python3 {}",
-        root()
-            .join("tests/fixtures/kit/cloudflare-edit.py")
-            .display()
+        root().join("fixtures/kit/cloudflare-edit.py").display()
     )
 }
 

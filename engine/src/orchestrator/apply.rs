@@ -50,6 +50,13 @@ pub enum ApplyError {
         "the lock of `{app}` was lost (its connection to the state database ended): the run stopped before its next provider call, without a rollback\n  hint: the next `fabrik apply` recovers the run"
     )]
     LockLost { app: String },
+    /// Reading back what the app has deployed failed (after the retries): nothing is
+    /// known to differ, nothing was changed, and the state still says what it said.
+    #[error(
+        "could not read what `{app}` has deployed, so nothing was changed: {}\n  hint: once the provider's API answers (check its URL and credentials), apply again",
+        what.join("; ")
+    )]
+    Unreadable { app: String, what: Vec<String> },
 }
 
 /// Applies one spec.
@@ -142,7 +149,14 @@ async fn apply_locked(
         && deployment.is_complete()
         && all_live_and_nothing_else(&rows, &wanted)
     {
-        let drift = refresh(ctx, spec, &rows, &secrets.values, &mut instances).await;
+        let refreshed = refresh(ctx, spec, &rows, &secrets.values, &mut instances).await;
+        if !refreshed.unreadable.is_empty() {
+            return Err(ApplyError::Unreadable {
+                app: app.clone(),
+                what: refreshed.unreadable,
+            });
+        }
+        let drift = refreshed.drift;
         if drift.is_empty() {
             confirm(held, &app).await?;
             // A spec moved since the last run: the deployment names where it is now.

@@ -13,20 +13,29 @@ use crate::domain::Role;
 use crate::plugins::instance::ProviderInstance;
 use crate::store::ResourceRow;
 
+/// What reading back the live resources found.
+#[derive(Debug, Default)]
+pub(crate) struct Refreshed {
+    /// What is gone or different (secret values never shown).
+    pub drift: Vec<String>,
+    /// What could not be read, after the retries, and why: not drift (nothing is known
+    /// to differ), and not read again by the run (one level of retries, issue 27).
+    pub unreadable: Vec<String>,
+}
+
 /// Reads every live resource, each provider's alongside the other's, and compares it with
-/// what the last completed run deployed: what is gone, unreadable or different is drift
-/// (secret values never shown). The record is compared with the server's address now,
-/// which may have changed since.
+/// what the last completed run deployed. The record is compared with the server's address
+/// now, which may have changed since.
 pub(crate) async fn refresh(
     ctx: &Context<'_>,
     spec: &crate::spec::Spec,
     rows: &[ResourceRow],
     values: &BTreeMap<String, SecretString>,
     instances: &mut Instances,
-) -> Vec<String> {
+) -> Refreshed {
     let (app, server, secret_names) = (spec.name.as_str(), spec.server.as_str(), &spec.secrets);
     if ctx.options.no_refresh {
-        return Vec::new();
+        return Refreshed::default();
     }
     let read_all = async |instance: &mut ProviderInstance, role: Role| {
         let mut read = Vec::new();
@@ -63,6 +72,7 @@ pub(crate) async fn refresh(
     );
     read.extend(dns_read);
     let mut found_drift = Vec::new();
+    let mut unreadable = Vec::new();
     let ip = match address {
         Ok(Some(found)) => found.outputs["ip"].as_str().map(str::to_owned),
         Ok(None) => {
@@ -70,7 +80,7 @@ pub(crate) async fn refresh(
             None
         }
         Err(e) => {
-            found_drift.push(format!("Coolify server `{server}` cannot be read: {e}"));
+            unreadable.push(format!("Coolify server `{server}`: {e}"));
             None
         }
     };
@@ -96,8 +106,11 @@ pub(crate) async fn refresh(
                 );
             }
             Ok(None) => found_drift.push(format!("{} {} is gone", row.kind, row.name)),
-            Err(e) => found_drift.push(format!("{} {} cannot be read: {e}", row.kind, row.name)),
+            Err(e) => unreadable.push(format!("{} {}: {e}", row.kind, row.name)),
         }
     }
-    found_drift
+    Refreshed {
+        drift: found_drift,
+        unreadable,
+    }
 }
