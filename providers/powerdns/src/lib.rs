@@ -626,6 +626,102 @@ mod tests {
         assert!(split_id("api.example.com./MX").is_err());
     }
 
+    use fabrik_provider_sdk::testing::{FakeHost, reply};
+
+    const BASE: &str = "http://127.0.0.1:8081";
+    const SERVER: &str = "http://127.0.0.1:8081/api/v1/servers/localhost";
+
+    fn configured() {
+        PowerDns::configure(vec![("base-url".to_owned(), BASE.to_owned())]).expect("configured");
+    }
+
+    /// The 404 trap (issue 27): a base URL that is not PowerDNS's API answers 404 for
+    /// everything; the provider says the URL is wrong instead of "the record is gone".
+    #[test]
+    fn a_wrong_base_url_is_never_taken_for_a_missing_record() {
+        let host = FakeHost::serve(|_| reply(404, "Not Found"));
+        configured();
+        let read = PowerDns::read(KIND.to_owned(), "api.example.com./A".to_owned());
+        assert!(
+            matches!(&read, Err(ProviderError::InvalidConfig(m)) if m.contains("no PowerDNS API there")),
+            "{read:?}"
+        );
+        assert_eq!(host.requests()[0].url, SERVER);
+    }
+
+    #[test]
+    fn a_refused_key_is_unauthorized() {
+        let _host = FakeHost::serve(|_| reply(401, r#"{"error": "Unauthorized"}"#));
+        configured();
+        let found = PowerDns::lookup(
+            KIND.to_owned(),
+            "api.example.com".to_owned(),
+            "o".to_owned(),
+            None,
+        );
+        assert!(
+            matches!(found, Err(ProviderError::Unauthorized(_))),
+            "{found:?}"
+        );
+    }
+
+    /// `create` writes the owner as the rrset's comment, automatic as `default-ttl`, and
+    /// reports the record without `ttl` and without `proxied`.
+    #[test]
+    fn a_created_record_carries_its_owner_and_reports_automatic_as_absent() {
+        let patched = std::rc::Rc::new(std::cell::RefCell::new(None::<Value>));
+        let seen = patched.clone();
+        let host = FakeHost::serve(move |request| {
+            let url = request.url.as_str();
+            let body = request
+                .body
+                .as_ref()
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok());
+            if url == SERVER {
+                return reply(200, r#"{"type": "Server", "id": "localhost"}"#);
+            }
+            if url.ends_with("/zones") {
+                return reply(200, r#"[{"name": "example.com."}]"#);
+            }
+            if let Some(body) = body {
+                *seen.borrow_mut() = Some(body);
+                return reply(204, "");
+            }
+            let rrsets = match &*seen.borrow() {
+                None => json!([]),
+                Some(patch) => {
+                    let mut rrset = patch["rrsets"][0].clone();
+                    rrset.as_object_mut().map(|o| o.remove("changetype"));
+                    json!([rrset])
+                }
+            };
+            reply(200, &json!({ "rrsets": rrsets }).to_string())
+        });
+        configured();
+        let created = PowerDns::create(
+            KIND.to_owned(),
+            "api.example.com".to_owned(),
+            r#"{"type": "A", "content": "192.0.2.1"}"#.to_owned(),
+            "fabrik:acme/api".to_owned(),
+        )
+        .expect("created");
+        let sent = patched.borrow().clone().expect("a PATCH was sent");
+        assert_eq!(sent["rrsets"][0]["ttl"], 3600);
+        assert_eq!(
+            sent["rrsets"][0]["comments"][0]["content"],
+            "fabrik:acme/api"
+        );
+        assert_eq!(created.id, "api.example.com./A");
+        assert_eq!(created.owner.as_deref(), Some("fabrik:acme/api"));
+        let live: Value = serde_json::from_str(&created.live).expect("JSON");
+        assert_eq!(live, json!({ "type": "A", "content": "192.0.2.1" }));
+        assert!(
+            host.requests()
+                .iter()
+                .all(|r| r.credential.as_ref().is_some_and(|c| c.key == "api-key"))
+        );
+    }
+
     #[test]
     fn the_owner_is_the_tag_among_the_comments() {
         let rrset = json!({ "comments": [

@@ -13,6 +13,31 @@ use crate::bindings::fabrik::provider::host::{self, Credential, HttpError, HttpR
 use crate::error::{not_found, permanent, transient, unauthorized};
 use crate::{AuthScheme, Method, ProviderError};
 
+/// The host in a component; natively, the fake host of `crate::testing` (unit tests).
+mod transport {
+    use crate::bindings::fabrik::provider::host::{HttpError, HttpRequest, HttpResponse};
+
+    #[cfg(target_arch = "wasm32")]
+    pub fn send(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        crate::bindings::fabrik::provider::host::http_send(request)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    pub fn send_many(requests: &[HttpRequest]) -> Vec<Result<HttpResponse, HttpError>> {
+        crate::bindings::fabrik::provider::host::http_send_many(requests)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn send(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        crate::testing::http_send(request)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn send_many(requests: &[HttpRequest]) -> Vec<Result<HttpResponse, HttpError>> {
+        requests.iter().map(crate::testing::http_send).collect()
+    }
+}
+
 /// What requests to one API share.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -140,14 +165,14 @@ impl Request {
 
     /// Sends it. `Err` only when there is no response; any status is a [`Response`].
     pub fn send(self) -> Result<Response, ProviderError> {
-        let answer = host::http_send(&self.inner);
+        let answer = transport::send(&self.inner);
         self.answer(answer)
     }
 
     /// Sends it and says whether a request that got no answer may have been acted on:
     /// for a change that must not be made twice blind (see [`Delivery`]).
     pub fn deliver(self) -> Delivery {
-        let answer = host::http_send(&self.inner);
+        let answer = transport::send(&self.inner);
         self.delivery(answer)
     }
 
@@ -195,7 +220,7 @@ pub fn send_many(requests: Vec<Request>) -> Vec<Result<Response, ProviderError>>
 /// [`send_many`], saying of each request what [`Request::deliver`] says.
 pub fn deliver_many(requests: Vec<Request>) -> Vec<Delivery> {
     let inner: Vec<HttpRequest> = requests.iter().map(|r| r.inner.clone()).collect();
-    let answers = host::http_send_many(&inner);
+    let answers = transport::send_many(&inner);
     requests
         .into_iter()
         .zip(answers)

@@ -13,7 +13,9 @@
 //! - [`Instance`]: state kept between calls of one instance (a base URL, caches);
 //! - [`owner`]: the ownership rules (ours first in a lookup, the owner check before a
 //!   delete, owner prefixes for `list`);
-//! - [`error`]: short constructors for each kind of [`ProviderError`].
+//! - [`error`]: short constructors for each kind of [`ProviderError`];
+//! - [`ResourceBuilder`]: a [`Resource`] from its parts, `live` and `outputs` serialized;
+//! - [`testing`] (native builds): a fake host, to unit-test a provider with `cargo test`.
 //!
 //! ```ignore
 //! use fabrik_provider_sdk::{export_provider, Provider, ProviderInfo, ProviderError};
@@ -32,7 +34,12 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod owner;
+mod resource;
 mod state;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+pub use resource::ResourceBuilder;
 
 pub use state::Instance;
 
@@ -64,7 +71,10 @@ pub use bindings::fabrik::provider::host::{AuthScheme, LogLevel, Method};
 
 /// Writes a line to Fabrik's log, attributed to the provider (the host redacts secrets).
 pub fn log(level: LogLevel, message: &str) {
+    #[cfg(target_arch = "wasm32")]
     bindings::fabrik::provider::host::log(level, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    testing::log(level, message);
 }
 
 /// Parses a `desired` document of `kind` into `T`, or says why it is not one.

@@ -16,34 +16,49 @@ use crate::error::permanent;
 /// // in a call:     let base = STATE.with(|s| s.base.clone())?;
 /// ```
 pub struct Instance<T> {
-    // A component has one thread; the mutex makes the static `Sync` without `unsafe` and
-    // keeps native unit tests (which run in parallel) sound.
-    value: Mutex<Option<T>>,
+    // A component has one thread; the mutex makes the static `Sync` without `unsafe`.
+    // Natively (unit tests, which run in parallel, see `crate::testing`) each thread has
+    // its own state, as each test is its own instance.
+    value: Mutex<Vec<(Slot, T)>>,
+}
+
+#[cfg(target_arch = "wasm32")]
+type Slot = ();
+#[cfg(not(target_arch = "wasm32"))]
+type Slot = std::thread::ThreadId;
+
+#[cfg(target_arch = "wasm32")]
+fn slot() -> Slot {}
+#[cfg(not(target_arch = "wasm32"))]
+fn slot() -> Slot {
+    std::thread::current().id()
 }
 
 impl<T> Instance<T> {
     pub const fn new() -> Self {
         Self {
-            value: Mutex::new(None),
+            value: Mutex::new(Vec::new()),
         }
     }
 
     /// Replaces the state (in `configure`).
     pub fn set(&self, value: T) {
-        *self.lock() = Some(value);
+        let mut all = self.lock();
+        all.retain(|(s, _)| *s != slot());
+        all.push((slot(), value));
     }
 
     /// Runs `f` on the state; a `permanent` error if `configure` has not set it.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, ProviderError> {
-        match self.lock().as_mut() {
-            Some(value) => Ok(f(value)),
+        match self.lock().iter_mut().find(|(s, _)| *s == slot()) {
+            Some((_, value)) => Ok(f(value)),
             None => Err(permanent(
                 "the provider was called before `configure` (a host bug)",
             )),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<T>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<(Slot, T)>> {
         // A panic inside `with` aborts the component; the state is still consistent.
         self.value.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -73,5 +88,9 @@ mod tests {
                 .ok(),
             Some(8)
         );
+        // Natively, another thread (another unit test) has its own instance.
+        std::thread::spawn(|| assert!(STATE.with(|v| *v).is_err()))
+            .join()
+            .expect("joined");
     }
 }
