@@ -18,6 +18,8 @@ use super::pacing::Budgets;
 pub const DEFAULT_BODY_LIMIT: usize = 8 << 20;
 /// Longest a read (`GET`, `HEAD`) may take, by default and at most.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// What a request leaves of its call's time, for the provider to answer in.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 /// Longest a request that changes something may take at most: an API may do slow work
 /// before it answers one (Coolify parses a compose and talks to the server over SSH
 /// before it answers `POST /deploy`).
@@ -353,9 +355,22 @@ impl HttpGateway {
             Method::Get | Method::Head => DEFAULT_REQUEST_TIMEOUT,
             _ => CHANGE_REQUEST_TIMEOUT,
         };
-        let timeout = request
+        let mut timeout = request
             .timeout
             .map_or(DEFAULT_REQUEST_TIMEOUT, |t| t.min(cap));
+        // Never past the call's deadline (issue 27): a request still waiting then would
+        // be abandoned with its call, and the provider never told; ended a little before
+        // it, the provider gets `timeout` and reports it `transient`, and the host's one
+        // level of retries waits outside the call.
+        if let Some(deadline) = deadline {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(DEADLINE_MARGIN);
+            if left.is_zero() {
+                return Err(HttpError::Timeout);
+            }
+            timeout = timeout.min(left);
+        }
         builder = builder.timeout(timeout);
 
         let origin = url.origin().ascii_serialization();
@@ -501,6 +516,39 @@ mod tests {
             grants.add_credential("api-token", SecretString::from("tok-123456"));
         }
         grants
+    }
+
+    /// Issue 27: a request to an API that never answers ends before its call's deadline,
+    /// whatever timeout the provider asked for, so that the provider can say `timeout`.
+    #[tokio::test]
+    async fn a_request_ends_before_its_call_deadline() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let origin = format!("http://{}", silent.local_addr().expect("addr"));
+        let gateway = HttpGateway::new("dns", granted(&[&origin], false)).expect("gateway");
+        let started = Instant::now();
+        let answer = gateway
+            .send(
+                HttpRequest {
+                    method: Method::Get,
+                    url: format!("{origin}/zones"),
+                    headers: vec![],
+                    body: None,
+                    credential: None,
+                    timeout: Some(Duration::from_secs(30)),
+                },
+                Serving {
+                    deadline: Some(started + Duration::from_millis(1500)),
+                    poll: false,
+                },
+            )
+            .await;
+        assert!(matches!(answer, Err(HttpError::Timeout)), "{answer:?}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_millis(1500),
+            "{took:?}"
+        );
+        drop(silent);
     }
 
     #[test]
