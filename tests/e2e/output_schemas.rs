@@ -116,6 +116,21 @@ async fn every_json_line_matches_its_documented_schema() {
         "providers-list",
         &world.run(&["providers", "list", "--output", "json"]).await,
     );
+    // The kit, with a step skipped (no --edit) and the rest passed.
+    check(
+        "providers-test",
+        &world
+            .run(&[
+                "providers",
+                "test",
+                "dns",
+                "--name",
+                "kit.example.com",
+                "--output",
+                "json",
+            ])
+            .await,
+    );
     // A project template that loads and one that does not, beside the built-in ones.
     let templates = world.dir.path().join("templates");
     std::fs::create_dir_all(&templates).expect("templates");

@@ -13,7 +13,7 @@ pub use super::context::{ApplyOptions, Context};
 use super::deploy::provision_deploy_verify;
 use super::desired::{self, Wanted, is_wanted};
 use super::events::{RunEvent, Warning};
-use super::failure::Stop;
+use super::failure::{RunFailure, Stop};
 use super::hidden::{Hidden, Redacting};
 use super::notify::{self, Endpoint};
 use super::outcome::Outcome;
@@ -50,13 +50,6 @@ pub enum ApplyError {
         "the lock of `{app}` was lost (its connection to the state database ended): the run stopped before its next provider call, without a rollback\n  hint: the next `fabrik apply` recovers the run"
     )]
     LockLost { app: String },
-    /// Reading back what the app has deployed failed (after the retries): nothing is
-    /// known to differ, nothing was changed, and the state still says what it said.
-    #[error(
-        "could not read what `{app}` has deployed, so nothing was changed: {}\n  hint: once the provider's API answers (check its URL and credentials), apply again",
-        what.join("; ")
-    )]
-    Unreadable { app: String, what: Vec<String> },
 }
 
 /// Applies one spec.
@@ -141,6 +134,8 @@ async fn apply_locked(
         attempted: false,
     };
 
+    // What the refresh could not read: the run fails on it, having changed nothing.
+    let mut unreadable = None;
     // Unchanged hash, every wanted resource in the state, nothing left over from a
     // replaced spec, and what the providers hold is what the spec says: nothing to do.
     if let Some(deployment) = &existing
@@ -150,14 +145,17 @@ async fn apply_locked(
         && all_live_and_nothing_else(&rows, &wanted)
     {
         let refreshed = refresh(ctx, spec, &rows, &secrets.values, &mut instances).await;
-        if !refreshed.unreadable.is_empty() {
-            return Err(ApplyError::Unreadable {
-                app: app.clone(),
-                what: refreshed.unreadable,
+        // Not drift, and not read again by the run: its one failure (issue 27).
+        unreadable = refreshed
+            .unreadable
+            .into_iter()
+            .next()
+            .map(|(what, error)| RunFailure::Provider {
+                resource: format!("could not read {what}"),
+                error,
             });
-        }
         let drift = refreshed.drift;
-        if drift.is_empty() {
+        if drift.is_empty() && unreadable.is_none() {
             confirm(held, &app).await?;
             // A spec moved since the last run: the deployment names where it is now.
             let spec_path = loaded.path.display().to_string();
@@ -239,7 +237,7 @@ async fn apply_locked(
         (&secrets, &wanted),
         &mut instances,
         &mut result,
-        before,
+        (before, unreadable),
     )
     .await;
     let lock_lost = run.lock_lost.load(std::sync::atomic::Ordering::SeqCst);
@@ -580,11 +578,14 @@ async fn execute(
     (secrets, wanted): (&Secrets, &[Wanted]),
     instances: &mut Instances,
     result: &mut Outcome,
-    before: Option<crate::domain::DeploymentState>,
+    (before, unreadable): (Option<crate::domain::DeploymentState>, Option<RunFailure>),
 ) -> Result<(), StoreError> {
     run.to(State::Validating, None).await?;
     run.to(State::Provisioning, None).await?;
     let forward = async {
+        if let Some(failure) = unreadable {
+            return Err(Stop::Failed(failure));
+        }
         recover(run, wanted, instances).await?;
         provision_deploy_verify(run, loaded, &secrets.values, instances).await
     }

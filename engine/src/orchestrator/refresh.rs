@@ -11,6 +11,7 @@ use super::drift;
 use super::run::{Instances, retried};
 use crate::domain::Role;
 use crate::plugins::instance::ProviderInstance;
+use crate::plugins::types::ProviderError;
 use crate::store::ResourceRow;
 
 /// What reading back the live resources found.
@@ -20,7 +21,7 @@ pub(crate) struct Refreshed {
     pub drift: Vec<String>,
     /// What could not be read, after the retries, and why: not drift (nothing is known
     /// to differ), and not read again by the run (one level of retries, issue 27).
-    pub unreadable: Vec<String>,
+    pub unreadable: Vec<(String, ProviderError)>,
 }
 
 /// Reads every live resource, each provider's alongside the other's, and compares it with
@@ -80,7 +81,7 @@ pub(crate) async fn refresh(
             None
         }
         Err(e) => {
-            unreadable.push(format!("Coolify server `{server}`: {e}"));
+            unreadable.push((format!("Coolify server `{server}`"), e));
             None
         }
     };
@@ -106,7 +107,7 @@ pub(crate) async fn refresh(
                 );
             }
             Ok(None) => found_drift.push(format!("{} {} is gone", row.kind, row.name)),
-            Err(e) => unreadable.push(format!("{} {}: {e}", row.kind, row.name)),
+            Err(e) => unreadable.push((format!("{} {}", row.kind, row.name), e)),
         }
     }
     Refreshed {
