@@ -222,7 +222,9 @@ struct ProvidersTestArgs {
     #[arg(long, value_name = "FQDN")]
     name: Option<String>,
     /// The spec whose Coolify resource to create (`coolify` role), renamed and served at
-    /// its own domain so the app itself is never touched
+    /// its own domain so the app itself is never touched; it runs with the spec's plain
+    /// `env` (random values for its secrets): use a spec whose app does no harm when run
+    /// twice (no queue worker, no migration against a shared database)
     #[arg(long, value_name = "SPEC")]
     spec: Option<PathBuf>,
     /// A shell command that changes the resource by hand, as a person would (it gets

@@ -50,7 +50,7 @@ impl Target {
     pub fn dns_record(name: &str) -> Self {
         Self {
             kind: super::desired::DNS_KIND.to_owned(),
-            name: name.trim_end_matches('.').to_owned(),
+            name: name.trim_end_matches('.').to_ascii_lowercase(),
             desired: serde_json::json!({ "type": "A", "content": "192.0.2.10" }),
             secret_names: Vec::new(),
         }
@@ -131,6 +131,9 @@ struct Kit<'a> {
     prefix: String,
     /// The id of what the kit created and has not deleted yet.
     live: Option<String>,
+    /// Other ids that may still hold the kit's resource (an `update` that answered with
+    /// a new id while the old one still reads): cleaned up too.
+    stale: Vec<String>,
 }
 
 /// Runs the kit, calling `each` as every step ends, and returns every step.
@@ -168,6 +171,7 @@ pub async fn run(
         owner: owner_tag(&project.name, &options.app),
         prefix: project_prefix(&project.name),
         live: None,
+        stale: Vec::new(),
     };
     let mut failed = false;
     let sequence = ["apply", "no-op", "hand edit", "gc", "destroy"];
@@ -208,23 +212,30 @@ pub async fn run(
         };
         record(name, started, outcome);
     }
-    if let Some(id) = kit.live.take() {
+    let leftovers: Vec<String> = kit
+        .live
+        .take()
+        .into_iter()
+        .chain(kit.stale.drain(..))
+        .collect();
+    if !leftovers.is_empty() {
         let started = Instant::now();
-        let outcome = match delete_and_confirm(
-            &mut kit.instance,
-            &kit.target.kind,
-            &id,
-            &kit.owner,
-            false,
-            DELETION_TIMEOUT,
-        )
-        .await
-        {
-            Ok(()) => Outcome::Passed(format!("deleted what the kit created ({id})")),
-            Err(e) => Outcome::Failed(format!(
-                "{} {} ({id}) the kit created could not be deleted: {e}; delete it by hand (owner tag {})",
-                kit.target.kind, kit.target.name, kit.owner
-            )),
+        let mut said = Vec::new();
+        let mut all_gone = true;
+        for id in leftovers {
+            match kit.remove_own(&id).await {
+                Ok(line) => said.push(line),
+                Err(line) => {
+                    all_gone = false;
+                    said.push(line);
+                }
+            }
+        }
+        let said = said.join("; ");
+        let outcome = if all_gone {
+            Outcome::Passed(said)
+        } else {
+            Outcome::Failed(said)
         };
         record("cleanup", started, outcome);
     }
@@ -289,6 +300,39 @@ fn kind_of(error: &ProviderError) -> &'static str {
 }
 
 impl Kit<'_> {
+    /// Deletes `id` if it still reads as the kit's own (never on the word of the
+    /// provider's owner check alone, which is what the kit tests).
+    async fn remove_own(&mut self, id: &str) -> Result<String, String> {
+        let kind = self.target.kind.clone();
+        let by_hand = |why: String| {
+            format!(
+                "{kind} {id}: {why}; delete it by hand if it is the kit's (owner tag {})",
+                self.owner
+            )
+        };
+        match self.instance.read(&kind, id).await {
+            Ok(None) | Err(ProviderError::NotFound(_)) => Ok(format!("{id} is gone")),
+            Ok(Some(found)) if found.owner.as_deref() == Some(self.owner.as_str()) => {
+                delete_and_confirm(
+                    &mut self.instance,
+                    &kind,
+                    id,
+                    &self.owner,
+                    false,
+                    DELETION_TIMEOUT,
+                )
+                .await
+                .map(|()| format!("deleted {id}, which the kit created"))
+                .map_err(|e| by_hand(format!("could not be deleted: {e}")))
+            }
+            Ok(Some(found)) => Err(by_hand(format!(
+                "not deleted: it reads with the owner tag {:?}, not the kit's",
+                found.owner.as_deref().unwrap_or("")
+            ))),
+            Err(e) => Err(by_hand(format!("could not be read: {e}"))),
+        }
+    }
+
     fn call(&self, call: &str, error: &ProviderError) -> String {
         format!("`{call}` failed: {}", said(error))
     }
@@ -322,12 +366,20 @@ impl Kit<'_> {
                 self.owner
             ));
         }
-        Ok(drift::compare(
+        let comparison = drift::compare(
             &target.kind,
             &target.desired,
             &resource.live,
             &target.secret_names,
-        ))
+        );
+        // A record's `type` and `content` are required (docs/schemas/dns-record.live.json):
+        // without them no hand edit could ever be seen.
+        if target.kind == super::desired::DNS_KIND && !comparison.complete {
+            return Err(format!(
+                "`{call}` reports a dns-record without `type` or `content` in `live`: the host could never see it edited"
+            ));
+        }
+        Ok(comparison)
     }
 
     fn clean(&self, call: &str, resource: &Resource, why: &str) -> Result<(), String> {
@@ -363,11 +415,32 @@ impl Kit<'_> {
                 found.owner.as_deref().unwrap_or("")
             ));
         }
-        let created = self
+        let created = match self
             .instance
             .create(&target.kind, &target.name, &target.desired, &self.owner)
             .await
-            .map_err(|e| self.call("create", &e))?;
+        {
+            Ok(created) => created,
+            Err(error) => {
+                // A create can fail after the resource came to exist: found by its tag,
+                // it is cleaned up like the rest.
+                if let Ok(Some(found)) = self
+                    .instance
+                    .lookup(
+                        &target.kind,
+                        &target.name,
+                        &self.owner,
+                        Some(&target.desired),
+                    )
+                    .await
+                    && found.owner.as_deref() == Some(self.owner.as_str())
+                    && !found.id.trim().is_empty()
+                {
+                    self.live = Some(found.id);
+                }
+                return Err(self.call("create", &error));
+            }
+        };
         if !created.id.trim().is_empty() {
             self.live = Some(created.id.clone());
         }
@@ -451,6 +524,9 @@ impl Kit<'_> {
             .await
             .map_err(|e| self.call("read", &e))?
             .ok_or("`read` does not find what `create` made: the host would take it for deleted")?;
+        if read.id != id {
+            return Err(format!("`read` of {id} answered with the id {}", read.id));
+        }
         let comparison = self.check("read", &read)?;
         if !comparison.is_clean() {
             return Err(format!(
@@ -490,8 +566,21 @@ impl Kit<'_> {
             .update(&target.kind, &id, &target.desired)
             .await
             .map_err(|e| self.call("update", &e))?;
-        // `update` may answer with a new id (docs/providers.md): the host keeps it.
-        self.live = Some(updated.id.clone());
+        // `update` may answer with a new id (docs/providers.md): the host keeps it, and
+        // the old one must be gone.
+        if updated.id.trim().is_empty() {
+            return Err("`update` returned a resource without an id".to_owned());
+        }
+        if updated.id != id {
+            self.live = Some(updated.id.clone());
+            if !matches!(self.instance.read(&target.kind, &id).await, Ok(None)) {
+                self.stale.push(id.clone());
+                return Err(format!(
+                    "`update` answered with the new id {} but the old one, {id}, still reads: the host would track one and leave the other",
+                    updated.id
+                ));
+            }
+        }
         self.clean("update", &updated, "the repair did not take")?;
         let read = self
             .instance
@@ -595,7 +684,7 @@ impl Kit<'_> {
             .is_ok()
         {
             let gone = self.instance.read(&target.kind, &id).await;
-            if !matches!(gone, Ok(Some(_))) {
+            if matches!(gone, Ok(None) | Err(ProviderError::NotFound(_))) {
                 self.live = None;
             }
             return Err(format!(

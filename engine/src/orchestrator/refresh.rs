@@ -106,7 +106,10 @@ pub(crate) async fn refresh(
                         .map(|d| format!("{} {}: {d}", row.kind, row.name)),
                 );
             }
-            Ok(None) => found_drift.push(format!("{} {} is gone", row.kind, row.name)),
+            // `not-found` means gone (docs/providers.md, "Errors and retries").
+            Ok(None) | Err(ProviderError::NotFound(_)) => {
+                found_drift.push(format!("{} {} is gone", row.kind, row.name));
+            }
             Err(e) => unreadable.push((format!("{} {}", row.kind, row.name), e)),
         }
     }

@@ -355,23 +355,24 @@ impl HttpGateway {
             Method::Get | Method::Head => DEFAULT_REQUEST_TIMEOUT,
             _ => CHANGE_REQUEST_TIMEOUT,
         };
-        let mut timeout = request
+        let wanted = request
             .timeout
             .map_or(DEFAULT_REQUEST_TIMEOUT, |t| t.min(cap));
         // Never past the call's deadline (issue 27): a request still waiting then would
         // be abandoned with its call, and the provider never told; ended a little before
         // it, the provider gets `timeout` and reports it `transient`, and the host's one
-        // level of retries waits outside the call.
-        if let Some(deadline) = deadline {
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .saturating_sub(DEADLINE_MARGIN);
-            if left.is_zero() {
-                return Err(HttpError::Timeout);
-            }
-            timeout = timeout.min(left);
-        }
-        builder = builder.timeout(timeout);
+        // level of retries waits outside the call. Worked out for each attempt, after
+        // the waits for the budget and for a `Retry-After`.
+        let timeout = || match deadline {
+            None => Some(wanted),
+            Some(deadline) => Some(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(DEADLINE_MARGIN),
+            )
+            .filter(|left| !left.is_zero())
+            .map(|left| wanted.min(left)),
+        };
 
         let origin = url.origin().ascii_serialization();
         let patience = || {
@@ -396,8 +397,15 @@ impl HttpGateway {
                     return Ok(deferred(&origin, wait));
                 }
             };
+            let Some(timeout) = timeout() else {
+                return Err(HttpError::Timeout);
+            };
             let started = Instant::now();
-            let response = attempt.send().await.map_err(|e| classify(&e))?;
+            let response = attempt
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
             let status = response.status().as_u16();
             let headers: Vec<(String, String)> = response
                 .headers()
@@ -405,7 +413,7 @@ impl HttpGateway {
                 .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
                 .collect();
             match self.budgets.observe(ticket, status, &headers) {
-                Some(wait) if wait <= patience() => {
+                Some(wait) if wait <= patience() && wait + DEADLINE_MARGIN < patience() * 2 => {
                     tracing::debug!(provider = %self.provider, method = %method, url = %redact_query(&url), wait_ms = wait.as_millis() as u64, "rate limited: sending again after the server's Retry-After");
                     // The budget is closed until then too (`observe`): every request
                     // to the origin waits, not only this one.

@@ -68,6 +68,11 @@ fn default_type() -> String {
     "A".to_owned()
 }
 
+/// What *automatic* is on this server (`default-ttl`).
+fn default_ttl() -> u32 {
+    STATE.with(|s| s.default_ttl).unwrap_or(DEFAULT_TTL)
+}
+
 fn parse_desired(text: &str) -> Result<Desired, ProviderError> {
     let desired: Desired = fabrik_provider_sdk::parse_desired(KIND, text)?;
     let content = desired.content.as_str();
@@ -91,6 +96,13 @@ fn parse_desired(text: &str) -> Result<Desired, ProviderError> {
             "ttl {ttl} is invalid: none (automatic) or 60 to 86400"
         )));
     }
+    if desired.ttl.is_some_and(|ttl| ttl == default_ttl()) {
+        // Reported as automatic (no `ttl`), it would differ from itself at every apply.
+        return Err(permanent(format!(
+            "ttl {} is this provider's automatic TTL (`default-ttl`): leave `ttl` out",
+            default_ttl()
+        )));
+    }
     if desired.proxied {
         return Err(permanent(
             "PowerDNS has no proxy: a record cannot be `proxied` (this provider reports no `proxied`, so the host never asks for it)",
@@ -99,9 +111,10 @@ fn parse_desired(text: &str) -> Result<Desired, ProviderError> {
     Ok(desired)
 }
 
-/// `name` as PowerDNS spells names: absolute, with the final dot.
+/// `name` as PowerDNS spells names: absolute, with the final dot, in lowercase (PowerDNS
+/// stores names lowercased, so a name compared as sent would never be found again).
 fn absolute(name: &str) -> String {
-    format!("{}.", name.trim_end_matches('.'))
+    format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
 }
 
 /// A resource id: `<name>./<type>`.
@@ -492,6 +505,26 @@ impl Provider for PowerDns {
         let changes = if record_type == desired.record_type {
             vec![replace(&fqdn, &desired, None)?]
         } else {
+            // Another type at the name must be ours or absent: a foreign AAAA is never
+            // overwritten and re-tagged, and a CNAME shares its name with nothing.
+            let ours = owner_of(&current);
+            let zone = zone_for(&fqdn)?;
+            if let Some(foreign) = rrsets(&zone, Some(&fqdn))?.iter().find(|r| {
+                let other = r["type"].as_str().unwrap_or_default();
+                other != record_type
+                    && (other == desired.record_type
+                        || desired.record_type == "CNAME"
+                        || other == "CNAME")
+                    && owner_of(r) != ours
+            }) {
+                return Err(permanent(format!(
+                    "conflict: the {} record {} exists and is not owned by this app ({}); remove it or choose another domain",
+                    foreign["type"].as_str().unwrap_or("?"),
+                    fqdn.trim_end_matches('.'),
+                    owner_of(foreign)
+                        .map_or("no owner comment".to_owned(), |o| format!("comment {o:?}"))
+                )));
+            }
             // Another type is another rrset (a new id): the old one goes in the same
             // request, and its owner comment moves with it.
             vec![
@@ -569,28 +602,36 @@ impl Provider for PowerDns {
                     .collect()
             }
         };
-        // One zone per page: the cursor is the zone's index.
-        let index = match cursor.as_deref() {
-            None => 0,
-            Some(text) => text
-                .strip_prefix("zone:")
-                .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| permanent(format!("`{text}` is not a cursor of this provider")))?,
+        // One zone per page, in name order; the cursor names the zone, so that a zone
+        // added or removed between pages shifts nothing.
+        let mut zones = zones;
+        zones.sort();
+        let zone = match cursor.as_deref() {
+            None => zones.first(),
+            Some(text) => {
+                let after = text.strip_prefix("zone:").ok_or_else(|| {
+                    permanent(format!("`{text}` is not a cursor of this provider"))
+                })?;
+                zones.iter().find(|z| z.as_str() >= after)
+            }
         };
-        let Some(zone) = zones.get(index) else {
+        let Some(zone) = zone.cloned() else {
             return Ok(ResourcePage {
                 resources: Vec::new(),
                 next: None,
             });
         };
-        let resources = rrsets(zone, None)?
+        let resources = rrsets(&zone, None)?
             .iter()
             .filter(|r| owner::has_prefix(owner_of(r).as_deref(), &owner_prefix))
             .map(to_resource)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ResourcePage {
             resources,
-            next: (index + 1 < zones.len()).then(|| format!("zone:{}", index + 1)),
+            next: zones
+                .iter()
+                .find(|z| z.as_str() > zone.as_str())
+                .map(|z| format!("zone:{z}")),
         })
     }
 }
@@ -719,6 +760,69 @@ mod tests {
             host.requests()
                 .iter()
                 .all(|r| r.credential.as_ref().is_some_and(|c| c.key == "api-key"))
+        );
+    }
+
+    /// A zone holding `rrsets` (as PowerDNS shows them) behind a verified server; every
+    /// PATCH is kept.
+    fn server_with(rrsets: Value) -> (FakeHost, std::rc::Rc<std::cell::RefCell<Vec<Value>>>) {
+        let patches = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let kept = patches.clone();
+        let host = FakeHost::serve(move |request| {
+            let url = request.url.as_str();
+            if url == SERVER {
+                return reply(200, r#"{"type": "Server"}"#);
+            }
+            if url.ends_with("/zones") {
+                return reply(200, r#"[{"name": "example.com."}]"#);
+            }
+            if let Some(body) = request.body.as_ref() {
+                kept.borrow_mut()
+                    .push(serde_json::from_slice::<Value>(body).expect("JSON"));
+                return reply(204, "");
+            }
+            reply(200, &json!({ "rrsets": rrsets }).to_string())
+        });
+        (host, patches)
+    }
+
+    /// Review of issue 27: an A record of ours moving to AAAA never overwrites (and
+    /// re-tags) an AAAA someone else holds at the name.
+    #[test]
+    fn a_type_change_never_takes_a_foreign_record() {
+        let (_host, patches) = server_with(json!([
+            { "name": "api.example.com.", "type": "A", "ttl": 3600,
+              "records": [{ "content": "192.0.2.1", "disabled": false }],
+              "comments": [{ "content": "fabrik:acme/api" }] },
+            { "name": "api.example.com.", "type": "AAAA", "ttl": 3600,
+              "records": [{ "content": "2001:db8::9", "disabled": false }],
+              "comments": [{ "content": "set by hand" }] },
+        ]));
+        configured();
+        let updated = PowerDns::update(
+            KIND.to_owned(),
+            "api.example.com./A".to_owned(),
+            r#"{"type": "AAAA", "content": "2001:db8::1"}"#.to_owned(),
+        );
+        assert!(
+            matches!(&updated, Err(ProviderError::Permanent(m)) if m.contains("not owned")),
+            "{updated:?}"
+        );
+        assert!(patches.borrow().is_empty(), "nothing was sent");
+    }
+
+    #[test]
+    fn names_are_lowercased_as_powerdns_stores_them() {
+        assert_eq!(absolute("API.Example.COM"), "api.example.com.");
+        assert_eq!(id_of("Api.Example.com", "A"), "api.example.com./A");
+    }
+
+    #[test]
+    fn a_ttl_equal_to_the_automatic_one_is_refused() {
+        let refused = parse_desired(r#"{"content": "192.0.2.1", "ttl": 3600}"#);
+        assert!(
+            matches!(&refused, Err(ProviderError::Permanent(m)) if m.contains("leave `ttl` out")),
+            "{refused:?}"
         );
     }
 

@@ -71,7 +71,16 @@ impl FakeHost {
 
 impl Drop for FakeHost {
     fn drop(&mut self) {
-        FAKE.with(|f| *f.borrow_mut() = None);
+        // Only this host: a `FakeHost` served since (and assigned over this one) stays.
+        FAKE.with(|f| {
+            let mut installed = f.borrow_mut();
+            if installed
+                .as_ref()
+                .is_some_and(|fake| Rc::ptr_eq(fake, &self.fake))
+            {
+                *installed = None;
+            }
+        });
     }
 }
 
@@ -106,5 +115,34 @@ pub(crate) fn http_send(request: &HttpRequest) -> Result<HttpResponse, HttpError
 pub(crate) fn log(level: LogLevel, message: &str) {
     if let Some(fake) = FAKE.with(|f| f.borrow().clone()) {
         fake.borrow_mut().logs.push((level, message.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::fabrik::provider::host::Method;
+
+    fn get() -> HttpRequest {
+        HttpRequest {
+            method: Method::Get,
+            url: "https://api.example.com/x".to_owned(),
+            headers: vec![],
+            body: None,
+            credential: None,
+            timeout_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_host_served_over_another_stays_installed() {
+        let first = FakeHost::serve(|_| reply(500, "{}"));
+        let host = FakeHost::serve(|_| reply(200, "{}"));
+        // The first one goes after the second was served: the second stays.
+        drop(first);
+        assert_eq!(http_send(&get()).map(|r| r.status).ok(), Some(200));
+        assert_eq!(host.requests().len(), 1);
+        drop(host);
+        assert!(FAKE.with(|f| f.borrow().is_none()), "dropped, it is gone");
     }
 }
