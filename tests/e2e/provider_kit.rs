@@ -393,3 +393,77 @@ async fn powerdns_passes_the_kit_with_no_drift_on_a_second_apply() {
     assert_eq!(destroyed.status.code(), Some(0), "{}", text(&destroyed));
     assert!(server.rrsets("example.com").await.is_empty());
 }
+
+/// The kit fails a provider for each way it breaks the contract, saying what is wrong
+/// (`tests/plugins/liar-dns` lies in one way at a time), and cleans up only what still
+/// reads as its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_fails_a_provider_that_breaks_the_contract() {
+    let world = World::start().await;
+    let liar = test_plugin("liar-dns");
+    for (lie, failed_step, said, cleanup) in [
+        ("none", None, "", None),
+        (
+            "delete-any-owner",
+            Some("destroy"),
+            "was not refused: a provider must check the tag before deleting",
+            // The stranger's delete removed it: nothing left to clean up.
+            None,
+        ),
+        (
+            "ttl",
+            Some("apply"),
+            "ttl is 300, the spec says automatic",
+            Some("ok  "),
+        ),
+        (
+            "unlisted",
+            Some("gc"),
+            "with its state lost, gc would never find it",
+            Some("ok  "),
+        ),
+        (
+            "untagged",
+            Some("apply"),
+            "returned the owner \"\", not the tag",
+            Some("FAIL"),
+        ),
+    ] {
+        std::fs::write(
+            world.dir.path().join("fabrik.toml"),
+            format!(
+                "[project]\nname = \"acme\"\n\n[providers.dns]\npath = \"{}\"\nconfig = {{ lie = \"{lie}\" }}\n",
+                liar.display()
+            ),
+        )
+        .expect("fabrik.toml");
+        let output = world
+            .run(&["providers", "test", "dns", "--name", "kit.example.com"])
+            .await;
+        let text = text(&output);
+        match failed_step {
+            None => {
+                assert_eq!(output.status.code(), Some(0), "{lie}: {text}");
+                assert!(
+                    text.contains("5 passed, 0 failed, 2 skipped"),
+                    "{lie}: {text}"
+                );
+            }
+            Some(step) => {
+                assert_eq!(output.status.code(), Some(1), "{lie}: {text}");
+                let line = text
+                    .lines()
+                    .find(|l| l.starts_with(&format!("FAIL {step} ")))
+                    .unwrap_or_else(|| panic!("{lie}: no FAIL {step}:\n{text}"));
+                assert!(line.contains(said), "{lie}: {line}");
+            }
+        }
+        if let Some(mark) = cleanup {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("{mark} cleanup"))),
+                "{lie}: cleanup {mark}:\n{text}"
+            );
+        }
+    }
+}
