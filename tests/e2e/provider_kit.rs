@@ -467,3 +467,33 @@ async fn the_kit_fails_a_provider_that_breaks_the_contract() {
         }
     }
 }
+
+/// A `read` answered `not-found` means gone, at every level: the next apply says the
+/// record is gone and creates it again, instead of failing on it. (`liar-dns` keeps its
+/// records in the instance's memory, so every apply finds the last one's gone.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_answered_not_found_is_a_resource_gone() {
+    let world = World::start().await;
+    std::fs::write(
+        world.dir.path().join("fabrik.toml"),
+        format!(
+            "[project]\nname = \"acme\"\n\n[providers.dns]\npath = \"{}\"\nconfig = {{ lie = \"not-found\" }}\n",
+            test_plugin("liar-dns").display()
+        ),
+    )
+    .expect("fabrik.toml");
+    let spec = world.spec("app.yaml", |t| t);
+    let first = world.apply(&spec, &[]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let again = world.apply(&spec, &[]).await;
+    let said = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("dns-record api.example.com is gone"),
+        "{said}"
+    );
+    assert!(
+        said.contains("created dns-record api.example.com"),
+        "{said}"
+    );
+}

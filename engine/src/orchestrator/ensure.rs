@@ -106,10 +106,15 @@ impl Run<'_, '_> {
             error,
         };
         let live = match &known.as_ref().and_then(|row| row.external_id.clone()) {
-            Some(id) => self
+            // `not-found` means gone, as `none` does (docs/providers.md, "Errors and
+            // retries"), here as in the refresh.
+            Some(id) => match self
                 .retried(&what, async || instance.read(kind, id).await)
                 .await
-                .map_err(failed)?,
+            {
+                Err(ProviderError::NotFound(_)) => None,
+                read => read.map_err(failed)?,
+            },
             None => self
                 .retried(&what, async || {
                     instance.lookup(kind, name, &self.owner, desired).await

@@ -7,7 +7,9 @@
 //! - `delete-any-owner`: `delete` removes a record whatever the caller's owner tag;
 //! - `ttl`: `live` always reports a TTL of 300 (drift that never settles);
 //! - `unlisted`: `list` never returns anything (`fabrik gc` could never find orphans);
-//! - `untagged`: `create` answers without the owner tag.
+//! - `untagged`: `create` answers without the owner tag;
+//! - `not-found`: `read` of a record it does not have answers `not-found` instead of
+//!   `none` (which the host takes as gone, as the guide says).
 
 use std::collections::BTreeMap;
 
@@ -70,7 +72,7 @@ impl Provider for LiarDns {
             kinds: vec![KIND.to_owned()],
             config: vec![ConfigKey {
                 name: "lie".to_owned(),
-                description: "what to get wrong: none, delete-any-owner, ttl, unlisted, untagged"
+                description: "what to get wrong: none, delete-any-owner, ttl, unlisted, untagged, not-found"
                     .to_owned(),
                 secret: false,
                 required: true,
@@ -82,7 +84,9 @@ impl Provider for LiarDns {
 
     fn configure(config: Vec<(String, String)>) -> Result<(), ProviderError> {
         let lie = Config::new(config).require("lie")?.to_owned();
-        if !["none", "delete-any-owner", "ttl", "unlisted", "untagged"].contains(&lie.as_str()) {
+        if !["none", "delete-any-owner", "ttl", "unlisted", "untagged", "not-found"]
+            .contains(&lie.as_str())
+        {
             return Err(invalid_config(format!("no lie called {lie:?}")));
         }
         STATE.set(State {
@@ -95,7 +99,10 @@ impl Provider for LiarDns {
 
     fn read(kind: String, id: String) -> Result<Option<Resource>, ProviderError> {
         check_kind(&kind, &[KIND])?;
-        read_id(&id)
+        match read_id(&id)? {
+            None if lie()? == "not-found" => Err(not_found(format!("no record {id}"))),
+            found => Ok(found),
+        }
     }
 
     fn create(
