@@ -664,8 +664,9 @@ impl Kit<'_> {
         }
         Ok(if listed {
             format!(
-                "`list` found it under `{}` ({pages} page(s)); deleted",
-                self.prefix
+                "`list` found it under `{}` (in {pages} {}); deleted",
+                self.prefix,
+                if pages == 1 { "page" } else { "pages" }
             )
         } else {
             "deleted; not listed: the component targets contract 0.1, which has no `list` (gc cannot find its orphans)".to_owned()
