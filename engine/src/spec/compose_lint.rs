@@ -631,6 +631,24 @@ mod tests {
                 "services: {app: {image: x, volumes: ['/tmp:/t']}}",
                 "gives the container the host",
             ),
+            // Labels the shared proxy routes by (another app's host taken), in both forms
+            // and interpolated, and Coolify's own.
+            (
+                "services: {app: {image: x, labels: {'traefik.http.routers.x.rule': 'Host(`bank.example.com`)'}}}",
+                "`traefik.http.routers.x.rule` configures the proxy every app on the server shares",
+            ),
+            (
+                "services: {app: {image: x, labels: ['Traefik.enable=true']}}",
+                "configures the proxy",
+            ),
+            (
+                "services: {app: {image: x, labels: ['${MODE}=x', 'caddy_0=bank.example.com']}}",
+                "`caddy_0` configures the proxy",
+            ),
+            (
+                "services: {app: {image: x, labels: {coolify.applicationId: '7'}}}",
+                "one of Coolify's own labels",
+            ),
         ];
         let mut failures = Vec::new();
         for (text, expected) in cases {
@@ -652,6 +670,8 @@ mod tests {
             "services: {app: {image: x, network_mode: '${NET:-none}'}}",
             "services: {app: {image: x, privileged: '${EMPTY:-false}'}}",
             "services: {app: {image: x, environment: {A: '${SECRET}', B: '$$HOME'}, command: 'echo ${ANYTHING}'}}",
+            "services: {app: {image: x, labels: {com.example.team: web}, build: {context: ., labels: {traefik.x: y}}}}",
+            "services: {app: {image: x, labels: ['org.opencontainers.image.source=https://example.com']}}",
         ] {
             assert_eq!(lint(&doc(ok), "app", &spec_env), Ok(()), "{ok}");
         }

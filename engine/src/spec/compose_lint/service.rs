@@ -38,7 +38,6 @@ const ALLOWED: &[&str] = &[
     "hostname",
     "image",
     "init",
-    "labels",
     "links",
     "logging",
     "mac_address",
@@ -195,6 +194,7 @@ fn checked(key: &str, value: &Value, services: &Mapping, reading: &Reading) -> R
                 }
             }
         }
+        "labels" => labels(value, reading)?,
         "extends" => extends(value, services, reading)?,
         "build" => build(value, reading).map_err(colon)?,
         "networks" => networks(value)?,
@@ -277,6 +277,40 @@ fn networks(value: &Value) -> Result<(), String> {
                     })?;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Labels the proxy or Coolify read are not the app's to set: the proxy every app of the
+/// server shares routes by them (a `traefik.http.routers.*.rule` naming another app's
+/// host takes its traffic; Coolify writes the app's own routes from its domain,
+/// coollabsio/coolify bootstrap/helpers/parsers.php, where the service's labels are
+/// merged with `defaultLabels` and the FQDN's proxy labels), and `coolify.*` labels are
+/// how Coolify tells its containers apart (bootstrap/helpers/docker.php `defaultLabels`).
+fn labels(value: &Value, reading: &Reading) -> Result<(), String> {
+    let keys: Vec<String> = match untagged(value) {
+        Value::Mapping(labels) => labels.keys().filter_map(raw).collect(),
+        other => reading
+            .scalars(Some(other))
+            .map_err(colon)?
+            .into_iter()
+            .map(|label| label.split('=').next().unwrap_or_default().to_owned())
+            .collect(),
+    };
+    for key in keys {
+        let lower = key.trim().to_ascii_lowercase();
+        if lower.starts_with("traefik.") || lower.starts_with("caddy") {
+            return Err(format!(
+                ": `{}` configures the proxy every app on the server shares, which is not allowed (Coolify writes the app's routes from its `domain`)",
+                key.trim()
+            ));
+        }
+        if lower.starts_with("coolify.") {
+            return Err(format!(
+                ": `{}` is one of Coolify's own labels, by which it tells containers apart, which is not allowed",
+                key.trim()
+            ));
         }
     }
     Ok(())
