@@ -561,6 +561,32 @@ const CUT_PREFIX_MIN: usize = 4;
 
 #[cfg(test)]
 mod tests {
+
+    /// A team key that is not 64 hex digits is refused, saying what it must be and never
+    /// what it is.
+    #[test]
+    fn a_malformed_team_fingerprint_key_is_a_clear_error_without_its_value() {
+        for value in [
+            "not-hex-at-all-s3cr3t",
+            "abcd",
+            &"ab".repeat(31),
+            &"zz".repeat(32),
+        ] {
+            let env = EnvSource::default()
+                .overriding(FINGERPRINT_KEY_ENV, SecretString::from(value.to_owned()));
+            let error = env.fingerprint_key().expect_err(value);
+            assert!(matches!(error, SecretsError::FingerprintKeyMalformed));
+            let said = error.to_string();
+            assert!(said.contains("64 hex digits"), "{said}");
+            assert!(!said.contains(value), "{said}");
+        }
+        let good = "0f".repeat(32);
+        let env = EnvSource::default().overriding(FINGERPRINT_KEY_ENV, SecretString::from(good));
+        assert_eq!(
+            env.fingerprint_key().ok().flatten().map(|k| k.len()),
+            Some(32)
+        );
+    }
     use super::*;
     use secrecy::ExposeSecret;
 
