@@ -142,21 +142,15 @@ async fn powerdns() -> PowerDns {
         .unwrap_or_else(|why| panic!("{why}"))
 }
 
-fn powerdns_project(server: &PowerDns) -> String {
-    format!(
-        "[project]\nname = \"acme\"\n\n[providers.dns]\nbundled = \"powerdns\"\n\
-         config = {{ base-url = \"{}\" }}\nsecrets = {{ api-key = \"PDNS_API_KEY\" }}\n",
-        server.base_url
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_kit_passes_the_bundled_powerdns_provider_against_a_real_server() {
-    let world = World::start().await;
-    let server = powerdns().await;
+/// Makes the world's project use the bundled PowerDNS provider against `server` at
+/// `base_url` (its key in `.env`).
+fn use_powerdns(world: &World, server: &PowerDns, base_url: &str) {
     std::fs::write(
         world.dir.path().join("fabrik.toml"),
-        powerdns_project(&server),
+        format!(
+            "[project]\nname = \"acme\"\n\n[providers.dns]\nbundled = \"powerdns\"\n\
+             config = {{ base-url = \"{base_url}\" }}\nsecrets = {{ api-key = \"PDNS_API_KEY\" }}\n"
+        ),
     )
     .expect("fabrik.toml");
     std::fs::write(
@@ -164,6 +158,13 @@ async fn the_kit_passes_the_bundled_powerdns_provider_against_a_real_server() {
         format!("PDNS_API_KEY={}\n", server.api_key),
     )
     .expect(".env");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_passes_the_bundled_powerdns_provider_against_a_real_server() {
+    let world = World::start().await;
+    let server = powerdns().await;
+    use_powerdns(&world, &server, &server.base_url);
     let edit = format!(
         r#"curl -sf -X PATCH -H "X-API-Key: {key}" "{base}/api/v1/servers/localhost/zones/example.com." -d '{{"rrsets":[{{"name":"kit.example.com.","type":"A","ttl":300,"changetype":"REPLACE","records":[{{"content":"198.51.100.99","disabled":false}}]}}]}}'"#,
         key = server.api_key,
@@ -190,16 +191,7 @@ async fn the_kit_passes_the_bundled_powerdns_provider_against_a_real_server() {
 async fn the_kit_reports_what_fails() {
     let world = World::start().await;
     let server = powerdns().await;
-    let project = powerdns_project(&server).replace(
-        &format!("base-url = \"{}\"", server.base_url),
-        &format!("base-url = \"{}/nope\"", server.base_url),
-    );
-    std::fs::write(world.dir.path().join("fabrik.toml"), project).expect("fabrik.toml");
-    std::fs::write(
-        world.dir.path().join(".env"),
-        format!("PDNS_API_KEY={}\n", server.api_key),
-    )
-    .expect(".env");
+    use_powerdns(&world, &server, &format!("{}/nope", server.base_url));
     let mut cmd = world.fabrik();
     cmd.args(["providers", "test", "dns", "--name", "kit.example.com"]);
     let output = World::output(cmd).await;
@@ -351,16 +343,7 @@ async fn a_python_provider_passes_the_kit() {
 async fn powerdns_passes_the_kit_with_no_drift_on_a_second_apply() {
     let world = World::start().await;
     let server = powerdns().await;
-    std::fs::write(
-        world.dir.path().join("fabrik.toml"),
-        powerdns_project(&server),
-    )
-    .expect("fabrik.toml");
-    std::fs::write(
-        world.dir.path().join(".env"),
-        format!("PDNS_API_KEY={}\n", server.api_key),
-    )
-    .expect(".env");
+    use_powerdns(&world, &server, &server.base_url);
     let spec = world.spec("app.yaml", |t| t);
     let applied = world.apply(&spec, &[]).await;
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));

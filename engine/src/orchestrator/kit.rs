@@ -300,6 +300,21 @@ fn kind_of(error: &ProviderError) -> &'static str {
 }
 
 impl Kit<'_> {
+    /// `lookup` of the kit's resource, as the host asks it before a create.
+    async fn lookup(&mut self) -> Result<Option<Resource>, String> {
+        let target = self.target;
+        let found = self
+            .instance
+            .lookup(
+                &target.kind,
+                &target.name,
+                &self.owner,
+                Some(&target.desired),
+            )
+            .await;
+        found.map_err(|e| self.call("lookup", &e))
+    }
+
     /// Deletes `id` if it still reads as the kit's own (never on the word of the
     /// provider's owner check alone, which is what the kit tests).
     async fn remove_own(&mut self, id: &str) -> Result<String, String> {
@@ -396,17 +411,7 @@ impl Kit<'_> {
 
     async fn create(&mut self, options: &Options) -> Result<Resource, String> {
         let target = self.target;
-        let found = self
-            .instance
-            .lookup(
-                &target.kind,
-                &target.name,
-                &self.owner,
-                Some(&target.desired),
-            )
-            .await
-            .map_err(|e| self.call("lookup", &e))?;
-        if let Some(found) = found {
+        if let Some(found) = self.lookup().await? {
             return Err(format!(
                 "a {} named {} already exists ({}, owner {:?}): choose another name for the kit",
                 target.kind,
@@ -424,15 +429,7 @@ impl Kit<'_> {
             Err(error) => {
                 // A create can fail after the resource came to exist: found by its tag,
                 // it is cleaned up like the rest.
-                if let Ok(Some(found)) = self
-                    .instance
-                    .lookup(
-                        &target.kind,
-                        &target.name,
-                        &self.owner,
-                        Some(&target.desired),
-                    )
-                    .await
+                if let Ok(Some(found)) = self.lookup().await
                     && found.owner.as_deref() == Some(self.owner.as_str())
                     && !found.id.trim().is_empty()
                 {
@@ -494,19 +491,9 @@ impl Kit<'_> {
     async fn no_op(&mut self) -> Checked {
         let target = self.target;
         let id = self.live.clone().ok_or("nothing was created")?;
-        let found = self
-            .instance
-            .lookup(
-                &target.kind,
-                &target.name,
-                &self.owner,
-                Some(&target.desired),
-            )
-            .await
-            .map_err(|e| self.call("lookup", &e))?
-            .ok_or(
-                "`lookup` does not find what `create` made: the next apply would create it again",
-            )?;
+        let found = self.lookup().await?.ok_or(
+            "`lookup` does not find what `create` made: the next apply would create it again",
+        )?;
         if found.id != id {
             return Err(format!(
                 "`lookup` found {} where `create` made {id}",
@@ -649,17 +636,7 @@ impl Kit<'_> {
         .await
         .map_err(|e| self.call("delete", &e))?;
         self.live = None;
-        if let Some(still) = self
-            .instance
-            .lookup(
-                &target.kind,
-                &target.name,
-                &self.owner,
-                Some(&target.desired),
-            )
-            .await
-            .map_err(|e| self.call("lookup", &e))?
-        {
+        if let Some(still) = self.lookup().await? {
             return Err(format!("after `delete`, `lookup` still finds {}", still.id));
         }
         Ok(if listed {

@@ -171,7 +171,6 @@ fn verify(api: &Api) -> Result<(), ProviderError> {
 /// The zone holding `fqdn` (absolute): the `zone` setting, else the most specific of the
 /// server's zones.
 fn zone_for(fqdn: &str) -> Result<String, ProviderError> {
-    let api = api()?;
     let in_zone = |zone: &str| fqdn == zone || fqdn.ends_with(&format!(".{zone}"));
     if let Some(zone) = STATE.with(|s| s.zone.clone())? {
         return if in_zone(&zone) {
@@ -182,19 +181,7 @@ fn zone_for(fqdn: &str) -> Result<String, ProviderError> {
             )))
         };
     }
-    let zones = match STATE.with(|s| s.zones.clone())? {
-        Some(zones) => zones,
-        None => {
-            let listed: Vec<Value> = api.get("/zones").send()?.success()?.json()?;
-            let zones: Vec<String> = listed
-                .iter()
-                .filter_map(|z| z["name"].as_str().map(str::to_owned))
-                .collect();
-            STATE.with(|s| s.zones = Some(zones.clone()))?;
-            zones
-        }
-    };
-    zones
+    zones()?
         .into_iter()
         .filter(|zone| in_zone(zone))
         .max_by_key(String::len)
@@ -203,6 +190,20 @@ fn zone_for(fqdn: &str) -> Result<String, ProviderError> {
                 "no zone of this PowerDNS server contains {fqdn}; create the zone first (`pdnsutil create-zone`)"
             ))
         })
+}
+
+/// The server's zones (`example.com.`), read once per instance.
+fn zones() -> Result<Vec<String>, ProviderError> {
+    if let Some(zones) = STATE.with(|s| s.zones.clone())? {
+        return Ok(zones);
+    }
+    let listed: Vec<Value> = api()?.get("/zones").send()?.success()?.json()?;
+    let zones: Vec<String> = listed
+        .iter()
+        .filter_map(|z| z["name"].as_str().map(str::to_owned))
+        .collect();
+    STATE.with(|s| s.zones = Some(zones.clone()))?;
+    Ok(zones)
 }
 
 /// The zone's path: PowerDNS zone ids are the names, with `/` escaped as `=2F`.
@@ -594,13 +595,7 @@ impl Provider for PowerDns {
         fabrik_provider_sdk::check_kind(&kind, &[KIND])?;
         let zones = match STATE.with(|s| s.zone.clone())? {
             Some(zone) => vec![zone],
-            None => {
-                let listed: Vec<Value> = api()?.get("/zones").send()?.success()?.json()?;
-                listed
-                    .iter()
-                    .filter_map(|z| z["name"].as_str().map(str::to_owned))
-                    .collect()
-            }
+            None => zones()?,
         };
         // One zone per page, in name order; the cursor names the zone, so that a zone
         // added or removed between pages shifts nothing.

@@ -5,10 +5,11 @@
 //! Where the packages are missing, [`PowerDns::start`] says what to install: a test that
 //! needs PowerDNS fails ("NOT RUN") rather than pass without running (README, "Tests").
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::registry::free_port;
 
 const SERVER: &str = "/usr/sbin/pdns_server";
 const SCHEMA: &str = "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql";
@@ -197,14 +198,6 @@ fn create_database(path: &PathBuf) -> Result<(), String> {
             String::from_utf8_lossy(&output.stderr)
         ))
     }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }
 
 /// A port free for both UDP and TCP (PowerDNS serves DNS on both).

@@ -106,7 +106,8 @@ impl Drop for RealRegistry {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+/// A TCP port free on loopback now.
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     listener
         .local_addr()
