@@ -54,6 +54,23 @@ async fn kit_passes(world: &World, dir: &Path, args: &[&str]) -> String {
         );
     }
     assert!(said.contains("0 failed, 0 skipped"), "{said}");
+    // The credentials the kit used, and the wrong one it presented, are never shown.
+    let env = std::fs::read_to_string(dir.join(".env")).unwrap_or_default();
+    let pdns_key = env.lines().find_map(|l| l.strip_prefix("PDNS_API_KEY="));
+    for secret in [
+        Some(world.sandbox.config.cloudflare_token.as_str()),
+        Some(world.sandbox.config.coolify_token.as_str()),
+        pdns_key,
+        Some("fabrik-kit-wrong-credential"),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(
+            !said.contains(secret),
+            "a credential in the kit's output:\n{said}"
+        );
+    }
     said
 }
 
@@ -479,4 +496,36 @@ async fn a_read_answered_not_found_is_a_resource_gone() {
         said.contains("created dns-record api.example.com"),
         "{said}"
     );
+}
+
+/// What `fabrik providers test` is asked wrongly is said, before any provider is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kits_arguments_are_checked_first() {
+    let world = World::start().await;
+    for (args, said) in [
+        (vec!["dns"], "needs `--name FQDN`"),
+        (vec!["coolify"], "needs `--spec SPEC`"),
+        (vec!["storage", "--name", "x.example.com"], "storage"),
+        (
+            vec![
+                "dns",
+                "--name",
+                "x.example.com",
+                "--component",
+                "no/such.wasm",
+            ],
+            "no component at",
+        ),
+        (vec!["coolify", "--spec", "missing.yaml"], "missing.yaml"),
+    ] {
+        let mut cmd = world.fabrik();
+        cmd.args(["providers", "test"]).args(&args);
+        let output = World::output(cmd).await;
+        let text = text(&output);
+        assert_ne!(output.status.code(), Some(0), "{args:?}: {text}");
+        assert!(text.contains(said), "{args:?}: {text}");
+        assert!(!text.contains("ok   lock"), "{args:?}: nothing ran: {text}");
+    }
+    assert!(world.sandbox.cloudflare.faults.calls().is_empty());
+    assert!(world.sandbox.coolify.faults.calls().is_empty());
 }

@@ -42,6 +42,8 @@ pub struct Target {
     pub desired: Value,
     /// Env keys of `desired` whose values are secret (never shown).
     pub secret_names: Vec<String>,
+    /// Their values, hidden in everything the provider says.
+    pub secret_values: Vec<secrecy::SecretString>,
 }
 
 impl Target {
@@ -53,13 +55,14 @@ impl Target {
             name: name.trim_end_matches('.').to_ascii_lowercase(),
             desired: serde_json::json!({ "type": "A", "content": "192.0.2.10" }),
             secret_names: Vec::new(),
+            secret_values: Vec::new(),
         }
     }
 
     /// The spec's Coolify resource, renamed `name` and served at `<name>.<domain>` so
     /// that it never meets the app itself; secret values are random, never shown.
     pub fn coolify(spec: &crate::spec::LoadedSpec, name: &str) -> Result<Self, String> {
-        let secrets = spec
+        let secrets: std::collections::BTreeMap<String, String> = spec
             .spec
             .secrets
             .iter()
@@ -78,6 +81,10 @@ impl Target {
             name: name.to_owned(),
             desired: resource.desired,
             secret_names: spec.spec.secrets.clone(),
+            secret_values: secrets
+                .values()
+                .map(|v| secrecy::SecretString::from(v.clone()))
+                .collect(),
         })
     }
 }
@@ -270,7 +277,7 @@ async fn load(
         ));
     }
     let instance = providers
-        .instantiate(role, env)
+        .instantiate_hiding(role, env, &options.target.secret_values)
         .await
         .map_err(|e| e.to_string())?;
     let detail = format!(

@@ -807,6 +807,37 @@ mod tests {
     }
 
     #[test]
+    fn wrong_settings_are_invalid_config_naming_the_key() {
+        let configure = |pairs: &[(&str, &str)]| {
+            PowerDns::configure(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            )
+        };
+        for (pairs, key) in [
+            (vec![], "base-url"),
+            (vec![("base-url", "127.0.0.1:8081")], "base-url"),
+            (
+                vec![("base-url", BASE), ("default-ttl", "30")],
+                "default-ttl",
+            ),
+            (
+                vec![("base-url", BASE), ("default-ttl", "soon")],
+                "default-ttl",
+            ),
+            (vec![("base-url", BASE), ("server-id", "a/b")], "server-id"),
+        ] {
+            let refused = configure(&pairs);
+            assert!(
+                matches!(&refused, Err(ProviderError::InvalidConfig(m)) if m.contains(key)),
+                "{pairs:?}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
     fn names_are_lowercased_as_powerdns_stores_them() {
         assert_eq!(absolute("API.Example.COM"), "api.example.com.");
         assert_eq!(id_of("Api.Example.com", "A"), "api.example.com./A");
