@@ -2,12 +2,14 @@
 //! deployment states, resource statuses, provider roles and run origins. Each is stored
 //! as text through its own conversion (`as_str`/`FromStr`), never as a loose literal.
 
+pub mod deployment;
 pub mod origin;
 pub mod role;
 pub mod state;
 pub mod status;
 pub mod timestamp;
 
+pub use deployment::{deployment_key, split_key};
 pub use origin::RunOrigin;
 pub use role::{PerRole, Role};
 pub use state::{DeploymentState, InvalidStateTransition, State};

@@ -20,6 +20,7 @@ pub mod notify;
 pub mod outcome;
 pub mod owner;
 pub mod plan;
+pub mod promote;
 mod prune;
 mod recover;
 mod refresh;

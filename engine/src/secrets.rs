@@ -82,6 +82,21 @@ pub struct EnvSource {
     warnings: Vec<String>,
     /// Values that win over the environment and `.env` (see [`EnvSource::overriding`]).
     overrides: BTreeMap<String, SecretString>,
+    /// `.env.<environment>` of each environment read so far (see
+    /// [`EnvSource::with_environment`]): between the process environment and `.env`.
+    environments: BTreeMap<String, Layer>,
+}
+
+/// One dotenv file's values.
+#[derive(Debug, Default, Clone)]
+struct Layer {
+    path: PathBuf,
+    values: BTreeMap<String, SecretString>,
+}
+
+/// The file an environment's own values live in: `.env.<environment>`.
+pub fn environment_dotenv(project_dir: &Path, environment: &str) -> PathBuf {
+    project_dir.join(format!("{DOTENV}.{environment}"))
 }
 
 impl EnvSource {
@@ -89,55 +104,106 @@ impl EnvSource {
     /// file and line, never its content.
     pub fn load(project_dir: &Path) -> Result<Self, SecretsError> {
         let path = project_dir.join(DOTENV);
-        // Read once: the values, the text the expansion check compares them with, and the
-        // permissions come from the same open file; bounded, and a regular file (through
-        // a link is fine), never a device or a FIFO that would be read for ever.
-        let unreadable = |reason: String| SecretsError::Unreadable {
-            path: path.clone(),
-            reason,
+        let Some((dotenv, warnings)) = read_dotenv(&path)? else {
+            return Ok(Self::default());
         };
-        let file = match crate::bounded::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(unreadable(e.to_string())),
-        };
-        let world_writable = file.metadata().is_ok_and(|m| {
-            use std::os::unix::fs::PermissionsExt;
-            m.permissions().mode() & 0o002 != 0
-        });
-        let raw = crate::bounded::read_open(file, crate::bounded::MAX_TEXT)
-            .and_then(crate::bounded::utf8)
-            .map_err(|e| unreadable(e.to_string()))?;
-        let mut dotenv = BTreeMap::new();
-        for item in dotenvy::from_read_iter(raw.as_bytes()) {
-            let (key, value) = item.map_err(|e| SecretsError::Malformed {
-                path: path.clone(),
-                reason: describe(&e),
-            })?;
-            dotenv.insert(key, SecretString::from(value));
-        }
-        let mut warnings = Vec::new();
-        for (line, key) in expanded(&raw, &dotenv) {
-            warnings.push(format!(
-                "{} line {line}: `$` expansion changed the value of {key} (a `$NAME` outside single quotes is replaced by that variable); to take it literally, write it in single quotes",
-                path.display()
-            ));
-        }
-        if world_writable {
-            warnings.push(format!(
-                "{} is writable by every user of this machine, who could change what is deployed; run `chmod o-w {}`",
-                path.display(),
-                path.display()
-            ));
-        }
         Ok(Self {
             dotenv_path: Some(path),
             dotenv,
             warnings,
             overrides: BTreeMap::new(),
+            environments: BTreeMap::new(),
         })
     }
 
+    /// Reads `.env.<environment>` (if it exists and was not read yet): its values come
+    /// after the process environment and before `.env` for the apps of that environment.
+    pub fn with_environment(
+        &mut self,
+        project_dir: &Path,
+        environment: &str,
+    ) -> Result<(), SecretsError> {
+        if self.environments.contains_key(environment) {
+            return Ok(());
+        }
+        let path = environment_dotenv(project_dir, environment);
+        let (values, warnings) = read_dotenv(&path)?.unwrap_or_default();
+        self.warnings.extend(warnings);
+        self.environments
+            .insert(environment.to_owned(), Layer { path, values });
+        Ok(())
+    }
+
+    /// The value of `name` for an app in `environment`: an override, the process
+    /// environment, `.env.<environment>` (read with [`EnvSource::with_environment`]),
+    /// then `.env`.
+    pub fn get_in(&self, environment: Option<&str>, name: &str) -> Option<SecretString> {
+        if let Some(value) = self.overrides.get(name) {
+            return Some(value.clone());
+        }
+        match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Some(SecretString::from(value)),
+            _ => environment
+                .and_then(|e| self.environments.get(e))
+                .and_then(|layer| layer.values.get(name))
+                .or_else(|| self.dotenv.get(name))
+                .cloned(),
+        }
+    }
+}
+
+/// A dotenv file's values and what a person should know about it (never a value); `None`
+/// if there is no such file.
+#[allow(clippy::type_complexity)]
+fn read_dotenv(
+    path: &Path,
+) -> Result<Option<(BTreeMap<String, SecretString>, Vec<String>)>, SecretsError> {
+    let path = path.to_path_buf();
+    // Read once: the values, the text the expansion check compares them with, and the
+    // permissions come from the same open file; bounded, and a regular file (through
+    // a link is fine), never a device or a FIFO that would be read for ever.
+    let unreadable = |reason: String| SecretsError::Unreadable {
+        path: path.clone(),
+        reason,
+    };
+    let file = match crate::bounded::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(unreadable(e.to_string())),
+    };
+    let world_writable = file.metadata().is_ok_and(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o002 != 0
+    });
+    let raw = crate::bounded::read_open(file, crate::bounded::MAX_TEXT)
+        .and_then(crate::bounded::utf8)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let mut dotenv = BTreeMap::new();
+    for item in dotenvy::from_read_iter(raw.as_bytes()) {
+        let (key, value) = item.map_err(|e| SecretsError::Malformed {
+            path: path.clone(),
+            reason: describe(&e),
+        })?;
+        dotenv.insert(key, SecretString::from(value));
+    }
+    let mut warnings = Vec::new();
+    for (line, key) in expanded(&raw, &dotenv) {
+        warnings.push(format!(
+                "{} line {line}: `$` expansion changed the value of {key} (a `$NAME` outside single quotes is replaced by that variable); to take it literally, write it in single quotes",
+                path.display()
+            ));
+    }
+    if world_writable {
+        warnings.push(format!(
+                "{} is writable by every user of this machine, who could change what is deployed; run `chmod o-w {}`",
+                path.display(),
+                path.display()
+            ));
+    }
+    Ok(Some((dotenv, warnings)))
+}
+
+impl EnvSource {
     /// What a person should know about `.env` (see [`EnvSource::load`]); no value.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -153,6 +219,7 @@ impl EnvSource {
             dotenv: self.dotenv.clone(),
             warnings: self.warnings.clone(),
             overrides,
+            environments: self.environments.clone(),
         }
     }
 
@@ -268,11 +335,28 @@ impl EnvSource {
         names: &[String],
         required: &[String],
     ) -> Result<Vec<Resolved>, SecretsError> {
+        self.resolve_all_in(project_dir, None, names, required)
+    }
+
+    /// Resolves each name for an app in `environment` (none: an app without
+    /// environments): the process environment, then `.env.<environment>`, then `.env`,
+    /// else a generated value appended to `.env.<environment>` (or `.env`), created with
+    /// mode 0600, so the next run reuses it and no other environment shares it.
+    pub fn resolve_all_in(
+        &mut self,
+        project_dir: &Path,
+        environment: Option<&str>,
+        names: &[String],
+        required: &[String],
+    ) -> Result<Vec<Resolved>, SecretsError> {
+        if let Some(environment) = environment {
+            self.with_environment(project_dir, environment)?;
+        }
         // Every required secret is checked before any is generated: a missing one must
         // leave `.env` as it was.
         let missing: Vec<String> = required
             .iter()
-            .filter(|name| self.get(name).is_none())
+            .filter(|name| self.get_in(environment, name).is_none())
             .cloned()
             .collect();
         if !missing.is_empty() {
@@ -280,13 +364,16 @@ impl EnvSource {
         }
         let mut resolved = Vec::new();
         for name in names {
+            let own = environment
+                .and_then(|e| self.environments.get(e))
+                .and_then(|layer| layer.values.get(name));
             let (value, origin) = match std::env::var(name) {
                 Ok(value) if !value.is_empty() => (SecretString::from(value), Origin::Environment),
-                _ => match self.dotenv.get(name) {
+                _ => match own.or_else(|| self.dotenv.get(name)) {
                     Some(value) => (value.clone(), Origin::Dotenv),
                     None => {
                         let value = generate()?;
-                        self.persist(project_dir, name, &value)?;
+                        self.persist(project_dir, environment, name, &value)?;
                         (value, Origin::Generated)
                     }
                 },
@@ -322,6 +409,7 @@ impl EnvSource {
     ) -> Result<(), SecretsError> {
         self.persist(
             project_dir,
+            None,
             FINGERPRINT_KEY_ENV,
             &SecretString::from(hex::encode(key)),
         )
@@ -330,13 +418,17 @@ impl EnvSource {
     fn persist(
         &mut self,
         project_dir: &Path,
+        environment: Option<&str>,
         name: &str,
         value: &SecretString,
     ) -> Result<(), SecretsError> {
         use secrecy::ExposeSecret;
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let path = project_dir.join(DOTENV);
+        let path = match environment {
+            Some(environment) => environment_dotenv(project_dir, environment),
+            None => project_dir.join(DOTENV),
+        };
         // Reading through a linked `.env` is the user's choice; appending a generated
         // value to whatever it points at is not one Fabrik makes.
         if crate::own_files::is_link(&path) {
@@ -369,8 +461,17 @@ impl EnvSource {
                 path: path.clone(),
                 source,
             })?;
-        self.dotenv.insert(name.to_owned(), value.clone());
-        self.dotenv_path = Some(path);
+        match environment {
+            Some(environment) => {
+                let layer = self.environments.entry(environment.to_owned()).or_default();
+                layer.values.insert(name.to_owned(), value.clone());
+                layer.path = path;
+            }
+            None => {
+                self.dotenv.insert(name.to_owned(), value.clone());
+                self.dotenv_path = Some(path);
+            }
+        }
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ pub mod compose_lint;
 pub mod database_image;
 pub mod diagnostic;
 pub mod domain;
+pub mod environments;
 pub mod hash;
 pub mod locate;
 pub mod model;
@@ -67,15 +68,21 @@ pub enum SpecError {
     },
 }
 
-/// Reads and validates the spec at `path`.
+/// Reads and validates the spec at `path` (one without environments: see [`parse`]).
 pub fn load(path: &Path, templates: &TemplateRegistry) -> Result<LoadedSpec, SpecError> {
+    let text = read_text(path)?;
+    parse(path, &text, templates)
+}
+
+/// The spec file's text: bounded, UTF-8.
+fn read_text(path: &Path) -> Result<String, SpecError> {
     let bytes =
         crate::bounded::read(path, crate::bounded::MAX_TEXT).map_err(|source| SpecError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(text),
         Err(error) => {
             let (line, column) =
                 crate::bounded::position(error.as_bytes(), error.utf8_error().valid_up_to());
@@ -86,13 +93,12 @@ pub fn load(path: &Path, templates: &TemplateRegistry) -> Result<LoadedSpec, Spe
                 "the file is not UTF-8 text",
                 Some("save it as UTF-8"),
             );
-            return Err(SpecError::Invalid {
+            Err(SpecError::Invalid {
                 path: path.to_path_buf(),
                 diagnostics: diags.into_sorted(),
-            });
+            })
         }
-    };
-    parse(path, &text, templates)
+    }
 }
 
 /// Where the tab is that a YAML error complains about: the parser often reports the
@@ -113,12 +119,175 @@ fn tab_near(text: &str, error: Location, message: &str) -> Option<Location> {
         })
 }
 
-/// Validates `text` as the spec at `path`, reporting every problem found.
+/// Validates `text` as the spec at `path`, reporting every problem found. A spec with
+/// `environments` is refused here: [`parse_file`] reads it, and its
+/// [`SpecFile::select`] gives one environment's spec.
 pub fn parse(
     path: &Path,
     text: &str,
     templates: &TemplateRegistry,
 ) -> Result<LoadedSpec, SpecError> {
+    let file = parse_file(path, text, templates)?;
+    match file.single {
+        Some(loaded) => Ok(*loaded),
+        None => Err(SpecError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics: vec![Diagnostic {
+                file: path.to_path_buf(),
+                location: Location { line: 1, column: 1 },
+                field: "environments".to_owned(),
+                message: format!(
+                    "the spec has environments ({}): one must be chosen",
+                    file.environment_names().join(", ")
+                ),
+                hint: Some("pass `--env NAME`".to_owned()),
+            }],
+        }),
+    }
+}
+
+/// A spec file as read: one deployment, or one per environment of its `environments`.
+#[derive(Debug, Clone)]
+pub struct SpecFile {
+    pub path: PathBuf,
+    /// The spec of a file without environments.
+    single: Option<Box<LoadedSpec>>,
+    /// The entries of `environments`, in the order written.
+    entries: Vec<environments::Entry>,
+    /// The spec of each named (not pattern) environment, in the order written.
+    named: Vec<LoadedSpec>,
+    /// What a pattern environment is validated again from, with its concrete name.
+    root: serde_yaml::Value,
+    map: SourceMap,
+}
+
+/// Why no spec could be chosen from a file.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error("`{}` has no environments, and `--env {env}` names one\n  hint: drop `--env`, or add `environments:` with `{env}:` to the spec", path.display())]
+    NoEnvironments { path: PathBuf, env: String },
+    #[error("`{}` has no environment `{env}` (it has {})\n  hint: pass one of those to `--env`, or add `{env}:` under `environments:`", path.display(), known.join(", "))]
+    Unknown {
+        path: PathBuf,
+        env: String,
+        known: Vec<String>,
+    },
+    #[error(transparent)]
+    Invalid(#[from] SpecError),
+}
+
+impl SpecFile {
+    /// The app's name.
+    pub fn app(&self) -> &str {
+        match &self.single {
+            Some(loaded) => &loaded.spec.name,
+            None => self.named.first().map_or("", |l| l.spec.name.as_str()),
+        }
+    }
+
+    pub fn has_environments(&self) -> bool {
+        self.single.is_none()
+    }
+
+    /// The environments as written (`staging`, `preview-*`).
+    pub fn environment_names(&self) -> Vec<String> {
+        self.entries.iter().map(|e| e.name.to_string()).collect()
+    }
+
+    /// The spec of a file without environments; `None` if it has some.
+    pub fn single(&self) -> Option<&LoadedSpec> {
+        self.single.as_deref()
+    }
+
+    /// The spec of every named environment (patterns stand for names not known here).
+    pub fn named(&self) -> &[LoadedSpec] {
+        &self.named
+    }
+
+    /// Whether `name` is one of the file's environments, or matches one of its patterns.
+    pub fn has_environment(&self, name: &str) -> bool {
+        environments::find(&self.entries, name).is_some()
+    }
+
+    /// The spec of environment `env`: a named one as validated, or a pattern's, validated
+    /// again with `env` in its domain.
+    pub fn select(
+        &self,
+        env: &str,
+        templates: &TemplateRegistry,
+    ) -> Result<LoadedSpec, SelectError> {
+        if self.single.is_some() {
+            return Err(SelectError::NoEnvironments {
+                path: self.path.clone(),
+                env: env.to_owned(),
+            });
+        }
+        let Some(entry) = environments::find(&self.entries, env) else {
+            return Err(SelectError::Unknown {
+                path: self.path.clone(),
+                env: env.to_owned(),
+                known: self.environment_names(),
+            });
+        };
+        if let Some(named) = self
+            .named
+            .iter()
+            .find(|l| l.spec.environment.as_deref() == Some(env))
+        {
+            return Ok(named.clone());
+        }
+        let mut diags = Diagnostics::new(&self.path);
+        let top = self.root.as_mapping().cloned().unwrap_or_default();
+        let (doc, map) = environments::effective(&top, &self.map, entry, env);
+        let loaded = validate_document(&self.path, &doc, &map, templates, Some(env), &mut diags);
+        match loaded {
+            Some(loaded) if diags.is_empty() => Ok(loaded),
+            _ => Err(SpecError::Invalid {
+                path: self.path.clone(),
+                diagnostics: attributed(diags.into_sorted(), entry),
+            }
+            .into()),
+        }
+    }
+}
+
+/// Problems of one environment's spec, named as the environment's: `domain` becomes
+/// `environments.staging.domain`, and a missing field is located at the entry.
+fn attributed(found: Vec<Diagnostic>, entry: &environments::Entry) -> Vec<Diagnostic> {
+    let prefix = format!("environments.{}", entry.written);
+    found
+        .into_iter()
+        .map(|mut d| {
+            if !d.field.starts_with("environments") {
+                d.field = if d.field.is_empty() {
+                    prefix.clone()
+                } else {
+                    format!("{prefix}.{}", d.field)
+                };
+            }
+            if d.location == (Location { line: 1, column: 1 }) {
+                d.location = entry.location();
+            }
+            d
+        })
+        .collect()
+}
+
+/// Reads and validates the spec at `path`, with its environments if it has any.
+pub fn load_file(path: &Path, templates: &TemplateRegistry) -> Result<SpecFile, SpecError> {
+    let text = read_text(path)?;
+    parse_file(path, &text, templates)
+}
+
+/// Validates `text` as the spec file at `path`: the spec itself, or every environment's
+/// (a pattern's with two names it stands for), reporting every problem found. A problem
+/// every environment shares is reported once, where it is written; one only some have is
+/// named as theirs.
+pub fn parse_file(
+    path: &Path,
+    text: &str,
+    templates: &TemplateRegistry,
+) -> Result<SpecFile, SpecError> {
     let mut diags = Diagnostics::new(path);
     let invalid = |diags: Diagnostics| SpecError::Invalid {
         path: path.to_path_buf(),
@@ -152,7 +321,145 @@ pub fn parse(
             return Err(invalid(diags));
         }
     };
-    let draft = validate::read(&root, &map, &mut diags);
+    let entries = match &root {
+        serde_yaml::Value::Mapping(top) => environments::read(top, &map, &mut diags),
+        _ => None,
+    };
+    let Some(entries) = entries else {
+        let loaded = validate_document(path, &root, &map, templates, None, &mut diags);
+        return match loaded {
+            Some(loaded) if diags.is_empty() => Ok(SpecFile {
+                path: path.to_path_buf(),
+                single: Some(Box::new(loaded)),
+                entries: Vec::new(),
+                named: Vec::new(),
+                root,
+                map,
+            }),
+            _ => Err(invalid(diags)),
+        };
+    };
+    let top = root.as_mapping().cloned().unwrap_or_default();
+    // Each environment's problems, and the specs of the names checked.
+    let mut checked: Vec<(&environments::Entry, Vec<Diagnostic>, Vec<LoadedSpec>)> = Vec::new();
+    for entry in &entries {
+        let mut found = Vec::new();
+        let mut specs = Vec::new();
+        for name in entry.samples() {
+            let (doc, located) = environments::effective(&top, &map, entry, &name);
+            let mut own = Diagnostics::new(path);
+            let loaded = validate_document(path, &doc, &located, templates, Some(&name), &mut own);
+            let own = own.into_sorted();
+            if own.is_empty() {
+                specs.extend(loaded);
+            }
+            for d in own {
+                if !found.contains(&d) {
+                    found.push(d);
+                }
+            }
+        }
+        checked.push((entry, found, specs));
+    }
+    let in_every = |d: &Diagnostic| checked.iter().all(|(_, found, _)| found.contains(d));
+    let mut reported: Vec<Diagnostic> = Vec::new();
+    for (entry, found, _) in &checked {
+        for d in found {
+            let d = if in_every(d) {
+                d.clone()
+            } else {
+                attributed(vec![d.clone()], entry).remove(0)
+            };
+            if !reported.contains(&d) {
+                reported.push(d);
+            }
+        }
+    }
+    for d in reported {
+        diags.push_with_hint(d.location, &d.field, d.message, d.hint);
+    }
+    // Two environments never share a domain or a place in Coolify, nor do two names of
+    // one pattern: they would be one resource with two owners.
+    let mut seen: Vec<(&environments::Entry, &LoadedSpec)> = Vec::new();
+    for (entry, _, specs) in &checked {
+        for loaded in specs {
+            for (other_entry, other) in &seen {
+                let same_domain = other.spec.domain == loaded.spec.domain;
+                let same_place = other.spec.coolify.project == loaded.spec.coolify.project
+                    && other.spec.coolify.environment == loaded.spec.coolify.environment;
+                if !(same_domain || same_place) {
+                    continue;
+                }
+                let what = if same_domain {
+                    format!("domain {}", loaded.spec.domain)
+                } else {
+                    format!(
+                        "Coolify project `{}` and environment `{}`",
+                        loaded.spec.coolify.project, loaded.spec.coolify.environment
+                    )
+                };
+                let (field, hint) = if std::ptr::eq(*other_entry, *entry) {
+                    (
+                        if same_domain {
+                            "domain"
+                        } else {
+                            "coolify.environment"
+                        },
+                        "a pattern's environments each need their own: put `{{ env }}` in it, as in `{{ env }}.preview.example.com`",
+                    )
+                } else {
+                    (
+                        if same_domain {
+                            "domain"
+                        } else {
+                            "coolify.environment"
+                        },
+                        "each environment needs its own: override it in one of them",
+                    )
+                };
+                let path_of = format!("environments.{}.{field}", entry.written);
+                diags.push_with_hint(
+                    entry.location(),
+                    &path_of,
+                    format!(
+                        "`{}` and `{}` would share the {what}",
+                        other.spec.environment.as_deref().unwrap_or_default(),
+                        loaded.spec.environment.as_deref().unwrap_or_default()
+                    ),
+                    Some(hint),
+                );
+            }
+            seen.push((entry, loaded));
+        }
+    }
+    if !diags.is_empty() {
+        return Err(invalid(diags));
+    }
+    let named = checked
+        .iter()
+        .filter(|(entry, _, _)| !entry.name.is_pattern())
+        .flat_map(|(_, _, specs)| specs.iter().cloned())
+        .collect();
+    Ok(SpecFile {
+        path: path.to_path_buf(),
+        single: None,
+        entries,
+        named,
+        root,
+        map,
+    })
+}
+
+/// Validates one effective document (`environment`: the environment it is the spec of).
+fn validate_document(
+    path: &Path,
+    root: &serde_yaml::Value,
+    map: &SourceMap,
+    templates: &TemplateRegistry,
+    environment: Option<&str>,
+    diags: &mut Diagnostics,
+) -> Option<LoadedSpec> {
+    let draft = validate::read(root, map, diags);
 
     let template = draft
         .template
@@ -217,7 +524,7 @@ pub fn parse(
     }
 
     if !diags.is_empty() {
-        return Err(invalid(diags));
+        return None;
     }
     let (Some(template), Some(name), Some(template_name), Some(domain), Some(server), Some(port)) = (
         template,
@@ -233,12 +540,13 @@ pub fn parse(
             "",
             "the spec is incomplete",
         );
-        return Err(invalid(diags));
+        return None;
     };
     let (notify, hooks) = (draft.notify.clone(), draft.hooks.clone());
     let spec = Spec {
         coolify: draft.coolify(&name),
         name,
+        environment: environment.map(str::to_owned),
         template: template_name,
         domain,
         server,
@@ -251,7 +559,7 @@ pub fn parse(
         rollback: draft.rollback,
     };
     match template.render(&spec) {
-        Ok(rendered) => Ok(LoadedSpec {
+        Ok(rendered) => Some(LoadedSpec {
             path: path.to_path_buf(),
             spec,
             rendered,
@@ -260,7 +568,7 @@ pub fn parse(
         }),
         Err(e) => {
             diags.push(map.value("template"), "template", e.to_string());
-            Err(invalid(diags))
+            None
         }
     }
 }

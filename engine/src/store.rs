@@ -97,13 +97,23 @@ pub enum StoreError {
 pub struct Deployment {
     pub id: i64,
     pub project: String,
+    /// The app's name, without its environment (see [`Deployment::key`]).
     pub app: String,
+    /// The environment of the app's spec this deployment is, if any.
+    pub environment: Option<String>,
     pub spec_path: String,
     pub spec_hash: Option<String>,
     pub state: DeploymentState,
+    /// When the deployment was first made (seconds since the epoch, with milliseconds).
+    pub created_at: String,
 }
 
 impl Deployment {
+    /// The key its lock, owner tag and commands go by: `api`, or `api@staging`.
+    pub fn key(&self) -> String {
+        crate::domain::deployment_key(&self.app, self.environment.as_deref())
+    }
+
     /// Whether the latest run completed (and nothing was destroyed since).
     pub fn is_complete(&self) -> bool {
         self.state == DeploymentState::Run(State::Complete)
@@ -181,6 +191,7 @@ impl ResourceRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub project: String,
+    /// The deployment key (`api`, `api@staging`).
     pub app: String,
     /// The resource's name in that app.
     pub name: String,

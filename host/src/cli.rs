@@ -33,6 +33,7 @@ mod new;
 mod output;
 mod plan;
 mod progress;
+mod promote;
 mod providers;
 mod render;
 mod report;
@@ -112,6 +113,9 @@ enum Command {
     Apply(ApplyArgs),
     /// Deploy an app's previous completed version again (see `fabrik history`)
     Rollback(RollbackArgs),
+    /// Deploy to one environment exactly what another verified: the commit or image
+    /// digest of its last run, which must have completed
+    Promote(PromoteArgs),
     /// Show what `apply` would do, without changing anything (same as `apply --dry-run`)
     Plan(PlanArgs),
     /// Show or pin the project's provider plugins
@@ -123,6 +127,8 @@ enum Command {
         /// Delete them (after re-checking each one's owner tag); their data is kept
         #[arg(long)]
         delete: bool,
+        #[command(flatten)]
+        env: EnvArgs,
         /// Do not ask for confirmation
         #[arg(long)]
         yes: bool,
@@ -135,6 +141,8 @@ enum Command {
     Destroy {
         /// The app's name
         name: String,
+        #[command(flatten)]
+        env: EnvArgs,
         /// Do not ask for confirmation
         #[arg(long)]
         yes: bool,
@@ -153,6 +161,8 @@ enum Command {
     Status {
         /// Only this app
         name: Option<String>,
+        #[command(flatten)]
+        env: EnvArgs,
         /// Destroyed apps too (hidden otherwise, unless named)
         #[arg(long)]
         all: bool,
@@ -166,6 +176,8 @@ enum Command {
         /// The app's name
         name: String,
         #[command(flatten)]
+        env: EnvArgs,
+        #[command(flatten)]
         state: StateArgs,
         #[command(flatten)]
         output: OutputArgs,
@@ -174,6 +186,8 @@ enum Command {
     Unlock {
         /// The app's name
         name: String,
+        #[command(flatten)]
+        env: EnvArgs,
         /// With PostgreSQL state: end the session of a holder that is still connected
         /// (its run stops before its next provider call; the next apply recovers it)
         #[arg(long)]
@@ -237,6 +251,15 @@ struct ProvidersTestArgs {
     deploy_timeout: u64,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+/// Which environment of an app (its spec's `environments:`) a command works on.
+#[derive(Debug, Args, Clone, Default)]
+struct EnvArgs {
+    /// The environment of the app to work on (`staging`, `preview-123`); required by the
+    /// commands that change something when the spec has environments
+    #[arg(long = "env", value_name = "NAME")]
+    env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -323,6 +346,8 @@ struct PlanArgs {
     #[arg(long)]
     detailed_exitcode: bool,
     #[command(flatten)]
+    env: EnvArgs,
+    #[command(flatten)]
     reach: ReachArgs,
     #[command(flatten)]
     state: StateArgs,
@@ -332,6 +357,8 @@ struct PlanArgs {
 
 #[derive(Debug, Args)]
 struct DoctorArgs {
+    #[command(flatten)]
+    env: EnvArgs,
     /// Spec files to check (default: the project's providers only)
     specs: Vec<PathBuf>,
     #[command(flatten)]
@@ -354,6 +381,29 @@ struct ApplyArgs {
     #[arg(long, requires = "dry_run")]
     detailed_exitcode: bool,
     #[command(flatten)]
+    env: EnvArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+struct PromoteArgs {
+    /// The app's name
+    app: String,
+    /// The environment whose last completed run is promoted (`staging`)
+    #[arg(long, value_name = "ENV")]
+    from: String,
+    /// The environment that deploys it, with its own domain, env and secrets
+    /// (`production`)
+    #[arg(long, value_name = "ENV")]
+    to: String,
+    /// The app's spec (default: the project's spec whose `name` is the app)
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// Print what moves and the plan, and stop: nothing is changed
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
     run: RunArgs,
 }
 
@@ -365,6 +415,8 @@ struct RollbackArgs {
     /// previous completed version
     #[arg(long, value_name = "RUN")]
     to: Option<String>,
+    #[command(flatten)]
+    env: EnvArgs,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -489,6 +541,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             warn_for_specs(&args.specs);
             doctor::run(
                 &args.specs,
+                args.env.env.as_deref(),
                 args.output.output,
                 &args.reach.verify_options(),
             )
@@ -506,6 +559,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                     &found,
                     args.output.output,
                     args.detailed_exitcode,
+                    args.env.env.as_deref(),
                     args.state.path.as_deref(),
                     &args.reach.verify_options(),
                 )
@@ -521,15 +575,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             None => Ok(ExitStatus::Invalid),
         },
         Command::Rollback(args) => rollback::run(&args),
-        Command::Unlock { name, force } => unlock::run(&name, force),
+        Command::Promote(args) => promote::run(&args),
+        Command::Unlock { name, env, force } => unlock::run(&name, env.env.as_deref(), force),
         Command::Destroy {
             name,
+            env,
             yes,
             purge,
             timeout,
             state,
         } => destroy::run(
             &name,
+            env.env.as_deref(),
             yes,
             DestroyOptions {
                 purge,
@@ -539,21 +596,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         ),
         Command::Gc {
             delete,
+            env,
             yes,
             output,
             state,
-        } => gc::run(delete, yes, output.output, state.path.as_deref()),
+        } => gc::run(
+            delete,
+            env.env.as_deref(),
+            yes,
+            output.output,
+            state.path.as_deref(),
+        ),
         Command::Status {
             name,
+            env,
             all,
             state,
             output,
-        } => status::run(name.as_deref(), all, output.output, state.path.as_deref()),
+        } => status::run(
+            name.as_deref(),
+            env.env.as_deref(),
+            all,
+            output.output,
+            state.path.as_deref(),
+        ),
         Command::History {
             name,
+            env,
             state,
             output,
-        } => history::run(&name, output.output, state.path.as_deref()),
+        } => history::run(
+            &name,
+            env.env.as_deref(),
+            output.output,
+            state.path.as_deref(),
+        ),
         Command::State(StateCommand::Export(args)) => state::export(args.path.as_deref()),
         Command::State(StateCommand::Migrate { to, state }) => {
             state::migrate(to == BackendArg::Postgres, state.path.as_deref())

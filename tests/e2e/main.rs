@@ -5,6 +5,7 @@ mod cli;
 mod convergence;
 mod day_two;
 mod deploy;
+mod environments;
 mod failure_paths;
 mod first_deploy;
 mod gc;

@@ -10,22 +10,28 @@ pub enum RunOrigin {
     Apply,
     /// `fabrik rollback`: deploys again what the run `restores` deployed.
     Rollback { restores: String },
+    /// `fabrik promote`: deploys, in this environment, the source ids another
+    /// environment's run `from` verified.
+    Promotion { from: String },
 }
 
 impl RunOrigin {
-    /// The stored name: `apply` or `rollback`.
+    /// The stored name: `apply`, `rollback` or `promotion`.
     pub fn as_str(&self) -> &'static str {
         match self {
             RunOrigin::Apply => "apply",
             RunOrigin::Rollback { .. } => "rollback",
+            RunOrigin::Promotion { .. } => "promotion",
         }
     }
 
-    /// For a rollback: the run whose version it deploys again.
+    /// For a rollback: the run whose version it deploys again; for a promotion: the run
+    /// of the other environment whose source it deploys (stored as `restores_run`).
     pub fn restores(&self) -> Option<&str> {
         match self {
             RunOrigin::Apply => None,
             RunOrigin::Rollback { restores } => Some(restores),
+            RunOrigin::Promotion { from } => Some(from),
         }
     }
 
@@ -34,6 +40,7 @@ impl RunOrigin {
         match (name, restores) {
             ("apply", _) => Ok(RunOrigin::Apply),
             ("rollback", Some(restores)) => Ok(RunOrigin::Rollback { restores }),
+            ("promotion", Some(from)) => Ok(RunOrigin::Promotion { from }),
             _ => Err(super::UnknownName {
                 what: "run origin",
                 value: name.to_owned(),

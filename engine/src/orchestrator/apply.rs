@@ -60,7 +60,7 @@ pub async fn apply(
     origin: &RunOrigin,
 ) -> Result<Outcome, ApplyError> {
     let spec = &loaded.spec;
-    let app = spec.name.clone();
+    let app = spec.key();
     let run_id = new_run_id()?;
     let hidden = Hidden::default();
     let redacting = Redacting {
@@ -104,7 +104,7 @@ async fn apply_locked(
     held: &RunLock,
 ) -> Result<(Outcome, Vec<Endpoint>), ApplyError> {
     let spec = &loaded.spec;
-    let app = spec.name.clone();
+    let app = spec.key();
     let secrets = resolve_secrets(ctx, loaded, env, hidden).await?;
     let hash = spec_hash(spec, &loaded.rendered.canonical, &secrets.fingerprints);
     let wanted = desired::wanted(loaded);
@@ -207,12 +207,24 @@ async fn apply_locked(
             snapshot: &Snapshot::of(loaded, &secrets.fingerprints).to_json(),
         })
         .await?;
-    if let Some(restores) = origin.restores() {
-        let restoring = RunEvent::Restoring {
-            restores_run: restores.to_owned(),
+    let told = match origin {
+        RunOrigin::Apply => None,
+        RunOrigin::Rollback { restores } => Some(RunEvent::Restoring {
+            restores_run: restores.clone(),
             spec_hash: hash.clone(),
-        };
-        ctx.observer.event(&app, Some(run_id), &restoring);
+        }),
+        RunOrigin::Promotion { from } => Some(RunEvent::Promoting {
+            from_run: from.clone(),
+            source: spec
+                .source
+                .as_ref()
+                .and_then(|s| s.resolved())
+                .unwrap_or_default()
+                .to_owned(),
+        }),
+    };
+    if let Some(event) = told {
+        ctx.observer.event(&app, Some(run_id), &event);
     }
     let mut run = Run {
         ctx,
@@ -337,22 +349,32 @@ async fn resolve_secrets(
 ) -> Result<Secrets, ApplyError> {
     let spec = &loaded.spec;
     let project = &ctx.project.name;
+    let app = spec.key();
     // Resolution may append generated values to `.env`: one app at a time.
     let env_source = env;
     let mut env = env.lock().await;
     // With a shared state, a secret another machine generated is never generated again
     // here with a different value.
-    for (name, host) in ctx.store.generated_secrets(project, &spec.name).await? {
-        if spec.secrets.contains(&name) && env.get(&name).is_none() {
+    for (name, host) in ctx.store.generated_secrets(project, &app).await? {
+        if spec.secrets.contains(&name) && env.get_in(spec.environment.as_deref(), &name).is_none()
+        {
             return Err(SecretsError::GeneratedElsewhere {
-                app: spec.name.clone(),
+                app: app.clone(),
                 name,
                 host,
             }
             .into());
         }
     }
-    let resolved = env.resolve_all(&ctx.project.dir, &spec.secrets, &spec.required_secrets)?;
+    if let Some(environment) = &spec.environment {
+        env.with_environment(&ctx.project.dir, environment)?;
+    }
+    let resolved = env.resolve_all_in(
+        &ctx.project.dir,
+        spec.environment.as_deref(),
+        &spec.secrets,
+        &spec.required_secrets,
+    )?;
     drop(env);
     let key = super::fingerprint_key::for_apply(
         ctx.store,
@@ -360,7 +382,7 @@ async fn resolve_secrets(
         &ctx.project.dir,
         ctx.observer,
         project,
-        &spec.name,
+        &app,
     )
     .await?;
     let mut out = Secrets {
@@ -390,15 +412,15 @@ async fn resolve_secrets(
         }
         for warning in warnings {
             ctx.observer
-                .event(&spec.name, None, &RunEvent::Warning { warning });
+                .event(&app, None, &RunEvent::Warning { warning });
         }
         if secret.origin == secrets::Origin::Generated {
             ctx.store
-                .record_generated(project, &spec.name, &secret.name)
+                .record_generated(project, &app, &secret.name)
                 .await?;
             let name = secret.name.clone();
             ctx.observer
-                .event(&spec.name, None, &RunEvent::SecretGenerated { name });
+                .event(&app, None, &RunEvent::SecretGenerated { name });
         }
         let fingerprint = secrets::fingerprint(&key, &secret.name, &secret.value);
         out.fingerprints.insert(secret.name.clone(), fingerprint);
@@ -415,7 +437,7 @@ async fn open_deployment(
     loaded: &LoadedSpec,
     run_id: &str,
 ) -> Result<(Option<Deployment>, Vec<ResourceRow>), StoreError> {
-    let app = &loaded.spec.name;
+    let app = &loaded.spec.key();
     let store = ctx.store;
     let Some(deployment) = store.deployment(&ctx.project.name, app).await? else {
         return Ok((None, Vec::new()));
@@ -511,7 +533,7 @@ async fn connect(
     secrets: &Secrets,
     hidden: &Hidden,
 ) -> Result<(Instances, Vec<Endpoint>), PluginError> {
-    let app = &loaded.spec.name;
+    let app = &loaded.spec.key();
     let env = env.lock().await;
     let secret_values: Vec<SecretString> = secrets.values.values().cloned().collect();
     let instances = Instances {

@@ -325,6 +325,7 @@ async fn hook(
     let env = HookEnv {
         project: &run.ctx.project.name,
         app: &spec.name,
+        environment: spec.environment.as_deref(),
         domain: &spec.domain,
         url: &url,
         run_id: &run.run_id,

@@ -127,7 +127,7 @@ pub async fn examine(
         return checks;
     };
     let spec = &loaded.spec;
-    let owner = owner_tag(&project.name, &spec.name);
+    let owner = owner_tag(&project.name, &spec.key());
     if let Some(coolify) = coolify.as_mut() {
         // As apply: a private address is accepted when a `--resolve` override names the
         // domain (a private setup, the sandbox).

@@ -216,6 +216,9 @@ pub enum RunEvent {
         restores_run: String,
         spec_hash: String,
     },
+    /// A `fabrik promote` run deploys the source another environment's run `from_run`
+    /// verified: `source`, its commit or image digest.
+    Promoting { from_run: String, source: String },
     /// A provider's word on a long operation (a deployment).
     Progress { message: String },
     /// A health-check attempt that did not pass yet: what was asked, what came back.
@@ -378,6 +381,7 @@ impl RunEvent {
             | RunEvent::Resource { .. }
             | RunEvent::NoChanges
             | RunEvent::Restoring { .. }
+            | RunEvent::Promoting { .. }
             | RunEvent::Planned { .. }
             | RunEvent::NothingToDeploy { .. }
             | RunEvent::ResolveOverride { .. }
@@ -409,6 +413,7 @@ impl RunEvent {
             RunEvent::NoChanges => EventKind::NoChanges,
             RunEvent::Restoring { .. } | RunEvent::Undone { .. } => EventKind::Rollback,
             RunEvent::Progress { .. }
+            | RunEvent::Promoting { .. }
             | RunEvent::Probing { .. }
             | RunEvent::Planned { .. }
             | RunEvent::NothingToDeploy { .. } => EventKind::Progress,

@@ -17,6 +17,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 pub struct HookEnv<'a> {
     pub project: &'a str,
     pub app: &'a str,
+    /// The environment of the app's spec, if it has environments.
+    pub environment: Option<&'a str>,
     pub domain: &'a str,
     pub url: &'a str,
     pub run_id: &'a str,
@@ -90,6 +92,7 @@ pub async fn run(
         .env("FABRIK_HOOK", which)
         .env("FABRIK_PROJECT", env.project)
         .env("FABRIK_APP", env.app)
+        .env("FABRIK_ENVIRONMENT", env.environment.unwrap_or_default())
         .env("FABRIK_DOMAIN", env.domain)
         .env("FABRIK_URL", env.url)
         .env("FABRIK_RUN_ID", env.run_id)
@@ -206,6 +209,7 @@ mod tests {
         HookEnv {
             project: "acme",
             app: "api",
+            environment: None,
             domain: "api.example.com",
             url: "https://api.example.com/health",
             run_id: "r1",

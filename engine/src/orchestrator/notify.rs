@@ -243,10 +243,12 @@ impl Message<'_> {
     fn document(&self, origin: &RunOrigin, at: &str) -> serde_json::Value {
         let outcome = self.outcome;
         let rollback = outcome.rollback.as_ref();
+        let (app, environment) = crate::domain::split_key(&outcome.app);
         let mut document = serde_json::json!({
             "event": self.event.as_str(),
             "project": self.project,
-            "app": outcome.app,
+            "app": app,
+            "environment": environment,
             "run_id": outcome.run_id,
             "origin": origin.as_str(),
             "restores_run": origin.restores(),

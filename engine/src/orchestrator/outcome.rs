@@ -196,7 +196,9 @@ impl Serialize for Outcome {
         };
         let warnings: Vec<String> = self.warnings.iter().map(ToString::to_string).collect();
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("app", &self.app)?;
+        let (app, environment) = crate::domain::split_key(&self.app);
+        map.serialize_entry("app", app)?;
+        map.serialize_entry("environment", &environment)?;
         map.serialize_entry("state", &self.state)?;
         map.serialize_entry("url", &self.url)?;
         map.serialize_entry("page", &self.page)?;

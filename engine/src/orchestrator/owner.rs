@@ -13,7 +13,8 @@ pub const MAX_LEN: usize = 100;
 /// Hex digits of the project-name hash in a shortened tag (48 bits).
 const HASH_DIGITS: usize = 12;
 
-/// The owner tag of `app` in `project`, at most [`MAX_LEN`] bytes.
+/// The owner tag of `app` (a deployment key: `api`, `api@staging`) in `project`, at most
+/// [`MAX_LEN`] bytes.
 pub fn owner_tag(project: &str, app: &str) -> String {
     let full = format!("fabrik:{project}/{app}");
     if full.len() <= MAX_LEN {
@@ -40,8 +41,10 @@ pub fn owner_tag(project: &str, app: &str) -> String {
     format!("fabrik:~{hash}/~{}", &app_hash[..HASH_DIGITS])
 }
 
-/// The longest app name the spec accepts (a DNS label).
-const MAX_APP_LEN: usize = 63;
+/// The longest deployment key: an app name (a DNS label, 63) in an environment
+/// (`@` and at most 15 characters, `spec::environments::MAX_NAME_LEN`). With the
+/// 12-digit hash of a long project name, its tag still names it (`app_of`).
+const MAX_APP_LEN: usize = 63 + 1 + crate::spec::environments::MAX_NAME_LEN;
 
 /// A prefix every owner tag of `project` starts with, whatever the app: what `fabrik gc`
 /// asks providers to `list`. Tags of other projects may share a shortened prefix; the

@@ -107,6 +107,11 @@ impl Tally {
     }
 }
 
+/// A deployment key's app name, for JSON (its environment is a field of its own).
+fn app_name<S: serde::Serializer>(key: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(crate::domain::split_key(key).0)
+}
+
 impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -120,7 +125,12 @@ impl std::fmt::Display for Tally {
 /// The plan for one spec.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// The deployment key (`api`, `api@staging`); JSON gives `app` and `environment`.
+    #[serde(serialize_with = "app_name")]
     pub app: String,
+    /// The environment, from the key (for JSON).
+    #[serde(skip_deserializing)]
+    pub environment: Option<String>,
     pub spec: String,
     pub steps: Vec<Step>,
 }
@@ -130,7 +140,8 @@ impl Plan {
     pub fn fresh(loaded: &LoadedSpec) -> Self {
         let fresh = FreshSteps::of(loaded);
         Self {
-            app: loaded.spec.name.clone(),
+            app: loaded.spec.key(),
+            environment: loaded.spec.environment.clone(),
             spec: loaded.path.display().to_string(),
             steps: vec![fresh.dns, fresh.coolify, fresh.deploy, fresh.verify],
         }
@@ -300,7 +311,8 @@ impl Plan {
             });
         }
         Self {
-            app: spec.name.clone(),
+            app: spec.key(),
+            environment: spec.environment.clone(),
             spec: loaded.path.display().to_string(),
             steps,
         }

@@ -34,7 +34,8 @@ pub(crate) async fn refresh(
     values: &BTreeMap<String, SecretString>,
     instances: &mut Instances,
 ) -> Refreshed {
-    let (app, server, secret_names) = (spec.name.as_str(), spec.server.as_str(), &spec.secrets);
+    let key = spec.key();
+    let (app, server, secret_names) = (key.as_str(), spec.server.as_str(), &spec.secrets);
     if ctx.options.no_refresh {
         return Refreshed::default();
     }

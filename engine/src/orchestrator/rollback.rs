@@ -76,7 +76,7 @@ pub(crate) async fn roll_back(
             // The previous version names what it needs: deploying it again restores
             // what this run updated and removes what it created.
             RollbackMode::Manual => Some(LeftBecause::PolicyManual {
-                app: spec.name.clone(),
+                app: spec.key(),
                 restorable: run.restorable,
             }),
             RollbackMode::Auto if !created && row.previous_desired.is_none() => {
@@ -330,9 +330,11 @@ mod tests {
             id: 1,
             project: "p".to_owned(),
             app: "api".to_owned(),
+            environment: None,
             spec_path: "api.yaml".to_owned(),
             spec_hash: hash.map(str::to_owned),
             state,
+            created_at: "1".to_owned(),
         }
     }
 

@@ -102,16 +102,17 @@ const MAX_OWNER: usize = 100;
 
 /// An owner tag is compared with the one the engine expects before anything is done to
 /// it: one shaped like the tags Fabrik writes (`fabrik:`, at most 100 bytes, the
-/// project-name alphabet and `:`, `/`, `~`) is kept byte for byte, so that neither
+/// project-name alphabet and `:`, `/`, `~`, and `@` before an environment) is kept byte
+/// for byte, so that neither
 /// redaction (a secret equal to the app's name) nor escaping can make Fabrik's own tag
 /// look foreign, or a foreign one look like Fabrik's. Anything else is redacted, made one
 /// line and quoted: it can never equal a tag Fabrik writes.
 fn owner_field(tag: &str, redact: &dyn Fn(&str) -> String) -> String {
     let shaped = tag.starts_with("fabrik:")
         && tag.len() <= MAX_OWNER
-        && tag
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | ' ' | ':' | '/' | '~'));
+        && tag.chars().all(|c| {
+            c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | ' ' | ':' | '/' | '~' | '@')
+        });
     if shaped {
         tag.to_owned()
     } else {

@@ -11,7 +11,7 @@ use yaml_rust2::scanner::Marker;
 use super::diagnostic::Location;
 
 /// Field path → position of its key and of its value.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SourceMap {
     keys: HashMap<String, Location>,
     values: HashMap<String, Location>,
@@ -55,6 +55,29 @@ impl SourceMap {
             .get(path)
             .copied()
             .unwrap_or_else(|| self.value(path))
+    }
+}
+
+impl SourceMap {
+    /// This map with what is under `from` moved to `to` (a path of the effective
+    /// document): what was at `to` and below it before is dropped first. An environment's
+    /// overrides are read where they are written, under `environments.<name>`.
+    pub fn graft(&mut self, from: &str, to: &str) {
+        let under = |path: &str, root: &str| {
+            path == root
+                || path
+                    .strip_prefix(root)
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        };
+        for table in [&mut self.keys, &mut self.values] {
+            table.retain(|path, _| !under(path, to));
+            let moved: Vec<(String, Location)> = table
+                .iter()
+                .filter(|(path, _)| under(path, from))
+                .map(|(path, location)| (format!("{to}{}", &path[from.len()..]), *location))
+                .collect();
+            table.extend(moved);
+        }
     }
 }
 

@@ -20,6 +20,10 @@ pub const DEFAULT_BRANCH: &str = "main";
 pub struct Spec {
     /// DNS-label-safe slug; the Coolify resource name and the key of the app in the store.
     pub name: String,
+    /// The environment this spec is the effective spec of (`environments:`), if any: with
+    /// it, the app is a deployment of its own, keyed [`Spec::key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// Template that renders the app's docker-compose document.
     pub template: String,
     /// Public DNS name, lowercase ASCII (punycode), without a trailing dot.
@@ -244,6 +248,12 @@ impl Default for RollbackPolicy {
 }
 
 impl Spec {
+    /// The deployment's key: the app's name, with its environment if it has one
+    /// (`api@staging`). Its lock, runs, resources and owner tag go by it.
+    pub fn key(&self) -> String {
+        crate::domain::deployment_key(&self.name, self.environment.as_deref())
+    }
+
     /// The URL the health check probes.
     pub fn health_url(&self) -> String {
         format!("https://{}{}", self.domain, self.healthcheck.path)

@@ -41,6 +41,7 @@ const TOP_LEVEL: &[&str] = &[
     "rollback",
     "notify",
     "hooks",
+    "environments",
 ];
 
 /// The spec as read, before the template fills in defaults that depend on it (the port).

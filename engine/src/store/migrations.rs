@@ -68,6 +68,47 @@ ALTER TABLE runs ADD COLUMN origin TEXT NOT NULL DEFAULT 'apply' CHECK (origin I
 ALTER TABLE runs ADD COLUMN restores_run TEXT REFERENCES runs (id);
 ALTER TABLE runs ADD COLUMN snapshot TEXT;
 ",
+    // 3: environments. An app in an environment of its spec is a deployment of its own,
+    // keyed by project, app and environment ('' for an app without environments: every
+    // deployment before this version). A run may be a promotion, deploying what a run of
+    // another environment verified (`restores_run` names that run). SQLite changes a
+    // constraint only by rebuilding the table; rows keep their ids and their order, and
+    // the foreign keys, checked before the commit, still hold (`sqlite.rs`'s `migrate`).
+    r"
+CREATE TABLE deployments_v3 (
+    id           INTEGER PRIMARY KEY,
+    project      TEXT NOT NULL,
+    app          TEXT NOT NULL,
+    environment  TEXT NOT NULL DEFAULT '',
+    spec_path    TEXT NOT NULL,
+    spec_hash    TEXT,
+    state        TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    UNIQUE (project, app, environment)
+);
+INSERT INTO deployments_v3 (id, project, app, spec_path, spec_hash, state, created_at, updated_at)
+    SELECT id, project, app, spec_path, spec_hash, state, created_at, updated_at FROM deployments ORDER BY id;
+DROP TABLE deployments;
+ALTER TABLE deployments_v3 RENAME TO deployments;
+
+CREATE TABLE runs_v3 (
+    id             TEXT PRIMARY KEY,
+    deployment_id  INTEGER NOT NULL REFERENCES deployments (id),
+    state          TEXT NOT NULL,
+    spec_hash      TEXT NOT NULL,
+    started_at     TEXT NOT NULL,
+    finished_at    TEXT,
+    reason         TEXT,
+    origin         TEXT NOT NULL DEFAULT 'apply' CHECK (origin IN ('apply', 'rollback', 'promotion')),
+    restores_run   TEXT REFERENCES runs (id),
+    snapshot       TEXT
+);
+INSERT INTO runs_v3 (id, deployment_id, state, spec_hash, started_at, finished_at, reason, origin, restores_run, snapshot)
+    SELECT id, deployment_id, state, spec_hash, started_at, finished_at, reason, origin, restores_run, snapshot FROM runs ORDER BY rowid;
+DROP TABLE runs;
+ALTER TABLE runs_v3 RENAME TO runs;
+",
 ];
 
 /// The schema version this build writes.

@@ -10,17 +10,27 @@ use super::{
 };
 use crate::domain::{DeploymentState, ResourceStatus, RunOrigin, State};
 
-const DEPLOYMENT_COLUMNS: &str = "id, project, app, spec_path, spec_hash, state";
+const DEPLOYMENT_COLUMNS: &str =
+    "id, project, app, environment, spec_path, spec_hash, state, created_at";
 
 fn deployment_of(row: &Row) -> Result<Deployment, StoreError> {
+    let environment = row.text(3)?;
     Ok(Deployment {
         id: row.int(0)?,
         project: row.text(1)?,
         app: row.text(2)?,
-        spec_path: row.text(3)?,
-        spec_hash: row.opt_text(4)?,
-        state: row.parsed(5)?,
+        environment: (!environment.is_empty()).then_some(environment),
+        spec_path: row.text(4)?,
+        spec_hash: row.opt_text(5)?,
+        state: row.parsed(6)?,
+        created_at: row.text(7)?,
     })
+}
+
+/// The app and the stored environment (`''` for none) of a deployment key.
+fn key_columns(key: &str) -> (&str, &str) {
+    let (app, environment) = crate::domain::split_key(key);
+    (app, environment.unwrap_or(""))
 }
 
 const RUN_COLUMNS: &str =
@@ -63,9 +73,12 @@ pub async fn deployment<S: Session>(
     project: &str,
     app: &str,
 ) -> Result<Option<Deployment>, StoreError> {
+    let (app, environment) = key_columns(app);
     s.query_opt(
-        &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE project = $1 AND app = $2"),
-        &[project.into(), app.into()],
+        &format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE project = $1 AND app = $2 AND environment = $3"
+        ),
+        &[project.into(), app.into(), environment.into()],
     )
     .await?
     .as_ref()
@@ -75,7 +88,7 @@ pub async fn deployment<S: Session>(
 
 pub async fn deployments<S: Session>(s: &mut S) -> Result<Vec<Deployment>, StoreError> {
     s.query(
-        &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments ORDER BY project, app"),
+        &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments ORDER BY project, app, environment"),
         &[],
     )
     .await?
@@ -90,12 +103,13 @@ pub async fn ensure_deployment<S: Session>(
     app: &str,
     spec_path: &str,
 ) -> Result<Deployment, StoreError> {
+    let (app, environment) = key_columns(app);
     let row = s
         .query_opt(
             &format!(
-                "INSERT INTO deployments (project, app, spec_path, state, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $5)
-                 ON CONFLICT (project, app) DO UPDATE SET spec_path = excluded.spec_path
+                "INSERT INTO deployments (project, app, environment, spec_path, state, created_at, updated_at)
+                 VALUES ($1, $2, $6, $3, $4, $5, $5)
+                 ON CONFLICT (project, app, environment) DO UPDATE SET spec_path = excluded.spec_path
                  RETURNING {DEPLOYMENT_COLUMNS}"
             ),
             &[
@@ -104,6 +118,7 @@ pub async fn ensure_deployment<S: Session>(
                 spec_path.into(),
                 DeploymentState::Run(State::Pending).as_str().into(),
                 now().into(),
+                environment.into(),
             ],
         )
         .await?
@@ -450,7 +465,7 @@ pub async fn holder<S: Session>(
 ) -> Result<Option<Holder>, StoreError> {
     let row = s
         .query_opt(
-            "SELECT d.project, d.app, r.name FROM resources r JOIN deployments d ON d.id = r.deployment_id
+            "SELECT d.project, d.app, d.environment, r.name FROM resources r JOIN deployments d ON d.id = r.deployment_id
              WHERE r.provider = $1 AND r.kind = $2 AND r.external_id = $3 AND r.status IN ('created', 'updated', 'adopted') AND r.id <> $4
                AND d.project = $5
              ORDER BY r.id LIMIT 1",
@@ -464,10 +479,14 @@ pub async fn holder<S: Session>(
         )
         .await?;
     row.map(|row| {
+        let environment = row.text(2)?;
         Ok(Holder {
             project: row.text(0)?,
-            app: row.text(1)?,
-            name: row.text(2)?,
+            app: crate::domain::deployment_key(
+                &row.text(1)?,
+                Some(environment.as_str()).filter(|e| !e.is_empty()),
+            ),
+            name: row.text(3)?,
         })
     })
     .transpose()

@@ -134,6 +134,17 @@ CREATE TABLE generated_secrets (
 -- moves so that a release that would put a key back here refuses this schema.
 COMMENT ON TABLE settings IS 'Shared settings: never the key of secret fingerprints, only its id per project';
 ",
+    r"
+-- Environments: an app in an environment of its spec is a deployment of its own, keyed
+-- by project, app and environment ('' for an app without environments: every deployment
+-- before this version). A run may be a promotion, deploying what a run of another
+-- environment verified (`restores_run` names that run).
+ALTER TABLE deployments ADD COLUMN environment TEXT NOT NULL DEFAULT '';
+ALTER TABLE deployments DROP CONSTRAINT deployments_project_app_key;
+ALTER TABLE deployments ADD CONSTRAINT deployments_project_app_environment_key UNIQUE (project, app, environment);
+ALTER TABLE runs DROP CONSTRAINT runs_origin_check;
+ALTER TABLE runs ADD CONSTRAINT runs_origin_check CHECK (origin IN ('apply', 'rollback', 'promotion'));
+",
 ];
 
 /// The schema version this build writes.

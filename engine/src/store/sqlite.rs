@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
 
 use super::seam::{Cell, Row, Session};
@@ -252,6 +252,19 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self, from: i64) -> Result<(), StoreError> {
+        if from >= migrations::latest() {
+            return Ok(());
+        }
+        // A migration that rebuilds a table drops the one other tables refer to: foreign
+        // keys are off while it runs (SQLite ignores the pragma inside a transaction) and
+        // checked before each commit.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let migrated = self.migrate_steps(from);
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrated
+    }
+
+    fn migrate_steps(&mut self, from: i64) -> Result<(), StoreError> {
         for (index, sql) in migrations::MIGRATIONS.iter().enumerate() {
             let version = i64::try_from(index).unwrap_or(i64::MAX) + 1;
             if version <= from {
@@ -267,6 +280,17 @@ impl SqliteStore {
                 continue;
             }
             tx.execute_batch(sql)?;
+            let broken: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                .optional()?;
+            if let Some(table) = broken {
+                return Err(StoreError::Corrupt {
+                    path: self.path.clone(),
+                    message: format!(
+                        "migration {version} would leave a row of `{table}` referring to nothing; nothing was changed"
+                    ),
+                });
+            }
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()?;
         }

@@ -14,28 +14,36 @@ use fabrik_engine::workspace::Workspace;
 
 use super::loading::{check_providers, project_dirs};
 use super::progress::Reporter;
-use super::validate::load_all;
+use super::validate::{Choose, load_for};
 use super::{ApplyArgs, ExitStatus, RunArgs};
 
 /// Every spec's required secrets are there (environment or `.env`), before any apply
 /// starts: nothing changes when one is missing.
 fn check_required_secrets(specs: &[LoadedSpec]) -> anyhow::Result<Result<(), String>> {
     for dir in project_dirs(specs) {
-        let env = EnvSource::load(&dir)?;
+        let mut env = EnvSource::load(&dir)?;
         for spec in specs.iter().filter(|s| project_dir(&s.path) == dir) {
+            let environment = spec.spec.environment.as_deref();
+            if let Some(environment) = environment {
+                env.with_environment(&dir, environment)?;
+            }
             let missing: Vec<&str> = spec
                 .spec
                 .required_secrets
                 .iter()
-                .filter(|name| env.get(name).is_none())
+                .filter(|name| env.get_in(environment, name).is_none())
                 .map(String::as_str)
                 .collect();
             if !missing.is_empty() {
                 return Ok(Err(format!(
-                    "{}: required secret{} {} not set in the environment or in .env (`generate: false` in the spec); nothing was changed",
+                    "{}: required secret{} {} not set in the environment or in {} (`generate: false` in the spec); nothing was changed",
                     spec.path.display(),
                     if missing.len() == 1 { "" } else { "s" },
-                    missing.join(", ")
+                    missing.join(", "),
+                    match environment {
+                        Some(environment) => format!(".env.{environment} or .env"),
+                        None => ".env".to_owned(),
+                    }
                 )));
             }
         }
@@ -137,7 +145,7 @@ pub(super) fn deploy(
         // process killed); close what they left unfinished, each under its lock again.
         let mut lines = Vec::new();
         for (spec, _) in targets {
-            let app = &spec.spec.name;
+            let app = &spec.spec.key();
             let closed = runtime.block_on(async {
                 let _lock = locks
                     .acquire(&project.name, app, "interrupt", std::time::Duration::ZERO)
@@ -151,8 +159,12 @@ pub(super) fn deploy(
             });
             for (run, state) in closed.unwrap_or_default() {
                 lines.push(format!(
-                    "interrupted: {app} stopped while {state} (run {run}); what it changed is recorded\n  next: `fabrik apply {}` finishes or undoes it (`fabrik status {app}` shows it)",
-                    spec.path.display()
+                    "interrupted: {app} stopped while {state} (run {run}); what it changed is recorded\n  next: `fabrik apply {}{}` finishes or undoes it (`fabrik status {app}` shows it)",
+                    spec.path.display(),
+                    spec.spec
+                        .environment
+                        .as_deref()
+                        .map_or_else(String::new, |e| format!(" --env {e}"))
                 ));
             }
         }
@@ -167,7 +179,7 @@ pub(super) fn deploy(
                 reporter.summary(&outcome, Some(&spec.path));
             }
             Err(error) => {
-                reporter.failed(&spec.spec.name, &error.to_string());
+                reporter.failed(&spec.spec.key(), &error.to_string());
                 all_complete = false;
             }
         }
@@ -185,14 +197,31 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
             &args.specs,
             args.run.output.output,
             args.detailed_exitcode,
+            args.env.env.as_deref(),
             args.run.state.path.as_deref(),
             &args.run.reach.verify_options(),
         );
     }
-    let (loaded, all_valid) = load_all(&args.specs, args.run.output.output)?;
+    let (loaded, all_valid) = load_for(
+        &args.specs,
+        args.run.output.output,
+        Choose::One(args.env.env.as_deref()),
+    )?;
     if !all_valid {
         return Ok(ExitStatus::Invalid);
     }
+    apply_loaded(loaded, &args.run, args.parallel, &RunOrigin::Apply)
+}
+
+/// Applies specs already loaded and valid, every run with `origin`: checks providers,
+/// required secrets and settings, resolves moving sources (a pinned one stays as it is),
+/// then deploys each project's specs.
+pub(super) fn apply_loaded(
+    loaded: Vec<LoadedSpec>,
+    run_args: &RunArgs,
+    parallel: u16,
+    origin: &RunOrigin,
+) -> anyhow::Result<ExitStatus> {
     let mut provider_sets = match check_providers(&loaded) {
         Ok(sets) => sets,
         Err(problem) => {
@@ -227,7 +256,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
     // deployed is exactly what was resolved, and a moved branch is a change.
     let loaded = match super::sources::resolve_all(
         loaded,
-        &args.run.reach.verify_options(),
+        &run_args.reach.verify_options(),
         super::sources::Purpose::Apply,
         |_| None,
     )? {
@@ -246,10 +275,10 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
             });
         }
     };
-    let reporter = Reporter::new(args.run.output.output, args.run.progress);
+    let reporter = Reporter::new(run_args.output.output, run_args.progress);
     let mut status = ExitStatus::Success;
     for dir in project_dirs(&loaded) {
-        let workspace = Workspace::at(&dir, args.run.state.path.as_deref())?;
+        let workspace = Workspace::at(&dir, run_args.state.path.as_deref())?;
         if let Some(old) = super::init::renamed_from(&workspace)? {
             errln!(
                 "error: project `{}`'s state holds apps of project `{old}` only: the project was renamed, and everything Fabrik created carries `fabrik:{old}/…` owner tags",
@@ -265,16 +294,11 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
         let targets: Vec<(&LoadedSpec, RunOrigin)> = loaded
             .iter()
             .filter(|s| project_dir(&s.path) == dir)
-            .map(|s| (s, RunOrigin::Apply))
+            .map(|s| (s, origin.clone()))
             .collect();
         let providers = provider_sets.remove(&dir);
         match deploy(
-            &workspace,
-            &targets,
-            &args.run,
-            args.parallel,
-            &reporter,
-            providers,
+            &workspace, &targets, run_args, parallel, &reporter, providers,
         )? {
             Deployed::AllComplete => {}
             Deployed::SomeNotComplete => status = ExitStatus::Failure,

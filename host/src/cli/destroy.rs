@@ -34,6 +34,7 @@ impl Observer for Lines {
 
 pub fn run(
     name: &str,
+    env: Option<&str>,
     yes: bool,
     options: DestroyOptions,
     state: Option<&Path>,
@@ -43,6 +44,13 @@ pub fn run(
     let project = &workspace.project;
     let runtime = super::runtime()?;
     let store = runtime.block_on(workspace.open_store())?;
+    // `api --env preview-7` (or `api@preview-7`): one environment's deployment.
+    let Some(deployment) = runtime.block_on(super::status::find(&store, &workspace, name, env))?
+    else {
+        return Ok(ExitStatus::Failure);
+    };
+    let key = deployment.key();
+    let name = key.as_str();
     let locks = workspace.locks()?;
     let destroy = match runtime.block_on(Destroy::prepare(project, &store, &locks, name)) {
         Ok(destroy) => destroy,

@@ -15,15 +15,17 @@ use fabrik_engine::spec::LoadedSpec;
 use fabrik_engine::workspace::{Workspace, current_root};
 
 use super::loading::check_providers;
-use super::validate::load_all;
+use super::validate::{Choose, load_for};
 use super::{ExitStatus, OutputFormat, report};
+use fabrik_engine::domain::split_key;
 
 pub fn run(
     paths: &[PathBuf],
+    env: Option<&str>,
     format: OutputFormat,
     verify: &VerifyOptions,
 ) -> anyhow::Result<ExitStatus> {
-    let (loaded, all_valid) = load_all(paths, format)?;
+    let (loaded, all_valid) = load_for(paths, format, Choose::AllOr(env))?;
     if !all_valid {
         return Ok(ExitStatus::Invalid);
     }
@@ -78,7 +80,7 @@ pub fn run(
             continue;
         }
         for spec in specs {
-            let app = spec.spec.name.as_str();
+            let app = &spec.spec.key();
             if format == OutputFormat::Human {
                 outln!("{app} ({}):", spec.path.display());
             }
@@ -198,7 +200,9 @@ fn show_all(format: OutputFormat, app: Option<&str>, checks: &[Check]) -> bool {
 fn show(format: OutputFormat, app: Option<&str>, check: &Check) {
     if format == OutputFormat::Json {
         let mut line = serde_json::to_value(check).unwrap_or_default();
+        let (app, environment) = app.map(split_key).unzip();
         line["app"] = serde_json::json!(app);
+        line["environment"] = serde_json::json!(environment.flatten());
         line["event"] = serde_json::json!("check");
         report::json_line(&line);
         return;

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
+use fabrik_engine::domain::split_key;
 use fabrik_engine::orchestrator::gc::{self, Orphan};
 use fabrik_engine::plugins::Pins;
 use fabrik_engine::secrets::EnvSource;
@@ -26,7 +27,8 @@ fn describe(orphan: &Orphan) -> String {
 fn json(orphan: &Orphan, status: &str, reason: Option<&str>) -> serde_json::Value {
     serde_json::json!({
         "role": orphan.role,
-        "app": orphan.app,
+        "app": split_key(&orphan.app).0,
+        "environment": split_key(&orphan.app).1,
         "kind": orphan.resource.kind,
         "name": orphan.resource.name,
         "id": orphan.resource.id,
@@ -38,6 +40,7 @@ fn json(orphan: &Orphan, status: &str, reason: Option<&str>) -> serde_json::Valu
 
 pub fn run(
     delete: bool,
+    env: Option<&str>,
     yes: bool,
     format: OutputFormat,
     state: Option<&Path>,
@@ -47,9 +50,16 @@ pub fn run(
     let runtime = super::runtime()?;
     let store = runtime.block_on(workspace.open_store())?;
     let providers = super::loading::load(project, Pins::Enforce)?;
+    let environment = env;
     let env = EnvSource::load(&project.dir)?;
     let until = std::time::Instant::now() + gc::DEADLINE;
-    let survey = runtime.block_on(gc::survey(project, &providers, &env, &store, until))?;
+    let mut survey = runtime.block_on(gc::survey(project, &providers, &env, &store, until))?;
+    if let Some(environment) = environment {
+        // `--env preview-7`: only what is tagged for that environment of an app.
+        survey
+            .orphans
+            .retain(|o| split_key(&o.app).1 == Some(environment));
+    }
     match survey.stopped {
         Some(gc::Stopped::TooMany) => errln!(
             "warning: more than {} orphans: these are the first found; run `fabrik gc` again once they are deleted",

@@ -14,7 +14,7 @@ use fabrik_engine::store::Store;
 use fabrik_engine::workspace::Workspace;
 
 use super::loading::check_providers;
-use super::validate::load_all;
+use super::validate::{Choose, load_for};
 use super::{ExitStatus, OutputFormat, report};
 
 /// What a project's state and secrets say, read without changing anything: no database
@@ -47,20 +47,28 @@ impl PlanSource {
     }
 
     /// What the state knows of `loaded`'s app, and its secrets' fingerprints now.
-    async fn known(&self, loaded: &LoadedSpec) -> anyhow::Result<Known> {
+    async fn known(&mut self, loaded: &LoadedSpec) -> anyhow::Result<Known> {
         let mut known = Known::default();
+        let environment = loaded.spec.environment.as_deref();
+        if let Some(environment) = environment {
+            self.env
+                .with_environment(&self.workspace.project.dir, environment)?;
+        }
         for name in &loaded.spec.secrets {
-            let fingerprint = self.env.get(name).map(|value| match &self.key {
-                Some(key) => secrets::fingerprint(key, name, &value),
-                None => "(no fingerprint key yet)".to_owned(),
-            });
+            let fingerprint = self
+                .env
+                .get_in(environment, name)
+                .map(|value| match &self.key {
+                    Some(key) => secrets::fingerprint(key, name, &value),
+                    None => "(no fingerprint key yet)".to_owned(),
+                });
             known.current_fingerprints.insert(name.clone(), fingerprint);
         }
         let Some(store) = &self.store else {
             return Ok(known);
         };
         let project = &self.workspace.project.name;
-        let Some(deployment) = store.deployment(project, &loaded.spec.name).await? else {
+        let Some(deployment) = store.deployment(project, &loaded.spec.key()).await? else {
             return Ok(known);
         };
         known.rows = store.resources(deployment.id).await?;
@@ -78,13 +86,26 @@ pub fn run(
     paths: &[PathBuf],
     format: OutputFormat,
     detailed_exitcode: bool,
+    env: Option<&str>,
     state_path: Option<&Path>,
     verify: &VerifyOptions,
 ) -> anyhow::Result<ExitStatus> {
-    let (loaded, all_valid) = load_all(paths, format)?;
+    let (loaded, all_valid) = load_for(paths, format, Choose::AllOr(env))?;
     if !all_valid {
         return Ok(ExitStatus::Invalid);
     }
+    show(loaded, format, detailed_exitcode, state_path, verify)
+}
+
+/// Prints the plans of specs already loaded (`fabrik promote --dry-run` gives one pinned
+/// to the promoted source).
+pub(super) fn show(
+    loaded: Vec<LoadedSpec>,
+    format: OutputFormat,
+    detailed_exitcode: bool,
+    state_path: Option<&Path>,
+    verify: &VerifyOptions,
+) -> anyhow::Result<ExitStatus> {
     if let Err(problem) = check_providers(&loaded).map(drop) {
         errln!("error: {problem}");
         return Ok(ExitStatus::Invalid);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
+use fabrik_engine::domain::split_key;
 use fabrik_engine::orchestrator::events::{EventKind, Observer, RunEvent};
 use fabrik_engine::orchestrator::outcome::Outcome;
 use fabrik_engine::secrets::Redactor;
@@ -143,7 +144,8 @@ impl Reporter {
                 }
             }
             OutputFormat::Json => {
-                let mut event = json!({ "app": app, "event": kind.as_str(), "message": message, "elapsed_s": millis(elapsed), "data": data });
+                let (name, environment) = split_key(app);
+                let mut event = json!({ "app": name, "environment": environment, "event": kind.as_str(), "message": message, "elapsed_s": millis(elapsed), "data": data });
                 if let Some((step, secs)) = timing {
                     event["previous_step"] = json!(step);
                     event["previous_step_s"] = json!(millis(secs));
@@ -163,7 +165,8 @@ impl Reporter {
         match self.format {
             OutputFormat::Human => self.above_live_lines(|| errln!("error: {app}: {message}")),
             OutputFormat::Json => {
-                let event = json!({ "app": app, "event": "error", "message": message });
+                let (name, environment) = split_key(app);
+                let event = json!({ "app": name, "environment": environment, "event": "error", "message": message });
                 outln!("{event}");
             }
         }
@@ -196,7 +199,8 @@ impl Reporter {
                 self.above_live_lines(|| outln!("{text}"));
             }
             OutputFormat::Json => {
-                let event = json!({ "app": outcome.app, "event": "summary", "outcome": outcome });
+                let (name, environment) = split_key(&outcome.app);
+                let event = json!({ "app": name, "environment": environment, "event": "summary", "outcome": outcome });
                 outln!("{}", self.redact(&event.to_string()));
             }
         }

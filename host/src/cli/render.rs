@@ -79,6 +79,9 @@ pub fn event(event: &RunEvent) -> String {
             restores_run,
             spec_hash,
         } => format!("deploying again the version of run {restores_run} ({spec_hash})"),
+        RunEvent::Promoting { from_run, source } => {
+            format!("promoting {source}, as run {from_run} verified it")
+        }
         RunEvent::Progress { message } => message.clone(),
         RunEvent::Probing {
             request,
@@ -152,7 +155,14 @@ pub fn summary(outcome: &Outcome, spec: Option<&std::path::Path>) -> String {
         ));
         let apply = spec.map_or_else(
             || "`fabrik apply` again".to_owned(),
-            |spec| format!("`fabrik apply {}`", spec.display()),
+            |spec| {
+                let environment = fabrik_engine::domain::split_key(&outcome.app).1;
+                format!(
+                    "`fabrik apply {}{}`",
+                    spec.display(),
+                    environment.map_or_else(String::new, |e| format!(" --env {e}"))
+                )
+            },
         );
         let mut next = format!("fix what went wrong, then {apply}");
         if let Some(rollback) = &outcome.rollback {

@@ -10,18 +10,20 @@ use super::progress::Reporter;
 use super::{ExitStatus, RollbackArgs};
 
 pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
-    let name = &args.name;
     let workspace = Workspace::current(args.run.state.path.as_deref())?;
-    let project = &workspace.project;
     let runtime = super::runtime()?;
     let store = runtime.block_on(workspace.open_store())?;
-    let Some(deployment) = runtime.block_on(store.deployment(&project.name, name))? else {
-        errln!(
-            "error: no deployment named `{name}` in project `{}`",
-            project.name
-        );
+    let Some(deployment) = runtime.block_on(super::status::find(
+        &store,
+        &workspace,
+        &args.name,
+        args.env.env.as_deref(),
+    ))?
+    else {
         return Ok(ExitStatus::Failure);
     };
+    let key = deployment.key();
+    let name = &key;
     let runs = runtime.block_on(store.runs(deployment.id))?;
     drop((store, runtime));
     let target = match rollback_target(&deployment, runs, args.to.as_deref()) {

@@ -59,7 +59,7 @@ pub(super) fn resolve_all(
             out.push(spec);
             continue;
         };
-        let app = spec.spec.name.clone();
+        let app = spec.spec.key();
         let resolved = match &resolver {
             None => Err((
                 "not resolved: --offline (FABRIK_OFFLINE) is set".to_owned(),

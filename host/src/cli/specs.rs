@@ -44,7 +44,7 @@ pub fn or_found(given: &[PathBuf]) -> anyhow::Result<Option<Vec<PathBuf>>> {
 
 /// `fabrik.yaml` in `dir` if it exists, else the YAML files in `dir` that look like
 /// specs, by name.
-fn find(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub fn find(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let conventional = dir.join(DEFAULT_SPEC);
     if conventional.is_file() {
         return Ok(vec![conventional]);
@@ -57,6 +57,13 @@ fn find(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect();
     found.sort();
     Ok(found)
+}
+
+/// The `name` a spec file gives its app, if it reads as a spec.
+pub fn name_of(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    value.get("name")?.as_str().map(str::to_owned)
 }
 
 /// A YAML mapping with `name` and `template` at its top (other YAML files, such as a

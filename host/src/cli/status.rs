@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use fabrik_engine::domain::{DeploymentState, ResourceStatus};
+use fabrik_engine::domain::{
+    DeploymentState, ResourceStatus, deployment_key, split_key, timestamp,
+};
 use fabrik_engine::lock::{Activity, Locks};
 use fabrik_engine::store::{Deployment, RunRow, Store};
 use fabrik_engine::workspace::Workspace;
@@ -11,6 +13,7 @@ use super::{ExitStatus, OutputFormat, report};
 
 pub fn run(
     name: Option<&str>,
+    env: Option<&str>,
     all: bool,
     format: OutputFormat,
     state: Option<&Path>,
@@ -18,7 +21,7 @@ pub fn run(
     let workspace = Workspace::current(state)?;
     super::runtime()?.block_on(async {
         let store = workspace.reading_store().await?;
-        show(&store, &workspace, name, all, format).await
+        show(&store, &workspace, name, env, all, format).await
     })
 }
 
@@ -30,25 +33,98 @@ fn later(a: &str, b: &str) -> bool {
     seconds(a) > seconds(b)
 }
 
+/// How long ago `created` (Unix seconds, as the store writes them) was: `3d 4h`,
+/// `2h 5m`, `12m`.
+fn age(created: &str) -> String {
+    let created = created.parse::<f64>().unwrap_or(0.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    // Whole minutes: truncation is what an age means.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let minutes = ((now - created).max(0.0) / 60.0) as u64;
+    let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (days, hours) {
+        (0, 0) => format!("{minutes}m"),
+        (0, _) => format!("{hours}h {minutes}m"),
+        _ => format!("{days}d {hours}h"),
+    }
+}
+
 pub fn short_hash(hash: &str) -> &str {
     let hex = hash.strip_prefix("sha256:").unwrap_or(hash);
     hex.get(..12).unwrap_or(hex)
 }
 
-/// The project's deployment of `name`, or `None` after saying why there is none, in the
-/// same words for every command.
+/// The project's deployments `name` stands for, with `env`: `api --env staging` (or
+/// `api@staging`) is one, `api` is the app's only deployment or, when its spec has
+/// environments, every one of them. `None` after saying why there is none, in the same
+/// words for every command.
+pub async fn find_all(
+    store: &Store,
+    workspace: &Workspace,
+    name: &str,
+    env: Option<&str>,
+) -> anyhow::Result<Option<Vec<Deployment>>> {
+    let project = &workspace.project.name;
+    let (app, written) = split_key(name);
+    let environment = match (written, env) {
+        (Some(written), Some(env)) if written != env => {
+            errln!("error: `{name}` names environment `{written}` and `--env` names `{env}`");
+            return Ok(None);
+        }
+        (written, env) => written.or(env),
+    };
+    let found: Vec<Deployment> = match environment {
+        Some(environment) => store
+            .deployment(project, &deployment_key(app, Some(environment)))
+            .await?
+            .into_iter()
+            .collect(),
+        None => store
+            .deployments()
+            .await?
+            .into_iter()
+            .filter(|d| &d.project == project && d.app == app)
+            .collect(),
+    };
+    if !found.is_empty() {
+        return Ok(Some(found));
+    }
+    let shown = deployment_key(app, environment);
+    errln!("error: no deployment named `{shown}` in project `{project}`");
+    hint_elsewhere(store, workspace).await?;
+    Ok(None)
+}
+
+/// The one deployment a command that changes something works on: `name` with `env`. An
+/// app whose spec has environments needs one named; `None` after saying why.
 pub async fn find(
     store: &Store,
     workspace: &Workspace,
     name: &str,
+    env: Option<&str>,
 ) -> anyhow::Result<Option<Deployment>> {
-    let project = &workspace.project.name;
-    if let Some(found) = store.deployment(project, name).await? {
-        return Ok(Some(found));
+    let Some(found) = find_all(store, workspace, name, env).await? else {
+        return Ok(None);
+    };
+    match found.as_slice() {
+        [one] if one.environment.is_none() || env.is_some() || name.contains('@') => {
+            Ok(found.into_iter().next())
+        }
+        _ => {
+            let environments: Vec<&str> = found
+                .iter()
+                .filter_map(|d| d.environment.as_deref())
+                .collect();
+            errln!(
+                "error: `{name}` has environments ({}): name the one to work on with `--env`\n  hint: `--env {}`; nothing was changed",
+                environments.join(", "),
+                environments.first().copied().unwrap_or("NAME")
+            );
+            Ok(None)
+        }
     }
-    errln!("error: no deployment named `{name}` in project `{project}`");
-    hint_elsewhere(store, workspace).await?;
-    Ok(None)
 }
 
 /// What the state holds when the project has nothing (or not that app): the project's
@@ -57,10 +133,10 @@ pub async fn find(
 async fn hint_elsewhere(store: &Store, workspace: &Workspace) -> anyhow::Result<()> {
     let project = &workspace.project.name;
     let all = store.deployments().await?;
-    let ours: Vec<&str> = all
+    let ours: Vec<String> = all
         .iter()
         .filter(|d| &d.project == project)
-        .map(|d| d.app.as_str())
+        .map(Deployment::key)
         .collect();
     if !ours.is_empty() {
         errln!("  hint: the project's apps: {}", ours.join(", "));
@@ -99,7 +175,7 @@ impl Latest {
         let activity = if run.state.is_terminal() {
             None
         } else {
-            Some(locks.activity(&d.project, &d.app).await?)
+            Some(locks.activity(&d.project, &d.key()).await?)
         };
         Ok(Some(Self { run, activity }))
     }
@@ -123,12 +199,13 @@ async fn show(
     store: &Store,
     workspace: &Workspace,
     name: Option<&str>,
+    env: Option<&str>,
     all: bool,
     format: OutputFormat,
 ) -> anyhow::Result<ExitStatus> {
     let deployments: Vec<Deployment> = match name {
-        Some(name) => match find(store, workspace, name).await? {
-            Some(found) => vec![found],
+        Some(name) => match find_all(store, workspace, name, env).await? {
+            Some(found) => found,
             None => return Ok(ExitStatus::Failure),
         },
         None => store
@@ -136,6 +213,7 @@ async fn show(
             .await?
             .into_iter()
             .filter(|d| d.project == workspace.project.name)
+            .filter(|d| env.is_none() || d.environment.as_deref() == env)
             .collect(),
     };
     let hidden = if name.is_none() && !all {
@@ -208,6 +286,8 @@ async fn show(
             });
             report::json_line(&serde_json::json!({
                 "app": d.app,
+                "environment": d.environment,
+                "created_at": timestamp::rfc3339(&d.created_at),
                 "project": d.project,
                 "state": d.state.to_string(),
                 "last_run": last_run,
@@ -240,9 +320,17 @@ async fn show(
             }) => format!("{} (run by a process on {host})", d.state),
             _ => d.state.to_string(),
         };
+        // An environment's age: previews come and go, and the old ones are the ones to
+        // destroy.
+        let age = match (&d.environment, d.state) {
+            (Some(_), state) if state != DeploymentState::Destroyed => {
+                format!(", age {}", age(&d.created_at))
+            }
+            _ => String::new(),
+        };
         outln!(
-            "{}: {} ({}), spec {}",
-            d.app,
+            "{}: {} ({}), spec {}{age}",
+            d.key(),
             shown_state,
             d.spec_path,
             d.spec_hash.as_deref().map_or(no_spec, short_hash)
@@ -265,7 +353,7 @@ async fn show(
                 } else {
                     "are"
                 },
-                d.app
+                d.key()
             );
         }
         for r in &resources {

@@ -6,8 +6,14 @@ use fabrik_engine::workspace::Workspace;
 
 use super::ExitStatus;
 
-pub fn run(name: &str, force: bool) -> anyhow::Result<ExitStatus> {
+pub fn run(name: &str, env: Option<&str>, force: bool) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(None)?;
+    // A lock is a deployment's: `api --env staging` is `api@staging`'s.
+    let key = match (env, name.contains('@')) {
+        (Some(env), false) => fabrik_engine::domain::deployment_key(name, Some(env)),
+        _ => name.to_owned(),
+    };
+    let name = key.as_str();
     match workspace.locks()? {
         Locks::Files(dir) => {
             // A lock file's OS lock is the kernel's: it goes with its process, and no

@@ -1,0 +1,441 @@
+//! Environments (issue 24): one spec with `staging` and `production` deploys two apps of
+//! their own (lock, runs, resources, owner tags, secrets), which never touch each other;
+//! `fabrik promote` deploys to production the digest staging verified, not where the tag
+//! points now; `preview-*` environments come and go by name.
+
+use std::path::{Path, PathBuf};
+
+use fabrik_sim::app::Behaviour;
+
+use crate::deploy::{World, text};
+
+/// The fixture with `environments`: staging on `new.example.com` with its own log level,
+/// production on the fixture's domain, and previews on `<name>.example.com`. The
+/// fixture's Coolify environment goes: each environment gets its own by default.
+fn spec_with_environments(world: &World, file: &str, extra: &str) -> PathBuf {
+    world.spec(file, |s| {
+        format!(
+            "{}environments:\n  staging:\n    domain: new.example.com\n    env:\n      LOG_LEVEL: debug\n{extra}  production: {{}}\n  preview-*:\n    domain: \"{{{{ env }}}}.example.com\"\n    healthcheck:\n      timeout: 5\n",
+            s.replace("  environment: production\n", "")
+        )
+    })
+}
+
+fn path(spec: &Path) -> &str {
+    spec.to_str().expect("utf-8")
+}
+
+/// `fabrik ARGS`, exit code checked, stdout and stderr together.
+async fn ok(world: &World, args: &[&str]) -> String {
+    let output = world.run(args).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{args:?}: {stdout}{stderr}");
+    format!("{stdout}{stderr}")
+}
+
+/// `fabrik apply SPEC --env ENV`, with the previews' domains resolved to the sandbox.
+async fn apply_env(world: &World, spec: &Path, env: &str) -> std::process::Output {
+    let mut cmd = world.command(spec);
+    cmd.args(["--env", env]);
+    let mut resolve: Vec<String> = ["api", "new", env]
+        .iter()
+        .map(|host| format!("{host}.example.com:443:{}", world.sandbox.app_addr))
+        .collect();
+    resolve.extend(world.source_overrides());
+    cmd.env("FABRIK_RESOLVE", resolve.join(","));
+    World::output(cmd).await
+}
+
+/// The Coolify resources named `test-api`, as (uuid, description).
+fn coolify_apps(world: &World) -> Vec<(String, String)> {
+    world
+        .sandbox
+        .coolify
+        .resources()
+        .into_iter()
+        .filter(|(_, _, name, _)| name == "test-api")
+        .map(|(_, uuid, _, description)| (uuid, description))
+        .collect()
+}
+
+/// The uuid of the Coolify resource whose owner tag names `key`.
+fn uuid_of(world: &World, key: &str) -> String {
+    coolify_apps(world)
+        .into_iter()
+        .find(|(_, description)| description.contains(&format!("fabrik:acme/{key}")))
+        .unwrap_or_else(|| panic!("no Coolify resource of {key}: {:?}", coolify_apps(world)))
+        .0
+}
+
+/// The DNS records, as (name, comment).
+fn records(world: &World) -> Vec<(String, String)> {
+    world
+        .sandbox
+        .cloudflare
+        .records()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_owned(),
+                r["comment"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn dotenv_value(dir: &Path, file: &str, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(file)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staging_and_production_are_separate_apps_that_never_touch_each_other() {
+    let world = World::start().await;
+    let spec = spec_with_environments(&world, "app.yaml", "");
+
+    // A command that changes something needs an environment; nothing is called without.
+    let refused = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("has environments (staging, production, preview-*)")
+            && stderr.contains("--env"),
+        "{stderr}"
+    );
+    assert_eq!(world.mutating_calls(), 0);
+    // An environment the spec does not have is refused with the ones it has.
+    let unknown = apply_env(&world, &spec, "prod").await;
+    let (stdout, stderr) = text(&unknown);
+    assert_eq!(unknown.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("has no environment `prod` (it has staging, production, preview-*)"),
+        "{stderr}"
+    );
+
+    for env in ["staging", "production"] {
+        let applied = apply_env(&world, &spec, env).await;
+        let (stdout, stderr) = text(&applied);
+        assert_eq!(applied.status.code(), Some(0), "{env}: {stdout}{stderr}");
+    }
+    // Two resources, each in its own Coolify environment and tagged with its own key.
+    let apps = coolify_apps(&world);
+    assert_eq!(apps.len(), 2, "{apps:?}");
+    let staging = uuid_of(&world, "test-api@staging");
+    let production = uuid_of(&world, "test-api@production");
+    assert_ne!(staging, production);
+    let staging_compose = world.sandbox.coolify.compose_of(&staging).expect("compose");
+    assert!(
+        staging_compose.contains("LOG_LEVEL: debug"),
+        "{staging_compose}"
+    );
+    let records = records(&world);
+    assert!(
+        records.contains(&(
+            "new.example.com".to_owned(),
+            "fabrik:acme/test-api@staging".to_owned()
+        )) && records.contains(&(
+            "api.example.com".to_owned(),
+            "fabrik:acme/test-api@production".to_owned()
+        )),
+        "{records:?}"
+    );
+    // Each environment's generated secret is its own, in `.env.<env>`; `.env` has none.
+    let dir = world.dir.path();
+    let staging_key = dotenv_value(dir, ".env.staging", "API_KEY").expect("staging's key");
+    let production_key = dotenv_value(dir, ".env.production", "API_KEY").expect("production's key");
+    assert_ne!(staging_key, production_key);
+    assert_eq!(dotenv_value(dir, ".env", "API_KEY"), None);
+
+    // `status` shows both; its JSON names the environment.
+    let shown = ok(&world, &["status"]).await;
+    assert!(
+        shown.contains("test-api@production: COMPLETE")
+            && shown.contains("test-api@staging: COMPLETE"),
+        "{shown}"
+    );
+    let json = ok(
+        &world,
+        &["status", "test-api", "--env", "staging", "--output", "json"],
+    )
+    .await;
+    assert!(
+        json.contains("\"app\":\"test-api\"") && json.contains("\"environment\":\"staging\""),
+        "{json}"
+    );
+    assert!(!json.contains("production"), "{json}");
+
+    // A failing staging apply rolls staging back and leaves production as it was.
+    let production_before = world
+        .sandbox
+        .coolify
+        .compose_of(&production)
+        .expect("compose");
+    world
+        .sandbox
+        .app
+        .set("new.example.com", Behaviour::Fail(500));
+    let broken = spec_with_environments(&world, "app.yaml", "    healthcheck:\n      timeout: 2\n");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(&broken)
+            .expect("spec")
+            .replace("LOG_LEVEL: debug", "LOG_LEVEL: trace"),
+    )
+    .expect("spec");
+    let failed = apply_env(&world, &broken, "staging").await;
+    let (stdout, stderr) = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(
+        world.sandbox.coolify.compose_of(&production).as_deref(),
+        Some(production_before.as_str())
+    );
+    let before = world.mutating_calls();
+    let again = apply_env(&world, &broken, "production").await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("(no changes)"), "{stdout}{stderr}");
+    assert_eq!(world.mutating_calls(), before, "{stdout}{stderr}");
+
+    // `history` of the app shows each environment's runs.
+    let history = ok(&world, &["history", "test-api"]).await;
+    assert!(
+        history.contains("test-api@production:") && history.contains("test-api@staging:"),
+        "{history}"
+    );
+
+    // Destroy needs the environment, and removes only that one.
+    let refused = world.run(&["destroy", "test-api", "--yes"]).await;
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("has environments (production, staging)"),
+        "{stderr}"
+    );
+    ok(
+        &world,
+        &["destroy", "test-api", "--env", "staging", "--yes"],
+    )
+    .await;
+    assert_eq!(coolify_apps(&world).len(), 1, "{:?}", coolify_apps(&world));
+    uuid_of(&world, "test-api@production");
+    let still = apply_env(&world, &spec, "production").await;
+    assert!(
+        text(&still).0.contains("(no changes)"),
+        "{:?}",
+        text(&still)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_deploys_the_digest_staging_verified_not_where_the_tag_is_now() {
+    let world = World::start().await;
+    let spec = spec_with_environments(&world, "app.yaml", "");
+    let image = "ghcr.io/acme/test-api";
+    let verified = world.sandbox.app.sources.push_image(image, "1.4");
+
+    // Nothing to promote before staging has run.
+    let early = world
+        .run(&[
+            "promote",
+            "test-api",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+        ])
+        .await;
+    let (stdout, stderr) = text(&early);
+    assert_eq!(early.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("has never been deployed"), "{stderr}");
+
+    let staged = apply_env(&world, &spec, "staging").await;
+    assert_eq!(staged.status.code(), Some(0), "{:?}", text(&staged));
+    // The tag moves after staging verified its digest.
+    let moved = world.sandbox.app.sources.push_image(image, "1.4");
+    assert_ne!(moved, verified);
+
+    let dry = world
+        .run(&[
+            "promote",
+            "test-api",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+            "--dry-run",
+        ])
+        .await;
+    let (stdout, stderr) = text(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("image {image}:1.4 at {verified}"))
+            && stderr.contains("`test-api@production` has no verified version yet"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("Plan for `test-api@production`"),
+        "{stdout}"
+    );
+    assert!(coolify_apps(&world).len() == 1, "a dry run changes nothing");
+
+    let promoted = world
+        .run(&[
+            "promote",
+            "test-api",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+        ])
+        .await;
+    let (stdout, stderr) = text(&promoted);
+    assert_eq!(promoted.status.code(), Some(0), "{stdout}{stderr}");
+    let production = world
+        .sandbox
+        .coolify
+        .compose_of(&uuid_of(&world, "test-api@production"))
+        .expect("compose");
+    assert!(
+        production.contains(&verified) && !production.contains(&moved),
+        "{production}"
+    );
+    // Production's own domain and settings, not staging's.
+    assert!(!production.contains("LOG_LEVEL: debug"), "{production}");
+    let history = ok(&world, &["history", "test-api", "--env", "production"]).await;
+    assert!(
+        history.contains(&format!("(promotion of {verified} from run "))
+            && history.contains(" of test-api@staging)"),
+        "{history}"
+    );
+    let json = ok(
+        &world,
+        &["history", "test-api@production", "--output", "json"],
+    )
+    .await;
+    assert!(
+        json.contains("\"origin\":\"promotion\"")
+            && json.contains("\"promoted_from\":{")
+            && json.contains("\"environment\":\"staging\""),
+        "{json}"
+    );
+    let again = world
+        .run(&[
+            "promote",
+            "test-api",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+        ])
+        .await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("already runs it"), "{stderr}");
+    assert!(stdout.contains("(no changes)"), "{stdout}{stderr}");
+
+    // A staging run that did not complete is never promoted.
+    world
+        .sandbox
+        .app
+        .set("new.example.com", Behaviour::Fail(500));
+    let broken = spec_with_environments(
+        &world,
+        "broken.yaml",
+        "    healthcheck:\n      timeout: 2\n",
+    );
+    let failed = apply_env(&world, &broken, "staging").await;
+    assert_eq!(failed.status.code(), Some(1), "{:?}", text(&failed));
+    let refused = world
+        .run(&[
+            "promote",
+            "test-api",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+            "--spec",
+            path(&spec),
+        ])
+        .await;
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("not COMPLETE: only what an environment verified is promoted")
+            && stderr.contains("apply the spec with `--env staging`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_environments_come_and_go_by_name() {
+    let world = World::start().await;
+    let spec = spec_with_environments(&world, "app.yaml", "");
+    for preview in ["preview-7", "preview-8"] {
+        let applied = apply_env(&world, &spec, preview).await;
+        let (stdout, stderr) = text(&applied);
+        assert_eq!(
+            applied.status.code(),
+            Some(0),
+            "{preview}: {stdout}{stderr}"
+        );
+        assert!(
+            records(&world).contains(&(
+                format!("{preview}.example.com"),
+                format!("fabrik:acme/test-api@{preview}")
+            )),
+            "{:?}",
+            records(&world)
+        );
+    }
+    let shown = ok(&world, &["status"]).await;
+    assert!(
+        shown.contains("test-api@preview-7: COMPLETE") && shown.contains(", age 0m"),
+        "{shown}"
+    );
+    ok(
+        &world,
+        &["destroy", "test-api", "--env", "preview-7", "--yes"],
+    )
+    .await;
+    let shown = ok(&world, &["status"]).await;
+    assert!(
+        !shown.contains("test-api@preview-7") && shown.contains("test-api@preview-8: COMPLETE"),
+        "{shown}"
+    );
+    assert!(
+        !records(&world)
+            .iter()
+            .any(|(name, _)| name == "preview-7.example.com"),
+        "{:?}",
+        records(&world)
+    );
+    // A name the pattern does not stand for is refused.
+    let refused = apply_env(&world, &spec, "preview-").await;
+    assert_eq!(refused.status.code(), Some(2), "{:?}", text(&refused));
+}
+
+/// Validation reports an environment's problems with file, line and field, named as the
+/// environment's; a problem every environment shares is said once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environments_problems_are_located_in_it() {
+    let world = World::start().await;
+    let spec = world.spec("app.yaml", |s| {
+        format!(
+            "{}environments:\n  staging:\n    domain: localhost\n  production:\n    source: {{image: x}}\n  preview-*:\n    domain: previews.example.com\n",
+            s.replace("  environment: production\n", "")
+        )
+    });
+    let output = world.run(&["validate", path(&spec)]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    let file = path(&spec);
+    for expected in [
+        format!("{file}:25:13 environments.staging.domain:"),
+        format!("{file}:27:5 environments.production.source: cannot differ between environments"),
+        "environments.preview-*.domain: `preview-1` and `preview-2` would share the domain previews.example.com".to_owned(),
+    ] {
+        assert!(stderr.contains(&expected), "{expected}\n{stderr}");
+    }
+}
