@@ -53,7 +53,7 @@ async fn start(store: &Store, deployment: i64, run_id: &str, hash: &str, origin:
     store
         .start_run(&RunStart {
             project: &of.project,
-            app: &of.app,
+            app: &of.key(),
             spec_path: &of.spec_path,
             run_id,
             spec_hash: hash,

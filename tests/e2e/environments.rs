@@ -439,3 +439,93 @@ async fn an_environments_problems_are_located_in_it() {
         assert!(stderr.contains(&expected), "{expected}\n{stderr}");
     }
 }
+
+/// A state the previous release wrote (`fixtures/state/v2`: three applies and a
+/// rollback, schema version 2) opens with this one, is migrated, and keeps working: the
+/// app is the deployment without an environment, its history is whole, the next apply
+/// completes, and an environment of the same app is added beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_of_the_previous_release_opens_migrates_and_keeps_working() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::start().await;
+    let dir = world.dir.path();
+    let fixture = crate::support::root().join("fixtures/state/v2");
+    std::fs::create_dir_all(dir.join(".fabrik")).expect("mkdir");
+    for (from, to) in [
+        ("state.db", ".fabrik/state.db"),
+        ("fingerprint.key", ".fabrik/fingerprint.key"),
+        ("dotenv", ".env"),
+        ("app.yaml", "app.yaml"),
+    ] {
+        std::fs::copy(fixture.join(from), dir.join(to)).expect("copy");
+        std::fs::set_permissions(dir.join(to), std::fs::Permissions::from_mode(0o600))
+            .expect("mode");
+    }
+    // The secret the old release's applies saw in their environment.
+    let run = |args: &[&str]| {
+        let mut cmd = world.fabrik();
+        cmd.env("DATABASE_URL", "postgres://app:pw@db.internal:5432/app")
+            .args(args);
+        World::output(cmd)
+    };
+    let output = run(&["status"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("test-api: COMPLETE (app.yaml), spec ddf6be9af05b"),
+        "{stdout}"
+    );
+    let output = run(&["history", "test-api"]).await;
+    let (history, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{history}{stderr}");
+    assert_eq!(history.lines().count(), 3, "{history}");
+    assert!(
+        history.contains("(rollback to the version of run 63a66bbde671232b)"),
+        "{history}"
+    );
+    let export = run(&["state", "export"]).await;
+    let export: serde_json::Value =
+        serde_json::from_slice(&export.stdout).expect("the export is JSON");
+    assert_eq!(export["schema_version"], 3, "migrated");
+    assert_eq!(export["deployments"][0]["environment"], "");
+
+    // The spec moved on after the rollback: the plan says so, and the apply deploys it
+    // (into this sandbox, where the old one's resources never existed).
+    let output = run(&["plan", "app.yaml"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(r#"env.LOG_LEVEL: "info" → "debug""#),
+        "{stdout}"
+    );
+    let output = run(&["apply", "app.yaml"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let output = run(&["apply", "app.yaml"]).await;
+    assert!(
+        text(&output).0.contains("(no changes)"),
+        "{:?}",
+        text(&output)
+    );
+
+    // Environments added to the spec: a staging deployment beside the old one.
+    let spec = dir.join("app.yaml");
+    let text_now = std::fs::read_to_string(&spec).expect("spec");
+    std::fs::write(
+        &spec,
+        format!(
+            "{}environments:\n  staging:\n    domain: new.example.com\n",
+            text_now.replace("  environment: production\n", "")
+        ),
+    )
+    .expect("spec");
+    let output = run(&["apply", "app.yaml", "--env", "staging"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let output = run(&["status"]).await;
+    let (stdout, _) = text(&output);
+    assert!(
+        stdout.contains("test-api: COMPLETE") && stdout.contains("test-api@staging: COMPLETE"),
+        "{stdout}"
+    );
+}

@@ -141,4 +141,21 @@ fn readme_quick_start_then_first_app_end_complete() {
     let status = run(dir, "target/debug/fabrik status");
     assert!(status.contains("shop: COMPLETE"), "{status}");
     assert!(status.contains("test-api: COMPLETE"), "{status}");
+
+    // Then "Staging and production": staging applied, promoted to production.
+    let mut outputs = Vec::new();
+    for line in commands_under(&readme, "Staging and production") {
+        outputs.push(run(dir, &line));
+    }
+    let all = outputs.join("\n");
+    for expected in [
+        "blog@staging: COMPLETE https://staging.blog.example.com/health",
+        "Promoting `blog` from staging to production: branch main at ",
+        "blog@production: COMPLETE https://blog.example.com/health",
+        "blog@production: COMPLETE (blog.yaml)",
+        "blog@staging: COMPLETE (blog.yaml)",
+        " of blog@staging)",
+    ] {
+        assert!(all.contains(expected), "{expected}\n{all}");
+    }
 }

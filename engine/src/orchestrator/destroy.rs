@@ -167,7 +167,7 @@ impl Destroy {
             purge,
             deletion_timeout,
         } = options;
-        let app = self.deployment.app.clone();
+        let app = self.deployment.key();
         let backoff = Backoff::PROVIDER;
         let mut instances: BTreeMap<Role, ProviderInstance> = BTreeMap::new();
         let mut outcome = Destroyed::default();

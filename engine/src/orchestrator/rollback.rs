@@ -229,7 +229,7 @@ pub fn rollback_target(
     runs: Vec<RunRow>,
     prefix: Option<&str>,
 ) -> Result<RollbackTarget, TargetError> {
-    let app = deployment.app.clone();
+    let app = deployment.key();
     let target = match prefix {
         Some(prefix) => {
             let mut matching: Vec<RunRow> = runs

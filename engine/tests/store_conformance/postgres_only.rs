@@ -193,3 +193,167 @@ async fn a_bad_schema_name_or_server_is_a_clear_error_without_the_url() {
     );
     assert!(!message.contains("pw-5ecret-9"), "{message}");
 }
+
+/// A schema the previous release made (its migrations, frozen in `MIGRATIONS[..4]`), with
+/// the rows that release wrote (`fixtures/state/v2/state.db`, copied as they are): the
+/// current release migrates it (issue 24: environments) and keeps working with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_of_the_previous_release_is_migrated_and_keeps_working() {
+    let (url, schema) = (postgres_url(), fresh_schema());
+    let client = raw(&url, &schema).await;
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA \"{schema}\"; SET search_path TO \"{schema}\";
+             CREATE TABLE schema_version (version BIGINT NOT NULL);
+             INSERT INTO schema_version (version) VALUES (4);"
+        ))
+        .await
+        .expect("schema");
+    for sql in &postgres::MIGRATIONS[..4] {
+        client.batch_execute(sql).await.expect("the old migrations");
+    }
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/state/v2/state.db");
+    let old =
+        rusqlite::Connection::open_with_flags(&fixture, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("the fixture opens");
+    let version: i64 = old
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 2, "the fixture is the previous release's schema");
+    for table in ["deployments", "runs", "resources", "events"] {
+        let mut statement = old
+            .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
+            .expect("select");
+        let columns: Vec<String> = statement
+            .column_names()
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
+        let rows: Vec<Vec<Option<String>>> = statement
+            .query_map([], |row| {
+                (0..columns.len())
+                    .map(|i| {
+                        let value: rusqlite::types::Value = row.get(i)?;
+                        Ok(match value {
+                            rusqlite::types::Value::Null => None,
+                            rusqlite::types::Value::Integer(n) => Some(n.to_string()),
+                            rusqlite::types::Value::Text(t) => Some(t),
+                            other => Some(format!("{other:?}")),
+                        })
+                    })
+                    .collect()
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert!(!rows.is_empty(), "the fixture has {table}");
+        // Every value as text, cast by the server to its column's type.
+        let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        let insert = format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM (SELECT {}) AS v",
+            columns.join(", "),
+            columns
+                .iter()
+                .map(|c| format!("CAST(v.{c} AS {})", pg_type(table, c)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            columns
+                .iter()
+                .zip(&placeholders)
+                .map(|(c, p)| format!("{p}::text AS {c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for row in rows {
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = row
+                .iter()
+                .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            client.execute(&insert, &params).await.expect("row");
+        }
+    }
+    client
+        .batch_execute("SELECT setval(pg_get_serial_sequence('deployments', 'id'), (SELECT MAX(id) FROM deployments));
+                        SELECT setval(pg_get_serial_sequence('resources', 'id'), (SELECT MAX(id) FROM resources));
+                        SELECT setval(pg_get_serial_sequence('events', 'seq'), (SELECT MAX(seq) FROM events));")
+        .await
+        .expect("sequences");
+
+    // Opened by this release: migrated, and what the old release wrote reads the same.
+    let store = Store::connect(&settings(&url, &schema))
+        .await
+        .expect("migrates");
+    let version: i64 = client
+        .query_one("SELECT version FROM schema_version", &[])
+        .await
+        .expect("version")
+        .get(0);
+    assert_eq!(version, postgres::latest());
+    let deployment = store
+        .deployment("acme", "test-api")
+        .await
+        .expect("reads")
+        .expect("the old app is the deployment without an environment");
+    assert_eq!(deployment.environment, None);
+    assert!(deployment.is_complete());
+    let runs = store.runs(deployment.id).await.expect("runs");
+    assert_eq!(runs.len(), 3);
+    assert!(
+        matches!(runs[0].origin, RunOrigin::Rollback { .. }),
+        "{runs:?}"
+    );
+    assert_eq!(
+        store
+            .resources(deployment.id)
+            .await
+            .expect("resources")
+            .iter()
+            .filter(|r| r.is_live())
+            .count(),
+        2
+    );
+    // An environment of the same app is a deployment of its own; a promotion is a run
+    // the migrated schema accepts.
+    let staging = store
+        .ensure_deployment("acme", "test-api@staging", "app.yaml")
+        .await
+        .expect("a second deployment of the app");
+    assert_ne!(staging.id, deployment.id);
+    assert_eq!(staging.environment.as_deref(), Some("staging"));
+    start(
+        &store,
+        staging.id,
+        "0123456789abcdef",
+        "sha256:new",
+        &RunOrigin::Promotion {
+            from: runs[0].id.clone(),
+        },
+    )
+    .await;
+    let promoted = store.runs(staging.id).await.expect("runs");
+    assert_eq!(
+        promoted[0].origin,
+        RunOrigin::Promotion {
+            from: runs[0].id.clone()
+        }
+    );
+    assert_eq!(
+        store
+            .deployment("acme", "test-api")
+            .await
+            .expect("reads")
+            .map(|d| d.id),
+        Some(deployment.id),
+        "the app without an environment is still itself"
+    );
+}
+
+/// The PostgreSQL type of a column of the previous release's schema.
+fn pg_type(table: &str, column: &str) -> &'static str {
+    match (table, column) {
+        (_, "id") if table != "runs" => "BIGINT",
+        (_, "deployment_id" | "seq") => "BIGINT",
+        _ => "TEXT",
+    }
+}

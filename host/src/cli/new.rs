@@ -139,7 +139,7 @@ domain: {domain:<23} # a public name in a zone your DNS provider serves
 server: {server:<23} # the name of the Coolify server that runs the app
 {source}{port}coolify:
   project: {name}
-  environment: production
+  # environment: production     # the default; with `environments:`, each one's own name
 env:
   LOG_LEVEL: info
 secrets: []                     # names only: values come from the environment or .env, or are generated
@@ -150,6 +150,10 @@ healthcheck:
 rollback:                       # on failure: auto | manual | never, per resource class
   coolify: auto
   dns: auto
+# environments:                 # staging and production from this spec (README, \"Staging and production\")
+#   staging:
+#     domain: staging.{domain}
+#   production: {{}}
 ",
         template = template.name
     )

@@ -130,9 +130,12 @@ fn spec_of(app: &str, given: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
         return Ok(Some(given.to_path_buf()));
     }
     let root = fabrik_engine::workspace::current_root()?;
+    let cwd = std::env::current_dir()?;
+    // Shown, and recorded as the deployment's spec, as the user would write it.
     let found: Vec<PathBuf> = super::specs::find(&root)?
         .into_iter()
         .filter(|path| super::specs::name_of(path).as_deref() == Some(app))
+        .map(|path| path.strip_prefix(&cwd).map(Path::to_path_buf).unwrap_or(path))
         .collect();
     match found.as_slice() {
         [one] => Ok(Some(one.clone())),
