@@ -17,7 +17,6 @@
 //! engine without those steps: 30 × 12 from 4242, 24 × 12 from 777, 12 × 10 from 9090.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
@@ -27,11 +26,23 @@ use fabrik_sim::faults::Fault;
 
 use crate::deploy::{DATABASE_URL, World};
 
-const APPS: [&str; 3] = ["alpha", "beta", "gamma"];
+/// The deployments a sequence works on: app `alpha`, and app `beta` in the two
+/// environments of its one spec (`beta.yaml`), production and staging: each is an app of
+/// its own to the model, and a step on one must never touch the others (every deployment
+/// the model knows is checked after every step).
+const APPS: [&str; 3] = ["alpha", "beta", "beta"];
+const ENVS: [Option<&str>; 3] = [None, Some("production"), Some("staging")];
+/// The first label of each deployment's domains.
+const HOSTS: [&str; 3] = ["alpha", "beta", "beta-staging"];
 const OWNER_PREFIX: &str = "fabrik:acme/";
-/// The Coolify server of each app: two servers, so that what one app's steps do on its
-/// server is seen never to touch the other's.
+/// The Coolify server of each deployment: two servers, so that what one's steps do on
+/// its server is seen never to touch the other's (beta's staging overrides its server).
 const SERVERS: [&str; 3] = ["vps1", "vps2", "vps1"];
+
+/// The deployment's key, as its owner tag and `fabrik destroy` name it.
+fn key(app: usize) -> String {
+    fabrik_engine::domain::deployment_key(APPS[app], ENVS[app])
+}
 
 /// SplitMix64: small, seeded, reproducible.
 struct Rng(u64);
@@ -275,20 +286,54 @@ struct Harness {
     world: World,
     apps: usize,
     model: Vec<AppModel>,
+    /// The version last written into each deployment's spec (see `spec_text`).
+    written: Vec<Version>,
     outputs: String,
 }
+
+/// What a spec says before any step wrote it.
+const FIRST: Version = Version {
+    log: "info",
+    tag: "1.4",
+    domain: 0,
+    policy: "auto",
+};
 
 fn domain(app: usize, which: u8) -> String {
     format!(
         "{}{}.example.com",
-        APPS[app],
+        HOSTS[app],
         if which == 0 { "" } else { "-v2" }
     )
 }
 
 /// The app's spec for `version`. Alpha is a docker-image application (its image can
-/// change); the others are compose services.
-fn spec_text(app: usize, version: Version) -> String {
+/// change); beta is a compose service in two environments, whose spec is one file:
+/// `written` holds the version last written for each deployment, so that one
+/// environment's entry keeps what was last applied there while the other's changes (the
+/// image tag is shared: the spec's `source`).
+fn spec_text(app: usize, version: Version, written: &[Version]) -> String {
+    if ENVS[app].is_none() {
+        return base_spec(app, version);
+    }
+    let mut text = base_spec(app, version).replace("  environment: production\n", "");
+    text.push_str("environments:\n");
+    for slot in (0..APPS.len()).filter(|s| APPS[*s] == APPS[app]) {
+        let v = if slot == app { version } else { written[slot] };
+        text.push_str(&format!(
+            "  {env}:\n    domain: {domain}\n    server: {server}\n    env:\n      LOG_LEVEL: {log}\n    rollback:\n      coolify: {policy}\n",
+            env = ENVS[slot].unwrap_or_default(),
+            domain = domain(slot, v.domain),
+            server = SERVERS[slot],
+            log = v.log,
+            policy = v.policy,
+        ));
+    }
+    text
+}
+
+/// The spec of a deployment without environments.
+fn base_spec(app: usize, version: Version) -> String {
     let template = if app == 0 {
         "docker-image"
     } else {
@@ -327,6 +372,7 @@ impl Harness {
             world,
             apps,
             model: vec![AppModel::default(); apps],
+            written: vec![FIRST; APPS.len()],
             outputs: String::new(),
         }
     }
@@ -351,25 +397,38 @@ impl Harness {
         output
     }
 
-    fn write_spec(&self, app: usize, version: Version) -> PathBuf {
+    /// Writes the deployment's spec for `version`; returns the arguments that name it
+    /// (the file, and `--env` for an environment).
+    fn write_spec(&mut self, app: usize, version: Version) -> Vec<String> {
         let path = self.world.dir.path().join(format!("{}.yaml", APPS[app]));
-        std::fs::write(&path, spec_text(app, version)).expect("spec");
-        path
+        std::fs::write(&path, spec_text(app, version, &self.written)).expect("spec");
+        self.written[app] = version;
+        let mut args = vec![path.to_str().expect("utf-8").to_owned()];
+        if let Some(env) = ENVS[app] {
+            args.extend(["--env".to_owned(), env.to_owned()]);
+        }
+        args
+    }
+
+    /// `fabrik FIRST... SPEC-ARGS`.
+    fn with_spec<'a>(first: &[&'a str], spec: &'a [String]) -> Vec<&'a str> {
+        first
+            .iter()
+            .copied()
+            .chain(spec.iter().map(String::as_str))
+            .collect()
     }
 
     async fn apply(&mut self, app: usize, version: Version) -> (bool, Output) {
-        let path = self.write_spec(app, version);
+        let spec = self.write_spec(app, version);
         let output = self
-            .run(&[
-                "apply",
-                "--deploy-timeout",
-                "20",
-                path.to_str().expect("utf-8"),
-            ])
+            .run(&Self::with_spec(
+                &["apply", "--deploy-timeout", "20"],
+                &spec,
+            ))
             .await;
         let complete = output.status.success()
-            && String::from_utf8_lossy(&output.stdout)
-                .contains(&format!("{}: COMPLETE", APPS[app]));
+            && String::from_utf8_lossy(&output.stdout).contains(&format!("{}: COMPLETE", key(app)));
         (complete, output)
     }
 
@@ -411,7 +470,7 @@ impl Harness {
             .coolify
             .resources()
             .into_iter()
-            .find(|r| r.2 == APPS[app])
+            .find(|r| r.2 == APPS[app] && r.3 == format!("{OWNER_PREFIX}{}", key(app)))
             .map(|r| r.1)
     }
 
@@ -530,10 +589,10 @@ impl Harness {
                 self.check_no_pending(app)?;
             }
             Step::Destroy { app, job_fails } => {
-                let owner = format!("{OWNER_PREFIX}{}", APPS[app]);
+                let owner = format!("{OWNER_PREFIX}{}", key(app));
                 let has_service = sim.coolify.resources().iter().any(|r| r.3 == owner);
                 let tracked_service = self.state()?.iter().any(|(a, r)| {
-                    a == APPS[app]
+                    *a == key(app)
                         && r.provider == fabrik_engine::domain::Role::Coolify
                         && r.is_live()
                 });
@@ -541,7 +600,7 @@ impl Harness {
                     sim.coolify.fail_next_deletion(true);
                 }
                 let output = self
-                    .run(&["destroy", APPS[app], "--yes", "--timeout", "1"])
+                    .run(&["destroy", &key(app), "--yes", "--timeout", "1"])
                     .await;
                 sim.coolify.fail_next_deletion(false);
                 self.model[app].deployed = None;
@@ -555,7 +614,7 @@ impl Harness {
                     if output.status.success() || !said.contains("still exists") {
                         return Err(format!("a failed deletion went unnoticed:\n{said}"));
                     }
-                    eprintln!("model: {}: a failed deletion was noticed", APPS[app]);
+                    eprintln!("model: {}: a failed deletion was noticed", key(app));
                     return Ok(());
                 }
                 let known = self.model[app].completed.is_empty();
@@ -602,7 +661,7 @@ impl Harness {
                         .cloned()
                 };
                 let output = self
-                    .run(&["rollback", APPS[app], "--deploy-timeout", "20"])
+                    .run(&["rollback", &key(app), "--deploy-timeout", "20"])
                     .await;
                 let complete = output.status.success()
                     && String::from_utf8_lossy(&output.stdout).contains(": COMPLETE");
@@ -661,23 +720,21 @@ impl Harness {
                 version,
                 after_ms,
             } => {
-                let path = self.write_spec(app, version);
-                let mut cmd = self.command(&[
-                    "apply",
-                    "--deploy-timeout",
-                    "20",
-                    path.to_str().expect("utf-8"),
-                ]);
+                let spec = self.write_spec(app, version);
+                let mut cmd = self.command(&Self::with_spec(
+                    &["apply", "--deploy-timeout", "20"],
+                    &spec,
+                ));
                 let mut child = cmd.spawn().expect("fabrik starts");
                 tokio::time::sleep(Duration::from_millis(after_ms)).await;
                 let _ = child.kill();
                 self.recover_after(child, app, version, "a SIGKILL").await?;
             }
             Step::WrongToken { app, version } => {
-                let path = self.write_spec(app, version);
+                let spec = self.write_spec(app, version);
                 let mutations = self.world.mutating_calls();
                 let rows = self.state()?;
-                let mut cmd = self.command(&["apply", path.to_str().expect("utf-8")]);
+                let mut cmd = self.command(&Self::with_spec(&["apply"], &spec));
                 cmd.env("COOLIFY_TOKEN", "not-the-token-0123456789");
                 let output =
                     tokio::task::spawn_blocking(move || cmd.output().expect("fabrik runs"))
@@ -741,14 +798,12 @@ impl Harness {
                 };
                 let before = self.world.calls_of(operation);
                 faults.always(operation, Fault::Hang);
-                let path = self.write_spec(app, version);
+                let spec = self.write_spec(app, version);
                 let mut child = self
-                    .command(&[
-                        "apply",
-                        "--deploy-timeout",
-                        "20",
-                        path.to_str().expect("utf-8"),
-                    ])
+                    .command(&Self::with_spec(
+                        &["apply", "--deploy-timeout", "20"],
+                        &spec,
+                    ))
                     .spawn()
                     .expect("fabrik starts");
                 // The operation may not be needed (nothing to create): the apply ends.
@@ -764,13 +819,8 @@ impl Harness {
                 self.recover_after(child, app, version, "a hang").await?;
             }
             Step::Concurrent { app, version } => {
-                let path = self.write_spec(app, version);
-                let args = [
-                    "apply",
-                    "--deploy-timeout",
-                    "20",
-                    path.to_str().expect("utf-8"),
-                ];
+                let spec = self.write_spec(app, version);
+                let args = Self::with_spec(&["apply", "--deploy-timeout", "20"], &spec);
                 let (mut first, mut second) = (self.command(&args), self.command(&args));
                 let (a, b) = tokio::join!(
                     tokio::task::spawn_blocking(move || first.output().expect("runs")),
@@ -782,7 +832,7 @@ impl Harness {
                 let complete = [&a, &b].iter().any(|o| {
                     o.status.success()
                         && String::from_utf8_lossy(&o.stdout)
-                            .contains(&format!("{}: COMPLETE", APPS[app]))
+                            .contains(&format!("{}: COMPLETE", key(app)))
                 });
                 if complete {
                     self.completed(app, version);
@@ -805,16 +855,13 @@ impl Harness {
                 let Some(Deployed { version, .. }) = self.model[app].current.clone() else {
                     return Ok(());
                 };
-                let path = self.write_spec(app, version);
+                let spec = self.write_spec(app, version);
                 let deploys = self.world.calls_of("coolify.deploy");
                 let output = self
-                    .run(&[
-                        "apply",
-                        "--redeploy",
-                        "--deploy-timeout",
-                        "20",
-                        path.to_str().expect("utf-8"),
-                    ])
+                    .run(&Self::with_spec(
+                        &["apply", "--redeploy", "--deploy-timeout", "20"],
+                        &spec,
+                    ))
                     .await;
                 let said = text(&output);
                 if !output.status.success()
@@ -838,7 +885,7 @@ impl Harness {
             return Ok(());
         };
         let sim = &self.world.sandbox;
-        let owner = format!("{OWNER_PREFIX}{}", APPS[app]);
+        let owner = format!("{OWNER_PREFIX}{}", key(app));
         let want_domain = domain(app, version.domain);
         let records: Vec<_> = sim
             .cloudflare
@@ -858,23 +905,23 @@ impl Harness {
         {
             return Err(format!(
                 "{}: records {records:?}, the spec wants one A {want_domain} -> {want_ip}",
-                APPS[app]
+                key(app)
             ));
         }
         let resources: Vec<_> = sim
             .coolify
             .resources()
             .into_iter()
-            .filter(|r| r.2 == APPS[app])
+            .filter(|r| r.2 == APPS[app] && r.3 == owner)
             .collect();
         let [(kind, uuid, _, description)] = resources.as_slice() else {
             return Err(format!(
                 "{}: Coolify holds {resources:?}, the spec wants one",
-                APPS[app]
+                key(app)
             ));
         };
         if *description != owner {
-            return Err(format!("{}: owner {description:?}", APPS[app]));
+            return Err(format!("{}: owner {description:?}", key(app)));
         }
         let expected_kind = if app == 0 {
             Kind::Application
@@ -882,7 +929,7 @@ impl Harness {
             Kind::Service
         };
         if *kind != expected_kind {
-            return Err(format!("{}: kind {kind:?}", APPS[app]));
+            return Err(format!("{}: kind {kind:?}", key(app)));
         }
         let env: BTreeMap<String, String> = sim
             .coolify
@@ -897,7 +944,7 @@ impl Harness {
         {
             return Err(format!(
                 "{}: env {keys:?} (LOG_LEVEL {:?}), the spec wants {version:?}",
-                APPS[app],
+                key(app),
                 env.get("LOG_LEVEL")
             ));
         }
@@ -905,7 +952,7 @@ impl Harness {
         if domains != [format!("https://{want_domain}")] {
             return Err(format!(
                 "{}: domains {domains:?}, the spec wants {want_domain}",
-                APPS[app]
+                key(app)
             ));
         }
         // The spec's tag as the digest it resolved to when it was deployed (moving
@@ -916,7 +963,7 @@ impl Harness {
             if deployed.as_deref() != Some(image.as_str()) {
                 return Err(format!(
                     "{}: deployed {deployed:?}, the model wants {image}",
-                    APPS[app]
+                    key(app)
                 ));
             }
         } else {
@@ -924,7 +971,7 @@ impl Harness {
             if !compose.contains(&image) {
                 return Err(format!(
                     "{}: the compose names another image than {image}:\n{compose}",
-                    APPS[app]
+                    key(app)
                 ));
             }
         }
@@ -932,9 +979,9 @@ impl Harness {
     }
 
     async fn check_plan_clean(&mut self, app: usize, version: Version) -> Result<(), String> {
-        let path = self.write_spec(app, version);
+        let spec = self.write_spec(app, version);
         let output = self
-            .run(&["plan", "--detailed-exitcode", path.to_str().expect("utf-8")])
+            .run(&Self::with_spec(&["plan", "--detailed-exitcode"], &spec))
             .await;
         if output.status.code() != Some(0) {
             return Err(format!(
@@ -946,7 +993,7 @@ impl Harness {
     }
 
     fn check_gone(&self, app: usize) -> Result<(), String> {
-        let owner = format!("{OWNER_PREFIX}{}", APPS[app]);
+        let owner = format!("{OWNER_PREFIX}{}", key(app));
         let sim = &self.world.sandbox;
         let records = sim
             .cloudflare
@@ -963,7 +1010,7 @@ impl Harness {
         if records + resources > 0 {
             return Err(format!(
                 "{}: {records} record(s) and {resources} resource(s) left after destroy",
-                APPS[app]
+                key(app)
             ));
         }
         Ok(())
@@ -986,11 +1033,12 @@ impl Harness {
             {
                 return Err(format!(
                     "{}: a deployment ({:?}) with no run in its history",
-                    deployment.app, deployment.state
+                    deployment.key(),
+                    deployment.state
                 ));
             }
             for row in wait(store.resources(deployment.id)).map_err(|e| e.to_string())? {
-                out.push((deployment.app.clone(), row));
+                out.push((deployment.key(), row));
             }
         }
         Ok(out)
@@ -1001,7 +1049,7 @@ impl Harness {
             .state()?
             .into_iter()
             .filter(|(a, r)| {
-                a == APPS[app] && r.status == fabrik_engine::domain::ResourceStatus::Pending
+                *a == key(app) && r.status == fabrik_engine::domain::ResourceStatus::Pending
             })
             .collect();
         if pending.is_empty() {
@@ -1069,7 +1117,7 @@ impl Harness {
         Ok(self
             .state()?
             .into_iter()
-            .filter(|(a, r)| a == APPS[app] && r.is_live())
+            .filter(|(a, r)| *a == key(app) && r.is_live())
             .filter_map(|(_, r)| r.external_id)
             .filter(|id| world.contains(id))
             .collect())
@@ -1107,14 +1155,28 @@ impl Harness {
                 ));
             }
         }
-        for app in APPS.iter().take(self.apps) {
-            let count = resources.iter().filter(|r| r.2 == *app).count();
+        for app in 0..self.apps {
+            let owner = format!("{OWNER_PREFIX}{}", key(app));
+            let count = resources
+                .iter()
+                .filter(|r| r.2 == APPS[app] && r.3 == owner)
+                .count();
             if count > 1 {
-                return Err(format!("{count} Coolify resources for app {app}"));
+                return Err(format!("{count} Coolify resources for {}", key(app)));
             }
         }
-        let dotenv =
-            std::fs::read_to_string(self.world.dir.path().join(".env")).unwrap_or_default();
+        // Every deployment the model knows is still what its last COMPLETE run made it,
+        // whichever step just ran: no step on one touches another (an environment of the
+        // same app included).
+        for app in 0..self.apps {
+            self.check_app_matches(app)?;
+        }
+        // The generated secrets of the environments are in their own files.
+        let dotenv = [".env", ".env.production", ".env.staging"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.world.dir.path().join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
         let mut secrets: Vec<String> = dotenv
             .lines()
             .filter_map(|l| {

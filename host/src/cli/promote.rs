@@ -135,7 +135,11 @@ fn spec_of(app: &str, given: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
     let found: Vec<PathBuf> = super::specs::find(&root)?
         .into_iter()
         .filter(|path| super::specs::name_of(path).as_deref() == Some(app))
-        .map(|path| path.strip_prefix(&cwd).map(Path::to_path_buf).unwrap_or(path))
+        .map(|path| {
+            path.strip_prefix(&cwd)
+                .map(Path::to_path_buf)
+                .unwrap_or(path)
+        })
         .collect();
     match found.as_slice() {
         [one] => Ok(Some(one.clone())),

@@ -108,10 +108,14 @@ pub async fn find(
     let Some(found) = find_all(store, workspace, name, env).await? else {
         return Ok(None);
     };
+    let named = env.is_some() || name.contains('@');
+    // Without an environment, the name is the app's deployment without one, if it has
+    // one (deployed before its spec had environments).
+    if !named && let Some(index) = found.iter().position(|d| d.environment.is_none()) {
+        return Ok(found.into_iter().nth(index));
+    }
     match found.as_slice() {
-        [one] if one.environment.is_none() || env.is_some() || name.contains('@') => {
-            Ok(found.into_iter().next())
-        }
+        [_] if named => Ok(found.into_iter().next()),
         _ => {
             let environments: Vec<&str> = found
                 .iter()
