@@ -398,24 +398,19 @@ pub fn parse_file(
                         loaded.spec.coolify.project, loaded.spec.coolify.environment
                     )
                 };
-                let (field, hint) = if std::ptr::eq(*other_entry, *entry) {
-                    (
-                        if same_domain {
-                            "domain"
-                        } else {
-                            "coolify.environment"
-                        },
-                        "a pattern's environments each need their own: put `{{ env }}` in it, as in `{{ env }}.preview.example.com`",
-                    )
+                let field = if same_domain {
+                    "domain"
                 } else {
-                    (
-                        if same_domain {
-                            "domain"
-                        } else {
-                            "coolify.environment"
-                        },
-                        "each environment needs its own: override it in one of them",
-                    )
+                    "coolify.environment"
+                };
+                let hint = match (std::ptr::eq(*other_entry, *entry), same_domain) {
+                    (true, _) => {
+                        "a pattern's environments each need their own: put `{{ env }}` in it, as in `{{ env }}.preview.example.com`"
+                    }
+                    (false, true) => "each environment needs its own: set `domain` in each of them",
+                    (false, false) => {
+                        "each environment needs its own: remove `coolify.environment` from the spec (each environment then gets the Coolify environment of its own name), or set it in each of them"
+                    }
                 };
                 let path_of = format!("environments.{}.{field}", entry.written);
                 diags.push_with_hint(

@@ -438,6 +438,38 @@ async fn an_environments_problems_are_located_in_it() {
     ] {
         assert!(stderr.contains(&expected), "{expected}\n{stderr}");
     }
+    // A problem of the spec itself, which every environment shares, is said once, where
+    // it is written.
+    let base = world.spec("base.yaml", |s| {
+        format!(
+            "{}environments:\n  staging:\n    domain: new.example.com\n  production: {{}}\n",
+            s.replace("  environment: production\n", "")
+                .replace("port: 8000", "port: 0")
+        )
+    });
+    let output = world.run(&["validate", path(&base)]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    let file = path(&base);
+    assert_eq!(
+        stderr.matches(&format!("{file}:8:7 port:")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".port:"), "{stderr}");
+
+    // The fixture's `coolify.environment` for every environment: they would share it.
+    let shared = world.spec("shared.yaml", |s| {
+        format!("{s}environments:\n  staging:\n    domain: new.example.com\n  production: {{}}\n")
+    });
+    let output = world.run(&["validate", path(&shared)]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("environments.production.coolify.environment: `staging` and `production` would share the Coolify project `fabrik-tests` and environment `production`")
+            && stderr.contains("remove `coolify.environment` from the spec"),
+        "{stderr}"
+    );
 }
 
 /// A state the previous release wrote (`fixtures/state/v2`: three applies and a
@@ -528,4 +560,43 @@ async fn a_state_of_the_previous_release_opens_migrates_and_keeps_working() {
         stdout.contains("test-api: COMPLETE") && stdout.contains("test-api@staging: COMPLETE"),
         "{stdout}"
     );
+}
+
+/// The webhook's JSON document names the environment, and a promotion's the run it
+/// promoted; a chat line names the app with its environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_name_the_environment_and_what_a_promotion_promoted() {
+    let world = World::start().await;
+    let (hook, url) = crate::lifecycle::Receiver::start(&[]).await;
+    let spec = spec_with_environments(&world, "app.yaml", "");
+    std::fs::write(
+        &spec,
+        format!(
+            "{}notify:\n  - url: {url}\n    format: json\n",
+            std::fs::read_to_string(&spec).expect("spec")
+        ),
+    )
+    .expect("spec");
+    let staged = apply_env(&world, &spec, "staging").await;
+    assert_eq!(staged.status.code(), Some(0), "{:?}", text(&staged));
+    let promoted = world
+        .run(&[
+            "promote",
+            "test-api",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+        ])
+        .await;
+    assert_eq!(promoted.status.code(), Some(0), "{:?}", text(&promoted));
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[0]["app"], "test-api");
+    assert_eq!(bodies[0]["environment"], "staging");
+    assert_eq!(bodies[0]["origin"], "apply");
+    let staging_run = bodies[0]["run_id"].clone();
+    assert_eq!(bodies[1]["environment"], "production");
+    assert_eq!(bodies[1]["origin"], "promotion");
+    assert_eq!(bodies[1]["restores_run"], staging_run, "{bodies:?}");
 }

@@ -212,13 +212,13 @@ async fn a_changed_domain_gets_a_new_record_and_the_old_one_is_removed() {
 /// A webhook receiver on loopback: records every body, answers with the queued statuses
 /// (then 200).
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     bodies: Arc<Mutex<Vec<serde_json::Value>>>,
     statuses: Arc<Mutex<VecDeque<u16>>>,
 }
 
 impl Receiver {
-    async fn start(statuses: &[u16]) -> (Self, String) {
+    pub(crate) async fn start(statuses: &[u16]) -> (Self, String) {
         let receiver = Self::default();
         receiver
             .statuses
@@ -251,7 +251,7 @@ impl Receiver {
         (receiver, url)
     }
 
-    fn bodies(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn bodies(&self) -> Vec<serde_json::Value> {
         self.bodies.lock().expect("lock").clone()
     }
 }
