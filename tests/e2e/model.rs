@@ -1155,11 +1155,11 @@ impl Harness {
                 ));
             }
         }
-        for app in 0..self.apps {
+        for (app, name) in APPS.iter().enumerate().take(self.apps) {
             let owner = format!("{OWNER_PREFIX}{}", key(app));
             let count = resources
                 .iter()
-                .filter(|r| r.2 == APPS[app] && r.3 == owner)
+                .filter(|r| r.2 == *name && r.3 == owner)
                 .count();
             if count > 1 {
                 return Err(format!("{count} Coolify resources for {}", key(app)));
