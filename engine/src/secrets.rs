@@ -22,7 +22,7 @@ pub enum SecretsError {
         source: std::io::Error,
     },
     #[error(
-        "secret {name} must be generated, and `{}` is a symbolic link: Fabrik reads through it but does not append generated values to the file it points at\n  hint: set {name} yourself (in the environment or in the linked file), or make `.env` a regular file",
+        "secret {name} must be generated, and `{}` is a symbolic link: Fabrik reads through it but does not append generated values to the file it points at\n  hint: set {name} yourself (in the environment or in the linked file), or make it a regular file",
         path.display()
     )]
     LinkedDotenv { path: PathBuf, name: String },
@@ -31,7 +31,7 @@ pub enum SecretsError {
     #[error("the OS random generator failed: {0}")]
     Random(getrandom::Error),
     #[error(
-        "required secret{s} {names} {verb} set neither in the environment nor in {DOTENV} (the spec marks {pronoun} `generate: false`)",
+        "required secret{s} {names} {verb} set neither in the environment nor in {DOTENV} (or the environment's `{DOTENV}.<environment>`; the spec marks {pronoun} `generate: false`)",
         s = if missing.len() == 1 { "" } else { "s" },
         names = missing.join(", "),
         verb = if missing.len() == 1 { "is" } else { "are" },
@@ -39,12 +39,14 @@ pub enum SecretsError {
     )]
     RequiredMissing { missing: Vec<String> },
     #[error(
-        "secret {name} of `{app}` was generated on {host}, and this machine has no value for it: generating another would change it under the running app\n  hint: set the same value here, in the environment or the project's .env"
+        "secret {name} of `{app}` was generated on {host}, and this machine has no value for it: generating another would change it under the running app\n  hint: set the same value here, in the environment or the project's {file}"
     )]
     GeneratedElsewhere {
         app: String,
         name: String,
         host: String,
+        /// Where this machine would keep it: `.env`, or `.env.<environment>`.
+        file: String,
     },
     #[error("{FINGERPRINT_KEY_ENV} is not 64 hex digits (a 256-bit key)")]
     FingerprintKeyMalformed,
@@ -92,6 +94,15 @@ pub struct EnvSource {
 struct Layer {
     path: PathBuf,
     values: BTreeMap<String, SecretString>,
+}
+
+/// The name of the file an app's generated secrets are written to: `.env`, or
+/// `.env.<environment>` for an app in an environment.
+pub fn dotenv_name(environment: Option<&str>) -> String {
+    match environment {
+        Some(environment) => format!("{DOTENV}.{environment}"),
+        None => DOTENV.to_owned(),
+    }
 }
 
 /// The file an environment's own values live in: `.env.<environment>`.

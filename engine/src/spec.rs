@@ -537,6 +537,21 @@ fn validate_document(
         );
         return None;
     };
+    if let Some(environment) = environment
+        && name.len() + 1 + environment.len() > environments::MAX_KEY_LEN
+    {
+        diags.push_with_hint(
+            map.value("name"),
+            "name",
+            format!(
+                "`{name}@{environment}` is {} characters: an app and its environment together are at most {}",
+                name.len() + 1 + environment.len(),
+                environments::MAX_KEY_LEN
+            ),
+            Some("they name the deployment's owner tag: shorten the app's name or the environment's"),
+        );
+        return None;
+    }
     let (notify, hooks) = (draft.notify.clone(), draft.hooks.clone());
     let spec = Spec {
         coolify: draft.coolify(&name),
@@ -565,5 +580,63 @@ fn validate_document(
             diags.push(map.value("template"), "template", e.to_string());
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = "name: NAME\ntemplate: docker-image\ndomain: api.example.com\nserver: vps1\nsource:\n  image: nginx:1.27\nport: 80\nenvironments:\n  staging:\n    domain: staging.example.com\n  preview-*:\n    domain: \"{{ env }}.example.com\"\n";
+
+    fn parsed(name: &str) -> Result<SpecFile, SpecError> {
+        let templates = TemplateRegistry::load(Path::new("/nonexistent")).expect("templates");
+        parse_file(Path::new("x.yaml"), &SPEC.replace("NAME", name), &templates)
+    }
+
+    #[test]
+    fn an_app_and_its_environment_fit_an_owner_tag() {
+        // `@` and the longest preview name (15) beside a 47-character app: 63.
+        let file = parsed(&"a".repeat(47)).expect("fits");
+        let templates = TemplateRegistry::load(Path::new("/nonexistent")).expect("templates");
+        let preview = file
+            .select("preview-1234567", &templates)
+            .expect("a preview");
+        assert_eq!(preview.spec.key().len(), 63);
+        assert_eq!(preview.spec.domain, "preview-1234567.example.com");
+        assert_eq!(preview.spec.coolify.environment, "preview-1234567");
+        // One more character is refused, for the pattern (its longest name) only.
+        let Err(SpecError::Invalid { diagnostics, .. }) = parsed(&"a".repeat(48)) else {
+            panic!("a key over 63 characters was accepted");
+        };
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].field, "environments.preview-*.name");
+        assert!(
+            diagnostics[0].message.contains("is 64 characters"),
+            "{diagnostics:?}"
+        );
+    }
+
+    #[test]
+    fn a_named_environment_is_chosen_before_a_pattern_and_unknown_ones_are_refused() {
+        let templates = TemplateRegistry::load(Path::new("/nonexistent")).expect("templates");
+        let file = parsed("api").expect("valid");
+        assert_eq!(file.environment_names(), ["staging", "preview-*"]);
+        assert_eq!(file.named().len(), 1);
+        let staging = file.select("staging", &templates).expect("staging");
+        assert_eq!(staging.spec.key(), "api@staging");
+        assert_eq!(staging.spec.domain, "staging.example.com");
+        assert!(matches!(
+            file.select("production", &templates),
+            Err(SelectError::Unknown { .. })
+        ));
+        assert!(
+            parse(
+                Path::new("x.yaml"),
+                &SPEC.replace("NAME", "api"),
+                &templates
+            )
+            .is_err()
+        );
     }
 }

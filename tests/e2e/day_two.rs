@@ -584,7 +584,12 @@ async fn init_names_the_project_and_a_renamed_project_is_refused() {
     let toml = std::fs::read_to_string(gamma.join("fabrik.toml")).expect("fabrik.toml");
     assert!(toml.contains("name = \"alpha\""), "{toml}");
     let ignore = std::fs::read_to_string(gamma.join(".gitignore")).expect(".gitignore");
-    assert!(ignore.lines().any(|l| l == ".env") && ignore.lines().any(|l| l == ".fabrik/"));
+    assert!(
+        ignore.lines().any(|l| l == ".env")
+            && ignore.lines().any(|l| l == ".env.*")
+            && ignore.lines().any(|l| l == ".fabrik/"),
+        "{ignore}"
+    );
     let again = run_in(&gamma, &["apply", "app.yaml"]).await;
     let (stdout, stderr) = text(&again);
     assert_eq!(again.status.code(), Some(0), "{stdout}{stderr}");

@@ -208,11 +208,24 @@ async fn staging_and_production_are_separate_apps_that_never_touch_each_other() 
     // Destroy needs the environment, and removes only that one.
     let refused = world.run(&["destroy", "test-api", "--yes"]).await;
     let (stdout, stderr) = text(&refused);
-    assert_eq!(refused.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(refused.status.code(), Some(2), "{stdout}{stderr}");
     assert!(
         stderr.contains("has environments (production, staging)"),
         "{stderr}"
     );
+    // So does `unlock`, and a name and `--env` that disagree are refused.
+    let refused = world.run(&["unlock", "test-api"]).await;
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("has environments (production, staging)"),
+        "{stderr}"
+    );
+    let refused = world
+        .run(&["unlock", "test-api@staging", "--env", "production"])
+        .await;
+    assert_eq!(refused.status.code(), Some(2), "{:?}", text(&refused));
+    ok(&world, &["unlock", "test-api", "--env", "staging"]).await;
     ok(
         &world,
         &["destroy", "test-api", "--env", "staging", "--yes"],
@@ -414,6 +427,21 @@ async fn preview_environments_come_and_go_by_name() {
     // A name the pattern does not stand for is refused.
     let refused = apply_env(&world, &spec, "preview-").await;
     assert_eq!(refused.status.code(), Some(2), "{:?}", text(&refused));
+
+    // `--env` over the project's specs works on those that have the environment and
+    // says which it left alone.
+    world.spec("worker.yaml", |s| {
+        s.replace("name: test-api", "name: worker")
+            .replace("domain: api.example.com", "domain: bad.example.com")
+    });
+    let output = world.run(&["plan", "--env", "preview-8"]).await;
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("Plan for `test-api@preview-8`"), "{stdout}");
+    assert!(
+        stderr.contains("note: `worker.yaml` has no environment `preview-8`: left alone"),
+        "{stderr}"
+    );
 }
 
 /// Validation reports an environment's problems with file, line and field, named as the
@@ -434,7 +462,7 @@ async fn an_environments_problems_are_located_in_it() {
     for expected in [
         format!("{file}:25:13 environments.staging.domain:"),
         format!("{file}:27:5 environments.production.source: cannot differ between environments"),
-        "environments.preview-*.domain: `preview-1` and `preview-2` would share the domain previews.example.com".to_owned(),
+        "environments.preview-*.domain: `preview-1` and `preview-9999999` would share the domain previews.example.com".to_owned(),
     ] {
         assert!(stderr.contains(&expected), "{expected}\n{stderr}");
     }

@@ -884,3 +884,49 @@ async fn a_project_with_its_own_key_is_not_judged_by_a_schema_wide_legacy_key() 
     assert_eq!(again.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("(no changes)"), "{stdout}\n{stderr}");
 }
+
+/// An environment's generated secret is kept in `.env.<environment>` and recorded in the
+/// shared state: the same machine's next apply finds it there (it was once refused as
+/// "generated elsewhere"), and a second machine without it is refused with the file it
+/// belongs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environments_generated_secret_is_found_again_in_its_own_file() {
+    let url = postgres_url();
+    let world = World::start().await;
+    let schema = fresh_schema();
+    use_postgres(world.dir.path(), "acme", &url, &schema);
+    let spec = world.spec("app.yaml", |t| {
+        format!(
+            "{}environments:\n  staging:\n    domain: new.example.com\n",
+            t.replace(
+                "secrets: [DATABASE_URL, API_KEY]",
+                "secrets: [DATABASE_URL, API_KEY, SESSION_KEY]",
+            )
+            .replace("  environment: production\n", "")
+        )
+    });
+    for attempt in ["generates", "finds"] {
+        let output = world.apply(&spec, &["--env", "staging"]).await;
+        let (stdout, stderr) = text(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{attempt}: {stdout}\n{stderr}"
+        );
+    }
+    let staging = std::fs::read_to_string(world.dir.path().join(".env.staging")).expect("file");
+    assert!(staging.contains("SESSION_KEY="), "{staging}");
+
+    let (machine_b, spec_b) = second_machine(&world, &url, &schema);
+    let refused = apply_in(&world, machine_b.path(), &spec_b)
+        .args(["--env", "staging"])
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("secret SESSION_KEY of `test-api@staging` was generated on ")
+            && stderr.contains("the project's .env.staging"),
+        "{stderr}"
+    );
+}

@@ -353,6 +353,11 @@ async fn resolve_secrets(
     // Resolution may append generated values to `.env`: one app at a time.
     let env_source = env;
     let mut env = env.lock().await;
+    // An environment's own values first: `.env.<environment>` is where its generated
+    // secrets are kept.
+    if let Some(environment) = &spec.environment {
+        env.with_environment(&ctx.project.dir, environment)?;
+    }
     // With a shared state, a secret another machine generated is never generated again
     // here with a different value.
     for (name, host) in ctx.store.generated_secrets(project, &app).await? {
@@ -362,12 +367,10 @@ async fn resolve_secrets(
                 app: app.clone(),
                 name,
                 host,
+                file: secrets::dotenv_name(spec.environment.as_deref()),
             }
             .into());
         }
-    }
-    if let Some(environment) = &spec.environment {
-        env.with_environment(&ctx.project.dir, environment)?;
     }
     let resolved = env.resolve_all_in(
         &ctx.project.dir,
@@ -419,8 +422,9 @@ async fn resolve_secrets(
                 .record_generated(project, &app, &secret.name)
                 .await?;
             let name = secret.name.clone();
+            let file = secrets::dotenv_name(spec.environment.as_deref());
             ctx.observer
-                .event(&app, None, &RunEvent::SecretGenerated { name });
+                .event(&app, None, &RunEvent::SecretGenerated { name, file });
         }
         let fingerprint = secrets::fingerprint(&key, &secret.name, &secret.value);
         out.fingerprints.insert(secret.name.clone(), fingerprint);

@@ -173,7 +173,7 @@ async fn prepare_coolify(
         .into_iter()
         .find(|r| r.is(Role::Coolify, &app_resource.kind, &app_resource.name) && r.is_live());
     match existing.as_ref().and_then(|r| r.desired.as_ref()) {
-        Some(before) => desired::check_placement(&spec.name, before, &app_resource.desired),
+        Some(before) => desired::check_placement(&spec.key(), before, &app_resource.desired),
         None => {
             // A `coolify` provider may leave the destinations out of `lookup` (they cost
             // a round trip an update does not need); `read` of the server gives them.

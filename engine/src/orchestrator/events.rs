@@ -185,7 +185,11 @@ pub enum RunEvent {
     /// Another run holds the app's lock; this one waits for it, up to `timeout_s`.
     WaitingForLock { holder: String, timeout_s: u64 },
     /// A secret was generated and saved to the project's `.env`.
-    SecretGenerated { name: String },
+    SecretGenerated {
+        name: String,
+        /// The file it was saved to: `.env`, or `.env.<environment>`.
+        file: String,
+    },
     /// A run left unfinished by a process that died was closed in `left_in`.
     InterruptedRunClosed {
         run: String,

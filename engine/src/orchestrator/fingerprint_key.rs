@@ -87,7 +87,8 @@ pub(crate) async fn for_apply(
                     return Err(error.into());
                 }
                 let name = FINGERPRINT_KEY_ENV.to_owned();
-                observer.event(app, None, &RunEvent::SecretGenerated { name });
+                let file = crate::secrets::DOTENV.to_owned();
+                observer.event(app, None, &RunEvent::SecretGenerated { name, file });
                 key
             }
         },

@@ -41,10 +41,11 @@ pub fn owner_tag(project: &str, app: &str) -> String {
     format!("fabrik:~{hash}/~{}", &app_hash[..HASH_DIGITS])
 }
 
-/// The longest deployment key: an app name (a DNS label, 63) in an environment
-/// (`@` and at most 15 characters, `spec::environments::MAX_NAME_LEN`). With the
-/// 12-digit hash of a long project name, its tag still names it (`app_of`).
-const MAX_APP_LEN: usize = 63 + 1 + crate::spec::environments::MAX_NAME_LEN;
+/// The longest deployment key: an app name is a DNS label (63 characters), and the spec
+/// keeps an app and its environment (`api@staging`) within the same 63
+/// (`spec::environments::MAX_KEY_LEN`), so that every tag of a project starts with the
+/// same prefix (`project_prefix`) whatever its environments.
+const MAX_APP_LEN: usize = crate::spec::environments::MAX_KEY_LEN;
 
 /// A prefix every owner tag of `project` starts with, whatever the app: what `fabrik gc`
 /// asks providers to `list`. Tags of other projects may share a shortened prefix; the

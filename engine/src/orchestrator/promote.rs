@@ -110,7 +110,7 @@ pub fn promotion(
             wanted: describe(wanted),
         });
     }
-    let Some(id) = deployed.resolved().map(str::to_owned) else {
+    let Some(id) = verified_id(&deployed) else {
         return Err(PromoteError::NotPinned {
             from: key,
             run: newest.id,
@@ -136,6 +136,20 @@ impl Promotion {
     }
 }
 
+/// The commit or image digest a run deployed: the one its branch or tag resolved to, or
+/// the one the spec itself names (`image: name@sha256:…`, a 40-digit `branch`).
+pub fn verified_id(source: &Source) -> Option<String> {
+    if let Some(id) = source.resolved() {
+        return Some(id.to_owned());
+    }
+    match source {
+        Source::Image { image, .. } => image.split_once('@').map(|(_, digest)| digest.to_owned()),
+        Source::Git { branch, .. } => {
+            crate::sources::git::is_commit(branch).then(|| branch.clone())
+        }
+    }
+}
+
 /// A source as people name it: `https://git.example.com/app.git` branch `main`.
 fn describe(source: &Source) -> String {
     match source {
@@ -143,5 +157,58 @@ fn describe(source: &Source) -> String {
             repository, branch, ..
         } => format!("{repository} ({branch})"),
         Source::Image { image, .. } => image.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_the_spec_pins_is_its_own_verified_id() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let commit = "b".repeat(40);
+        let cases = [
+            (
+                Source::Image {
+                    image: format!("ghcr.io/acme/api@{digest}"),
+                    digest: None,
+                },
+                Some(digest.clone()),
+            ),
+            (
+                Source::Image {
+                    image: "ghcr.io/acme/api:1.4".to_owned(),
+                    digest: Some(digest.clone()),
+                },
+                Some(digest),
+            ),
+            (
+                Source::Image {
+                    image: "ghcr.io/acme/api:1.4".to_owned(),
+                    digest: None,
+                },
+                None,
+            ),
+            (
+                Source::Git {
+                    repository: "https://github.com/acme/api".to_owned(),
+                    branch: commit.clone(),
+                    commit: None,
+                },
+                Some(commit),
+            ),
+            (
+                Source::Git {
+                    repository: "https://github.com/acme/api".to_owned(),
+                    branch: "main".to_owned(),
+                    commit: None,
+                },
+                None,
+            ),
+        ];
+        for (source, want) in cases {
+            assert_eq!(verified_id(&source), want, "{source:?}");
+        }
     }
 }

@@ -31,6 +31,10 @@ const MERGED: &[&str] = &["env", "coolify", "healthcheck", "rollback"];
 /// Cloudflare's 100-character comment limit (see `orchestrator::owner`).
 pub const MAX_NAME_LEN: usize = 15;
 
+/// The longest `app@environment`: as long as an app name may be, so that owner tags and
+/// the prefix `fabrik gc` lists by are what they are without environments.
+pub const MAX_KEY_LEN: usize = 63;
+
 /// What `{{ env }}` stands for in an environment's domain and Coolify environment.
 const PLACEHOLDERS: &[&str] = &["{{ env }}", "{{env}}"];
 
@@ -84,16 +88,16 @@ impl EnvironmentName {
         match self {
             Self::Named(name) => vec![name.clone()],
             Self::Pattern { prefix } => {
-                let prefix = prefix.trim_end_matches('-');
-                let join = |tail: &str| {
-                    if prefix.is_empty() {
-                        tail.to_owned()
-                    } else {
-                        format!("{prefix}-{tail}")
-                    }
+                let trimmed = prefix.trim_end_matches('-');
+                let shortest = if trimmed.is_empty() {
+                    "1".to_owned()
+                } else {
+                    format!("{trimmed}-1")
                 };
-                // The longest name a pattern stands for is checked too: its domain label.
-                vec![join("1"), join("2")]
+                // The longest name it stands for too: its domain label must fit 63
+                // characters, and its owner tag the provider's limit.
+                let longest = format!("{prefix}{}", "9".repeat(MAX_NAME_LEN - prefix.len()));
+                vec![shortest, longest]
             }
         }
     }
@@ -317,10 +321,10 @@ mod tests {
         ] {
             assert_eq!(EnvironmentName::parse(bad), None, "{bad:?}");
         }
-        assert_eq!(preview.samples(), vec!["preview-1", "preview-2"]);
+        assert_eq!(preview.samples(), vec!["preview-1", "preview-9999999"]);
         assert_eq!(
             EnvironmentName::parse("*").map(|p| p.samples()),
-            Some(vec!["1".to_owned(), "2".to_owned()])
+            Some(vec!["1".to_owned(), "9".repeat(MAX_NAME_LEN)])
         );
     }
 

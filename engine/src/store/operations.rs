@@ -109,7 +109,8 @@ pub async fn ensure_deployment<S: Session>(
             &format!(
                 "INSERT INTO deployments (project, app, environment, spec_path, state, created_at, updated_at)
                  VALUES ($1, $2, $6, $3, $4, $5, $5)
-                 ON CONFLICT (project, app, environment) DO UPDATE SET spec_path = excluded.spec_path
+                 ON CONFLICT (project, app, environment) DO UPDATE SET spec_path = excluded.spec_path,
+                     created_at = CASE WHEN deployments.state = $7 THEN excluded.created_at ELSE deployments.created_at END
                  RETURNING {DEPLOYMENT_COLUMNS}"
             ),
             &[
@@ -119,6 +120,8 @@ pub async fn ensure_deployment<S: Session>(
                 DeploymentState::Run(State::Pending).as_str().into(),
                 now().into(),
                 environment.into(),
+                // A deployment made again after a destroy is a new one (a preview's age).
+                DeploymentState::Destroyed.as_str().into(),
             ],
         )
         .await?

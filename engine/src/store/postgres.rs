@@ -229,14 +229,15 @@ impl PgStore {
         })
     }
 
-    /// Connects without creating or migrating anything: `None` when the schema holds no
-    /// state yet; a newer schema is refused.
+    /// Connects without creating anything: `None` when the schema holds no state yet; a
+    /// newer schema is refused, an older one migrated (this release's queries need its
+    /// columns; a SQLite state is migrated by its readers too, where it can be written).
     pub async fn connect_existing(settings: &PgSettings) -> Result<Option<Self>, StoreError> {
         let schema = &settings.schema;
         if !valid_schema(schema) {
             return Ok(None);
         }
-        let client = connect_client(settings).await?;
+        let mut client = connect_client(settings).await?;
         let table = format!("\"{schema}\".schema_version");
         let exists: Option<String> = client
             .query_one("SELECT to_regclass($1)::text", &[&table])
@@ -257,6 +258,9 @@ impl PgStore {
                 found,
                 known: latest(),
             });
+        }
+        if found < latest() {
+            migrate(&mut client, schema).await?;
         }
         Ok(Some(Self {
             client: Mutex::new(client),

@@ -280,10 +280,12 @@ async fn a_state_of_the_previous_release_is_migrated_and_keeps_working() {
         .await
         .expect("sequences");
 
-    // Opened by this release: migrated, and what the old release wrote reads the same.
-    let store = Store::connect(&settings(&url, &schema))
+    // Opened by this release as `plan` opens it (creating nothing): migrated, and what
+    // the old release wrote reads the same.
+    let store = Store::connect_existing(&settings(&url, &schema))
         .await
-        .expect("migrates");
+        .expect("migrates")
+        .expect("the state is there");
     let version: i64 = client
         .query_one("SELECT version FROM schema_version", &[])
         .await

@@ -14,6 +14,7 @@ use fabrik_engine::workspace::Workspace;
 
 use super::loading::{check_providers, project_dirs};
 use super::progress::Reporter;
+use super::render::Again;
 use super::validate::{Choose, load_for};
 use super::{ApplyArgs, ExitStatus, RunArgs};
 
@@ -88,6 +89,7 @@ pub(super) fn deploy(
     parallel: u16,
     reporter: &Reporter,
     loaded: Option<ProviderSet>,
+    again: Option<&str>,
 ) -> anyhow::Result<Deployed> {
     let project = &workspace.project;
     let runtime = super::runtime()?;
@@ -176,7 +178,11 @@ pub(super) fn deploy(
         match result {
             Ok(outcome) => {
                 all_complete &= outcome.state == State::Complete;
-                reporter.summary(&outcome, Some(&spec.path));
+                let again = match again {
+                    Some(command) => Again::Command(command),
+                    None => Again::Apply(&spec.path),
+                };
+                reporter.summary(&outcome, Some(again));
             }
             Err(error) => {
                 reporter.failed(&spec.spec.key(), &error.to_string());
@@ -210,7 +216,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitStatus> {
     if !all_valid {
         return Ok(ExitStatus::Invalid);
     }
-    apply_loaded(loaded, &args.run, args.parallel, &RunOrigin::Apply)
+    apply_loaded(loaded, &args.run, args.parallel, &RunOrigin::Apply, None)
 }
 
 /// Applies specs already loaded and valid, every run with `origin`: checks providers,
@@ -221,6 +227,7 @@ pub(super) fn apply_loaded(
     run_args: &RunArgs,
     parallel: u16,
     origin: &RunOrigin,
+    again: Option<&str>,
 ) -> anyhow::Result<ExitStatus> {
     let mut provider_sets = match check_providers(&loaded) {
         Ok(sets) => sets,
@@ -298,7 +305,7 @@ pub(super) fn apply_loaded(
             .collect();
         let providers = provider_sets.remove(&dir);
         match deploy(
-            &workspace, &targets, run_args, parallel, &reporter, providers,
+            &workspace, &targets, run_args, parallel, &reporter, providers, again,
         )? {
             Deployed::AllComplete => {}
             Deployed::SomeNotComplete => status = ExitStatus::Failure,

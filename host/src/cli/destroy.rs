@@ -45,9 +45,9 @@ pub fn run(
     let runtime = super::runtime()?;
     let store = runtime.block_on(workspace.open_store())?;
     // `api --env preview-7` (or `api@preview-7`): one environment's deployment.
-    let Some(deployment) = runtime.block_on(super::status::find(&store, &workspace, name, env))?
-    else {
-        return Ok(ExitStatus::Failure);
+    let deployment = match runtime.block_on(super::status::find(&store, &workspace, name, env))? {
+        Ok(deployment) => deployment,
+        Err(status) => return Ok(status),
     };
     let key = deployment.key();
     let name = key.as_str();

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::collections::HashMap;
 
 use fabrik_engine::domain::{RunOrigin, split_key, timestamp};
+use fabrik_engine::orchestrator::promote::verified_id;
+use fabrik_engine::orchestrator::snapshot::Snapshot;
 use fabrik_engine::store::{Deployment, DestroyEntry, RunRow, Store};
 use fabrik_engine::workspace::Workspace;
 
@@ -130,12 +132,8 @@ fn show_runs(
 
 /// The commit or image digest a run deployed, from its snapshot.
 fn deployed_source(run: &RunRow) -> Option<String> {
-    // `{"git": {"commit": …}}` or `{"image": {"digest": …}}`.
-    let source = run.snapshot.as_ref()?.get("spec")?.get("source")?;
-    let source = source.as_object()?.values().next()?;
-    ["commit", "digest"]
-        .iter()
-        .find_map(|k| source.get(k).and_then(|v| v.as_str()).map(str::to_owned))
+    let snapshot = Snapshot::from_json(run.snapshot.as_ref()?).ok()?;
+    verified_id(&snapshot.spec.source?)
 }
 
 /// One `fabrik destroy` in the history: when, and what it did.

@@ -13,7 +13,8 @@ use fabrik_engine::workspace::Workspace;
 use super::ExitStatus;
 
 /// What `.gitignore` must hold: the generated secrets and the local state.
-const IGNORED: [&str; 2] = [".env", ".fabrik/"];
+/// `.env.*`: the environments' own secrets (`.env.staging`, README "Staging and production").
+const IGNORED: [&str; 3] = [".env", ".env.*", ".fabrik/"];
 
 /// Whether `name` can be a project name: it goes into every owner tag, so it is kept to
 /// lowercase letters, digits, `-`, `_` and `.`, starting with a letter or digit, at most

@@ -189,13 +189,13 @@ impl Reporter {
     }
 
     /// The final summary of one app, on stdout; `spec` is its file, for the next step.
-    pub fn summary(&self, outcome: &Outcome, spec: Option<&std::path::Path>) {
+    pub fn summary(&self, outcome: &Outcome, again: Option<render::Again<'_>>) {
         if let Some(bars) = &self.bars {
             bars.finish(&outcome.app);
         }
         match self.format {
             OutputFormat::Human => {
-                let text = self.redact(&render::summary(outcome, spec));
+                let text = self.redact(&render::summary(outcome, again));
                 self.above_live_lines(|| outln!("{text}"));
             }
             OutputFormat::Json => {

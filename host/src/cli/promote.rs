@@ -113,6 +113,14 @@ pub fn run(args: &PromoteArgs) -> anyhow::Result<ExitStatus> {
             &args.run.reach.verify_options(),
         );
     }
+    let again = format!(
+        "fabrik promote {} --from {from} --to {to}{}",
+        args.app,
+        args.spec
+            .as_ref()
+            .map(|s| format!(" --spec {}", s.display()))
+            .unwrap_or_default()
+    );
     super::apply::apply_loaded(
         vec![promoted],
         &args.run,
@@ -120,6 +128,7 @@ pub fn run(args: &PromoteArgs) -> anyhow::Result<ExitStatus> {
         &RunOrigin::Promotion {
             from: chosen.from_run.id.clone(),
         },
+        Some(&again),
     )
 }
 

@@ -13,8 +13,8 @@ pub fn event(event: &RunEvent) -> String {
         RunEvent::LockTakenOver { previous } => {
             format!("took over a stale lock left by {previous}")
         }
-        RunEvent::SecretGenerated { name } => {
-            format!("generated secret {name} and saved it to .env")
+        RunEvent::SecretGenerated { name, file } => {
+            format!("generated secret {name} and saved it to {file}")
         }
         RunEvent::InterruptedRunClosed {
             run,
@@ -136,7 +136,17 @@ pub fn event(event: &RunEvent) -> String {
 /// The final word on one app: on success its URL; on failure one line for what went
 /// wrong, a line per resource undone or left (or that nothing was changed), and a
 /// `next:` line with the command to run. `spec` is the spec file, for that command.
-pub fn summary(outcome: &Outcome, spec: Option<&std::path::Path>) -> String {
+/// What a failed run's summary tells the user to run again once the problem is fixed.
+#[derive(Debug, Clone, Copy)]
+pub enum Again<'a> {
+    /// `fabrik apply SPEC` (with its `--env`).
+    Apply(&'a std::path::Path),
+    /// A command of its own (`fabrik promote …`: an apply would deploy the branch's head,
+    /// not the promoted version).
+    Command(&'a str),
+}
+
+pub fn summary(outcome: &Outcome, again: Option<Again<'_>>) -> String {
     use fabrik_engine::domain::State;
     use fabrik_engine::orchestrator::outcome::LeftBecause;
     let mut text = format!("{}: {}", outcome.app, outcome.state);
@@ -153,17 +163,18 @@ pub fn summary(outcome: &Outcome, spec: Option<&std::path::Path>) -> String {
             "\n  what went wrong: {}",
             outcome.reason().as_deref().unwrap_or("unknown")
         ));
-        let apply = spec.map_or_else(
-            || "`fabrik apply` again".to_owned(),
-            |spec| {
+        let apply = match again {
+            None => "`fabrik apply` again".to_owned(),
+            Some(Again::Apply(spec)) => {
                 let environment = fabrik_engine::domain::split_key(&outcome.app).1;
                 format!(
                     "`fabrik apply {}{}`",
                     spec.display(),
                     environment.map_or_else(String::new, |e| format!(" --env {e}"))
                 )
-            },
-        );
+            }
+            Some(Again::Command(command)) => format!("`{command}`"),
+        };
         let mut next = format!("fix what went wrong, then {apply}");
         if let Some(rollback) = &outcome.rollback {
             for undone in &rollback.undone {

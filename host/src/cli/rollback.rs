@@ -13,14 +13,14 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(args.run.state.path.as_deref())?;
     let runtime = super::runtime()?;
     let store = runtime.block_on(workspace.open_store())?;
-    let Some(deployment) = runtime.block_on(super::status::find(
+    let deployment = match runtime.block_on(super::status::find(
         &store,
         &workspace,
         &args.name,
         args.env.env.as_deref(),
-    ))?
-    else {
-        return Ok(ExitStatus::Failure);
+    ))? {
+        Ok(deployment) => deployment,
+        Err(status) => return Ok(status),
     };
     let key = deployment.key();
     let name = &key;
@@ -64,6 +64,7 @@ pub fn run(args: &RollbackArgs) -> anyhow::Result<ExitStatus> {
         &args.run,
         1,
         &reporter,
+        None,
         None,
     )?;
     if deployed == super::apply::Deployed::Interrupted {

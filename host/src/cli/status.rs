@@ -98,24 +98,29 @@ pub async fn find_all(
 }
 
 /// The one deployment a command that changes something works on: `name` with `env`. An
-/// app whose spec has environments needs one named; `None` after saying why.
+/// app whose spec has environments needs one named. `Err` with the exit status after
+/// saying why there is none: no such deployment (1), or no environment named (2).
 pub async fn find(
     store: &Store,
     workspace: &Workspace,
     name: &str,
     env: Option<&str>,
-) -> anyhow::Result<Option<Deployment>> {
+) -> anyhow::Result<Result<Deployment, ExitStatus>> {
     let Some(found) = find_all(store, workspace, name, env).await? else {
-        return Ok(None);
+        return Ok(Err(ExitStatus::Failure));
     };
     let named = env.is_some() || name.contains('@');
     // Without an environment, the name is the app's deployment without one, if it has
-    // one (deployed before its spec had environments).
-    if !named && let Some(index) = found.iter().position(|d| d.environment.is_none()) {
-        return Ok(found.into_iter().nth(index));
+    // one that is not destroyed (deployed before its spec had environments), or if it is
+    // all the app has.
+    let legacy = found.iter().position(|d| {
+        d.environment.is_none() && (d.state != DeploymentState::Destroyed || found.len() == 1)
+    });
+    if !named && let Some(index) = legacy {
+        return Ok(found.into_iter().nth(index).ok_or(ExitStatus::Failure));
     }
     match found.as_slice() {
-        [_] if named => Ok(found.into_iter().next()),
+        [_] if named => Ok(found.into_iter().next().ok_or(ExitStatus::Failure)),
         _ => {
             let environments: Vec<&str> = found
                 .iter()
@@ -126,7 +131,7 @@ pub async fn find(
                 environments.join(", "),
                 environments.first().copied().unwrap_or("NAME")
             );
-            Ok(None)
+            Ok(Err(ExitStatus::Invalid))
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `fabrik unlock NAME`: what can be done about an app's lock, done.
 
+use fabrik_engine::domain::{deployment_key, split_key};
 use fabrik_engine::lock::postgres::{self, Unlocked};
 use fabrik_engine::lock::{self, Locks};
 use fabrik_engine::workspace::Workspace;
@@ -9,10 +10,41 @@ use super::ExitStatus;
 pub fn run(name: &str, env: Option<&str>, force: bool) -> anyhow::Result<ExitStatus> {
     let workspace = Workspace::current(None)?;
     // A lock is a deployment's: `api --env staging` is `api@staging`'s.
-    let key = match (env, name.contains('@')) {
-        (Some(env), false) => fabrik_engine::domain::deployment_key(name, Some(env)),
-        _ => name.to_owned(),
+    let (app, written) = split_key(name);
+    let key = match (written, env) {
+        (Some(written), Some(env)) if written != env => {
+            errln!("error: `{name}` names environment `{written}` and `--env` names `{env}`");
+            return Ok(ExitStatus::Invalid);
+        }
+        (written, env) => deployment_key(app, written.or(env)),
     };
+    // An app whose deployments are all in environments has no lock of its own: say which
+    // there are rather than find nothing to unlock. (A lock can exist before its app is in
+    // the state, so only what the state does list is refused.)
+    if written.is_none() && env.is_none() {
+        let environments: Vec<String> = super::runtime()?.block_on(async {
+            let Ok(store) = workspace.reading_store().await else {
+                return Vec::new();
+            };
+            let listed = store.deployments().await.unwrap_or_default();
+            let ours: Vec<_> = listed
+                .into_iter()
+                .filter(|d| d.project == workspace.project.name && d.app == app)
+                .collect();
+            if ours.iter().any(|d| d.environment.is_none()) {
+                return Vec::new();
+            }
+            ours.into_iter().filter_map(|d| d.environment).collect()
+        });
+        if !environments.is_empty() {
+            errln!(
+                "error: `{app}` has environments ({}): name the one to unlock with `--env`\n  hint: `fabrik unlock {app} --env {}`",
+                environments.join(", "),
+                environments[0]
+            );
+            return Ok(ExitStatus::Invalid);
+        }
+    }
     let name = key.as_str();
     match workspace.locks()? {
         Locks::Files(dir) => {

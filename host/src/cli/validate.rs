@@ -66,6 +66,9 @@ pub(super) fn load_for(
     let mut registries: HashMap<PathBuf, TemplateRegistry> = HashMap::new();
     let mut loaded = Vec::new();
     let mut all_valid = true;
+    // `--env staging` over several specs works on those that have it; the others are
+    // said and left alone (one named alone must have it).
+    let mut skipped = Vec::new();
     for path in paths {
         let registry = registry_for(&mut registries, path)?;
         let file = match spec::load_file(path, registry) {
@@ -79,7 +82,24 @@ pub(super) fn load_for(
         let (Choose::AllOr(env) | Choose::One(env)) = choose;
         let chosen = match (file.single(), env) {
             (Some(single), None) => Ok(vec![single.clone()]),
-            (None, None) if matches!(choose, Choose::AllOr(_)) => Ok(file.named().to_vec()),
+            (None, None) if matches!(choose, Choose::AllOr(_)) => {
+                // A pattern stands for names only `--env` gives: said, so that a spec
+                // with only patterns is not taken for one with nothing in it.
+                let patterns: Vec<String> = file
+                    .environment_names()
+                    .into_iter()
+                    .filter(|n| n.ends_with('*'))
+                    .collect();
+                if !patterns.is_empty() {
+                    errln!(
+                        "note: `{}`: {} stand{} for the names `--env` gives (validated with two of them); name one to see it",
+                        path.display(),
+                        patterns.join(", "),
+                        if patterns.len() == 1 { "s" } else { "" }
+                    );
+                }
+                Ok(file.named().to_vec())
+            }
             (None, None) => {
                 errln!(
                     "error: `{}` has environments ({}): name the one to work on with `--env`\n  hint: `--env {}`; nothing was changed",
@@ -97,6 +117,11 @@ pub(super) fn load_for(
         };
         match chosen {
             Ok(specs) => loaded.extend(specs),
+            Err(error @ (SelectError::NoEnvironments { .. } | SelectError::Unknown { .. }))
+                if paths.len() > 1 =>
+            {
+                skipped.push((path, error));
+            }
             Err(SelectError::Invalid(error)) => {
                 report::spec_error(&error, format);
                 all_valid = false;
@@ -106,6 +131,20 @@ pub(super) fn load_for(
                 all_valid = false;
             }
         }
+    }
+    if !skipped.is_empty() && loaded.is_empty() && all_valid {
+        for (_, error) in &skipped {
+            errln!("error: {error}");
+        }
+        return Ok((loaded, false));
+    }
+    for (path, _) in &skipped {
+        let (Choose::AllOr(env) | Choose::One(env)) = choose;
+        errln!(
+            "note: `{}` has no environment `{}`: left alone",
+            path.display(),
+            env.unwrap_or_default()
+        );
     }
     Ok((loaded, all_valid))
 }
