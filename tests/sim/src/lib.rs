@@ -21,6 +21,7 @@ pub mod powerdns;
 pub mod ratelimit;
 pub mod registry;
 pub mod sources;
+pub mod uptime_kuma;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
