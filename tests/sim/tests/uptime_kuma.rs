@@ -115,6 +115,24 @@ impl Client {
         panic!("no acknowledgement of {name}");
     }
 
+    /// Polls until an event named `name` has arrived (the server may send what it emits
+    /// on connect in a later poll than its connect answer).
+    async fn wait_for(&mut self, name: &str) {
+        for _ in 0..10 {
+            if self.event_names().iter().any(|n| n == name) {
+                return;
+            }
+            let packets = self.poll().await;
+            for packet in &packets {
+                if packet == "2" {
+                    assert_eq!(self.post("3").await, 200);
+                }
+            }
+            self.take(&packets);
+        }
+        panic!("no {name} event: {:?}", self.log);
+    }
+
     fn event_names(&self) -> Vec<String> {
         self.events
             .iter()
@@ -341,4 +359,157 @@ async fn metrics_list_active_monitors_behind_basic_auth_or_an_api_key() {
     let key = kuma.add_api_key();
     assert_eq!(metrics("admin", "s3cret-pass").await.status(), 401);
     assert_eq!(metrics("", &key).await.status(), 200);
+}
+
+/// One scenario, written only against the protocol, that the simulator and a real
+/// Uptime Kuma 2.x (fresh database) must both pass: what the simulator claims of the
+/// server is checked against the server itself (`the_real_server_answers_as_the_simulator`).
+async fn scenario(base: &str) {
+    let mut client = Client::connect(base).await;
+    client.wait_for("loginRequired").await;
+    assert_eq!(client.event_names(), ["info", "setup", "loginRequired"]);
+    assert_eq!(client.call("needSetup", &[]).await, json!(true));
+    let weak = client.call("setup", &[json!("admin"), json!("abc")]).await;
+    assert_eq!(
+        weak,
+        json!({"ok": false, "msg": "passwordTooWeak", "msgi18n": true})
+    );
+    let made = client
+        .call("setup", &[json!("admin"), json!("s3cret-pass-9")])
+        .await;
+    assert_eq!(
+        made,
+        json!({"ok": true, "msg": "successAdded", "msgi18n": true})
+    );
+    let refused = client.call("add", &[http_monitor("api")]).await;
+    assert_eq!(
+        refused,
+        json!({"ok": false, "msg": "You are not logged in."})
+    );
+    let wrong = client
+        .call(
+            "login",
+            &[json!({"username": "admin", "password": "nope", "token": ""})],
+        )
+        .await;
+    assert_eq!(
+        wrong,
+        json!({"ok": false, "msg": "authIncorrectCreds", "msgi18n": true})
+    );
+    let login = client
+        .call(
+            "login",
+            &[json!({"username": "admin", "password": "s3cret-pass-9", "token": ""})],
+        )
+        .await;
+    assert_eq!(login["ok"], true, "{login}");
+
+    let mut no_conditions = http_monitor("bare");
+    no_conditions
+        .as_object_mut()
+        .expect("object")
+        .remove("conditions");
+    let refused = client.call("add", &[no_conditions]).await;
+    assert_eq!(refused["ok"], false);
+    assert!(
+        refused["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("monitor.conditions"),
+        "{refused}"
+    );
+    let mut unknown = http_monitor("extra");
+    unknown["tags"] = json!([]);
+    let refused = client.call("add", &[unknown]).await;
+    assert!(
+        refused["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no column named tags"),
+        "{refused}"
+    );
+
+    let added = client.call("add", &[http_monitor("api")]).await;
+    assert_eq!(added["ok"], true, "{added}");
+    assert_eq!(added["msg"], "successAdded");
+    let id = added["monitorID"].as_u64().expect("id");
+    let got = client.call("getMonitor", &[json!(id)]).await;
+    let monitor = &got["monitor"];
+    assert_eq!(monitor["description"], "fabrik:acme/api@staging");
+    assert_eq!(monitor["active"], true);
+    assert_eq!(monitor["interval"], 60);
+    assert_eq!(monitor["accepted_statuscodes"], json!(["200-299"]));
+    let mut changed = monitor.clone();
+    changed["interval"] = json!(120);
+    let edited = client.call("editMonitor", &[changed]).await;
+    assert_eq!(edited["ok"], true, "{edited}");
+    assert_eq!(edited["msg"], "Saved.");
+    let got = client.call("getMonitor", &[json!(id)]).await;
+    assert_eq!(got["monitor"]["interval"], 120);
+
+    let paused = client.call("pauseMonitor", &[json!(id)]).await;
+    assert_eq!(
+        paused,
+        json!({"ok": true, "msg": "successPaused", "msgi18n": true})
+    );
+    let got = client.call("getMonitor", &[json!(id)]).await;
+    assert_eq!(got["monitor"]["active"], false);
+    let resumed = client.call("resumeMonitor", &[json!(id)]).await;
+    assert_eq!(
+        resumed,
+        json!({"ok": true, "msg": "successResumed", "msgi18n": true})
+    );
+    let foreign = client.call("pauseMonitor", &[json!(id + 1000)]).await;
+    assert_eq!(
+        foreign,
+        json!({"ok": false, "msg": "You do not own this monitor."})
+    );
+
+    let http = reqwest::Client::new();
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .basic_auth("admin", Some("s3cret-pass-9"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), 200);
+    let denied = http
+        .get(format!("{base}/metrics"))
+        .basic_auth("admin", Some("wrong"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(denied.status(), 401);
+
+    let deleted = client
+        .call("deleteMonitor", &[json!(id), json!(false)])
+        .await;
+    assert_eq!(
+        deleted,
+        json!({"ok": true, "msg": "successDeleted", "msgi18n": true})
+    );
+    let again = client
+        .call("deleteMonitor", &[json!(id), json!(false)])
+        .await;
+    assert_eq!(
+        again["ok"], true,
+        "a missing id is deleted \"successfully\": {again}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_passes_the_scenario_a_real_server_passes() {
+    let kuma = UptimeKuma::new(Version::V2);
+    scenario(&serve(&kuma).await).await;
+}
+
+/// The same scenario against a real Uptime Kuma 2.x with a fresh database, started by
+/// hand (`tests/sim/README.md`, "Uptime Kuma": how): `FABRIK_REAL_UPTIME_KUMA_URL=http://
+/// 127.0.0.1:PORT cargo test -p fabrik-sim --test uptime_kuma -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real Uptime Kuma: FABRIK_REAL_UPTIME_KUMA_URL"]
+async fn the_real_server_answers_as_the_simulator() {
+    let url = std::env::var("FABRIK_REAL_UPTIME_KUMA_URL")
+        .expect("NOT RUN: set FABRIK_REAL_UPTIME_KUMA_URL to a fresh Uptime Kuma 2.x");
+    scenario(url.trim_end_matches('/')).await;
 }
