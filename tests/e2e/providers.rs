@@ -31,13 +31,13 @@ fn lists_the_bundled_providers_with_versions_and_hashes() {
     let version = env!("CARGO_PKG_VERSION");
     assert!(
         stdout.contains(&format!(
-            "coolify: coolify {version} (bundled), contract fabrik:provider@0.3.0"
+            "coolify: coolify {version} (bundled), contract fabrik:provider@0.4.0"
         )),
         "{stdout}"
     );
     assert!(
         stdout.contains(&format!(
-            "dns: cloudflare {version} (bundled), contract fabrik:provider@0.3.0"
+            "dns: cloudflare {version} (bundled), contract fabrik:provider@0.4.0"
         )),
         "{stdout}"
     );
@@ -124,7 +124,7 @@ fn a_third_party_provider_loads_by_path_is_pinned_and_a_changed_byte_is_refused(
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("dns: echo 0.3.1 (path:plugins/echo.wasm), contract fabrik:provider@0.3.0"),
+        stdout.contains("dns: echo 0.3.1 (path:plugins/echo.wasm), contract fabrik:provider@0.4.0"),
         "{stdout}"
     );
 
@@ -144,7 +144,7 @@ fn a_third_party_provider_loads_by_path_is_pinned_and_a_changed_byte_is_refused(
         lock.contains("source = \"path:plugins/echo.wasm\""),
         "{lock}"
     );
-    assert!(lock.contains("wit = \"0.3.0\""), "{lock}");
+    assert!(lock.contains("wit = \"0.4.0\""), "{lock}");
     fabrik()
         .current_dir(dir)
         .args(["apply", "--dry-run", "app.yaml"])
@@ -197,7 +197,7 @@ fn a_provider_for_an_incompatible_contract_is_refused() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "it targets contract `fabrik:provider@0.9.0`, which this fabrik does not support (it supports 0.3.x, 0.2.x, 0.1.x)",
+            "it targets contract `fabrik:provider@0.9.0`, which this fabrik does not support (it supports 0.4.x, 0.3.x, 0.2.x, 0.1.x)",
         ));
     assert_eq!(
         artifacts(cache.path()),
@@ -263,4 +263,46 @@ fn a_bad_project_file_is_a_clear_error() {
             .code(1)
             .stderr(predicate::str::contains(expected));
     }
+}
+
+/// A component of the frozen 0.3.0 contract still loads, is pinned and is called, now
+/// that the SDK and the bundled providers speak 0.4.
+#[test]
+fn a_provider_of_contract_0_3_is_still_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("plugins")).expect("mkdir");
+    std::fs::copy(
+        test_plugin("contract-0-3"),
+        dir.path().join("plugins/dns.wasm"),
+    )
+    .expect("copy");
+    std::fs::write(
+        dir.path().join("fabrik.toml"),
+        "[project]\nname = \"acme\"\n\n[providers]\ndns = { path = \"plugins/dns.wasm\" }\n",
+    )
+    .expect("fabrik.toml");
+    std::fs::copy(
+        root().join("fixtures/test-api.yaml"),
+        dir.path().join("app.yaml"),
+    )
+    .expect("spec");
+    let listed = fabrik()
+        .current_dir(dir.path())
+        .args(["providers", "list"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        stdout.contains(
+            "dns: contract-0-3 0.3.1 (path:plugins/dns.wasm), contract fabrik:provider@0.3.0"
+        ),
+        "{stdout}"
+    );
+    fabrik()
+        .current_dir(dir.path())
+        .args(["providers", "lock"])
+        .assert()
+        .code(0);
+    let lock = std::fs::read_to_string(dir.path().join("fabrik.lock")).expect("fabrik.lock");
+    assert!(lock.contains("wit = \"0.3.0\""), "{lock}");
 }

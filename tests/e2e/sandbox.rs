@@ -319,13 +319,13 @@ async fn a_component_built_for_another_contract_version_is_refused() {
             ..
         } => {
             assert_eq!(found, "0.9.0");
-            assert_eq!(supported, "0.3.x, 0.2.x, 0.1.x");
+            assert_eq!(supported, "0.4.x, 0.3.x, 0.2.x, 0.1.x");
         }
         other => panic!("unexpected error: {other}"),
     }
     assert_eq!(
         error.to_string(),
-        "provider `future` cannot be used: it targets contract `fabrik:provider@0.9.0`, which this fabrik does not support (it supports 0.3.x, 0.2.x, 0.1.x)"
+        "provider `future` cannot be used: it targets contract `fabrik:provider@0.9.0`, which this fabrik does not support (it supports 0.4.x, 0.3.x, 0.2.x, 0.1.x)"
     );
 }
 

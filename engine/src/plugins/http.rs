@@ -43,6 +43,37 @@ pub enum Method {
 pub enum AuthScheme {
     Bearer,
     Header(String),
+    /// The value replaces this placeholder in the body, JSON-escaped (contract 0.4).
+    Body(String),
+}
+
+/// The shortest placeholder a `body` credential may name: a shorter one could be found
+/// by accident in a body.
+const MIN_PLACEHOLDER: usize = 8;
+
+/// `value` as the inside of a JSON string.
+fn json_escaped(value: &str) -> String {
+    let quoted = serde_json::Value::String(value.to_owned()).to_string();
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+/// `haystack` with every occurrence of `needle` replaced by `with`.
+fn replace_bytes(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    if needle.is_empty() {
+        return haystack.to_vec();
+    }
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,9 +318,10 @@ impl HttpGateway {
             Method::Delete => reqwest::Method::DELETE,
             Method::Head => reqwest::Method::HEAD,
         };
-        let credential_header = request.credential.as_ref().map(|c| match &c.scheme {
-            AuthScheme::Bearer => "authorization".to_owned(),
-            AuthScheme::Header(name) => name.to_ascii_lowercase(),
+        let credential_header = request.credential.as_ref().and_then(|c| match &c.scheme {
+            AuthScheme::Bearer => Some("authorization".to_owned()),
+            AuthScheme::Header(name) => Some(name.to_ascii_lowercase()),
+            AuthScheme::Body(_) => None,
         });
         // A credential goes in a header of its own: never in one the host sets (`Host`
         // would send it to whatever reads the request line, a proxy's log).
@@ -313,7 +345,40 @@ impl HttpGateway {
             }
             builder = builder.header(name, value);
         }
+        let mut body = request.body;
+        // What the answer must not show the provider: the value it never saw.
+        let mut withheld: Vec<Vec<u8>> = Vec::new();
         if let Some(credential) = &request.credential {
+            let Some(secret) = self.grants.credentials.get(&credential.key) else {
+                return Err(HttpError::Denied(format!(
+                    "credential `{}` is not configured for provider `{}`",
+                    credential.key, self.provider
+                )));
+            };
+            let value = secret.expose_secret();
+            withheld.push(value.as_bytes().to_vec());
+            withheld.push(json_escaped(value).into_bytes());
+            if let AuthScheme::Body(placeholder) = &credential.scheme {
+                let found = body.as_deref().is_some_and(|b| {
+                    b.windows(placeholder.len())
+                        .any(|w| w == placeholder.as_bytes())
+                });
+                if placeholder.len() < MIN_PLACEHOLDER || !found {
+                    return Err(HttpError::InvalidRequest(format!(
+                        "credential `{}` goes in the body at a placeholder of at least {MIN_PLACEHOLDER} characters that the body contains",
+                        credential.key
+                    )));
+                }
+                body = body.map(|b| {
+                    replace_bytes(&b, placeholder.as_bytes(), json_escaped(value).as_bytes())
+                });
+            }
+        }
+        if let Some(credential) = request
+            .credential
+            .as_ref()
+            .filter(|c| !matches!(c.scheme, AuthScheme::Body(_)))
+        {
             let Some(secret) = self.grants.credentials.get(&credential.key) else {
                 return Err(HttpError::Denied(format!(
                     "credential `{}` is not configured for provider `{}`",
@@ -325,7 +390,7 @@ impl HttpGateway {
                     "Bearer {}",
                     secret.expose_secret()
                 )),
-                AuthScheme::Header(_) => {
+                AuthScheme::Header(_) | AuthScheme::Body(_) => {
                     reqwest::header::HeaderValue::from_str(secret.expose_secret())
                 }
             }
@@ -341,7 +406,7 @@ impl HttpGateway {
                 value,
             );
         }
-        if let Some(body) = request.body {
+        if let Some(body) = body {
             if body.len() > self.body_limit {
                 return Err(HttpError::InvalidRequest(format!(
                     "request body of {} bytes is over the limit of {}",
@@ -437,6 +502,18 @@ impl HttpGateway {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "provider request"
         );
+        // The credential's value, should the server echo it, never reaches the provider.
+        let [raw, escaped] = [&withheld.first(), &withheld.get(1)];
+        let mut headers = headers;
+        for needle in [raw, escaped].into_iter().flatten() {
+            if needle.len() >= MIN_PLACEHOLDER {
+                body = replace_bytes(&body, needle, b"[redacted]");
+                for (_, value) in &mut headers {
+                    let replaced = replace_bytes(value.as_bytes(), needle, b"[redacted]");
+                    *value = String::from_utf8_lossy(&replaced).into_owned();
+                }
+            }
+        }
         Ok(HttpResponse {
             status,
             headers,
@@ -557,6 +634,66 @@ mod tests {
             "{took:?}"
         );
         drop(silent);
+    }
+
+    /// Contract 0.4's `body` scheme: the value goes where the placeholder is, JSON-escaped,
+    /// and an answer that echoes it comes back without it; a body without the
+    /// placeholder, or a short one, is refused before anything is sent.
+    #[tokio::test]
+    async fn a_body_credential_is_put_in_place_and_never_echoed_back() {
+        use axum::routing::post;
+        let app = axum::Router::new().route(
+            "/login",
+            post(|headers: axum::http::HeaderMap, body: String| async move {
+                let auth = headers.contains_key("authorization");
+                (
+                    [("x-echo", body.clone())],
+                    format!("auth={auth} echo={body}"),
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let origin = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut grants = granted(&[&origin], false);
+        grants.add_credential("password", SecretString::from("pa\"ss-w0rd"));
+        let gateway = HttpGateway::new("monitor", grants).expect("gateway");
+        let send = |body: &str, placeholder: &str| {
+            gateway.send(
+                HttpRequest {
+                    method: Method::Post,
+                    url: format!("{origin}/login"),
+                    headers: vec![],
+                    body: Some(body.as_bytes().to_vec()),
+                    credential: Some(Credential {
+                        key: "password".to_owned(),
+                        scheme: AuthScheme::Body(placeholder.to_owned()),
+                    }),
+                    timeout: None,
+                },
+                Serving::default(),
+            )
+        };
+        let answer = send(r#"{"password":"{{password}}"}"#, "{{password}}")
+            .await
+            .expect("answered");
+        let text = String::from_utf8(answer.body).expect("utf-8");
+        assert_eq!(text, r#"auth=false echo={"password":"[redacted]"}"#);
+        let echoed = answer
+            .headers
+            .iter()
+            .find(|(k, _)| k == "x-echo")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(echoed, Some(r#"{"password":"[redacted]"}"#));
+        for (body, placeholder) in [("{}", "{{password}}"), ("{{pw}}", "{{pw}}")] {
+            let refused = send(body, placeholder).await;
+            assert!(
+                matches!(refused, Err(HttpError::InvalidRequest(_))),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::http::HttpGateway;
 use super::returned::{Returned, tidied};
 use super::sandbox::{HostState, SandboxLimits};
 use super::types::{Progress, ProviderError, ProviderInfo, Resource, ResourcePage, WitVersion};
-use super::wit::{self, WitError, v0_1, v0_2, v0_3};
+use super::wit::{self, WitError, v0_1, v0_2, v0_3, v0_4};
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,7 @@ enum Pre {
     V0_1(v0_1::ProviderPluginPre<HostState>),
     V0_2(v0_2::ProviderPluginPre<HostState>),
     V0_3(v0_3::ProviderPluginPre<HostState>),
+    V0_4(v0_4::ProviderPluginPre<HostState>),
 }
 
 /// An instance's bindings, of the version its component targets.
@@ -65,6 +66,7 @@ enum Bindings {
     V0_1(v0_1::ProviderPlugin),
     V0_2(v0_2::ProviderPlugin),
     V0_3(v0_3::ProviderPlugin),
+    V0_4(v0_4::ProviderPlugin),
 }
 
 /// Runs `$body` with `$guest` bound to the `provider` export of whichever version `$b`
@@ -84,6 +86,10 @@ macro_rules! on_guest {
                 let $guest = b.fabrik_provider_provider();
                 $body
             }
+            Bindings::V0_4(b) => {
+                let $guest = b.fabrik_provider_provider();
+                $body
+            }
         }
     };
 }
@@ -94,6 +100,7 @@ impl Pre {
             Pre::V0_1(pre) => Bindings::V0_1(pre.instantiate_async(store).await?),
             Pre::V0_2(pre) => Bindings::V0_2(pre.instantiate_async(store).await?),
             Pre::V0_3(pre) => Bindings::V0_3(pre.instantiate_async(store).await?),
+            Pre::V0_4(pre) => Bindings::V0_4(pre.instantiate_async(store).await?),
         })
     }
 
@@ -102,6 +109,7 @@ impl Pre {
             Pre::V0_1(pre) => pre.engine(),
             Pre::V0_2(pre) => pre.engine(),
             Pre::V0_3(pre) => pre.engine(),
+            Pre::V0_4(pre) => pre.engine(),
         }
     }
 }
@@ -252,9 +260,14 @@ fn link(engine: &PluginEngine, component: &Component, wit: WitVersion) -> wasmti
         Ok(Pre::V0_2(v0_2::ProviderPluginPre::new(
             linker.instantiate_pre(component)?,
         )?))
-    } else {
+    } else if wit.is_served_by(wit::V0_3) {
         v0_3::ProviderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         Ok(Pre::V0_3(v0_3::ProviderPluginPre::new(
+            linker.instantiate_pre(component)?,
+        )?))
+    } else {
+        v0_4::ProviderPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        Ok(Pre::V0_4(v0_4::ProviderPluginPre::new(
             linker.instantiate_pre(component)?,
         )?))
     }
@@ -490,6 +503,13 @@ impl ProviderInstance {
                         owner,
                         desired.as_deref()
                     )),
+                    Bindings::V0_4(b) => found!(b.fabrik_provider_provider().call_lookup(
+                        s,
+                        kind,
+                        name,
+                        owner,
+                        desired.as_deref()
+                    )),
                 }
             })
             .await
@@ -609,6 +629,7 @@ impl ProviderInstance {
                     Bindings::V0_1(_) => Ok(Ok(None)),
                     Bindings::V0_2(b) => page!(b),
                     Bindings::V0_3(b) => page!(b),
+                    Bindings::V0_4(b) => page!(b),
                 }
             })
             .await

@@ -1,7 +1,7 @@
 //! WIT versions: which contract versions this host serves, and reading the version a
 //! component targets from its export names (never from what it says in `describe`).
 //!
-//! Each released version of `wit/` has a module here with its own `bindgen!` (0.1 to 0.3),
+//! Each released version of `wit/` has a module here with its own `bindgen!` (0.1 to 0.4),
 //! and the instance dispatches on the version a component targets. Conversions to the
 //! host's own types are written once (`convert`).
 
@@ -9,6 +9,7 @@ mod convert;
 pub mod v0_1;
 pub mod v0_2;
 pub mod v0_3;
+pub mod v0_4;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -19,7 +20,7 @@ use super::types::WitVersion;
 const PROVIDER_INTERFACE: &str = "fabrik:provider/provider@";
 
 /// Contract versions this host has bindings for, newest first.
-pub const SUPPORTED: &[WitVersion] = &[V0_3, V0_2, V0_1];
+pub const SUPPORTED: &[WitVersion] = &[V0_4, V0_3, V0_2, V0_1];
 
 /// The first contract: everything but `http-send-many` and `list`.
 pub const V0_1: WitVersion = WitVersion {
@@ -39,6 +40,13 @@ pub const V0_2: WitVersion = WitVersion {
 pub const V0_3: WitVersion = WitVersion {
     major: 0,
     minor: 3,
+    patch: 0,
+};
+
+/// 0.3 plus the `body` credential scheme.
+pub const V0_4: WitVersion = WitVersion {
+    major: 0,
+    minor: 4,
     patch: 0,
 };
 

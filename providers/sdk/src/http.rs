@@ -150,6 +150,30 @@ impl Request {
         self
     }
 
+    /// Sends `body` as it is (no content type set: add one with [`Request::header`]).
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.inner.body = Some(body.into());
+        self
+    }
+
+    /// Has the host put the secret config key `key` into the body where it reads
+    /// `placeholder` (JSON-escaped; contract 0.4): for an API that takes a password in a
+    /// message, never seen by the provider. Replaces the API's own credential for this
+    /// request; the answer comes back without the value in it.
+    pub fn credential_in_body(mut self, key: &str, placeholder: &str) -> Self {
+        self.inner.credential = Some(Credential {
+            key: key.to_owned(),
+            scheme: AuthScheme::Body(placeholder.to_owned()),
+        });
+        self
+    }
+
+    /// Sends no credential (an API whose other requests carry one).
+    pub fn without_credential(mut self) -> Self {
+        self.inner.credential = None;
+        self
+    }
+
     /// Sends `body` as JSON when it is `Some`.
     pub fn json_opt(self, body: Option<&impl Serialize>) -> Self {
         match body {

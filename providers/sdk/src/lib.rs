@@ -1,8 +1,8 @@
 //! Write a [Fabrik](https://github.com/fabrik-deploy/fabrik) provider plugin in Rust.
 //!
 //! A provider is a WebAssembly component of the world `fabrik:provider/provider-plugin`
-//! (the contract, in `wit/provider.wit`, is this crate's version: SDK 0.3 speaks contract
-//! 0.3). This crate generates its bindings once and adds what every provider otherwise
+//! (the contract, in `wit/provider.wit`, is this crate's version: SDK 0.4 speaks contract
+//! 0.4). This crate generates its bindings once and adds what every provider otherwise
 //! writes again:
 //!
 //! - [`http`]: requests through the host (`http-send`, `http-send-many`), with the

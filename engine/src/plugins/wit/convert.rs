@@ -51,10 +51,7 @@ macro_rules! conversions {
                     body: r.body,
                     credential: r.credential.map(|c| http::Credential {
                         key: c.key,
-                        scheme: match c.scheme {
-                            wit_host::AuthScheme::Bearer => http::AuthScheme::Bearer,
-                            wit_host::AuthScheme::Header(name) => http::AuthScheme::Header(name),
-                        },
+                        scheme: auth_scheme(c.scheme),
                     }),
                     timeout: r
                         .timeout_ms

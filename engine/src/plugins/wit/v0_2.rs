@@ -57,6 +57,14 @@ impl wit_host::Host for HostState {
 
 conversions!();
 
+/// The schemes this version has: a bearer token or a header.
+fn auth_scheme(scheme: wit_host::AuthScheme) -> http::AuthScheme {
+    match scheme {
+        wit_host::AuthScheme::Bearer => http::AuthScheme::Bearer,
+        wit_host::AuthScheme::Header(name) => http::AuthScheme::Header(name),
+    }
+}
+
 /// Contracts before 0.3 declare no rate limit.
 fn rate_limit_of(_: &guest::ProviderInfo) -> Option<crate::plugins::pacing::RateLimit> {
     None

@@ -58,6 +58,14 @@ impl wit_host::Host for HostState {
 
 conversions!();
 
+/// The schemes this version has: a bearer token or a header.
+fn auth_scheme(scheme: wit_host::AuthScheme) -> http::AuthScheme {
+    match scheme {
+        wit_host::AuthScheme::Bearer => http::AuthScheme::Bearer,
+        wit_host::AuthScheme::Header(name) => http::AuthScheme::Header(name),
+    }
+}
+
 /// The budget the provider declares.
 fn rate_limit_of(info: &guest::ProviderInfo) -> Option<crate::plugins::pacing::RateLimit> {
     info.rate_limit
