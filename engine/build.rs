@@ -13,6 +13,7 @@ const PROVIDERS: &[(&str, &str)] = &[
     ("coolify", "fabrik-provider-coolify"),
     ("cloudflare", "fabrik-provider-cloudflare"),
     ("powerdns", "fabrik-provider-powerdns"),
+    ("uptime-kuma", "fabrik-provider-uptime-kuma"),
 ];
 const TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "provider";
@@ -78,7 +79,7 @@ fn main() {
         }
         println!(
             "cargo:rustc-env=FABRIK_BUNDLED_{}={}",
-            name.to_uppercase(),
+            name.to_uppercase().replace('-', "_"),
             wasm.display()
         );
         // The digest `fabrik.lock` pins, so that no run hashes the embedded bytes again.
@@ -89,7 +90,7 @@ fn main() {
             .collect();
         println!(
             "cargo:rustc-env=FABRIK_BUNDLED_{}_SHA256={sha256}",
-            name.to_uppercase()
+            name.to_uppercase().replace('-', "_")
         );
     }
 }

@@ -25,6 +25,11 @@ pub const BUNDLED: &[Bundled] = &[
         wasm: include_bytes!(env!("FABRIK_BUNDLED_POWERDNS")),
         sha256: env!("FABRIK_BUNDLED_POWERDNS_SHA256"),
     },
+    Bundled {
+        name: "uptime-kuma",
+        wasm: include_bytes!(env!("FABRIK_BUNDLED_UPTIME_KUMA")),
+        sha256: env!("FABRIK_BUNDLED_UPTIME_KUMA_SHA256"),
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Bundled> {
