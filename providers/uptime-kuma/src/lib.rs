@@ -318,9 +318,17 @@ mod tests {
             tokio::spawn(async move { axum::serve(listener, router).await });
             format!("http://{addr}")
         });
+        let host = host_for(&runtime, PASSWORD);
+        (kuma, runtime, base, host)
+    }
+
+    /// A fake host that sends each request over real HTTP, `password` put at its
+    /// placeholder as the real host does.
+    fn host_for(runtime: &tokio::runtime::Runtime, password: &str) -> FakeHost {
+        let password = password.to_owned();
         let handle = runtime.handle().clone();
         let http = reqwest::Client::new();
-        let host = FakeHost::serve(move |request: &HttpRequest| {
+        FakeHost::serve(move |request: &HttpRequest| {
             let mut body = request.body.clone().unwrap_or_default();
             if let Some(credential) = &request.credential {
                 assert_eq!(credential.key, "password");
@@ -329,7 +337,7 @@ mod tests {
                 };
                 let text = String::from_utf8(body).expect("utf-8");
                 assert!(text.contains(placeholder.as_str()), "{text}");
-                body = text.replace(placeholder.as_str(), PASSWORD).into_bytes();
+                body = text.replace(placeholder.as_str(), &password).into_bytes();
             }
             let method = match request.method {
                 Method::Get => reqwest::Method::GET,
@@ -356,8 +364,7 @@ mod tests {
                     body: body.to_vec(),
                 })
             })
-        });
-        (kuma, runtime, base, host)
+        })
     }
 
     fn configure(base: &str) {
@@ -439,6 +446,53 @@ mod tests {
     #[test]
     fn a_monitor_lives_and_dies_on_uptime_kuma_1_23() {
         lifecycle(Version::V1);
+    }
+
+    /// The same life against a real Uptime Kuma (`tests/sim/README.md`, "Uptime Kuma":
+    /// how to run one): `FABRIK_REAL_UPTIME_KUMA_URL`, `_USERNAME`, `_PASSWORD`.
+    #[test]
+    #[ignore = "needs a real Uptime Kuma: FABRIK_REAL_UPTIME_KUMA_URL, _USERNAME, _PASSWORD"]
+    fn a_monitor_lives_and_dies_on_a_real_uptime_kuma() {
+        let var = |name: &str| {
+            std::env::var(format!("FABRIK_REAL_UPTIME_KUMA_{name}"))
+                .unwrap_or_else(|_| panic!("NOT RUN: set FABRIK_REAL_UPTIME_KUMA_{name}"))
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _host = host_for(&runtime, &var("PASSWORD"));
+        UptimeKuma::configure(vec![
+            ("base-url".to_owned(), var("URL")),
+            ("username".to_owned(), var("USERNAME")),
+        ])
+        .expect("configured");
+        let owner = "fabrik:real-check/api".to_owned();
+        let created =
+            UptimeKuma::create(KIND.into(), "api".into(), wanted(60, true), owner.clone())
+                .expect("created");
+        let id = created.id.clone();
+        let paused =
+            UptimeKuma::update(KIND.into(), id.clone(), wanted(120, false)).expect("update");
+        let live: Value = serde_json::from_str(&paused.live).expect("live");
+        assert_eq!(
+            (live["interval"].clone(), live["active"].clone()),
+            (json!(120), json!(false))
+        );
+        let found = UptimeKuma::lookup(KIND.into(), "api".into(), owner.clone(), None)
+            .expect("lookup")
+            .expect("found");
+        assert_eq!(found.id, id);
+        assert_eq!(
+            UptimeKuma::list(KIND.into(), "fabrik:real-check/".into(), None)
+                .expect("list")
+                .resources
+                .len(),
+            1
+        );
+        UptimeKuma::delete(KIND.into(), id.clone(), owner, false).expect("deleted");
+        assert!(UptimeKuma::read(KIND.into(), id).expect("read").is_none());
     }
 
     #[test]
