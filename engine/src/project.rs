@@ -239,6 +239,14 @@ pub fn default_entry(role: Role) -> ProviderEntry {
             &[("base-url", "CLOUDFLARE_API_URL")],
             &[("api-token", "CLOUDFLARE_API_TOKEN")],
         ),
+        Role::Monitor => (
+            "uptime-kuma",
+            &[
+                ("base-url", "UPTIME_KUMA_URL"),
+                ("username", "UPTIME_KUMA_USERNAME"),
+            ],
+            &[("password", "UPTIME_KUMA_PASSWORD")],
+        ),
     };
     let map = |pairs: &[(&str, &str)]| {
         pairs
@@ -344,7 +352,8 @@ impl Project {
             }
             providers.insert(role, entry);
         }
-        for role in Role::ALL {
+        // The optional roles (monitor) have a provider only when `fabrik.toml` names one.
+        for role in Role::REQUIRED {
             providers.entry(role).or_insert_with(|| default_entry(role));
         }
         let notify = file

@@ -567,6 +567,7 @@ fn validate_document(
         required_secrets: draft.required_secrets,
         healthcheck: draft.healthcheck,
         rollback: draft.rollback,
+        monitor: draft.monitor,
     };
     match template.render(&spec) {
         Ok(rendered) => Some(LoadedSpec {

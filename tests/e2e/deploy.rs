@@ -96,6 +96,15 @@ impl World {
                 "CLOUDFLARE_API_TOKEN",
                 &self.sandbox.config.cloudflare_token,
             )
+            .env("UPTIME_KUMA_URL", &self.sandbox.uptime_kuma_url)
+            .env(
+                "UPTIME_KUMA_USERNAME",
+                &self.sandbox.config.uptime_kuma_user.0,
+            )
+            .env(
+                "UPTIME_KUMA_PASSWORD",
+                &self.sandbox.config.uptime_kuma_user.1,
+            )
             .env("DATABASE_URL", DATABASE_URL)
             .env("FABRIK_CA_FILE", &self.ca)
             .env("FABRIK_RESOLVE", resolve.join(","))

@@ -14,6 +14,7 @@ mod lifecycle;
 mod live;
 mod model;
 mod module_graph;
+mod monitors;
 mod new;
 mod oci;
 mod one_team;

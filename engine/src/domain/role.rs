@@ -13,16 +13,24 @@ pub enum Role {
     Coolify,
     /// Points the app's domain at the server: a DNS record.
     Dns,
+    /// Watches the app once it is verified: an uptime monitor of its health URL. Optional:
+    /// only a project that configures `[providers.monitor]` has one.
+    Monitor,
 }
 
 impl Role {
     /// Every role, in the order providers are listed.
-    pub const ALL: [Role; 2] = [Role::Coolify, Role::Dns];
+    pub const ALL: [Role; 3] = [Role::Coolify, Role::Dns, Role::Monitor];
+
+    /// The roles every project has (a bundled provider unless `fabrik.toml` names
+    /// another).
+    pub const REQUIRED: [Role; 2] = [Role::Coolify, Role::Dns];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Role::Coolify => "coolify",
             Role::Dns => "dns",
+            Role::Monitor => "monitor",
         }
     }
 
@@ -32,6 +40,17 @@ impl Role {
         match self {
             Role::Coolify => &["application", "service"],
             Role::Dns => &["dns-record"],
+            Role::Monitor => &["monitor"],
+        }
+    }
+
+    /// The resource class's key in the spec's `rollback` policy: `coolify`, `dns`,
+    /// `monitors`.
+    pub const fn policy_key(self) -> &'static str {
+        match self {
+            Role::Coolify => "coolify",
+            Role::Dns => "dns",
+            Role::Monitor => "monitors",
         }
     }
 }
@@ -56,25 +75,28 @@ impl FromStr for Role {
     }
 }
 
-/// One value per role: the project's providers, their instances, their policies.
+/// One value per required role, and one for the optional monitor role when there is one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PerRole<T> {
     pub coolify: T,
     pub dns: T,
+    pub monitor: Option<T>,
 }
 
 impl<T> PerRole<T> {
-    pub fn get(&self, role: Role) -> &T {
+    pub fn get(&self, role: Role) -> Option<&T> {
         match role {
-            Role::Coolify => &self.coolify,
-            Role::Dns => &self.dns,
+            Role::Coolify => Some(&self.coolify),
+            Role::Dns => Some(&self.dns),
+            Role::Monitor => self.monitor.as_ref(),
         }
     }
 
-    pub fn get_mut(&mut self, role: Role) -> &mut T {
+    pub fn get_mut(&mut self, role: Role) -> Option<&mut T> {
         match role {
-            Role::Coolify => &mut self.coolify,
-            Role::Dns => &mut self.dns,
+            Role::Coolify => Some(&mut self.coolify),
+            Role::Dns => Some(&mut self.dns),
+            Role::Monitor => self.monitor.as_mut(),
         }
     }
 }

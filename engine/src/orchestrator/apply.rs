@@ -549,11 +549,23 @@ async fn connect(
             .providers
             .instantiate_hiding(Role::Dns, &env, &secret_values)
             .await?,
+        // Whenever the project has a monitor provider, whether or not this spec asks for
+        // a monitor: one it no longer asks for is deleted with it.
+        monitor: match ctx.providers.get(Role::Monitor) {
+            Some(_) => Some(
+                ctx.providers
+                    .instantiate_hiding(Role::Monitor, &env, &secret_values)
+                    .await?,
+            ),
+            None => None,
+        },
     };
     for (provider, instance) in [
-        (Role::Coolify, &instances.coolify),
-        (Role::Dns, &instances.dns),
+        (Role::Coolify, Some(&instances.coolify)),
+        (Role::Dns, Some(&instances.dns)),
+        (Role::Monitor, instances.monitor.as_ref()),
     ] {
+        let Some(instance) = instance else { continue };
         for origin in instance.cleartext_origins() {
             let warning = Warning::CleartextCredential { provider, origin };
             ctx.observer

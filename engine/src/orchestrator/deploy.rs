@@ -36,11 +36,51 @@ pub(crate) async fn provision_deploy_verify(
         name: spec.domain.clone(),
     };
     let run_ref: &Run<'_, '_> = run;
-    let Instances { coolify, dns } = instances;
-    let (prepared, record_seen) = tokio::join!(
+    let Instances {
+        coolify,
+        dns,
+        monitor,
+    } = instances;
+    // The monitor, if the spec asks for one, is observed with the others (nothing
+    // changes before every resource of the run is seen) and made or resumed only once
+    // the app is verified: a monitor of a broken app is noise.
+    let watch = desired::monitor(loaded, true);
+    if watch.is_some() && monitor.is_none() {
+        return Err(RunFailure::Unsupported(
+            "the spec asks for a monitor (`monitor:`), and fabrik.toml configures no [providers.monitor]".to_owned(),
+        )
+        .into());
+    }
+    let watch_wanted = watch.as_ref().map(|w| Wanted {
+        role: w.role,
+        kind: w.kind.clone(),
+        name: w.name.clone(),
+    });
+    let (prepared, record_seen, watch_seen) = tokio::join!(
         prepare_coolify(run_ref, loaded, values, coolify),
         run_ref.observe(dns, &dns_wanted, None),
+        async {
+            match (monitor.as_mut(), &watch_wanted, &watch) {
+                (Some(instance), Some(wanted), Some(w)) => {
+                    Some(run_ref.observe(instance, wanted, Some(&w.desired)).await)
+                }
+                _ => None,
+            }
+        },
     );
+    let watch_seen = match watch_seen.transpose() {
+        Ok(seen) => seen,
+        Err(Stop::Fault(error)) => return Err(Stop::Fault(error)),
+        Err(failed) => {
+            // A store fault on the other side still wins.
+            if let (Err(Stop::Fault(error)), _) | (_, Err(Stop::Fault(error))) =
+                (prepared, record_seen)
+            {
+                return Err(Stop::Fault(error));
+            }
+            return Err(failed);
+        }
+    };
     let (
         Prepared {
             record,
@@ -73,6 +113,18 @@ pub(crate) async fn provision_deploy_verify(
         Ensured::Unchanged(resource) => (resource, false),
     };
 
+    // A deploy of a watched app pauses its monitor, so that the restart raises no alarm;
+    // verification resumes it (and a failed run's rollback restores it, per
+    // `rollback.monitors`).
+    if redeployed
+        && let (Some(instance), Some(seen)) = (monitor.as_mut(), watch_seen)
+        && seen
+            .live()
+            .is_some_and(|live| live.live["active"].as_bool() != Some(false))
+        && let Some(paused) = desired::monitor(loaded, false)
+    {
+        run.converge(instance, &paused, seen).await?;
+    }
     if let Some(command) = &loaded.hooks.pre_deploy {
         hook(run, loaded, values, HookName::PreDeploy, command).await?;
     }
@@ -99,6 +151,10 @@ pub(crate) async fn provision_deploy_verify(
         });
     }
     run.probe(spec).await?;
+    if let (Some(instance), Some(watch), Some(wanted)) = (monitor.as_mut(), &watch, &watch_wanted) {
+        let seen = run.observe(instance, wanted, Some(&watch.desired)).await?;
+        run.converge(instance, watch, seen).await?;
+    }
     if let Some(command) = &loaded.hooks.post_deploy {
         hook(run, loaded, values, HookName::PostDeploy, command).await?;
     }

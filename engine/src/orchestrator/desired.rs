@@ -13,6 +13,9 @@ use crate::store::ResourceRow;
 /// Kind of the app's DNS record (the `dns` role's resource).
 pub const DNS_KIND: &str = "dns-record";
 
+/// Kind of the app's uptime monitor (the `monitor` role's resource).
+pub const MONITOR_KIND: &str = "monitor";
+
 /// A resource the app wants, by the key the store knows it by; known without any call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
@@ -21,9 +24,10 @@ pub struct Wanted {
     pub name: String,
 }
 
-/// The resources `loaded` wants: its DNS record and its Coolify resource.
+/// The resources `loaded` wants: its DNS record, its Coolify resource and, if the spec
+/// asks for one, its monitor.
 pub fn wanted(loaded: &LoadedSpec) -> Vec<Wanted> {
-    vec![
+    let mut wanted = vec![
         Wanted {
             role: Role::Dns,
             kind: DNS_KIND.to_owned(),
@@ -34,7 +38,45 @@ pub fn wanted(loaded: &LoadedSpec) -> Vec<Wanted> {
             kind: loaded.rendered.coolify_resource.to_string(),
             name: loaded.spec.name.clone(),
         },
-    ]
+    ];
+    if loaded.spec.monitor.is_some() {
+        wanted.push(Wanted {
+            role: Role::Monitor,
+            kind: MONITOR_KIND.to_owned(),
+            name: monitor_name(&loaded.spec),
+        });
+    }
+    wanted
+}
+
+/// The monitor's name: the deployment's key (`api`, `api@staging`), unique in a project.
+pub fn monitor_name(spec: &crate::spec::Spec) -> String {
+    spec.key()
+}
+
+/// The monitor of the app's health URL (`docs/schemas/monitor.desired.json`), watching
+/// (`active`) or paused while the app deploys; `None` if the spec asks for none.
+pub fn monitor(loaded: &LoadedSpec, active: bool) -> Option<DesiredResource> {
+    let spec = &loaded.spec;
+    let wanted = spec.monitor.as_ref()?;
+    let mut desired = json!({
+        "url": spec.health_url(),
+        "interval": wanted.interval,
+        "retries": wanted.retries,
+        "active": active,
+    });
+    if let Some(keyword) = &wanted.keyword {
+        desired["keyword"] = json!(keyword);
+    }
+    if let Some(status) = wanted.expect_status {
+        desired["expect_status"] = json!(status);
+    }
+    Some(DesiredResource {
+        role: Role::Monitor,
+        kind: MONITOR_KIND.to_owned(),
+        name: monitor_name(spec),
+        desired,
+    })
 }
 
 /// Whether `row` is one of `wanted`.

@@ -34,6 +34,7 @@ pub fn compare(kind: &str, desired: &Value, live: &Value, secrets: &[String]) ->
     let mut comparison = match kind {
         "dns-record" => compare_record(desired, live),
         "application" | "service" => compare_coolify(kind, desired, live, secrets),
+        "monitor" => compare_monitor(desired, live),
         _ => Comparison::default(),
     };
     // A provider's `live` may be megabytes (every key of a huge env, a value of any
@@ -63,6 +64,30 @@ fn shown(value: &dyn std::fmt::Display) -> String {
 /// maps to its API's own value (Cloudflare's `1`, a zone default) and reports back as
 /// absent; `1` means automatic too (the 0.1 and 0.2 documents said so). An absent
 /// `proxied` in `live` means the API has no proxy: there is nothing to compare.
+/// A monitor (`docs/schemas/monitor.*.json`): every field of the desired document as the
+/// provider reads it back; an optional one (`keyword`, `expect_status`) left out of the
+/// desired document must be absent from `live` too (a keyword added by hand is drift).
+fn compare_monitor(desired: &Value, live: &Value) -> Comparison {
+    let mut differences = Vec::new();
+    for field in [
+        "url",
+        "interval",
+        "retries",
+        "active",
+        "keyword",
+        "expect_status",
+    ] {
+        let (want, have) = (&desired[field], &live[field]);
+        if want != have {
+            differences.push(format!("{field}: {} → {}", shown(have), shown(want)));
+        }
+    }
+    Comparison {
+        differences,
+        complete: true,
+    }
+}
+
 fn compare_record(desired: &Value, live: &Value) -> Comparison {
     let mut out = Comparison {
         complete: true,

@@ -34,6 +34,13 @@ pub(crate) struct Observed {
     live: Option<Resource>,
 }
 
+impl Observed {
+    /// What the provider has now, if anything.
+    pub(crate) fn live(&self) -> Option<&Resource> {
+        self.live.as_ref()
+    }
+}
+
 impl Run<'_, '_> {
     /// The failure to stop with when a row of this project other than `row` already
     /// tracks `id` (see [`crate::store::Store::holder`]): a

@@ -139,11 +139,13 @@ impl Plan {
     /// The plan for an app that does not exist yet.
     pub fn fresh(loaded: &LoadedSpec) -> Self {
         let fresh = FreshSteps::of(loaded);
+        let mut steps = vec![fresh.dns, fresh.coolify, fresh.deploy, fresh.verify];
+        steps.extend(fresh.monitor);
         Self {
             app: loaded.spec.key(),
             environment: loaded.spec.environment.clone(),
             spec: loaded.path.display().to_string(),
-            steps: vec![fresh.dns, fresh.coolify, fresh.deploy, fresh.verify],
+            steps,
         }
     }
 
@@ -166,6 +168,7 @@ impl Plan {
             coolify: coolify_step,
             deploy: deploy_step,
             verify: verify_step,
+            monitor: monitor_step,
         } = FreshSteps::of(loaded);
         let live = |role: Role, kind: &str, name: &str| {
             known
@@ -295,8 +298,43 @@ impl Plan {
             changed = true;
             steps.push(step);
         }
+        // The monitor, made or changed once the app is verified (after the other steps).
+        let monitor_wanted = desired::monitor(loaded, true);
+        let monitor_step = match (monitor_step, monitor_wanted) {
+            (Some(step), Some(wanted)) => match live(Role::Monitor, &wanted.kind, &wanted.name) {
+                None => Some(step),
+                Some(row) => {
+                    let changes = diff(
+                        "",
+                        row.desired.as_ref().unwrap_or(&Value::Null),
+                        &wanted.desired,
+                    );
+                    if changes.is_empty() {
+                        Some(unchanged(step, row))
+                    } else {
+                        Some(Step {
+                            action: Action::Update,
+                            changes,
+                            ..step
+                        })
+                    }
+                }
+            },
+            _ => None,
+        };
+        let monitor_changes = monitor_step
+            .as_ref()
+            .is_some_and(|s| s.action != Action::NoOp);
         if changed {
             steps.push(deploy_step);
+            steps.push(verify_step);
+        } else if monitor_changes {
+            // Only the monitor changes: nothing is deployed, the app is verified first.
+            steps.push(Step {
+                action: Action::NoOp,
+                detail: "nothing to deploy".to_owned(),
+                ..deploy_step
+            });
             steps.push(verify_step);
         } else {
             steps.push(Step {
@@ -310,6 +348,7 @@ impl Plan {
                 ..verify_step
             });
         }
+        steps.extend(monitor_step);
         Self {
             app: spec.key(),
             environment: spec.environment.clone(),
@@ -378,6 +417,8 @@ struct FreshSteps {
     coolify: Step,
     deploy: Step,
     verify: Step,
+    /// Only for a spec that asks for a monitor.
+    monitor: Option<Step>,
 }
 
 impl FreshSteps {
@@ -454,6 +495,21 @@ impl FreshSteps {
                 ),
                 None,
             ),
+            monitor: spec.monitor.as_ref().map(|monitor| {
+                step(
+                    Action::Create,
+                    desired::MONITOR_KIND.to_owned(),
+                    desired::monitor_name(spec),
+                    format!(
+                        "checks {} every {} s ({} retr{}), made once the app is verified; paused while a deploy of the app runs",
+                        spec.health_url(),
+                        monitor.interval,
+                        monitor.retries,
+                        if monitor.retries == 1 { "y" } else { "ies" }
+                    ),
+                    Some(spec.rollback.for_role(Role::Monitor)),
+                )
+            }),
         }
     }
 }

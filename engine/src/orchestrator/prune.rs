@@ -27,20 +27,23 @@ pub(crate) async fn remove_unwanted(
     for row in stale.into_iter().rev() {
         let id = row.external_id.clone().unwrap_or_default();
         let resource = ResourceRef::new(&row.kind, &row.name, Some(&id));
-        let instance = instances.get_mut(row.provider);
-        let deleted = run
-            .retried(&resource.to_string(), async || {
-                delete_and_confirm(
-                    instance,
-                    &row.kind,
-                    &id,
-                    &row.owner,
-                    false,
-                    DELETION_TIMEOUT,
-                )
+        let deleted = match instances.for_role(row.provider) {
+            Ok(instance) => {
+                run.retried(&resource.to_string(), async || {
+                    delete_and_confirm(
+                        instance,
+                        &row.kind,
+                        &id,
+                        &row.owner,
+                        false,
+                        DELETION_TIMEOUT,
+                    )
+                    .await
+                })
                 .await
-            })
-            .await;
+            }
+            Err(error) => Err(error),
+        };
         match deleted {
             Ok(()) | Err(ProviderError::NotFound(_)) => {
                 run.write()

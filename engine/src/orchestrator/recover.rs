@@ -24,7 +24,12 @@ pub(crate) async fn recover(
         .filter(|r| r.status == ResourceStatus::Pending && !is_wanted(r, wanted))
         .collect();
     for row in pending {
-        let instance = instances.get_mut(row.provider);
+        let instance = instances
+            .for_role(row.provider)
+            .map_err(|error| RunFailure::Recovery {
+                resource: ResourceRef::new(&row.kind, &row.name, None),
+                error,
+            })?;
         let what = format!("{} {}", row.kind, row.name);
         let found = run
             .retried(&what, async || {

@@ -56,8 +56,12 @@ pub(crate) async fn refresh(
         }
         read
     };
-    let Instances { coolify, dns } = instances;
-    let ((address, mut read), dns_read) = tokio::join!(
+    let Instances {
+        coolify,
+        dns,
+        monitor,
+    } = instances;
+    let ((address, mut read), dns_read, monitor_read) = tokio::join!(
         async {
             let address = retried(
                 ctx.observer,
@@ -70,9 +74,16 @@ pub(crate) async fn refresh(
             .await;
             (address, read_all(coolify, Role::Coolify).await)
         },
-        read_all(dns, Role::Dns)
+        read_all(dns, Role::Dns),
+        async {
+            match monitor {
+                Some(monitor) => read_all(monitor, Role::Monitor).await,
+                None => Vec::new(),
+            }
+        }
     );
     read.extend(dns_read);
+    read.extend(monitor_read);
     let mut found_drift = Vec::new();
     let mut unreadable = Vec::new();
     let ip = match address {

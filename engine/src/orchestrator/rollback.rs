@@ -88,7 +88,16 @@ pub(crate) async fn roll_back(
             report.left.push(Left { resource, because });
             continue;
         }
-        let instance = instances.get_mut(row.provider);
+        let instance = match instances.for_role(row.provider) {
+            Ok(instance) => instance,
+            Err(error) => {
+                report.problems.push(RollbackProblem {
+                    resource,
+                    error: run.hidden.redact(&error.to_string()),
+                });
+                continue;
+            }
+        };
         let result = match (&row.previous_desired, created) {
             (Some(previous), false) => {
                 let previous = with_secrets(previous, values);
@@ -178,7 +187,7 @@ async fn follow_restored(
         .filter(|r| r.id != run.run_id && r.state == State::Complete)
         .find_map(|r| Snapshot::from_json(&r.snapshot?).ok())
         .map_or_else(|| spec.clone(), |snapshot| snapshot.spec);
-    let instance = instances.get_mut(Role::Coolify);
+    let instance = &mut instances.coolify;
     if let Err(failure) = run.wait(instance, kind, id).await {
         return Ok(Err(failure.to_string()));
     }

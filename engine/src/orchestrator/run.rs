@@ -16,6 +16,21 @@ use crate::store::{Store, StoreError};
 /// One configured provider instance per role.
 pub type Instances = PerRole<ProviderInstance>;
 
+impl PerRole<ProviderInstance> {
+    /// The instance of `role`'s provider, or why there is none: the state tracks a
+    /// resource of a role the project no longer configures (`[providers.monitor]` gone).
+    pub fn for_role(
+        &mut self,
+        role: crate::domain::Role,
+    ) -> Result<&mut ProviderInstance, crate::plugins::types::ProviderError> {
+        self.get_mut(role).ok_or_else(|| {
+            crate::plugins::types::ProviderError::InvalidConfig(format!(
+                "the state tracks a resource of the `{role}` role, and fabrik.toml configures no [providers.{role}]: add it back to change that resource"
+            ))
+        })
+    }
+}
+
 /// A started run.
 pub(crate) struct Run<'a, 'b> {
     pub ctx: &'a Context<'b>,

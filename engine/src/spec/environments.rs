@@ -22,10 +22,11 @@ pub const KEYS: &[&str] = &[
     "coolify",
     "healthcheck",
     "rollback",
+    "monitor",
 ];
 
 /// Overrides of these mappings are merged key by key into the spec's.
-const MERGED: &[&str] = &["env", "coolify", "healthcheck", "rollback"];
+const MERGED: &[&str] = &["env", "coolify", "healthcheck", "rollback", "monitor"];
 
 /// The longest environment name: with the app name, it must fit an owner tag within
 /// Cloudflare's 100-character comment limit (see `orchestrator::owner`).

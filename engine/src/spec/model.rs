@@ -45,6 +45,31 @@ pub struct Spec {
     pub required_secrets: Vec<String>,
     pub healthcheck: Healthcheck,
     pub rollback: RollbackPolicy,
+    /// An uptime monitor of the health URL (the `monitor` role), if the spec asks for
+    /// one. Absent, it is left out of the hash's document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<Monitor>,
+}
+
+/// Default seconds between a monitor's checks.
+pub const DEFAULT_MONITOR_INTERVAL: u32 = 60;
+/// Default failed checks before a monitor reports the app down.
+pub const DEFAULT_MONITOR_RETRIES: u32 = 1;
+
+/// An uptime monitor of the app's health URL: created once a deploy is verified, paused
+/// while its app deploys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Monitor {
+    /// Seconds between checks (20 to 86400).
+    pub interval: u32,
+    /// Failed checks in a row before the app counts as down (0 to 10).
+    pub retries: u32,
+    /// Text the answer must contain, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+    /// The status the answer must have; `None` accepts any 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<u16>,
 }
 
 /// Where the app's code comes from.
@@ -219,6 +244,18 @@ pub struct RollbackPolicy {
     pub coolify: RollbackMode,
     /// The DNS record.
     pub dns: RollbackMode,
+    /// The uptime monitor. Left out of the hash's document when `auto`, so that a spec
+    /// written before monitors existed hashes as it did.
+    #[serde(default = "auto", skip_serializing_if = "is_auto")]
+    pub monitors: RollbackMode,
+}
+
+fn auto() -> RollbackMode {
+    RollbackMode::Auto
+}
+
+fn is_auto(mode: &RollbackMode) -> bool {
+    *mode == RollbackMode::Auto
 }
 
 impl RollbackPolicy {
@@ -227,6 +264,7 @@ impl RollbackPolicy {
         match role {
             crate::domain::Role::Coolify => self.coolify,
             crate::domain::Role::Dns => self.dns,
+            crate::domain::Role::Monitor => self.monitors,
         }
     }
 
@@ -234,6 +272,7 @@ impl RollbackPolicy {
         match role {
             crate::domain::Role::Coolify => &mut self.coolify,
             crate::domain::Role::Dns => &mut self.dns,
+            crate::domain::Role::Monitor => &mut self.monitors,
         }
     }
 }
@@ -243,6 +282,7 @@ impl Default for RollbackPolicy {
         Self {
             coolify: RollbackMode::Auto,
             dns: RollbackMode::Auto,
+            monitors: RollbackMode::Auto,
         }
     }
 }

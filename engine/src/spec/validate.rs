@@ -19,6 +19,7 @@ mod coolify;
 mod env;
 mod health;
 mod hooks;
+mod monitor;
 mod notify;
 mod rollback;
 mod source;
@@ -41,6 +42,7 @@ const TOP_LEVEL: &[&str] = &[
     "rollback",
     "notify",
     "hooks",
+    "monitor",
     "environments",
 ];
 
@@ -67,6 +69,7 @@ pub struct Draft {
     pub required_secrets: Vec<String>,
     pub healthcheck: Healthcheck,
     pub rollback: RollbackPolicy,
+    pub monitor: Option<crate::spec::model::Monitor>,
     pub notify: Notify,
     pub hooks: Hooks,
 }
@@ -95,6 +98,7 @@ impl Draft {
                 expect_status: None,
             },
             rollback: RollbackPolicy::default(),
+            monitor: None,
             notify: Notify::default(),
             hooks: Hooks::default(),
         }
@@ -183,6 +187,7 @@ pub fn read(root: &Value, map: &SourceMap, diags: &mut Diagnostics) -> Draft {
     let env = r.env(top);
     let (secrets, required_secrets) = r.secrets(top, &env);
     let healthcheck = r.healthcheck(top);
+    let monitor = r.monitor(top, &healthcheck);
     let rollback = r.rollback(top);
     let notify = r.notify(top);
     let hooks = r.hooks(top);
@@ -204,6 +209,7 @@ pub fn read(root: &Value, map: &SourceMap, diags: &mut Diagnostics) -> Draft {
         required_secrets,
         healthcheck,
         rollback,
+        monitor,
         notify,
         hooks,
     }

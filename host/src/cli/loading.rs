@@ -75,6 +75,22 @@ pub(super) fn check_providers(
     let mut sets = BTreeMap::new();
     for dir in project_dirs(specs) {
         let project = Project::load(&dir).map_err(|e| e.to_string())?;
+        // A spec that asks for a monitor needs the role's provider: said before anything
+        // is loaded or changed.
+        let has_monitor = project
+            .providers
+            .contains_key(&fabrik_engine::domain::Role::Monitor);
+        if let Some(spec) = specs.iter().find(|s| {
+            s.spec.monitor.is_some()
+                && !has_monitor
+                && fabrik_engine::project::project_dir(&s.path) == dir
+        }) {
+            return Err(format!(
+                "{}: the spec asks for a monitor (`monitor:`), and {} configures no monitor provider\n  hint: add `[providers.monitor]` (the bundled Uptime Kuma provider, with UPTIME_KUMA_URL, UPTIME_KUMA_USERNAME and UPTIME_KUMA_PASSWORD), or remove `monitor:`",
+                spec.path.display(),
+                dir.join("fabrik.toml").display()
+            ));
+        }
         let set = load(&project, Pins::Enforce).map_err(|e| format!("{e:#}"))?;
         sets.insert(dir, set);
     }

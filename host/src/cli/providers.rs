@@ -241,6 +241,9 @@ pub fn test(args: TestArgs<'_>) -> anyhow::Result<ExitStatus> {
         (Role::Coolify, _, None) => anyhow::bail!(
             "`fabrik providers test coolify` needs `--spec SPEC`: the app whose resource the kit creates (renamed, at its own domain)"
         ),
+        (Role::Monitor, _, _) => anyhow::bail!(
+            "the provider kit does not drive `monitor` providers yet: `providers/uptime-kuma`'s tests show what a monitor provider is asked"
+        ),
     };
     // The kit tests a component, pinned or not: the lock step says what it loaded.
     let providers = super::loading::load(&project, Pins::Report)?;

@@ -35,6 +35,8 @@ use coolify::Coolify;
 pub struct SandboxConfig {
     pub coolify_token: String,
     pub cloudflare_token: String,
+    /// The Uptime Kuma user the sandbox is set up with, and its password.
+    pub uptime_kuma_user: (String, String),
     /// Cloudflare zones.
     pub zones: Vec<String>,
     /// Coolify servers as `(name, ip)`.
@@ -58,6 +60,7 @@ impl Default for SandboxConfig {
         Self {
             coolify_token: "1|sandbox-coolify-token".to_owned(),
             cloudflare_token: "sandbox-cloudflare-token".to_owned(),
+            uptime_kuma_user: ("fabrik".to_owned(), "sandbox-kuma-pass-1".to_owned()),
             zones: vec!["example.com".to_owned()],
             servers: vec![("vps1".to_owned(), "127.0.0.1".to_owned())],
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -91,12 +94,15 @@ pub struct Sandbox {
     pub config: SandboxConfig,
     pub coolify: Coolify,
     pub cloudflare: Cloudflare,
+    pub uptime_kuma: uptime_kuma::UptimeKuma,
     pub app: App,
     pub ca: Arc<TestCa>,
     /// `http://127.0.0.1:<port>/api/v1`
     pub coolify_url: String,
     /// `http://127.0.0.1:<port>/client/v4`
     pub cloudflare_url: String,
+    /// `http://127.0.0.1:<port>` (Uptime Kuma's root).
+    pub uptime_kuma_url: String,
     /// Where the app endpoint listens (HTTPS).
     pub app_addr: SocketAddr,
 }
@@ -148,6 +154,10 @@ impl Sandbox {
             SocketAddr::new(ip, config.cloudflare_port),
         )
         .await?;
+        let (user, password) = &config.uptime_kuma_user;
+        let uptime_kuma =
+            uptime_kuma::UptimeKuma::with_user(uptime_kuma::Version::V2, user, password);
+        let uptime_kuma_addr = serve(uptime_kuma.router(), SocketAddr::new(ip, 0)).await?;
         let app_addr = app
             .serve_tls(
                 SocketAddr::new(config.listen.ip(), config.app_port),
@@ -157,6 +167,8 @@ impl Sandbox {
         Ok(Self {
             coolify_url: format!("http://{coolify_addr}/api/v1"),
             cloudflare_url: format!("http://{cloudflare_addr}/client/v4"),
+            uptime_kuma_url: format!("http://{uptime_kuma_addr}"),
+            uptime_kuma,
             config,
             coolify,
             cloudflare,

@@ -3,7 +3,11 @@
 use super::*;
 
 /// A rollback policy per provider role.
-pub(super) const ROLLBACK_KEYS: &[&str] = &[Role::Coolify.as_str(), Role::Dns.as_str()];
+pub(super) const ROLLBACK_KEYS: &[&str] = &[
+    Role::Coolify.policy_key(),
+    Role::Dns.policy_key(),
+    Role::Monitor.policy_key(),
+];
 
 impl Reader<'_> {
     pub(super) fn rollback(&mut self, top: &Mapping) -> RollbackPolicy {
@@ -16,10 +20,10 @@ impl Reader<'_> {
         };
         self.known_keys(mapping, "rollback", ROLLBACK_KEYS);
         for role in Role::ALL {
-            let Some(text) = self.string(mapping, "rollback", role.as_str()) else {
+            let Some(text) = self.string(mapping, "rollback", role.policy_key()) else {
                 continue;
             };
-            let field = child("rollback", role.as_str());
+            let field = child("rollback", role.policy_key());
             match RollbackMode::parse(&text) {
                 Some(mode) => *policy.for_role_mut(role) = mode,
                 None => self.error_with_hint(

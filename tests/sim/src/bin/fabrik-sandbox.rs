@@ -125,6 +125,15 @@ async fn main() -> std::io::Result<()> {
             "CLOUDFLARE_API_TOKEN",
             sandbox.config.cloudflare_token.clone(),
         ),
+        ("UPTIME_KUMA_URL", sandbox.uptime_kuma_url.clone()),
+        (
+            "UPTIME_KUMA_USERNAME",
+            sandbox.config.uptime_kuma_user.0.clone(),
+        ),
+        (
+            "UPTIME_KUMA_PASSWORD",
+            sandbox.config.uptime_kuma_user.1.clone(),
+        ),
         ("FABRIK_CA_FILE", ca_path.display().to_string()),
         ("FABRIK_RESOLVE", resolve),
     ];
