@@ -205,3 +205,25 @@ async fn a_spec_asking_for_a_monitor_needs_the_role() {
     );
     assert_eq!(world.mutating_calls(), 0);
 }
+
+/// A monitor whose state was lost is an orphan `gc` finds and removes, like the app's
+/// other resources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_finds_and_collects_a_monitor_the_state_lost() {
+    let world = World::start().await;
+    let spec = monitored(&world, "app.yaml", |s| s);
+    assert_eq!(world.apply(&spec, &[]).await.status.code(), Some(0));
+    std::fs::remove_dir_all(world.dir.path().join(".fabrik")).expect("remove the state");
+    let found = world.run(&["gc", "--output", "json"]).await;
+    let (stdout, stderr) = text(&found);
+    assert_eq!(found.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("\"role\":\"monitor\"") && l.contains("\"name\":\"test-api\"")),
+        "{stdout}"
+    );
+    let collected = world.run(&["gc", "--delete", "--yes"]).await;
+    assert_eq!(collected.status.code(), Some(0), "{:?}", text(&collected));
+    assert!(monitors_named(&world, "test-api").is_empty());
+}
