@@ -220,7 +220,7 @@ fn a_bad_project_file_is_a_clear_error() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "`route53` is not a bundled provider (bundled: cloudflare, coolify, powerdns)",
+            "`route53` is not a bundled provider (bundled: cloudflare, coolify, powerdns, uptime-kuma)",
         ));
     std::fs::write(
         dir.path().join("fabrik.toml"),
