@@ -227,3 +227,39 @@ async fn gc_finds_and_collects_a_monitor_the_state_lost() {
     assert_eq!(collected.status.code(), Some(0), "{:?}", text(&collected));
     assert!(monitors_named(&world, "test-api").is_empty());
 }
+
+/// Uptime Kuma failing once the app is verified does not roll the app back: the run is
+/// COMPLETE with a warning, and the next apply makes the monitor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitoring_outage_never_rolls_back_a_verified_app() {
+    let world = World::start().await;
+    let spec = monitored(&world, "app.yaml", |s| s);
+    world.sandbox.uptime_kuma.refuse("add");
+    let applied = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("test-api: COMPLETE"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "the app is deployed and verified, but monitor test-api could not be made or resumed"
+        ),
+        "{stdout}{stderr}"
+    );
+    assert!(world.sandbox.uptime_kuma.monitors().is_empty());
+    world.sandbox.uptime_kuma.accept_again();
+    let again = world.apply(&spec, &[]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        monitors_named(&world, "test-api").len(),
+        1,
+        "{stdout}{stderr}"
+    );
+    // And the state is clean: the next apply changes nothing.
+    let third = world.apply(&spec, &[]).await;
+    assert!(
+        text(&third).0.contains("(no changes)"),
+        "{:?}",
+        text(&third)
+    );
+}

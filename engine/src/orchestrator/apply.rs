@@ -629,8 +629,11 @@ async fn execute(
     }
     .await;
     let failure = match forward {
-        Ok(()) => {
-            result.warnings = remove_unwanted(run, wanted, instances).await?;
+        Ok(monitor_warnings) => {
+            result.warnings = monitor_warnings;
+            result
+                .warnings
+                .extend(remove_unwanted(run, wanted, instances).await?);
             return run.to(State::Complete, None).await;
         }
         Err(Stop::Fault(error)) => return Err(error),

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::desired::{self, DesiredResource, Wanted};
 use super::ensure::{Ensured, Observed};
-use super::events::{HookName, ResourceRef, RunEvent};
+use super::events::{HookName, ResourceRef, RunEvent, Warning};
 use super::failure::{RunFailure, Stop};
 use super::hooks::{self, HookEnv};
 use super::run::{Instances, Run};
@@ -23,7 +23,7 @@ pub(crate) async fn provision_deploy_verify(
     loaded: &LoadedSpec,
     values: &BTreeMap<String, SecretString>,
     instances: &mut Instances,
-) -> Result<(), Stop> {
+) -> Result<Vec<Warning>, Stop> {
     let spec = &loaded.spec;
     // DNS and the Coolify resource do not depend on each other, but both are observed
     // before either changes: a provider that refuses its credentials or is down stops
@@ -95,6 +95,26 @@ pub(crate) async fn provision_deploy_verify(
         (Err(failed), _) | (_, Err(failed)) => return Err(failed),
         (Ok(prepared), Ok(record_seen)) => (prepared, record_seen),
     };
+    // A deploy of a watched app pauses its monitor first, so that the restart raises no
+    // alarm (`update` with `active: false`: the provider pauses before it edits); the
+    // verified app resumes it, and a failed run's rollback restores it after the app, per
+    // `rollback.monitors`. Only when the Coolify resource is not settled: a run that
+    // deploys nothing pauses nothing.
+    let deploys = !run_ref.settled.iter().any(|w| w.role == Role::Coolify);
+    let watch_seen = match (deploys, monitor.as_mut(), watch_seen) {
+        (true, Some(instance), Some(seen))
+            if seen
+                .live()
+                .is_some_and(|live| live.live["active"].as_bool() != Some(false)) =>
+        {
+            if let Some(paused) = desired::monitor(loaded, false) {
+                run_ref.converge(instance, &paused, seen).await?;
+            }
+            None
+        }
+        (_, _, seen) => seen,
+    };
+    drop(watch_seen);
     let (record_result, resource) = tokio::join!(
         run_ref.converge(dns, &record, record_seen),
         run_ref.converge(coolify, &app_resource, resource_seen),
@@ -113,18 +133,6 @@ pub(crate) async fn provision_deploy_verify(
         Ensured::Unchanged(resource) => (resource, false),
     };
 
-    // A deploy of a watched app pauses its monitor, so that the restart raises no alarm;
-    // verification resumes it (and a failed run's rollback restores it, per
-    // `rollback.monitors`).
-    if redeployed
-        && let (Some(instance), Some(seen)) = (monitor.as_mut(), watch_seen)
-        && seen
-            .live()
-            .is_some_and(|live| live.live["active"].as_bool() != Some(false))
-        && let Some(paused) = desired::monitor(loaded, false)
-    {
-        run.converge(instance, &paused, seen).await?;
-    }
     if let Some(command) = &loaded.hooks.pre_deploy {
         hook(run, loaded, values, HookName::PreDeploy, command).await?;
     }
@@ -151,14 +159,35 @@ pub(crate) async fn provision_deploy_verify(
         });
     }
     run.probe(spec).await?;
+    // The verified app gets its monitor, made or resumed. A failure here is a warning:
+    // a monitoring outage never rolls back an app that passed its health check (a store
+    // fault still stops the run).
+    let mut warnings = Vec::new();
     if let (Some(instance), Some(watch), Some(wanted)) = (monitor.as_mut(), &watch, &watch_wanted) {
-        let seen = run.observe(instance, wanted, Some(&watch.desired)).await?;
-        run.converge(instance, watch, seen).await?;
+        let made = async {
+            let seen = run.observe(instance, wanted, Some(&watch.desired)).await?;
+            run.converge(instance, watch, seen).await
+        }
+        .await;
+        match made {
+            Ok(_) => {}
+            Err(Stop::Fault(error)) => return Err(Stop::Fault(error)),
+            Err(Stop::Failed(failure)) => {
+                let warning = Warning::MonitorNotReady {
+                    resource: ResourceRef::new(&watch.kind, &watch.name, None),
+                    error: run.hidden.redact(&failure.to_string()),
+                };
+                run.event(RunEvent::Warning {
+                    warning: warning.clone(),
+                });
+                warnings.push(warning);
+            }
+        }
     }
     if let Some(command) = &loaded.hooks.post_deploy {
         hook(run, loaded, values, HookName::PostDeploy, command).await?;
     }
-    Ok(())
+    Ok(warnings)
 }
 
 /// The Coolify side, ready to change: the server looked up, the DNS record and the

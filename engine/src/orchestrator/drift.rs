@@ -82,6 +82,16 @@ fn compare_monitor(desired: &Value, live: &Value) -> Comparison {
             differences.push(format!("{field}: {} → {}", shown(have), shown(want)));
         }
     }
+    // Statuses set by hand that are neither one status nor any 2xx.
+    if let Some(accepted) = live.get("accepted_statuses").filter(|a| !a.is_null()) {
+        differences.push(format!(
+            "accepted statuses: {} → {}",
+            shown(accepted),
+            desired["expect_status"]
+                .as_u64()
+                .map_or_else(|| "any 2xx".to_owned(), |s| s.to_string())
+        ));
+    }
     Comparison {
         differences,
         complete: true,

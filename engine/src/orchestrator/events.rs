@@ -130,6 +130,13 @@ pub enum Warning {
         resource: ResourceRef,
         error: String,
     },
+    /// The app was verified, and its monitor could not be made or resumed then: the
+    /// deploy stands (a monitoring outage never rolls an app back); the next apply tries
+    /// again.
+    MonitorNotReady {
+        resource: ResourceRef,
+        error: String,
+    },
     /// A webhook could not be told how the run ended.
     NotDelivered { target: String, problem: String },
     /// A secret's value is too short to be hidden from output.
@@ -150,6 +157,10 @@ impl std::fmt::Display for Warning {
             Warning::UnwantedNotDeleted { resource, error } => write!(
                 f,
                 "could not delete {resource}, which the spec no longer names: {error}; the next apply tries again"
+            ),
+            Warning::MonitorNotReady { resource, error } => write!(
+                f,
+                "the app is deployed and verified, but {resource} could not be made or resumed: {error}; the next apply tries again"
             ),
             Warning::NotDelivered { target, problem } => {
                 write!(f, "could not tell {target}: {problem}")
@@ -372,6 +383,7 @@ impl RunEvent {
             RunEvent::Warning { warning } => match warning {
                 Warning::WebhookUnusable { problem: text }
                 | Warning::UnwantedNotDeleted { error: text, .. }
+                | Warning::MonitorNotReady { error: text, .. }
                 | Warning::NotDelivered { problem: text, .. } => *text = redact(text),
                 Warning::SecretTooShort { .. }
                 | Warning::EnvEqualsSecret { .. }

@@ -267,6 +267,8 @@ impl Plan {
         }
 
         // What the state holds that the spec no longer names, or that a killed run left.
+        // A monitor alone deploys nothing: it goes once the app is verified.
+        let mut monitor_leftover = false;
         let wanted = desired::wanted(loaded);
         for row in known
             .rows
@@ -295,7 +297,11 @@ impl Plan {
                 },
                 _ => continue,
             };
-            changed = true;
+            if row.provider == Role::Monitor {
+                monitor_leftover = true;
+            } else {
+                changed = true;
+            }
             steps.push(step);
         }
         // The monitor, made or changed once the app is verified (after the other steps).
@@ -322,9 +328,10 @@ impl Plan {
             },
             _ => None,
         };
-        let monitor_changes = monitor_step
-            .as_ref()
-            .is_some_and(|s| s.action != Action::NoOp);
+        let monitor_changes = monitor_leftover
+            || monitor_step
+                .as_ref()
+                .is_some_and(|s| s.action != Action::NoOp);
         if changed {
             steps.push(deploy_step);
             steps.push(verify_step);

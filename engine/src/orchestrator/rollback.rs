@@ -17,7 +17,8 @@ use crate::spec::LoadedSpec;
 use crate::spec::model::RollbackMode;
 use crate::store::{Deployment, ResourceRow, RunRow, StoreError};
 
-/// The resources this run created or changed, newest first.
+/// The resources this run created or changed, newest first, the monitor last: it is
+/// restored (resumed) once the app it watches is back and verified, never before.
 pub(crate) async fn touched(run: &Run<'_, '_>) -> Result<Vec<ResourceRow>, StoreError> {
     let mut rows: Vec<_> = run
         .store()
@@ -30,6 +31,7 @@ pub(crate) async fn touched(run: &Run<'_, '_>) -> Result<Vec<ResourceRow>, Store
         })
         .collect();
     rows.reverse();
+    rows.sort_by_key(|r| r.provider == Role::Monitor);
     Ok(rows)
 }
 
@@ -65,6 +67,15 @@ pub(crate) async fn roll_back(
     // and the version verified once every undo is done (the DNS record too).
     let mut restored_app: Option<(usize, String, String)> = None;
     for row in touched(run).await? {
+        // The restored app is followed and verified before its monitor is restored.
+        if row.provider == Role::Monitor
+            && let Some((index, kind, id)) = restored_app.take()
+        {
+            let health = follow_restored(run, spec, instances, &kind, &id).await?;
+            let undone = &mut report.undone[index];
+            undone.verified = Some(health.is_ok());
+            undone.unhealthy = health.err().map(|why| run.hidden.redact(&why));
+        }
         let Some(id) = row.external_id.clone() else {
             continue;
         };

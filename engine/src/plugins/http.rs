@@ -51,6 +51,10 @@ pub enum AuthScheme {
 /// by accident in a body.
 const MIN_PLACEHOLDER: usize = 8;
 
+/// The shortest credential value scrubbed from answers: shorter strings are too likely
+/// to occur by chance (Uptime Kuma's passwords have at least 6 characters).
+const MIN_SCRUBBED: usize = 6;
+
 /// `value` as the inside of a JSON string.
 fn json_escaped(value: &str) -> String {
     let quoted = serde_json::Value::String(value.to_owned()).to_string();
@@ -346,8 +350,6 @@ impl HttpGateway {
             builder = builder.header(name, value);
         }
         let mut body = request.body;
-        // What the answer must not show the provider: the value it never saw.
-        let mut withheld: Vec<Vec<u8>> = Vec::new();
         if let Some(credential) = &request.credential {
             let Some(secret) = self.grants.credentials.get(&credential.key) else {
                 return Err(HttpError::Denied(format!(
@@ -356,8 +358,6 @@ impl HttpGateway {
                 )));
             };
             let value = secret.expose_secret();
-            withheld.push(value.as_bytes().to_vec());
-            withheld.push(json_escaped(value).into_bytes());
             if let AuthScheme::Body(placeholder) = &credential.scheme {
                 let found = body.as_deref().is_some_and(|b| {
                     b.windows(placeholder.len())
@@ -502,15 +502,21 @@ impl HttpGateway {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "provider request"
         );
-        // The credential's value, should the server echo it, never reaches the provider.
-        let [raw, escaped] = [&withheld.first(), &withheld.get(1)];
+        // No credential's value, should a server echo it, reaches the provider: in any
+        // answer, not only that of the request that carried it (over a long-polling API
+        // the echo comes in a later poll), as written and JSON-escaped.
         let mut headers = headers;
-        for needle in [raw, escaped].into_iter().flatten() {
-            if needle.len() >= MIN_PLACEHOLDER {
-                body = replace_bytes(&body, needle, b"[redacted]");
-                for (_, value) in &mut headers {
-                    let replaced = replace_bytes(value.as_bytes(), needle, b"[redacted]");
-                    *value = String::from_utf8_lossy(&replaced).into_owned();
+        for secret in self.grants.credentials.values() {
+            let value = secret.expose_secret();
+            if value.len() < MIN_SCRUBBED {
+                continue;
+            }
+            for needle in [value.to_owned(), json_escaped(value)] {
+                body = replace_bytes(&body, needle.as_bytes(), b"[redacted]");
+                for (_, header) in &mut headers {
+                    let replaced =
+                        replace_bytes(header.as_bytes(), needle.as_bytes(), b"[redacted]");
+                    *header = String::from_utf8_lossy(&replaced).into_owned();
                 }
             }
         }
@@ -687,6 +693,26 @@ mod tests {
             .find(|(k, _)| k == "x-echo")
             .map(|(_, v)| v.as_str());
         assert_eq!(echoed, Some(r#"{"password":"[redacted]"}"#));
+        // An answer to a request that carried no credential is scrubbed too: a
+        // long-polling API echoes in a later request.
+        let later = gateway
+            .send(
+                HttpRequest {
+                    method: Method::Post,
+                    url: format!("{origin}/login"),
+                    headers: vec![],
+                    body: Some(br#"pa\"ss-w0rd pa"ss-w0rd"#.to_vec()),
+                    credential: None,
+                    timeout: None,
+                },
+                Serving::default(),
+            )
+            .await
+            .expect("answered");
+        assert_eq!(
+            String::from_utf8(later.body).expect("utf-8"),
+            "auth=false echo=[redacted] [redacted]"
+        );
         for (body, placeholder) in [("{}", "{{password}}"), ("{{pw}}", "{{pw}}")] {
             let refused = send(body, placeholder).await;
             assert!(

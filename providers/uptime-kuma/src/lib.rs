@@ -194,7 +194,9 @@ impl Provider for UptimeKuma {
                 &format!("monitor {id}"),
             )?;
             let number = id.parse::<u64>().unwrap_or_default();
-            let answer = socket.call("deleteMonitor", &[json!(number), json!(false)])?;
+            // The one-argument form: 1.23's handler takes `(id, callback)` and never
+            // answers a second argument; 2.x reads it as `deleteChildren` omitted.
+            let answer = socket.call("deleteMonitor", &[json!(number)])?;
             ok(&answer, "delete the monitor")
         })
     }
@@ -273,12 +275,18 @@ fn update_monitor(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    let number = id.parse::<u64>().unwrap_or_default();
+    // Paused before the edit: `editMonitor` restarts an active monitor, which checks at
+    // once (upstream `server/server.js` `editMonitor`), and a pause is asked for while
+    // the app deploys. Resumed after it, for the same reason.
+    if was_active && !wanted.active {
+        set_active(socket, number, false)?;
+    }
     monitor::apply(&mut current, &name, &owner, wanted);
     let answer = socket.call("editMonitor", &[Value::Object(current)])?;
     ok(&answer, "change the monitor")?;
-    let number = id.parse::<u64>().unwrap_or_default();
-    if was_active != wanted.active {
-        set_active(socket, number, wanted.active)?;
+    if !was_active && wanted.active {
+        set_active(socket, number, true)?;
     }
     read_back(socket, id)
 }
@@ -337,7 +345,12 @@ mod tests {
                 };
                 let text = String::from_utf8(body).expect("utf-8");
                 assert!(text.contains(placeholder.as_str()), "{text}");
-                body = text.replace(placeholder.as_str(), &password).into_bytes();
+                // As the host does: at least 8 characters, JSON-escaped.
+                assert!(placeholder.len() >= 8, "{placeholder}");
+                let escaped = serde_json::to_string(&password).expect("json");
+                body = text
+                    .replace(placeholder.as_str(), &escaped[1..escaped.len() - 1])
+                    .into_bytes();
             }
             let method = match request.method {
                 Method::Get => reqwest::Method::GET,
@@ -493,6 +506,26 @@ mod tests {
         );
         UptimeKuma::delete(KIND.into(), id.clone(), owner, false).expect("deleted");
         assert!(UptimeKuma::read(KIND.into(), id).expect("read").is_none());
+    }
+
+    /// A session the server closed between two calls (the provider does not poll while
+    /// the host waits for a deployment) is opened again, logged in again.
+    #[test]
+    fn a_session_closed_between_calls_is_opened_again() {
+        let (kuma, _runtime, base, _host) = serve(Version::V2);
+        kuma.set_heartbeat(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_millis(100),
+        );
+        configure(&base);
+        let owner = "fabrik:acme/api".to_owned();
+        let created = UptimeKuma::create(KIND.into(), "api".into(), wanted(60, true), owner)
+            .expect("created");
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let read = UptimeKuma::read(KIND.into(), created.id.clone()).expect("read");
+        assert!(read.is_some());
+        assert_eq!(kuma.calls_of("login"), 2, "logged in again");
+        assert_eq!(kuma.monitors().len(), 1, "nothing made twice");
     }
 
     #[test]

@@ -33,8 +33,15 @@ pub struct Socket {
     monitors: Option<Map<String, Value>>,
 }
 
-/// A session the server no longer knows (400 `{"code":1}`): opened again.
-struct Gone;
+/// Why an event got no answer.
+enum Lost {
+    /// The server no longer knows the session (its POST was refused): the event was not
+    /// handled, and may be sent again on a new session.
+    Unsent,
+    /// The event was sent, and its answer did not come (a poll failed or the session
+    /// ended): it may have been handled, so it is never sent again blind.
+    Unanswered,
+}
 
 impl Socket {
     pub fn new(api: Api, username: &str) -> Self {
@@ -79,21 +86,36 @@ impl Socket {
             .ok_or_else(|| self.unexpected("the handshake", &response))?
             .to_owned();
         self.sid = Some(sid);
-        self.post("40")
-            .map_err(|_| permanent("Uptime Kuma closed the session it had just opened"))?;
+        if self.post("40").is_err() {
+            self.sid = None;
+            return Err(transient(
+                "Uptime Kuma closed the session it had just opened",
+                None,
+            ));
+        }
         // The connect answer, then the server's `info`: only then is it listening.
         let mut connected = false;
         for _ in 0..MAX_POLLS {
-            let packets = self
-                .poll()
-                .map_err(|_| permanent("Uptime Kuma closed the session while connecting"))?;
+            let Ok(packets) = self.poll() else {
+                self.sid = None;
+                return Err(transient(
+                    "Uptime Kuma closed the session while connecting",
+                    None,
+                ));
+            };
             for packet in &packets {
                 connected |= packet.starts_with("40");
                 if connected && event_name(packet).is_some_and(|n| n == "info") {
-                    return self.login();
+                    // A session whose login failed is not used again.
+                    let logged_in = self.login();
+                    if logged_in.is_err() {
+                        self.sid = None;
+                    }
+                    return logged_in;
                 }
             }
         }
+        self.sid = None;
         Err(transient(
             "Uptime Kuma did not finish connecting (no `info` event)",
             None,
@@ -107,7 +129,7 @@ impl Socket {
         ]);
         let answer = self
             .emit(&message, true)
-            .map_err(|_| transient("Uptime Kuma closed the session during the login", None))?;
+            .map_err(|_| transient("Uptime Kuma did not answer the login", None))?;
         if answer["ok"].as_bool() == Some(true) {
             return Ok(());
         }
@@ -131,7 +153,7 @@ impl Socket {
         )))
     }
 
-    fn post(&self, body: &str) -> Result<(), Gone> {
+    fn post(&self, body: &str) -> Result<(), Lost> {
         let sid = self.sid.as_deref().unwrap_or_default();
         self.post_request(
             self.api
@@ -141,15 +163,18 @@ impl Socket {
         )
     }
 
-    fn post_request(&self, request: fabrik_provider_sdk::http::Request) -> Result<(), Gone> {
+    /// A POST: `Unsent` only when the server says it does not know the session (400),
+    /// `Unanswered` for anything that may have reached it.
+    fn post_request(&self, request: fabrik_provider_sdk::http::Request) -> Result<(), Lost> {
         match request.send() {
             Ok(response) if response.is_success() => Ok(()),
-            _ => Err(Gone),
+            Ok(response) if response.status == 400 => Err(Lost::Unsent),
+            _ => Err(Lost::Unanswered),
         }
     }
 
     /// One poll: its packets, with pings answered and pushed lists kept.
-    fn poll(&mut self) -> Result<Vec<String>, Gone> {
+    fn poll(&mut self) -> Result<Vec<String>, Lost> {
         let sid = self.sid.clone().unwrap_or_default();
         let response = self
             .api
@@ -157,16 +182,16 @@ impl Socket {
             .header("accept", "*/*")
             .timeout_ms(30_000)
             .send()
-            .map_err(|_| Gone)?;
+            .map_err(|_| Lost::Unanswered)?;
         if !response.is_success() {
-            return Err(Gone);
+            return Err(Lost::Unanswered);
         }
         let text = String::from_utf8_lossy(&response.body).into_owned();
         let packets: Vec<String> = text.split(SEPARATOR).map(str::to_owned).collect();
         for packet in &packets {
             match packet.as_str() {
-                "2" => self.post("3")?,
-                "1" => return Err(Gone),
+                "2" => self.post("3").map_err(|_| Lost::Unanswered)?,
+                "1" => return Err(Lost::Unanswered),
                 _ => self.keep_list(packet),
             }
         }
@@ -198,7 +223,7 @@ impl Socket {
     }
 
     /// Sends `[name, …args]` and waits for its acknowledgement.
-    fn emit(&mut self, message: &Value, with_password: bool) -> Result<Value, Gone> {
+    fn emit(&mut self, message: &Value, with_password: bool) -> Result<Value, Lost> {
         self.next_ack += 1;
         let id = self.next_ack;
         let sid = self.sid.clone().unwrap_or_default();
@@ -215,16 +240,19 @@ impl Socket {
         for _ in 0..MAX_POLLS {
             for packet in self.poll()? {
                 if let Some(answer) = packet.strip_prefix(&prefix) {
-                    let answer: Value = serde_json::from_str(answer).map_err(|_| Gone)?;
+                    let answer: Value =
+                        serde_json::from_str(answer).map_err(|_| Lost::Unanswered)?;
                     return Ok(answer.get(0).cloned().unwrap_or(Value::Null));
                 }
             }
         }
-        Err(Gone)
+        Err(Lost::Unanswered)
     }
 
     /// `name(args…)`, acknowledged, on a logged-in session (opened, or opened again
-    /// once if the server closed it).
+    /// once if the server had closed it before the event reached it). An event that was
+    /// sent and got no answer is never sent again here: the host retries the whole call,
+    /// which looks first (a `create` adopts what a lost `add` made).
     pub fn call(&mut self, name: &str, args: &[Value]) -> Result<Value, ProviderError> {
         let mut message = vec![json!(name)];
         message.extend_from_slice(args);
@@ -235,12 +263,20 @@ impl Socket {
             }
             match self.emit(&message, false) {
                 Ok(answer) => return Ok(answer),
-                Err(Gone) if attempt == 0 => self.sid = None,
-                Err(Gone) => {}
+                Err(Lost::Unsent) if attempt == 0 => self.sid = None,
+                Err(Lost::Unsent) => break,
+                Err(Lost::Unanswered) => {
+                    self.sid = None;
+                    return Err(transient(
+                        format!("Uptime Kuma did not answer `{name}`: it may have been done"),
+                        None,
+                    ));
+                }
             }
         }
+        self.sid = None;
         Err(transient(
-            format!("Uptime Kuma did not answer `{name}` (its session ended twice)"),
+            format!("Uptime Kuma did not take `{name}` (its session ended twice)"),
             None,
         ))
     }

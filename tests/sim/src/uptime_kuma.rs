@@ -77,6 +77,8 @@ struct Store {
     down: Vec<u64>,
     /// Every event the clients sent, by name (tests count them).
     calls: Vec<String>,
+    /// Events answered `{ok:false}` whatever they ask (a test's outage).
+    refused: Vec<String>,
 }
 
 /// Shared state of one simulator.
@@ -173,6 +175,16 @@ impl UptimeKuma {
         }
     }
 
+    /// Answers every `event` with `{ok:false, msg}` until `accept_again` (an outage seen
+    /// through the API: the handler's catch).
+    pub fn refuse(&self, event: &str) {
+        lock(&self.store).refused.push(event.to_owned());
+    }
+
+    pub fn accept_again(&self) {
+        lock(&self.store).refused.clear();
+    }
+
     /// How many times clients sent `event`.
     pub fn calls_of(&self, event: &str) -> usize {
         lock(&self.store)
@@ -260,7 +272,13 @@ impl UptimeKuma {
         event: &Event,
         after: &mut Vec<(&'static str, Value)>,
     ) -> Option<Value> {
-        lock(&self.store).calls.push(event.name.clone());
+        {
+            let mut store = lock(&self.store);
+            store.calls.push(event.name.clone());
+            if store.refused.contains(&event.name) {
+                return Some(refused("SQLITE_BUSY: database is locked (injected)"));
+            }
+        }
         let version = self.version();
         let arg = |i: usize| event.args.get(i).cloned().unwrap_or(Value::Null);
         let logged_in = || {
@@ -309,6 +327,18 @@ impl UptimeKuma {
                 }
                 Err(answer) => answer,
             }),
+            // 1.23's handler is `(monitorID, callback)`: a second argument is taken for the
+            // callback, calling it throws, and nothing is answered (S:941); 2.x reads it as
+            // `deleteChildren` (S:1127).
+            "deleteMonitor" if version == Version::V1 && event.args.len() > 1 => {
+                if let (Ok(user), Some(id)) = (logged_in(), arg(0).as_u64()) {
+                    let mut store = lock(&self.store);
+                    if store.monitors.get(&id).is_some_and(|m| m.user == user) {
+                        store.monitors.remove(&id);
+                    }
+                }
+                None
+            }
             "deleteMonitor" => Some(match logged_in() {
                 Ok(user) => {
                     let id = arg(0).as_u64().unwrap_or_default();

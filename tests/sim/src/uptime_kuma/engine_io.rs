@@ -54,6 +54,8 @@ pub struct Session {
     polling: AtomicBool,
     /// When the last ping was sent and not yet answered.
     ping_sent: Mutex<Option<Instant>>,
+    /// When the client last asked for anything (a poll or a post).
+    last_seen: Mutex<Instant>,
     /// Whether the Socket.IO namespace `/` is connected.
     pub connected: AtomicBool,
     /// The logged-in user (Uptime Kuma's `socket.userID`).
@@ -72,6 +74,7 @@ impl Session {
             ready: tokio::sync::Notify::new(),
             polling: AtomicBool::new(false),
             ping_sent: Mutex::new(None),
+            last_seen: Mutex::new(Instant::now()),
             connected: AtomicBool::new(false),
             user: Mutex::new(None),
         }
@@ -194,15 +197,19 @@ impl Sessions {
     }
 
     /// The session `sid`, unless it is unknown or its client missed a ping (then it is
-    /// closed first, as engine.io's ping timeout does).
+    /// closed first, as engine.io's ping timeout does). A client that stopped polling
+    /// missed the ping the server would have sent it at the end of the interval: its
+    /// session is gone once the interval and the timeout have passed.
     pub fn get(&self, sid: &str) -> Option<Arc<Session>> {
         let session = lock(&self.open).get(sid).cloned()?;
-        let missed =
-            lock(&session.ping_sent).is_some_and(|sent| sent.elapsed() > self.heartbeat().timeout);
-        if missed {
+        let beat = self.heartbeat();
+        let missed = lock(&session.ping_sent).is_some_and(|sent| sent.elapsed() > beat.timeout);
+        let idle = lock(&session.last_seen).elapsed() > beat.interval + beat.timeout;
+        if missed || idle {
             self.close(sid);
             return None;
         }
+        *lock(&session.last_seen) = Instant::now();
         Some(session)
     }
 
