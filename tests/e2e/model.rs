@@ -13,7 +13,8 @@
 //! cargo test --test e2e model:: -- --nocapture`.
 //!
 //! Soaks run (every invariant held): 2026-12-05, with environments: 16 × 14 from seed
-//! 7310, 12 × 16 from 24791, 12 × 14 from 12383; then with monitors: 8 × 12 from 4242; with malformed answers, hangs, wrong
+//! 7310, 12 × 16 from 24791, 12 × 14 from 12383; then with monitors: 8 × 12 from 4242,
+//! 10 × 14 from 777; with malformed answers, hangs, wrong
 //! tokens, damaged states, the three policies and two servers: 24 sequences of 12 steps
 //! from seed 9191 (359 s), 8 × 12 from 4242, 4 × 10 from 31; 12 × 12 from 5150 once
 //! seed 5157's finding (a failed create's intent left pending) was fixed; before them, on the same
