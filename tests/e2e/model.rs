@@ -1252,6 +1252,7 @@ impl Harness {
         secrets.push(DATABASE_URL.to_owned());
         secrets.push(self.world.sandbox.config.coolify_token.clone());
         secrets.push(self.world.sandbox.config.cloudflare_token.clone());
+        secrets.push(self.world.sandbox.config.uptime_kuma_user.1.clone());
         let state = std::fs::read(fabrik_engine::store::default_path(self.world.dir.path()))
             .unwrap_or_default();
         let state = String::from_utf8_lossy(&state);

@@ -262,4 +262,12 @@ async fn a_monitoring_outage_never_rolls_back_a_verified_app() {
         "{:?}",
         text(&third)
     );
+    // The Uptime Kuma password is in no output and not in the state.
+    let password = world.sandbox.config.uptime_kuma_user.1.as_str();
+    for output in [&applied, &again, &third] {
+        let (stdout, stderr) = text(output);
+        assert!(!stdout.contains(password) && !stderr.contains(password));
+    }
+    let state = std::fs::read(fabrik_engine::store::default_path(world.dir.path())).expect("state");
+    assert!(!String::from_utf8_lossy(&state).contains(password));
 }
